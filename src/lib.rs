@@ -1,0 +1,25 @@
+//! corestream: a thread-per-core, Kafka-compatible storage node.
+//!
+//! The crate is laid out by subsystem, the way a reader looks for things:
+//!
+//! - [`protocol`]: the wire codec that does no I/O — framing, the
+//!   RecordBatch v2 header, the table of supported API versions.
+//! - [`storage`]: the on-disk log of one partition — segments, sparse
+//!   indexes, the appender, recovery — behind a small disk seam so faults can
+//!   be injected in tests.
+//! - [`metadata`]: topics, partitions and their owner shards, held as an
+//!   immutable snapshot per shard.
+//! - [`shard`]: the per-core runtime — executors, the cross-shard mesh, the
+//!   partitions a shard owns and its group-commit flusher.
+//! - [`server`]: the Kafka listener and the connection loop.
+//! - [`handlers`]: one file per Kafka API, each declaring its version range.
+//! - [`config`]: broker settings from flags, environment and a TOML file.
+
+pub mod alloc;
+pub mod config;
+pub mod handlers;
+pub mod metadata;
+pub mod protocol;
+pub mod server;
+pub mod shard;
+pub mod storage;
