@@ -1,1 +1,154 @@
-//! TODO
+//! One file per Kafka API. Each declares the version range it serves
+//! ([`ApiSpec`]); the dispatcher refuses other versions before the handler
+//! runs, and ApiVersions advertises exactly the table in [`SUPPORTED_APIS`].
+//!
+//! A handler takes the decoded request and returns the response struct; the
+//! dispatcher encodes it with the matching response header. Kafka errors are
+//! error codes inside responses. The connection is closed only where Kafka
+//! closes it: an unknown API key, an unsupported version of an API other than
+//! ApiVersions, or a body that does not decode.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+mod topics;
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tracing::warn;
+
+use crate::protocol::frame::{encode_response, parse_request_header, ParsedHeader};
+use crate::shard::Shard;
+
+/// An API and the versions this broker serves.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiSpec {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest version served.
+    pub min: i16,
+    /// Highest version served.
+    pub max: i16,
+}
+
+/// Every API this broker implements, with its version range.
+pub const SUPPORTED_APIS: &[ApiSpec] = &[
+    produce::API,
+    fetch::API,
+    list_offsets::API,
+    metadata::API,
+    api_versions::API,
+    create_topics::API,
+    delete_topics::API,
+    create_partitions::API,
+    describe_cluster::API,
+];
+
+/// The served range of an API, if it is implemented.
+pub fn supported(key: ApiKey) -> Option<ApiSpec> {
+    SUPPORTED_APIS.iter().copied().find(|s| s.key == key)
+}
+
+/// What a request handler hands the connection.
+pub struct RequestContext {
+    /// The shard the connection lives on.
+    pub shard: Rc<Shard>,
+    /// The request's API version.
+    pub version: i16,
+    /// The client's id from the request header.
+    pub client_id: Option<String>,
+}
+
+/// What the connection does with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this size-prefixed response frame.
+    Respond(Bytes),
+    /// Send nothing (Produce with acks=0).
+    NoResponse,
+    /// Close the connection, logging why.
+    Close(String),
+}
+
+/// Decodes, dispatches and answers one request frame (size prefix removed).
+pub async fn handle_frame(shard: Rc<Shard>, mut frame: Bytes) -> Outcome {
+    let header = match parse_request_header(&mut frame) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("bad request header: {e}")),
+    };
+    let Some(key) = header.api_key else {
+        return Outcome::Close(format!("unknown API key {}", header.api_key_raw));
+    };
+    let spec = supported(key).filter(|s| (s.min..=s.max).contains(&header.api_version));
+    if spec.is_none() {
+        if key == ApiKey::ApiVersions {
+            return respond_or_close(&header, 0, &api_versions::unsupported_version_response());
+        }
+        return Outcome::Close(format!("unsupported version {} of {key:?}", header.api_version));
+    }
+    let ctx = RequestContext { shard, version: header.api_version, client_id: header.client_id.as_ref().map(|c| c.to_string()) };
+    dispatch(ctx, key, &header, frame).await
+}
+
+macro_rules! route {
+    ($ctx:ident, $key:ident, $header:ident, $body:ident, { $($api:ident => $module:ident),* $(,)? }) => {
+        match $key {
+            $(ApiKey::$api => match decode(&mut $body, $ctx.version) {
+                Ok(request) => {
+                    let version = $ctx.version;
+                    let response = $module::handle(&$ctx, request).await;
+                    respond_or_close(&$header, version, &response)
+                }
+                Err(e) => Outcome::Close(format!("{:?} v{} body does not decode: {e}", $key, $ctx.version)),
+            },)*
+            ApiKey::Produce => match decode(&mut $body, $ctx.version) {
+                Ok(request) => {
+                    let version = $ctx.version;
+                    match produce::handle(&$ctx, request).await {
+                        Some(response) => respond_or_close(&$header, version, &response),
+                        None => Outcome::NoResponse,
+                    }
+                }
+                Err(e) => Outcome::Close(format!("Produce v{} body does not decode: {e}", $ctx.version)),
+            },
+            other => Outcome::Close(format!("{other:?} is not implemented")),
+        }
+    };
+}
+
+async fn dispatch(ctx: RequestContext, key: ApiKey, header: &ParsedHeader, mut body: Bytes) -> Outcome {
+    route!(ctx, key, header, body, {
+        ApiVersions => api_versions,
+        Metadata => metadata,
+        Fetch => fetch,
+        ListOffsets => list_offsets,
+        CreateTopics => create_topics,
+        DeleteTopics => delete_topics,
+        CreatePartitions => create_partitions,
+        DescribeCluster => describe_cluster,
+    })
+}
+
+fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> anyhow::Result<T> {
+    T::decode(body, version)
+}
+
+fn respond_or_close<T: Encodable>(header: &ParsedHeader, version: i16, body: &T) -> Outcome {
+    let Some(key) = header.api_key else { return Outcome::Close("unknown API key".into()) };
+    match encode_response(header.correlation_id, key.response_header_version(version), body, version) {
+        Ok(frame) => Outcome::Respond(frame),
+        Err(e) => {
+            warn!("encoding {key:?} v{version} response failed: {e}");
+            Outcome::Close(format!("response encoding failed: {e}"))
+        }
+    }
+}

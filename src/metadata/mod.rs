@@ -1,1 +1,19 @@
-//! TODO
+//! Cluster metadata: topics, their partitions and the shard that owns each.
+//!
+//! Every shard holds the current [`Snapshot`] behind an `Arc` and reads it
+//! without waiting. Changes (create/delete topics, add partitions) are made by
+//! one metadata owner, shard 0, which persists the new state to
+//! `<data_dir>/meta/topics.json` (write to a temporary file, fsync, rename,
+//! fsync the directory) and only then broadcasts the new snapshot to every
+//! shard. A shard applies a snapshot by opening the partitions it now owns and
+//! removing the ones that are gone, and acknowledges; the change is answered
+//! to the client after every shard acknowledged, so a topic that CreateTopics
+//! reported is ready to take produce requests on every shard.
+
+mod snapshot;
+mod store;
+mod topic_name;
+
+pub use snapshot::{PartitionId, Snapshot, TopicMeta};
+pub use store::{ensure_data_dir, load, save, MetadataError, PersistedState};
+pub use topic_name::{validate_topic_name, TOPIC_NAME_LEN_MAX};

@@ -1,1 +1,133 @@
-//! TODO
+//! The per-core runtime: one glommio executor per shard, pinned to a CPU.
+//!
+//! A [`Shard`] is `!Send` and lives on its executor only. It holds the
+//! metadata snapshot it reads without waiting, the partitions it owns, and a
+//! sender to every shard (itself included) — a full mesh of channels.
+//! Requests that name partitions are split by owner: a partition on this
+//! shard is a direct call, one elsewhere is a [`ShardMsg`] answered through a
+//! oneshot channel. Handlers send all of a request's partition operations at
+//! once and await them together, then merge the answers in request order.
+//!
+//! The channels are `futures` unbounded channels: they are `Send`, and
+//! glommio wakes a task from another thread through its foreign-wake queue.
+//! What bounds them is upstream: each connection has a bounded number of
+//! requests in flight.
+
+mod meta_owner;
+mod messages;
+mod partition;
+pub mod placement;
+mod runtime;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::{mpsc, oneshot};
+use kafka_protocol::ResponseError;
+
+pub use messages::{MetaChange, MetaResult, PartitionOp, PartitionReply, ShardMsg};
+pub use partition::{Partition, PENDING_BYTES_MAX};
+pub use runtime::{run, StartError};
+
+use crate::config::Config;
+use crate::metadata::{PartitionId, Snapshot};
+
+/// The sending side of one shard's inbox.
+pub type ShardSender = mpsc::UnboundedSender<ShardMsg>;
+
+/// One shard's state. `!Send`: it never leaves its executor.
+pub struct Shard {
+    /// This shard's index.
+    pub id: usize,
+    /// Broker configuration.
+    pub config: Arc<Config>,
+    peers: Vec<ShardSender>,
+    snapshot: RefCell<Arc<Snapshot>>,
+    partitions: RefCell<HashMap<PartitionId, Rc<Partition>>>,
+    /// Serializes metadata changes; only used on the metadata owner.
+    meta_lock: futures::lock::Mutex<()>,
+}
+
+/// The shard that makes metadata changes.
+pub const METADATA_OWNER_SHARD: usize = 0;
+
+impl Shard {
+    fn new(id: usize, config: Arc<Config>, peers: Vec<ShardSender>) -> Shard {
+        Shard {
+            id,
+            config,
+            peers,
+            snapshot: RefCell::new(Arc::new(Snapshot::default())),
+            partitions: RefCell::new(HashMap::new()),
+            meta_lock: futures::lock::Mutex::new(()),
+        }
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The current metadata snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// A partition this shard owns.
+    pub fn local_partition(&self, id: &PartitionId) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(id).cloned()
+    }
+
+    /// Runs `op` on the partition's owner: a direct call when that is this
+    /// shard, a message otherwise.
+    pub async fn call_partition(&self, id: PartitionId, op: PartitionOp) -> PartitionReply {
+        let Some(owner) = self.snapshot.borrow().shard_for(&id.topic, id.partition) else {
+            return PartitionReply::Error(ResponseError::UnknownTopicOrPartition.code());
+        };
+        let (reply, answer) = oneshot::channel();
+        if owner == self.id {
+            self.execute_local(id, op, reply).await;
+        } else if self.peers[owner].unbounded_send(ShardMsg::Partition { id, op, reply }).is_err() {
+            return PartitionReply::Error(ResponseError::NotLeaderOrFollower.code());
+        }
+        answer.await.unwrap_or(PartitionReply::Error(ResponseError::NotLeaderOrFollower.code()))
+    }
+
+    async fn execute_local(&self, id: PartitionId, op: PartitionOp, reply: oneshot::Sender<PartitionReply>) {
+        match self.local_partition(&id) {
+            Some(p) => p.execute(op, reply).await,
+            // Not (yet or any more) open here: the client refreshes metadata and retries.
+            None => {
+                let _ = reply.send(PartitionReply::Error(ResponseError::UnknownTopicOrPartition.code()));
+            }
+        }
+    }
+
+    /// Handles one message from the mesh. Partition operations run as their
+    /// own tasks so a long-poll or a flush never holds up the inbox.
+    async fn handle_message(self: &Rc<Self>, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Partition { id, op, reply } => {
+                let me = self.clone();
+                glommio::spawn_local(async move { me.execute_local(id, op, reply).await }).detach();
+            }
+            ShardMsg::ApplySnapshot { snapshot, reply } => {
+                self.apply_snapshot(snapshot).await;
+                let _ = reply.send(());
+            }
+            ShardMsg::Meta { change, reply } => {
+                let me = self.clone();
+                glommio::spawn_local(async move {
+                    let _ = reply.send(me.change_metadata_here(change).await);
+                })
+                .detach();
+            }
+            ShardMsg::Shutdown { reply } => {
+                self.close_all_partitions().await;
+                let _ = reply.send(());
+            }
+        }
+    }
+}

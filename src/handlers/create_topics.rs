@@ -1,0 +1,69 @@
+//! CreateTopics (key 19), v2-7. Single broker: replication factor must be
+//! -1 (default) or 1, and explicit replica assignments may only name this
+//! broker. Topic configs are accepted but not applied yet (the log lifecycle
+//! work adds them). The topic is ready on every shard when this answers.
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::config::PARTITIONS_PER_TOPIC_MAX;
+use crate::metadata::validate_topic_name;
+use crate::shard::MetaChange;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 };
+
+/// Answers CreateTopics.
+pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        results.push(create_one(ctx, topic, request.validate_only).await);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+async fn create_one(ctx: &RequestContext, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult {
+    let name = topic.name.0.to_string();
+    let result = CreatableTopicResult::default().with_name(topic.name.clone());
+    let fail = |code: i16, message: String| {
+        result.clone().with_error_code(code).with_error_message(Some(StrBytes::from_string(message)))
+    };
+    if let Err(message) = validate_topic_name(&name) {
+        return fail(ResponseError::InvalidTopicException.code(), message);
+    }
+    let partitions = if !topic.assignments.is_empty() {
+        topic.assignments.len() as i32
+    } else if topic.num_partitions == -1 {
+        ctx.shard.config.default_partitions
+    } else {
+        topic.num_partitions
+    };
+    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+        return fail(ResponseError::InvalidPartitions.code(), format!("Number of partitions must be within 1..={PARTITIONS_PER_TOPIC_MAX}, not {partitions}."));
+    }
+    if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
+        return fail(
+            ResponseError::InvalidReplicationFactor.code(),
+            format!("Replication factor {} is larger than the 1 available broker.", topic.replication_factor),
+        );
+    }
+    let node = ctx.shard.config.node_id;
+    if topic.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)) {
+        return fail(ResponseError::InvalidReplicaAssignment.code(), format!("Replica assignments may only name broker {node}."));
+    }
+    if ctx.shard.snapshot().topic(&name).is_some() {
+        return fail(ResponseError::TopicAlreadyExists.code(), format!("Topic '{name}' already exists."));
+    }
+    if !validate_only {
+        let (code, message) = ctx.shard.change_metadata(MetaChange::CreateTopic { name: name.clone(), partitions }).await;
+        if code != 0 {
+            return fail(code, message.unwrap_or_default());
+        }
+    }
+    let topic_id = ctx.shard.snapshot().topic(&name).map(|t| t.id).unwrap_or_default();
+    result.with_topic_id(topic_id).with_num_partitions(partitions).with_replication_factor(1).with_configs(Some(vec![]))
+}

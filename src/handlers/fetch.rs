@@ -1,0 +1,185 @@
+//! Fetch (key 1), v4-16. Reads whole stored batches from each partition's
+//! owner, trims to the request's byte budgets at batch boundaries, and when
+//! less than `min_bytes` is available parks on the owners until an append
+//! makes data durable or `max_wait_ms` passes (long poll, woken by appends).
+//!
+//! v13+ names topics by id. Fetch sessions (KIP-227) are not kept yet: every
+//! answer carries session id 0, which tells clients to send full requests.
+//! Without transactions, read_committed sees the same data as
+//! read_uncommitted and the last stable offset is the high watermark.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{join_all, select, select_all, Either};
+use futures::FutureExt;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::metadata::PartitionId;
+use crate::protocol::batch::batches;
+use crate::shard::{PartitionOp, PartitionReply};
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec { key: ApiKey::Fetch, min: 4, max: 16 };
+
+/// Longest long poll we honour, whatever the client asks.
+pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
+
+/// Kafka's isolation level for read_committed.
+const READ_COMMITTED: i8 = 1;
+
+/// One partition to read, resolved against the metadata snapshot.
+struct Wanted {
+    topic: usize,
+    partition: i32,
+    id: Result<PartitionId, i16>,
+    offset: i64,
+    max_bytes: usize,
+}
+
+/// Answers Fetch.
+pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchResponse {
+    let wanted = resolve(ctx, &request.topics);
+    let response_max = usize::try_from(request.max_bytes).unwrap_or(0).max(1);
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let mut replies = read_all(ctx, &wanted, response_max).await;
+    let total: usize = replies.iter().map(|r| records_len(r)).sum();
+    let any_error = replies.iter().any(|r| matches!(r, PartitionReply::Error(_)));
+    if total < min_bytes.max(1) && request.max_wait_ms > 0 && !any_error && !wanted.is_empty() {
+        let wait = Duration::from_millis(request.max_wait_ms.min(FETCH_WAIT_MS_MAX) as u64);
+        wait_for_data(ctx, &wanted, wait).await;
+        replies = read_all(ctx, &wanted, response_max).await;
+    }
+    build_response(&request.topics, wanted, replies, request.isolation_level)
+}
+
+fn resolve(ctx: &RequestContext, topics: &[FetchTopic]) -> Vec<Wanted> {
+    let snapshot = ctx.shard.snapshot();
+    let mut wanted = Vec::new();
+    for (ti, topic) in topics.iter().enumerate() {
+        let meta = if ctx.version >= 13 {
+            snapshot.topic_by_id(&topic.topic_id).ok_or(ResponseError::UnknownTopicId.code())
+        } else {
+            snapshot.topic(&topic.topic.0).ok_or(ResponseError::UnknownTopicOrPartition.code())
+        };
+        for p in &topic.partitions {
+            let id = match &meta {
+                Ok(m) if (0..m.partition_count()).contains(&p.partition) => {
+                    Ok(PartitionId { topic: m.name.clone(), partition: p.partition })
+                }
+                Ok(_) => Err(ResponseError::UnknownTopicOrPartition.code()),
+                Err(code) => Err(*code),
+            };
+            let max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0);
+            wanted.push(Wanted { topic: ti, partition: p.partition, id, offset: p.fetch_offset, max_bytes });
+        }
+    }
+    wanted
+}
+
+/// Reads every partition at once, then trims to the response budget in
+/// request order: the first partition with data keeps at least one whole
+/// batch (KIP-74), later ones keep whole batches while the budget lasts.
+async fn read_all(ctx: &RequestContext, wanted: &[Wanted], response_max: usize) -> Vec<PartitionReply> {
+    let reads = wanted.iter().map(|w| async move {
+        match &w.id {
+            Err(code) => PartitionReply::Error(*code),
+            Ok(id) => {
+                let op = PartitionOp::Read { offset: w.offset, max_bytes: w.max_bytes.min(response_max), min_one: true };
+                ctx.shard.call_partition(id.clone(), op).await
+            }
+        }
+    });
+    let mut replies = join_all(reads).await;
+    let mut used = 0usize;
+    for reply in replies.iter_mut() {
+        if let PartitionReply::Read { records, .. } = reply {
+            let within = whole_batches_within(records, response_max.saturating_sub(used));
+            let keep = if used == 0 { within.max(first_batch_len(records)) } else { within };
+            records.truncate(keep);
+            used += keep;
+        }
+    }
+    replies
+}
+
+fn records_len(reply: &PartitionReply) -> usize {
+    match reply {
+        PartitionReply::Read { records, .. } => records.len(),
+        _ => 0,
+    }
+}
+
+fn first_batch_len(records: &Bytes) -> usize {
+    batches(records).next().and_then(Result::ok).map(|b| b.bytes.len()).unwrap_or(0)
+}
+
+/// Length of the longest prefix of whole batches that fits in `budget`.
+fn whole_batches_within(records: &Bytes, budget: usize) -> usize {
+    let mut end = 0;
+    for batch in batches(records) {
+        match batch {
+            Ok(b) if b.position + b.bytes.len() <= budget => end = b.position + b.bytes.len(),
+            _ => break,
+        }
+    }
+    end
+}
+
+/// Parks on the owners of every readable partition until one of them has
+/// data past the fetch offset, or `wait` passes. Dropping the losing waits
+/// cancels them on their owners.
+async fn wait_for_data(ctx: &RequestContext, wanted: &[Wanted], wait: Duration) {
+    let waits: Vec<_> = wanted
+        .iter()
+        .filter_map(|w| w.id.as_ref().ok().map(|id| (id.clone(), w.offset)))
+        .map(|(id, offset)| ctx.shard.call_partition(id, PartitionOp::WaitForData { offset }).boxed_local())
+        .collect();
+    if waits.is_empty() {
+        return;
+    }
+    let timer = glommio::timer::sleep(wait).boxed_local();
+    match select(select_all(waits), timer).await {
+        Either::Left(_) | Either::Right(_) => {}
+    }
+}
+
+fn build_response(
+    topics: &[FetchTopic],
+    wanted: Vec<Wanted>,
+    replies: Vec<PartitionReply>,
+    isolation_level: i8,
+) -> FetchResponse {
+    let mut out: Vec<FetchableTopicResponse> = topics
+        .iter()
+        .map(|t| FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id))
+        .collect();
+    for (w, reply) in wanted.into_iter().zip(replies) {
+        let base = PartitionData::default().with_partition_index(w.partition).with_aborted_transactions(
+            (isolation_level == READ_COMMITTED).then(Vec::new),
+        );
+        let data = match reply {
+            PartitionReply::Read { records, high_watermark, log_start_offset } => base
+                .with_high_watermark(high_watermark)
+                .with_last_stable_offset(high_watermark)
+                .with_log_start_offset(log_start_offset)
+                .with_records(Some(records)),
+            PartitionReply::Error(code) => error_partition(base, code),
+            _ => error_partition(base, ResponseError::UnknownServerError.code()),
+        };
+        out[w.topic].partitions.push(data);
+    }
+    FetchResponse::default().with_responses(out)
+}
+
+fn error_partition(base: PartitionData, code: i16) -> PartitionData {
+    base.with_error_code(code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()))
+}

@@ -1,0 +1,54 @@
+//! ListOffsets (key 2), v1-8: earliest (-2), latest (-1, the high
+//! watermark), earliest-local (-4, the same as earliest: there is no tiered
+//! storage), and by timestamp (the first batch whose max timestamp is at or
+//! after the target; see the storage docs for the batch granularity).
+//! MAX_TIMESTAMP (-3) is not supported yet and gets INVALID_REQUEST.
+
+use futures::future::join_all;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::metadata::PartitionId;
+use crate::shard::{PartitionOp, PartitionReply};
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 8 };
+
+const EARLIEST_TIMESTAMP: i64 = -2;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+
+/// Answers ListOffsets.
+pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let snapshot = ctx.shard.snapshot();
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let meta = snapshot.topic(&topic.name.0).cloned();
+        let calls = topic.partitions.into_iter().map(|p| {
+            let meta = meta.clone();
+            async move {
+                let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                let error = |code: i16| base.clone().with_error_code(code).with_offset(-1).with_timestamp(-1);
+                let Some(meta) = meta.filter(|m| (0..m.partition_count()).contains(&p.partition_index)) else {
+                    return error(ResponseError::UnknownTopicOrPartition.code());
+                };
+                let timestamp = if p.timestamp == EARLIEST_LOCAL_TIMESTAMP { EARLIEST_TIMESTAMP } else { p.timestamp };
+                if timestamp < 0 && timestamp != EARLIEST_TIMESTAMP && timestamp != -1 {
+                    return error(ResponseError::InvalidRequest.code());
+                }
+                let id = PartitionId { topic: meta.name.clone(), partition: p.partition_index };
+                match ctx.shard.call_partition(id, PartitionOp::ListOffset { timestamp }).await {
+                    PartitionReply::Offset { offset, timestamp } => {
+                        base.clone().with_offset(offset).with_timestamp(timestamp).with_leader_epoch(0)
+                    }
+                    PartitionReply::Error(code) => error(code),
+                    _ => error(ResponseError::UnknownServerError.code()),
+                }
+            }
+        });
+        let partitions = join_all(calls).await;
+        topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}

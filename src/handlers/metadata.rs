@@ -1,0 +1,81 @@
+//! Metadata (key 3), v0-12. This broker leads every partition; replicas and
+//! ISR are this broker alone. Unknown topics are created when the broker and
+//! the request (v4+) allow it, as Kafka's auto.create.topics.enable does.
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::describe_cluster::AUTHORIZED_OPERATIONS_OMITTED;
+use super::topics::topic_or_create;
+use super::{ApiSpec, RequestContext};
+use crate::metadata::TopicMeta;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec { key: ApiKey::Metadata, min: 0, max: 12 };
+
+/// Answers Metadata.
+pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataResponse {
+    let config = &ctx.shard.config;
+    // v0 has no flag and always auto-creates; v1-3 too (the flag came in v4).
+    let allow_auto_create = ctx.version < 4 || request.allow_auto_topic_creation;
+    let mut topics = Vec::new();
+    match request.topics {
+        // v0: an empty list means all topics; v1+: null means all.
+        None => topics.extend(all_topics(ctx)),
+        Some(list) if list.is_empty() && ctx.version == 0 => topics.extend(all_topics(ctx)),
+        Some(list) => {
+            for wanted in list {
+                let name = match (&wanted.name, ctx.shard.snapshot().topic_by_id(&wanted.topic_id)) {
+                    (Some(name), _) => name.0.to_string(),
+                    (None, Some(t)) => t.name.to_string(),
+                    (None, None) => {
+                        topics.push(MetadataResponseTopic::default()
+                            .with_topic_id(wanted.topic_id)
+                            .with_error_code(ResponseError::UnknownTopicId.code()));
+                        continue;
+                    }
+                };
+                topics.push(match topic_or_create(ctx, &name, allow_auto_create).await {
+                    Ok(t) => describe_topic(&t, config.node_id),
+                    Err(code) => MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(name))))
+                        .with_error_code(code),
+                });
+            }
+        }
+    }
+    let topics = topics.into_iter().map(|t| t.with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)).collect();
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(config.node_id))
+            .with_host(StrBytes::from_string(config.advertised_host.clone()))
+            .with_port(config.advertised_port)])
+        .with_cluster_id(Some(StrBytes::from_string(ctx.shard.snapshot().cluster_id.clone())))
+        .with_controller_id(BrokerId(config.node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+fn all_topics(ctx: &RequestContext) -> Vec<MetadataResponseTopic> {
+    let node = ctx.shard.config.node_id;
+    ctx.shard.snapshot().topics.values().map(|t| describe_topic(t, node)).collect()
+}
+
+fn describe_topic(topic: &TopicMeta, node_id: i32) -> MetadataResponseTopic {
+    let partitions = (0..topic.partition_count())
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node_id))
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![BrokerId(node_id)])
+                .with_isr_nodes(vec![BrokerId(node_id)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.to_string()))))
+        .with_topic_id(topic.id)
+        .with_partitions(partitions)
+}

@@ -1,0 +1,153 @@
+//! The immutable metadata snapshot each shard reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+/// One partition of one topic, by name. Names are `Arc<str>` so routing a
+/// request does not allocate per partition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionId {
+    /// Topic name.
+    pub topic: Arc<str>,
+    /// Partition index.
+    pub partition: i32,
+}
+
+impl std::fmt::Display for PartitionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A topic: its id and the owner shard of each partition (index = partition).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicMeta {
+    /// Topic name.
+    pub name: Arc<str>,
+    /// Kafka topic id (KIP-516), random at creation.
+    pub id: Uuid,
+    /// Owner shard of each partition.
+    pub partition_shards: Vec<u16>,
+}
+
+impl TopicMeta {
+    /// Number of partitions.
+    pub fn partition_count(&self) -> i32 {
+        self.partition_shards.len() as i32
+    }
+}
+
+/// Everything a shard needs to route requests, immutable once built.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Bumped on every change; shards ignore older snapshots.
+    pub version: u64,
+    /// Kafka cluster id, made at first start.
+    pub cluster_id: String,
+    /// Topics by name.
+    pub topics: BTreeMap<Arc<str>, Arc<TopicMeta>>,
+    /// Topic names by id.
+    pub topic_ids: HashMap<Uuid, Arc<str>>,
+}
+
+impl Snapshot {
+    /// The topic with this name.
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicMeta>> {
+        self.topics.get(name)
+    }
+
+    /// The topic with this id.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicMeta>> {
+        self.topic_ids.get(id).and_then(|name| self.topics.get(name))
+    }
+
+    /// The owner shard of a partition, if it exists.
+    pub fn shard_for(&self, topic: &str, partition: i32) -> Option<usize> {
+        let t = self.topics.get(topic)?;
+        usize::try_from(partition).ok().and_then(|p| t.partition_shards.get(p)).map(|s| *s as usize)
+    }
+
+    /// Partitions owned per shard, for balancing new partitions.
+    fn load_per_shard(&self, shards: usize) -> Vec<usize> {
+        let mut load = vec![0usize; shards];
+        for t in self.topics.values() {
+            for &s in &t.partition_shards {
+                if let Some(n) = load.get_mut(s as usize) {
+                    *n += 1;
+                }
+            }
+        }
+        load
+    }
+
+    /// Picks owner shards for `count` new partitions: each goes to the
+    /// least-loaded shard (lowest index on ties), so partitions spread evenly
+    /// over shards across all topics.
+    pub fn assign_shards(&self, shards: usize, count: usize) -> Vec<u16> {
+        let mut load = self.load_per_shard(shards.max(1));
+        (0..count)
+            .map(|_| {
+                let (shard, _) = load.iter().enumerate().min_by_key(|(i, n)| (**n, *i)).unwrap_or((0, &0));
+                load[shard] += 1;
+                shard as u16
+            })
+            .collect()
+    }
+
+    /// A copy with one topic added or replaced.
+    pub fn with_topic(&self, topic: TopicMeta) -> Snapshot {
+        let mut next = self.clone();
+        next.version += 1;
+        next.topic_ids.insert(topic.id, topic.name.clone());
+        next.topics.insert(topic.name.clone(), Arc::new(topic));
+        next
+    }
+
+    /// A copy without the named topic.
+    pub fn without_topic(&self, name: &str) -> Snapshot {
+        let mut next = self.clone();
+        next.version += 1;
+        if let Some(t) = next.topics.remove(name) {
+            next.topic_ids.remove(&t.id);
+        }
+        next
+    }
+
+    /// The partitions a shard owns, with their topic id.
+    pub fn owned_by(&self, shard: usize) -> impl Iterator<Item = (PartitionId, Uuid)> + '_ {
+        self.topics.values().flat_map(move |t| {
+            t.partition_shards.iter().enumerate().filter(move |(_, s)| **s as usize == shard).map(move |(p, _)| {
+                (PartitionId { topic: t.name.clone(), partition: p as i32 }, t.id)
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, shards: Vec<u16>) -> TopicMeta {
+        TopicMeta { name: name.into(), id: Uuid::new_v4(), partition_shards: shards }
+    }
+
+    #[test]
+    fn assign_shards_balances_across_topics() {
+        let s = Snapshot::default().with_topic(topic("a", vec![0, 0, 1]));
+        assert_eq!(s.assign_shards(2, 3), vec![1, 0, 1]);
+        assert_eq!(s.assign_shards(3, 2), vec![2, 1]);
+    }
+
+    #[test]
+    fn shard_for_and_owned_by() {
+        let s = Snapshot::default().with_topic(topic("a", vec![0, 1]));
+        assert_eq!(s.shard_for("a", 1), Some(1));
+        assert_eq!(s.shard_for("a", 2), None);
+        assert_eq!(s.shard_for("a", -1), None);
+        assert_eq!(s.owned_by(1).map(|(p, _)| p.partition).collect::<Vec<_>>(), vec![1]);
+        let s2 = s.without_topic("a");
+        assert!(s2.topic("a").is_none() && s2.topic_ids.is_empty() && s2.version == 2);
+    }
+}

@@ -1,0 +1,168 @@
+//! Persistence of the metadata snapshot: `<data_dir>/meta/topics.json`.
+//!
+//! JSON because an operator can read it and it is tiny; it changes only on
+//! topic creation and deletion. It is written whole (temporary file, fsync,
+//! rename, fsync of the directory) so a crash leaves the old or the new
+//! version, never a mix. Saving runs on glommio's blocking thread pool so the
+//! shard thread never blocks on it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::snapshot::{Snapshot, TopicMeta};
+
+/// The metadata directory below the data directory.
+pub(crate) const META_DIR_NAME: &str = "meta";
+/// The topics file in it.
+pub(crate) const TOPICS_FILE_NAME: &str = "topics.json";
+
+/// A metadata file that cannot be read or written.
+#[derive(thiserror::Error, Debug)]
+pub enum MetadataError {
+    /// I/O on a metadata file failed.
+    #[error("metadata {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file exists but is not valid.
+    #[error("metadata file {path} is not valid: {message}")]
+    Invalid {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The on-disk form.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct PersistedState {
+    /// Kafka cluster id.
+    pub cluster_id: String,
+    /// Snapshot version at the time of writing.
+    pub version: u64,
+    /// Topics.
+    pub topics: Vec<PersistedTopic>,
+}
+
+/// One topic on disk.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PersistedTopic {
+    /// Name.
+    pub name: String,
+    /// Topic id.
+    pub id: Uuid,
+    /// Owner shard per partition.
+    pub partition_shards: Vec<u16>,
+}
+
+fn topics_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(META_DIR_NAME).join(TOPICS_FILE_NAME)
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> MetadataError + 'a {
+    move |source| MetadataError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// Loads the snapshot at start-up (before any shard runs, so plain blocking
+/// I/O is fine here). A fresh data directory gets a new cluster id. Owner
+/// shards beyond the current shard count (the broker was restarted with fewer
+/// `--shards`) are folded onto the existing shards.
+pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
+    let path = topics_path(data_dir);
+    let state: PersistedState = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| MetadataError::Invalid { path: path.clone(), message: e.to_string() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            PersistedState { cluster_id: new_cluster_id(), version: 0, topics: vec![] }
+        }
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    let mut snapshot = Snapshot { version: state.version, cluster_id: state.cluster_id, ..Default::default() };
+    for t in state.topics {
+        let name: Arc<str> = t.name.into();
+        let partition_shards = t.partition_shards.iter().map(|s| (*s as usize % shards.max(1)) as u16).collect();
+        snapshot.topic_ids.insert(t.id, name.clone());
+        snapshot.topics.insert(name.clone(), Arc::new(TopicMeta { name, id: t.id, partition_shards }));
+    }
+    Ok(snapshot)
+}
+
+/// Kafka cluster ids are 22-character base64 of 16 random bytes.
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = Uuid::new_v4().as_u128();
+    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
+}
+
+/// Writes the snapshot durably, off the shard thread.
+pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataError> {
+    let state = PersistedState {
+        cluster_id: snapshot.cluster_id.clone(),
+        version: snapshot.version,
+        topics: snapshot
+            .topics
+            .values()
+            .map(|t| PersistedTopic { name: t.name.to_string(), id: t.id, partition_shards: t.partition_shards.clone() })
+            .collect(),
+    };
+    let dir = data_dir.join(META_DIR_NAME);
+    glommio::executor().spawn_blocking(move || write_atomically(&dir, &state)).await
+}
+
+fn write_atomically(dir: &Path, state: &PersistedState) -> Result<(), MetadataError> {
+    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let path = dir.join(TOPICS_FILE_NAME);
+    let tmp = dir.join(format!("{TOPICS_FILE_NAME}.tmp"));
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| MetadataError::Invalid { path: path.clone(), message: e.to_string() })?;
+    let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+    f.write_all(&bytes).map_err(io_err("write", &tmp))?;
+    f.sync_all().map_err(io_err("fsync", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))?;
+    Ok(())
+}
+
+/// Ensures the data directory exists (start-up only).
+pub fn ensure_data_dir(data_dir: &Path) -> Result<(), MetadataError> {
+    std::fs::create_dir_all(data_dir.join(META_DIR_NAME)).map_err(io_err("create directory", data_dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_store_roundtrip_and_shard_fold() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = load(dir.path(), 2).unwrap();
+        assert_eq!(s.cluster_id.len(), 22);
+        let s = s.with_topic(TopicMeta { name: "t".into(), id: Uuid::new_v4(), partition_shards: vec![0, 1, 2] });
+        write_atomically(&dir.path().join(META_DIR_NAME), &PersistedState {
+            cluster_id: s.cluster_id.clone(),
+            version: s.version,
+            topics: vec![PersistedTopic { name: "t".into(), id: s.topic("t").unwrap().id, partition_shards: vec![0, 1, 2] }],
+        })
+        .unwrap();
+        let back = load(dir.path(), 2).unwrap();
+        assert_eq!(back.cluster_id, s.cluster_id);
+        assert_eq!(back.topic("t").unwrap().partition_shards, vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn metadata_store_corrupt_file_is_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(META_DIR_NAME)).unwrap();
+        std::fs::write(topics_path(dir.path()), b"{not json").unwrap();
+        assert!(matches!(load(dir.path(), 1), Err(MetadataError::Invalid { .. })));
+    }
+}

@@ -1,0 +1,865 @@
+//! The RecordBatch v2 header: the only part of record data the broker reads.
+//!
+//! Produce and fetch never decode records. A partition's `records` blob is a
+//! run of v2 batches back to back; the broker reads each batch's fixed
+//! 61-byte header in place (a `zerocopy` view, no copy, no allocation),
+//! checks its length and CRC32C on produce, rewrites `baseOffset` and
+//! `partitionLeaderEpoch`, and stores the bytes exactly as received (still
+//! compressed), which is what makes zero-copy fetch possible.
+//!
+//! Layout (all big-endian), offsets in bytes:
+//!
+//! ```text
+//!  0 baseOffset i64          27 baseTimestamp i64
+//!  8 batchLength i32         35 maxTimestamp i64
+//! 12 partitionLeaderEpoch i32 43 producerId i64
+//! 16 magic i8 (= 2)          51 producerEpoch i16
+//! 17 crc u32                 53 baseSequence i32
+//! 21 attributes i16          57 recordsCount i32
+//! 23 lastOffsetDelta i32     61 records...
+//! ```
+//!
+//! `batchLength` counts the bytes after itself, so a batch occupies
+//! `batchLength + 12` bytes. The CRC is CRC32C (Castagnoli) over everything
+//! from `attributes` to the end of the batch: `baseOffset`,
+//! `batchLength` and `partitionLeaderEpoch` lie outside it, so the broker
+//! can assign offsets and epochs without recomputing it.
+//!
+//! Errors from outside (a client's produce, a torn log tail) are
+//! [`BatchError`]s; the setters, which the broker only calls on batches it
+//! has already validated, panic on a short buffer because that is a bug.
+
+use zerocopy::byteorder::{BigEndian as BE, I16, I32, I64, U32};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+
+#[doc(hidden)]
+#[path = "test_batch.rs"]
+pub mod test_batch;
+#[doc(hidden)]
+pub use test_batch::{build_test_batch, TestRecord};
+
+/// Size of the fixed RecordBatch v2 header, in bytes.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// The only record-batch format the broker accepts and stores.
+pub const BATCH_MAGIC_V2: i8 = 2;
+/// Bytes before and including `batchLength`, not counted by it.
+pub const BATCH_LENGTH_OVERHEAD: usize = 12;
+
+/// Offset of the `magic` byte; the same in message sets v0/v1, which lets a
+/// short legacy message be told apart from a truncated v2 batch.
+const MAGIC_OFFSET: usize = 16;
+/// Offset of `attributes`: the first byte covered by the CRC.
+const CRC_START: usize = 21;
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
+
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+const ATTR_TIMESTAMP_LOG_APPEND: i16 = 0x08;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+
+/// The fixed 61-byte header of a RecordBatch v2, read in place.
+///
+/// Obtain one with [`BatchHeader::parse`]; the fields are big-endian on the
+/// wire and the accessors return native values.
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub struct BatchHeader {
+    base_offset: I64<BE>,
+    batch_length: I32<BE>,
+    partition_leader_epoch: I32<BE>,
+    magic: i8,
+    crc: U32<BE>,
+    attributes: I16<BE>,
+    last_offset_delta: I32<BE>,
+    base_timestamp: I64<BE>,
+    max_timestamp: I64<BE>,
+    producer_id: I64<BE>,
+    producer_epoch: I16<BE>,
+    base_sequence: I32<BE>,
+    records_count: I32<BE>,
+}
+
+const _: () = assert!(std::mem::size_of::<BatchHeader>() == BATCH_HEADER_LEN);
+const _: () = assert!(std::mem::align_of::<BatchHeader>() == 1);
+const _: () = assert!(CRC_START == CRC_OFFSET + 4);
+const _: () = assert!(BATCH_LENGTH_OVERHEAD + 49 == BATCH_HEADER_LEN);
+
+impl std::fmt::Debug for BatchHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchHeader")
+            .field("base_offset", &self.base_offset())
+            .field("batch_length", &self.batch_length())
+            .field("partition_leader_epoch", &self.partition_leader_epoch())
+            .field("magic", &self.magic())
+            .field("crc", &format_args!("{:#010x}", self.crc()))
+            .field("attributes", &format_args!("{:#06x}", self.attributes()))
+            .field("last_offset_delta", &self.last_offset_delta())
+            .field("base_timestamp", &self.base_timestamp())
+            .field("max_timestamp", &self.max_timestamp())
+            .field("producer_id", &self.producer_id())
+            .field("producer_epoch", &self.producer_epoch())
+            .field("base_sequence", &self.base_sequence())
+            .field("records_count", &self.records_count())
+            .finish()
+    }
+}
+
+impl BatchHeader {
+    /// Views the first [`BATCH_HEADER_LEN`] bytes of `buf` as a header.
+    ///
+    /// Checks only that the bytes are there: magic, length and CRC are the
+    /// caller's to check (see [`batches`] and [`validate_produce`]).
+    pub fn parse(buf: &[u8]) -> Result<&BatchHeader, BatchError> {
+        match BatchHeader::ref_from_prefix(buf) {
+            Ok((header, _rest)) => Ok(header),
+            Err(_) => Err(BatchError::Truncated {
+                position: 0,
+                needed: BATCH_HEADER_LEN,
+                available: buf.len(),
+            }),
+        }
+    }
+
+    /// Offset of the first record in the batch.
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset.get()
+    }
+    /// Bytes after the `batchLength` field; see [`BatchHeader::total_len`].
+    pub fn batch_length(&self) -> i32 {
+        self.batch_length.get()
+    }
+    /// Bytes the whole batch occupies: `batchLength + 12`. A negative
+    /// `batchLength` (garbage) gives a value below [`BATCH_HEADER_LEN`], which
+    /// every validator rejects.
+    pub fn total_len(&self) -> usize {
+        let total = i64::from(self.batch_length()) + BATCH_LENGTH_OVERHEAD as i64;
+        usize::try_from(total).unwrap_or(0)
+    }
+    /// Epoch of the leader that appended the batch (-1 from producers).
+    pub fn partition_leader_epoch(&self) -> i32 {
+        self.partition_leader_epoch.get()
+    }
+    /// Record format version; 2 for every batch the broker stores.
+    pub fn magic(&self) -> i8 {
+        self.magic
+    }
+    /// Stored CRC32C of bytes `[21..total_len)`.
+    pub fn crc(&self) -> u32 {
+        self.crc.get()
+    }
+    /// Raw attribute bits (compression, timestamp type, transactional, control).
+    pub fn attributes(&self) -> i16 {
+        self.attributes.get()
+    }
+    /// Offset of the last record relative to `base_offset`.
+    pub fn last_offset_delta(&self) -> i32 {
+        self.last_offset_delta.get()
+    }
+    /// Timestamp of the first record, in ms.
+    pub fn base_timestamp(&self) -> i64 {
+        self.base_timestamp.get()
+    }
+    /// Largest record timestamp in the batch (or the LogAppendTime), in ms.
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.get()
+    }
+    /// Idempotent/transactional producer id, -1 if none.
+    pub fn producer_id(&self) -> i64 {
+        self.producer_id.get()
+    }
+    /// Producer epoch, -1 if none.
+    pub fn producer_epoch(&self) -> i16 {
+        self.producer_epoch.get()
+    }
+    /// Sequence number of the first record, -1 if none.
+    pub fn base_sequence(&self) -> i32 {
+        self.base_sequence.get()
+    }
+    /// Number of records in the batch, as declared.
+    pub fn records_count(&self) -> i32 {
+        self.records_count.get()
+    }
+    /// `base_offset + last_offset_delta`.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset()
+            .wrapping_add(i64::from(self.last_offset_delta()))
+    }
+    /// Compression codec: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub fn compression(&self) -> u8 {
+        (self.attributes() & ATTR_COMPRESSION_MASK) as u8
+    }
+    /// Whether the batch belongs to a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes() & ATTR_TRANSACTIONAL != 0
+    }
+    /// Whether the batch holds control records (commit/abort markers).
+    pub fn is_control(&self) -> bool {
+        self.attributes() & ATTR_CONTROL != 0
+    }
+    /// Whether timestamps are LogAppendTime (attributes bit 3).
+    pub fn timestamp_type_is_log_append(&self) -> bool {
+        self.attributes() & ATTR_TIMESTAMP_LOG_APPEND != 0
+    }
+}
+
+/// Why a batch, or a run of batches, was refused.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// Fewer bytes than the header or the declared length needs.
+    #[error(
+        "record batch at byte {position} truncated: needs {needed} bytes, {available} available"
+    )]
+    Truncated {
+        /// Byte position of the batch in the buffer examined.
+        position: usize,
+        /// Bytes the batch needs (header, or its declared total length).
+        needed: usize,
+        /// Bytes left in the buffer from `position`.
+        available: usize,
+    },
+    /// `batchLength` is too small to hold a v2 header.
+    #[error("record batch at byte {position} has invalid batchLength {batch_length}")]
+    InvalidLength {
+        /// Byte position of the batch in the buffer examined.
+        position: usize,
+        /// The declared `batchLength`.
+        batch_length: i32,
+    },
+    /// Not a v2 batch (v0/v1 message sets, or garbage).
+    #[error("unsupported record batch magic {magic}")]
+    UnsupportedMagic {
+        /// The magic byte found.
+        magic: i8,
+    },
+    /// The stored CRC32C does not match the bytes.
+    #[error("record batch CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch {
+        /// CRC in the header.
+        stored: u32,
+        /// CRC32C of bytes `[21..total_len)`.
+        computed: u32,
+    },
+    /// A batch declaring no records.
+    #[error("record batch declares no records")]
+    EmptyBatch,
+    /// `recordsCount` disagrees with `lastOffsetDelta + 1`.
+    #[error(
+        "record batch declares {records_count} records but lastOffsetDelta {last_offset_delta}"
+    )]
+    InconsistentRecordCount {
+        /// The declared `recordsCount`.
+        records_count: i32,
+        /// The declared `lastOffsetDelta`.
+        last_offset_delta: i32,
+    },
+    /// A `records` blob with no batch at all.
+    #[error("records blob is empty")]
+    Empty,
+}
+
+impl BatchError {
+    /// The Kafka error code to answer the client with.
+    ///
+    /// CORRUPT_MESSAGE (2) for bad length, truncation, CRC or unknown magic;
+    /// UNSUPPORTED_FOR_MESSAGE_FORMAT (43) for message sets v0/v1;
+    /// INVALID_RECORD (87) for empty or inconsistent batches.
+    pub fn error_code(&self) -> i16 {
+        const CORRUPT_MESSAGE: i16 = 2;
+        const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+        const INVALID_RECORD: i16 = 87;
+        match self {
+            BatchError::Truncated { .. }
+            | BatchError::InvalidLength { .. }
+            | BatchError::CrcMismatch { .. } => CORRUPT_MESSAGE,
+            BatchError::UnsupportedMagic { magic: 0 | 1 } => UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            BatchError::UnsupportedMagic { .. } => CORRUPT_MESSAGE,
+            BatchError::EmptyBatch
+            | BatchError::InconsistentRecordCount { .. }
+            | BatchError::Empty => INVALID_RECORD,
+        }
+    }
+}
+
+/// Checks the CRC32C of one whole batch at the start of `batch`.
+///
+/// `batch` must hold at least the batch's `total_len` bytes; bytes beyond it
+/// are ignored.
+pub fn check_crc(batch: &[u8]) -> Result<(), BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let total_len = checked_total_len(header, 0, batch.len())?;
+    let computed = crc32c::crc32c(&batch[CRC_START..total_len]);
+    if computed != header.crc() {
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc(),
+            computed,
+        });
+    }
+    Ok(())
+}
+
+/// `header.total_len()`, checked against the header size and the bytes
+/// `available` from `position`.
+fn checked_total_len(
+    header: &BatchHeader,
+    position: usize,
+    available: usize,
+) -> Result<usize, BatchError> {
+    let total_len = header.total_len();
+    if total_len < BATCH_HEADER_LEN {
+        return Err(BatchError::InvalidLength {
+            position,
+            batch_length: header.batch_length(),
+        });
+    }
+    if total_len > available {
+        return Err(BatchError::Truncated {
+            position,
+            needed: total_len,
+            available,
+        });
+    }
+    Ok(total_len)
+}
+
+/// Writes `baseOffset`. The CRC stays valid: the field is outside it.
+///
+/// # Panics
+/// If `batch` is shorter than [`BATCH_HEADER_LEN`] (call only on validated batches).
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    assert!(
+        batch.len() >= BATCH_HEADER_LEN,
+        "set_base_offset on a short batch"
+    );
+    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// Writes `partitionLeaderEpoch`. The CRC stays valid: the field is outside it.
+///
+/// # Panics
+/// If `batch` is shorter than [`BATCH_HEADER_LEN`] (call only on validated batches).
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    assert!(
+        batch.len() >= BATCH_HEADER_LEN,
+        "set_partition_leader_epoch on a short batch"
+    );
+    let at = PARTITION_LEADER_EPOCH_OFFSET;
+    batch[at..at + 4].copy_from_slice(&epoch.to_be_bytes());
+}
+
+/// Marks the batch LogAppendTime (attributes bit 3), sets `maxTimestamp` to
+/// `ts`, and recomputes the CRC.
+///
+/// This is the one case where the broker changes bytes covered by the CRC
+/// (Kafka does the same for topics with `message.timestamp.type=LogAppendTime`):
+/// consumers read the batch's `maxTimestamp` as every record's timestamp.
+///
+/// # Panics
+/// If `batch` does not hold one whole batch (call only on validated batches).
+pub fn set_max_timestamp_log_append(batch: &mut [u8], ts: i64) {
+    let total_len =
+        match BatchHeader::parse(batch).and_then(|h| checked_total_len(h, 0, batch.len())) {
+            Ok(total_len) => total_len,
+            Err(error) => panic!("set_max_timestamp_log_append on an invalid batch: {error}"),
+        };
+    let at = ATTRIBUTES_OFFSET;
+    let attributes = i16::from_be_bytes([batch[at], batch[at + 1]]) | ATTR_TIMESTAMP_LOG_APPEND;
+    batch[at..at + 2].copy_from_slice(&attributes.to_be_bytes());
+    let at = MAX_TIMESTAMP_OFFSET;
+    batch[at..at + 8].copy_from_slice(&ts.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..total_len]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// One batch found by [`batches`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRef<'a> {
+    /// Byte position of the batch in the buffer iterated.
+    pub position: usize,
+    /// Its header.
+    pub header: &'a BatchHeader,
+    /// The whole batch, header included (`header.total_len()` bytes).
+    pub bytes: &'a [u8],
+}
+
+/// Iterator over v2 batches laid back to back; see [`batches`].
+#[derive(Debug, Clone)]
+pub struct Batches<'a> {
+    buf: &'a [u8],
+    position: usize,
+    failed: bool,
+}
+
+/// Iterates over the v2 batches laid back to back in `buf`.
+///
+/// Each item is checked for framing only: enough bytes for the header,
+/// magic 2, and a declared length between [`BATCH_HEADER_LEN`] and the bytes
+/// left. CRCs are not checked (use [`check_crc`], or [`validate_produce`]).
+/// After the first `Err` the iterator yields `None`, so recovery can stop at
+/// the first torn batch (its `position` says where to truncate).
+pub fn batches(buf: &[u8]) -> Batches<'_> {
+    Batches {
+        buf,
+        position: 0,
+        failed: false,
+    }
+}
+
+impl<'a> Batches<'a> {
+    /// Byte position of the next batch: after the last one yielded `Ok`.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    fn next_batch(&self) -> Result<BatchRef<'a>, BatchError> {
+        let position = self.position;
+        let rest = &self.buf[position..];
+        if rest.len() < BATCH_HEADER_LEN {
+            // A legacy message can be shorter than a v2 header: name it.
+            if let Some(&magic) = rest.get(MAGIC_OFFSET) {
+                if magic as i8 != BATCH_MAGIC_V2 {
+                    return Err(BatchError::UnsupportedMagic { magic: magic as i8 });
+                }
+            }
+            return Err(BatchError::Truncated {
+                position,
+                needed: BATCH_HEADER_LEN,
+                available: rest.len(),
+            });
+        }
+        let header = BatchHeader::parse(rest)?;
+        if header.magic() != BATCH_MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic {
+                magic: header.magic(),
+            });
+        }
+        let total_len = checked_total_len(header, position, rest.len())?;
+        Ok(BatchRef {
+            position,
+            header,
+            bytes: &rest[..total_len],
+        })
+    }
+}
+
+impl<'a> Iterator for Batches<'a> {
+    type Item = Result<BatchRef<'a>, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.position >= self.buf.len() {
+            return None;
+        }
+        let item = self.next_batch();
+        match &item {
+            Ok(batch) => self.position += batch.bytes.len(),
+            Err(_) => self.failed = true,
+        }
+        Some(item)
+    }
+}
+
+impl std::iter::FusedIterator for Batches<'_> {}
+
+/// What [`validate_produce`] learned about a partition's `records` blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceSummary {
+    /// Number of batches.
+    pub batch_count: usize,
+    /// Sum over batches of `lastOffsetDelta + 1`: the offsets to assign.
+    pub record_count: i64,
+    /// Total bytes (the whole blob).
+    pub bytes: usize,
+    /// Largest `maxTimestamp` over the batches.
+    pub max_timestamp: i64,
+    /// `producerId` of the first batch (-1: not idempotent).
+    pub first_batch_producer_id: i64,
+    /// `producerEpoch` of the first batch.
+    pub first_batch_producer_epoch: i16,
+    /// `baseSequence` of the first batch.
+    pub first_batch_base_sequence: i32,
+    /// Whether the first batch is transactional.
+    pub first_batch_is_transactional: bool,
+    /// Whether any batch is a control batch (clients may not send these).
+    pub has_control_batch: bool,
+    /// Whether any batch is compressed (attributes codec != 0).
+    pub has_compressed_batch: bool,
+}
+
+/// Produce-path validation of a partition's `records` blob: one or more whole
+/// v2 batches, nothing trailing; each: total length sane (>= 61, <= remaining),
+/// magic == 2, CRC ok, `last_offset_delta >= 0` and
+/// `records_count == last_offset_delta + 1`.
+///
+/// Reads only the headers and runs one CRC32C pass over the bytes; records
+/// are never decoded.
+pub fn validate_produce(records: &[u8]) -> Result<ProduceSummary, BatchError> {
+    if records.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    let mut summary = ProduceSummary {
+        batch_count: 0,
+        record_count: 0,
+        bytes: records.len(),
+        max_timestamp: i64::MIN,
+        first_batch_producer_id: -1,
+        first_batch_producer_epoch: -1,
+        first_batch_base_sequence: -1,
+        first_batch_is_transactional: false,
+        has_control_batch: false,
+        has_compressed_batch: false,
+    };
+    for batch in batches(records) {
+        let batch = batch?;
+        let header = batch.header;
+        validate_produce_batch(&batch)?;
+        if summary.batch_count == 0 {
+            summary.first_batch_producer_id = header.producer_id();
+            summary.first_batch_producer_epoch = header.producer_epoch();
+            summary.first_batch_base_sequence = header.base_sequence();
+            summary.first_batch_is_transactional = header.is_transactional();
+        }
+        summary.batch_count += 1;
+        summary.record_count += i64::from(header.last_offset_delta()) + 1;
+        summary.max_timestamp = summary.max_timestamp.max(header.max_timestamp());
+        summary.has_control_batch |= header.is_control();
+        summary.has_compressed_batch |= header.compression() != 0;
+    }
+    Ok(summary)
+}
+
+/// The per-batch checks of [`validate_produce`] beyond framing.
+fn validate_produce_batch(batch: &BatchRef<'_>) -> Result<(), BatchError> {
+    let header = batch.header;
+    check_crc(batch.bytes)?;
+    if header.records_count() == 0 {
+        return Err(BatchError::EmptyBatch);
+    }
+    let last_offset_delta = header.last_offset_delta();
+    if last_offset_delta < 0
+        || i64::from(header.records_count()) != i64::from(last_offset_delta) + 1
+    {
+        return Err(BatchError::InconsistentRecordCount {
+            records_count: header.records_count(),
+            last_offset_delta,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use kafka_protocol::records::RecordBatchDecoder;
+    use proptest::prelude::*;
+
+    const TS: i64 = 1_700_000_000_000;
+
+    fn three_records() -> Vec<u8> {
+        build_test_batch(
+            0,
+            &[
+                (Some(b"k1"), Some(b"v1")),
+                (None, Some(b"value two")),
+                (Some(b"k3"), None),
+            ],
+            TS,
+        )
+    }
+
+    #[test]
+    fn test_batch_decodes_with_kafka_protocol() {
+        let batch = three_records();
+        let mut buf = Bytes::from(batch);
+        let set =
+            RecordBatchDecoder::decode(&mut buf).expect("kafka-protocol decodes the test batch");
+        assert_eq!(set.version, 2);
+        assert_eq!(set.records.len(), 3);
+        assert_eq!(set.records[0].key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(set.records[1].key, None);
+        assert_eq!(set.records[1].value.as_deref(), Some(&b"value two"[..]));
+        assert_eq!(set.records[2].offset, 2);
+        assert_eq!(set.records[2].value, None);
+        assert_eq!(set.records[2].timestamp, TS);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn parse_reads_every_field() {
+        let batch = three_records();
+        let h = BatchHeader::parse(&batch).unwrap();
+        assert_eq!(h.base_offset(), 0);
+        assert_eq!(h.total_len(), batch.len());
+        assert_eq!(h.batch_length() as usize, batch.len() - 12);
+        assert_eq!(h.partition_leader_epoch(), -1);
+        assert_eq!(h.magic(), 2);
+        assert_eq!(h.crc(), crc32c::crc32c(&batch[21..]));
+        assert_eq!(h.attributes(), 0);
+        assert_eq!(h.last_offset_delta(), 2);
+        assert_eq!(h.last_offset(), 2);
+        assert_eq!(h.base_timestamp(), TS);
+        assert_eq!(h.max_timestamp(), TS);
+        assert_eq!(h.producer_id(), -1);
+        assert_eq!(h.producer_epoch(), -1);
+        assert_eq!(h.base_sequence(), -1);
+        assert_eq!(h.records_count(), 3);
+        assert_eq!(h.compression(), 0);
+        assert!(!h.is_transactional() && !h.is_control() && !h.timestamp_type_is_log_append());
+    }
+
+    #[test]
+    fn parse_attribute_bits() {
+        let mut batch = three_records();
+        batch[21..23].copy_from_slice(&(0x0030i16 | 0x03).to_be_bytes());
+        let h = BatchHeader::parse(&batch).unwrap();
+        assert_eq!(h.compression(), 3);
+        assert!(h.is_transactional());
+        assert!(h.is_control());
+        assert!(!h.timestamp_type_is_log_append());
+    }
+
+    #[test]
+    fn parse_short_buffer_is_truncated() {
+        let batch = three_records();
+        let err = BatchHeader::parse(&batch[..60]).unwrap_err();
+        assert_eq!(
+            err,
+            BatchError::Truncated {
+                position: 0,
+                needed: 61,
+                available: 60
+            }
+        );
+        assert_eq!(err.error_code(), 2);
+    }
+
+    #[test]
+    fn crc_good_and_bad() {
+        let mut batch = three_records();
+        check_crc(&batch).unwrap();
+        let last = batch.len() - 1;
+        batch[last] ^= 0x01;
+        match check_crc(&batch) {
+            Err(e @ BatchError::CrcMismatch { .. }) => assert_eq!(e.error_code(), 2),
+            other => panic!("expected CrcMismatch, got {other:?}"),
+        }
+        assert!(matches!(
+            validate_produce(&batch),
+            Err(BatchError::CrcMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_batch_is_rejected() {
+        let batch = three_records();
+        for cut in [1, 20, 60, 61, batch.len() - 1] {
+            let err = validate_produce(&batch[..cut]).unwrap_err();
+            assert!(
+                matches!(err, BatchError::Truncated { .. }),
+                "cut {cut}: {err:?}"
+            );
+            assert_eq!(err.error_code(), 2);
+        }
+    }
+
+    #[test]
+    fn invalid_length_is_rejected() {
+        let mut batch = three_records();
+        batch[8..12].copy_from_slice(&48i32.to_be_bytes()); // 60 < 61
+        let err = validate_produce(&batch).unwrap_err();
+        assert_eq!(
+            err,
+            BatchError::InvalidLength {
+                position: 0,
+                batch_length: 48
+            }
+        );
+        batch[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert!(matches!(
+            validate_produce(&batch),
+            Err(BatchError::InvalidLength { .. })
+        ));
+        batch[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(matches!(
+            validate_produce(&batch),
+            Err(BatchError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn magic_0_and_1_are_unsupported_for_message_format() {
+        for magic in [0i8, 1] {
+            let mut batch = three_records();
+            batch[16] = magic as u8;
+            let err = validate_produce(&batch).unwrap_err();
+            assert_eq!(err, BatchError::UnsupportedMagic { magic });
+            assert_eq!(err.error_code(), 43);
+        }
+        // A v0 message (26 bytes) is shorter than a v2 header: still named by its magic.
+        let mut v0 = vec![0u8; 26];
+        v0[8..12].copy_from_slice(&14i32.to_be_bytes());
+        assert_eq!(validate_produce(&v0).unwrap_err().error_code(), 43);
+        let mut batch = three_records();
+        batch[16] = 7;
+        assert_eq!(validate_produce(&batch).unwrap_err().error_code(), 2);
+    }
+
+    #[test]
+    fn empty_and_inconsistent_batches_are_invalid_record() {
+        assert_eq!(validate_produce(&[]).unwrap_err(), BatchError::Empty);
+        assert_eq!(BatchError::Empty.error_code(), 87);
+        let empty = build_test_batch(0, &[], TS);
+        let err = validate_produce(&empty).unwrap_err();
+        assert_eq!(err, BatchError::EmptyBatch);
+        assert_eq!(err.error_code(), 87);
+
+        let mut batch = three_records();
+        batch[57..61].copy_from_slice(&5i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let err = validate_produce(&batch).unwrap_err();
+        assert_eq!(
+            err,
+            BatchError::InconsistentRecordCount {
+                records_count: 5,
+                last_offset_delta: 2
+            }
+        );
+        assert_eq!(err.error_code(), 87);
+    }
+
+    #[test]
+    fn iterator_walks_several_batches() {
+        let a = build_test_batch(0, &[(None, Some(b"a"))], TS);
+        let b = three_records();
+        let c = build_test_batch(4, &[(Some(b"key"), Some(&[7u8; 300][..]))], TS + 5);
+        let blob = [a.clone(), b.clone(), c.clone()].concat();
+        let found: Vec<_> = batches(&blob).collect::<Result<_, _>>().unwrap();
+        assert_eq!(found.len(), 3);
+        assert_eq!(found[0].position, 0);
+        assert_eq!(found[1].position, a.len());
+        assert_eq!(found[2].position, a.len() + b.len());
+        assert_eq!(found[2].bytes, &c[..]);
+        assert_eq!(found[2].header.base_offset(), 4);
+
+        let summary = validate_produce(&blob).unwrap();
+        assert_eq!(summary.batch_count, 3);
+        assert_eq!(summary.record_count, 5);
+        assert_eq!(summary.max_timestamp, TS + 5);
+        assert_eq!(summary.bytes, blob.len());
+        assert_eq!(summary.first_batch_producer_id, -1);
+    }
+
+    #[test]
+    fn iterator_stops_after_first_error() {
+        let a = three_records();
+        let mut blob = [a.clone(), a.clone()].concat();
+        blob.extend_from_slice(&[0u8; 10]); // trailing garbage
+        let mut it = batches(&blob);
+        assert!(it.next().unwrap().is_ok());
+        assert!(it.next().unwrap().is_ok());
+        let err = it.next().unwrap().unwrap_err();
+        assert_eq!(
+            err,
+            BatchError::Truncated {
+                position: 2 * a.len(),
+                needed: 61,
+                available: 10
+            }
+        );
+        assert_eq!(it.position(), 2 * a.len());
+        assert!(it.next().is_none());
+        assert!(matches!(
+            validate_produce(&blob),
+            Err(BatchError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn set_base_offset_and_epoch_keep_crc_valid() {
+        let mut batch = three_records();
+        set_base_offset(&mut batch, 1_234_567);
+        set_partition_leader_epoch(&mut batch, 42);
+        check_crc(&batch).unwrap();
+        let h = BatchHeader::parse(&batch).unwrap();
+        assert_eq!(h.base_offset(), 1_234_567);
+        assert_eq!(h.last_offset(), 1_234_569);
+        assert_eq!(h.partition_leader_epoch(), 42);
+        let set = RecordBatchDecoder::decode(&mut Bytes::from(batch)).unwrap();
+        assert_eq!(set.records[2].offset, 1_234_569);
+    }
+
+    #[test]
+    fn set_max_timestamp_log_append_recomputes_crc() {
+        let mut batch = three_records();
+        let before = BatchHeader::parse(&batch).unwrap().crc();
+        set_max_timestamp_log_append(&mut batch, TS + 99);
+        check_crc(&batch).unwrap();
+        let h = BatchHeader::parse(&batch).unwrap();
+        assert_ne!(h.crc(), before);
+        assert!(h.timestamp_type_is_log_append());
+        assert_eq!(h.max_timestamp(), TS + 99);
+        assert_eq!(h.compression(), 0);
+        let set = RecordBatchDecoder::decode(&mut Bytes::from(batch)).unwrap();
+        assert_eq!(
+            set.records[0].timestamp_type,
+            kafka_protocol::records::TimestampType::LogAppend
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = validate_produce(&bytes);
+            let _ = check_crc(&bytes);
+            let mut count = 0usize;
+            for item in batches(&bytes) {
+                count += 1;
+                if let Ok(batch) = item {
+                    prop_assert!(batch.bytes.len() >= BATCH_HEADER_LEN);
+                }
+            }
+            prop_assert!(count <= bytes.len() / BATCH_HEADER_LEN + 1);
+        }
+
+        #[test]
+        fn random_header_over_real_batch_never_panics(
+            header in proptest::collection::vec(any::<u8>(), 61),
+            corrupt_magic in any::<bool>(),
+        ) {
+            let mut batch = three_records();
+            batch[..61].copy_from_slice(&header);
+            if !corrupt_magic { batch[16] = 2; }
+            let _ = validate_produce(&batch);
+            let _ = batches(&batch).count();
+        }
+
+        #[test]
+        fn build_then_validate_round_trips(
+            base_offset in 0i64..i64::MAX / 2,
+            ts in 0i64..i64::MAX / 2,
+            records in proptest::collection::vec(
+                (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+                 proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200))),
+                1..20),
+            batch_count in 1usize..4,
+        ) {
+            let refs: Vec<TestRecord<'_>> =
+                records.iter().map(|(k, v)| (k.as_deref(), v.as_deref())).collect();
+            let one = build_test_batch(base_offset, &refs, ts);
+            let blob = one.repeat(batch_count);
+            let summary = validate_produce(&blob).unwrap();
+            prop_assert_eq!(summary.batch_count, batch_count);
+            prop_assert_eq!(summary.record_count, (records.len() * batch_count) as i64);
+            prop_assert_eq!(summary.max_timestamp, ts);
+            let set = RecordBatchDecoder::decode(&mut Bytes::from(one)).unwrap();
+            prop_assert_eq!(set.records.len(), records.len());
+            for (decoded, (k, v)) in set.records.iter().zip(&records) {
+                prop_assert_eq!(decoded.key.as_deref(), k.as_deref());
+                prop_assert_eq!(decoded.value.as_deref(), v.as_deref());
+            }
+        }
+    }
+}

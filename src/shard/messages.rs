@@ -1,0 +1,131 @@
+//! What shards send each other. Every message is `Send` (owned bytes, `Arc`
+//! snapshots, oneshot reply senders); partition state itself never crosses.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+
+use crate::metadata::{PartitionId, Snapshot};
+
+/// An operation on one partition, executed on its owner shard.
+#[derive(Debug)]
+pub enum PartitionOp {
+    /// Append validated RecordBatch v2 bytes.
+    Produce {
+        /// One or more whole batches, CRC already checked.
+        records: Bytes,
+        /// 0, 1 or -1 (all).
+        acks: i16,
+    },
+    /// Read whole batches from `offset`.
+    Read {
+        /// First offset wanted.
+        offset: i64,
+        /// Byte budget for this partition.
+        max_bytes: usize,
+        /// Return the first batch even if it alone exceeds `max_bytes`.
+        min_one: bool,
+    },
+    /// ListOffsets: -2 earliest, -1 latest, otherwise a timestamp in ms.
+    ListOffset {
+        /// The timestamp or sentinel.
+        timestamp: i64,
+    },
+    /// Long poll: answer once the high watermark passes `offset`.
+    WaitForData {
+        /// The offset the consumer waits for.
+        offset: i64,
+    },
+}
+
+/// The owner's answer to a [`PartitionOp`].
+#[derive(Debug)]
+pub enum PartitionReply {
+    /// The batches were appended (and made durable unless acks=0).
+    Produced {
+        /// Offset given to the first record.
+        base_offset: i64,
+        /// The partition's log start offset.
+        log_start_offset: i64,
+    },
+    /// Batches read.
+    Read {
+        /// Whole batches, possibly empty.
+        records: Bytes,
+        /// Durable end of the log.
+        high_watermark: i64,
+        /// First offset still in the log.
+        log_start_offset: i64,
+    },
+    /// A ListOffsets answer.
+    Offset {
+        /// The offset, -1 if none.
+        offset: i64,
+        /// Its timestamp, -1 if not by time.
+        timestamp: i64,
+    },
+    /// The high watermark passed the awaited offset.
+    DataReady,
+    /// A Kafka error code for this partition.
+    Error(i16),
+}
+
+/// A metadata change, made by the metadata owner (shard 0).
+#[derive(Debug, Clone)]
+pub enum MetaChange {
+    /// Create a topic with this many partitions.
+    CreateTopic {
+        /// Name, already validated.
+        name: String,
+        /// Partition count, already validated.
+        partitions: i32,
+    },
+    /// Delete a topic.
+    DeleteTopic {
+        /// Name.
+        name: String,
+    },
+    /// Grow a topic to `total` partitions.
+    CreatePartitions {
+        /// Name.
+        name: String,
+        /// New total count.
+        total: i32,
+    },
+}
+
+/// The outcome of a [`MetaChange`]: a Kafka error code (0 = done) and a message.
+pub type MetaResult = (i16, Option<String>);
+
+/// A message to a shard.
+pub enum ShardMsg {
+    /// Run an operation on a partition this shard owns.
+    Partition {
+        /// Which partition.
+        id: PartitionId,
+        /// What to do.
+        op: PartitionOp,
+        /// Where the answer goes.
+        reply: oneshot::Sender<PartitionReply>,
+    },
+    /// Install a new metadata snapshot (open/remove partitions), then ack.
+    ApplySnapshot {
+        /// The snapshot.
+        snapshot: Arc<Snapshot>,
+        /// Acknowledged once applied.
+        reply: oneshot::Sender<()>,
+    },
+    /// A metadata change (only sent to shard 0).
+    Meta {
+        /// The change.
+        change: MetaChange,
+        /// Its outcome.
+        reply: oneshot::Sender<MetaResult>,
+    },
+    /// Stop: stop accepting, close every partition cleanly, then ack.
+    Shutdown {
+        /// Acknowledged once every partition is closed.
+        reply: oneshot::Sender<()>,
+    },
+}

@@ -1,0 +1,179 @@
+//! Metadata changes and how shards apply them.
+//!
+//! Shard 0 is the metadata owner: it serializes changes, persists the new
+//! snapshot, then broadcasts it and waits for every shard to apply it before
+//! answering. Applying opens the partitions a shard now owns (running
+//! recovery) and closes and deletes those that are gone, so when CreateTopics
+//! or DeleteTopics answers, every shard already agrees.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use kafka_protocol::ResponseError;
+use tracing::{error, info};
+use uuid::Uuid;
+
+use super::messages::{MetaChange, MetaResult, ShardMsg};
+use super::partition::Partition;
+use super::{Shard, METADATA_OWNER_SHARD};
+use crate::metadata::{self, PartitionId, Snapshot, TopicMeta};
+use crate::storage::{DmaDisk, LogConfig, PartitionLog};
+
+/// How long a deleted partition may stay in use by in-flight requests.
+const REMOVE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often removal checks again.
+const REMOVE_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+impl Shard {
+    /// Makes a metadata change through the metadata owner.
+    pub async fn change_metadata(self: &Rc<Self>, change: MetaChange) -> MetaResult {
+        if self.id == METADATA_OWNER_SHARD {
+            return self.change_metadata_here(change).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        if self.peers[METADATA_OWNER_SHARD].unbounded_send(ShardMsg::Meta { change, reply }).is_err() {
+            return (ResponseError::UnknownServerError.code(), Some("metadata owner is gone".into()));
+        }
+        answer.await.unwrap_or((ResponseError::UnknownServerError.code(), Some("metadata owner dropped the change".into())))
+    }
+
+    /// On the metadata owner: validate against the current snapshot, persist,
+    /// broadcast, await every shard.
+    pub(super) async fn change_metadata_here(self: &Rc<Self>, change: MetaChange) -> MetaResult {
+        let _serial = self.meta_lock.lock().await;
+        let current = self.snapshot();
+        let next = match next_snapshot(&current, &change, self.shard_count()) {
+            Ok(next) => next,
+            Err(result) => return result,
+        };
+        if let Err(e) = metadata::save(&self.config.data_dir, &next).await {
+            error!("metadata change {change:?} not persisted: {e}");
+            return (ResponseError::KafkaStorageError.code(), Some(e.to_string()));
+        }
+        info!("metadata v{}: {change:?}", next.version);
+        self.broadcast(Arc::new(next)).await;
+        (0, None)
+    }
+
+    async fn broadcast(self: &Rc<Self>, snapshot: Arc<Snapshot>) {
+        let mut acks = Vec::with_capacity(self.peers.len());
+        for (shard, peer) in self.peers.iter().enumerate() {
+            if shard == self.id {
+                continue;
+            }
+            let (reply, ack) = oneshot::channel();
+            if peer.unbounded_send(ShardMsg::ApplySnapshot { snapshot: snapshot.clone(), reply }).is_ok() {
+                acks.push(ack);
+            }
+        }
+        self.apply_snapshot(snapshot).await;
+        for ack in acks {
+            let _ = ack.await;
+        }
+    }
+
+    /// Installs a snapshot: removes partitions that are gone (or whose topic
+    /// was recreated under a new id), opens the ones this shard now owns.
+    pub(super) async fn apply_snapshot(self: &Rc<Self>, snapshot: Arc<Snapshot>) {
+        if snapshot.version < self.snapshot.borrow().version {
+            return;
+        }
+        let owned: std::collections::HashMap<PartitionId, Uuid> = snapshot.owned_by(self.id).collect();
+        let stale: Vec<Rc<Partition>> = self
+            .partitions
+            .borrow()
+            .values()
+            .filter(|p| owned.get(&p.id) != Some(&p.topic_id))
+            .cloned()
+            .collect();
+        for p in stale {
+            self.partitions.borrow_mut().remove(&p.id);
+            self.remove_partition(p).await;
+        }
+        let missing: Vec<(PartitionId, Uuid)> =
+            owned.into_iter().filter(|(id, _)| !self.partitions.borrow().contains_key(id)).collect();
+        for (id, topic_id) in missing {
+            match self.open_partition(&id).await {
+                Ok(log) => {
+                    self.partitions.borrow_mut().insert(id.clone(), Rc::new(Partition::new(id, topic_id, log)));
+                }
+                Err(e) => error!(partition = %id, "cannot open partition, it stays offline: {e}"),
+            }
+        }
+        *self.snapshot.borrow_mut() = snapshot;
+    }
+
+    async fn open_partition(&self, id: &PartitionId) -> Result<PartitionLog<DmaDisk>, crate::storage::StorageError> {
+        let dir = self.config.data_dir.join(id.to_string());
+        let config = LogConfig { segment_bytes: self.config.segment_bytes, ..LogConfig::default() };
+        PartitionLog::open(DmaDisk, dir, config).await
+    }
+
+    /// Deletes a removed partition's files once no in-flight request holds
+    /// it any more (requests hold it only for the length of one operation).
+    async fn remove_partition(&self, mut p: Rc<Partition>) {
+        let id = p.id.clone();
+        let deadline = std::time::Instant::now() + REMOVE_WAIT_MAX;
+        loop {
+            match Rc::try_unwrap(p) {
+                Ok(part) => {
+                    if let Err(e) = part.log.delete().await {
+                        error!(partition = %id, "deleting partition files failed: {e}");
+                    }
+                    return;
+                }
+                Err(still_shared) if std::time::Instant::now() < deadline => {
+                    p = still_shared;
+                    glommio::timer::sleep(REMOVE_RETRY_INTERVAL).await;
+                }
+                Err(_) => {
+                    error!(partition = %id, "partition still in use after {REMOVE_WAIT_MAX:?}; its directory is left in place");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Clean shutdown: flush, write indexes and checkpoints of every partition.
+    pub(super) async fn close_all_partitions(&self) {
+        let parts: Vec<Rc<Partition>> = self.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
+        for p in parts {
+            if let Err(e) = p.log.close().await {
+                error!(partition = %p.id, "closing partition failed: {e}");
+            }
+        }
+    }
+}
+
+/// The snapshot after `change`, or the Kafka error that refuses it.
+fn next_snapshot(current: &Snapshot, change: &MetaChange, shards: usize) -> Result<Snapshot, MetaResult> {
+    match change {
+        MetaChange::CreateTopic { name, partitions } => {
+            if current.topic(name).is_some() {
+                return Err((ResponseError::TopicAlreadyExists.code(), Some(format!("Topic '{name}' already exists."))));
+            }
+            let partition_shards = current.assign_shards(shards, *partitions as usize);
+            Ok(current.with_topic(TopicMeta { name: name.as_str().into(), id: Uuid::new_v4(), partition_shards }))
+        }
+        MetaChange::DeleteTopic { name } => match current.topic(name) {
+            None => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
+            Some(_) => Ok(current.without_topic(name)),
+        },
+        MetaChange::CreatePartitions { name, total } => {
+            let Some(topic) = current.topic(name) else {
+                return Err((ResponseError::UnknownTopicOrPartition.code(), None));
+            };
+            let have = topic.partition_count();
+            if *total <= have {
+                return Err((
+                    ResponseError::InvalidPartitions.code(),
+                    Some(format!("Topic currently has {have} partitions, which is higher than or equal to the requested {total}.")),
+                ));
+            }
+            let mut grown = TopicMeta::clone(topic);
+            grown.partition_shards.extend(current.assign_shards(shards, (*total - have) as usize));
+            Ok(current.with_topic(grown))
+        }
+    }
+}

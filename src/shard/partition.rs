@@ -1,0 +1,159 @@
+//! A partition as its owner shard holds it: the log, the long-poll waiters,
+//! and the operations other shards ask for.
+//!
+//! `Partition` is `!Send` on purpose: only the owner shard touches it
+//! (invariant 3). Appends to one partition are serialized by `append_lock`
+//! (a FIFO async mutex) so batches land in the order their requests arrived,
+//! even when one of them waits for back-pressure. Durability is the log's
+//! flush: concurrent produces to a partition share one write + fdatasync
+//! (group commit), and acks=1/all are answered only after it.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use kafka_protocol::ResponseError;
+use tracing::{error, warn};
+use uuid::Uuid;
+
+use super::messages::{PartitionOp, PartitionReply};
+use crate::metadata::PartitionId;
+use crate::storage::{DmaDisk, PartitionLog, StorageError};
+
+/// Appended-but-unflushed bytes above which a produce waits for a flush
+/// before appending (back-pressure instead of unbounded buffering).
+pub const PENDING_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// One partition on its owner shard.
+pub struct Partition {
+    /// Which partition.
+    pub id: PartitionId,
+    /// The topic id it was created under (a recreated topic gets a new id).
+    pub topic_id: Uuid,
+    /// The log.
+    pub log: PartitionLog<DmaDisk>,
+    append_lock: futures::lock::Mutex<()>,
+    waiters: RefCell<Vec<oneshot::Sender<PartitionReply>>>,
+    /// Set after a failed write or fsync: the state on disk is unknown, so
+    /// the partition refuses reads and writes until the broker restarts and
+    /// recovers it (Kafka marks the log dir offline the same way).
+    failed: Cell<bool>,
+}
+
+impl Partition {
+    /// Wraps an opened log.
+    pub fn new(id: PartitionId, topic_id: Uuid, log: PartitionLog<DmaDisk>) -> Partition {
+        Partition {
+            id,
+            topic_id,
+            log,
+            append_lock: futures::lock::Mutex::new(()),
+            waiters: RefCell::new(Vec::new()),
+            failed: Cell::new(false),
+        }
+    }
+
+    /// Runs one operation; long-poll waits reply through `reply` later.
+    pub async fn execute(self: &Rc<Self>, op: PartitionOp, reply: oneshot::Sender<PartitionReply>) {
+        if self.failed.get() {
+            let _ = reply.send(PartitionReply::Error(ResponseError::KafkaStorageError.code()));
+            return;
+        }
+        let answer = match op {
+            PartitionOp::Produce { records, acks } => self.produce(records, acks).await,
+            PartitionOp::Read { offset, max_bytes, min_one } => self.read(offset, max_bytes, min_one).await,
+            PartitionOp::ListOffset { timestamp } => self.list_offset(timestamp).await,
+            PartitionOp::WaitForData { offset } => {
+                if self.log.high_watermark() > offset || offset < self.log.log_start_offset() {
+                    PartitionReply::DataReady
+                } else {
+                    let mut waiters = self.waiters.borrow_mut();
+                    waiters.retain(|w| !w.is_canceled());
+                    waiters.push(reply);
+                    return;
+                }
+            }
+        };
+        let _ = reply.send(answer);
+    }
+
+    async fn produce(self: &Rc<Self>, records: Bytes, acks: i16) -> PartitionReply {
+        let info = {
+            let _order = self.append_lock.lock().await;
+            while self.log.pending_bytes() > PENDING_BYTES_MAX {
+                if let Err(e) = self.flush().await {
+                    return self.storage_failure("flush", e);
+                }
+            }
+            // The log rewrites baseOffset in place; the request's bytes are
+            // shared with its frame, so they are copied once here.
+            let mut owned = records.to_vec();
+            match self.log.append(&mut owned) {
+                Ok(info) => info,
+                Err(e) => return self.storage_failure("append", e),
+            }
+        };
+        if acks == 0 {
+            let me = self.clone();
+            glommio::spawn_local(async move {
+                if let Err(e) = me.flush().await {
+                    me.storage_failure("flush", e);
+                }
+            })
+            .detach();
+        } else if let Err(e) = self.flush().await {
+            return self.storage_failure("flush", e);
+        }
+        PartitionReply::Produced { base_offset: info.base_offset, log_start_offset: self.log.log_start_offset() }
+    }
+
+    /// Flushes the log and wakes long-poll fetches waiting on new data.
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        self.log.flush().await?;
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in waiters {
+            let _ = w.send(PartitionReply::DataReady);
+        }
+        Ok(())
+    }
+
+    async fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> PartitionReply {
+        match self.log.read(offset, max_bytes, min_one).await {
+            Ok(records) => PartitionReply::Read {
+                records,
+                high_watermark: self.log.high_watermark(),
+                log_start_offset: self.log.log_start_offset(),
+            },
+            Err(StorageError::OffsetOutOfRange { .. }) => PartitionReply::Error(ResponseError::OffsetOutOfRange.code()),
+            Err(e) => self.storage_failure("read", e),
+        }
+    }
+
+    async fn list_offset(&self, timestamp: i64) -> PartitionReply {
+        const LATEST: i64 = -1;
+        const EARLIEST: i64 = -2;
+        match timestamp {
+            LATEST => PartitionReply::Offset { offset: self.log.high_watermark(), timestamp: -1 },
+            EARLIEST => PartitionReply::Offset { offset: self.log.log_start_offset(), timestamp: -1 },
+            ts if ts < 0 => PartitionReply::Error(ResponseError::InvalidRequest.code()),
+            ts => match self.log.offset_for_timestamp(ts).await {
+                Ok(Some((offset, timestamp))) => PartitionReply::Offset { offset, timestamp },
+                Ok(None) => PartitionReply::Offset { offset: -1, timestamp: -1 },
+                Err(e) => self.storage_failure("offset for timestamp", e),
+            },
+        }
+    }
+
+    fn storage_failure(&self, op: &str, e: StorageError) -> PartitionReply {
+        if matches!(e, StorageError::OffsetOutOfRange { .. }) {
+            return PartitionReply::Error(ResponseError::OffsetOutOfRange.code());
+        }
+        if !self.failed.replace(true) {
+            error!(partition = %self.id, "{op} failed, partition taken offline until restart: {e}");
+        } else {
+            warn!(partition = %self.id, "{op} failed on an offline partition: {e}");
+        }
+        PartitionReply::Error(ResponseError::KafkaStorageError.code())
+    }
+}
