@@ -32,7 +32,11 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 /// Command-line flags. Each one is optional so that the TOML file and the
 /// embedded defaults can fill in what is not given.
 #[derive(Parser, Debug, Default)]
-#[command(name = "corestreamd", version, about = "corestream: a thread-per-core Kafka-compatible broker")]
+#[command(
+    name = "corestreamd",
+    version,
+    about = "corestream: a thread-per-core Kafka-compatible broker"
+)]
 pub struct Flags {
     /// TOML config file; its keys are the long flag names with '_' for '-'.
     #[arg(long, env = "CORESTREAM_CONFIG")]
@@ -142,13 +146,23 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let listen_text = flags.listen.or(file.listen).unwrap_or_else(|| LISTEN_DEFAULT.to_string());
+        let listen_text = flags
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| LISTEN_DEFAULT.to_string());
         let listen = parse_addr("listen", &listen_text)?;
-        let advertised_text = flags.advertised_addr.or(file.advertised_addr).unwrap_or(listen_text);
-        let (advertised_host, advertised_port) = split_host_port("advertised-addr", &advertised_text)?;
+        let advertised_text = flags
+            .advertised_addr
+            .or(file.advertised_addr)
+            .unwrap_or(listen_text);
+        let (advertised_host, advertised_port) =
+            split_host_port("advertised-addr", &advertised_text)?;
         let shards = match flags.shards.or(file.shards) {
             Some(n) if n == 0 || n > SHARDS_MAX => {
-                return Err(invalid("shards", format!("{n} is not within 1..={SHARDS_MAX}")))
+                return Err(invalid(
+                    "shards",
+                    format!("{n} is not within 1..={SHARDS_MAX}"),
+                ))
             }
             Some(n) => n,
             None => available_cores(),
@@ -167,11 +181,17 @@ impl Config {
                 format!("{default_partitions} is not within 1..={PARTITIONS_PER_TOPIC_MAX}"),
             ));
         }
-        let segment_bytes = flags.segment_bytes.or(file.segment_bytes).unwrap_or(SEGMENT_BYTES_DEFAULT);
+        let segment_bytes = flags
+            .segment_bytes
+            .or(file.segment_bytes)
+            .unwrap_or(SEGMENT_BYTES_DEFAULT);
         if segment_bytes < SEGMENT_BYTES_MIN || segment_bytes > u32::MAX as u64 {
             return Err(invalid(
                 "segment-bytes",
-                format!("{segment_bytes} is not within {SEGMENT_BYTES_MIN}..={}", u32::MAX),
+                format!(
+                    "{segment_bytes} is not within {SEGMENT_BYTES_MIN}..={}",
+                    u32::MAX
+                ),
             ));
         }
         let request_bytes_max = flags
@@ -179,16 +199,25 @@ impl Config {
             .or(file.request_bytes_max)
             .unwrap_or(REQUEST_BYTES_MAX_DEFAULT);
         if request_bytes_max < 1024 || request_bytes_max > i32::MAX as usize {
-            return Err(invalid("request-bytes-max", format!("{request_bytes_max} is not within 1024..=2^31-1")));
+            return Err(invalid(
+                "request-bytes-max",
+                format!("{request_bytes_max} is not within 1024..=2^31-1"),
+            ));
         }
         Ok(Config {
             listen,
             advertised_host,
             advertised_port,
-            data_dir: flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
+            data_dir: flags
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
             shards,
             node_id,
-            auto_create_topics: flags.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
+            auto_create_topics: flags
+                .auto_create_topics
+                .or(file.auto_create_topics)
+                .unwrap_or(true),
             default_partitions,
             segment_bytes,
             request_bytes_max,
@@ -201,8 +230,14 @@ fn invalid(key: &'static str, message: String) -> ConfigError {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim().replace('\n', " ") })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim().replace('\n', " "),
+    })
 }
 
 fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
@@ -217,7 +252,9 @@ fn split_host_port(key: &'static str, text: &str) -> Result<(String, i32), Confi
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| invalid(key, format!("{text:?} is not HOST:PORT")))?;
-    let port: u16 = port.parse().map_err(|_| invalid(key, format!("{text:?} has a bad port")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(key, format!("{text:?} has a bad port")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(invalid(key, format!("{text:?} has an empty host")));
@@ -227,7 +264,9 @@ fn split_host_port(key: &'static str, text: &str) -> Result<(String, i32), Confi
 
 /// The cores this process may run on (its CPU affinity mask).
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -247,7 +286,11 @@ mod tests {
 
     #[test]
     fn config_bad_shards_named() {
-        let err = Config::resolve(Flags { shards: Some(0), ..Default::default() }).unwrap_err();
+        let err = Config::resolve(Flags {
+            shards: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("shards"), "{err}");
     }
 
@@ -256,7 +299,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:1\"\nbogus_key = 3\n").unwrap();
-        let err = Config::resolve(Flags { config: Some(path), ..Default::default() }).unwrap_err();
+        let err = Config::resolve(Flags {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("bogus_key"), "{err}");
     }
 
@@ -265,7 +312,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "default_partitions = 4\nnode_id = 3\n").unwrap();
-        let c = Config::resolve(Flags { config: Some(path), node_id: Some(7), ..Default::default() }).unwrap();
+        let c = Config::resolve(Flags {
+            config: Some(path),
+            node_id: Some(7),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(c.default_partitions, 4);
         assert_eq!(c.node_id, 7);
     }

@@ -17,12 +17,9 @@
 
 pub mod alloc;
 pub mod config;
-#[cfg(any())] // LEAD-TEMP: enabled once storage::PartitionLog lands
 pub mod handlers;
 pub mod metadata;
 pub mod protocol;
-#[cfg(any())] // LEAD-TEMP
 pub mod server;
-#[cfg(any())] // LEAD-TEMP
 pub mod shard;
 pub mod storage;

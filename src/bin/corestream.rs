@@ -6,7 +6,11 @@ use clap::Parser;
 
 /// corestream admin CLI (work in progress: the operations issue grows it).
 #[derive(Parser, Debug)]
-#[command(name = "corestream", version, about = "Admin CLI for corestream and any Kafka cluster")]
+#[command(
+    name = "corestream",
+    version,
+    about = "Admin CLI for corestream and any Kafka cluster"
+)]
 struct Cli {}
 
 fn main() {

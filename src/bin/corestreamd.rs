@@ -5,13 +5,13 @@ use corestream::config::{Config, Flags};
 
 /// Keeps a hostile array length in a request from aborting the broker: see
 /// `corestream::alloc`.
-#[cfg(any())] // LEAD-TEMP until alloc lands
 #[global_allocator]
 static ALLOCATOR: corestream::alloc::BrokerAllocator = corestream::alloc::BrokerAllocator;
 
 fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -24,7 +24,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    #[cfg(any())] // LEAD-TEMP
     if let Err(e) = corestream::shard::run(config) {
         eprintln!("corestreamd: {e}");
         std::process::exit(1);

@@ -12,10 +12,17 @@ use crate::config::PARTITIONS_PER_TOPIC_MAX;
 use crate::shard::MetaChange;
 
 /// Served versions.
-pub const API: ApiSpec = ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 };
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::CreatePartitions,
+    min: 0,
+    max: 3,
+};
 
 /// Answers CreatePartitions.
-pub async fn handle(ctx: &RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn handle(
+    ctx: &RequestContext,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -42,7 +49,11 @@ pub async fn handle(ctx: &RequestContext, request: CreatePartitionsRequest) -> C
             Some(_) if request.validate_only => (0, None),
             Some(_) => ctx.shard.change_metadata(MetaChange::CreatePartitions { name, total: topic.count }).await,
         };
-        results.push(result.with_error_code(code).with_error_message(message.map(StrBytes::from_string)));
+        results.push(
+            result
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string)),
+        );
     }
     CreatePartitionsResponse::default().with_results(results)
 }

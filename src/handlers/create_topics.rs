@@ -15,7 +15,11 @@ use crate::metadata::validate_topic_name;
 use crate::shard::MetaChange;
 
 /// Served versions.
-pub const API: ApiSpec = ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 };
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::CreateTopics,
+    min: 2,
+    max: 7,
+};
 
 /// Answers CreateTopics.
 pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse {
@@ -26,11 +30,18 @@ pub async fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Creat
     CreateTopicsResponse::default().with_topics(results)
 }
 
-async fn create_one(ctx: &RequestContext, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult {
+async fn create_one(
+    ctx: &RequestContext,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> CreatableTopicResult {
     let name = topic.name.0.to_string();
     let result = CreatableTopicResult::default().with_name(topic.name.clone());
     let fail = |code: i16, message: String| {
-        result.clone().with_error_code(code).with_error_message(Some(StrBytes::from_string(message)))
+        result
+            .clone()
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_string(message)))
     };
     if let Err(message) = validate_topic_name(&name) {
         return fail(ResponseError::InvalidTopicException.code(), message);
@@ -48,22 +59,50 @@ async fn create_one(ctx: &RequestContext, topic: CreatableTopic, validate_only: 
     if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
         return fail(
             ResponseError::InvalidReplicationFactor.code(),
-            format!("Replication factor {} is larger than the 1 available broker.", topic.replication_factor),
+            format!(
+                "Replication factor {} is larger than the 1 available broker.",
+                topic.replication_factor
+            ),
         );
     }
     let node = ctx.shard.config.node_id;
-    if topic.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)) {
-        return fail(ResponseError::InvalidReplicaAssignment.code(), format!("Replica assignments may only name broker {node}."));
+    if topic
+        .assignments
+        .iter()
+        .any(|a| a.broker_ids.iter().any(|b| b.0 != node))
+    {
+        return fail(
+            ResponseError::InvalidReplicaAssignment.code(),
+            format!("Replica assignments may only name broker {node}."),
+        );
     }
     if ctx.shard.snapshot().topic(&name).is_some() {
-        return fail(ResponseError::TopicAlreadyExists.code(), format!("Topic '{name}' already exists."));
+        return fail(
+            ResponseError::TopicAlreadyExists.code(),
+            format!("Topic '{name}' already exists."),
+        );
     }
     if !validate_only {
-        let (code, message) = ctx.shard.change_metadata(MetaChange::CreateTopic { name: name.clone(), partitions }).await;
+        let (code, message) = ctx
+            .shard
+            .change_metadata(MetaChange::CreateTopic {
+                name: name.clone(),
+                partitions,
+            })
+            .await;
         if code != 0 {
             return fail(code, message.unwrap_or_default());
         }
     }
-    let topic_id = ctx.shard.snapshot().topic(&name).map(|t| t.id).unwrap_or_default();
-    result.with_topic_id(topic_id).with_num_partitions(partitions).with_replication_factor(1).with_configs(Some(vec![]))
+    let topic_id = ctx
+        .shard
+        .snapshot()
+        .topic(&name)
+        .map(|t| t.id)
+        .unwrap_or_default();
+    result
+        .with_topic_id(topic_id)
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)
+        .with_configs(Some(vec![]))
 }

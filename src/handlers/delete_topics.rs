@@ -11,14 +11,26 @@ use super::{ApiSpec, RequestContext};
 use crate::shard::MetaChange;
 
 /// Served versions.
-pub const API: ApiSpec = ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 };
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::DeleteTopics,
+    min: 1,
+    max: 6,
+};
 
 /// Answers DeleteTopics.
 pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let wanted: Vec<(Option<TopicName>, Uuid)> = if ctx.version >= 6 {
-        request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
     } else {
-        request.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
@@ -27,18 +39,39 @@ pub async fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> Delet
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-async fn delete_one(ctx: &RequestContext, name: Option<TopicName>, id: Uuid) -> DeletableTopicResult {
+async fn delete_one(
+    ctx: &RequestContext,
+    name: Option<TopicName>,
+    id: Uuid,
+) -> DeletableTopicResult {
     let snapshot = ctx.shard.snapshot();
     let found = match &name {
         Some(n) => snapshot.topic(&n.0).cloned(),
         None => snapshot.topic_by_id(&id).cloned(),
     };
-    let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+    let result = DeletableTopicResult::default()
+        .with_name(name.clone())
+        .with_topic_id(id);
     let Some(topic) = found else {
-        let code = if name.is_none() { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+        let code = if name.is_none() {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
         return result.with_error_code(code.code());
     };
-    let result = result.with_name(Some(TopicName(StrBytes::from_string(topic.name.to_string())))).with_topic_id(topic.id);
-    let (code, message) = ctx.shard.change_metadata(MetaChange::DeleteTopic { name: topic.name.to_string() }).await;
-    result.with_error_code(code).with_error_message(message.map(StrBytes::from_string))
+    let result = result
+        .with_name(Some(TopicName(StrBytes::from_string(
+            topic.name.to_string(),
+        ))))
+        .with_topic_id(topic.id);
+    let (code, message) = ctx
+        .shard
+        .change_metadata(MetaChange::DeleteTopic {
+            name: topic.name.to_string(),
+        })
+        .await;
+    result
+        .with_error_code(code)
+        .with_error_message(message.map(StrBytes::from_string))
 }

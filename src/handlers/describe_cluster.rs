@@ -8,20 +8,29 @@ use kafka_protocol::protocol::StrBytes;
 use super::{ApiSpec, RequestContext};
 
 /// Served versions.
-pub const API: ApiSpec = ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 1 };
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeCluster,
+    min: 0,
+    max: 1,
+};
 
 /// Kafka's "authorized operations not requested" marker.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Answers DescribeCluster.
-pub async fn handle(ctx: &RequestContext, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub async fn handle(
+    ctx: &RequestContext,
+    _request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let config = &ctx.shard.config;
     let broker = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(config.node_id))
         .with_host(StrBytes::from_string(config.advertised_host.clone()))
         .with_port(config.advertised_port);
     DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(ctx.shard.snapshot().cluster_id.clone()))
+        .with_cluster_id(StrBytes::from_string(
+            ctx.shard.snapshot().cluster_id.clone(),
+        ))
         .with_controller_id(BrokerId(config.node_id))
         .with_brokers(vec![broker])
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)

@@ -24,7 +24,11 @@ use crate::protocol::batch::batches;
 use crate::shard::{PartitionOp, PartitionReply};
 
 /// Served versions.
-pub const API: ApiSpec = ApiSpec { key: ApiKey::Fetch, min: 4, max: 16 };
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::Fetch,
+    min: 4,
+    max: 16,
+};
 
 /// Longest long poll we honour, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
@@ -48,7 +52,9 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let mut replies = read_all(ctx, &wanted, response_max).await;
     let total: usize = replies.iter().map(|r| records_len(r)).sum();
-    let any_error = replies.iter().any(|r| matches!(r, PartitionReply::Error(_)));
+    let any_error = replies
+        .iter()
+        .any(|r| matches!(r, PartitionReply::Error(_)));
     if total < min_bytes.max(1) && request.max_wait_ms > 0 && !any_error && !wanted.is_empty() {
         let wait = Duration::from_millis(request.max_wait_ms.min(FETCH_WAIT_MS_MAX) as u64);
         wait_for_data(ctx, &wanted, wait).await;
@@ -62,20 +68,31 @@ fn resolve(ctx: &RequestContext, topics: &[FetchTopic]) -> Vec<Wanted> {
     let mut wanted = Vec::new();
     for (ti, topic) in topics.iter().enumerate() {
         let meta = if ctx.version >= 13 {
-            snapshot.topic_by_id(&topic.topic_id).ok_or(ResponseError::UnknownTopicId.code())
+            snapshot
+                .topic_by_id(&topic.topic_id)
+                .ok_or(ResponseError::UnknownTopicId.code())
         } else {
-            snapshot.topic(&topic.topic.0).ok_or(ResponseError::UnknownTopicOrPartition.code())
+            snapshot
+                .topic(&topic.topic.0)
+                .ok_or(ResponseError::UnknownTopicOrPartition.code())
         };
         for p in &topic.partitions {
             let id = match &meta {
-                Ok(m) if (0..m.partition_count()).contains(&p.partition) => {
-                    Ok(PartitionId { topic: m.name.clone(), partition: p.partition })
-                }
+                Ok(m) if (0..m.partition_count()).contains(&p.partition) => Ok(PartitionId {
+                    topic: m.name.clone(),
+                    partition: p.partition,
+                }),
                 Ok(_) => Err(ResponseError::UnknownTopicOrPartition.code()),
                 Err(code) => Err(*code),
             };
             let max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-            wanted.push(Wanted { topic: ti, partition: p.partition, id, offset: p.fetch_offset, max_bytes });
+            wanted.push(Wanted {
+                topic: ti,
+                partition: p.partition,
+                id,
+                offset: p.fetch_offset,
+                max_bytes,
+            });
         }
     }
     wanted
@@ -84,12 +101,20 @@ fn resolve(ctx: &RequestContext, topics: &[FetchTopic]) -> Vec<Wanted> {
 /// Reads every partition at once, then trims to the response budget in
 /// request order: the first partition with data keeps at least one whole
 /// batch (KIP-74), later ones keep whole batches while the budget lasts.
-async fn read_all(ctx: &RequestContext, wanted: &[Wanted], response_max: usize) -> Vec<PartitionReply> {
+async fn read_all(
+    ctx: &RequestContext,
+    wanted: &[Wanted],
+    response_max: usize,
+) -> Vec<PartitionReply> {
     let reads = wanted.iter().map(|w| async move {
         match &w.id {
             Err(code) => PartitionReply::Error(*code),
             Ok(id) => {
-                let op = PartitionOp::Read { offset: w.offset, max_bytes: w.max_bytes.min(response_max), min_one: true };
+                let op = PartitionOp::Read {
+                    offset: w.offset,
+                    max_bytes: w.max_bytes.min(response_max),
+                    min_one: true,
+                };
                 ctx.shard.call_partition(id.clone(), op).await
             }
         }
@@ -99,7 +124,11 @@ async fn read_all(ctx: &RequestContext, wanted: &[Wanted], response_max: usize) 
     for reply in replies.iter_mut() {
         if let PartitionReply::Read { records, .. } = reply {
             let within = whole_batches_within(records, response_max.saturating_sub(used));
-            let keep = if used == 0 { within.max(first_batch_len(records)) } else { within };
+            let keep = if used == 0 {
+                within.max(first_batch_len(records))
+            } else {
+                within
+            };
             records.truncate(keep);
             used += keep;
         }
@@ -115,7 +144,11 @@ fn records_len(reply: &PartitionReply) -> usize {
 }
 
 fn first_batch_len(records: &Bytes) -> usize {
-    batches(records).next().and_then(Result::ok).map(|b| b.bytes.len()).unwrap_or(0)
+    batches(records)
+        .next()
+        .and_then(Result::ok)
+        .map(|b| b.bytes.len())
+        .unwrap_or(0)
 }
 
 /// Length of the longest prefix of whole batches that fits in `budget`.
@@ -137,7 +170,11 @@ async fn wait_for_data(ctx: &RequestContext, wanted: &[Wanted], wait: Duration) 
     let waits: Vec<_> = wanted
         .iter()
         .filter_map(|w| w.id.as_ref().ok().map(|id| (id.clone(), w.offset)))
-        .map(|(id, offset)| ctx.shard.call_partition(id, PartitionOp::WaitForData { offset }).boxed_local())
+        .map(|(id, offset)| {
+            ctx.shard
+                .call_partition(id, PartitionOp::WaitForData { offset })
+                .boxed_local()
+        })
         .collect();
     if waits.is_empty() {
         return;
@@ -156,14 +193,22 @@ fn build_response(
 ) -> FetchResponse {
     let mut out: Vec<FetchableTopicResponse> = topics
         .iter()
-        .map(|t| FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id))
+        .map(|t| {
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+        })
         .collect();
     for (w, reply) in wanted.into_iter().zip(replies) {
-        let base = PartitionData::default().with_partition_index(w.partition).with_aborted_transactions(
-            (isolation_level == READ_COMMITTED).then(Vec::new),
-        );
+        let base = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_aborted_transactions((isolation_level == READ_COMMITTED).then(Vec::new));
         let data = match reply {
-            PartitionReply::Read { records, high_watermark, log_start_offset } => base
+            PartitionReply::Read {
+                records,
+                high_watermark,
+                log_start_offset,
+            } => base
                 .with_high_watermark(high_watermark)
                 .with_last_stable_offset(high_watermark)
                 .with_log_start_offset(log_start_offset)

@@ -5,7 +5,9 @@
 //! MAX_TIMESTAMP (-3) is not supported yet and gets INVALID_REQUEST.
 
 use futures::future::join_all;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
@@ -14,7 +16,11 @@ use crate::metadata::PartitionId;
 use crate::shard::{PartitionOp, PartitionReply};
 
 /// Served versions.
-pub const API: ApiSpec = ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 8 };
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::ListOffsets,
+    min: 1,
+    max: 8,
+};
 
 const EARLIEST_TIMESTAMP: i64 = -2;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
@@ -28,19 +34,44 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
         let calls = topic.partitions.into_iter().map(|p| {
             let meta = meta.clone();
             async move {
-                let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                let error = |code: i16| base.clone().with_error_code(code).with_offset(-1).with_timestamp(-1);
-                let Some(meta) = meta.filter(|m| (0..m.partition_count()).contains(&p.partition_index)) else {
+                let base =
+                    ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                let error = |code: i16| {
+                    base.clone()
+                        .with_error_code(code)
+                        .with_offset(-1)
+                        .with_timestamp(-1)
+                };
+                let Some(meta) =
+                    meta.filter(|m| (0..m.partition_count()).contains(&p.partition_index))
+                else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };
-                let timestamp = if p.timestamp == EARLIEST_LOCAL_TIMESTAMP { EARLIEST_TIMESTAMP } else { p.timestamp };
+                let timestamp = if p.timestamp == EARLIEST_LOCAL_TIMESTAMP {
+                    EARLIEST_TIMESTAMP
+                } else {
+                    p.timestamp
+                };
                 if timestamp < 0 && timestamp != EARLIEST_TIMESTAMP && timestamp != -1 {
                     return error(ResponseError::InvalidRequest.code());
                 }
-                let id = PartitionId { topic: meta.name.clone(), partition: p.partition_index };
-                match ctx.shard.call_partition(id, PartitionOp::ListOffset { timestamp }).await {
+                let id = PartitionId {
+                    topic: meta.name.clone(),
+                    partition: p.partition_index,
+                };
+                match ctx
+                    .shard
+                    .call_partition(id, PartitionOp::ListOffset { timestamp })
+                    .await
+                {
                     PartitionReply::Offset { offset, timestamp } => {
-                        base.clone().with_offset(offset).with_timestamp(timestamp).with_leader_epoch(0)
+                        // leader_epoch exists from v4; the crate refuses a
+                        // non-default value on older versions.
+                        let epoch = if ctx.version >= 4 { 0 } else { -1 };
+                        base.clone()
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(epoch)
                     }
                     PartitionReply::Error(code) => error(code),
                     _ => error(ResponseError::UnknownServerError.code()),
@@ -48,7 +79,11 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
             }
         });
         let partitions = join_all(calls).await;
-        topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
     }
     ListOffsetsResponse::default().with_topics(topics)
 }

@@ -2,7 +2,9 @@
 //! ISR are this broker alone. Unknown topics are created when the broker and
 //! the request (v4+) allow it, as Kafka's auto.create.topics.enable does.
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -13,7 +15,11 @@ use super::{ApiSpec, RequestContext};
 use crate::metadata::TopicMeta;
 
 /// Served versions.
-pub const API: ApiSpec = ApiSpec { key: ApiKey::Metadata, min: 0, max: 12 };
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::Metadata,
+    min: 0,
+    max: 12,
+};
 
 /// Answers Metadata.
 pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataResponse {
@@ -27,13 +33,18 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         Some(list) if list.is_empty() && ctx.version == 0 => topics.extend(all_topics(ctx)),
         Some(list) => {
             for wanted in list {
-                let name = match (&wanted.name, ctx.shard.snapshot().topic_by_id(&wanted.topic_id)) {
+                let name = match (
+                    &wanted.name,
+                    ctx.shard.snapshot().topic_by_id(&wanted.topic_id),
+                ) {
                     (Some(name), _) => name.0.to_string(),
                     (None, Some(t)) => t.name.to_string(),
                     (None, None) => {
-                        topics.push(MetadataResponseTopic::default()
-                            .with_topic_id(wanted.topic_id)
-                            .with_error_code(ResponseError::UnknownTopicId.code()));
+                        topics.push(
+                            MetadataResponseTopic::default()
+                                .with_topic_id(wanted.topic_id)
+                                .with_error_code(ResponseError::UnknownTopicId.code()),
+                        );
                         continue;
                     }
                 };
@@ -46,13 +57,18 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
             }
         }
     }
-    let topics = topics.into_iter().map(|t| t.with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)).collect();
+    let topics = topics
+        .into_iter()
+        .map(|t| t.with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED))
+        .collect();
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(config.node_id))
             .with_host(StrBytes::from_string(config.advertised_host.clone()))
             .with_port(config.advertised_port)])
-        .with_cluster_id(Some(StrBytes::from_string(ctx.shard.snapshot().cluster_id.clone())))
+        .with_cluster_id(Some(StrBytes::from_string(
+            ctx.shard.snapshot().cluster_id.clone(),
+        )))
         .with_controller_id(BrokerId(config.node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
@@ -60,7 +76,12 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
 
 fn all_topics(ctx: &RequestContext) -> Vec<MetadataResponseTopic> {
     let node = ctx.shard.config.node_id;
-    ctx.shard.snapshot().topics.values().map(|t| describe_topic(t, node)).collect()
+    ctx.shard
+        .snapshot()
+        .topics
+        .values()
+        .map(|t| describe_topic(t, node))
+        .collect()
 }
 
 fn describe_topic(topic: &TopicMeta, node_id: i32) -> MetadataResponseTopic {
@@ -75,7 +96,9 @@ fn describe_topic(topic: &TopicMeta, node_id: i32) -> MetadataResponseTopic {
         })
         .collect();
     MetadataResponseTopic::default()
-        .with_name(Some(TopicName(StrBytes::from_string(topic.name.to_string()))))
+        .with_name(Some(TopicName(StrBytes::from_string(
+            topic.name.to_string(),
+        ))))
         .with_topic_id(topic.id)
         .with_partitions(partitions)
 }

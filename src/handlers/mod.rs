@@ -93,9 +93,16 @@ pub async fn handle_frame(shard: Rc<Shard>, mut frame: Bytes) -> Outcome {
         if key == ApiKey::ApiVersions {
             return respond_or_close(&header, 0, &api_versions::unsupported_version_response());
         }
-        return Outcome::Close(format!("unsupported version {} of {key:?}", header.api_version));
+        return Outcome::Close(format!(
+            "unsupported version {} of {key:?}",
+            header.api_version
+        ));
     }
-    let ctx = RequestContext { shard, version: header.api_version, client_id: header.client_id.as_ref().map(|c| c.to_string()) };
+    let ctx = RequestContext {
+        shard,
+        version: header.api_version,
+        client_id: header.client_id.as_ref().map(|c| c.to_string()),
+    };
     dispatch(ctx, key, &header, frame).await
 }
 
@@ -125,7 +132,12 @@ macro_rules! route {
     };
 }
 
-async fn dispatch(ctx: RequestContext, key: ApiKey, header: &ParsedHeader, mut body: Bytes) -> Outcome {
+async fn dispatch(
+    ctx: RequestContext,
+    key: ApiKey,
+    header: &ParsedHeader,
+    mut body: Bytes,
+) -> Outcome {
     route!(ctx, key, header, body, {
         ApiVersions => api_versions,
         Metadata => metadata,
@@ -143,8 +155,15 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> anyhow::Result<T> {
 }
 
 fn respond_or_close<T: Encodable>(header: &ParsedHeader, version: i16, body: &T) -> Outcome {
-    let Some(key) = header.api_key else { return Outcome::Close("unknown API key".into()) };
-    match encode_response(header.correlation_id, key.response_header_version(version), body, version) {
+    let Some(key) = header.api_key else {
+        return Outcome::Close("unknown API key".into());
+    };
+    match encode_response(
+        header.correlation_id,
+        key.response_header_version(version),
+        body,
+        version,
+    ) {
         Ok(frame) => Outcome::Respond(frame),
         Err(e) => {
             warn!("encoding {key:?} v{version} response failed: {e}");

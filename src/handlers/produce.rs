@@ -21,7 +21,11 @@ use crate::protocol::batch::validate_produce;
 use crate::shard::{PartitionOp, PartitionReply};
 
 /// Served versions.
-pub const API: ApiSpec = ApiSpec { key: ApiKey::Produce, min: 3, max: 11 };
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::Produce,
+    min: 3,
+    max: 11,
+};
 
 /// Answers Produce; `None` for acks=0.
 pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -66,20 +70,37 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                         Some("idempotent/transactional produce is not supported yet".into()),
                     );
                 }
-                let id = PartitionId { topic: meta.name.clone(), partition: index };
-                match ctx.shard.call_partition(id, PartitionOp::Produce { records, acks }).await {
-                    PartitionReply::Produced { base_offset, log_start_offset } => PartitionProduceResponse::default()
+                let id = PartitionId {
+                    topic: meta.name.clone(),
+                    partition: index,
+                };
+                match ctx
+                    .shard
+                    .call_partition(id, PartitionOp::Produce { records, acks })
+                    .await
+                {
+                    PartitionReply::Produced {
+                        base_offset,
+                        log_start_offset,
+                    } => PartitionProduceResponse::default()
                         .with_index(index)
                         .with_base_offset(base_offset)
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(log_start_offset),
                     PartitionReply::Error(code) => error(code, None),
-                    other => error(ResponseError::UnknownServerError.code(), Some(format!("unexpected reply {other:?}"))),
+                    other => error(
+                        ResponseError::UnknownServerError.code(),
+                        Some(format!("unexpected reply {other:?}")),
+                    ),
                 }
             }
         });
         let partition_responses = join_all(calls).await;
-        topics.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partition_responses));
+        topics.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partition_responses),
+        );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(topics))
 }

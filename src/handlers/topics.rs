@@ -11,7 +11,11 @@ use crate::shard::MetaChange;
 /// The topic named `name`; when it does not exist and `auto_create` is set
 /// (and the broker allows it), creates it with the default partition count.
 /// Errors are Kafka error codes for the caller's response.
-pub(super) async fn topic_or_create(ctx: &RequestContext, name: &str, auto_create: bool) -> Result<Arc<TopicMeta>, i16> {
+pub(super) async fn topic_or_create(
+    ctx: &RequestContext,
+    name: &str,
+    auto_create: bool,
+) -> Result<Arc<TopicMeta>, i16> {
     if let Some(topic) = ctx.shard.snapshot().topic(name) {
         return Ok(topic.clone());
     }
@@ -21,11 +25,18 @@ pub(super) async fn topic_or_create(ctx: &RequestContext, name: &str, auto_creat
     if !(auto_create && ctx.shard.config.auto_create_topics) {
         return Err(ResponseError::UnknownTopicOrPartition.code());
     }
-    let change = MetaChange::CreateTopic { name: name.to_string(), partitions: ctx.shard.config.default_partitions };
+    let change = MetaChange::CreateTopic {
+        name: name.to_string(),
+        partitions: ctx.shard.config.default_partitions,
+    };
     let (code, _) = ctx.shard.change_metadata(change).await;
     // Another request may have created it first: that is success too.
     if code != 0 && code != ResponseError::TopicAlreadyExists.code() {
         return Err(code);
     }
-    ctx.shard.snapshot().topic(name).cloned().ok_or(ResponseError::UnknownTopicOrPartition.code())
+    ctx.shard
+        .snapshot()
+        .topic(name)
+        .cloned()
+        .ok_or(ResponseError::UnknownTopicOrPartition.code())
 }

@@ -60,13 +60,18 @@ impl Snapshot {
 
     /// The topic with this id.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicMeta>> {
-        self.topic_ids.get(id).and_then(|name| self.topics.get(name))
+        self.topic_ids
+            .get(id)
+            .and_then(|name| self.topics.get(name))
     }
 
     /// The owner shard of a partition, if it exists.
     pub fn shard_for(&self, topic: &str, partition: i32) -> Option<usize> {
         let t = self.topics.get(topic)?;
-        usize::try_from(partition).ok().and_then(|p| t.partition_shards.get(p)).map(|s| *s as usize)
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| t.partition_shards.get(p))
+            .map(|s| *s as usize)
     }
 
     /// Partitions owned per shard, for balancing new partitions.
@@ -89,7 +94,11 @@ impl Snapshot {
         let mut load = self.load_per_shard(shards.max(1));
         (0..count)
             .map(|_| {
-                let (shard, _) = load.iter().enumerate().min_by_key(|(i, n)| (**n, *i)).unwrap_or((0, &0));
+                let (shard, _) = load
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(i, n)| (**n, *i))
+                    .unwrap_or((0, &0));
                 load[shard] += 1;
                 shard as u16
             })
@@ -118,9 +127,19 @@ impl Snapshot {
     /// The partitions a shard owns, with their topic id.
     pub fn owned_by(&self, shard: usize) -> impl Iterator<Item = (PartitionId, Uuid)> + '_ {
         self.topics.values().flat_map(move |t| {
-            t.partition_shards.iter().enumerate().filter(move |(_, s)| **s as usize == shard).map(move |(p, _)| {
-                (PartitionId { topic: t.name.clone(), partition: p as i32 }, t.id)
-            })
+            t.partition_shards
+                .iter()
+                .enumerate()
+                .filter(move |(_, s)| **s as usize == shard)
+                .map(move |(p, _)| {
+                    (
+                        PartitionId {
+                            topic: t.name.clone(),
+                            partition: p as i32,
+                        },
+                        t.id,
+                    )
+                })
         })
     }
 }
@@ -130,7 +149,11 @@ mod tests {
     use super::*;
 
     fn topic(name: &str, shards: Vec<u16>) -> TopicMeta {
-        TopicMeta { name: name.into(), id: Uuid::new_v4(), partition_shards: shards }
+        TopicMeta {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partition_shards: shards,
+        }
     }
 
     #[test]
@@ -146,7 +169,10 @@ mod tests {
         assert_eq!(s.shard_for("a", 1), Some(1));
         assert_eq!(s.shard_for("a", 2), None);
         assert_eq!(s.shard_for("a", -1), None);
-        assert_eq!(s.owned_by(1).map(|(p, _)| p.partition).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            s.owned_by(1).map(|(p, _)| p.partition).collect::<Vec<_>>(),
+            vec![1]
+        );
         let s2 = s.without_topic("a");
         assert!(s2.topic("a").is_none() && s2.topic_ids.is_empty() && s2.version == 2);
     }

@@ -69,8 +69,15 @@ fn topics_path(data_dir: &Path) -> PathBuf {
     data_dir.join(META_DIR_NAME).join(TOPICS_FILE_NAME)
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> MetadataError + 'a {
-    move |source| MetadataError::Io { op, path: path.to_path_buf(), source }
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> MetadataError + 'a {
+    move |source| MetadataError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Loads the snapshot at start-up (before any shard runs, so plain blocking
@@ -80,19 +87,38 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
     let path = topics_path(data_dir);
     let state: PersistedState = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| MetadataError::Invalid { path: path.clone(), message: e.to_string() })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            PersistedState { cluster_id: new_cluster_id(), version: 0, topics: vec![] }
-        }
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MetadataError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PersistedState {
+            cluster_id: new_cluster_id(),
+            version: 0,
+            topics: vec![],
+        },
         Err(e) => return Err(io_err("read", &path)(e)),
     };
-    let mut snapshot = Snapshot { version: state.version, cluster_id: state.cluster_id, ..Default::default() };
+    let mut snapshot = Snapshot {
+        version: state.version,
+        cluster_id: state.cluster_id,
+        ..Default::default()
+    };
     for t in state.topics {
         let name: Arc<str> = t.name.into();
-        let partition_shards = t.partition_shards.iter().map(|s| (*s as usize % shards.max(1)) as u16).collect();
+        let partition_shards = t
+            .partition_shards
+            .iter()
+            .map(|s| (*s as usize % shards.max(1)) as u16)
+            .collect();
         snapshot.topic_ids.insert(t.id, name.clone());
-        snapshot.topics.insert(name.clone(), Arc::new(TopicMeta { name, id: t.id, partition_shards }));
+        snapshot.topics.insert(
+            name.clone(),
+            Arc::new(TopicMeta {
+                name,
+                id: t.id,
+                partition_shards,
+            }),
+        );
     }
     Ok(snapshot)
 }
@@ -101,7 +127,9 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
 fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = Uuid::new_v4().as_u128();
-    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
+    (0..22)
+        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+        .collect()
 }
 
 /// Writes the snapshot durably, off the shard thread.
@@ -112,29 +140,41 @@ pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataEr
         topics: snapshot
             .topics
             .values()
-            .map(|t| PersistedTopic { name: t.name.to_string(), id: t.id, partition_shards: t.partition_shards.clone() })
+            .map(|t| PersistedTopic {
+                name: t.name.to_string(),
+                id: t.id,
+                partition_shards: t.partition_shards.clone(),
+            })
             .collect(),
     };
     let dir = data_dir.join(META_DIR_NAME);
-    glommio::executor().spawn_blocking(move || write_atomically(&dir, &state)).await
+    glommio::executor()
+        .spawn_blocking(move || write_atomically(&dir, &state))
+        .await
 }
 
 fn write_atomically(dir: &Path, state: &PersistedState) -> Result<(), MetadataError> {
     std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let path = dir.join(TOPICS_FILE_NAME);
     let tmp = dir.join(format!("{TOPICS_FILE_NAME}.tmp"));
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| MetadataError::Invalid { path: path.clone(), message: e.to_string() })?;
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| MetadataError::Invalid {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
     f.write_all(&bytes).map_err(io_err("write", &tmp))?;
     f.sync_all().map_err(io_err("fsync", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))?;
     Ok(())
 }
 
 /// Ensures the data directory exists (start-up only).
 pub fn ensure_data_dir(data_dir: &Path) -> Result<(), MetadataError> {
-    std::fs::create_dir_all(data_dir.join(META_DIR_NAME)).map_err(io_err("create directory", data_dir))
+    std::fs::create_dir_all(data_dir.join(META_DIR_NAME))
+        .map_err(io_err("create directory", data_dir))
 }
 
 #[cfg(test)]
@@ -146,12 +186,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = load(dir.path(), 2).unwrap();
         assert_eq!(s.cluster_id.len(), 22);
-        let s = s.with_topic(TopicMeta { name: "t".into(), id: Uuid::new_v4(), partition_shards: vec![0, 1, 2] });
-        write_atomically(&dir.path().join(META_DIR_NAME), &PersistedState {
-            cluster_id: s.cluster_id.clone(),
-            version: s.version,
-            topics: vec![PersistedTopic { name: "t".into(), id: s.topic("t").unwrap().id, partition_shards: vec![0, 1, 2] }],
-        })
+        let s = s.with_topic(TopicMeta {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partition_shards: vec![0, 1, 2],
+        });
+        write_atomically(
+            &dir.path().join(META_DIR_NAME),
+            &PersistedState {
+                cluster_id: s.cluster_id.clone(),
+                version: s.version,
+                topics: vec![PersistedTopic {
+                    name: "t".into(),
+                    id: s.topic("t").unwrap().id,
+                    partition_shards: vec![0, 1, 2],
+                }],
+            },
+        )
         .unwrap();
         let back = load(dir.path(), 2).unwrap();
         assert_eq!(back.cluster_id, s.cluster_id);
@@ -163,6 +214,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(META_DIR_NAME)).unwrap();
         std::fs::write(topics_path(dir.path()), b"{not json").unwrap();
-        assert!(matches!(load(dir.path(), 1), Err(MetadataError::Invalid { .. })));
+        assert!(matches!(
+            load(dir.path(), 1),
+            Err(MetadataError::Invalid { .. })
+        ));
     }
 }

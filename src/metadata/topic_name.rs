@@ -14,10 +14,18 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err(format!("topic name {name:?} is not allowed"));
     }
     if name.len() > TOPIC_NAME_LEN_MAX {
-        return Err(format!("topic name is {} characters, more than {TOPIC_NAME_LEN_MAX}", name.len()));
+        return Err(format!(
+            "topic name is {} characters, more than {TOPIC_NAME_LEN_MAX}",
+            name.len()
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("topic name {name:?} has the character {c:?}; only [a-zA-Z0-9._-] are allowed"));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name {name:?} has the character {c:?}; only [a-zA-Z0-9._-] are allowed"
+        ));
     }
     Ok(())
 }

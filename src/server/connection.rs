@@ -25,13 +25,16 @@ use crate::shard::Shard;
 /// answered.
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 32;
 /// Bytes read from the socket per read call.
-pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 type InFlight = glommio::Task<Outcome>;
 
 /// Serves one connection until the client closes it or breaks the protocol.
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.split();
     let (mut queue_tx, mut queue_rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_MAX);

@@ -32,10 +32,19 @@ impl Shard {
             return self.change_metadata_here(change).await;
         }
         let (reply, answer) = oneshot::channel();
-        if self.peers[METADATA_OWNER_SHARD].unbounded_send(ShardMsg::Meta { change, reply }).is_err() {
-            return (ResponseError::UnknownServerError.code(), Some("metadata owner is gone".into()));
+        if self.peers[METADATA_OWNER_SHARD]
+            .unbounded_send(ShardMsg::Meta { change, reply })
+            .is_err()
+        {
+            return (
+                ResponseError::UnknownServerError.code(),
+                Some("metadata owner is gone".into()),
+            );
         }
-        answer.await.unwrap_or((ResponseError::UnknownServerError.code(), Some("metadata owner dropped the change".into())))
+        answer.await.unwrap_or((
+            ResponseError::UnknownServerError.code(),
+            Some("metadata owner dropped the change".into()),
+        ))
     }
 
     /// On the metadata owner: validate against the current snapshot, persist,
@@ -63,7 +72,13 @@ impl Shard {
                 continue;
             }
             let (reply, ack) = oneshot::channel();
-            if peer.unbounded_send(ShardMsg::ApplySnapshot { snapshot: snapshot.clone(), reply }).is_ok() {
+            if peer
+                .unbounded_send(ShardMsg::ApplySnapshot {
+                    snapshot: snapshot.clone(),
+                    reply,
+                })
+                .is_ok()
+            {
                 acks.push(ack);
             }
         }
@@ -79,7 +94,8 @@ impl Shard {
         if snapshot.version < self.snapshot.borrow().version {
             return;
         }
-        let owned: std::collections::HashMap<PartitionId, Uuid> = snapshot.owned_by(self.id).collect();
+        let owned: std::collections::HashMap<PartitionId, Uuid> =
+            snapshot.owned_by(self.id).collect();
         let stale: Vec<Rc<Partition>> = self
             .partitions
             .borrow()
@@ -91,12 +107,16 @@ impl Shard {
             self.partitions.borrow_mut().remove(&p.id);
             self.remove_partition(p).await;
         }
-        let missing: Vec<(PartitionId, Uuid)> =
-            owned.into_iter().filter(|(id, _)| !self.partitions.borrow().contains_key(id)).collect();
+        let missing: Vec<(PartitionId, Uuid)> = owned
+            .into_iter()
+            .filter(|(id, _)| !self.partitions.borrow().contains_key(id))
+            .collect();
         for (id, topic_id) in missing {
             match self.open_partition(&id).await {
                 Ok(log) => {
-                    self.partitions.borrow_mut().insert(id.clone(), Rc::new(Partition::new(id, topic_id, log)));
+                    self.partitions
+                        .borrow_mut()
+                        .insert(id.clone(), Rc::new(Partition::new(id, topic_id, log)));
                 }
                 Err(e) => error!(partition = %id, "cannot open partition, it stays offline: {e}"),
             }
@@ -104,9 +124,15 @@ impl Shard {
         *self.snapshot.borrow_mut() = snapshot;
     }
 
-    async fn open_partition(&self, id: &PartitionId) -> Result<PartitionLog<DmaDisk>, crate::storage::StorageError> {
+    async fn open_partition(
+        &self,
+        id: &PartitionId,
+    ) -> Result<PartitionLog<DmaDisk>, crate::storage::StorageError> {
         let dir = self.config.data_dir.join(id.to_string());
-        let config = LogConfig { segment_bytes: self.config.segment_bytes, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_bytes: self.config.segment_bytes,
+            ..LogConfig::default()
+        };
         PartitionLog::open(DmaDisk, dir, config).await
     }
 
@@ -137,7 +163,12 @@ impl Shard {
 
     /// Clean shutdown: flush, write indexes and checkpoints of every partition.
     pub(super) async fn close_all_partitions(&self) {
-        let parts: Vec<Rc<Partition>> = self.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
+        let parts: Vec<Rc<Partition>> = self
+            .partitions
+            .borrow_mut()
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
         for p in parts {
             if let Err(e) = p.log.close().await {
                 error!(partition = %p.id, "closing partition failed: {e}");
@@ -147,14 +178,25 @@ impl Shard {
 }
 
 /// The snapshot after `change`, or the Kafka error that refuses it.
-fn next_snapshot(current: &Snapshot, change: &MetaChange, shards: usize) -> Result<Snapshot, MetaResult> {
+fn next_snapshot(
+    current: &Snapshot,
+    change: &MetaChange,
+    shards: usize,
+) -> Result<Snapshot, MetaResult> {
     match change {
         MetaChange::CreateTopic { name, partitions } => {
             if current.topic(name).is_some() {
-                return Err((ResponseError::TopicAlreadyExists.code(), Some(format!("Topic '{name}' already exists."))));
+                return Err((
+                    ResponseError::TopicAlreadyExists.code(),
+                    Some(format!("Topic '{name}' already exists.")),
+                ));
             }
             let partition_shards = current.assign_shards(shards, *partitions as usize);
-            Ok(current.with_topic(TopicMeta { name: name.as_str().into(), id: Uuid::new_v4(), partition_shards }))
+            Ok(current.with_topic(TopicMeta {
+                name: name.as_str().into(),
+                id: Uuid::new_v4(),
+                partition_shards,
+            }))
         }
         MetaChange::DeleteTopic { name } => match current.topic(name) {
             None => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
@@ -172,7 +214,9 @@ fn next_snapshot(current: &Snapshot, change: &MetaChange, shards: usize) -> Resu
                 ));
             }
             let mut grown = TopicMeta::clone(topic);
-            grown.partition_shards.extend(current.assign_shards(shards, (*total - have) as usize));
+            grown
+                .partition_shards
+                .extend(current.assign_shards(shards, (*total - have) as usize));
             Ok(current.with_topic(grown))
         }
     }

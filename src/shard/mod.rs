@@ -13,8 +13,8 @@
 //! What bounds them is upstream: each connection has a bounded number of
 //! requests in flight.
 
-mod meta_owner;
 mod messages;
+mod meta_owner;
 mod partition;
 pub mod placement;
 mod runtime;
@@ -89,18 +89,30 @@ impl Shard {
         let (reply, answer) = oneshot::channel();
         if owner == self.id {
             self.execute_local(id, op, reply).await;
-        } else if self.peers[owner].unbounded_send(ShardMsg::Partition { id, op, reply }).is_err() {
+        } else if self.peers[owner]
+            .unbounded_send(ShardMsg::Partition { id, op, reply })
+            .is_err()
+        {
             return PartitionReply::Error(ResponseError::NotLeaderOrFollower.code());
         }
-        answer.await.unwrap_or(PartitionReply::Error(ResponseError::NotLeaderOrFollower.code()))
+        answer.await.unwrap_or(PartitionReply::Error(
+            ResponseError::NotLeaderOrFollower.code(),
+        ))
     }
 
-    async fn execute_local(&self, id: PartitionId, op: PartitionOp, reply: oneshot::Sender<PartitionReply>) {
+    async fn execute_local(
+        &self,
+        id: PartitionId,
+        op: PartitionOp,
+        reply: oneshot::Sender<PartitionReply>,
+    ) {
         match self.local_partition(&id) {
             Some(p) => p.execute(op, reply).await,
             // Not (yet or any more) open here: the client refreshes metadata and retries.
             None => {
-                let _ = reply.send(PartitionReply::Error(ResponseError::UnknownTopicOrPartition.code()));
+                let _ = reply.send(PartitionReply::Error(
+                    ResponseError::UnknownTopicOrPartition.code(),
+                ));
             }
         }
     }

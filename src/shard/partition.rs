@@ -57,12 +57,18 @@ impl Partition {
     /// Runs one operation; long-poll waits reply through `reply` later.
     pub async fn execute(self: &Rc<Self>, op: PartitionOp, reply: oneshot::Sender<PartitionReply>) {
         if self.failed.get() {
-            let _ = reply.send(PartitionReply::Error(ResponseError::KafkaStorageError.code()));
+            let _ = reply.send(PartitionReply::Error(
+                ResponseError::KafkaStorageError.code(),
+            ));
             return;
         }
         let answer = match op {
             PartitionOp::Produce { records, acks } => self.produce(records, acks).await,
-            PartitionOp::Read { offset, max_bytes, min_one } => self.read(offset, max_bytes, min_one).await,
+            PartitionOp::Read {
+                offset,
+                max_bytes,
+                min_one,
+            } => self.read(offset, max_bytes, min_one).await,
             PartitionOp::ListOffset { timestamp } => self.list_offset(timestamp).await,
             PartitionOp::WaitForData { offset } => {
                 if self.log.high_watermark() > offset || offset < self.log.log_start_offset() {
@@ -105,7 +111,10 @@ impl Partition {
         } else if let Err(e) = self.flush().await {
             return self.storage_failure("flush", e);
         }
-        PartitionReply::Produced { base_offset: info.base_offset, log_start_offset: self.log.log_start_offset() }
+        PartitionReply::Produced {
+            base_offset: info.base_offset,
+            log_start_offset: self.log.log_start_offset(),
+        }
     }
 
     /// Flushes the log and wakes long-poll fetches waiting on new data.
@@ -125,7 +134,9 @@ impl Partition {
                 high_watermark: self.log.high_watermark(),
                 log_start_offset: self.log.log_start_offset(),
             },
-            Err(StorageError::OffsetOutOfRange { .. }) => PartitionReply::Error(ResponseError::OffsetOutOfRange.code()),
+            Err(StorageError::OffsetOutOfRange { .. }) => {
+                PartitionReply::Error(ResponseError::OffsetOutOfRange.code())
+            }
             Err(e) => self.storage_failure("read", e),
         }
     }
@@ -134,12 +145,21 @@ impl Partition {
         const LATEST: i64 = -1;
         const EARLIEST: i64 = -2;
         match timestamp {
-            LATEST => PartitionReply::Offset { offset: self.log.high_watermark(), timestamp: -1 },
-            EARLIEST => PartitionReply::Offset { offset: self.log.log_start_offset(), timestamp: -1 },
+            LATEST => PartitionReply::Offset {
+                offset: self.log.high_watermark(),
+                timestamp: -1,
+            },
+            EARLIEST => PartitionReply::Offset {
+                offset: self.log.log_start_offset(),
+                timestamp: -1,
+            },
             ts if ts < 0 => PartitionReply::Error(ResponseError::InvalidRequest.code()),
             ts => match self.log.offset_for_timestamp(ts).await {
                 Ok(Some((offset, timestamp))) => PartitionReply::Offset { offset, timestamp },
-                Ok(None) => PartitionReply::Offset { offset: -1, timestamp: -1 },
+                Ok(None) => PartitionReply::Offset {
+                    offset: -1,
+                    timestamp: -1,
+                },
                 Err(e) => self.storage_failure("offset for timestamp", e),
             },
         }

@@ -18,7 +18,9 @@ pub const IO_MEMORY_MEMLOCK_SHARE_PERCENT: usize = 50;
 
 /// CPUs (OS indexes) for `shards` shards, physical cores first.
 pub fn shard_cpus(shards: usize) -> Vec<usize> {
-    let order = topology_cpu_order().filter(|v| !v.is_empty()).unwrap_or_else(affinity_cpus);
+    let order = topology_cpu_order()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(affinity_cpus);
     let order = if order.is_empty() { vec![0] } else { order };
     (0..shards).map(|i| order[i % order.len()]).collect()
 }
@@ -38,7 +40,11 @@ fn topology_cpu_order() -> Option<Vec<usize>> {
         })
         .collect();
     let depth = per_core.iter().map(Vec::len).max().unwrap_or(0);
-    Some((0..depth).flat_map(|i| per_core.iter().filter_map(move |c| c.get(i).copied())).collect())
+    Some(
+        (0..depth)
+            .flat_map(|i| per_core.iter().filter_map(move |c| c.get(i).copied()))
+            .collect(),
+    )
 }
 
 fn affinity_cpus() -> Vec<usize> {
@@ -48,15 +54,22 @@ fn affinity_cpus() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return vec![];
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
     }
 }
 
 /// RLIMIT_MEMLOCK in bytes, `None` when unlimited.
 pub fn memlock_limit_bytes() -> Option<usize> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
         return None;
     }
     Some(lim.rlim_cur as usize)
@@ -72,7 +85,11 @@ pub fn io_memory_per_shard(shards: usize, memlock: Option<usize>) -> usize {
         Some(limit) => {
             let share = limit / 100 * IO_MEMORY_MEMLOCK_SHARE_PERCENT / shards.max(1);
             let share = share.min(IO_MEMORY_BYTES_DEFAULT) & !4095;
-            if share < IO_MEMORY_BYTES_MIN { 0 } else { share }
+            if share < IO_MEMORY_BYTES_MIN {
+                0
+            } else {
+                share
+            }
         }
     }
 }
@@ -86,7 +103,10 @@ mod tests {
         let cpus = shard_cpus(3);
         assert_eq!(cpus.len(), 3);
         let allowed = affinity_cpus();
-        assert!(cpus.iter().all(|c| allowed.contains(c)), "{cpus:?} not within {allowed:?}");
+        assert!(
+            cpus.iter().all(|c| allowed.contains(c)),
+            "{cpus:?} not within {allowed:?}"
+        );
     }
 
     #[test]

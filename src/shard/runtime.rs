@@ -22,6 +22,9 @@ use crate::config::Config;
 use crate::metadata::{self, Snapshot};
 use crate::server;
 
+/// The lock file that keeps two brokers off one data directory.
+pub(crate) const DATA_DIR_LOCK_FILE_NAME: &str = ".lock";
+
 /// A broker that could not start; the message says what and where.
 #[derive(thiserror::Error, Debug)]
 pub enum StartError {
@@ -41,6 +44,24 @@ pub enum StartError {
         /// glommio's error.
         message: String,
     },
+    /// Another process holds the data directory.
+    #[error("data directory {dir} is in use by another corestreamd (lock {lock}): {source}")]
+    DataDirLocked {
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// The lock file.
+        lock: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The listen address is taken.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A shard failed while starting.
     #[error("shard {shard} failed to start: {message}")]
     Shard {
@@ -55,9 +76,14 @@ type ReadyReport = (usize, Result<(), String>);
 
 /// Runs the broker until SIGTERM/SIGINT; returns once every shard closed.
 pub fn run(config: Config) -> Result<(), StartError> {
-    let meta_err = |source| StartError::Metadata { dir: config.data_dir.clone(), source };
+    let meta_err = |source| StartError::Metadata {
+        dir: config.data_dir.clone(),
+        source,
+    };
     metadata::ensure_data_dir(&config.data_dir).map_err(meta_err)?;
+    let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     let snapshot = Arc::new(metadata::load(&config.data_dir, config.shards).map_err(meta_err)?);
+    check_port_free(&config)?;
     block_stop_signals();
     let config = Arc::new(config);
     let cpus = shard_cpus(config.shards);
@@ -70,21 +96,33 @@ pub fn run(config: Config) -> Result<(), StartError> {
         io_memory >> 10,
         if io_memory == 0 { " (DMA buffers come from the heap)" } else { "" },
     );
-    let (senders, receivers): (Vec<ShardSender>, Vec<_>) = (0..config.shards).map(|_| mpsc::unbounded()).unzip();
+    let (senders, receivers): (Vec<ShardSender>, Vec<_>) =
+        (0..config.shards).map(|_| mpsc::unbounded()).unzip();
     let (ready_tx, ready_rx) = std_mpsc::channel::<ReadyReport>();
     let mut handles = Vec::new();
     for (shard, inbox) in receivers.into_iter().enumerate() {
-        let (config, peers, snapshot, ready) = (config.clone(), senders.clone(), snapshot.clone(), ready_tx.clone());
+        let (config, peers, snapshot, ready) = (
+            config.clone(),
+            senders.clone(),
+            snapshot.clone(),
+            ready_tx.clone(),
+        );
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[shard]))
             .name(&format!("shard-{shard}"))
             .io_memory(io_memory)
             .spawn(move || shard_main(shard, config, peers, inbox, snapshot, ready))
-            .map_err(|e| StartError::Executor { shard, message: e.to_string() })?;
+            .map_err(|e| StartError::Executor {
+                shard,
+                message: e.to_string(),
+            })?;
         handles.push(handle);
     }
     drop(ready_tx);
     wait_ready(config.shards, &ready_rx)?;
-    info!("corestreamd ready: listening on {} with {} shards", config.listen, config.shards);
+    info!(
+        "corestreamd ready: listening on {} with {} shards",
+        config.listen, config.shards
+    );
     wait_for_stop_signal();
     stop_shards(&senders);
     for h in handles {
@@ -96,12 +134,52 @@ pub fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Takes an exclusive lock on `<data_dir>/.lock` for the life of the process,
+/// as Kafka does: two brokers writing one log would corrupt it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
+    use std::os::fd::AsRawFd;
+    let lock = dir.join(DATA_DIR_LOCK_FILE_NAME);
+    let locked = |source| StartError::DataDirLocked {
+        dir: dir.to_path_buf(),
+        lock: lock.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(locked)?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(locked(std::io::Error::last_os_error()));
+    }
+    Ok(file)
+}
+
+/// Shards bind with SO_REUSEPORT, which would let a second broker share the
+/// port and silently take half the connections. A plain bind first fails if
+/// anyone holds the port.
+fn check_port_free(config: &Config) -> Result<(), StartError> {
+    std::net::TcpListener::bind(config.listen)
+        .map(drop)
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })
+}
+
 fn wait_ready(shards: usize, ready: &std_mpsc::Receiver<ReadyReport>) -> Result<(), StartError> {
     for _ in 0..shards {
         match ready.recv() {
             Ok((_, Ok(()))) => {}
             Ok((shard, Err(message))) => return Err(StartError::Shard { shard, message }),
-            Err(_) => return Err(StartError::Shard { shard: usize::MAX, message: "a shard exited during start-up".into() }),
+            Err(_) => {
+                return Err(StartError::Shard {
+                    shard: usize::MAX,
+                    message: "a shard exited during start-up".into(),
+                })
+            }
         }
     }
     Ok(())
@@ -116,7 +194,13 @@ async fn shard_main(
     ready: std_mpsc::Sender<ReadyReport>,
 ) {
     if let Err(e) = crate::storage::prime_dma_io(&config.data_dir).await {
-        let _ = ready.send((id, Err(format!("priming O_DIRECT I/O in {}: {e}", config.data_dir.display()))));
+        let _ = ready.send((
+            id,
+            Err(format!(
+                "priming O_DIRECT I/O in {}: {e}",
+                config.data_dir.display()
+            )),
+        ));
         return;
     }
     let shard = Rc::new(Shard::new(id, config.clone(), peers));
@@ -146,7 +230,9 @@ fn stop_shards(senders: &[ShardSender]) {
         .iter()
         .filter_map(|s| {
             let (reply, ack) = oneshot::channel();
-            s.unbounded_send(ShardMsg::Shutdown { reply }).ok().map(|_| ack)
+            s.unbounded_send(ShardMsg::Shutdown { reply })
+                .ok()
+                .map(|_| ack)
         })
         .collect();
     for ack in acks {

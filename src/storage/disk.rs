@@ -42,7 +42,7 @@ pub const fn align_up(value: u64) -> u64 {
 
 /// True if `value` is a multiple of [`BLOCK_BYTES`].
 pub const fn is_aligned(value: u64) -> bool {
-    value % BLOCK_BYTES as u64 == 0
+    value.is_multiple_of(BLOCK_BYTES as u64)
 }
 
 /// A buffer that can be written with O_DIRECT: block-aligned memory.

@@ -46,13 +46,10 @@ pub async fn prime_dma_io(data_dir: &Path) -> Result<(), StorageError> {
 async fn open_dma_probe(data_dir: &Path) -> Result<DmaFile, StorageError> {
     let path = data_dir.join(DMA_PROBE_FILE_NAME);
     let op = |op: &'static str| StorageError::io_at(op, &path, None);
-    create_dir_all(data_dir.to_path_buf())
+    write_probe_file(data_dir.to_path_buf(), path.clone())
         .await
-        .map_err(StorageError::io_at("create data dir", data_dir, None))?;
+        .map_err(op("create dma probe"))?;
     let file = open_rw(&path).await.map_err(op("open dma probe"))?;
-    if file.file_size().await.map_err(glommio_io).map_err(op("stat dma probe"))? == 0 {
-        write_probe_block(&file).await.map_err(op("write dma probe"))?;
-    }
     let block = file
         .read_at_aligned(0, BLOCK_BYTES)
         .await
@@ -62,11 +59,22 @@ async fn open_dma_probe(data_dir: &Path) -> Result<DmaFile, StorageError> {
     Ok(file)
 }
 
-async fn write_probe_block(file: &DmaFile) -> io::Result<()> {
-    let mut block = file.alloc_dma_buffer(BLOCK_BYTES);
-    block.as_bytes_mut().fill(0);
-    file.write_at(block, 0).await.map_err(glommio_io)?;
-    file.fdatasync().await.map_err(glommio_io)
+/// Creates the data directory and a one-block probe file unless a non-empty
+/// one exists. Buffered I/O on the blocking pool, on purpose: glommio's
+/// capability probe must not see an empty file (see module doc). Runs once
+/// per executor at start, never on the hot path.
+async fn write_probe_file(data_dir: PathBuf, path: PathBuf) -> io::Result<()> {
+    glommio::executor()
+        .spawn_blocking(move || {
+            std::fs::create_dir_all(&data_dir)?;
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if len < BLOCK_BYTES as u64 {
+                std::fs::write(&path, [0u8; BLOCK_BYTES])?;
+                std::fs::File::open(&path)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 async fn open_rw(path: &Path) -> io::Result<DmaFile> {
@@ -196,7 +204,9 @@ impl Disk for DmaDisk {
     }
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        let dir = glommio::io::Directory::open(path).await.map_err(glommio_io)?;
+        let dir = glommio::io::Directory::open(path)
+            .await
+            .map_err(glommio_io)?;
         dir.sync().await.map_err(glommio_io)?;
         dir.close().await.map_err(glommio_io)
     }
@@ -225,7 +235,10 @@ impl DiskFile for DmaDiskFile {
         if !is_aligned(pos) || !is_aligned(len as u64) {
             return Err(misaligned("read_at", pos, len));
         }
-        self.file.read_at_aligned(pos, len).await.map_err(glommio_io)
+        self.file
+            .read_at_aligned(pos, len)
+            .await
+            .map_err(glommio_io)
     }
 
     async fn fdatasync(&self) -> io::Result<()> {

@@ -23,7 +23,9 @@ pub enum StorageError {
         source: io::Error,
     },
     /// A read or lookup outside `[log_start, high_watermark]`.
-    #[error("offset {offset} out of range: log start {log_start}, high watermark {high_watermark}")]
+    #[error(
+        "offset {offset} out of range: log start {log_start}, high watermark {high_watermark}"
+    )]
     OffsetOutOfRange {
         /// The offset asked for.
         offset: i64,

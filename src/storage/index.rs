@@ -49,11 +49,6 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
-    /// Drops the entries at or after file position `position`.
-    pub(crate) fn truncate_to_position(&mut self, position: u64) {
-        self.entries.retain(|e| u64::from(e.1) < position);
-    }
-
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
@@ -72,7 +67,7 @@ impl OffsetIndex {
     /// Parses file bytes; `None` if the shape is wrong (size, ordering, a
     /// position at or past `log_bytes`).
     pub(crate) fn decode(bytes: &[u8], log_bytes: u64) -> Option<Self> {
-        if bytes.len() % OFFSET_INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
             return None;
         }
         let mut index = Self::default();
@@ -114,11 +109,6 @@ impl TimeIndex {
         after.checked_sub(1).map(|i| self.entries[i].1)
     }
 
-    /// Largest timestamp recorded, if any.
-    pub(crate) fn max_timestamp(&self) -> Option<i64> {
-        self.entries.last().map(|e| e.0)
-    }
-
     /// Last entry, if any.
     pub(crate) fn last(&self) -> Option<(i64, u32)> {
         self.entries.last().copied()
@@ -141,14 +131,18 @@ impl TimeIndex {
 
     /// Parses file bytes; `None` if the shape is wrong.
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() % TIME_INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
             return None;
         }
         let mut index = Self::default();
         for entry in bytes.chunks_exact(TIME_INDEX_ENTRY_BYTES) {
             let timestamp = i64::from_be_bytes(entry[0..8].try_into().ok()?);
             let offset = u32::from_be_bytes(entry[8..12].try_into().ok()?);
-            if !index.entries.last().is_none_or(|e| timestamp > e.0 && offset >= e.1) {
+            if !index
+                .entries
+                .last()
+                .is_none_or(|e| timestamp > e.0 && offset >= e.1)
+            {
                 return None;
             }
             index.entries.push((timestamp, offset));
@@ -172,10 +166,12 @@ mod tests {
         assert_eq!(index.floor(99), Some((20, 8300)));
         let bytes = index.encode();
         assert_eq!(OffsetIndex::decode(&bytes, 9000), Some(index.clone()));
-        assert_eq!(OffsetIndex::decode(&bytes, 8300), None, "position past log end");
+        assert_eq!(
+            OffsetIndex::decode(&bytes, 8300),
+            None,
+            "position past log end"
+        );
         assert_eq!(OffsetIndex::decode(&bytes[..7], 9000), None);
-        index.truncate_to_position(8300);
-        assert_eq!(index.len(), 1);
     }
 
     #[test]
@@ -187,7 +183,7 @@ mod tests {
         assert_eq!(index.last_before(100), None);
         assert_eq!(index.last_before(101), Some(0));
         assert_eq!(index.last_before(1000), Some(5));
-        assert_eq!(index.max_timestamp(), Some(200));
+        assert_eq!(index.last(), Some((200, 5)));
         assert_eq!(TimeIndex::decode(&index.encode()), Some(index.clone()));
         let mut unordered = index.encode();
         unordered.extend_from_slice(&50i64.to_be_bytes());

@@ -163,7 +163,10 @@ fn torn_image(synced: &[u8], current: &[u8], keep: usize) -> Vec<u8> {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
 }
 
 impl Disk for MemDisk {

@@ -1,13 +1,99 @@
-//! The on-disk log of one partition.
+//! The on-disk log of one partition, Kafka's layout, written with O_DIRECT.
 //!
-//! TODO: filled in below as modules land.
+//! ```text
+//! <data_dir>/.dma-probe                     see dma_disk.rs (prime_dma_io)
+//! <data_dir>/<topic>-<partition>/
+//!     00000000000000000000.log              RecordBatch v2 bytes back to back
+//!     00000000000000000000.index            sparse offset index (index.rs)
+//!     00000000000000000000.timeindex        sparse time index (index.rs)
+//!     partition.checkpoint                  log start offset (checkpoint.rs)
+//! ```
+//!
+//! Pieces, each a small module with its decisions in its doc:
+//! - [`disk`](Disk): the seam: [`Disk`]/[`DiskFile`] traits,
+//!   [`DmaDisk`] (glommio, production) and [`MemDisk`] (tests, crash and
+//!   fault injection).
+//! - `segment`: one `.log` + indexes + the pending aligned tail.
+//! - `index`: the sparse offset and time indexes.
+//! - `log`: [`PartitionLog`], the appender; `flush`: group commit;
+//!   `read`: fetch and timestamp lookup; `scan`: batch walking;
+//!   `recovery`: open; `checkpoint`, `small_file`: small durable files.
+//!
+//! Durability contract: `append` is memory only; `flush` makes everything
+//! appended before it durable (fdatasync) and only then raises the high
+//! watermark; reads never return data at or past the high watermark.
+//!
+//! Not done yet: retention, DeleteRecords, time-based roll, compaction, a
+//! tail cache / zero-copy reads, an open-file limit (every segment keeps its
+//! file open and its indexes in memory).
+//!
+//! Everything here is single-threaded and `!Send` on purpose: a partition is
+//! owned by one shard (DESIGN.md, thread per core).
 
+mod checkpoint;
 mod disk;
 mod dma_disk;
 mod error;
+mod flush;
+mod index;
+mod log;
 mod mem_disk;
+mod read;
+mod recovery;
+mod scan;
+mod segment;
+mod small_file;
 
+#[cfg(test)]
+mod tests;
+
+pub use checkpoint::CHECKPOINT_FILE_NAME;
 pub use disk::{align_down, align_up, is_aligned, Disk, DiskFile, IoBuffer, BLOCK_BYTES};
 pub use dma_disk::{prime_dma_io, DmaDisk, DmaDiskFile, DMA_PROBE_FILE_NAME};
 pub use error::StorageError;
+pub use flush::WRITES_IN_FLIGHT_MAX;
+pub use log::{AppendInfo, PartitionLog};
 pub use mem_disk::{MemBuffer, MemDisk, MemFile};
+pub use scan::{READ_CHUNK_BYTES, RECOVERY_READ_BYTES};
+pub use segment::{PENDING_CHUNK_BYTES, WRITE_BYTES_MAX};
+
+use crate::protocol::batch::BATCH_HEADER_LEN;
+
+/// Default segment size before a roll, in bytes (Kafka's `segment.bytes`).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Largest segment size, in bytes: index positions are u32 and Kafka caps
+/// `segment.bytes` at i32::MAX.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+/// Smallest segment size, in bytes: one batch header.
+pub const SEGMENT_BYTES_MIN: u64 = BATCH_HEADER_LEN as u64;
+/// Default bytes between offset-index entries (Kafka's
+/// `index.interval.bytes`).
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Default preallocation step of a segment file, in bytes.
+pub const PREALLOCATE_BYTES_DEFAULT: u64 = 64 << 20;
+
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+const _: () = assert!(PREALLOCATE_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES as u64));
+
+/// Settings of one partition log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll to a new segment when the active one would exceed this, in bytes
+    /// (`SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX`).
+    pub segment_bytes: u64,
+    /// Bytes appended between two sparse index entries (> 0).
+    pub index_interval_bytes: u32,
+    /// Preallocation step of segment files, in bytes (rounded up to a
+    /// block; capped at `segment_bytes`).
+    pub preallocate_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
+            preallocate_bytes: PREALLOCATE_BYTES_DEFAULT,
+        }
+    }
+}

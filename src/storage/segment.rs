@@ -22,7 +22,7 @@ use super::index::{OffsetIndex, TimeIndex};
 pub const PENDING_CHUNK_BYTES: usize = 256 << 10;
 /// Largest single write a flush issues, in bytes.
 pub const WRITE_BYTES_MAX: usize = 1 << 20;
-const _: () = assert!(PENDING_CHUNK_BYTES % BLOCK_BYTES == 0);
+const _: () = assert!(PENDING_CHUNK_BYTES.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(PENDING_CHUNK_BYTES <= WRITE_BYTES_MAX);
 
 /// `<base_offset:020>.<extension>` in `dir`.
@@ -106,6 +106,8 @@ pub(crate) struct Segment<D: Disk> {
     pub(crate) sealed: bool,
     /// Index files and trimmed size are on disk for the sealed segment.
     pub(crate) seal_persisted: bool,
+    /// Offset-index entries loaded from the file by recovery.
+    pub(crate) loaded_index_len: usize,
 }
 
 impl<D: Disk> Segment<D> {
@@ -127,6 +129,7 @@ impl<D: Disk> Segment<D> {
             pending: Vec::new(),
             sealed: false,
             seal_persisted: false,
+            loaded_index_len: 0,
         }
     }
 
@@ -210,7 +213,11 @@ impl<D: Disk> Segment<D> {
             };
             assert!(is_aligned(file_pos), "pending tail lost its partial block");
             let buf = disk.alloc_buffer(PENDING_CHUNK_BYTES);
-            self.pending.push(Chunk { file_pos, buf, filled: 0 });
+            self.pending.push(Chunk {
+                file_pos,
+                buf,
+                filled: 0,
+            });
         }
         self.pending.last_mut().expect("a chunk was just ensured")
     }
@@ -244,15 +251,12 @@ impl<D: Disk> Segment<D> {
             }
             _ => Vec::new(),
         };
-        let sealed = chunks.into_iter().map(Chunk::seal).collect();
-        // durable_bytes is advanced by the flush once written; the new tail
-        // chunk sits at align_down(end), which writable_chunk relies on.
-        self.seed_tail(disk, end, &partial);
-        sealed
-    }
-
-    /// Bytes appended but not yet durable.
-    pub(crate) fn unflushed_bytes(&self) -> u64 {
-        self.log_bytes - self.durable_bytes
+        let ready = chunks.into_iter().map(Chunk::seal).collect();
+        // The new tail chunk sits at align_down(end), which writable_chunk
+        // relies on; a sealed segment takes no more appends.
+        if !self.sealed {
+            self.seed_tail(disk, end, &partial);
+        }
+        ready
     }
 }

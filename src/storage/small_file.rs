@@ -25,8 +25,14 @@ pub(crate) async fn read_small_file<D: Disk>(
     if !exists.map_err(StorageError::io_at("stat", path, None))? {
         return Ok(None);
     }
-    let file = disk.open(path).await.map_err(StorageError::io_at("open", path, None))?;
-    let size = file.size().await.map_err(StorageError::io_at("stat", path, None))?;
+    let file = disk
+        .open(path)
+        .await
+        .map_err(StorageError::io_at("open", path, None))?;
+    let size = file
+        .size()
+        .await
+        .map_err(StorageError::io_at("stat", path, None))?;
     if size > SMALL_FILE_BYTES_MAX {
         return Ok(None);
     }
@@ -44,7 +50,10 @@ pub(crate) async fn write_small_file<D: Disk>(
     bytes: &[u8],
 ) -> Result<(), StorageError> {
     let tmp = tmp_path(path);
-    let file = disk.open(&tmp).await.map_err(StorageError::io_at("create", &tmp, None))?;
+    let file = disk
+        .open(&tmp)
+        .await
+        .map_err(StorageError::io_at("create", &tmp, None))?;
     if !bytes.is_empty() {
         let mut buf = disk.alloc_buffer(align_up(bytes.len() as u64) as usize);
         buf.as_bytes_mut()[..bytes.len()].copy_from_slice(bytes);
@@ -53,10 +62,16 @@ pub(crate) async fn write_small_file<D: Disk>(
             .map_err(StorageError::io_at("write", &tmp, Some(0)))?;
     }
     let len = bytes.len() as u64;
-    file.truncate(len).await.map_err(StorageError::io_at("truncate", &tmp, Some(len)))?;
-    file.fdatasync().await.map_err(StorageError::io_at("fdatasync", &tmp, None))?;
+    file.truncate(len)
+        .await
+        .map_err(StorageError::io_at("truncate", &tmp, Some(len)))?;
+    file.fdatasync()
+        .await
+        .map_err(StorageError::io_at("fdatasync", &tmp, None))?;
     drop(file);
-    disk.rename(&tmp, path).await.map_err(StorageError::io_at("rename", &tmp, None))?;
+    disk.rename(&tmp, path)
+        .await
+        .map_err(StorageError::io_at("rename", &tmp, None))?;
     sync_parent(disk, path).await
 }
 
@@ -65,7 +80,9 @@ pub(crate) async fn sync_parent<D: Disk>(disk: &D, path: &Path) -> Result<(), St
     let Some(dir) = path.parent() else {
         return Ok(());
     };
-    disk.sync_dir(dir).await.map_err(StorageError::io_at("sync dir", dir, None))
+    disk.sync_dir(dir)
+        .await
+        .map_err(StorageError::io_at("sync dir", dir, None))
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

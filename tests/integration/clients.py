@@ -141,6 +141,7 @@ def consumer(bootstrap: str, **conf) -> Consumer:
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100,
+        "check.crcs": True,
     }
     base.update(conf)
     return Consumer(base)
@@ -153,6 +154,7 @@ def consume_all(
     expect: int | None = None,
     timeout_s: float = consume_wait_s_max,
     start_offset: int = OFFSET_BEGINNING,
+    **conf,
 ) -> list[Rec]:
     """Read every assigned partition from start_offset to its end (partition
     EOF = the high watermark the broker reported). If expect is given, keep
@@ -160,7 +162,7 @@ def consume_all(
     arrival order."""
     if isinstance(partitions, int):
         partitions = list(range(partitions))
-    c = consumer(bootstrap)
+    c = consumer(bootstrap, **conf)
     try:
         c.assign([TopicPartition(topic, p, start_offset) for p in partitions])
         at_eof: set[int] = set()

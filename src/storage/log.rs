@@ -1,0 +1,308 @@
+//! [`PartitionLog`]: the appender and the public face of one partition's log.
+//!
+//! - `append` is synchronous and does no I/O: it assigns offsets, copies the
+//!   bytes into the pending aligned tail of the active segment, and rolls to
+//!   a new segment (whose file is created by the next flush) when the active
+//!   one would pass `segment_bytes`.
+//! - `flush` (flush.rs) writes and fdatasyncs everything appended so far;
+//!   callers that arrive while a flush runs wait for it and are usually
+//!   covered by it or by the next one (group commit).
+//! - `read` and `offset_for_timestamp` (read.rs) serve durable data only.
+//! - `open` runs recovery (recovery.rs).
+//!
+//! State sits in `Cell`/`RefCell` because the log is shared as
+//! `Rc<PartitionLog<D>>` by the tasks of one shard; no borrow is ever held
+//! across an `.await`. It is `!Send` on purpose (thread per core).
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+
+use crate::protocol::batch::{batches, set_base_offset, BatchError};
+
+use super::checkpoint::{write_checkpoint, Checkpoint};
+use super::disk::{align_up, Disk, DiskFile};
+use super::error::StorageError;
+use super::segment::{BatchInfo, Segment};
+use super::small_file::write_small_file;
+use super::{LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+
+/// Offsets assigned by [`PartitionLog::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record of the first batch.
+    pub base_offset: i64,
+    /// Offset of the last record of the last batch.
+    pub last_offset: i64,
+}
+
+/// The log of one partition: segments, indexes, unflushed tail. See the
+/// module doc. `!Send`: owned by one shard.
+pub struct PartitionLog<D: Disk> {
+    pub(crate) disk: D,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    /// Segments by base offset; the last one is active. Never empty.
+    pub(crate) segments: RefCell<Vec<Segment<D>>>,
+    pub(crate) next_offset: Cell<i64>,
+    pub(crate) high_watermark: Cell<i64>,
+    pub(crate) log_start_offset: Cell<i64>,
+    /// Bytes appended and not yet covered by a completed flush.
+    pub(crate) pending_bytes: Cell<usize>,
+    /// Serializes flushes (and close).
+    pub(crate) flush_lock: futures::lock::Mutex<()>,
+    /// Set by the first failed flush, or by close: the log refuses writes.
+    pub(crate) failure: RefCell<Option<String>>,
+}
+
+impl LogConfig {
+    /// Checks ranges; see the constants in the module root.
+    pub(crate) fn validate(&self) -> Result<(), StorageError> {
+        let segment_ok = (SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes);
+        if !segment_ok || self.index_interval_bytes == 0 {
+            return Err(StorageError::InvalidConfig(format!(
+                "segment_bytes {} must be in {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}, \
+                 index_interval_bytes {} must be > 0",
+                self.segment_bytes, self.index_interval_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// New file size to preallocate so that `needed_end` bytes fit, growing
+    /// in `preallocate_bytes` steps up to `segment_bytes` (a single batch
+    /// larger than a segment may go past it); `None` if `allocated` suffices.
+    pub(crate) fn allocation_for(&self, allocated: u64, needed_end: u64) -> Option<u64> {
+        if needed_end <= allocated {
+            return None;
+        }
+        let step = align_up(self.preallocate_bytes.max(1));
+        let cap = align_up(self.segment_bytes).max(align_up(needed_end));
+        Some((allocated + step).max(align_up(needed_end)).min(cap))
+    }
+}
+
+impl<D: Disk> PartitionLog<D> {
+    /// Opens the log in `dir`, creating the directory if absent, else
+    /// recovering what is there (see recovery.rs).
+    pub async fn open(disk: D, dir: PathBuf, config: LogConfig) -> Result<Self, StorageError> {
+        config.validate()?;
+        let recovered = super::recovery::recover(&disk, &dir, &config).await?;
+        Ok(Self {
+            disk,
+            dir,
+            config,
+            segments: RefCell::new(recovered.segments),
+            next_offset: Cell::new(recovered.next_offset),
+            high_watermark: Cell::new(recovered.next_offset),
+            log_start_offset: Cell::new(recovered.log_start_offset),
+            pending_bytes: Cell::new(0),
+            flush_lock: futures::lock::Mutex::new(()),
+            failure: RefCell::new(None),
+        })
+    }
+
+    /// Assigns offsets to `batches` (whole v2 batches, CRC already checked
+    /// by the caller) by rewriting each baseOffset, and queues the bytes for
+    /// the next flush. No I/O. Not durable, and not readable, until a
+    /// [`flush`](Self::flush) covering it returns.
+    pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, StorageError> {
+        self.check_writable()?;
+        let framed = frame(batches)?;
+        let first = self.next_offset.get();
+        let records: i64 = framed
+            .iter()
+            .map(|f| i64::from(f.last_offset_delta) + 1)
+            .sum();
+        if first.checked_add(records).is_none() {
+            return Err(StorageError::OffsetOverflow { next_offset: first });
+        }
+        let mut segments = self.segments.borrow_mut();
+        for f in &framed {
+            let bytes = &mut batches[f.position..f.position + f.total_len];
+            let info = self.assign(bytes, f);
+            self.roll_if_needed(&mut segments, &info);
+            let active = segments.last_mut().expect("log has an active segment");
+            active.copy_to_pending(&self.disk, bytes);
+            active.index_batch(&info, u64::from(self.config.index_interval_bytes));
+        }
+        let appended: usize = framed.iter().map(|f| f.total_len).sum();
+        self.pending_bytes.set(self.pending_bytes.get() + appended);
+        Ok(AppendInfo {
+            base_offset: first,
+            last_offset: self.next_offset.get() - 1,
+        })
+    }
+
+    /// Rewrites the batch's baseOffset to the log end and advances it.
+    fn assign(&self, bytes: &mut [u8], framed: &Framed) -> BatchInfo {
+        let base_offset = self.next_offset.get();
+        set_base_offset(bytes, base_offset);
+        let last_offset = base_offset + i64::from(framed.last_offset_delta);
+        self.next_offset.set(last_offset + 1);
+        BatchInfo {
+            base_offset,
+            last_offset,
+            total_len: framed.total_len as u64,
+            max_timestamp: framed.max_timestamp,
+        }
+    }
+
+    /// Seals the active segment and starts one at `batch.base_offset` if the
+    /// batch would push it past `segment_bytes` or past u32 relative offsets.
+    fn roll_if_needed(&self, segments: &mut Vec<Segment<D>>, batch: &BatchInfo) {
+        let active = segments.last_mut().expect("log has an active segment");
+        let full =
+            active.log_bytes > 0 && active.log_bytes + batch.total_len > self.config.segment_bytes;
+        if !full && active.fits_offset(batch.last_offset) {
+            return;
+        }
+        active.finish_time_index();
+        active.sealed = true;
+        segments.push(Segment::new(&self.dir, batch.base_offset));
+    }
+
+    /// Log end offset: the offset the next appended record gets.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset.get()
+    }
+
+    /// Durable end offset: every offset below it is on stable storage and
+    /// readable.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.get()
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.get()
+    }
+
+    /// Bytes appended but not yet covered by a completed flush.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes.get()
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Clean shutdown: flushes, trims the active segment's preallocation,
+    /// writes its indexes and the checkpoint. Later writes are refused.
+    pub async fn close(&self) -> Result<(), StorageError> {
+        let _guard = self.flush_lock.lock().await;
+        self.flush_locked().await?;
+        *self.failure.borrow_mut() = Some("log closed".into());
+        let (file, log_bytes) = {
+            let mut segments = self.segments.borrow_mut();
+            let active = segments.last_mut().expect("log has an active segment");
+            active.finish_time_index();
+            (active.file.clone(), active.log_bytes)
+        };
+        if let Some(file) = file {
+            let path = self.active_path();
+            let trunc = file.truncate(log_bytes).await;
+            trunc.map_err(StorageError::io_at("truncate", &path, Some(log_bytes)))?;
+            let sync = file.fdatasync().await;
+            sync.map_err(StorageError::io_at("fdatasync", &path, None))?;
+            self.write_indexes(self.active_base()).await?;
+        }
+        let checkpoint = Checkpoint::new(self.log_start_offset(), self.next_offset());
+        write_checkpoint(&self.disk, &self.dir, checkpoint).await
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub async fn delete(self) -> Result<(), StorageError> {
+        let _guard = self.flush_lock.lock().await;
+        self.segments.borrow_mut().clear();
+        let removed = self.disk.remove_dir_all(&self.dir).await;
+        removed.map_err(StorageError::io_at("remove dir", &self.dir, None))
+    }
+
+    /// Writes the `.index` and `.timeindex` of segment `base_offset`.
+    pub(crate) async fn write_indexes(&self, base_offset: i64) -> Result<(), StorageError> {
+        let (index_path, index, time_path, time_index) = {
+            let segments = self.segments.borrow();
+            let segment = &segments[self.segment_position(&segments, base_offset)];
+            let index = (segment.sibling("index"), segment.index.encode());
+            (
+                index.0,
+                index.1,
+                segment.sibling("timeindex"),
+                segment.time_index.encode(),
+            )
+        };
+        write_small_file(&self.disk, &index_path, &index).await?;
+        write_small_file(&self.disk, &time_path, &time_index).await
+    }
+
+    /// Index in `segments` of the segment with `base_offset` (must exist).
+    pub(crate) fn segment_position(&self, segments: &[Segment<D>], base_offset: i64) -> usize {
+        segments
+            .binary_search_by_key(&base_offset, |s| s.base_offset)
+            .expect("segment still in the log")
+    }
+
+    fn active_base(&self) -> i64 {
+        self.segments
+            .borrow()
+            .last()
+            .expect("active segment")
+            .base_offset
+    }
+
+    fn active_path(&self) -> PathBuf {
+        self.segments
+            .borrow()
+            .last()
+            .expect("active segment")
+            .path
+            .clone()
+    }
+
+    /// Refuses writes after a failed flush or close.
+    pub(crate) fn check_writable(&self) -> Result<(), StorageError> {
+        match &*self.failure.borrow() {
+            None => Ok(()),
+            Some(reason) => Err(StorageError::Failed {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
+/// One batch of an append, as framed by the protocol's iterator.
+struct Framed {
+    position: usize,
+    total_len: usize,
+    last_offset_delta: i32,
+    max_timestamp: i64,
+}
+
+/// Frames `buf` into whole batches; refuses partial or inconsistent ones.
+fn frame(buf: &[u8]) -> Result<Vec<Framed>, StorageError> {
+    let mut framed = Vec::new();
+    for batch in batches(buf) {
+        let batch = batch?;
+        let delta = batch.header.last_offset_delta();
+        if delta < 0 {
+            return Err(StorageError::InvalidBatch(
+                BatchError::InconsistentRecordCount {
+                    records_count: batch.header.records_count(),
+                    last_offset_delta: delta,
+                },
+            ));
+        }
+        framed.push(Framed {
+            position: batch.position,
+            total_len: batch.bytes.len(),
+            last_offset_delta: delta,
+            max_timestamp: batch.header.max_timestamp(),
+        });
+    }
+    if framed.is_empty() {
+        return Err(StorageError::InvalidBatch(BatchError::Empty));
+    }
+    Ok(framed)
+}
