@@ -98,8 +98,18 @@ pub enum MetaChange {
 /// The outcome of a [`MetaChange`]: a Kafka error code (0 = done) and a message.
 pub type MetaResult = (i16, Option<String>);
 
+/// Work for another shard: a `Send` closure that, run on the target shard,
+/// builds a (possibly `!Send`) future there. Subsystems that keep state on an
+/// owner shard (group coordinators, say) use this instead of adding a
+/// message variant each; the closure carries its own reply channel.
+pub type ShardJob = Box<
+    dyn FnOnce(std::rc::Rc<super::Shard>) -> futures::future::LocalBoxFuture<'static, ()> + Send,
+>;
+
 /// A message to a shard.
 pub enum ShardMsg {
+    /// Run a job on this shard (see [`ShardJob`]).
+    Run(ShardJob),
     /// Run an operation on a partition this shard owns.
     Partition {
         /// Which partition.

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use futures::channel::{mpsc, oneshot};
 use kafka_protocol::ResponseError;
 
-pub use messages::{MetaChange, MetaResult, PartitionOp, PartitionReply, ShardMsg};
+pub use messages::{MetaChange, MetaResult, PartitionOp, PartitionReply, ShardJob, ShardMsg};
 pub use partition::{Partition, PENDING_BYTES_MAX};
 pub use runtime::{run, StartError};
 
@@ -100,6 +100,32 @@ impl Shard {
         ))
     }
 
+    /// Runs `f` on shard `target` and returns its result: a direct call when
+    /// `target` is this shard, a [`ShardMsg::Run`] otherwise. `f` is `Send`
+    /// (it crosses threads); the future it makes runs on the target shard
+    /// and may be `!Send`. `None` if the target shard is gone.
+    pub async fn run_on<F, Fut, T>(self: &Rc<Self>, target: usize, f: F) -> Option<T>
+    where
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        if target == self.id {
+            return Some(f(self.clone()).await);
+        }
+        let (reply, answer) = oneshot::channel();
+        let job: ShardJob = Box::new(move |shard| {
+            Box::pin(async move {
+                let _ = reply.send(f(shard).await);
+            })
+        });
+        self.peers
+            .get(target)?
+            .unbounded_send(ShardMsg::Run(job))
+            .ok()?;
+        answer.await.ok()
+    }
+
     async fn execute_local(
         &self,
         id: PartitionId,
@@ -135,6 +161,9 @@ impl Shard {
                     let _ = reply.send(me.change_metadata_here(change).await);
                 })
                 .detach();
+            }
+            ShardMsg::Run(job) => {
+                glommio::spawn_local(job(self.clone())).detach();
             }
             ShardMsg::Shutdown { reply } => {
                 self.close_all_partitions().await;
