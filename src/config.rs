@@ -28,6 +28,34 @@ pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
 pub const SHARDS_MAX: usize = 1024;
 /// Partitions one CreateTopics/CreatePartitions may ask for in one topic.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
+/// Default cap on open client connections of the whole broker (Kafka's
+/// `max.connections` is unbounded; every connection costs a read buffer).
+pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Default cap on open connections from one client IP address (Kafka's
+/// `max.connections.per.ip`).
+pub const CONNECTIONS_PER_IP_MAX_DEFAULT: usize = 1_000;
+/// Kafka's `connections.max.idle.ms` default: 10 minutes without a request.
+pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// Time a started request frame has to arrive completely (slowloris guard),
+/// in ms; Kafka's `request.timeout.ms` default.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Default request bytes one connection may hold in flight (being read or
+/// handled); a single request up to `request_bytes_max` is always admitted
+/// when the connection has nothing else in flight.
+pub const CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default request bytes one shard may hold in flight over all its
+/// connections; a single request is always admitted on an idle shard.
+pub const SHARD_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT: usize = 512 * 1024 * 1024;
+/// Smallest accepted timeout for the two connection timers, in ms.
+pub const CONNECTION_TIMEOUT_MS_MIN: u64 = 100;
+
+const _: () = assert!(CONNECTIONS_PER_IP_MAX_DEFAULT <= CONNECTIONS_MAX_DEFAULT);
+const _: () = assert!(REQUEST_TIMEOUT_MS_DEFAULT <= CONNECTIONS_MAX_IDLE_MS_DEFAULT);
+const _: () = assert!(
+    CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT <= SHARD_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT
+);
+/// Kafka's `offsets.topic.num.partitions` default.
+pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
 
 /// Command-line flags. Each one is optional so that the TOML file and the
 /// embedded defaults can fill in what is not given.
@@ -68,6 +96,28 @@ pub struct Flags {
     /// Largest request accepted, in bytes (Kafka's socket.request.max.bytes).
     #[arg(long, env = "CORESTREAM_REQUEST_BYTES_MAX")]
     pub request_bytes_max: Option<usize>,
+    /// Partitions of __consumer_offsets when it is created (Kafka's
+    /// offsets.topic.num.partitions); an existing topic keeps its count.
+    #[arg(long, env = "CORESTREAM_OFFSETS_TOPIC_PARTITIONS")]
+    pub offsets_topic_partitions: Option<i32>,
+    /// Open client connections allowed in total; more are closed on accept.
+    #[arg(long, env = "CORESTREAM_CONNECTIONS_MAX")]
+    pub connections_max: Option<usize>,
+    /// Open client connections allowed per client IP address.
+    #[arg(long, env = "CORESTREAM_CONNECTIONS_PER_IP_MAX")]
+    pub connections_per_ip_max: Option<usize>,
+    /// Close a connection idle this long, in ms (Kafka's connections.max.idle.ms).
+    #[arg(long, env = "CORESTREAM_CONNECTIONS_MAX_IDLE_MS")]
+    pub connections_max_idle_ms: Option<u64>,
+    /// A started request must arrive completely within this many ms.
+    #[arg(long, env = "CORESTREAM_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Request bytes one connection may hold in flight before it stops reading.
+    #[arg(long, env = "CORESTREAM_CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX")]
+    pub connection_request_bytes_in_flight_max: Option<usize>,
+    /// Request bytes one shard may hold in flight before its connections stop reading.
+    #[arg(long, env = "CORESTREAM_SHARD_REQUEST_BYTES_IN_FLIGHT_MAX")]
+    pub shard_request_bytes_in_flight_max: Option<usize>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -83,6 +133,13 @@ struct FileConfig {
     default_partitions: Option<i32>,
     segment_bytes: Option<u64>,
     request_bytes_max: Option<usize>,
+    offsets_topic_partitions: Option<i32>,
+    connections_max: Option<usize>,
+    connections_per_ip_max: Option<usize>,
+    connections_max_idle_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    connection_request_bytes_in_flight_max: Option<usize>,
+    shard_request_bytes_in_flight_max: Option<usize>,
 }
 
 /// A setting that could not be accepted; the message names it.
@@ -137,6 +194,109 @@ pub struct Config {
     pub segment_bytes: u64,
     /// socket.request.max.bytes
     pub request_bytes_max: usize,
+    /// offsets.topic.num.partitions
+    pub offsets_topic_partitions: i32,
+    /// Connection and request-memory limits.
+    pub limits: ConnectionLimits,
+}
+
+/// Limits that bound what clients can make the broker hold: connections,
+/// time, and request bytes in flight. See `server/limits.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections, whole broker.
+    pub connections_max: usize,
+    /// Open connections per client IP address.
+    pub connections_per_ip_max: usize,
+    /// connections.max.idle.ms
+    pub connections_max_idle_ms: u64,
+    /// Time a started request frame has to arrive completely, in ms.
+    pub request_timeout_ms: u64,
+    /// Request bytes in flight per connection.
+    pub connection_request_bytes_in_flight_max: usize,
+    /// Request bytes in flight per shard.
+    pub shard_request_bytes_in_flight_max: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            connections_per_ip_max: CONNECTIONS_PER_IP_MAX_DEFAULT,
+            connections_max_idle_ms: CONNECTIONS_MAX_IDLE_MS_DEFAULT,
+            request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
+            connection_request_bytes_in_flight_max: CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT,
+            shard_request_bytes_in_flight_max: SHARD_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Flags over file over defaults, validated.
+    fn resolve(flags: &Flags, file: &FileConfig) -> Result<ConnectionLimits, ConfigError> {
+        let d = ConnectionLimits::default();
+        let limits = ConnectionLimits {
+            connections_max: flags
+                .connections_max
+                .or(file.connections_max)
+                .unwrap_or(d.connections_max),
+            connections_per_ip_max: flags
+                .connections_per_ip_max
+                .or(file.connections_per_ip_max)
+                .unwrap_or(d.connections_per_ip_max),
+            connections_max_idle_ms: flags
+                .connections_max_idle_ms
+                .or(file.connections_max_idle_ms)
+                .unwrap_or(d.connections_max_idle_ms),
+            request_timeout_ms: flags
+                .request_timeout_ms
+                .or(file.request_timeout_ms)
+                .unwrap_or(d.request_timeout_ms),
+            connection_request_bytes_in_flight_max: flags
+                .connection_request_bytes_in_flight_max
+                .or(file.connection_request_bytes_in_flight_max)
+                .unwrap_or(d.connection_request_bytes_in_flight_max),
+            shard_request_bytes_in_flight_max: flags
+                .shard_request_bytes_in_flight_max
+                .or(file.shard_request_bytes_in_flight_max)
+                .unwrap_or(d.shard_request_bytes_in_flight_max),
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
+
+    /// Counts and byte limits at least 1; timers at least
+    /// [`CONNECTION_TIMEOUT_MS_MIN`].
+    fn validate(&self) -> Result<(), ConfigError> {
+        let counts = [
+            ("connections-max", self.connections_max),
+            ("connections-per-ip-max", self.connections_per_ip_max),
+            (
+                "connection-request-bytes-in-flight-max",
+                self.connection_request_bytes_in_flight_max,
+            ),
+            (
+                "shard-request-bytes-in-flight-max",
+                self.shard_request_bytes_in_flight_max,
+            ),
+        ];
+        for (key, value) in counts {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        let timers = [
+            ("connections-max-idle-ms", self.connections_max_idle_ms),
+            ("request-timeout-ms", self.request_timeout_ms),
+        ];
+        for (key, value) in timers {
+            if value < CONNECTION_TIMEOUT_MS_MIN {
+                let message = format!("{value} is below {CONNECTION_TIMEOUT_MS_MIN}");
+                return Err(invalid(key, message));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -146,6 +306,7 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let limits = ConnectionLimits::resolve(&flags, &file)?;
         let listen_text = flags
             .listen
             .or(file.listen)
@@ -204,7 +365,18 @@ impl Config {
                 format!("{request_bytes_max} is not within 1024..=2^31-1"),
             ));
         }
+        let offsets_topic_partitions = flags
+            .offsets_topic_partitions
+            .or(file.offsets_topic_partitions)
+            .unwrap_or(OFFSETS_TOPIC_PARTITIONS_DEFAULT);
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&offsets_topic_partitions) {
+            return Err(invalid(
+                "offsets-topic-partitions",
+                format!("{offsets_topic_partitions} is not within 1..={PARTITIONS_PER_TOPIC_MAX}"),
+            ));
+        }
         Ok(Config {
+            limits,
             listen,
             advertised_host,
             advertised_port,
@@ -221,6 +393,7 @@ impl Config {
             default_partitions,
             segment_bytes,
             request_bytes_max,
+            offsets_topic_partitions,
         })
     }
 }
@@ -282,6 +455,33 @@ mod tests {
         assert!(c.auto_create_topics);
         assert_eq!(c.default_partitions, 1);
         assert_eq!(c.segment_bytes, SEGMENT_BYTES_DEFAULT);
+        assert_eq!(c.limits, ConnectionLimits::default());
+        assert_eq!(c.limits.connections_max_idle_ms, 600_000);
+    }
+
+    #[test]
+    fn config_limits_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "connections_per_ip_max = 5\nrequest_timeout_ms = 2000\n",
+        )
+        .unwrap();
+        let c = Config::resolve(Flags {
+            config: Some(path),
+            request_timeout_ms: Some(3000),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.limits.connections_per_ip_max, 5);
+        assert_eq!(c.limits.request_timeout_ms, 3000);
+        let err = Config::resolve(Flags {
+            connections_max: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("connections-max"), "{err}");
     }
 
     #[test]

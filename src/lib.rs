@@ -13,10 +13,13 @@
 //!   partitions a shard owns and its group-commit flusher.
 //! - [`server`]: the Kafka listener and the connection loop.
 //! - [`handlers`]: one file per Kafka API, each declaring its version range.
+//! - [`group`]: consumer groups and committed offsets, coordinated on the
+//!   shard that owns the group's `__consumer_offsets` partition.
 //! - [`config`]: broker settings from flags, environment and a TOML file.
 
 pub mod alloc;
 pub mod config;
+pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod protocol;

@@ -59,7 +59,13 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
     }
     let topics = topics
         .into_iter()
-        .map(|t| t.with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED))
+        .map(|t| {
+            // v0 has no is_internal; "__" names are the broker's own topics.
+            let internal =
+                ctx.version >= 1 && t.name.as_ref().is_some_and(|n| n.0.starts_with("__"));
+            t.with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+                .with_is_internal(internal)
+        })
         .collect();
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()

@@ -11,12 +11,23 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 mod topics;
 
 use std::rc::Rc;
@@ -51,6 +62,18 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     delete_topics::API,
     create_partitions::API,
     describe_cluster::API,
+    // consumer groups (src/group/)
+    find_coordinator::API,
+    join_group::API,
+    sync_group::API,
+    heartbeat::API,
+    leave_group::API,
+    offset_commit::API,
+    offset_fetch::API,
+    list_groups::API,
+    describe_groups::API,
+    delete_groups::API,
+    offset_delete::API,
 ];
 
 /// The served range of an API, if it is implemented.
@@ -147,6 +170,17 @@ async fn dispatch(
         DeleteTopics => delete_topics,
         CreatePartitions => create_partitions,
         DescribeCluster => describe_cluster,
+        FindCoordinator => find_coordinator,
+        JoinGroup => join_group,
+        SyncGroup => sync_group,
+        Heartbeat => heartbeat,
+        LeaveGroup => leave_group,
+        OffsetCommit => offset_commit,
+        OffsetFetch => offset_fetch,
+        ListGroups => list_groups,
+        DescribeGroups => describe_groups,
+        DeleteGroups => delete_groups,
+        OffsetDelete => offset_delete,
     })
 }
 

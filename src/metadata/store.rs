@@ -91,11 +91,17 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
             path: path.clone(),
             message: e.to_string(),
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PersistedState {
-            cluster_id: new_cluster_id(),
-            version: 0,
-            topics: vec![],
-        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A new data directory: the cluster id is made and written now,
+            // so it stays the same across restarts even before any topic.
+            let fresh = PersistedState {
+                cluster_id: new_cluster_id(),
+                version: 0,
+                topics: vec![],
+            };
+            write_atomically(&data_dir.join(META_DIR_NAME), &fresh)?;
+            fresh
+        }
         Err(e) => return Err(io_err("read", &path)(e)),
     };
     let mut snapshot = Snapshot {
@@ -186,6 +192,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = load(dir.path(), 2).unwrap();
         assert_eq!(s.cluster_id.len(), 22);
+        assert_eq!(
+            load(dir.path(), 2).unwrap().cluster_id,
+            s.cluster_id,
+            "cluster id must persist before any topic"
+        );
         let s = s.with_topic(TopicMeta {
             name: "t".into(),
             id: Uuid::new_v4(),

@@ -9,3 +9,4 @@
 
 pub mod batch;
 pub mod frame;
+pub mod records;

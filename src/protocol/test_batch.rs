@@ -15,6 +15,18 @@ pub type TestRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// correct CRC. An empty `records` gives a batch declaring 0 records with
 /// `lastOffsetDelta` -1 (invalid on produce, useful to test that).
 pub fn build_test_batch(base_offset: i64, records: &[TestRecord<'_>], timestamp: i64) -> Vec<u8> {
+    build_test_batch_spaced(base_offset, records, timestamp, 0)
+}
+
+/// As [`build_test_batch`], but record `i` is stamped
+/// `timestamp + i * spacing_ms` (and the batch's max timestamp is the last).
+pub fn build_test_batch_spaced(
+    base_offset: i64,
+    records: &[TestRecord<'_>],
+    timestamp: i64,
+    spacing_ms: i64,
+) -> Vec<u8> {
+    let max_timestamp = timestamp + spacing_ms * (records.len() as i64 - 1).max(0);
     let mut batch = Vec::with_capacity(BATCH_HEADER_LEN + records.len() * 16);
     batch.extend_from_slice(&base_offset.to_be_bytes());
     batch.extend_from_slice(&0i32.to_be_bytes()); // batchLength, patched below
@@ -25,7 +37,7 @@ pub fn build_test_batch(base_offset: i64, records: &[TestRecord<'_>], timestamp:
     let count = i32::try_from(records.len()).expect("test batch record count fits i32");
     batch.extend_from_slice(&(count - 1).to_be_bytes()); // lastOffsetDelta
     batch.extend_from_slice(&timestamp.to_be_bytes()); // baseTimestamp
-    batch.extend_from_slice(&timestamp.to_be_bytes()); // maxTimestamp
+    batch.extend_from_slice(&max_timestamp.to_be_bytes()); // maxTimestamp
     batch.extend_from_slice(&(-1i64).to_be_bytes()); // producerId
     batch.extend_from_slice(&(-1i16).to_be_bytes()); // producerEpoch
     batch.extend_from_slice(&(-1i32).to_be_bytes()); // baseSequence
@@ -36,7 +48,7 @@ pub fn build_test_batch(base_offset: i64, records: &[TestRecord<'_>], timestamp:
     for (offset_delta, (key, value)) in records.iter().enumerate() {
         record.clear();
         record.push(0); // record attributes
-        put_varlong(&mut record, 0); // timestampDelta
+        put_varlong(&mut record, offset_delta as i64 * spacing_ms); // timestampDelta
         put_varlong(&mut record, offset_delta as i64);
         put_bytes(&mut record, *key);
         put_bytes(&mut record, *value);

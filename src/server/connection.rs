@@ -6,68 +6,92 @@
 //! floods requests or reads its answers slowly is held back by TCP rather
 //! than buffered in memory. Answers are written strictly in request order, as
 //! Kafka requires; a request with no answer (acks=0 produce) is skipped.
+//!
+//! Memory and time limits (see `limits.rs` and `config::ConnectionLimits`):
+//! - a frame's declared size is reserved from the connection's and the
+//!   shard's request budgets before its body is read; the reader waits while
+//!   either is full, and the reservation goes with the frame to its handler
+//!   task and is released when the handler finishes;
+//! - the read buffer never grows past the frame being read plus one read
+//!   chunk: reads ask for what the frame still lacks (at least
+//!   [`READ_CHUNK_BYTES`], at most [`READ_BYTES_MAX`]), straight into the
+//!   buffer the frame is split from (no intermediate copy);
+//! - once a frame's first byte arrived, the whole frame must arrive within
+//!   `request_timeout_ms` (slowloris), else the connection is closed;
+//! - a connection with nothing in flight that sends nothing for
+//!   `connections_max_idle_ms` is closed.
+//!
+//! The timers cost one timer per read call, never per byte.
 
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::future::{select, Either};
+use futures::io::ReadHalf;
 use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
 use glommio::net::TcpStream;
 use glommio::task::JoinHandle;
+use glommio::timer::Timer;
 use tracing::{debug, info};
 
+use super::limits::{ByteBudget, Reserved};
+use crate::config::ConnectionLimits;
 use crate::handlers::{handle_frame, Outcome};
-use crate::protocol::frame::FrameDecoder;
+use crate::protocol::frame::{FrameDecoder, FRAME_SIZE_PREFIX_BYTES};
 use crate::shard::Shard;
 
 /// Requests of one connection being handled or awaiting their turn to be
 /// answered.
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 32;
-/// Bytes read from the socket per read call.
+/// Smallest read asked of the socket, in bytes: what a read asks for when
+/// the next frame's size is not known yet, and the most it reads past the
+/// end of the frame being read.
 pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Largest single read, in bytes (a big frame arrives in several).
+pub(crate) const READ_BYTES_MAX: usize = 1024 * 1024;
+
+const _: () = assert!(READ_CHUNK_BYTES <= READ_BYTES_MAX);
 
 type InFlight = glommio::Task<Outcome>;
 
-/// Serves one connection until the client closes it or breaks the protocol.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves one connection until the client closes it, breaks the protocol or
+/// runs into a limit. `shard_budget` is the shard's request-byte budget.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBudget>) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.split();
+    let (reader, mut writer) = stream.split();
     let (mut queue_tx, mut queue_rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_MAX);
-    let request_bytes_max = shard.config.request_bytes_max;
     let shard_id = shard.id;
+    let limits = shard.config.limits;
+    let mut frames = FrameReader::new(reader, shard.config.request_bytes_max, limits, shard_budget);
 
     let reading = async move {
-        let mut decoder = FrameDecoder::new(request_bytes_max);
-        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
         loop {
-            loop {
-                match decoder.decode(&mut buf) {
-                    Ok(Some(frame)) => {
-                        let task = glommio::spawn_local(handle_frame(shard.clone(), frame));
-                        if queue_tx.send(task).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        info!(shard = shard_id, %peer, "closing connection: {e}");
-                        return;
-                    }
-                }
-            }
-            match reader.read(&mut chunk).await {
-                Ok(0) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) => {
+            let (frame, held) = match frames.next_frame().await {
+                Ok(next) => next,
+                Err(Stop::Eof) => return,
+                Err(Stop::ReadFailed(e)) => {
                     debug!(shard = shard_id, %peer, "read failed: {e}");
                     return;
                 }
+                Err(stop) => {
+                    info!(shard = shard_id, %peer, "closing connection: {stop}");
+                    return;
+                }
+            };
+            let shard = shard.clone();
+            let task = glommio::spawn_local(async move {
+                let outcome = handle_frame(shard, frame).await;
+                drop(held);
+                outcome
+            });
+            if queue_tx.send(task).await.is_err() {
+                return;
             }
         }
     };
@@ -90,12 +114,170 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     let writing: JoinHandle<()> = glommio::spawn_local(writing).detach();
     match select(Box::pin(reading), writing).await {
-        // The reader is done (EOF, error or a bad frame): answer what was
-        // already read, then close.
+        // The reader is done (EOF, error, a bad frame or a limit): answer
+        // what was already read, then close.
         Either::Left((_, writing)) => {
             let _ = writing.await;
         }
         // The writer gave up (peer gone or protocol violation): drop the reader.
         Either::Right(_) => {}
     }
+}
+
+/// Why the reader stopped.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error("end of stream")]
+    Eof,
+    #[error("read failed: {0}")]
+    ReadFailed(std::io::Error),
+    #[error("{0}")]
+    BadFrame(crate::protocol::frame::FrameError),
+    #[error("request of {frame_bytes} bytes not received within request_timeout_ms {timeout_ms} ({received} bytes arrived)")]
+    RequestTimeout {
+        frame_bytes: usize,
+        received: usize,
+        timeout_ms: u64,
+    },
+    #[error("idle for connections_max_idle_ms {0}")]
+    Idle(u64),
+}
+
+/// Budget reservations travelling with one frame.
+type Held = (Reserved, Reserved);
+
+/// Splits frames off the socket under the connection's limits.
+struct FrameReader {
+    reader: ReadHalf<TcpStream>,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    limits: ConnectionLimits,
+    connection_budget: Rc<ByteBudget>,
+    shard_budget: Rc<ByteBudget>,
+    /// Reservations for the frame being read, once its size is known.
+    admitted: Option<Held>,
+    /// When the frame being read started (first byte, or admission).
+    frame_started: Option<Instant>,
+    /// When a read last returned bytes.
+    last_read: Instant,
+}
+
+impl FrameReader {
+    fn new(
+        reader: ReadHalf<TcpStream>,
+        request_bytes_max: usize,
+        limits: ConnectionLimits,
+        shard_budget: Rc<ByteBudget>,
+    ) -> Self {
+        FrameReader {
+            reader,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::new(request_bytes_max),
+            limits,
+            connection_budget: ByteBudget::new(limits.connection_request_bytes_in_flight_max),
+            shard_budget,
+            admitted: None,
+            frame_started: None,
+            last_read: Instant::now(),
+        }
+    }
+
+    /// The next whole frame and its reservations.
+    async fn next_frame(&mut self) -> Result<(Bytes, Held), Stop> {
+        loop {
+            if let Some(frame_bytes) = self.frame_bytes()? {
+                if self.admitted.is_none() {
+                    self.admit(frame_bytes).await;
+                }
+                if let Some(frame) = self.decoder.decode(&mut self.buf).map_err(Stop::BadFrame)? {
+                    let held = self.admitted.take().expect("admitted above");
+                    self.frame_started = (!self.buf.is_empty()).then(Instant::now);
+                    return Ok((frame, held));
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Size of the frame at the front of the buffer, once its prefix is in.
+    fn frame_bytes(&self) -> Result<Option<usize>, Stop> {
+        self.decoder
+            .peek_frame_bytes(&self.buf)
+            .map_err(Stop::BadFrame)
+    }
+
+    /// Reserves the frame's bytes from both budgets, waiting (reading
+    /// nothing) while either is full. The request timer restarts after the
+    /// wait: waiting is the broker's doing, not the client's.
+    async fn admit(&mut self, frame_bytes: usize) {
+        let bytes = FRAME_SIZE_PREFIX_BYTES + frame_bytes;
+        let connection = self.connection_budget.reserve(bytes).await;
+        let shard = self.shard_budget.reserve(bytes).await;
+        self.admitted = Some((connection, shard));
+        self.frame_started = Some(Instant::now());
+    }
+
+    /// Reads once into the buffer, under the request or idle deadline.
+    async fn fill(&mut self) -> Result<(), Stop> {
+        let missing = match self.frame_bytes()? {
+            Some(frame_bytes) => FRAME_SIZE_PREFIX_BYTES + frame_bytes - self.buf.len(),
+            None => 0,
+        };
+        let want = missing.clamp(READ_CHUNK_BYTES, READ_BYTES_MAX);
+        let (deadline, is_request) = self.deadline();
+        let old_len = self.buf.len();
+        self.buf.resize(old_len + want, 0);
+        let timer = Timer::new(deadline.saturating_duration_since(Instant::now()));
+        let read = self.reader.read(&mut self.buf[old_len..]);
+        let result = match select(read, timer).await {
+            Either::Left((result, _)) => Some(result),
+            Either::Right(_) => None,
+        };
+        let read = result.as_ref().map_or(0, |r| *r.as_ref().unwrap_or(&0));
+        self.buf.truncate(old_len + read);
+        match result {
+            Some(Ok(0)) => Err(Stop::Eof),
+            Some(Ok(_)) => {
+                self.last_read = Instant::now();
+                self.frame_started.get_or_insert(self.last_read);
+                Ok(())
+            }
+            Some(Err(e)) => Err(Stop::ReadFailed(e)),
+            None if is_request => Err(self.request_timeout()),
+            None => self.idle_expired(),
+        }
+    }
+
+    /// The deadline of the next read, and whether it is the request timer.
+    fn deadline(&self) -> (Instant, bool) {
+        match self.frame_started {
+            Some(started) => (started + ms(self.limits.request_timeout_ms), true),
+            None => (
+                self.last_read + ms(self.limits.connections_max_idle_ms),
+                false,
+            ),
+        }
+    }
+
+    fn request_timeout(&self) -> Stop {
+        let frame_bytes = self.frame_bytes().ok().flatten().unwrap_or(0);
+        Stop::RequestTimeout {
+            frame_bytes,
+            received: self.buf.len(),
+            timeout_ms: self.limits.request_timeout_ms,
+        }
+    }
+
+    /// Idle timer fired: close unless requests are still being handled.
+    fn idle_expired(&mut self) -> Result<(), Stop> {
+        if self.connection_budget.used() > 0 {
+            self.last_read = Instant::now();
+            return Ok(());
+        }
+        Err(Stop::Idle(self.limits.connections_max_idle_ms))
+    }
+}
+
+fn ms(value: u64) -> Duration {
+    Duration::from_millis(value)
 }

@@ -48,6 +48,8 @@ pub struct Shard {
     partitions: RefCell<HashMap<PartitionId, Rc<Partition>>>,
     /// Serializes metadata changes; only used on the metadata owner.
     meta_lock: futures::lock::Mutex<()>,
+    /// The consumer groups this shard coordinates.
+    pub groups: crate::group::GroupCoordinator,
 }
 
 /// The shard that makes metadata changes.
@@ -62,6 +64,7 @@ impl Shard {
             snapshot: RefCell::new(Arc::new(Snapshot::default())),
             partitions: RefCell::new(HashMap::new()),
             meta_lock: futures::lock::Mutex::new(()),
+            groups: crate::group::GroupCoordinator::new(),
         }
     }
 

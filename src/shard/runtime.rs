@@ -22,6 +22,13 @@ use crate::config::Config;
 use crate::metadata::{self, Snapshot};
 use crate::server;
 
+/// How long the start-up probe waits for a listener already on our port.
+const PORT_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long the port may stay taken before start-up gives up.
+const PORT_PROBE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+/// Pause between probes.
+const PORT_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The lock file that keeps two brokers off one data directory.
 pub(crate) const DATA_DIR_LOCK_FILE_NAME: &str = ".lock";
 
@@ -43,6 +50,14 @@ pub enum StartError {
         shard: usize,
         /// glommio's error.
         message: String,
+    },
+    /// The data directory cannot be resolved.
+    #[error("data directory {dir}: {source}")]
+    DataDir {
+        /// The data directory as configured.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// Another process holds the data directory.
     #[error("data directory {dir} is in use by another corestreamd (lock {lock}): {source}")]
@@ -75,12 +90,22 @@ pub enum StartError {
 type ReadyReport = (usize, Result<(), String>);
 
 /// Runs the broker until SIGTERM/SIGINT; returns once every shard closed.
-pub fn run(config: Config) -> Result<(), StartError> {
+pub fn run(mut config: Config) -> Result<(), StartError> {
+    metadata::ensure_data_dir(&config.data_dir).map_err(|source| StartError::Metadata {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
+    // Absolute from here on: glommio opens directories for fsync by path,
+    // and a relative path there fails (EBADF) on glommio 0.9.
+    config.data_dir =
+        std::fs::canonicalize(&config.data_dir).map_err(|source| StartError::DataDir {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
     let meta_err = |source| StartError::Metadata {
         dir: config.data_dir.clone(),
         source,
     };
-    metadata::ensure_data_dir(&config.data_dir).map_err(meta_err)?;
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     let snapshot = Arc::new(metadata::load(&config.data_dir, config.shards).map_err(meta_err)?);
     check_port_free(&config)?;
@@ -158,15 +183,37 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
 }
 
 /// Shards bind with SO_REUSEPORT, which would let a second broker share the
-/// port and silently take half the connections. A plain bind first fails if
-/// anyone holds the port.
+/// port and silently take half the connections. So before binding, see
+/// whether anything already accepts connections there. (A plain bind would
+/// also trip over the previous run's TIME_WAIT sockets, which carry
+/// SO_REUSEPORT, and refuse a quick restart.)
 fn check_port_free(config: &Config) -> Result<(), StartError> {
-    std::net::TcpListener::bind(config.listen)
-        .map(drop)
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })
+    let mut probe = config.listen;
+    if probe.ip().is_unspecified() {
+        probe.set_ip(match probe {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    // After a SIGKILL the kernel tears down the dead broker's io_uring
+    // asynchronously, and its listening sockets live on for a moment: keep
+    // probing for a while before calling the port taken.
+    let deadline = std::time::Instant::now() + PORT_PROBE_PATIENCE;
+    loop {
+        if std::net::TcpStream::connect_timeout(&probe, PORT_PROBE_TIMEOUT).is_err() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StartError::Listen {
+                addr: config.listen,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another process accepts connections there",
+                ),
+            });
+        }
+        std::thread::sleep(PORT_PROBE_INTERVAL);
+    }
 }
 
 fn wait_ready(shards: usize, ready: &std_mpsc::Receiver<ReadyReport>) -> Result<(), StartError> {

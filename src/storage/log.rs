@@ -232,8 +232,12 @@ impl<D: Disk> PartitionLog<D> {
                 segment.time_index.encode(),
             )
         };
-        write_small_file(&self.disk, &index_path, &index).await?;
-        write_small_file(&self.disk, &time_path, &time_index).await
+        // Time index first: recovery keeps only the time entries below the
+        // offset index's last entry, so a newer time index beside an older
+        // offset index is harmless, while the reverse would lose the maxima
+        // of the batches between the two (found by tests/sim_storage.rs).
+        write_small_file(&self.disk, &time_path, &time_index).await?;
+        write_small_file(&self.disk, &index_path, &index).await
     }
 
     /// Index in `segments` of the segment with `base_offset` (must exist).

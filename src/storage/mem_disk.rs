@@ -3,9 +3,11 @@
 //! Every file keeps two images: `current` (what reads see) and `synced` (what
 //! survived the last `fdatasync`). [`MemDisk::crash`] throws the unsynced
 //! part away, [`MemDisk::crash_tearing`] keeps only some of its bytes (a torn
-//! write), [`MemDisk::corrupt`] flips a byte at rest, and
+//! write), [`MemDisk::crash_blocks`] keeps any chosen subset of its blocks, [`MemDisk::corrupt`] flips a byte at rest, and
 //! [`MemDisk::fail_writes`] / [`MemDisk::fail_syncs`] make later calls fail
-//! with an errno (EIO, ENOSPC...). Alignment rules are enforced like O_DIRECT
+//! with an errno (EIO, ENOSPC...), and [`MemDisk::fail_after`] lets a given
+//! number of mutating operations succeed and fails every later one (a fault,
+//! or the process dying, at any chosen point of a flush or a recovery). Alignment rules are enforced like O_DIRECT
 //! so misuse fails in unit tests, not only on a real disk.
 //!
 //! Simplification: directory entries are always durable (creating or
@@ -17,7 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::disk::{is_aligned, misaligned, Disk, DiskFile, IoBuffer};
+use super::disk::{is_aligned, misaligned, Disk, DiskFile, IoBuffer, BLOCK_BYTES};
 
 /// A heap buffer standing in for DMA memory.
 #[derive(Debug)]
@@ -46,6 +48,22 @@ struct FileImage {
 struct Faults {
     write_errno: Option<i32>,
     sync_errno: Option<i32>,
+    /// (mutating operations still allowed, errno once they are used up).
+    countdown: Option<(u64, i32)>,
+}
+
+impl Faults {
+    /// Spends one mutating operation of the countdown, if one is armed.
+    fn spend(&mut self) -> io::Result<()> {
+        match &mut self.countdown {
+            Some((0, errno)) => Err(io::Error::from_raw_os_error(*errno)),
+            Some((left, _)) => {
+                *left -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Default, Debug)]
@@ -91,6 +109,34 @@ impl MemDisk {
         }
     }
 
+    /// Simulates power loss during writes that reached the device in any
+    /// order: each block of [`BLOCK_BYTES`] that differs from the synced
+    /// image keeps its new content if `keep(path, block_index)` says so, and
+    /// each file keeps its new size if `keep(path, u64::MAX)` says so.
+    pub fn crash_blocks(&self, mut keep: impl FnMut(&Path, u64) -> bool) {
+        for (path, image) in self.fs.borrow().files.iter() {
+            let mut image = image.borrow_mut();
+            let len = match keep(path, u64::MAX) {
+                true => image.current.len(),
+                false => image.synced.len(),
+            };
+            let mut kept = image.synced.clone();
+            kept.resize(len, 0);
+            for (block, start) in (0..len).step_by(BLOCK_BYTES).enumerate() {
+                let end = (start + BLOCK_BYTES).min(len);
+                let new = image.current.get(start..end.min(image.current.len()));
+                let Some(new) = new.filter(|new| kept[start..start + new.len()] != **new) else {
+                    continue;
+                };
+                if keep(path, block as u64) {
+                    kept[start..start + new.len()].copy_from_slice(new);
+                }
+            }
+            image.current = kept.clone();
+            image.synced = kept;
+        }
+    }
+
     /// Makes every later write fail with `errno` (`None` clears it).
     pub fn fail_writes(&self, errno: Option<i32>) {
         self.fs.borrow_mut().faults.write_errno = errno;
@@ -99,6 +145,23 @@ impl MemDisk {
     /// Makes every later `fdatasync` fail with `errno` (`None` clears it).
     pub fn fail_syncs(&self, errno: Option<i32>) {
         self.fs.borrow_mut().faults.sync_errno = errno;
+    }
+
+    /// Lets the next `ops` mutating operations (write, fdatasync, truncate,
+    /// preallocate, rename, remove) succeed, then fails every later one with
+    /// `errno` until [`MemDisk::clear_faults`].
+    pub fn fail_after(&self, ops: u64, errno: i32) {
+        self.fs.borrow_mut().faults.countdown = Some((ops, errno));
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.fs.borrow_mut().faults = Faults::default();
+    }
+
+    /// Fails the call if the fault countdown is used up, else spends one.
+    fn spend(&self) -> io::Result<()> {
+        self.fs.borrow_mut().faults.spend()
     }
 
     /// Flips bits (`xor`) of the byte at `pos` of `path`, at rest (both
@@ -217,6 +280,7 @@ impl Disk for MemDisk {
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.spend()?;
         match self.fs.borrow_mut().files.remove(path) {
             Some(_) => Ok(()),
             None => Err(not_found(path)),
@@ -234,6 +298,7 @@ impl Disk for MemDisk {
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.spend()?;
         let mut fs = self.fs.borrow_mut();
         let image = fs.files.remove(from).ok_or_else(|| not_found(from))?;
         fs.files.insert(to.to_path_buf(), image);
@@ -254,10 +319,12 @@ impl Disk for MemDisk {
 }
 
 impl MemFile {
+    /// Fails with the errno `errno` picks, else spends one countdown step.
     fn injected(&self, errno: impl Fn(&Faults) -> Option<i32>) -> io::Result<()> {
-        match errno(&self.fs.borrow().faults) {
+        let mut fs = self.fs.borrow_mut();
+        match errno(&fs.faults) {
             Some(errno) => Err(io::Error::from_raw_os_error(errno)),
-            None => Ok(()),
+            None => fs.faults.spend(),
         }
     }
 }
@@ -300,11 +367,13 @@ impl DiskFile for MemFile {
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
+        self.injected(|_| None)?;
         self.image.borrow_mut().current.resize(len as usize, 0);
         Ok(())
     }
 
     async fn preallocate(&self, len: u64) -> io::Result<()> {
+        self.injected(|_| None)?;
         let mut image = self.image.borrow_mut();
         if (image.current.len() as u64) < len {
             image.current.resize(len as usize, 0);

@@ -11,9 +11,11 @@
 //! check): corruption at rest is an error, never served. The bytes are
 //! copied once into `Bytes`; zero-copy fetch is a later step.
 //!
-//! Timestamp lookup is batch-granular: it returns the base offset and max
-//! timestamp of the first batch whose max timestamp is `>= ts`. Records of
-//! that batch may be older than `ts`; consumers skip them client-side.
+//! Timestamp lookup finds the first batch whose max timestamp is `>= ts`,
+//! then, when that batch is uncompressed, the first record in it at or after
+//! `ts` (Kafka's answer). For a compressed batch it answers the batch's base
+//! offset and max timestamp: records before `ts` in that batch are then
+//! delivered too, and consumers skip them by time if they care.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -72,7 +74,13 @@ impl<D: Disk> PartitionLog<D> {
         let Some(bytes) = window.get(position, len, 0).await? else {
             return Err(self.missing(&start, offset));
         };
-        let keep = whole_batches(bytes, high_watermark, &start.path, position)?;
+        let keep = whole_batches(
+            bytes,
+            first.base_offset,
+            high_watermark,
+            &start.path,
+            position,
+        )?;
         Ok(Bytes::copy_from_slice(&bytes[..keep]))
     }
 
@@ -96,11 +104,42 @@ impl<D: Disk> PartitionLog<D> {
             .await?;
             match found {
                 Some((_, b)) if b.base_offset >= high_watermark => return Ok(None),
-                Some((_, b)) => return Ok(Some((b.base_offset.max(log_start), b.max_timestamp))),
+                Some((_, b)) => {
+                    return Ok(Some(
+                        self.refine_to_record(
+                            b.base_offset.max(log_start),
+                            b.max_timestamp,
+                            timestamp,
+                        )
+                        .await,
+                    ))
+                }
                 None => next_segment = at + 1,
             }
         }
         Ok(None)
+    }
+
+    /// Kafka answers the first *record* at or after `timestamp`; inside an
+    /// uncompressed batch that is found by walking its records. Compressed
+    /// batches keep the batch-level answer (base offset, max timestamp).
+    async fn refine_to_record(
+        &self,
+        base_offset: i64,
+        max_timestamp: i64,
+        timestamp: i64,
+    ) -> (i64, i64) {
+        let batch_level = (base_offset, max_timestamp);
+        let Ok(bytes) = self.read(base_offset, 1, true).await else {
+            return batch_level;
+        };
+        let Some(Ok(first)) = batches(&bytes).next() else {
+            return batch_level;
+        };
+        match crate::protocol::records::first_record_at_or_after(first.bytes, timestamp) {
+            Some((offset, ts)) if offset >= base_offset => (offset, ts),
+            _ => batch_level,
+        }
     }
 
     fn check_range(&self, offset: i64, high_watermark: i64) -> Result<(), StorageError> {
@@ -203,29 +242,42 @@ async fn find_batch<F: super::disk::DiskFile>(
 }
 
 /// Length of the prefix of `bytes` made of whole batches below
-/// `high_watermark`, each CRC-checked. A bad first batch is an error.
+/// `high_watermark`, each CRC-checked and each starting at the offset after
+/// the previous one (the first at `first_offset`): baseOffset is outside the
+/// CRC, so density is what catches a flipped offset. A bad first batch is an
+/// error.
 fn whole_batches(
     bytes: &[u8],
+    first_offset: i64,
     high_watermark: i64,
     path: &std::path::Path,
     position: u64,
 ) -> Result<usize, StorageError> {
     let mut keep = 0;
+    let mut expected = first_offset;
     for batch in batches(bytes) {
         let Ok(batch) = batch else { break };
-        if batch.header.base_offset() >= high_watermark {
+        if batch.header.base_offset() >= high_watermark && batch.header.base_offset() == expected {
             break;
         }
-        if let Err(e) = check_crc(batch.bytes) {
+        let checked = match true {
+            true => check_crc(batch.bytes).map_err(|e| e.to_string()),
+            false => Err(format!(
+                "non-contiguous: expected offset {expected}, found {}",
+                batch.header.base_offset()
+            )),
+        };
+        if let Err(reason) = checked {
             if keep == 0 {
                 return Err(StorageError::Corrupt {
                     path: path.to_path_buf(),
                     position,
-                    reason: e.to_string(),
+                    reason,
                 });
             }
             break;
         }
+        expected = batch.header.last_offset().saturating_add(1);
         keep += batch.bytes.len();
     }
     Ok(keep)

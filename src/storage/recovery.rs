@@ -224,9 +224,9 @@ async fn load_indexes<D: Disk>(
     let (Some(index), Some(mut time)) = (index, time) else {
         return Ok(false);
     };
-    if let Some((relative, _)) = index.last() {
-        time.truncate_to_offset(relative);
-    }
+    // The scan resumes at the last offset-index entry (or at 0 without
+    // one) and re-adds what follows, which may now be cut or different.
+    if let Some((relative, _)) = index.last() { time.truncate_to_offset(relative); }
     segment.loaded_index_len = index.len();
     segment.index = index;
     segment.time_index = time;
@@ -256,6 +256,7 @@ async fn finish_segment<D: Disk>(
         sync.map_err(StorageError::io_at("fdatasync", &segment.path, None))?;
     }
     if recovery.indexes_changed {
+        // Time index first, as in `PartitionLog::write_indexes`.
         let index = segment.index.encode();
         write_small_file(disk, &segment.sibling("index"), &index).await?;
         let time = segment.time_index.encode();

@@ -573,3 +573,103 @@ proptest::proptest! {
         check_crash_ops(&ops);
     }
 }
+
+// ---- regressions found by the seeded simulation (tests/sim_storage.rs) ----
+
+#[test]
+fn flipped_base_offset_of_a_later_batch_is_not_served() {
+    let disk = MemDisk::new();
+    let log = open_mem(&disk, small_config());
+    append_many(&log, 3, 1, 100);
+    block_on(log.flush()).unwrap();
+    let all = block_on(read_all(&log));
+    let third = batches(&all).nth(2).unwrap().unwrap().position;
+    // baseOffset is outside the CRC: only the density check can catch it.
+    assert!(disk.corrupt(&segment_file(0, "log"), third as u64 + 7, 0x10));
+    let bytes = block_on(log.read(0, 1 << 20, true)).unwrap();
+    assert_eq!(
+        offsets(&bytes),
+        vec![(0, 0), (1, 1)],
+        "stops before the bad batch"
+    );
+    assert!(matches!(
+        block_on(log.read(2, 1 << 20, true)),
+        Err(StorageError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn recovery_drops_time_index_entries_of_cut_batches() {
+    // First without offset-index entries: close leaves the time index
+    // [(500, 4)] beside an empty offset index.
+    let sparse = LogConfig {
+        index_interval_bytes: 1 << 20,
+        ..small_config()
+    };
+    let dense = LogConfig {
+        index_interval_bytes: 1,
+        ..small_config()
+    };
+    let disk = MemDisk::new();
+    let log = open_mem(&disk, sparse);
+    for ts in [100, 200, 300, 400, 500] {
+        log.append(&mut batch(1, 100, ts)).unwrap();
+    }
+    block_on(log.close()).unwrap();
+    let all = block_on(read_all(&log));
+    let second = batches(&all).nth(1).unwrap().unwrap().position;
+    drop(log);
+    // Corrupt the second batch: recovery cuts the log to offset 1, and the
+    // entry (500, 4) describes batches that are gone.
+    assert!(disk.corrupt(&segment_file(0, "log"), second as u64 + 70, 1));
+    let log = open_mem(&disk, dense);
+    assert_eq!(log.next_offset(), 1);
+    for ts in [600, 700, 800, 900] {
+        log.append(&mut batch(1, 100, ts)).unwrap();
+    }
+    block_on(log.flush()).unwrap();
+    assert_eq!(
+        block_on(log.offset_for_timestamp(550)).unwrap(),
+        Some((1, 600))
+    );
+}
+
+#[test]
+fn index_written_without_its_time_index_keeps_lookups_right() {
+    let disk = MemDisk::new();
+    let log = open_mem(&disk, small_config());
+    for i in 0..6 {
+        log.append(&mut batch(2, 400, 1_000 + 10 * i)).unwrap();
+    }
+    block_on(log.close()).unwrap(); // indexes cover offsets 0..12
+    let log = open_mem(&disk, small_config());
+    for i in 6..12 {
+        let ts = if i == 8 { 5_000 } else { 1_000 + 10 * i };
+        log.append(&mut batch(2, 400, ts)).unwrap();
+    }
+    block_on(log.flush()).unwrap();
+    assert_eq!(log_files(&disk).len(), 1, "one segment");
+    drop(log); // crash: the index files still describe offsets 0..12
+    let index_before = disk.contents(&segment_file(0, "index")).unwrap();
+    let time_before = disk.contents(&segment_file(0, "timeindex")).unwrap();
+    // Recovery rewrites both indexes; stop it right after the first one.
+    let mut stopped_between = false;
+    for ops in 0..64 {
+        disk.fail_after(ops, libc::EIO);
+        let opened = block_on(PartitionLog::open(disk.clone(), dir(), small_config()));
+        disk.clear_faults();
+        let index_new = disk.contents(&segment_file(0, "index")).unwrap() != index_before;
+        let time_new = disk.contents(&segment_file(0, "timeindex")).unwrap() != time_before;
+        if index_new || time_new {
+            assert!(opened.is_err() && index_new != time_new, "ops {ops}");
+            stopped_between = true;
+            break;
+        }
+    }
+    assert!(stopped_between, "no fault point between the two index writes");
+    let log = open_mem(&disk, small_config());
+    assert_eq!(
+        block_on(log.offset_for_timestamp(4_000)).unwrap(),
+        Some((16, 5_000))
+    );
+}

@@ -122,6 +122,7 @@ class Broker:
         while time.monotonic() < deadline:
             rc = self.proc.poll()
             if rc is not None:
+                self.expected_down = True  # reported here; not again at teardown
                 raise BrokerError(f"{self.name} exited with {rc} before becoming ready\n{self.log_tail()}")
             if kafka_raw.api_versions_ok(self.host, self.port, timeout_s=2.0):
                 return
@@ -186,6 +187,8 @@ class Broker:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test (skipped by scripts/test --quick)")
+    # kafka-python's schema loader uses a deprecated importlib API: not ours to fix
+    config.addinivalue_line("filterwarnings", "ignore:(read_text|open_text) is deprecated:DeprecationWarning")
 
 
 @pytest.hookimpl(hookwrapper=True)

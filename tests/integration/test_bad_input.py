@@ -87,6 +87,19 @@ def test_bad_input_frame_over_limit(broker, survivor):
     with broker.raw() as c:
         c.send_raw(struct.pack(">i", 0x7FFFFFFF))
         assert c.wait_closed(close_wait_s_max)
+    with broker.raw() as c:  # actually stream 101 MiB: refused early, not buffered
+        size = 101 * 1024 * 1024
+        _, head = c.request_bytes(kafka_raw.PRODUCE, 3, b"")
+        chunk = b"\x00" * (1024 * 1024)
+        sent = 0
+        try:
+            c.send_raw(struct.pack(">i", size) + head)
+            while sent < size:
+                c.send_raw(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert c.wait_closed(close_wait_s_max), "connection left open after a 101 MiB request"
     with broker.raw() as c:
         c.send_raw(struct.pack(">i", -1))  # negative size
         assert c.wait_closed(close_wait_s_max)

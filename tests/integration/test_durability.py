@@ -151,6 +151,58 @@ def test_kill9_during_acks_all_produce(broker):
     assert hw == len(by_partition(recs).get(0, [])) + 1
 
 
+def test_sigterm_during_acks_all_produce(broker):
+    """SIGTERM while an acks=all producer streams: the broker exits 0 within
+    20 s, and after a restart every acknowledged record is at its
+    acknowledged offset, each stored once."""
+    import signal
+    import subprocess
+
+    topic = "sigterm-load"
+    create_topic(broker.bootstrap, topic, 2)
+    acked: dict[bytes, tuple[int, int]] = {}
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked[msg.value()] = (msg.partition(), msg.offset())
+
+    p = clients.producer(broker.bootstrap, retries=0, **{"linger.ms": 2, "message.timeout.ms": 20000})
+    i = 0
+    deadline = time.monotonic() + 60
+    signalled_at = None
+    while True:
+        assert time.monotonic() < deadline, f"only {len(acked)} acks after 60 s"
+        try:
+            p.produce(topic, value=f"s{i:08d}".encode() + b"y" * 100, on_delivery=on_delivery)
+            i += 1
+        except BufferError:
+            pass
+        p.poll(0.001 if i % 100 == 0 else 0)
+        if signalled_at is None and len(acked) >= 3000:
+            broker.proc.send_signal(signal.SIGTERM)
+            broker.expected_down = True
+            signalled_at = time.monotonic()
+        if signalled_at is not None and time.monotonic() - signalled_at > 1.0:
+            break
+    try:
+        rc = broker.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("broker did not exit within 20 s of SIGTERM under load")
+    assert rc == 0, f"exit status {rc} after SIGTERM under load"
+    p.purge()
+    p.flush(5)
+    acked_snapshot = dict(acked)
+
+    broker.start()
+    recs = consume_all(broker.bootstrap, topic, 2)
+    assert_dense(recs)
+    values = [r.value for r in recs]
+    assert len(values) == len(set(values)), "a record is stored twice"
+    where = {r.value: (r.partition, r.offset) for r in recs}
+    lost = [v for v in acked_snapshot if where.get(v) != acked_snapshot[v]]
+    assert not lost, f"{len(lost)} acknowledged records missing or moved, e.g. {lost[:3]}"
+
+
 @pytest.mark.slow
 def test_kill9_repeated_recovery(broker):
     """Three kill -9 / restart cycles with acks=all writes in between: the

@@ -228,5 +228,6 @@ def test_describe_cluster(broker_factory):
     assert desc.controller is not None and desc.controller.id == 3
     # the cluster id is stable across restarts (it lives in the data dir)
     b.restart()
-    again = clients.admin(b.bootstrap).describe_cluster(request_timeout=20).result(timeout=30)
+    a = clients.admin(b.bootstrap)  # referenced until the future resolves
+    again = a.describe_cluster(request_timeout=20).result(timeout=30)
     assert again.cluster_id == desc.cluster_id

@@ -1,0 +1,698 @@
+//! [`GroupCoordinator`]: the groups of one shard, i.e. of the
+//! `__consumer_offsets` partitions that shard owns.
+//!
+//! `!Send` on purpose: it lives in its [`Shard`] and is reached through
+//! `Shard::run_on` (see `group::on_coordinator`). Every entry point first
+//! makes sure the group's offsets partition has been replayed (lazily, once
+//! per partition and process) and that the session sweeper runs. No
+//! `RefCell` borrow is held across an `.await`: a call changes the state
+//! machine, drops the borrow, then writes to the log or waits for the
+//! group to move on.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tracing::{info, warn};
+
+use super::member::{JoinResult, SyncResult};
+use super::records::{GroupValue, OffsetValue, RecordKey};
+use super::state::{Group, GroupState, JoinRequest, Reply};
+use super::store::{self, KeyValue};
+use crate::shard::Shard;
+
+/// How often sessions, MEMBER_ID_REQUIRED ids and rebalance deadlines are checked.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+/// Kafka's offset.metadata.max.bytes.
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+
+/// Committed offsets of one group by (topic, partition).
+pub type Offsets = BTreeMap<(String, i32), OffsetValue>;
+
+/// A group and its committed offsets.
+#[derive(Debug)]
+struct Entry {
+    group: Group,
+    offsets: Offsets,
+    /// Its `__consumer_offsets` partition.
+    partition: i32,
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct DescribedMember {
+    /// Member id.
+    pub member_id: String,
+    /// group.instance.id.
+    pub group_instance_id: Option<String>,
+    /// client.id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Metadata for the selected protocol.
+    pub metadata: Bytes,
+    /// Current assignment.
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    /// Error code (0, or e.g. COORDINATOR_NOT_AVAILABLE).
+    pub error: i16,
+    /// State name; "Dead" for an unknown group.
+    pub state: &'static str,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Selected protocol.
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<DescribedMember>,
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone)]
+pub struct ListedGroup {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type ("" for a group that only holds offsets).
+    pub protocol_type: String,
+    /// State name.
+    pub state: &'static str,
+}
+
+/// An OffsetCommit's caller, as the generation check needs it.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    /// Member id ("" for admin/simple commits).
+    pub member_id: String,
+    /// group.instance.id.
+    pub group_instance_id: Option<String>,
+    /// Generation (-1 for admin/simple commits).
+    pub generation: i32,
+}
+
+/// One shard's groups. See the module doc.
+#[derive(Default)]
+pub struct GroupCoordinator {
+    groups: RefCell<HashMap<String, Entry>>,
+    loaded: RefCell<HashSet<i32>>,
+    load_lock: futures::lock::Mutex<()>,
+    sweeper_started: Cell<bool>,
+}
+
+impl std::fmt::Debug for GroupCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCoordinator")
+            .field("groups", &self.groups.borrow().len())
+            .field("loaded_partitions", &self.loaded.borrow().len())
+            .finish()
+    }
+}
+
+impl GroupCoordinator {
+    /// An empty coordinator; state is loaded on first use.
+    pub fn new() -> GroupCoordinator {
+        GroupCoordinator::default()
+    }
+
+    /// Starts the sweeper and replays `partition` if not done yet.
+    async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
+        if !self.sweeper_started.replace(true) {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                loop {
+                    glommio::timer::sleep(SWEEP_INTERVAL).await;
+                    shard.groups.sweep(&shard).await;
+                }
+            })
+            .detach();
+        }
+        if self.loaded.borrow().contains(&partition) {
+            return Ok(());
+        }
+        let _serial = self.load_lock.lock().await;
+        if self.loaded.borrow().contains(&partition) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let now = Instant::now();
+        let replayed = store::replay(shard, partition, |key, value| {
+            self.apply_record(partition, key, value, now)
+        })
+        .await;
+        match replayed {
+            Ok(records) => {
+                if records > 0 {
+                    info!(
+                        partition,
+                        records,
+                        "loaded groups from __consumer_offsets in {:?}",
+                        started.elapsed()
+                    );
+                }
+                self.loaded.borrow_mut().insert(partition);
+                Ok(())
+            }
+            Err(e) => {
+                warn!("cannot load groups: {e}");
+                Err(e.error_code())
+            }
+        }
+    }
+
+    /// Applies one replayed record: latest value per key wins.
+    fn apply_record(&self, partition: i32, key: &[u8], value: Option<&[u8]>, now: Instant) {
+        let key = match RecordKey::decode(key) {
+            Ok(Some(k)) => k,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(
+                    partition,
+                    "skipping an undecodable __consumer_offsets key: {e}"
+                );
+                return;
+            }
+        };
+        let mut groups = self.groups.borrow_mut();
+        match key {
+            RecordKey::Offset {
+                group,
+                topic,
+                partition: p,
+            } => match value.map(OffsetValue::decode) {
+                Some(Ok(v)) => {
+                    let entry = groups.entry(group.clone()).or_insert_with(|| Entry {
+                        group: Group::new(&group),
+                        offsets: Offsets::new(),
+                        partition,
+                    });
+                    entry.offsets.insert((topic, p), v);
+                }
+                Some(Err(e)) => warn!(%group, "skipping an undecodable offset value: {e}"),
+                None => {
+                    if let Some(entry) = groups.get_mut(&group) {
+                        entry.offsets.remove(&(topic, p));
+                    }
+                }
+            },
+            RecordKey::Group { group } => match value.map(GroupValue::decode) {
+                Some(Ok(v)) => {
+                    let offsets = groups.remove(&group).map(|e| e.offsets).unwrap_or_default();
+                    let restored = Group::from_value(&group, v, now);
+                    groups.insert(
+                        group,
+                        Entry {
+                            group: restored,
+                            offsets,
+                            partition,
+                        },
+                    );
+                }
+                Some(Err(e)) => warn!(%group, "skipping an undecodable group value: {e}"),
+                None => {
+                    groups.remove(&group);
+                }
+            },
+        }
+    }
+
+    fn entry_or_new<'a>(
+        groups: &'a mut HashMap<String, Entry>,
+        group_id: &str,
+        partition: i32,
+    ) -> &'a mut Entry {
+        groups.entry(group_id.to_string()).or_insert_with(|| Entry {
+            group: Group::new(group_id),
+            offsets: Offsets::new(),
+            partition,
+        })
+    }
+
+    /// Writes the group's metadata if the state machine changed it.
+    async fn persist_if_dirty(&self, shard: &Rc<Shard>, group_id: &str) {
+        let record = {
+            let mut groups = self.groups.borrow_mut();
+            let Some(entry) = groups.get_mut(group_id) else {
+                return;
+            };
+            if !entry.group.take_dirty() {
+                return;
+            }
+            let key = RecordKey::Group {
+                group: group_id.to_string(),
+            };
+            (
+                entry.partition,
+                key.encode(),
+                entry.group.to_value().encode(),
+            )
+        };
+        let (partition, key, value) = record;
+        if let Err(code) = store::append(shard, partition, &[(key, Some(value))]).await {
+            warn!(group = group_id, code, "group metadata not persisted");
+        }
+    }
+
+    /// JoinGroup; waits until the join phase completes.
+    pub async fn join(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+        req: JoinRequest,
+    ) -> JoinResult {
+        let member_id = req.member_id.clone();
+        if let Err(code) = self.ready(shard, partition).await {
+            return JoinResult::error(code, &member_id);
+        }
+        let reply = {
+            let mut groups = self.groups.borrow_mut();
+            let entry = Self::entry_or_new(&mut groups, group_id, partition);
+            entry.group.join(req, Instant::now())
+        };
+        self.persist_if_dirty(shard, group_id).await;
+        let result = match reply {
+            Reply::Now(r) => r,
+            Reply::Later(rx) => rx.await.unwrap_or_else(|_| {
+                JoinResult::error(ResponseError::RebalanceInProgress.code(), &member_id)
+            }),
+        };
+        self.persist_if_dirty(shard, group_id).await;
+        result
+    }
+
+    /// SyncGroup; waits for the leader's assignment. The group's metadata is
+    /// written when the leader's sync makes the group Stable.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+        member: Committer,
+        protocol_type: Option<String>,
+        protocol_name: Option<String>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        if let Err(code) = self.ready(shard, partition).await {
+            return SyncResult::error(code);
+        }
+        let reply = {
+            let mut groups = self.groups.borrow_mut();
+            match groups.get_mut(group_id) {
+                None => Reply::Now(SyncResult::error(ResponseError::UnknownMemberId.code())),
+                Some(entry) => entry.group.sync(
+                    &member.member_id,
+                    member.group_instance_id.as_deref(),
+                    member.generation,
+                    protocol_type.as_deref(),
+                    protocol_name.as_deref(),
+                    assignments,
+                    Instant::now(),
+                ),
+            }
+        };
+        self.persist_if_dirty(shard, group_id).await;
+        match reply {
+            Reply::Now(r) => r,
+            Reply::Later(rx) => rx
+                .await
+                .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress.code())),
+        }
+    }
+
+    /// Heartbeat.
+    pub async fn heartbeat(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+        member: Committer,
+    ) -> i16 {
+        if let Err(code) = self.ready(shard, partition).await {
+            return code;
+        }
+        let mut groups = self.groups.borrow_mut();
+        match groups.get_mut(group_id) {
+            None => ResponseError::UnknownMemberId.code(),
+            Some(entry) => entry.group.heartbeat(
+                &member.member_id,
+                member.group_instance_id.as_deref(),
+                member.generation,
+                Instant::now(),
+            ),
+        }
+    }
+
+    /// LeaveGroup of several members; one code per member, or a group error.
+    pub async fn leave(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+        members: Vec<(String, Option<String>)>,
+    ) -> Result<Vec<i16>, i16> {
+        self.ready(shard, partition).await?;
+        let codes = {
+            let mut groups = self.groups.borrow_mut();
+            let Some(entry) = groups.get_mut(group_id) else {
+                return Ok(vec![ResponseError::UnknownMemberId.code(); members.len()]);
+            };
+            let now = Instant::now();
+            members
+                .iter()
+                .map(|(id, instance)| entry.group.leave(id, instance.as_deref(), now))
+                .collect()
+        };
+        self.persist_if_dirty(shard, group_id).await;
+        Ok(codes)
+    }
+
+    /// OffsetCommit: checks the member and generation, writes the offsets
+    /// durably, then makes them visible. One code per partition, in order.
+    pub async fn commit(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+        committer: Committer,
+        offsets: Vec<(String, i32, OffsetValue)>,
+    ) -> Vec<i16> {
+        let all = |code: i16| vec![code; offsets.len()];
+        if let Err(code) = self.ready(shard, partition).await {
+            return all(code);
+        }
+        {
+            let mut groups = self.groups.borrow_mut();
+            let check = match groups.get(group_id) {
+                Some(entry) => entry.group.check_commit(
+                    &committer.member_id,
+                    committer.group_instance_id.as_deref(),
+                    committer.generation,
+                ),
+                None if committer.generation < 0 => Ok(()),
+                None => Err(ResponseError::UnknownMemberId.code()),
+            };
+            if let Err(code) = check {
+                return all(code);
+            }
+            Self::entry_or_new(&mut groups, group_id, partition);
+        }
+        let codes: Vec<i16> = offsets
+            .iter()
+            .map(
+                |(_, _, v)| match v.metadata.len() > OFFSET_METADATA_BYTES_MAX {
+                    true => ResponseError::OffsetMetadataTooLarge.code(),
+                    false => 0,
+                },
+            )
+            .collect();
+        let records: Vec<KeyValue> = offsets
+            .iter()
+            .zip(&codes)
+            .filter(|(_, code)| **code == 0)
+            .map(|((topic, p, value), _)| {
+                let key = RecordKey::Offset {
+                    group: group_id.to_string(),
+                    topic: topic.clone(),
+                    partition: *p,
+                };
+                (key.encode(), Some(value.encode()))
+            })
+            .collect();
+        if let Err(code) = store::append(shard, partition, &records).await {
+            return all(code);
+        }
+        let mut groups = self.groups.borrow_mut();
+        let entry = Self::entry_or_new(&mut groups, group_id, partition);
+        for ((topic, p, value), code) in offsets.into_iter().zip(&codes) {
+            if *code == 0 {
+                entry.offsets.insert((topic, p), value);
+            }
+        }
+        codes
+    }
+
+    /// OffsetFetch: the committed offsets of the named partitions (all of
+    /// them when `topics` is `None`); `None` for a partition without one.
+    pub async fn fetch_offsets(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<(String, i32, Option<OffsetValue>)>, i16> {
+        self.ready(shard, partition).await?;
+        let groups = self.groups.borrow();
+        let offsets = groups.get(group_id).map(|e| &e.offsets);
+        Ok(match topics {
+            None => offsets
+                .into_iter()
+                .flatten()
+                .map(|((t, p), v)| (t.clone(), *p, Some(v.clone())))
+                .collect(),
+            Some(topics) => topics
+                .into_iter()
+                .flat_map(|(topic, parts)| {
+                    parts.into_iter().map(move |p| {
+                        let v = offsets.and_then(|o| o.get(&(topic.clone(), p))).cloned();
+                        (topic.clone(), p, v)
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// DescribeGroups of one group.
+    pub async fn describe(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+    ) -> GroupDescription {
+        let mut description = GroupDescription {
+            error: 0,
+            state: GroupState::Dead.name(),
+            protocol_type: String::new(),
+            protocol: String::new(),
+            members: Vec::new(),
+        };
+        if let Err(code) = self.ready(shard, partition).await {
+            description.error = code;
+            return description;
+        }
+        let groups = self.groups.borrow();
+        let Some(entry) = groups.get(group_id) else {
+            return description;
+        };
+        let g = &entry.group;
+        let protocol = g.protocol().unwrap_or_default().to_string();
+        description.state = g.state().name();
+        description.protocol_type = g.protocol_type().unwrap_or_default().to_string();
+        let stable = g.state() == GroupState::Stable;
+        description.members = g
+            .members()
+            .map(|m| DescribedMember {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m.metadata_for(&protocol),
+                // Kafka shows assignments only once the group is Stable.
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect();
+        description.protocol = protocol;
+        description
+    }
+
+    /// Every group of every offsets partition this shard owns.
+    pub async fn list(&self, shard: &Rc<Shard>) -> Result<Vec<ListedGroup>, i16> {
+        let owned: Vec<i32> = shard
+            .snapshot()
+            .owned_by(shard.id)
+            .filter(|(id, _)| &*id.topic == super::OFFSETS_TOPIC)
+            .map(|(id, _)| id.partition)
+            .collect();
+        for partition in owned {
+            self.ready(shard, partition).await?;
+        }
+        let groups = self.groups.borrow();
+        Ok(groups
+            .values()
+            .filter(|e| e.group.state() != GroupState::Dead)
+            .map(|e| ListedGroup {
+                group_id: e.group.id.clone(),
+                protocol_type: e.group.protocol_type().unwrap_or_default().to_string(),
+                state: e.group.state().name(),
+            })
+            .collect())
+    }
+
+    /// DeleteGroups of one group: only an empty group may be deleted; its
+    /// offsets and metadata get tombstones.
+    pub async fn delete(&self, shard: &Rc<Shard>, partition: i32, group_id: &str) -> i16 {
+        if let Err(code) = self.ready(shard, partition).await {
+            return code;
+        }
+        let tombstones: Vec<KeyValue> = {
+            let groups = self.groups.borrow();
+            let Some(entry) = groups.get(group_id) else {
+                return ResponseError::GroupIdNotFound.code();
+            };
+            match entry.group.state() {
+                GroupState::Empty => {}
+                GroupState::Dead => return ResponseError::GroupIdNotFound.code(),
+                _ => return ResponseError::NonEmptyGroup.code(),
+            }
+            let group = group_id.to_string();
+            entry
+                .offsets
+                .keys()
+                .map(|(topic, p)| {
+                    let key = RecordKey::Offset {
+                        group: group.clone(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    };
+                    (key.encode(), None)
+                })
+                .chain(std::iter::once((
+                    RecordKey::Group {
+                        group: group.clone(),
+                    }
+                    .encode(),
+                    None,
+                )))
+                .collect()
+        };
+        if let Err(code) = store::append(shard, partition, &tombstones).await {
+            return code;
+        }
+        let mut groups = self.groups.borrow_mut();
+        // A member may have joined while the tombstones were written: the
+        // group then lives on (with no offsets, as on a Kafka broker).
+        match groups.get_mut(group_id) {
+            Some(entry) if entry.group.state() == GroupState::Empty => {
+                entry.group.mark_dead();
+                groups.remove(group_id);
+            }
+            Some(entry) => entry.offsets.clear(),
+            None => {}
+        }
+        0
+    }
+
+    /// OffsetDelete: removes committed offsets of partitions no member is
+    /// subscribed to (all of them in an empty group). A code per partition,
+    /// or a group error.
+    pub async fn delete_offsets(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<i16>, i16> {
+        self.ready(shard, partition).await?;
+        let (codes, tombstones) = {
+            let groups = self.groups.borrow();
+            let Some(entry) = groups.get(group_id) else {
+                return Err(ResponseError::GroupIdNotFound.code());
+            };
+            let subscribed = subscribed_topics(&entry.group);
+            let codes: Vec<i16> = partitions
+                .iter()
+                .map(|(topic, _)| match subscribed.contains(topic) {
+                    true => ResponseError::GroupSubscribedToTopic.code(),
+                    false => 0,
+                })
+                .collect();
+            let tombstones: Vec<KeyValue> = partitions
+                .iter()
+                .zip(&codes)
+                .filter(|((t, p), code)| {
+                    **code == 0 && entry.offsets.contains_key(&(t.clone(), *p))
+                })
+                .map(|((topic, p), _)| {
+                    let key = RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *p,
+                    };
+                    (key.encode(), None)
+                })
+                .collect();
+            (codes, tombstones)
+        };
+        store::append(shard, partition, &tombstones).await?;
+        let mut groups = self.groups.borrow_mut();
+        if let Some(entry) = groups.get_mut(group_id) {
+            for ((topic, p), code) in partitions.into_iter().zip(&codes) {
+                if *code == 0 {
+                    entry.offsets.remove(&(topic, p));
+                }
+            }
+        }
+        Ok(codes)
+    }
+
+    /// Expires sessions and rebalance deadlines of every loaded group, then
+    /// persists the groups that changed.
+    async fn sweep(&self, shard: &Rc<Shard>) {
+        let now = Instant::now();
+        let dirty: Vec<String> = {
+            let mut groups = self.groups.borrow_mut();
+            groups
+                .values_mut()
+                .filter_map(|e| {
+                    e.group.tick(now);
+                    e.group.is_dirty().then(|| e.group.id.clone())
+                })
+                .collect()
+        };
+        for id in dirty {
+            self.persist_if_dirty(shard, &id).await;
+        }
+    }
+
+    /// The committed offsets of a group (for lag), on its coordinator.
+    pub async fn committed(
+        &self,
+        shard: &Rc<Shard>,
+        partition: i32,
+        group_id: &str,
+    ) -> Result<Offsets, i16> {
+        self.ready(shard, partition).await?;
+        Ok(self
+            .groups
+            .borrow()
+            .get(group_id)
+            .map(|e| e.offsets.clone())
+            .unwrap_or_default())
+    }
+}
+
+/// Topics the members subscribe to, from the consumer protocol's
+/// subscription (version, then an array of topic names; every version
+/// starts this way).
+fn subscribed_topics(group: &Group) -> HashSet<String> {
+    let mut topics = HashSet::new();
+    if group.protocol_type() != Some("consumer") {
+        return topics;
+    }
+    let protocol = group.protocol().unwrap_or_default().to_string();
+    for m in group.members() {
+        topics.extend(super::consumer_protocol::subscription_topics(
+            &m.metadata_for(&protocol),
+        ));
+    }
+    topics
+}

@@ -1,0 +1,102 @@
+//! Consumer groups and committed offsets (Kafka's classic group protocol).
+//!
+//! - Where a group lives: its `__consumer_offsets` partition is
+//!   `(java_hash(group_id) & 0x7fffffff) % partitions`, as in Kafka, and the
+//!   group is coordinated by the shard that owns that partition, so the
+//!   group's state and its log writes stay on one core. Handlers on any
+//!   shard reach it with [`on_coordinator`] (`Shard::run_on`).
+//! - The topic is created with `offsets_topic_partitions` partitions on the
+//!   first group request (FindCoordinator, usually), as Kafka does, through
+//!   the metadata owner like any topic.
+//! - [`state`]: the protocol as a pure state machine (members, generations,
+//!   leader, protocol selection, timeouts). [`coordinator`]: one shard's
+//!   groups, long-polls and the session sweeper. [`records`]: the record
+//!   formats (Kafka's). [`store`]: append + fdatasync, and replay at first
+//!   use after start. [`lag`]: committed vs. log end offsets.
+//!
+//! Not yet: KIP-848 (ConsumerGroupHeartbeat), transactional offset commits,
+//! offsets retention for empty groups, compaction of the offsets topic
+//! (storage compaction is its own issue; replay reads the whole log).
+
+pub mod consumer_protocol;
+pub mod coordinator;
+pub mod lag;
+pub mod member;
+pub mod records;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+use std::rc::Rc;
+
+use kafka_protocol::ResponseError;
+
+pub use coordinator::GroupCoordinator;
+
+use crate::shard::{MetaChange, Shard};
+
+/// The internal topic holding offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Java's `String.hashCode` (over UTF-16 code units), which Kafka uses to
+/// place a group; the same placement keeps tools that compute it right.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The `__consumer_offsets` partition of a group.
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    (java_string_hash(group_id) & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// Creates `__consumer_offsets` if it does not exist yet; returns its
+/// partition count.
+pub async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<i32, i16> {
+    if let Some(t) = shard.snapshot().topic(OFFSETS_TOPIC) {
+        return Ok(t.partition_count());
+    }
+    let change = MetaChange::CreateTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: shard.config.offsets_topic_partitions,
+    };
+    let (code, message) = shard.change_metadata(change).await;
+    if code != 0 && code != ResponseError::TopicAlreadyExists.code() {
+        tracing::warn!("cannot create {OFFSETS_TOPIC}: {code} {message:?}");
+        return Err(ResponseError::CoordinatorNotAvailable.code());
+    }
+    shard
+        .snapshot()
+        .topic(OFFSETS_TOPIC)
+        .map(|t| t.partition_count())
+        .ok_or(ResponseError::CoordinatorNotAvailable.code())
+}
+
+/// The coordinator of `group_id`: (owner shard, offsets partition).
+pub async fn coordinator_for(shard: &Rc<Shard>, group_id: &str) -> Result<(usize, i32), i16> {
+    let partitions = ensure_offsets_topic(shard).await?;
+    let partition = partition_for(group_id, partitions);
+    let owner = shard
+        .snapshot()
+        .shard_for(OFFSETS_TOPIC, partition)
+        .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
+    Ok((owner, partition))
+}
+
+/// Runs `f(shard, offsets_partition)` on the coordinator shard of
+/// `group_id` and returns its result, or the Kafka error that prevented it.
+pub async fn on_coordinator<F, Fut, T>(shard: &Rc<Shard>, group_id: &str, f: F) -> Result<T, i16>
+where
+    F: FnOnce(Rc<Shard>, i32) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let (owner, partition) = coordinator_for(shard, group_id).await?;
+    shard
+        .run_on(owner, move |shard| f(shard, partition))
+        .await
+        .ok_or(ResponseError::CoordinatorNotAvailable.code())
+}
+
+#[cfg(test)]
+mod tests;

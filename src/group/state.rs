@@ -1,0 +1,816 @@
+//! The classic group protocol as a state machine, without I/O: Kafka's
+//! GroupCoordinator rules for JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! session and rebalance timeouts. The caller passes the time in, so tests
+//! drive it with a fake clock, and persists [`Group::to_value`] when
+//! [`Group::take_dirty`] says the stored form changed.
+//!
+//! States (as DescribeGroups reports them): Empty (no members, offsets may
+//! remain), PreparingRebalance (members are (re)joining; JoinGroup answers
+//! wait until every known member joined or the rebalance timeout passed),
+//! CompletingRebalance (joined; waiting for the leader's SyncGroup),
+//! Stable, Dead (deleted).
+//!
+//! Joins are answered as soon as every known member has rejoined; there is
+//! no initial delay (Kafka's group.initial.rebalance.delay.ms), so a lone
+//! consumer starts at once and a second one causes one more round.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use indexmap::IndexMap;
+use kafka_protocol::ResponseError;
+
+use super::member::{JoinMember, JoinResult, Member, SyncResult};
+use super::records::{GroupValue, MemberValue};
+
+/// Kafka's group.min.session.timeout.ms.
+pub const SESSION_TIMEOUT_MS_MIN: i32 = 6_000;
+/// Kafka's group.max.session.timeout.ms.
+pub const SESSION_TIMEOUT_MS_MAX: i32 = 1_800_000;
+/// Members one group may hold (Kafka's group.max.size is unbounded by
+/// default; a bound keeps a join storm from growing memory without end).
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+
+/// A group's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// No members.
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Assigned and running.
+    Stable,
+    /// Deleted.
+    Dead,
+}
+
+impl GroupState {
+    /// The name Kafka uses in DescribeGroups and ListGroups.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// A JoinGroup as the state machine sees it.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    /// Empty for a first join.
+    pub member_id: String,
+    /// group.instance.id of a static member.
+    pub group_instance_id: Option<String>,
+    /// client.id from the request header.
+    pub client_id: String,
+    /// The client's host.
+    pub client_host: String,
+    /// session.timeout.ms.
+    pub session_timeout_ms: i32,
+    /// rebalance timeout (v1+; v0 uses the session timeout).
+    pub rebalance_timeout_ms: i32,
+    /// "consumer" for consumers.
+    pub protocol_type: String,
+    /// Protocols in preference order, with metadata.
+    pub protocols: Vec<(String, Bytes)>,
+    /// v4+: a first join gets MEMBER_ID_REQUIRED and must rejoin with its id.
+    pub require_known_member_id: bool,
+}
+
+/// Either an answer now or one to wait for.
+#[derive(Debug)]
+pub enum Reply<T> {
+    /// Answered at once.
+    Now(T),
+    /// Answered when the group moves on.
+    Later(oneshot::Receiver<T>),
+}
+
+/// One classic group. `!Send` in practice: it lives in the coordinator of
+/// the shard that owns its `__consumer_offsets` partition.
+#[derive(Debug)]
+pub struct Group {
+    /// Group id.
+    pub id: String,
+    state: GroupState,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    /// Members in join order (the first one leads when the leader is gone).
+    members: IndexMap<String, Member>,
+    /// Ids handed out with MEMBER_ID_REQUIRED, until they rejoin or expire.
+    pending: IndexMap<String, Instant>,
+    /// group.instance.id -> member id.
+    static_members: IndexMap<String, String>,
+    rebalance_deadline: Option<Instant>,
+    /// Set when the stored form changed; see [`Group::take_dirty`].
+    dirty: bool,
+    /// Wall-clock ms of the last state change.
+    state_timestamp_ms: i64,
+}
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Group {
+    /// A new, empty group.
+    pub fn new(id: &str) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: IndexMap::new(),
+            pending: IndexMap::new(),
+            static_members: IndexMap::new(),
+            rebalance_deadline: None,
+            dirty: false,
+            state_timestamp_ms: wall_clock_ms(),
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> GroupState {
+        self.state
+    }
+
+    /// Current generation.
+    pub fn generation(&self) -> i32 {
+        self.generation
+    }
+
+    /// Protocol type, once a member joined.
+    pub fn protocol_type(&self) -> Option<&str> {
+        self.protocol_type.as_deref()
+    }
+
+    /// Selected protocol of the current generation.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Leader member id.
+    pub fn leader(&self) -> Option<&str> {
+        self.leader.as_deref()
+    }
+
+    /// Members in join order.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// Number of members.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Marks the group deleted (DeleteGroups on an empty group).
+    pub fn mark_dead(&mut self) {
+        self.set_state(GroupState::Dead);
+    }
+
+    /// Whether the stored form changed since the last [`Group::take_dirty`].
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Whether the stored form changed since the last call; clears the flag.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    fn set_state(&mut self, state: GroupState) {
+        self.state = state;
+        self.state_timestamp_ms = wall_clock_ms();
+    }
+
+    /// Protocols every member supports (all of them for an empty group).
+    fn candidate_protocols(&self) -> Vec<String> {
+        let mut members = self.members.values();
+        let Some(first) = members.next() else {
+            return Vec::new();
+        };
+        let mut candidates: Vec<String> = first.protocols.iter().map(|(n, _)| n.clone()).collect();
+        for m in members {
+            candidates.retain(|c| m.protocols.iter().any(|(n, _)| n == c));
+        }
+        candidates
+    }
+
+    /// Whether a member with these protocols may join.
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if protocol_type.is_empty() || protocols.is_empty() {
+            return false;
+        }
+        if self.members.is_empty() {
+            return true;
+        }
+        self.protocol_type.as_deref() == Some(protocol_type)
+            && self
+                .candidate_protocols()
+                .iter()
+                .any(|c| protocols.iter().any(|(n, _)| n == c))
+    }
+
+    /// The protocol the most members prefer among the common ones; ties go
+    /// to the one the earliest member prefers.
+    fn select_protocol(&self) -> Option<String> {
+        let candidates = self.candidate_protocols();
+        let mut votes: IndexMap<&str, usize> = candidates.iter().map(|c| (c.as_str(), 0)).collect();
+        for m in self.members.values() {
+            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(n)) {
+                *votes.entry(name.as_str()).or_default() += 1;
+            }
+        }
+        let max = votes.values().copied().max()?;
+        let first_member_choice = self.members.values().next().and_then(|m| {
+            m.protocols
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .find(|n| votes.get(n) == Some(&max))
+        });
+        first_member_choice
+            .or_else(|| votes.iter().find(|(_, v)| **v == max).map(|(n, _)| *n))
+            .map(str::to_string)
+    }
+
+    fn new_member_id(client_id: &str) -> String {
+        format!("{client_id}-{}", uuid::Uuid::new_v4())
+    }
+
+    /// JoinGroup.
+    pub fn join(&mut self, req: JoinRequest, now: Instant) -> Reply<JoinResult> {
+        let fail = |e: ResponseError| Reply::Now(JoinResult::error(code(e), &req.member_id));
+        if self.state == GroupState::Dead {
+            return fail(ResponseError::CoordinatorNotAvailable);
+        }
+        if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&req.session_timeout_ms) {
+            return fail(ResponseError::InvalidSessionTimeout);
+        }
+        if !self.supports(&req.protocol_type, &req.protocols) {
+            return fail(ResponseError::InconsistentGroupProtocol);
+        }
+        if req.member_id.is_empty() {
+            return self.join_new(req, now);
+        }
+        if self.pending.shift_remove(&req.member_id).is_some() {
+            let id = req.member_id.clone();
+            return self.add_member_and_rebalance(id, req, now);
+        }
+        let Some(member) = self.members.get(&req.member_id) else {
+            return fail(ResponseError::UnknownMemberId);
+        };
+        if req.group_instance_id.is_some() && member.group_instance_id != req.group_instance_id {
+            return fail(ResponseError::FencedInstanceId);
+        }
+        self.join_known(req, now)
+    }
+
+    fn join_new(&mut self, req: JoinRequest, now: Instant) -> Reply<JoinResult> {
+        if let Some(instance) = req.group_instance_id.clone() {
+            if let Some(old_id) = self.static_members.get(&instance).cloned() {
+                return self.rejoin_static(old_id, req, now);
+            }
+        }
+        if self.members.len() + self.pending.len() >= GROUP_MEMBERS_MAX {
+            return Reply::Now(JoinResult::error(
+                code(ResponseError::GroupMaxSizeReached),
+                "",
+            ));
+        }
+        let id = Self::new_member_id(&req.client_id);
+        if req.require_known_member_id && req.group_instance_id.is_none() {
+            let deadline = now + Duration::from_millis(req.session_timeout_ms as u64);
+            self.pending.insert(id.clone(), deadline);
+            return Reply::Now(JoinResult::error(
+                code(ResponseError::MemberIdRequired),
+                &id,
+            ));
+        }
+        self.add_member_and_rebalance(id, req, now)
+    }
+
+    fn add_member_and_rebalance(
+        &mut self,
+        id: String,
+        req: JoinRequest,
+        now: Instant,
+    ) -> Reply<JoinResult> {
+        let (tx, rx) = oneshot::channel();
+        if let Some(instance) = &req.group_instance_id {
+            self.static_members.insert(instance.clone(), id.clone());
+        }
+        if self.members.is_empty() {
+            self.protocol_type = Some(req.protocol_type.clone());
+        }
+        self.members.insert(
+            id.clone(),
+            Member {
+                member_id: id,
+                group_instance_id: req.group_instance_id,
+                client_id: req.client_id,
+                client_host: req.client_host,
+                session_timeout: Duration::from_millis(req.session_timeout_ms as u64),
+                rebalance_timeout: Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64),
+                protocols: req.protocols,
+                assignment: Bytes::new(),
+                last_seen: now,
+                join_waiter: Some(tx),
+                sync_waiter: None,
+            },
+        );
+        if self.state != GroupState::PreparingRebalance {
+            self.prepare_rebalance(now);
+        }
+        self.maybe_complete_join(now);
+        Reply::Later(rx)
+    }
+
+    /// A known member joins again.
+    fn join_known(&mut self, req: JoinRequest, now: Instant) -> Reply<JoinResult> {
+        let id = req.member_id.clone();
+        let is_leader = self.leader.as_deref() == Some(id.as_str());
+        let member = self
+            .members
+            .get_mut(&id)
+            .expect("caller checked membership");
+        let unchanged = member.protocols == req.protocols;
+        member.last_seen = now;
+        match self.state {
+            GroupState::PreparingRebalance => {}
+            GroupState::CompletingRebalance if unchanged => {
+                return Reply::Now(self.current_join_result(&id));
+            }
+            GroupState::Stable if unchanged && !is_leader => {
+                return Reply::Now(self.current_join_result(&id));
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {}
+            GroupState::Empty | GroupState::Dead => {
+                return Reply::Now(JoinResult::error(code(ResponseError::UnknownMemberId), &id));
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        let member = self
+            .members
+            .get_mut(&id)
+            .expect("caller checked membership");
+        member.protocols = req.protocols;
+        member.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
+        member.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64);
+        if let Some(old) = member.join_waiter.replace(tx) {
+            let _ = old.send(JoinResult::error(
+                code(ResponseError::RebalanceInProgress),
+                &id,
+            ));
+        }
+        if self.state != GroupState::PreparingRebalance {
+            self.prepare_rebalance(now);
+        }
+        self.maybe_complete_join(now);
+        Reply::Later(rx)
+    }
+
+    /// A static member (known group.instance.id) joins without a member id:
+    /// it gets a new id replacing the old one (whose pending requests are
+    /// fenced). In a Stable group with unchanged protocols it keeps its
+    /// assignment and no rebalance happens.
+    fn rejoin_static(
+        &mut self,
+        old_id: String,
+        req: JoinRequest,
+        now: Instant,
+    ) -> Reply<JoinResult> {
+        let Some(mut member) = self.members.shift_remove(&old_id) else {
+            return Reply::Now(JoinResult::error(code(ResponseError::UnknownMemberId), ""));
+        };
+        let fenced = code(ResponseError::FencedInstanceId);
+        member.answer_join(JoinResult::error(fenced, &old_id), now);
+        member.answer_sync(SyncResult::error(fenced), now);
+        let new_id = Self::new_member_id(&req.client_id);
+        member.member_id = new_id.clone();
+        member.client_id = req.client_id.clone();
+        member.session_timeout = Duration::from_millis(req.session_timeout_ms as u64);
+        member.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64);
+        let unchanged = member.protocols == req.protocols;
+        self.members.insert(new_id.clone(), member);
+        if self.leader.as_deref() == Some(old_id.as_str()) {
+            self.leader = Some(new_id.clone());
+        }
+        if let Some(instance) = &req.group_instance_id {
+            self.static_members.insert(instance.clone(), new_id.clone());
+        }
+        if self.state == GroupState::Stable && unchanged {
+            self.dirty = true;
+            let mut result = self.current_join_result(&new_id);
+            result.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
+            return Reply::Now(result);
+        }
+        let req = JoinRequest {
+            member_id: new_id,
+            ..req
+        };
+        self.join_known(req, now)
+    }
+
+    /// The current generation as a join answer for `member_id`; the leader
+    /// gets every member's metadata.
+    fn current_join_result(&self, member_id: &str) -> JoinResult {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let is_leader = self.leader.as_deref() == Some(member_id);
+        let members = if is_leader {
+            self.members
+                .values()
+                .map(|m| JoinMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    metadata: m.metadata_for(&protocol),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinResult {
+            error: 0,
+            generation_id: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_string(),
+            members,
+            skip_assignment: false,
+        }
+    }
+
+    fn prepare_rebalance(&mut self, now: Instant) {
+        if self.state == GroupState::CompletingRebalance {
+            let rebalancing = SyncResult::error(code(ResponseError::RebalanceInProgress));
+            for m in self.members.values_mut() {
+                m.answer_sync(rebalancing.clone(), now);
+            }
+        }
+        for m in self.members.values_mut() {
+            m.assignment = Bytes::new();
+        }
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default();
+        self.rebalance_deadline = Some(now + timeout);
+        self.set_state(GroupState::PreparingRebalance);
+    }
+
+    /// Completes the join phase once every member joined and no
+    /// MEMBER_ID_REQUIRED member is still expected, or at the deadline
+    /// (members that did not rejoin are dropped).
+    fn maybe_complete_join(&mut self, now: Instant) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let all_joined =
+            self.members.values().all(Member::awaiting_join) && self.pending.is_empty();
+        let timed_out = self.rebalance_deadline.is_some_and(|d| now >= d);
+        if !all_joined && !timed_out {
+            return;
+        }
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| !m.awaiting_join())
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in gone {
+            self.drop_member(&id, now);
+        }
+        self.pending.clear();
+        self.complete_join(now);
+    }
+
+    fn complete_join(&mut self, now: Instant) {
+        self.generation += 1;
+        self.rebalance_deadline = None;
+        self.dirty = true;
+        if self.members.is_empty() {
+            self.protocol = None;
+            self.leader = None;
+            self.set_state(GroupState::Empty);
+            return;
+        }
+        self.protocol = self.select_protocol();
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.set_state(GroupState::CompletingRebalance);
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let result = self.current_join_result(&id);
+            if let Some(m) = self.members.get_mut(&id) {
+                m.answer_join(result, now);
+            }
+        }
+    }
+
+    /// Removes a member, answering what it has pending.
+    fn drop_member(&mut self, id: &str, now: Instant) {
+        if let Some(mut m) = self.members.shift_remove(id) {
+            let unknown = code(ResponseError::UnknownMemberId);
+            m.answer_join(JoinResult::error(unknown, id), now);
+            m.answer_sync(SyncResult::error(unknown), now);
+            if let Some(instance) = &m.group_instance_id {
+                if self.static_members.get(instance).map(String::as_str) == Some(id) {
+                    self.static_members.shift_remove(instance);
+                }
+            }
+        }
+    }
+
+    /// Removes a member (left or expired) and rebalances the rest.
+    fn remove_member_and_rebalance(&mut self, id: &str, now: Instant) {
+        self.drop_member(id, now);
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now),
+            _ => {}
+        }
+        self.maybe_complete_join(now);
+    }
+
+    /// Checks that a request comes from the current member of this
+    /// generation. Static members must use their current member id.
+    fn check_member(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), i16> {
+        if let Some(instance) = instance {
+            if let Some(current) = self.static_members.get(instance) {
+                if current != member_id {
+                    return Err(code(ResponseError::FencedInstanceId));
+                }
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(code(ResponseError::UnknownMemberId));
+        }
+        if generation != self.generation {
+            return Err(code(ResponseError::IllegalGeneration));
+        }
+        Ok(())
+    }
+
+    /// SyncGroup: the leader's call carries every assignment.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+        now: Instant,
+    ) -> Reply<SyncResult> {
+        if matches!(self.state, GroupState::Empty | GroupState::Dead) {
+            return Reply::Now(SyncResult::error(code(ResponseError::UnknownMemberId)));
+        }
+        if let Err(e) = self.check_member(member_id, instance, generation) {
+            return Reply::Now(SyncResult::error(e));
+        }
+        let type_mismatch = protocol_type.is_some_and(|t| Some(t) != self.protocol_type.as_deref());
+        let name_mismatch = protocol_name.is_some_and(|n| Some(n) != self.protocol.as_deref());
+        if type_mismatch || name_mismatch {
+            return Reply::Now(SyncResult::error(code(
+                ResponseError::InconsistentGroupProtocol,
+            )));
+        }
+        match self.state {
+            GroupState::PreparingRebalance => {
+                Reply::Now(SyncResult::error(code(ResponseError::RebalanceInProgress)))
+            }
+            GroupState::Stable => {
+                let member = &self.members[member_id];
+                Reply::Now(self.sync_result(member.assignment.clone()))
+            }
+            _ if self.leader.as_deref() == Some(member_id) => {
+                self.apply_assignments(assignments, now);
+                let member = &self.members[member_id];
+                Reply::Now(self.sync_result(member.assignment.clone()))
+            }
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                let member = self.members.get_mut(member_id).expect("checked");
+                member.last_seen = now;
+                member.sync_waiter = Some(tx);
+                Reply::Later(rx)
+            }
+        }
+    }
+
+    fn sync_result(&self, assignment: Bytes) -> SyncResult {
+        SyncResult {
+            error: 0,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment,
+        }
+    }
+
+    /// The leader's assignments: stored, handed to every waiting member,
+    /// group Stable. Members the leader left out get an empty assignment.
+    fn apply_assignments(&mut self, assignments: Vec<(String, Bytes)>, now: Instant) {
+        for (id, assignment) in assignments {
+            if let Some(m) = self.members.get_mut(&id) {
+                m.assignment = assignment;
+            }
+        }
+        self.set_state(GroupState::Stable);
+        self.dirty = true;
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let result = self.sync_result(self.members[&id].assignment.clone());
+            if let Some(m) = self.members.get_mut(&id) {
+                m.answer_sync(result, now);
+            }
+        }
+    }
+
+    /// Heartbeat; returns the error code.
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> i16 {
+        if matches!(self.state, GroupState::Empty | GroupState::Dead) {
+            return code(ResponseError::UnknownMemberId);
+        }
+        if let Err(e) = self.check_member(member_id, instance, generation) {
+            return e;
+        }
+        if let Some(m) = self.members.get_mut(member_id) {
+            m.last_seen = now;
+        }
+        match self.state {
+            GroupState::PreparingRebalance => code(ResponseError::RebalanceInProgress),
+            _ => 0,
+        }
+    }
+
+    /// LeaveGroup of one member (by member id, or by instance id when the
+    /// member id is empty); returns the error code.
+    pub fn leave(&mut self, member_id: &str, instance: Option<&str>, now: Instant) -> i16 {
+        let id = match (member_id.is_empty(), instance) {
+            (true, Some(instance)) => match self.static_members.get(instance) {
+                Some(id) => id.clone(),
+                None => return code(ResponseError::UnknownMemberId),
+            },
+            (false, Some(instance)) => {
+                if self
+                    .static_members
+                    .get(instance)
+                    .is_some_and(|id| id != member_id)
+                {
+                    return code(ResponseError::FencedInstanceId);
+                }
+                member_id.to_string()
+            }
+            _ => member_id.to_string(),
+        };
+        if self.pending.shift_remove(&id).is_some() {
+            return 0;
+        }
+        if !self.members.contains_key(&id) {
+            return code(ResponseError::UnknownMemberId);
+        }
+        self.remove_member_and_rebalance(&id, now);
+        0
+    }
+
+    /// Expires sessions, MEMBER_ID_REQUIRED ids and rebalance deadlines.
+    pub fn tick(&mut self, now: Instant) {
+        self.pending.retain(|_, deadline| *deadline > now);
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.expired(now))
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in expired {
+            tracing::info!(group = %self.id, member = %id, "member session expired");
+            self.remove_member_and_rebalance(&id, now);
+        }
+        self.maybe_complete_join(now);
+    }
+
+    /// Checks an OffsetCommit against the group (Kafka's rules: an empty
+    /// group takes commits with generation -1 from anyone, e.g. admin tools
+    /// or assign() consumers; otherwise the current member and generation).
+    pub fn check_commit(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), i16> {
+        if self.state == GroupState::Dead {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        }
+        if generation < 0 && self.state == GroupState::Empty {
+            return Ok(());
+        }
+        if self.state == GroupState::CompletingRebalance {
+            return Err(code(ResponseError::RebalanceInProgress));
+        }
+        self.check_member(member_id, instance, generation)
+    }
+
+    /// The stored form of the group.
+    pub fn to_value(&self) -> GroupValue {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            current_state_timestamp_ms: self.state_timestamp_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberValue {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
+                    session_timeout_ms: m.session_timeout.as_millis() as i32,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a group from its stored form (at start-up). Members come
+    /// back Stable with a fresh session, so running consumers carry on
+    /// without a rebalance; dead ones expire after their session timeout.
+    pub fn from_value(id: &str, value: GroupValue, now: Instant) -> Group {
+        let mut group = Group::new(id);
+        group.generation = value.generation;
+        group.protocol_type = (!value.protocol_type.is_empty()).then_some(value.protocol_type);
+        group.protocol = value.protocol.clone();
+        group.leader = value.leader;
+        let protocol = value.protocol.unwrap_or_default();
+        for m in value.members {
+            if let Some(instance) = &m.group_instance_id {
+                group
+                    .static_members
+                    .insert(instance.clone(), m.member_id.clone());
+            }
+            group.members.insert(
+                m.member_id.clone(),
+                Member {
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    assignment: m.assignment,
+                    last_seen: now,
+                    join_waiter: None,
+                    sync_waiter: None,
+                },
+            );
+        }
+        let state = if group.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        group.set_state(state);
+        group
+    }
+}

@@ -1,0 +1,109 @@
+//! FindCoordinator (key 10), v0-5. Key type 0 (group) only: this broker is
+//! every group's coordinator, and the first lookup creates
+//! `__consumer_offsets` (as Kafka does). v4+ batches keys. Transaction
+//! coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::group::ensure_offsets_topic;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::FindCoordinator,
+    min: 0,
+    max: 5,
+};
+
+/// Key type of consumer groups.
+const KEY_TYPE_GROUP: i8 = 0;
+
+/// Answers FindCoordinator.
+pub async fn handle(
+    ctx: &RequestContext,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let keys = if ctx.version >= 4 {
+        request.coordinator_keys
+    } else {
+        vec![request.key]
+    };
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in keys {
+        let error = match request.key_type {
+            KEY_TYPE_GROUP => ensure_offsets_topic(&ctx.shard).await.err(),
+            1 => Some(ResponseError::CoordinatorNotAvailable.code()),
+            _ => Some(ResponseError::InvalidRequest.code()),
+        };
+        coordinators.push(coordinator(ctx, key, error));
+    }
+    response(ctx.version, coordinators)
+}
+
+fn coordinator(ctx: &RequestContext, key: StrBytes, error: Option<i16>) -> Coordinator {
+    let config = &ctx.shard.config;
+    match error {
+        None => Coordinator::default()
+            .with_key(key)
+            .with_node_id(BrokerId(config.node_id))
+            .with_host(StrBytes::from_string(config.advertised_host.clone()))
+            .with_port(config.advertised_port),
+        Some(code) => Coordinator::default()
+            .with_key(key)
+            .with_node_id(BrokerId(-1))
+            .with_port(-1)
+            .with_error_code(code)
+            .with_error_message(
+                ResponseError::try_from_code(code).map(|e| StrBytes::from_string(e.to_string())),
+            ),
+    }
+}
+
+/// The version-shaped response: v0-3 carry one coordinator at top level.
+fn response(version: i16, mut coordinators: Vec<Coordinator>) -> FindCoordinatorResponse {
+    if version >= 4 {
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = coordinators.pop().unwrap_or_default();
+    let r = FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port);
+    if version >= 1 {
+        r.with_error_message(c.error_message)
+    } else {
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Encodable;
+
+    #[test]
+    fn find_coordinator_response_encodes_at_every_version() {
+        for version in API.min..=API.max {
+            for error in [None, Some(ResponseError::CoordinatorNotAvailable.code())] {
+                let mut c = Coordinator::default()
+                    .with_key(StrBytes::from_static_str("g"))
+                    .with_node_id(BrokerId(0))
+                    .with_host(StrBytes::from_static_str("localhost"))
+                    .with_port(9092);
+                if let Some(code) = error {
+                    c = c
+                        .with_error_code(code)
+                        .with_error_message(Some(StrBytes::from_static_str("x")));
+                }
+                let r = response(version, vec![c]);
+                let mut buf = bytes::BytesMut::new();
+                r.encode(&mut buf, version)
+                    .unwrap_or_else(|e| panic!("v{version}: {e}"));
+            }
+        }
+    }
+}

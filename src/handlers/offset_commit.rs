@@ -1,0 +1,135 @@
+//! OffsetCommit (key 8), v2-9 (the versions the protocol still defines).
+//! Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION here; the
+//! rest go to the group's coordinator shard, which checks member and
+//! generation and answers after the offsets are durable in
+//! `__consumer_offsets`.
+
+use std::collections::HashMap;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
+use kafka_protocol::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::group::coordinator::Committer;
+use crate::group::on_coordinator;
+use crate::group::records::OffsetValue;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::OffsetCommit,
+    min: 2,
+    max: 9,
+};
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Answers OffsetCommit.
+pub async fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group_id = request.group_id.0.to_string();
+    let snapshot = ctx.shard.snapshot();
+    let now_ms = wall_clock_ms();
+    // (topic, partition) -> code decided here; the others go to the coordinator.
+    let mut decided: HashMap<(String, i32), i16> = HashMap::new();
+    let mut to_commit = Vec::new();
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let count = snapshot.topic(&name).map(|t| t.partition_count());
+        for p in &topic.partitions {
+            let key = (name.clone(), p.partition_index);
+            if group_id.is_empty() {
+                decided.insert(key, ResponseError::InvalidGroupId.code());
+            } else if !count.is_some_and(|c| (0..c).contains(&p.partition_index)) {
+                decided.insert(key, ResponseError::UnknownTopicOrPartition.code());
+            } else {
+                let value = OffsetValue {
+                    offset: p.committed_offset,
+                    leader_epoch: if ctx.version >= 6 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                    commit_timestamp_ms: now_ms,
+                };
+                to_commit.push((name.clone(), p.partition_index, value));
+            }
+        }
+    }
+    if !to_commit.is_empty() {
+        let committer = Committer {
+            member_id: request.member_id.to_string(),
+            group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
+            generation: request.generation_id_or_member_epoch,
+        };
+        let keys: Vec<(String, i32)> = to_commit.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+        let group = group_id.clone();
+        let codes = on_coordinator(&ctx.shard, &group_id, move |shard, partition| async move {
+            shard
+                .groups
+                .commit(&shard, partition, &group, committer, to_commit)
+                .await
+        })
+        .await
+        .unwrap_or_else(|code| vec![code; keys.len()]);
+        decided.extend(keys.into_iter().zip(codes));
+    }
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = decided
+                        .get(&(name.clone(), p.partition_index))
+                        .copied()
+                        .unwrap_or(ResponseError::UnknownServerError.code());
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    #[test]
+    fn offset_commit_response_encodes_at_every_version() {
+        for version in API.min..=API.max {
+            let r = OffsetCommitResponse::default().with_topics(vec![
+                OffsetCommitResponseTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![OffsetCommitResponsePartition::default()
+                        .with_partition_index(1)
+                        .with_error_code(22)]),
+            ]);
+            let mut buf = bytes::BytesMut::new();
+            r.encode(&mut buf, version)
+                .unwrap_or_else(|e| panic!("v{version}: {e}"));
+        }
+    }
+}

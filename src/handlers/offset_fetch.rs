@@ -1,0 +1,199 @@
+//! OffsetFetch (key 9), v1-9. v1-7 ask for one group, v8+ for several;
+//! a null topic list (v2+) means every partition the group committed.
+//! Partitions without a committed offset get offset -1 and no error.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    ApiKey, GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::group::on_coordinator;
+use crate::group::records::OffsetValue;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::OffsetFetch,
+    min: 1,
+    max: 9,
+};
+
+/// One topic's partitions with their committed offsets, if any.
+type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
+/// One group's answer: committed offsets by topic (request order), or a group error.
+type GroupOffsets = Result<Vec<TopicOffsets>, i16>;
+
+/// Answers OffsetFetch.
+pub async fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    if ctx.version < 8 {
+        let topics = request.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let answer = fetch_group(ctx, request.group_id.0.to_string(), topics).await;
+        return single_group_response(ctx.version, answer);
+    }
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for g in request.groups {
+        let topics = g.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let answer = fetch_group(ctx, g.group_id.0.to_string(), topics).await;
+        groups.push(group_response(g.group_id, answer));
+    }
+    OffsetFetchResponse::default().with_groups(groups)
+}
+
+async fn fetch_group(
+    ctx: &RequestContext,
+    group_id: String,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> GroupOffsets {
+    if group_id.is_empty() {
+        return Err(ResponseError::InvalidGroupId.code());
+    }
+    let asked = topics.clone();
+    let group = group_id.clone();
+    let flat = on_coordinator(&ctx.shard, &group_id, move |shard, partition| async move {
+        shard
+            .groups
+            .fetch_offsets(&shard, partition, &group, asked)
+            .await
+    })
+    .await
+    .and_then(|r| r)?;
+    // Regroup by topic, keeping the request's (or the store's) order.
+    let mut out: Vec<TopicOffsets> = Vec::new();
+    for (topic, partition, value) in flat {
+        match out.last_mut() {
+            Some((t, parts)) if *t == topic => parts.push((partition, value)),
+            _ => out.push((topic, vec![(partition, value)])),
+        }
+    }
+    Ok(out)
+}
+
+fn single_group_response(version: i16, answer: GroupOffsets) -> OffsetFetchResponse {
+    match answer {
+        Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
+        // v1 has no top-level error code: Kafka answers an empty topic list.
+        Err(_) => OffsetFetchResponse::default(),
+        Ok(topics) => OffsetFetchResponse::default().with_topics(
+            topics
+                .into_iter()
+                .map(|(name, parts)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(name)))
+                        .with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|(index, value)| {
+                                    let (offset, epoch, metadata) = split(value);
+                                    let p = OffsetFetchResponsePartition::default()
+                                        .with_partition_index(index)
+                                        .with_committed_offset(offset)
+                                        .with_metadata(Some(StrBytes::from_string(metadata)));
+                                    if version >= 5 {
+                                        p.with_committed_leader_epoch(epoch)
+                                    } else {
+                                        p
+                                    }
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn group_response(group_id: GroupId, answer: GroupOffsets) -> OffsetFetchResponseGroup {
+    match answer {
+        Err(code) => OffsetFetchResponseGroup::default()
+            .with_group_id(group_id)
+            .with_error_code(code),
+        Ok(topics) => OffsetFetchResponseGroup::default()
+            .with_group_id(group_id)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, parts)| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(StrBytes::from_string(name)))
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|(index, value)| {
+                                        let (offset, epoch, metadata) = split(value);
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(index)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(StrBytes::from_string(metadata)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+    }
+}
+
+/// (offset, leader epoch, metadata); -1, -1, "" when nothing is committed.
+fn split(value: Option<OffsetValue>) -> (i64, i32, String) {
+    match value {
+        Some(v) => (v.offset, v.leader_epoch, v.metadata),
+        None => (-1, -1, String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Encodable;
+
+    fn sample() -> GroupOffsets {
+        Ok(vec![(
+            "t".into(),
+            vec![
+                (
+                    0,
+                    Some(OffsetValue {
+                        offset: 5,
+                        leader_epoch: 2,
+                        metadata: "m".into(),
+                        commit_timestamp_ms: 0,
+                    }),
+                ),
+                (1, None),
+            ],
+        )])
+    }
+
+    #[test]
+    fn offset_fetch_response_encodes_at_every_version() {
+        for version in API.min..=API.max {
+            for answer in [sample(), Err(15)] {
+                let r = if version >= 8 {
+                    OffsetFetchResponse::default().with_groups(vec![group_response(
+                        GroupId(StrBytes::from_static_str("g")),
+                        answer,
+                    )])
+                } else {
+                    single_group_response(version, answer)
+                };
+                let mut buf = bytes::BytesMut::new();
+                r.encode(&mut buf, version)
+                    .unwrap_or_else(|e| panic!("v{version}: {e}"));
+            }
+        }
+    }
+}

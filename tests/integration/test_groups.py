@@ -1,0 +1,461 @@
+"""Consumer groups with real clients: rebalances, committed offsets (also
+across broker restarts), kcat -G, kafka-python, and the admin APIs."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, TopicPartition
+
+import clients
+from clients import create_topic, produce_all
+
+session_timeout_ms = 6000
+rebalance_wait_s_max = 45.0
+
+
+def group_consumer(bootstrap: str, group: str, **conf) -> Consumer:
+    base = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": session_timeout_ms,
+        "heartbeat.interval.ms": 500,
+        "fetch.wait.max.ms": 100,
+    }
+    base.update(conf)
+    return Consumer(base)
+
+
+def poll_until(consumers: list[Consumer], done, timeout_s: float = rebalance_wait_s_max, on_msg=None) -> None:
+    """Polls every consumer in turn until done() holds."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout_s}s; assignments: {[assigned(c) for c in consumers]}"
+            )
+        for c in consumers:
+            m = c.poll(0.05)
+            if m is None:
+                continue
+            if m.error() is not None:
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(m.error())
+            if on_msg is not None:
+                on_msg(c, m)
+
+
+def assigned(c: Consumer) -> set[int]:
+    return {tp.partition for tp in c.assignment()}
+
+
+def fill(bootstrap: str, topic: str, partitions: int, per_partition: int) -> None:
+    produce_all(
+        bootstrap,
+        topic,
+        [(b"k", f"{p}-{i}".encode(), p) for p in range(partitions) for i in range(per_partition)],
+    )
+
+
+def test_two_confluent_consumers_split_then_one_takes_over(broker):
+    topic, group = "g-split", "group-split"
+    create_topic(broker.bootstrap, topic, 4)
+    fill(broker.bootstrap, topic, 4, 10)
+    c1 = group_consumer(broker.bootstrap, group)
+    c2 = group_consumer(broker.bootstrap, group)
+    try:
+        c1.subscribe([topic])
+        c2.subscribe([topic])
+        poll_until(
+            [c1, c2],
+            lambda: len(assigned(c1)) == 2 and len(assigned(c2)) == 2,
+        )
+        assert assigned(c1) | assigned(c2) == {0, 1, 2, 3}
+        c2.close()
+        poll_until([c1], lambda: assigned(c1) == {0, 1, 2, 3})
+    finally:
+        c1.close()
+
+
+def test_dead_member_partitions_move_after_session_timeout(broker):
+    topic, group = "g-dead", "group-dead"
+    create_topic(broker.bootstrap, topic, 4)
+    # A consumer in its own process, killed with SIGKILL: no LeaveGroup.
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from confluent_kafka import Consumer
+        c = Consumer({{"bootstrap.servers": "{broker.bootstrap}", "group.id": "{group}",
+                      "session.timeout.ms": {session_timeout_ms}, "heartbeat.interval.ms": 500}})
+        c.subscribe(["{topic}"])
+        while True:
+            c.poll(0.1)
+            if c.assignment():
+                print("assigned", flush=True)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    c1 = group_consumer(broker.bootstrap, group)
+    try:
+        assert child.stdout.readline().strip() == "assigned"
+        c1.subscribe([topic])
+        poll_until([c1], lambda: len(assigned(c1)) == 2)
+        child.kill()
+        child.wait()
+        killed_at = time.monotonic()
+        poll_until([c1], lambda: assigned(c1) == {0, 1, 2, 3})
+        took = time.monotonic() - killed_at
+        assert took < session_timeout_ms / 1000 + 10, f"takeover took {took:.1f}s"
+    finally:
+        child.kill()
+        c1.close()
+
+
+def wait_port_released(host: str, port: int, timeout_s: float = 20.0) -> None:
+    """After kill -9 the kernel tears down the dead broker's io_uring ring
+    asynchronously; until then its listening socket (held by a pending
+    accept) still completes handshakes, and a restart would refuse to bind."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+        except OSError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{host}:{port} still accepts connections {timeout_s}s after kill -9")
+
+
+def consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> list[tuple[int, int]]:
+    """Consumes `count` records in the group, commits synchronously, closes."""
+    c = group_consumer(bootstrap, group)
+    seen: list[tuple[int, int]] = []
+    try:
+        c.subscribe([topic])
+        poll_until([c], lambda: len(seen) >= count, on_msg=lambda _c, m: seen.append((m.partition(), m.offset())))
+        c.commit(asynchronous=False)
+    finally:
+        c.close()
+    return seen
+
+
+def committed(bootstrap: str, topic: str, group: str, partitions: int) -> dict[int, int]:
+    c = group_consumer(bootstrap, group)
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=20)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()
+
+
+def test_committed_offsets_resume_after_consumer_restart(broker):
+    topic, group = "g-resume", "group-resume"
+    create_topic(broker.bootstrap, topic, 2)
+    fill(broker.bootstrap, topic, 2, 50)
+    first = consume_and_commit(broker.bootstrap, topic, group, 100)
+    assert len(set(first)) == 100
+    fill(broker.bootstrap, topic, 2, 5)
+    second = consume_and_commit(broker.bootstrap, topic, group, 10)
+    assert sorted(second) == [(p, o) for p in range(2) for o in range(50, 55)], second
+    assert committed(broker.bootstrap, topic, group, 2) == {0: 55, 1: 55}
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill9"])
+def test_committed_offsets_survive_broker_restart(broker, how):
+    topic, group = f"g-restart-{how}", f"group-restart-{how}"
+    create_topic(broker.bootstrap, topic, 3)
+    fill(broker.bootstrap, topic, 3, 20)
+    consume_and_commit(broker.bootstrap, topic, group, 60)
+    assert committed(broker.bootstrap, topic, group, 3) == {0: 20, 1: 20, 2: 20}
+    if how == "kill9":
+        broker.kill9()
+        wait_port_released(broker.host, broker.port)
+        broker.start()
+    else:
+        broker.restart()
+    assert committed(broker.bootstrap, topic, group, 3) == {0: 20, 1: 20, 2: 20}
+    fill(broker.bootstrap, topic, 3, 2)
+    resumed = consume_and_commit(broker.bootstrap, topic, group, 6)
+    assert sorted(resumed) == [(p, o) for p in range(3) for o in (20, 21)]
+
+
+def test_kcat_balanced_consumer(broker):
+    topic, group = "g-kcat", "group-kcat"
+    create_topic(broker.bootstrap, topic, 3)
+    fill(broker.bootstrap, topic, 3, 10)
+    out = subprocess.run(
+        ["kcat", "-b", broker.bootstrap, "-G", group, "-o", "beginning", "-e", "-f", "%p %o\n",
+         "-X", "session.timeout.ms=6000", topic],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr
+    got = sorted(tuple(map(int, line.split())) for line in out.stdout.splitlines() if line.strip())
+    assert got == [(p, o) for p in range(3) for o in range(10)]
+    # kcat commits automatically: the group resumes at the end.
+    deadline = time.monotonic() + 20
+    while committed(broker.bootstrap, topic, group, 3) != {0: 10, 1: 10, 2: 10}:
+        assert time.monotonic() < deadline, committed(broker.bootstrap, topic, group, 3)
+        time.sleep(0.5)
+
+
+def test_kafka_python_group_consumer(broker):
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition as KTP
+
+    topic, group = "g-kpy", "group-kpy"
+    create_topic(broker.bootstrap, topic, 2)
+    fill(broker.bootstrap, topic, 2, 25)
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=10000,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=500,
+    )
+    try:
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < 50 and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=500).values():
+                got.extend((r.partition, r.offset) for r in records)
+        assert sorted(got) == [(p, o) for p in range(2) for o in range(25)]
+        c.commit()
+        assert c.committed(KTP(topic, 0)) == 25 and c.committed(KTP(topic, 1)) == 25
+    finally:
+        c.close()
+    assert committed(broker.bootstrap, topic, group, 2) == {0: 25, 1: 25}
+
+
+def test_admin_list_describe_alter_delete_groups(broker):
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    topic, group = "g-admin", "group-admin"
+    create_topic(broker.bootstrap, topic, 2)
+    fill(broker.bootstrap, topic, 2, 5)
+    admin = clients.admin(broker.bootstrap)
+    c = group_consumer(broker.bootstrap, group)
+    try:
+        c.subscribe([topic])
+        poll_until([c], lambda: assigned(c) == {0, 1})
+        c.commit(offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 4)], asynchronous=False)
+        listed = admin.list_consumer_groups(request_timeout=20).result()
+        ours = [g for g in listed.valid if g.group_id == group]
+        assert ours and ours[0].state == ConsumerGroupState.STABLE, listed.valid
+        desc = admin.describe_consumer_groups([group], request_timeout=20)[group].result()
+        assert desc.state == ConsumerGroupState.STABLE
+        assert len(desc.members) == 1
+        member = desc.members[0]
+        assert {tp.partition for tp in member.assignment.topic_partitions} == {0, 1}
+        # A live group cannot be deleted.
+        with pytest.raises(KafkaException) as e:
+            admin.delete_consumer_groups([group], request_timeout=20)[group].result()
+        assert e.value.args[0].code() == KafkaError.NON_EMPTY_GROUP
+    finally:
+        c.close()
+    req = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0), TopicPartition(topic, 1)])]
+    offsets = admin.list_consumer_group_offsets(req, request_timeout=20)[group].result()
+    assert {tp.partition: tp.offset for tp in offsets.topic_partitions} == {0: 3, 1: 4}
+    # --reset-offsets --to-earliest, through AlterConsumerGroupOffsets (OffsetCommit).
+    alter = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])]
+    admin.alter_consumer_group_offsets(alter, request_timeout=20)[group].result()
+    assert committed(broker.bootstrap, topic, group, 2) == {0: 0, 1: 0}
+    desc = admin.describe_consumer_groups([group], request_timeout=20)[group].result()
+    assert desc.state == ConsumerGroupState.EMPTY
+    admin.delete_consumer_groups([group], request_timeout=20)[group].result()
+    listed = admin.list_consumer_groups(request_timeout=20).result()
+    assert group not in {g.group_id for g in listed.valid}
+    assert committed(broker.bootstrap, topic, group, 2) == {0: -1001, 1: -1001}
+
+
+def test_aiokafka_group_consumer(broker):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition as ATP
+
+    topic, group = "g-aio", "group-aio"
+    create_topic(broker.bootstrap, topic, 2)
+    fill(broker.bootstrap, topic, 2, 20)
+
+    async def run() -> tuple[list, dict]:
+        c = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=broker.bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=500,
+        )
+        await c.start()
+        try:
+            got = []
+            deadline = time.monotonic() + 60
+            while len(got) < 40 and time.monotonic() < deadline:
+                batches = await c.getmany(timeout_ms=500)
+                for records in batches.values():
+                    got.extend((r.partition, r.offset) for r in records)
+            await c.commit()
+            return got, {p: await c.committed(ATP(topic, p)) for p in range(2)}
+        finally:
+            await c.stop()
+
+    got, offsets = asyncio.run(run())
+    assert sorted(got) == [(p, o) for p in range(2) for o in range(20)]
+    assert offsets == {0: 20, 1: 20}
+
+
+def test_kafkajs_group_consumer(broker):
+    import json
+    import shutil
+    from pathlib import Path
+
+    js_dir = Path(__file__).resolve().parents[1] / "js"
+    node = shutil.which("node")
+    assert node, "node not installed"
+    topic, group = "g-kafkajs", "group-kafkajs"
+    create_topic(broker.bootstrap, topic, 3)
+    fill(broker.bootstrap, topic, 3, 10)
+    out = subprocess.run(
+        [node, str(js_dir / "group.js"), broker.bootstrap, topic, group, "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sorted(map(tuple, result["records"])) == [(p, o) for p in range(3) for o in range(10)]
+    assert result["committed"] == {"0": 10, "1": 10, "2": 10}
+
+
+def test_static_member_restart_gets_partitions_back_without_rebalance(broker):
+    topic, group = "g-static", "group-static"
+    create_topic(broker.bootstrap, topic, 4)
+    revoked: list[list[int]] = []
+
+    def on_revoke(_c, parts):
+        revoked.append([p.partition for p in parts])
+
+    a = group_consumer(broker.bootstrap, group, **{"group.instance.id": "static-a"})
+    b = group_consumer(broker.bootstrap, group, **{"group.instance.id": "static-b"})
+    try:
+        a.subscribe([topic])
+        b.subscribe([topic], on_revoke=on_revoke)
+        poll_until([a, b], lambda: len(assigned(a)) == 2 and len(assigned(b)) == 2)
+        a_parts = assigned(a)
+        revoked.clear()
+        a.close()  # a static member sends no LeaveGroup
+        a = group_consumer(broker.bootstrap, group, **{"group.instance.id": "static-a"})
+        a.subscribe([topic])
+        poll_until([a, b], lambda: assigned(a) == a_parts)
+        # Wait past a few heartbeats: b must not have been rebalanced.
+        end = time.monotonic() + 3
+        poll_until([a, b], lambda: time.monotonic() > end)
+        assert assigned(b) == {0, 1, 2, 3} - a_parts
+        assert revoked == [], f"b was rebalanced: revoked {revoked}"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_cooperative_sticky_revokes_only_moved_partitions(broker):
+    topic, group = "g-coop", "group-coop"
+    create_topic(broker.bootstrap, topic, 4)
+    conf = {"partition.assignment.strategy": "cooperative-sticky"}
+    revoked: list[int] = []
+
+    def on_revoke(_c, parts):
+        revoked.extend(p.partition for p in parts)
+
+    c1 = group_consumer(broker.bootstrap, group, **conf)
+    c2 = group_consumer(broker.bootstrap, group, **conf)
+    try:
+        c1.subscribe([topic], on_revoke=on_revoke)
+        poll_until([c1], lambda: assigned(c1) == {0, 1, 2, 3})
+        c2.subscribe([topic])
+        poll_until([c1, c2], lambda: len(assigned(c1)) == 2 and len(assigned(c2)) == 2)
+        assert sorted(revoked) == sorted(assigned(c2)), f"revoked {revoked}, moved {assigned(c2)}"
+    finally:
+        c1.close()
+        c2.close()
+
+
+# ------------------------------------------------- bad input, raw protocol
+# Non-flexible versions: JoinGroup v2 (no MEMBER_ID_REQUIRED round),
+# SyncGroup v2, Heartbeat v2, OffsetCommit v2.
+
+from kafka_raw import Reader, Writer  # noqa: E402
+
+JOIN_GROUP, HEARTBEAT, SYNC_GROUP, OFFSET_COMMIT = 11, 12, 14, 8
+
+
+def raw_join(c, group: str, protocols: list[str], member_id: str = "", session_ms: int = 10000) -> dict:
+    w = Writer().string(group).int32(session_ms).int32(30000).string(member_id).string("consumer")
+    w.int32(len(protocols))
+    for p in protocols:
+        w.string(p).bytes_(b"\x00\x00\x00\x00\x00\x00")
+    r = Reader(c.roundtrip(JOIN_GROUP, 2, w.bytes()))
+    out = {"throttle": r.int32(), "error": r.int16(), "generation": r.int32()}
+    out.update(protocol=r.string(), leader=r.string(), member_id=r.string())
+    return out
+
+
+def raw_sync(c, group: str, generation: int, member_id: str) -> int:
+    w = Writer().string(group).int32(generation).string(member_id).int32(1).string(member_id).bytes_(b"")
+    r = Reader(c.roundtrip(SYNC_GROUP, 2, w.bytes()))
+    r.int32()
+    return r.int16()
+
+
+def heartbeat_body(group: str, generation: int, member_id: str) -> bytes:
+    return Writer().string(group).int32(generation).string(member_id).bytes()
+
+
+def test_bad_input_group_requests_get_error_codes(broker):
+    topic = "g-bad"
+    create_topic(broker.bootstrap, topic, 1)
+    with broker.raw() as c:
+        assert raw_join(c, "bad-g", [])["error"] == 23  # INCONSISTENT_GROUP_PROTOCOL
+        assert raw_join(c, "bad-g", ["range"], session_ms=100)["error"] == 26  # INVALID_SESSION_TIMEOUT
+        assert raw_join(c, "", ["range"])["error"] == 24  # INVALID_GROUP_ID
+        assert raw_join(c, "bad-g", ["range"], member_id="nobody")["error"] == 25  # UNKNOWN_MEMBER_ID
+        big = "x" * 10_000
+        j = raw_join(c, big, ["range"])
+        assert (j["error"], j["generation"], j["leader"]) == (0, 1, j["member_id"])
+        assert raw_sync(c, big, j["generation"] - 1, j["member_id"]) == 22  # ILLEGAL_GENERATION
+        assert raw_sync(c, big, j["generation"], j["member_id"]) == 0
+        # Commit for a topic that does not exist, and a real one.
+        w = Writer().string(big).int32(j["generation"]).string(j["member_id"]).int64(-1).int32(2)
+        w.string("no-such-topic").int32(1).int32(0).int64(5).string("")
+        w.string(topic).int32(1).int32(0).int64(7).string("meta")
+        r = Reader(c.roundtrip(OFFSET_COMMIT, 2, w.bytes()))
+        codes = {}
+        for _ in range(r.int32()):
+            name = r.string()
+            for _ in range(r.int32()):
+                partition = r.int32()
+                codes[(name, partition)] = r.int16()
+        assert codes == {("no-such-topic", 0): 3, (topic, 0): 0}
+        # A heartbeat storm from 1,000 unknown members, pipelined; then the
+        # real member still heartbeats fine.
+        ids = [c.send_request(HEARTBEAT, 2, heartbeat_body(big, 1, f"fake-{i}")) for i in range(1000)]
+        for cid in ids:
+            r = Reader(c.recv_response(cid))
+            r.int32()
+            assert r.int16() == 25
+        r = Reader(c.roundtrip(HEARTBEAT, 2, heartbeat_body(big, j["generation"], j["member_id"])))
+        r.int32()
+        assert r.int16() == 0
+    broker.assert_alive()
