@@ -56,10 +56,21 @@ const _: () = assert!(
 );
 /// Kafka's `offsets.topic.num.partitions` default.
 pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
+/// Default admin HTTP listener (/metrics, health); Redpanda's admin port.
+pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
+/// `admin_listen` value that turns the admin HTTP listener off.
+pub const ADMIN_LISTEN_OFF: &str = "off";
+/// Default log level (an `EnvFilter` directive).
+pub const LOG_LEVEL_DEFAULT: &str = "info";
+/// Default bound on a graceful stop, in ms: after it the process exits
+/// anyway (systemd's TimeoutStopSec in the unit is longer).
+pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Smallest accepted `shutdown_timeout_ms`.
+pub const SHUTDOWN_TIMEOUT_MS_MIN: u64 = 1_000;
 
 /// Command-line flags. Each one is optional so that the TOML file and the
 /// embedded defaults can fill in what is not given.
-#[derive(Parser, Debug, Default)]
+#[derive(Parser, Debug, Default, Clone, serde::Serialize)]
 #[command(
     name = "corestreamd",
     version,
@@ -118,6 +129,16 @@ pub struct Flags {
     /// Request bytes one shard may hold in flight before its connections stop reading.
     #[arg(long, env = "CORESTREAM_SHARD_REQUEST_BYTES_IN_FLIGHT_MAX")]
     pub shard_request_bytes_in_flight_max: Option<usize>,
+    /// Admin HTTP listener (/metrics, /v1/health, /v1/ready), HOST:PORT or "off".
+    #[arg(long, env = "CORESTREAM_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Log level, an EnvFilter directive ("info", "warn,corestream::group=debug");
+    /// SIGHUP re-reads it from the config file. RUST_LOG overrides it at start.
+    #[arg(long, env = "CORESTREAM_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// A graceful stop that takes longer than this many ms exits anyway.
+    #[arg(long, env = "CORESTREAM_SHUTDOWN_TIMEOUT_MS")]
+    pub shutdown_timeout_ms: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -140,6 +161,9 @@ struct FileConfig {
     request_timeout_ms: Option<u64>,
     connection_request_bytes_in_flight_max: Option<usize>,
     shard_request_bytes_in_flight_max: Option<usize>,
+    admin_listen: Option<String>,
+    log_level: Option<String>,
+    shutdown_timeout_ms: Option<u64>,
 }
 
 /// A setting that could not be accepted; the message names it.
@@ -154,11 +178,27 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The config file is not valid TOML or has an unknown key or bad type.
-    #[error("config file {path}: {message}")]
+    #[error("config file {}:{line}: key {key}: {message}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
-        /// toml's message, which names the line and key.
+        /// 1-based line of the mistake (0 if toml gave no position).
+        line: usize,
+        /// The key on that line ("?" if none).
+        key: String,
+        /// toml's message.
+        message: String,
+    },
+    /// A value from the config file is out of range or malformed.
+    #[error("config file {}:{line}: key {key}: {message}", path.display())]
+    InvalidInFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+        /// The key as written in the file.
+        key: String,
+        /// What is wrong.
         message: String,
     },
     /// A value is out of range or malformed.
@@ -198,6 +238,60 @@ pub struct Config {
     pub offsets_topic_partitions: i32,
     /// Connection and request-memory limits.
     pub limits: ConnectionLimits,
+    /// Operations settings: admin listener, log level, stop bound.
+    pub ops: OpsConfig,
+    /// The TOML file this came from (SIGHUP re-reads it).
+    pub config_file: Option<PathBuf>,
+}
+
+/// Operations settings (see `src/ops/`). `log_level` is dynamic: SIGHUP
+/// re-reads it; the others take effect at the next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsConfig {
+    /// Admin HTTP listener; `None` when turned off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Log level directive.
+    pub log_level: String,
+    /// Bound on a graceful stop, in ms.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl OpsConfig {
+    /// Flags over file over defaults, validated.
+    fn resolve(flags: &Flags, file: &FileConfig) -> Result<OpsConfig, ConfigError> {
+        let admin_text = flags
+            .admin_listen
+            .clone()
+            .or_else(|| file.admin_listen.clone())
+            .unwrap_or_else(|| ADMIN_LISTEN_DEFAULT.to_string());
+        let admin_listen = if admin_text == ADMIN_LISTEN_OFF {
+            None
+        } else {
+            Some(parse_addr("admin-listen", &admin_text)?)
+        };
+        let log_level = flags
+            .log_level
+            .clone()
+            .or_else(|| file.log_level.clone())
+            .unwrap_or_else(|| LOG_LEVEL_DEFAULT.to_string());
+        crate::ops::logging::parse_level(&log_level)
+            .map_err(|e| invalid("log-level", e.to_string()))?;
+        let shutdown_timeout_ms = flags
+            .shutdown_timeout_ms
+            .or(file.shutdown_timeout_ms)
+            .unwrap_or(SHUTDOWN_TIMEOUT_MS_DEFAULT);
+        if shutdown_timeout_ms < SHUTDOWN_TIMEOUT_MS_MIN {
+            return Err(invalid(
+                "shutdown-timeout-ms",
+                format!("{shutdown_timeout_ms} is below {SHUTDOWN_TIMEOUT_MS_MIN}"),
+            ));
+        }
+        Ok(OpsConfig {
+            admin_listen,
+            log_level,
+            shutdown_timeout_ms,
+        })
+    }
 }
 
 /// Limits that bound what clients can make the broker hold: connections,
@@ -301,12 +395,22 @@ impl ConnectionLimits {
 
 impl Config {
     /// Resolves flags over the optional TOML file over embedded defaults.
+    /// A bad value that came from the file is reported with the file, line
+    /// and key (see [`locate_error`]).
     pub fn resolve(flags: Flags) -> Result<Config, ConfigError> {
+        let file = flags.config.clone();
+        let given = flags.given_keys();
+        Config::resolve_unlocated(flags).map_err(|e| locate_error(e, file.as_deref(), &given))
+    }
+
+    fn resolve_unlocated(flags: Flags) -> Result<Config, ConfigError> {
         let file = match &flags.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
         let limits = ConnectionLimits::resolve(&flags, &file)?;
+        let ops = OpsConfig::resolve(&flags, &file)?;
+        let config_file = flags.config.clone();
         let listen_text = flags
             .listen
             .or(file.listen)
@@ -377,6 +481,8 @@ impl Config {
         }
         Ok(Config {
             limits,
+            ops,
+            config_file,
             listen,
             advertised_host,
             advertised_port,
@@ -407,10 +513,87 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim().replace('\n', " "),
+    toml::from_str(&text).map_err(|e| {
+        let (line, key) = match e.span() {
+            Some(span) => line_and_key(&text, span.start),
+            None => (0, "?".to_string()),
+        };
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            key,
+            message: e.message().trim().replace('\n', " "),
+        }
     })
+}
+
+/// The 1-based line holding byte `offset` of `text`, and the key assigned
+/// on it (text before '=', or the `[table]` name).
+fn line_and_key(text: &str, offset: usize) -> (usize, String) {
+    let offset = offset.min(text.len());
+    let line = text[..offset].matches('\n').count() + 1;
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let content = text[start..].lines().next().unwrap_or("").trim();
+    let key = match content.split_once('=') {
+        Some((key, _)) => key.trim().trim_matches('"').to_string(),
+        None if !content.is_empty() => content.to_string(),
+        None => "?".to_string(),
+    };
+    (line, key)
+}
+
+/// The 1-based line where `key` (snake_case) is assigned in `text`.
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .or_else(|| l.strip_prefix(&format!("\"{key}\"")))
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// Adds the file and line to an invalid value that came from the config
+/// file (its key is in the file and no flag or env var overrode it).
+fn locate_error(
+    error: ConfigError,
+    file: Option<&Path>,
+    given: &std::collections::HashSet<String>,
+) -> ConfigError {
+    let (ConfigError::Invalid { key, message }, Some(path)) = (&error, file) else {
+        return error;
+    };
+    let snake = key.replace('-', "_");
+    if given.contains(&snake) {
+        return error;
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return error;
+    };
+    match find_key_line(&text, &snake) {
+        Some(line) => ConfigError::InvalidInFile {
+            path: path.to_path_buf(),
+            line,
+            key: snake,
+            message: message.clone(),
+        },
+        None => error,
+    }
+}
+
+impl Flags {
+    /// snake_case names of the settings given as flags or env vars.
+    fn given_keys(&self) -> std::collections::HashSet<String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect(),
+            _ => Default::default(),
+        }
+    }
 }
 
 fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
@@ -520,5 +703,99 @@ mod tests {
         .unwrap();
         assert_eq!(c.default_partitions, 4);
         assert_eq!(c.node_id, 7);
+    }
+}
+
+#[cfg(test)]
+mod error_location_tests {
+    use super::*;
+
+    fn resolve_file(text: &str, flags: Flags) -> (String, Result<Config, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corestream.toml");
+        std::fs::write(&path, text).unwrap();
+        let shown = path.display().to_string();
+        let result = Config::resolve(Flags {
+            config: Some(path),
+            ..flags
+        });
+        (shown, result)
+    }
+
+    #[test]
+    fn config_error_unknown_key_names_file_line_key() {
+        let (path, r) = resolve_file(
+            "listen = \"127.0.0.1:1\"\n\nbogus_key = 3\n",
+            Flags::default(),
+        );
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("config file {path}:3: key bogus_key: ")),
+            "{text}"
+        );
+        assert!(text.contains("unknown field"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+    }
+
+    #[test]
+    fn config_error_bad_type_names_file_line_key() {
+        let (path, r) = resolve_file("node_id = 1\nshards = \"four\"\n", Flags::default());
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("config file {path}:2: key shards: ")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_error_bad_syntax_names_line() {
+        let (path, r) = resolve_file("node_id = 1\nlisten = \n", Flags::default());
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("config file {path}:2: key listen: ")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_error_out_of_range_value_names_file_line_key() {
+        let (path, r) = resolve_file("node_id = 1\n  segment_bytes = 5\n", Flags::default());
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("config file {path}:2: key segment_bytes: ")),
+            "{text}"
+        );
+        let (_, r) = resolve_file("log_level = \"info,=[\"\n", Flags::default());
+        assert!(r.unwrap_err().to_string().contains(":1: key log_level: "));
+    }
+
+    #[test]
+    fn config_error_from_flag_does_not_blame_file() {
+        let flags = Flags {
+            segment_bytes: Some(5),
+            ..Default::default()
+        };
+        let (_, r) = resolve_file("segment_bytes = 1048576\n", flags);
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with("invalid value for segment-bytes"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_ops_keys_defaults_and_overrides() {
+        let c = Config::resolve(Flags::default()).unwrap();
+        assert_eq!(c.ops.admin_listen, Some("127.0.0.1:9644".parse().unwrap()));
+        assert_eq!(c.ops.log_level, "info");
+        assert_eq!(c.ops.shutdown_timeout_ms, SHUTDOWN_TIMEOUT_MS_DEFAULT);
+        let (_, r) = resolve_file(
+            "admin_listen = \"off\"\nlog_level = \"debug\"\nshutdown_timeout_ms = 5000\n",
+            Flags::default(),
+        );
+        let c = r.unwrap();
+        assert_eq!(c.ops.admin_listen, None);
+        assert_eq!(c.ops.log_level, "debug");
+        assert_eq!(c.ops.shutdown_timeout_ms, 5000);
     }
 }

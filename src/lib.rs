@@ -22,6 +22,7 @@ pub mod config;
 pub mod group;
 pub mod handlers;
 pub mod metadata;
+pub mod producer;
 pub mod protocol;
 pub mod server;
 pub mod shard;

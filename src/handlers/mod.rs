@@ -18,6 +18,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -54,6 +55,7 @@ pub struct ApiSpec {
 /// Every API this broker implements, with its version range.
 pub const SUPPORTED_APIS: &[ApiSpec] = &[
     produce::API,
+    init_producer_id::API,
     fetch::API,
     list_offsets::API,
     metadata::API,
@@ -163,6 +165,7 @@ async fn dispatch(
 ) -> Outcome {
     route!(ctx, key, header, body, {
         ApiVersions => api_versions,
+        InitProducerId => init_producer_id,
         Metadata => metadata,
         Fetch => fetch,
         ListOffsets => list_offsets,

@@ -4,8 +4,9 @@
 //! shard, which answers acks=1/all only after fdatasync. acks=0 gets no
 //! response at all, as the protocol says.
 //!
-//! Not yet: idempotent and transactional producers (their batches carry a
-//! producer id, which needs InitProducerId first); such batches are refused.
+//! Batches of idempotent producers are deduplicated by the owner (see
+//! `crate::producer`). Not yet: transactional producers; their batches (and
+//! control batches, which clients may never send) are refused.
 
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -64,10 +65,10 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                         return error(e.error_code(), Some(e.to_string()));
                     }
                 };
-                if summary.first_batch_producer_id >= 0 || summary.first_batch_is_transactional {
+                if summary.first_batch_is_transactional || summary.has_control_batch {
                     return error(
-                        ResponseError::UnsupportedForMessageFormat.code(),
-                        Some("idempotent/transactional produce is not supported yet".into()),
+                        ResponseError::InvalidRecord.code(),
+                        Some("transactional produce is not supported yet".into()),
                     );
                 }
                 let id = PartitionId {

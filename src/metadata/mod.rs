@@ -9,11 +9,20 @@
 //! removing the ones that are gone, and acknowledges; the change is answered
 //! to the client after every shard acknowledged, so a topic that CreateTopics
 //! reported is ready to take produce requests on every shard.
+//!
+//! Topic configs (`retention.ms`, `cleanup.policy`, ...) are part of the
+//! snapshot: [`topic_config`] has the keys, defaults, broker synonyms and
+//! validation; a change goes through the metadata owner like any other.
 
 mod snapshot;
 mod store;
+pub mod topic_config;
 mod topic_name;
 
-pub use snapshot::{PartitionId, Snapshot, TopicMeta};
-pub use store::{ensure_data_dir, load, save, MetadataError, PersistedState};
+pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta};
+pub use store::{
+    ensure_data_dir, load, save, write_json_atomically, MetadataError, PersistedState,
+    META_DIR_NAME,
+};
+pub use topic_config::{LogDefaults, TopicConfig};
 pub use topic_name::{validate_topic_name, TOPIC_NAME_LEN_MAX};

@@ -1,9 +1,11 @@
 //! The immutable metadata snapshot each shard reads.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
+
+use super::topic_config::{LogDefaults, TopicConfig};
 
 /// One partition of one topic, by name. Names are `Arc<str>` so routing a
 /// request does not allocate per partition.
@@ -21,7 +23,8 @@ impl std::fmt::Display for PartitionId {
     }
 }
 
-/// A topic: its id and the owner shard of each partition (index = partition).
+/// A topic: its id, the owner shard of each partition (index =
+/// partition) and its config overrides.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicMeta {
     /// Topic name.
@@ -30,9 +33,51 @@ pub struct TopicMeta {
     pub id: Uuid,
     /// Owner shard of each partition.
     pub partition_shards: Vec<u16>,
+    /// Topic config overrides (Kafka names, validated text); everything
+    /// else comes from the broker defaults (see `topic_config`).
+    pub configs: BTreeMap<String, String>,
+    /// The effective config, resolved on first use.
+    pub resolved: ResolvedConfig,
 }
 
+/// Cache of a topic's effective [`TopicConfig`]. Broker defaults are fixed
+/// for the life of the process and a config change makes a new
+/// `TopicMeta`, so the first resolution stays right.
+#[derive(Clone, Debug, Default)]
+pub struct ResolvedConfig(OnceLock<Arc<TopicConfig>>);
+
+impl PartialEq for ResolvedConfig {
+    fn eq(&self, _: &Self) -> bool {
+        true // a cache: derived from the fields that are compared
+    }
+}
+impl Eq for ResolvedConfig {}
+
 impl TopicMeta {
+    /// A topic with these overrides.
+    pub fn new(
+        name: Arc<str>,
+        id: Uuid,
+        partition_shards: Vec<u16>,
+        configs: BTreeMap<String, String>,
+    ) -> TopicMeta {
+        TopicMeta {
+            name,
+            id,
+            partition_shards,
+            configs,
+            resolved: ResolvedConfig::default(),
+        }
+    }
+
+    /// The topic's effective config under the broker's `defaults`.
+    pub fn config(&self, defaults: &LogDefaults) -> Arc<TopicConfig> {
+        self.resolved
+            .0
+            .get_or_init(|| Arc::new(TopicConfig::resolve(defaults, &self.configs)))
+            .clone()
+    }
+
     /// Number of partitions.
     pub fn partition_count(&self) -> i32 {
         self.partition_shards.len() as i32
@@ -149,11 +194,7 @@ mod tests {
     use super::*;
 
     fn topic(name: &str, shards: Vec<u16>) -> TopicMeta {
-        TopicMeta {
-            name: name.into(),
-            id: Uuid::new_v4(),
-            partition_shards: shards,
-        }
+        TopicMeta::new(name.into(), Uuid::new_v4(), shards, BTreeMap::new())
     }
 
     #[test]

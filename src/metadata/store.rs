@@ -1,11 +1,13 @@
 //! Persistence of the metadata snapshot: `<data_dir>/meta/topics.json`.
 //!
 //! JSON because an operator can read it and it is tiny; it changes only on
-//! topic creation and deletion. It is written whole (temporary file, fsync,
-//! rename, fsync of the directory) so a crash leaves the old or the new
-//! version, never a mix. Saving runs on glommio's blocking thread pool so the
+//! topic creation, deletion and config changes (topic overrides are stored
+//! per topic as `configs`, Kafka names to text). It is written whole
+//! (temporary file, fsync, rename, fsync of the directory) so a crash leaves
+//! the old or the new version, never a mix. Saving runs on glommio's blocking thread pool so the
 //! shard thread never blocks on it.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use uuid::Uuid;
 use super::snapshot::{Snapshot, TopicMeta};
 
 /// The metadata directory below the data directory.
-pub(crate) const META_DIR_NAME: &str = "meta";
+pub const META_DIR_NAME: &str = "meta";
 /// The topics file in it.
 pub(crate) const TOPICS_FILE_NAME: &str = "topics.json";
 
@@ -63,6 +65,9 @@ pub struct PersistedTopic {
     pub id: Uuid,
     /// Owner shard per partition.
     pub partition_shards: Vec<u16>,
+    /// Topic config overrides (absent in files written before configs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, String>,
 }
 
 fn topics_path(data_dir: &Path) -> PathBuf {
@@ -119,11 +124,7 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
         snapshot.topic_ids.insert(t.id, name.clone());
         snapshot.topics.insert(
             name.clone(),
-            Arc::new(TopicMeta {
-                name,
-                id: t.id,
-                partition_shards,
-            }),
+            Arc::new(TopicMeta::new(name, t.id, partition_shards, t.configs)),
         );
     }
     Ok(snapshot)
@@ -150,6 +151,7 @@ pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataEr
                 name: t.name.to_string(),
                 id: t.id,
                 partition_shards: t.partition_shards.clone(),
+                configs: t.configs.clone(),
             })
             .collect(),
     };
@@ -160,10 +162,21 @@ pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataEr
 }
 
 fn write_atomically(dir: &Path, state: &PersistedState) -> Result<(), MetadataError> {
+    write_json_atomically(dir, TOPICS_FILE_NAME, state)
+}
+
+/// Writes `value` as JSON to `dir/file_name` so that a crash leaves the old
+/// or the new content, never a mix: temporary file, fsync, rename, fsync of
+/// the directory. Blocking: call it at start-up or on the blocking pool.
+pub fn write_json_atomically(
+    dir: &Path,
+    file_name: &str,
+    value: &impl Serialize,
+) -> Result<(), MetadataError> {
     std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let path = dir.join(TOPICS_FILE_NAME);
-    let tmp = dir.join(format!("{TOPICS_FILE_NAME}.tmp"));
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| MetadataError::Invalid {
+    let path = dir.join(file_name);
+    let tmp = dir.join(format!("{file_name}.tmp"));
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| MetadataError::Invalid {
         path: path.clone(),
         message: e.to_string(),
     })?;
@@ -197,11 +210,12 @@ mod tests {
             s.cluster_id,
             "cluster id must persist before any topic"
         );
-        let s = s.with_topic(TopicMeta {
-            name: "t".into(),
-            id: Uuid::new_v4(),
-            partition_shards: vec![0, 1, 2],
-        });
+        let s = s.with_topic(TopicMeta::new(
+            "t".into(),
+            Uuid::new_v4(),
+            vec![0, 1, 2],
+            BTreeMap::new(),
+        ));
         write_atomically(
             &dir.path().join(META_DIR_NAME),
             &PersistedState {
@@ -211,6 +225,7 @@ mod tests {
                     name: "t".into(),
                     id: s.topic("t").unwrap().id,
                     partition_shards: vec![0, 1, 2],
+                    configs: [("retention.ms".to_string(), "1000".to_string())].into(),
                 }],
             },
         )
@@ -218,6 +233,7 @@ mod tests {
         let back = load(dir.path(), 2).unwrap();
         assert_eq!(back.cluster_id, s.cluster_id);
         assert_eq!(back.topic("t").unwrap().partition_shards, vec![0, 1, 0]);
+        assert_eq!(back.topic("t").unwrap().configs["retention.ms"], "1000");
     }
 
     #[test]

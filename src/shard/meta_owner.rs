@@ -112,11 +112,15 @@ impl Shard {
             .filter(|(id, _)| !self.partitions.borrow().contains_key(id))
             .collect();
         for (id, topic_id) in missing {
-            match self.open_partition(&id).await {
-                Ok(log) => {
+            let opened = match self.open_partition(&id).await {
+                Ok(log) => Partition::open(id.clone(), topic_id, log).await,
+                Err(e) => Err(e),
+            };
+            match opened {
+                Ok(partition) => {
                     self.partitions
                         .borrow_mut()
-                        .insert(id.clone(), Rc::new(Partition::new(id, topic_id, log)));
+                        .insert(id.clone(), Rc::new(partition));
                 }
                 Err(e) => error!(partition = %id, "cannot open partition, it stays offline: {e}"),
             }
@@ -170,7 +174,7 @@ impl Shard {
             .map(|(_, p)| p)
             .collect();
         for p in parts {
-            if let Err(e) = p.log.close().await {
+            if let Err(e) = p.close().await {
                 error!(partition = %p.id, "closing partition failed: {e}");
             }
         }

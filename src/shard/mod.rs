@@ -50,6 +50,8 @@ pub struct Shard {
     meta_lock: futures::lock::Mutex<()>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::group::GroupCoordinator,
+    /// Producer id allocation; used on the metadata owner (shard 0) only.
+    pub producer_ids: crate::producer::ProducerIdAllocator,
 }
 
 /// The shard that makes metadata changes.
@@ -57,6 +59,7 @@ pub const METADATA_OWNER_SHARD: usize = 0;
 
 impl Shard {
     fn new(id: usize, config: Arc<Config>, peers: Vec<ShardSender>) -> Shard {
+        let producer_ids = crate::producer::ProducerIdAllocator::new(&config.data_dir);
         Shard {
             id,
             config,
@@ -65,6 +68,7 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             meta_lock: futures::lock::Mutex::new(()),
             groups: crate::group::GroupCoordinator::new(),
+            producer_ids,
         }
     }
 

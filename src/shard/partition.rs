@@ -19,6 +19,9 @@ use uuid::Uuid;
 
 use super::messages::{PartitionOp, PartitionReply};
 use crate::metadata::PartitionId;
+use crate::producer::state::{last_seq, BatchSeq};
+use crate::producer::{ProducerCheck, ProducerStateTable};
+use crate::protocol::batch::batches;
 use crate::storage::{DmaDisk, PartitionLog, StorageError};
 
 /// Appended-but-unflushed bytes above which a produce waits for a flush
@@ -34,6 +37,8 @@ pub struct Partition {
     /// The log.
     pub log: PartitionLog<DmaDisk>,
     append_lock: futures::lock::Mutex<()>,
+    /// Idempotent producers' last batches (see [`crate::producer`]).
+    producers: RefCell<ProducerStateTable>,
     waiters: RefCell<Vec<oneshot::Sender<PartitionReply>>>,
     /// Set after a failed write or fsync: the state on disk is unknown, so
     /// the partition refuses reads and writes until the broker restarts and
@@ -42,16 +47,22 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Wraps an opened log.
-    pub fn new(id: PartitionId, topic_id: Uuid, log: PartitionLog<DmaDisk>) -> Partition {
-        Partition {
+    /// Wraps an opened log, rebuilding its idempotent-producer table.
+    pub async fn open(
+        id: PartitionId,
+        topic_id: Uuid,
+        log: PartitionLog<DmaDisk>,
+    ) -> Result<Partition, StorageError> {
+        let producers = crate::producer::snapshot::rebuild(&log).await?;
+        Ok(Partition {
             id,
             topic_id,
             log,
+            producers: RefCell::new(producers),
             append_lock: futures::lock::Mutex::new(()),
             waiters: RefCell::new(Vec::new()),
             failed: Cell::new(false),
-        }
+        })
     }
 
     /// Runs one operation; long-poll waits reply through `reply` later.
@@ -85,19 +96,16 @@ impl Partition {
     }
 
     async fn produce(self: &Rc<Self>, records: Bytes, acks: i16) -> PartitionReply {
-        let info = {
+        let base_offset = {
             let _order = self.append_lock.lock().await;
             while self.log.pending_bytes() > PENDING_BYTES_MAX {
                 if let Err(e) = self.flush().await {
                     return self.storage_failure("flush", e);
                 }
             }
-            // The log rewrites baseOffset in place; the request's bytes are
-            // shared with its frame, so they are copied once here.
-            let mut owned = records.to_vec();
-            match self.log.append(&mut owned) {
-                Ok(info) => info,
-                Err(e) => return self.storage_failure("append", e),
+            match self.append_checked(&records) {
+                Ok(base_offset) => base_offset,
+                Err(reply) => return reply,
             }
         };
         if acks == 0 {
@@ -112,9 +120,86 @@ impl Partition {
             return self.storage_failure("flush", e);
         }
         PartitionReply::Produced {
-            base_offset: info.base_offset,
+            base_offset,
             log_start_offset: self.log.log_start_offset(),
         }
+    }
+
+    /// Appends the request's batches (already validated: whole v2 batches
+    /// with good CRCs) and returns the offset of the first one. Batches of an
+    /// idempotent producer are judged against the producer table first: a
+    /// retry of a batch already written answers with its original offset and
+    /// is not written again; a sequence gap or a fenced epoch is refused.
+    fn append_checked(&self, records: &[u8]) -> Result<i64, PartitionReply> {
+        let idempotent = batches(records)
+            .next()
+            .and_then(Result::ok)
+            .is_some_and(|b| b.header.producer_id() >= 0);
+        if !idempotent {
+            // The log rewrites baseOffset in place; the request's bytes are
+            // shared with its frame, so they are copied once here.
+            let mut owned = records.to_vec();
+            return self
+                .log
+                .append(&mut owned)
+                .map(|info| info.base_offset)
+                .map_err(|e| self.storage_failure("append", e));
+        }
+        let mut first_base = None;
+        for batch in batches(records) {
+            let Ok(batch) = batch else { break };
+            let h = batch.header;
+            let (pid, epoch, first_seq) = (h.producer_id(), h.producer_epoch(), h.base_sequence());
+            let seqs = BatchSeq {
+                first_seq,
+                last_seq: last_seq(first_seq, h.records_count()),
+                base_offset: -1,
+            };
+            let verdict = if pid >= 0 {
+                self.producers
+                    .borrow()
+                    .check(pid, epoch, seqs.first_seq, seqs.last_seq)
+            } else {
+                ProducerCheck::Append
+            };
+            let base_offset = match verdict {
+                ProducerCheck::Append => {
+                    let mut owned = batch.bytes.to_vec();
+                    let info = self
+                        .log
+                        .append(&mut owned)
+                        .map_err(|e| self.storage_failure("append", e))?;
+                    if pid >= 0 {
+                        self.producers.borrow_mut().record(
+                            pid,
+                            epoch,
+                            BatchSeq {
+                                base_offset: info.base_offset,
+                                ..seqs
+                            },
+                        );
+                    }
+                    info.base_offset
+                }
+                ProducerCheck::Duplicate { base_offset } => base_offset,
+                ProducerCheck::Refuse(code) => return Err(PartitionReply::Error(code)),
+            };
+            first_base.get_or_insert(base_offset);
+        }
+        first_base.ok_or(PartitionReply::Error(ResponseError::CorruptMessage.code()))
+    }
+
+    /// Clean close: producer state snapshot, then the log (flush, indexes,
+    /// checkpoint).
+    pub async fn close(&self) -> Result<(), StorageError> {
+        self.log.flush().await?;
+        let table = self.producers.borrow().clone();
+        if let Err(e) =
+            crate::producer::snapshot::save(self.log.dir(), self.log.high_watermark(), table).await
+        {
+            warn!(partition = %self.id, "producer state snapshot not written (rebuilt from the log next time): {e}");
+        }
+        self.log.close().await
     }
 
     /// Flushes the log and wakes long-poll fetches waiting on new data.

@@ -260,7 +260,7 @@ fn whole_batches(
         if batch.header.base_offset() >= high_watermark && batch.header.base_offset() == expected {
             break;
         }
-        let checked = match true {
+        let checked = match batch.header.base_offset() == expected {
             true => check_crc(batch.bytes).map_err(|e| e.to_string()),
             false => Err(format!(
                 "non-contiguous: expected offset {expected}, found {}",

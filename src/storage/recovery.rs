@@ -226,7 +226,7 @@ async fn load_indexes<D: Disk>(
     };
     // The scan resumes at the last offset-index entry (or at 0 without
     // one) and re-adds what follows, which may now be cut or different.
-    if let Some((relative, _)) = index.last() { time.truncate_to_offset(relative); }
+    time.truncate_to_offset(index.last().map_or(0, |(relative, _)| relative));
     segment.loaded_index_len = index.len();
     segment.index = index;
     segment.time_index = time;
@@ -257,10 +257,10 @@ async fn finish_segment<D: Disk>(
     }
     if recovery.indexes_changed {
         // Time index first, as in `PartitionLog::write_indexes`.
-        let index = segment.index.encode();
-        write_small_file(disk, &segment.sibling("index"), &index).await?;
         let time = segment.time_index.encode();
         write_small_file(disk, &segment.sibling("timeindex"), &time).await?;
+        let index = segment.index.encode();
+        write_small_file(disk, &segment.sibling("index"), &index).await?;
     }
     segment.sealed = true;
     segment.seal_persisted = true;

@@ -666,7 +666,10 @@ fn index_written_without_its_time_index_keeps_lookups_right() {
             break;
         }
     }
-    assert!(stopped_between, "no fault point between the two index writes");
+    assert!(
+        stopped_between,
+        "no fault point between the two index writes"
+    );
     let log = open_mem(&disk, small_config());
     assert_eq!(
         block_on(log.offset_for_timestamp(4_000)).unwrap(),

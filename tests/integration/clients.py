@@ -84,7 +84,7 @@ def producer(bootstrap: str, **conf) -> Producer:
         "acks": "all",
         "linger.ms": 5,
         "message.timeout.ms": 60000,
-        "enable.idempotence": False,  # InitProducerId is not implemented
+        "enable.idempotence": False,  # the default; idempotence has its own tests
         "logger": librdkafka_log,
     }
     base.update(conf)

@@ -179,8 +179,11 @@ def record_batch_v2(
     records: list[tuple[bytes | None, bytes | None]],
     base_timestamp_ms: int | None = None,
     corrupt_crc: bool = False,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
 ) -> bytes:
-    """A RecordBatch v2 (magic 2), uncompressed, no producer id.
+    """A RecordBatch v2 (magic 2), uncompressed; no producer id unless given.
 
     baseOffset is 0; the broker assigns real offsets.
     """
@@ -205,9 +208,9 @@ def record_batch_v2(
         .int32(len(records) - 1)  # lastOffsetDelta
         .int64(ts)  # baseTimestamp
         .int64(ts)  # maxTimestamp
-        .int64(-1)  # producerId
-        .int16(-1)  # producerEpoch
-        .int32(-1)  # baseSequence
+        .int64(producer_id)
+        .int16(producer_epoch)
+        .int32(base_sequence)
         .int32(len(records))
         .raw(recs.bytes())
         .bytes()

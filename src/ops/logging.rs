@@ -1,0 +1,214 @@
+//! Where log lines go, and the log level SIGHUP can change.
+//!
+//! Decisions:
+//! - Under systemd, stderr is a stream into journald and systemd says so in
+//!   `$JOURNAL_STREAM` (`device:inode` of that stream). When stderr is that
+//!   stream, events go to the journal natively (the `systemd` crate's
+//!   `journal::send`), one entry per event with structured fields:
+//!   `PRIORITY`, `MESSAGE`, `SHARD`, `TOPIC`, `PARTITION`, `GROUP`, and any
+//!   other tracing field upper-cased, so `journalctl -u corestreamd
+//!   SHARD=1` works. Otherwise (a terminal, a test harness, a pipe) the
+//!   familiar `tracing_subscriber` text goes to stderr.
+//! - The level filter sits behind a `reload` layer: SIGHUP re-reads
+//!   `log_level` from the config file and swaps the filter in place, with
+//!   no restart. `RUST_LOG`, when set, wins at start (developer override).
+//! - Sending a journal entry is one `sendmsg` on a datagram socket, the same
+//!   class of syscall as the stderr write it replaces; logging is rare on
+//!   the hot path (errors and state changes only).
+
+use std::fmt::Write as _;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
+
+/// Environment variable systemd sets when stderr is connected to journald.
+pub const JOURNAL_STREAM_ENV: &str = "JOURNAL_STREAM";
+/// Identifier of our journal entries (`journalctl -t corestreamd`).
+pub const SYSLOG_IDENTIFIER: &str = "corestreamd";
+
+/// Changes the log level of the running process.
+pub struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    /// Whether events go to the journal (else stderr).
+    pub to_journal: bool,
+}
+
+/// A log level directive that does not parse.
+#[derive(thiserror::Error, Debug)]
+#[error("bad log level {directive:?}: {message}")]
+pub struct LogLevelError {
+    /// What was given.
+    pub directive: String,
+    /// tracing's reason.
+    pub message: String,
+}
+
+/// Parses an `EnvFilter` directive ("info", "warn,corestream::group=debug").
+pub fn parse_level(directive: &str) -> Result<EnvFilter, LogLevelError> {
+    EnvFilter::try_new(directive).map_err(|e| LogLevelError {
+        directive: directive.to_string(),
+        message: e.to_string(),
+    })
+}
+
+impl LogControl {
+    /// Installs the global subscriber: journal or stderr (see module doc),
+    /// filtered by `RUST_LOG` if set, else by `level`.
+    pub fn init(level: &str) -> LogControl {
+        let filter = EnvFilter::try_from_default_env()
+            .or_else(|_| parse_level(level))
+            .unwrap_or_else(|_| EnvFilter::new("info"));
+        let (filter, handle) = reload::Layer::new(filter);
+        let to_journal = stderr_is_journal();
+        let stderr = (!to_journal).then(|| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        });
+        let journal = to_journal.then_some(JournalLayer);
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(stderr)
+            .with(journal)
+            .try_init();
+        LogControl { handle, to_journal }
+    }
+
+    /// Replaces the level filter (SIGHUP).
+    pub fn set_level(&self, level: &str) -> Result<(), LogLevelError> {
+        let filter = parse_level(level)?;
+        self.handle.reload(filter).map_err(|e| LogLevelError {
+            directive: level.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// True when `$JOURNAL_STREAM` names the file stderr is open on.
+fn stderr_is_journal() -> bool {
+    let Ok(value) = std::env::var(JOURNAL_STREAM_ENV) else {
+        return false;
+    };
+    let Some((dev, ino)) = value.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    // SAFETY: fstat on fd 2 with a zeroed out-struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(libc::STDERR_FILENO, &mut st) } != 0 {
+        return false;
+    }
+    st.st_dev == dev && st.st_ino == ino
+}
+
+/// syslog priority of a tracing level.
+pub fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+/// A journal field name from a tracing field name: upper-case ASCII,
+/// digits and '_' only, not starting with '_' (reserved for trusted fields).
+pub fn journal_field_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with('_') || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "F");
+    }
+    out
+}
+
+/// Collects an event's fields as journal `KEY=value` assignments.
+#[derive(Default)]
+struct JournalFields {
+    message: String,
+    fields: Vec<String>,
+}
+
+impl Visit for JournalFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record(field, value.to_string());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.record(field, format!("{value:?}"));
+    }
+}
+
+impl JournalFields {
+    fn record(&mut self, field: &Field, value: String) {
+        if field.name() == "message" {
+            self.message = value;
+        } else {
+            let name = journal_field_name(field.name());
+            // Keep the text readable too: "msg shard=1 topic=t".
+            let _ = write!(self.message, " {}={value}", field.name());
+            self.fields.push(format!("{name}={value}"));
+        }
+    }
+}
+
+/// Sends each event to journald as one structured entry.
+struct JournalLayer;
+
+impl<S: Subscriber> Layer<S> for JournalLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut visitor = JournalFields::default();
+        event.record(&mut visitor);
+        let mut entry = vec![
+            format!("MESSAGE={}", visitor.message.trim_start()),
+            format!("PRIORITY={}", priority(meta.level())),
+            format!("SYSLOG_IDENTIFIER={SYSLOG_IDENTIFIER}"),
+            format!("TARGET={}", meta.target()),
+        ];
+        if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
+            entry.push(format!("CODE_FILE={file}"));
+            entry.push(format!("CODE_LINE={line}"));
+        }
+        if let Some(name) = std::thread::current().name() {
+            entry.push(format!("THREAD={name}"));
+        }
+        entry.extend(visitor.fields);
+        let refs: Vec<&str> = entry.iter().map(String::as_str).collect();
+        systemd::journal::send(&refs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logging_journal_field_names() {
+        assert_eq!(journal_field_name("shard"), "SHARD");
+        assert_eq!(journal_field_name("topic.name"), "TOPIC_NAME");
+        assert_eq!(journal_field_name("_secret"), "F_SECRET");
+        assert_eq!(journal_field_name("1x"), "F1X");
+    }
+
+    #[test]
+    fn logging_priorities_and_levels() {
+        assert_eq!(priority(&Level::ERROR), 3);
+        assert_eq!(priority(&Level::INFO), 6);
+        assert!(parse_level("warn,corestream::group=debug").is_ok());
+        assert!(parse_level("info,=[").is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! Producer state persistence beside a partition's log.
+//!
+//! At clean close the table is written to `producer_state.json` together
+//! with the offset it is valid up to. At open the table is that snapshot
+//! plus every idempotent batch after its offset (read back from the log), or
+//! the whole log when there is no usable snapshot (a first start, or a
+//! snapshot past the recovered end). Rebuilding reads the log's batch
+//! headers only through the normal read path, once, at open.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use super::state::{last_seq, BatchSeq, ProducerStateTable};
+use crate::metadata::write_json_atomically;
+use crate::protocol::batch::batches;
+use crate::storage::{Disk, PartitionLog, StorageError};
+
+/// The snapshot's file name in the partition directory.
+pub const PRODUCER_STATE_FILE_NAME: &str = "producer_state.json";
+/// Bytes read per step while replaying the log at open.
+pub const REPLAY_READ_BYTES: usize = 1024 * 1024;
+
+#[derive(Serialize, Deserialize)]
+struct Persisted {
+    /// The table covers every batch below this offset.
+    offset: i64,
+    table: ProducerStateTable,
+}
+
+/// Writes the table, valid up to `offset`, off the shard thread.
+pub async fn save(
+    dir: &Path,
+    offset: i64,
+    table: ProducerStateTable,
+) -> Result<(), crate::metadata::MetadataError> {
+    let dir = dir.to_path_buf();
+    glommio::executor()
+        .spawn_blocking(move || {
+            write_json_atomically(&dir, PRODUCER_STATE_FILE_NAME, &Persisted { offset, table })
+        })
+        .await
+}
+
+async fn load(dir: &Path) -> Option<Persisted> {
+    let path: PathBuf = dir.join(PRODUCER_STATE_FILE_NAME);
+    let bytes = glommio::executor()
+        .spawn_blocking(move || std::fs::read(path))
+        .await
+        .ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            warn!(dir = %dir.display(), "producer state snapshot unreadable, rebuilding from the log: {e}");
+            None
+        }
+    }
+}
+
+/// The producer table for `log`: the snapshot, then the batches after it.
+pub async fn rebuild<D: Disk>(log: &PartitionLog<D>) -> Result<ProducerStateTable, StorageError> {
+    let end = log.high_watermark();
+    let start = log.log_start_offset();
+    let (mut table, mut offset) = match load(log.dir()).await {
+        Some(p) if p.offset >= start && p.offset <= end => (p.table, p.offset),
+        _ => (ProducerStateTable::default(), start),
+    };
+    while offset < end {
+        let bytes = log.read(offset, REPLAY_READ_BYTES, true).await?;
+        let mut advanced = false;
+        for batch in batches(&bytes) {
+            let Ok(b) = batch else { break };
+            let h = b.header;
+            if h.producer_id() >= 0 && !h.is_control() {
+                let first_seq = h.base_sequence();
+                let batch = BatchSeq {
+                    first_seq,
+                    last_seq: last_seq(first_seq, h.records_count()),
+                    base_offset: h.base_offset(),
+                };
+                table.record(h.producer_id(), h.producer_epoch(), batch);
+            }
+            offset = h.last_offset() + 1;
+            advanced = true;
+        }
+        if !advanced {
+            break;
+        }
+    }
+    Ok(table)
+}

@@ -1,0 +1,175 @@
+"""Resource limits under hostile and slow clients (config::ConnectionLimits)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+import kafka_raw
+from clients import consume_all, create_topic, produce_all
+
+MIB = 1024 * 1024
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def closed_by_peer(sock: socket.socket, within_s: float) -> float | None:
+    """Seconds until the peer closes `sock` (EOF or reset), or None."""
+    started = time.monotonic()
+    sock.settimeout(within_s)
+    try:
+        while True:
+            if not sock.recv(4096):
+                return time.monotonic() - started
+    except (ConnectionResetError, BrokenPipeError):
+        return time.monotonic() - started
+    except socket.timeout:
+        return None
+
+
+# ---------------------------------------------------------------- hostile bytes
+
+HOSTILE_BYTES = 100 * MIB
+HOSTILE_SENDERS = 16
+HOSTILE_CHUNK_BYTES_MAX = 2 * MIB
+HOSTILE_TIME_S_MAX = 120
+SHARD_BUDGET_BYTES = 32 * MIB
+SHARDS = 2
+# Peak RSS growth allowed: every shard's request budget full, plus one read
+# buffer (frame + 1 MiB read) per concurrent sender, plus allocator slack.
+RSS_GROWTH_KIB_MAX = (SHARDS * SHARD_BUDGET_BYTES + HOSTILE_SENDERS * 3 * MIB + 64 * MIB) // 1024
+
+
+def blast(port: int, data: memoryview, stop_at: float) -> None:
+    rng = int.from_bytes(os.urandom(4), "big")
+    at = 0
+    while at < len(data) and time.monotonic() < stop_at:
+        rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
+        n = 1 + rng % HOSTILE_CHUNK_BYTES_MAX
+        chunk = data[at : at + n]
+        at += n
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(chunk)
+        except OSError:
+            pass  # the broker closes bad streams early: expected
+
+
+@pytest.mark.slow
+def test_hostile_random_bytes(broker_factory):
+    b = broker_factory(
+        shards=SHARDS,
+        extra_args=["--shard-request-bytes-in-flight-max", str(SHARD_BUDGET_BYTES), "--request-timeout-ms", "2000"],
+    )
+    create_topic(b.bootstrap, "kept", 2)
+    records = [(None, f"kept-{i}".encode() + os.urandom(50), i % 2) for i in range(2000)]
+    produce_all(b.bootstrap, "kept", records)
+    before = consume_all(b.bootstrap, "kept", 2, expect=len(records))
+    baseline_kib = rss_kib(b.proc.pid)
+    hwm_before_kib = rss_kib(b.proc.pid, "VmHWM")
+
+    data = memoryview(os.urandom(HOSTILE_BYTES))
+    share = HOSTILE_BYTES // HOSTILE_SENDERS
+    stop_at = time.monotonic() + HOSTILE_TIME_S_MAX
+    peak = [baseline_kib]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(b.proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    senders = [
+        threading.Thread(target=blast, args=(b.port, data[i * share : (i + 1) * share], stop_at))
+        for i in range(HOSTILE_SENDERS)
+    ]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    done.set()
+    sampler.join()
+
+    b.assert_alive()
+    # VmHWM catches a peak between samples, once it passed the old peak.
+    hwm_after_kib = rss_kib(b.proc.pid, "VmHWM")
+    peak_kib = max(peak[0], hwm_after_kib if hwm_after_kib > hwm_before_kib else 0)
+    growth = peak_kib - baseline_kib
+    assert growth <= RSS_GROWTH_KIB_MAX, f"RSS grew {growth} KiB (bound {RSS_GROWTH_KIB_MAX} KiB)"
+    # a normal client is still served, and nothing stored changed
+    assert kafka_raw.api_versions_ok(b.host, b.port)
+    produce_all(b.bootstrap, "kept", [(None, b"after", 0)])
+    after = consume_all(b.bootstrap, "kept", 2, expect=len(records) + 1)
+    stored = {(r.partition, r.offset): r for r in after}
+    assert all(stored.get((r.partition, r.offset)) == r for r in before), "stored records changed"
+    assert [r.value for r in after if r.value == b"after"] == [b"after"]
+
+
+# ---------------------------------------------------------------- slow and idle clients
+
+
+def test_slowloris_request_is_cut_off(broker_factory):
+    """A frame trickling at a few bytes a second cannot hold its connection
+    past request_timeout_ms."""
+    b = broker_factory(extra_args=["--request-timeout-ms", "1000"])
+    with socket.create_connection((b.host, b.port)) as s:
+        s.sendall(struct.pack(">i", 10_000) + b"\x00")
+        started = time.monotonic()
+        closed = None
+        while closed is None and time.monotonic() - started < 10:
+            try:
+                s.sendall(b"\x00")
+            except OSError:
+                closed = time.monotonic() - started
+                break
+            closed = closed_by_peer(s, 0.3)
+        assert closed is not None, "a 1-byte-at-a-time request held its connection for 10 s"
+        assert time.monotonic() - started < 5
+    assert kafka_raw.api_versions_ok(b.host, b.port)
+
+
+def test_idle_connection_is_closed(broker_factory):
+    b = broker_factory(extra_args=["--connections-max-idle-ms", "1000"])
+    with kafka_raw.RawConn(b.host, b.port) as c:
+        c.api_versions_v0()  # a working connection, then silence
+        waited = closed_by_peer(c.sock, 10)
+        assert waited is not None and 0.5 < waited < 5, waited
+
+
+def test_busy_connection_is_not_idle(broker_factory):
+    b = broker_factory(extra_args=["--connections-max-idle-ms", "1000"])
+    with kafka_raw.RawConn(b.host, b.port) as c:
+        for _ in range(6):
+            time.sleep(0.4)
+            c.api_versions_v0()  # requests more often than the idle limit
+
+
+def test_connections_per_ip_limit(broker_factory):
+    b = broker_factory(extra_args=["--connections-per-ip-max", "3"])
+    kept = [kafka_raw.RawConn(b.host, b.port) for _ in range(3)]
+    try:
+        for c in kept:
+            c.api_versions_v0()
+        with socket.create_connection((b.host, b.port)) as extra:
+            assert closed_by_peer(extra, 5) is not None, "4th connection from one IP was kept"
+        kept.pop().close()
+        deadline = time.monotonic() + 5
+        while not kafka_raw.api_versions_ok(b.host, b.port):
+            assert time.monotonic() < deadline, "a freed place was not reusable"
+            time.sleep(0.05)
+    finally:
+        for c in kept:
+            c.close()
