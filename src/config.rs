@@ -164,6 +164,12 @@ struct FileConfig {
     admin_listen: Option<String>,
     log_level: Option<String>,
     shutdown_timeout_ms: Option<u64>,
+    /// Kafka's broker log settings as in server.properties: TOML reads
+    /// `log.retention.hours = 168` as a dotted key, so `log.*`, `message.*`
+    /// and `compression.*` arrive as tables (see `metadata::topic_config`).
+    log: Option<toml::Table>,
+    message: Option<toml::Table>,
+    compression: Option<toml::Table>,
 }
 
 /// A setting that could not be accepted; the message names it.
@@ -242,6 +248,9 @@ pub struct Config {
     pub ops: OpsConfig,
     /// The TOML file this came from (SIGHUP re-reads it).
     pub config_file: Option<PathBuf>,
+    /// Broker-level topic defaults (`log.retention.ms`...) and the log
+    /// housekeeping settings.
+    pub log_defaults: crate::metadata::LogDefaults,
 }
 
 /// Operations settings (see `src/ops/`). `log_level` is dynamic: SIGHUP
@@ -479,7 +488,15 @@ impl Config {
                 format!("{offsets_topic_partitions} is not within 1..={PARTITIONS_PER_TOPIC_MAX}"),
             ));
         }
+        let log_tables = [
+            ("log", &file.log),
+            ("message", &file.message),
+            ("compression", &file.compression),
+        ];
+        let log_defaults =
+            resolve_log_defaults(log_tables, file.segment_bytes, flags.segment_bytes)?;
         Ok(Config {
+            log_defaults,
             limits,
             ops,
             config_file,
@@ -502,6 +519,24 @@ impl Config {
             offsets_topic_partitions,
         })
     }
+}
+
+/// Kafka's broker log settings from the file's `log.*`, `message.*` and
+/// `compression.*` keys; `segment_bytes` (file) and `--segment-bytes` stand
+/// for `log.segment.bytes`, the flag winning.
+fn resolve_log_defaults(
+    tables: [(&str, &Option<toml::Table>); 3],
+    segment_bytes_file: Option<u64>,
+    segment_bytes_flag: Option<u64>,
+) -> Result<crate::metadata::LogDefaults, ConfigError> {
+    use crate::metadata::topic_config::toml_pairs;
+    let segment = |b: u64| ("log.segment.bytes".to_string(), b.to_string());
+    let mut pairs: Vec<(String, String)> = segment_bytes_file.map(segment).into_iter().collect();
+    for (prefix, table) in tables {
+        pairs.extend(table.iter().flat_map(|t| toml_pairs(prefix, t)));
+    }
+    pairs.extend(segment_bytes_flag.map(segment));
+    crate::metadata::LogDefaults::from_pairs(pairs).map_err(|e| invalid("log", e.message))
 }
 
 fn invalid(key: &'static str, message: String) -> ConfigError {

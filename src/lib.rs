@@ -16,12 +16,17 @@
 //! - [`group`]: consumer groups and committed offsets, coordinated on the
 //!   shard that owns the group's `__consumer_offsets` partition.
 //! - [`config`]: broker settings from flags, environment and a TOML file.
+//! - [`ops`]: systemd notify, logging, signals, metrics, the admin HTTP port.
+//! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP).
 
 pub mod alloc;
+pub mod cli;
 pub mod config;
+pub mod fetch;
 pub mod group;
 pub mod handlers;
 pub mod metadata;
+pub mod ops;
 pub mod producer;
 pub mod protocol;
 pub mod server;

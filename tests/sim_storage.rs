@@ -110,6 +110,7 @@ fn random_config(rng: &mut Rng) -> LogConfig {
         segment_bytes,
         index_interval_bytes: rng.range(1, 8192) as u32,
         preallocate_bytes: rng.range(0, 64 << 10),
+        ..LogConfig::default()
     }
 }
 

@@ -1,19 +1,10 @@
-//! corestream: the admin CLI. It will speak the Kafka protocol (topics,
-//! configs, groups, lag, produce, consume, bench); for now it only describes
-//! itself.
+//! corestream: the admin CLI (see `corestream::cli` for commands and exit
+//! statuses). It speaks the Kafka protocol, so it works against any Kafka
+//! cluster too.
 
 use clap::Parser;
 
-/// corestream admin CLI (work in progress: the operations issue grows it).
-#[derive(Parser, Debug)]
-#[command(
-    name = "corestream",
-    version,
-    about = "Admin CLI for corestream and any Kafka cluster"
-)]
-struct Cli {}
-
 fn main() {
-    let _ = Cli::parse();
-    eprintln!("corestream: no subcommands yet; see --help");
+    let cli = corestream::cli::Cli::parse();
+    std::process::exit(corestream::cli::run(cli));
 }

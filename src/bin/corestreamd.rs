@@ -1,31 +1,35 @@
 //! corestreamd: the broker daemon.
+//!
+//! Exit status: 0 after a clean stop, 1 when start-up failed, 2 for a bad
+//! flag or config value, 3 when a stop overran `shutdown_timeout_ms`.
 
 use clap::Parser;
 use corestream::config::{Config, Flags};
+use corestream::ops::logging::LogControl;
 
 /// Keeps a hostile array length in a request from aborting the broker: see
 /// `corestream::alloc`.
 #[global_allocator]
 static ALLOCATOR: corestream::alloc::BrokerAllocator = corestream::alloc::BrokerAllocator;
 
+/// Exit status for a flag or config value that was refused.
+const EXIT_BAD_CONFIG: i32 = 2;
+/// Exit status for a broker that could not start.
+const EXIT_START_FAILED: i32 = 1;
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let config = match Config::resolve(Flags::parse()) {
+    let flags = Flags::parse();
+    let config = match Config::resolve(flags.clone()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("corestreamd: {e}");
-            std::process::exit(2);
+            std::process::exit(EXIT_BAD_CONFIG);
         }
     };
-    if let Err(e) = corestream::shard::run(config) {
+    let log = LogControl::init(&config.ops.log_level);
+    if let Err(e) = corestream::shard::run_supervised(config, Some(flags), Some(log)) {
+        tracing::error!("{e}");
         eprintln!("corestreamd: {e}");
-        std::process::exit(1);
+        std::process::exit(EXIT_START_FAILED);
     }
 }

@@ -59,6 +59,9 @@ pub async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<i32, i16> {
     let change = MetaChange::CreateTopic {
         name: OFFSETS_TOPIC.to_string(),
         partitions: shard.config.offsets_topic_partitions,
+        // As in Kafka: the latest offset per key is what replay needs, and
+        // compaction keeps exactly that (time retention would lose offsets).
+        configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
     };
     let (code, message) = shard.change_metadata(change).await;
     if code != 0 && code != ResponseError::TopicAlreadyExists.code() {

@@ -1,16 +1,19 @@
 //! CreateTopics (key 19), v2-7. Single broker: replication factor must be
 //! -1 (default) or 1, and explicit replica assignments may only name this
-//! broker. Topic configs are accepted but not applied yet (the log lifecycle
-//! work adds them). The topic is ready on every shard when this answers.
+//! broker. Topic configs are validated (INVALID_CONFIG naming the key, as
+//! Kafka) and stored as the topic's overrides; v5+ answers list every
+//! effective config with its source. The topic is ready on every shard when
+//! this answers.
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::config::PARTITIONS_PER_TOPIC_MAX;
+use crate::metadata::topic_config::{resolve_entries, validate_overrides};
 use crate::metadata::validate_topic_name;
 use crate::shard::MetaChange;
 
@@ -76,6 +79,11 @@ async fn create_one(
             format!("Replica assignments may only name broker {node}."),
         );
     }
+    let configs = topic.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())));
+    let configs = match validate_overrides(configs) {
+        Ok(configs) => configs,
+        Err(e) => return fail(e.error_code(), e.message),
+    };
     if ctx.shard.snapshot().topic(&name).is_some() {
         return fail(
             ResponseError::TopicAlreadyExists.code(),
@@ -88,6 +96,7 @@ async fn create_one(
             .change_metadata(MetaChange::CreateTopic {
                 name: name.clone(),
                 partitions,
+                configs: configs.clone(),
             })
             .await;
         if code != 0 {
@@ -100,9 +109,16 @@ async fn create_one(
         .topic(&name)
         .map(|t| t.id)
         .unwrap_or_default();
+    let entries = resolve_entries(&ctx.shard.config.log_defaults, &configs);
+    let described = entries.into_iter().map(|e| {
+        CreatableTopicConfigs::default()
+            .with_name(StrBytes::from_static_str(e.key.name))
+            .with_value(Some(StrBytes::from_string(e.value)))
+            .with_config_source(e.source)
+    });
     result
         .with_topic_id(topic_id)
         .with_num_partitions(partitions)
         .with_replication_factor(1)
-        .with_configs(Some(vec![]))
+        .with_configs(Some(described.collect()))
 }

@@ -3,6 +3,11 @@
 //! less than `min_bytes` is available parks on the owners until an append
 //! makes data durable or `max_wait_ms` passes (long poll, woken by appends).
 //!
+//! The response is encoded by `protocol::fetch_writer` as parts (metadata
+//! interleaved with the record slices the owners returned), so record bytes
+//! are never copied into a response buffer; [`respond`] hands the parts to
+//! the connection as `Outcome::RespondParts`.
+//!
 //! v13+ names topics by id. Fetch sessions (KIP-227) are not kept yet: every
 //! answer carries session id 0, which tells clients to send full requests.
 //! Without transactions, read_committed sees the same data as
@@ -10,17 +15,19 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::{join_all, select, select_all, Either};
 use futures::FutureExt;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::ResponseError;
+use tracing::warn;
 
-use super::{ApiSpec, RequestContext};
+use super::{ApiSpec, Outcome, RequestContext};
 use crate::metadata::PartitionId;
-use crate::protocol::batch::batches;
+use crate::protocol::fetch_writer::{
+    encode_fetch_response, FetchResponseOut, PartitionOut, RecordSlices, TopicOut,
+};
+use crate::protocol::frame::ParsedHeader;
 use crate::shard::{PartitionOp, PartitionReply};
 
 /// Served versions.
@@ -46,7 +53,7 @@ struct Wanted {
 }
 
 /// Answers Fetch.
-pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchResponse {
+pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchResponseOut {
     let wanted = resolve(ctx, &request.topics);
     let response_max = usize::try_from(request.max_bytes).unwrap_or(0).max(1);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
@@ -143,24 +150,17 @@ fn records_len(reply: &PartitionReply) -> usize {
     }
 }
 
-fn first_batch_len(records: &Bytes) -> usize {
-    batches(records)
-        .next()
-        .and_then(Result::ok)
-        .map(|b| b.bytes.len())
-        .unwrap_or(0)
+fn first_batch_len(records: &RecordSlices) -> usize {
+    records.batch_ends().next().unwrap_or(0)
 }
 
 /// Length of the longest prefix of whole batches that fits in `budget`.
-fn whole_batches_within(records: &Bytes, budget: usize) -> usize {
-    let mut end = 0;
-    for batch in batches(records) {
-        match batch {
-            Ok(b) if b.position + b.bytes.len() <= budget => end = b.position + b.bytes.len(),
-            _ => break,
-        }
-    }
-    end
+fn whole_batches_within(records: &RecordSlices, budget: usize) -> usize {
+    records
+        .batch_ends()
+        .take_while(|&end| end <= budget)
+        .last()
+        .unwrap_or(0)
 }
 
 /// Parks on the owners of every readable partition until one of them has
@@ -185,46 +185,68 @@ async fn wait_for_data(ctx: &RequestContext, wanted: &[Wanted], wait: Duration) 
     }
 }
 
+/// Encodes the response as parts for the connection; an encoding failure
+/// (a bug or an over-large frame) closes the connection, as for every API.
+pub fn respond(header: &ParsedHeader, version: i16, response: &FetchResponseOut) -> Outcome {
+    match encode_fetch_response(header.correlation_id, version, response) {
+        Ok(parts) => Outcome::RespondParts(parts),
+        Err(e) => {
+            warn!("encoding Fetch v{version} response failed: {e}");
+            Outcome::Close(format!("response encoding failed: {e}"))
+        }
+    }
+}
+
 fn build_response(
     topics: &[FetchTopic],
     wanted: Vec<Wanted>,
     replies: Vec<PartitionReply>,
     isolation_level: i8,
-) -> FetchResponse {
-    let mut out: Vec<FetchableTopicResponse> = topics
+) -> FetchResponseOut {
+    let mut out: Vec<TopicOut> = topics
         .iter()
-        .map(|t| {
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_topic_id(t.topic_id)
+        .map(|t| TopicOut {
+            name: t.topic.clone(),
+            topic_id: t.topic_id,
+            partitions: Vec::with_capacity(t.partitions.len()),
         })
         .collect();
     for (w, reply) in wanted.into_iter().zip(replies) {
-        let base = PartitionData::default()
-            .with_partition_index(w.partition)
-            .with_aborted_transactions((isolation_level == READ_COMMITTED).then(Vec::new));
+        let base = PartitionOut {
+            partition_index: w.partition,
+            aborted_transactions: (isolation_level == READ_COMMITTED).then(Vec::new),
+            ..PartitionOut::default()
+        };
         let data = match reply {
             PartitionReply::Read {
                 records,
                 high_watermark,
                 log_start_offset,
-            } => base
-                .with_high_watermark(high_watermark)
-                .with_last_stable_offset(high_watermark)
-                .with_log_start_offset(log_start_offset)
-                .with_records(Some(records)),
+            } => PartitionOut {
+                high_watermark,
+                last_stable_offset: high_watermark,
+                log_start_offset,
+                records: Some(records),
+                ..base
+            },
             PartitionReply::Error(code) => error_partition(base, code),
             _ => error_partition(base, ResponseError::UnknownServerError.code()),
         };
         out[w.topic].partitions.push(data);
     }
-    FetchResponse::default().with_responses(out)
+    FetchResponseOut {
+        topics: out,
+        ..FetchResponseOut::default()
+    }
 }
 
-fn error_partition(base: PartitionData, code: i16) -> PartitionData {
-    base.with_error_code(code)
-        .with_high_watermark(-1)
-        .with_last_stable_offset(-1)
-        .with_log_start_offset(-1)
-        .with_records(Some(Bytes::new()))
+fn error_partition(base: PartitionOut, code: i16) -> PartitionOut {
+    PartitionOut {
+        error_code: code,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        records: Some(RecordSlices::new()),
+        ..base
+    }
 }

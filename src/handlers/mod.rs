@@ -8,16 +8,20 @@
 //! closes it: an unknown API key, an unsupported version of an API other than
 //! ApiVersions, or a body that does not decode.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -28,6 +32,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+mod produce_policy;
 pub mod sync_group;
 mod topics;
 
@@ -64,6 +69,11 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     delete_topics::API,
     create_partitions::API,
     describe_cluster::API,
+    // configs and log lifecycle (metadata/topic_config.rs, storage/retention.rs)
+    describe_configs::API,
+    alter_configs::API,
+    incremental_alter_configs::API,
+    delete_records::API,
     // consumer groups (src/group/)
     find_coordinator::API,
     join_group::API,
@@ -98,14 +108,37 @@ pub struct RequestContext {
 pub enum Outcome {
     /// Send this size-prefixed response frame.
     Respond(Bytes),
+    /// Send this size-prefixed frame made of parts, back to back (Fetch:
+    /// encoded metadata interleaved with shared record slices; see
+    /// `protocol::fetch_writer`).
+    RespondParts(crate::protocol::fetch_writer::ResponseParts),
     /// Send nothing (Produce with acks=0).
     NoResponse,
     /// Close the connection, logging why.
     Close(String),
 }
 
-/// Decodes, dispatches and answers one request frame (size prefix removed).
-pub async fn handle_frame(shard: Rc<Shard>, mut frame: Bytes) -> Outcome {
+/// Decodes, dispatches and answers one request frame (size prefix removed),
+/// counting it in the shard's metrics (`ops::metrics`): API, latency, bytes
+/// in and out, and in flight while it runs (graceful stop drains those).
+pub async fn handle_frame(shard: Rc<Shard>, frame: Bytes) -> Outcome {
+    use crate::ops::metrics;
+    use crate::protocol::frame::FRAME_SIZE_PREFIX_BYTES;
+    let _in_flight = metrics::request_started();
+    let started = std::time::Instant::now();
+    let api_key = frame.get(..2).map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
+    let bytes_in = frame.len() + FRAME_SIZE_PREFIX_BYTES;
+    let outcome = handle_frame_uncounted(shard, frame).await;
+    let bytes_out = match &outcome {
+        Outcome::Respond(response) => response.len(),
+        Outcome::RespondParts(parts) => parts.total_bytes(),
+        _ => 0,
+    };
+    metrics::record_request(api_key, started.elapsed(), bytes_in, bytes_out);
+    outcome
+}
+
+async fn handle_frame_uncounted(shard: Rc<Shard>, mut frame: Bytes) -> Outcome {
     let header = match parse_request_header(&mut frame) {
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("bad request header: {e}")),
@@ -142,6 +175,13 @@ macro_rules! route {
                 }
                 Err(e) => Outcome::Close(format!("{:?} v{} body does not decode: {e}", $key, $ctx.version)),
             },)*
+            ApiKey::Fetch => match decode(&mut $body, $ctx.version) {
+                Ok(request) => {
+                    let response = fetch::handle(&$ctx, request).await;
+                    fetch::respond(&$header, $ctx.version, &response)
+                }
+                Err(e) => Outcome::Close(format!("Fetch v{} body does not decode: {e}", $ctx.version)),
+            },
             ApiKey::Produce => match decode(&mut $body, $ctx.version) {
                 Ok(request) => {
                     let version = $ctx.version;
@@ -167,12 +207,15 @@ async fn dispatch(
         ApiVersions => api_versions,
         InitProducerId => init_producer_id,
         Metadata => metadata,
-        Fetch => fetch,
         ListOffsets => list_offsets,
         CreateTopics => create_topics,
         DeleteTopics => delete_topics,
         CreatePartitions => create_partitions,
         DescribeCluster => describe_cluster,
+        DescribeConfigs => describe_configs,
+        AlterConfigs => alter_configs,
+        IncrementalAlterConfigs => incremental_alter_configs,
+        DeleteRecords => delete_records,
         FindCoordinator => find_coordinator,
         JoinGroup => join_group,
         SyncGroup => sync_group,

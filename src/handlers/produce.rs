@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
+use super::produce_policy::apply_topic_policy;
 use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
 use crate::metadata::PartitionId;
@@ -71,6 +72,14 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                         Some("transactional produce is not supported yet".into()),
                     );
                 }
+                // Topic rules: max.message.bytes, keys on compacted
+                // topics, timestamp bounds and LogAppendTime (produce_policy.rs).
+                let config = meta.config(&ctx.shard.config.log_defaults);
+                let checked = apply_topic_policy(&config, records, crate::shard::now_ms());
+                let (records, log_append_time_ms) = match checked {
+                    Ok(c) => (c.records, c.log_append_time_ms),
+                    Err((code, message)) => return error(code, Some(message)),
+                };
                 let id = PartitionId {
                     topic: meta.name.clone(),
                     partition: index,
@@ -86,7 +95,7 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                     } => PartitionProduceResponse::default()
                         .with_index(index)
                         .with_base_offset(base_offset)
-                        .with_log_append_time_ms(-1)
+                        .with_log_append_time_ms(log_append_time_ms)
                         .with_log_start_offset(log_start_offset),
                     PartitionReply::Error(code) => error(code, None),
                     other => error(

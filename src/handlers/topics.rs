@@ -28,6 +28,7 @@ pub(super) async fn topic_or_create(
     let change = MetaChange::CreateTopic {
         name: name.to_string(),
         partitions: ctx.shard.config.default_partitions,
+        configs: Default::default(),
     };
     let (code, _) = ctx.shard.change_metadata(change).await;
     // Another request may have created it first: that is success too.

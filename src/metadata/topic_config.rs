@@ -455,8 +455,31 @@ impl LogDefaults {
     }
 }
 
+/// Flattens a TOML table read under `prefix` (`log.retention.hours = 168`
+/// arrives as `log = { retention = { hours = 168 } }`) into Kafka key/text
+/// pairs. Lists become comma-separated text.
+pub fn toml_pairs(prefix: &str, table: &toml::Table) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, value) in table {
+        let key = format!("{prefix}.{name}");
+        match value {
+            toml::Value::Table(inner) => out.extend(toml_pairs(&key, inner)),
+            toml::Value::String(text) => out.push((key, text.clone())),
+            toml::Value::Array(items) => {
+                let texts: Vec<String> = items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect();
+                out.push((key, texts.join(",")));
+            }
+            other => out.push((key, other.to_string())),
+        }
+    }
+    out
+}
+
 /// How a topic's effective value of one key came about (DescribeConfigs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ResolvedEntry {
     /// The key.
     pub key: &'static ConfigKey,
@@ -828,6 +851,10 @@ mod tests {
         let e = LogDefaults::from_pairs([("log.retention.hours".to_string(), "x".to_string())])
             .unwrap_err();
         assert!(e.message.contains("log.retention.hours"));
+        let table: toml::Table = toml::from_str("log.retention.hours = 3\nlog.cleanup.policy = [\"compact\", \"delete\"]\n").unwrap();
+        let pairs = toml_pairs("log", table["log"].as_table().unwrap());
+        assert!(pairs.contains(&("log.retention.hours".into(), "3".into())));
+        assert!(pairs.contains(&("log.cleanup.policy".into(), "compact,delete".into())));
         let entries = d.broker_entries();
         assert!(entries.contains(&("log.retention.hours".into(), "2".into(), true)));
         assert!(entries.contains(&("log.retention.bytes".into(), "-1".into(), false)));

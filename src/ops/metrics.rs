@@ -226,7 +226,7 @@ pub struct GroupLagStats {
 }
 
 /// Whole-process values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessStats {
     /// Resident memory, if known.
     pub resident_memory_bytes: Option<u64>,

@@ -373,6 +373,38 @@ pub fn set_max_timestamp_log_append(batch: &mut [u8], ts: i64) {
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const RECORDS_COUNT_OFFSET: usize = 57;
+const BATCH_LENGTH_OFFSET: usize = 8;
+
+/// A copy of the batch `header` (its first [`BATCH_HEADER_LEN`] bytes)
+/// holding only `records` (raw records of that batch, in order), with
+/// recordsCount, batchLength and the CRC recomputed. Base offset, last
+/// offset delta, timestamps and producer fields stay: the compactor keeps
+/// the batch's offset range (so the log stays dense batch to batch) and
+/// the producer's sequence numbers, as Kafka's cleaner does. With no
+/// records it is an empty batch, which Kafka clients skip.
+///
+/// # Panics
+/// If `header` is shorter than [`BATCH_HEADER_LEN`].
+pub fn rebuild_batch(header: &[u8], records: &[&[u8]], last_offset_delta: i32) -> Vec<u8> {
+    let body: usize = records.iter().map(|r| r.len()).sum();
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body);
+    out.extend_from_slice(&header[..BATCH_HEADER_LEN]);
+    for r in records {
+        out.extend_from_slice(r);
+    }
+    let batch_length = (out.len() - BATCH_LENGTH_OVERHEAD) as i32;
+    out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let at = LAST_OFFSET_DELTA_OFFSET;
+    out[at..at + 4].copy_from_slice(&last_offset_delta.to_be_bytes());
+    let count = records.len() as i32;
+    out[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
 /// One batch found by [`batches`].
 #[derive(Debug, Clone, Copy)]
 pub struct BatchRef<'a> {

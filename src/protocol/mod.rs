@@ -8,5 +8,6 @@
 //! data.
 
 pub mod batch;
+pub mod fetch_writer;
 pub mod frame;
 pub mod records;

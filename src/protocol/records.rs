@@ -5,6 +5,12 @@
 //! ListOffsets by timestamp, which answers the first *record* at or after
 //! the target time, not the first batch. Compressed batches would need
 //! decompression; callers fall back to batch granularity for them.
+//!
+//! [`records`] lists the records of an uncompressed batch with their raw
+//! bytes, for the two other per-record rules: compaction (latest value per
+//! key; a kept record's bytes are copied verbatim, since its offset and
+//! timestamp deltas stay relative to the unchanged batch header) and the
+//! "compacted topics need keys" produce check.
 
 use super::batch::{BatchHeader, BATCH_HEADER_LEN};
 
@@ -63,6 +69,72 @@ pub fn first_record_at_or_after(batch: &[u8], ts: i64) -> Option<(i64, i64)> {
     None
 }
 
+/// One record of an uncompressed batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// The record's bytes, its varint length prefix included.
+    pub raw: &'a [u8],
+    /// Absolute offset (base offset + delta).
+    pub offset: i64,
+    /// Absolute timestamp (base timestamp + delta; for LogAppendTime
+    /// batches the batch's max timestamp).
+    pub timestamp: i64,
+    /// The key, `None` when null.
+    pub key: Option<&'a [u8]>,
+    /// The value is null (a tombstone).
+    pub value_is_null: bool,
+}
+
+/// Reads a varint-length-prefixed byte field (length -1 = null).
+fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
+    let len = read_varlong(buf, pos)?;
+    if len < 0 {
+        return Some(None);
+    }
+    let end = pos.checked_add(usize::try_from(len).ok()?)?;
+    let bytes = buf.get(*pos..end)?;
+    *pos = end;
+    Some(Some(bytes))
+}
+
+/// The records of one whole uncompressed v2 batch; `None` when it is
+/// compressed or malformed (records that do not exactly fill the batch,
+/// a count that does not match).
+pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
+    let header = BatchHeader::parse(batch).ok()?;
+    if header.compression() != 0 {
+        return None;
+    }
+    let batch = batch.get(..header.total_len())?;
+    let count = usize::try_from(header.records_count()).ok()?;
+    let mut out = Vec::with_capacity(count.min(batch.len()));
+    let mut pos = BATCH_HEADER_LEN;
+    for _ in 0..count {
+        let start = pos;
+        let len = usize::try_from(read_varlong(batch, &mut pos)?).ok()?;
+        let end = pos.checked_add(len)?;
+        let record = batch.get(..end)?;
+        let mut at = pos + 1; // attributes
+        let timestamp_delta = read_varlong(record, &mut at)?;
+        let offset_delta = read_varlong(record, &mut at)?;
+        let key = read_bytes(record, &mut at)?;
+        let value = read_bytes(record, &mut at)?;
+        let timestamp = match header.timestamp_type_is_log_append() {
+            true => header.max_timestamp(),
+            false => header.base_timestamp().checked_add(timestamp_delta)?,
+        };
+        out.push(RecordView {
+            raw: &batch[start..end],
+            offset: header.base_offset().checked_add(offset_delta)?,
+            timestamp,
+            key,
+            value_is_null: value.is_none(),
+        });
+        pos = end;
+    }
+    (pos == batch.len()).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +157,21 @@ mod tests {
         assert_eq!(first_record_at_or_after(&batch, 1_005), Some((101, 1_005)));
         assert_eq!(first_record_at_or_after(&batch, 1_006), Some((102, 1_010)));
         assert_eq!(first_record_at_or_after(&batch, 1_011), None);
+    }
+
+    #[test]
+    fn records_lists_keys_values_and_raw_bytes() {
+        let batch = batch_with_timestamps(100);
+        let recs = records(&batch).expect("uncompressed");
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[1].key, Some(&b"k"[..]));
+        assert_eq!((recs[1].offset, recs[1].timestamp), (101, 1_005));
+        assert!(recs[2].value_is_null && !recs[0].value_is_null);
+        let raw: usize = recs.iter().map(|r| r.raw.len()).sum();
+        assert_eq!(raw + BATCH_HEADER_LEN, batch.len());
+        for cut in 0..batch.len() {
+            assert!(records(&batch[..cut]).is_none());
+        }
     }
 
     #[test]

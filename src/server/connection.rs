@@ -64,6 +64,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
+    // For vectored sends of multi-part responses (send_parts.rs); the fd
+    // lives as long as the stream's halves.
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let (reader, mut writer) = stream.split();
     let (mut queue_tx, mut queue_rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_MAX);
     let shard_id = shard.id;
@@ -100,6 +103,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
             match task.await {
                 Outcome::Respond(frame) => {
                     if writer.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+                Outcome::RespondParts(parts) => {
+                    let sent = super::send_parts::send_parts(&mut writer, fd, parts.parts()).await;
+                    if sent.is_err() {
                         return;
                     }
                 }

@@ -10,6 +10,7 @@
 //! connections.
 
 mod connection;
+mod send_parts;
 pub mod limits;
 
 use std::rc::Rc;
@@ -52,9 +53,11 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         match admitted {
             Ok(slot) => {
                 let serving = serve(shard.clone(), stream, shard_budget.clone());
+                let counted = crate::ops::metrics::connection_opened();
                 glommio::spawn_local(async move {
                     serving.await;
                     drop(slot);
+                    drop(counted);
                 })
                 .detach();
             }

@@ -51,8 +51,9 @@ pub enum PartitionReply {
     },
     /// Batches read.
     Read {
-        /// Whole batches, possibly empty.
-        records: Bytes,
+        /// Whole batches, possibly empty, as shared slices (tail cache
+        /// views or a disk read; never copied on the way to the socket).
+        records: crate::protocol::fetch_writer::RecordSlices,
         /// Durable end of the log.
         high_watermark: i64,
         /// First offset still in the log.
@@ -80,6 +81,19 @@ pub enum MetaChange {
         name: String,
         /// Partition count, already validated.
         partitions: i32,
+        /// Topic config overrides, already validated (`topic_config`).
+        configs: std::collections::BTreeMap<String, String>,
+    },
+    /// Change a topic's config overrides (AlterConfigs,
+    /// IncrementalAlterConfigs). Applied to the current overrides by the
+    /// metadata owner, so concurrent alters compose.
+    AlterTopicConfig {
+        /// Topic name.
+        name: String,
+        /// The edit.
+        edit: crate::metadata::topic_config::ConfigEdit,
+        /// Check only; change nothing.
+        validate_only: bool,
     },
     /// Delete a topic.
     DeleteTopic {

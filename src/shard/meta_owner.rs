@@ -17,7 +17,8 @@ use uuid::Uuid;
 use super::messages::{MetaChange, MetaResult, ShardMsg};
 use super::partition::Partition;
 use super::{Shard, METADATA_OWNER_SHARD};
-use crate::metadata::{self, PartitionId, Snapshot, TopicMeta};
+use crate::metadata::topic_config::apply_edit;
+use crate::metadata::{self, LogDefaults, PartitionId, Snapshot, TopicMeta};
 use crate::storage::{DmaDisk, LogConfig, PartitionLog};
 
 /// How long a deleted partition may stay in use by in-flight requests.
@@ -52,10 +53,14 @@ impl Shard {
     pub(super) async fn change_metadata_here(self: &Rc<Self>, change: MetaChange) -> MetaResult {
         let _serial = self.meta_lock.lock().await;
         let current = self.snapshot();
-        let next = match next_snapshot(&current, &change, self.shard_count()) {
+        let defaults = &self.config.log_defaults;
+        let next = match next_snapshot(&current, &change, self.shard_count(), defaults) {
             Ok(next) => next,
             Err(result) => return result,
         };
+        if matches!(change, MetaChange::AlterTopicConfig { validate_only: true, .. }) {
+            return (0, None);
+        }
         if let Err(e) = metadata::save(&self.config.data_dir, &next).await {
             error!("metadata change {change:?} not persisted: {e}");
             return (ResponseError::KafkaStorageError.code(), Some(e.to_string()));
@@ -111,8 +116,20 @@ impl Shard {
             .into_iter()
             .filter(|(id, _)| !self.partitions.borrow().contains_key(id))
             .collect();
+        for p in self.partitions.borrow().values() {
+            // Config changes apply without a restart: roll size/time and
+            // index interval here, the rest is read by housekeeping and
+            // produce from the snapshot.
+            let Some(topic) = snapshot.topic(&p.id.topic) else { continue };
+            let config = super::housekeeping::log_config(&self.config, topic);
+            if p.log.config() != config {
+                if let Err(e) = p.log.set_config(config) {
+                    error!(partition = %p.id, "topic config not applied: {e}");
+                }
+            }
+        }
         for (id, topic_id) in missing {
-            let opened = match self.open_partition(&id).await {
+            let opened = match self.open_partition(&id, &snapshot).await {
                 Ok(log) => Partition::open(id.clone(), topic_id, log).await,
                 Err(e) => Err(e),
             };
@@ -131,11 +148,12 @@ impl Shard {
     async fn open_partition(
         &self,
         id: &PartitionId,
+        snapshot: &Snapshot,
     ) -> Result<PartitionLog<DmaDisk>, crate::storage::StorageError> {
         let dir = self.config.data_dir.join(id.to_string());
-        let config = LogConfig {
-            segment_bytes: self.config.segment_bytes,
-            ..LogConfig::default()
+        let config = match snapshot.topic(&id.topic) {
+            Some(topic) => super::housekeeping::log_config(&self.config, topic),
+            None => LogConfig::default(),
         };
         PartitionLog::open(DmaDisk, dir, config).await
     }
@@ -186,9 +204,31 @@ fn next_snapshot(
     current: &Snapshot,
     change: &MetaChange,
     shards: usize,
+    defaults: &LogDefaults,
 ) -> Result<Snapshot, MetaResult> {
     match change {
-        MetaChange::CreateTopic { name, partitions } => {
+        MetaChange::AlterTopicConfig { name, edit, .. } => {
+            let Some(topic) = current.topic(name) else {
+                return Err((
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    Some(format!("Topic {name} does not exist.")),
+                ));
+            };
+            let configs = apply_edit(defaults, &topic.configs, edit)
+                .map_err(|e| (e.error_code(), Some(e.message)))?;
+            let changed = TopicMeta::new(
+                topic.name.clone(),
+                topic.id,
+                topic.partition_shards.clone(),
+                configs,
+            );
+            Ok(current.with_topic(changed))
+        }
+        MetaChange::CreateTopic {
+            name,
+            partitions,
+            configs,
+        } => {
             if current.topic(name).is_some() {
                 return Err((
                     ResponseError::TopicAlreadyExists.code(),
@@ -196,11 +236,12 @@ fn next_snapshot(
                 ));
             }
             let partition_shards = current.assign_shards(shards, *partitions as usize);
-            Ok(current.with_topic(TopicMeta {
-                name: name.as_str().into(),
-                id: Uuid::new_v4(),
+            Ok(current.with_topic(TopicMeta::new(
+                name.as_str().into(),
+                Uuid::new_v4(),
                 partition_shards,
-            }))
+                configs.clone(),
+            )))
         }
         MetaChange::DeleteTopic { name } => match current.topic(name) {
             None => Err((ResponseError::UnknownTopicOrPartition.code(), None)),

@@ -13,6 +13,7 @@
 //! What bounds them is upstream: each connection has a bounded number of
 //! requests in flight.
 
+mod housekeeping;
 mod messages;
 mod meta_owner;
 mod partition;
@@ -28,8 +29,9 @@ use futures::channel::{mpsc, oneshot};
 use kafka_protocol::ResponseError;
 
 pub use messages::{MetaChange, MetaResult, PartitionOp, PartitionReply, ShardJob, ShardMsg};
+pub use housekeeping::{now_ms, HOUSEKEEPING_SHARES};
 pub use partition::{Partition, PENDING_BYTES_MAX};
-pub use runtime::{run, StartError};
+pub use runtime::{run, run_supervised, StartError};
 
 use crate::config::Config;
 use crate::metadata::{PartitionId, Snapshot};
@@ -82,6 +84,11 @@ impl Shard {
         self.snapshot.borrow().clone()
     }
 
+    /// Every partition this shard owns (metrics, admin).
+    pub fn local_partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
     /// A partition this shard owns.
     pub fn local_partition(&self, id: &PartitionId) -> Option<Rc<Partition>> {
         self.partitions.borrow().get(id).cloned()
@@ -96,11 +103,12 @@ impl Shard {
         let (reply, answer) = oneshot::channel();
         if owner == self.id {
             self.execute_local(id, op, reply).await;
-        } else if self.peers[owner]
-            .unbounded_send(ShardMsg::Partition { id, op, reply })
-            .is_err()
-        {
-            return PartitionReply::Error(ResponseError::NotLeaderOrFollower.code());
+        } else {
+            crate::ops::metrics::cross_shard_message();
+            let sent = self.peers[owner].unbounded_send(ShardMsg::Partition { id, op, reply });
+            if sent.is_err() {
+                return PartitionReply::Error(ResponseError::NotLeaderOrFollower.code());
+            }
         }
         answer.await.unwrap_or(PartitionReply::Error(
             ResponseError::NotLeaderOrFollower.code(),
@@ -121,6 +129,7 @@ impl Shard {
             return Some(f(self.clone()).await);
         }
         let (reply, answer) = oneshot::channel();
+        crate::ops::metrics::cross_shard_message();
         let job: ShardJob = Box::new(move |shard| {
             Box::pin(async move {
                 let _ = reply.send(f(shard).await);

@@ -18,10 +18,13 @@ use tracing::{error, warn};
 use uuid::Uuid;
 
 use super::messages::{PartitionOp, PartitionReply};
+use crate::fetch::metrics::{record_read, FetchPath};
+use crate::fetch::{PartitionTail, TailCache};
 use crate::metadata::PartitionId;
 use crate::producer::state::{last_seq, BatchSeq};
 use crate::producer::{ProducerCheck, ProducerStateTable};
 use crate::protocol::batch::batches;
+use crate::protocol::fetch_writer::RecordSlices;
 use crate::storage::{DmaDisk, PartitionLog, StorageError};
 
 /// Appended-but-unflushed bytes above which a produce waits for a flush
@@ -36,6 +39,9 @@ pub struct Partition {
     pub topic_id: Uuid,
     /// The log.
     pub log: PartitionLog<DmaDisk>,
+    /// Recent durable batches in memory (the shard's tail cache): reads at
+    /// the tail are answered from it without a disk read or a copy.
+    tail: Rc<PartitionTail>,
     append_lock: futures::lock::Mutex<()>,
     /// Idempotent producers' last batches (see [`crate::producer`]).
     producers: RefCell<ProducerStateTable>,
@@ -54,10 +60,13 @@ impl Partition {
         log: PartitionLog<DmaDisk>,
     ) -> Result<Partition, StorageError> {
         let producers = crate::producer::snapshot::rebuild(&log).await?;
+        let tail = PartitionTail::new(TailCache::for_this_shard());
+        tail.publish(log.high_watermark());
         Ok(Partition {
             id,
             topic_id,
             log,
+            tail,
             producers: RefCell::new(producers),
             append_lock: futures::lock::Mutex::new(()),
             waiters: RefCell::new(Vec::new()),
@@ -139,11 +148,14 @@ impl Partition {
             // The log rewrites baseOffset in place; the request's bytes are
             // shared with its frame, so they are copied once here.
             let mut owned = records.to_vec();
-            return self
+            let info = self
                 .log
                 .append(&mut owned)
-                .map(|info| info.base_offset)
-                .map_err(|e| self.storage_failure("append", e));
+                .map_err(|e| self.storage_failure("append", e))?;
+            // The log rewrote the offsets in `owned`: these are the stored
+            // bytes, kept (not copied) for the tail cache.
+            self.tail.stage(Bytes::from(owned));
+            return Ok(info.base_offset);
         }
         let mut first_base = None;
         for batch in batches(records) {
@@ -169,6 +181,7 @@ impl Partition {
                         .log
                         .append(&mut owned)
                         .map_err(|e| self.storage_failure("append", e))?;
+                    self.tail.stage(Bytes::from(owned));
                     if pid >= 0 {
                         self.producers.borrow_mut().record(
                             pid,
@@ -205,6 +218,7 @@ impl Partition {
     /// Flushes the log and wakes long-poll fetches waiting on new data.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.log.flush().await?;
+        self.tail.publish(self.log.high_watermark());
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
         for w in waiters {
             let _ = w.send(PartitionReply::DataReady);
@@ -212,8 +226,24 @@ impl Partition {
         Ok(())
     }
 
+    /// Whole batches from `offset`: from the tail cache when it holds the
+    /// offset (within the log's range), else from the segment file.
     async fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> PartitionReply {
-        match self.log.read(offset, max_bytes, min_one).await {
+        let in_range = (self.log.log_start_offset()..self.log.high_watermark()).contains(&offset);
+        let cached = in_range
+            .then(|| self.tail.read(offset, max_bytes, min_one))
+            .flatten();
+        let read = match cached {
+            Some(records) => {
+                record_read(FetchPath::TailCache, records.len());
+                Ok(records)
+            }
+            None => self.log.read(offset, max_bytes, min_one).await.map(|bytes| {
+                record_read(FetchPath::DiskCopy, bytes.len());
+                RecordSlices::from_bytes(bytes)
+            }),
+        };
+        match read {
             Ok(records) => PartitionReply::Read {
                 records,
                 high_watermark: self.log.high_watermark(),

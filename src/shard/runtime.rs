@@ -4,13 +4,19 @@
 //! pinned glommio executor per shard. Each shard primes glommio's DMA path,
 //! opens (and recovers) the partitions it owns, binds the Kafka listener with
 //! SO_REUSEPORT and reports ready; the main thread waits for all of them and
-//! then only waits for a signal. SIGTERM/SIGINT ask every shard to stop
-//! accepting and close its partitions cleanly (flush, indexes, checkpoints).
+//! then hands over to `ops::supervisor` (signals, watchdog, reload).
+//! SIGTERM/SIGINT ask every shard to stop accepting, drain its in-flight
+//! requests (at most [`DRAIN_WAIT_MAX`]) and close its partitions cleanly
+//! (flush, indexes, checkpoints), all within `shutdown_timeout_ms`.
+//!
+//! systemd (`ops::notify`) hears STATUS= as shards finish recovery, READY=1
+//! once every shard listens, and STOPPING=1 when a stop begins. Shard 0 also
+//! serves the admin HTTP port (`ops::admin`), bound here by the main thread.
 
 use std::rc::Rc;
 use std::sync::{mpsc as std_mpsc, Arc};
 
-use futures::channel::{mpsc, oneshot};
+use futures::channel::mpsc;
 use futures::StreamExt;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};
@@ -18,9 +24,20 @@ use tracing::{error, info, warn};
 use super::messages::ShardMsg;
 use super::placement::{io_memory_per_shard, memlock_limit_bytes, shard_cpus};
 use super::{Shard, ShardSender};
-use crate::config::Config;
+use crate::config::{Config, Flags};
 use crate::metadata::{self, Snapshot};
+use crate::ops::logging::LogControl;
+use crate::ops::notify::Notifier;
+use crate::ops::supervisor::{self, Supervisor};
+use crate::ops::{admin, metrics};
 use crate::server;
+
+/// Longest a stopping shard waits for its in-flight requests before it
+/// closes its partitions anyway (well inside `shutdown_timeout_ms`).
+pub const DRAIN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pause between checks of the in-flight count while draining.
+const DRAIN_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+const _: () = assert!(DRAIN_WAIT_MAX.as_millis() < crate::config::SHUTDOWN_TIMEOUT_MS_MIN as u128 * 10);
 
 /// How long the start-up probe waits for a listener already on our port.
 const PORT_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -77,6 +94,14 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The admin listen address is taken or invalid.
+    #[error("cannot listen on admin address {addr}: {source}")]
+    AdminListen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A shard failed while starting.
     #[error("shard {shard} failed to start: {message}")]
     Shard {
@@ -90,7 +115,19 @@ pub enum StartError {
 type ReadyReport = (usize, Result<(), String>);
 
 /// Runs the broker until SIGTERM/SIGINT; returns once every shard closed.
-pub fn run(mut config: Config) -> Result<(), StartError> {
+/// SIGHUP cannot reload anything (no flags known); see [`run_supervised`].
+pub fn run(config: Config) -> Result<(), StartError> {
+    run_supervised(config, None, None)
+}
+
+/// [`run`], with the start flags (re-applied on SIGHUP) and the log
+/// control (to change the level on SIGHUP).
+pub fn run_supervised(
+    mut config: Config,
+    flags: Option<Flags>,
+    log: Option<LogControl>,
+) -> Result<(), StartError> {
+    let notifier = Notifier::from_env();
     metadata::ensure_data_dir(&config.data_dir).map_err(|source| StartError::Metadata {
         dir: config.data_dir.clone(),
         source,
@@ -109,7 +146,17 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     let snapshot = Arc::new(metadata::load(&config.data_dir, config.shards).map_err(meta_err)?);
     check_port_free(&config)?;
-    block_stop_signals();
+    let admin_fd = bind_admin(&config)?;
+    supervisor::block_signals();
+    let partitions_per_shard: Vec<usize> = (0..config.shards)
+        .map(|s| snapshot.owned_by(s).count())
+        .collect();
+    notifier.status(&format!(
+        "recovering: starting {} shards, {} partitions",
+        config.shards,
+        partitions_per_shard.iter().sum::<usize>()
+    ));
+    let mut admin_fd = admin_fd;
     let config = Arc::new(config);
     let cpus = shard_cpus(config.shards);
     let memlock = memlock_limit_bytes();
@@ -132,10 +179,11 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
             snapshot.clone(),
             ready_tx.clone(),
         );
+        let admin = if shard == 0 { admin_fd.take() } else { None };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[shard]))
             .name(&format!("shard-{shard}"))
             .io_memory(io_memory)
-            .spawn(move || shard_main(shard, config, peers, inbox, snapshot, ready))
+            .spawn(move || shard_main(shard, config, peers, inbox, snapshot, ready, admin))
             .map_err(|e| StartError::Executor {
                 shard,
                 message: e.to_string(),
@@ -143,13 +191,39 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         handles.push(handle);
     }
     drop(ready_tx);
-    wait_ready(config.shards, &ready_rx)?;
+    wait_ready(&partitions_per_shard, &ready_rx, &notifier)?;
     info!(
-        "corestreamd ready: listening on {} with {} shards",
-        config.listen, config.shards
+        "corestreamd ready: listening on {} with {} shards{}",
+        config.listen,
+        config.shards,
+        config
+            .ops
+            .admin_listen
+            .map(|a| format!("; admin HTTP on {a}"))
+            .unwrap_or_default()
     );
-    wait_for_stop_signal();
-    stop_shards(&senders);
+    admin::set_ready(true);
+    notifier.ready(&format!(
+        "serving on {} with {} shards",
+        config.listen, config.shards
+    ));
+    let mut supervisor = Supervisor {
+        notifier,
+        log,
+        flags,
+        config: (*config).clone(),
+    };
+    supervisor.run_until_stop(&senders);
+    admin::set_ready(false);
+    supervisor.notifier.stopping("stopping: draining requests, closing partitions");
+    if let Err(late) = supervisor.stop_shards(&senders) {
+        error!(
+            "shards {late:?} did not stop within shutdown_timeout_ms={}: exiting anyway \
+             (acknowledged data is on disk; the next start recovers the rest)",
+            supervisor.config.ops.shutdown_timeout_ms
+        );
+        std::process::exit(supervisor::EXIT_STOP_TIMEOUT);
+    }
     for h in handles {
         if let Err(e) = h.join() {
             warn!("shard exited with an error: {e}");
@@ -216,10 +290,33 @@ fn check_port_free(config: &Config) -> Result<(), StartError> {
     }
 }
 
-fn wait_ready(shards: usize, ready: &std_mpsc::Receiver<ReadyReport>) -> Result<(), StartError> {
-    for _ in 0..shards {
+/// Binds the admin HTTP listener (std: no SO_REUSEPORT, so a taken port
+/// fails here) and returns its fd for shard 0.
+fn bind_admin(config: &Config) -> Result<Option<std::os::fd::OwnedFd>, StartError> {
+    let Some(addr) = config.ops.admin_listen else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|source| StartError::AdminListen { addr, source })?;
+    Ok(Some(listener.into()))
+}
+
+fn wait_ready(
+    partitions_per_shard: &[usize],
+    ready: &std_mpsc::Receiver<ReadyReport>,
+    notifier: &Notifier,
+) -> Result<(), StartError> {
+    let shards = partitions_per_shard.len();
+    let total: usize = partitions_per_shard.iter().sum();
+    let mut opened = 0;
+    for done in 1..=shards {
         match ready.recv() {
-            Ok((_, Ok(()))) => {}
+            Ok((shard, Ok(()))) => {
+                opened += partitions_per_shard.get(shard).copied().unwrap_or(0);
+                notifier.status(&format!(
+                    "recovering: {done}/{shards} shards ready, {opened}/{total} partitions open"
+                ));
+            }
             Ok((shard, Err(message))) => return Err(StartError::Shard { shard, message }),
             Err(_) => {
                 return Err(StartError::Shard {
@@ -239,6 +336,7 @@ async fn shard_main(
     mut inbox: mpsc::UnboundedReceiver<ShardMsg>,
     snapshot: Arc<Snapshot>,
     ready: std_mpsc::Sender<ReadyReport>,
+    admin_fd: Option<std::os::fd::OwnedFd>,
 ) {
     if let Err(e) = crate::storage::prime_dma_io(&config.data_dir).await {
         let _ = ready.send((
@@ -252,6 +350,7 @@ async fn shard_main(
     }
     let shard = Rc::new(Shard::new(id, config.clone(), peers));
     shard.apply_snapshot(snapshot).await;
+    super::housekeeping::spawn(shard.clone());
     let listener = match glommio::net::TcpListener::bind(config.listen) {
         Ok(l) => l,
         Err(e) => {
@@ -259,11 +358,19 @@ async fn shard_main(
             return;
         }
     };
+    let admin = admin_fd.map(|fd| {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: a bound, listening TCP socket whose ownership moves here.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) };
+        glommio::spawn_local(admin::serve(shard.clone(), listener))
+    });
     let _ = ready.send((id, Ok(())));
     let accepting = glommio::spawn_local(server::accept_loop(shard.clone(), listener));
     while let Some(msg) = inbox.next().await {
         if let ShardMsg::Shutdown { reply } = msg {
             drop(accepting); // dropping a glommio Task cancels it: no new connections
+            drop(admin);
+            drain_in_flight(id).await;
             shard.close_all_partitions().await;
             let _ = reply.send(());
             break;
@@ -272,49 +379,20 @@ async fn shard_main(
     }
 }
 
-fn stop_shards(senders: &[ShardSender]) {
-    let acks: Vec<_> = senders
-        .iter()
-        .filter_map(|s| {
-            let (reply, ack) = oneshot::channel();
-            s.unbounded_send(ShardMsg::Shutdown { reply })
-                .ok()
-                .map(|_| ack)
-        })
-        .collect();
-    for ack in acks {
-        if futures::executor::block_on(ack).is_err() {
-            error!("a shard stopped without closing its partitions");
+/// Waits (at most [`DRAIN_WAIT_MAX`]) until this shard has no request in
+/// flight, so requests already being handled finish before partitions close.
+async fn drain_in_flight(shard: usize) {
+    let deadline = std::time::Instant::now() + DRAIN_WAIT_MAX;
+    while metrics::requests_in_flight() > 0 {
+        if std::time::Instant::now() >= deadline {
+            warn!(
+                shard,
+                in_flight = metrics::requests_in_flight(),
+                "requests still in flight after {} ms: closing partitions anyway",
+                DRAIN_WAIT_MAX.as_millis()
+            );
+            return;
         }
+        glommio::timer::sleep(DRAIN_POLL_INTERVAL).await;
     }
-}
-
-const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGINT];
-
-fn stop_sigset() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in STOP_SIGNALS {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
-    }
-}
-
-/// Blocks the stop signals in this thread before any executor starts, so
-/// every thread inherits the mask and only `sigwait` below receives them.
-fn block_stop_signals() {
-    let set = stop_sigset();
-    // SAFETY: a valid sigset; pthread_sigmask only changes this thread's mask.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-}
-
-fn wait_for_stop_signal() {
-    let set = stop_sigset();
-    let mut sig: libc::c_int = 0;
-    // SAFETY: valid sigset and out-pointer.
-    while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
-    info!("signal {sig} received: stopping (closing every partition cleanly)");
 }

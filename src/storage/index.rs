@@ -114,6 +114,11 @@ impl TimeIndex {
         self.entries.last().copied()
     }
 
+    /// First entry, if any.
+    pub(crate) fn first(&self) -> Option<(i64, u32)> {
+        self.entries.first().copied()
+    }
+
     /// Drops entries for batches at or after `relative_offset`.
     pub(crate) fn truncate_to_offset(&mut self, relative_offset: u32) {
         self.entries.retain(|e| e.1 < relative_offset);
@@ -189,5 +194,99 @@ mod tests {
         unordered.extend_from_slice(&50i64.to_be_bytes());
         unordered.extend_from_slice(&9u32.to_be_bytes());
         assert_eq!(TimeIndex::decode(&unordered), None);
+    }
+
+    mod properties {
+        use super::super::*;
+        use crate::storage::{align_down, align_up, is_aligned, LogConfig, BLOCK_BYTES};
+        use proptest::prelude::*;
+
+        /// Strictly increasing (relative offset, position) pairs.
+        fn offset_entries() -> impl Strategy<Value = Vec<(u32, u32)>> {
+            proptest::collection::vec((1u32..1000, 1u32..100_000), 0..64).prop_map(|steps| {
+                let (mut offset, mut position) = (0u32, 0u32);
+                steps
+                    .into_iter()
+                    .map(|(d_offset, d_position)| {
+                        offset += d_offset;
+                        position += d_position;
+                        (offset, position)
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn offset_index_round_trip_and_floor(entries in offset_entries(), probe in 0u32..200_000) {
+                let mut index = OffsetIndex::default();
+                for &(offset, position) in &entries {
+                    index.push(offset, position);
+                }
+                let end = entries.last().map_or(1, |e| u64::from(e.1) + 1);
+                prop_assert_eq!(OffsetIndex::decode(&index.encode(), end), Some(index.clone()));
+                let linear = entries.iter().rev().find(|e| e.0 <= probe).copied();
+                prop_assert_eq!(index.floor(probe), linear);
+                if let Some(&(_, last_position)) = entries.last() {
+                    // An entry at or past the log end is refused.
+                    prop_assert_eq!(OffsetIndex::decode(&index.encode(), u64::from(last_position)), None);
+                }
+            }
+
+            #[test]
+            fn time_index_keeps_maxima_searchable(
+                stamps in proptest::collection::vec((-1000i64..1000, 0u32..5), 0..64),
+                probe in -1100i64..1100,
+            ) {
+                let mut index = TimeIndex::default();
+                let mut offset = 0u32;
+                let mut max = i64::MIN;
+                let mut pushed = Vec::new();
+                for (ts, d_offset) in stamps {
+                    offset += d_offset;
+                    max = max.max(ts);
+                    index.push_if_larger(max, offset);
+                    if pushed.last().is_none_or(|&(t, _)| max > t) {
+                        pushed.push((max, offset));
+                    }
+                }
+                prop_assert_eq!(TimeIndex::decode(&index.encode()), Some(index.clone()));
+                let linear = pushed.iter().rev().find(|e| e.0 < probe).map(|e| e.1);
+                prop_assert_eq!(index.last_before(probe), linear);
+                let mut cut = index.clone();
+                cut.truncate_to_offset(offset / 2);
+                prop_assert!(cut.last().is_none_or(|(_, o)| o < offset / 2));
+            }
+
+            #[test]
+            fn alignment_arithmetic(value in 0u64..(1 << 50)) {
+                let block = BLOCK_BYTES as u64;
+                let down = align_down(value);
+                let up = align_up(value);
+                prop_assert!(is_aligned(down) && is_aligned(up));
+                prop_assert!(down <= value && value - down < block);
+                prop_assert!(up >= value && up - value < block);
+                prop_assert_eq!(is_aligned(value), down == value);
+            }
+
+            #[test]
+            fn preallocation_covers_and_stays_bounded(
+                segment_bytes in 61u64..(1 << 30),
+                step in 0u64..(1 << 28),
+                allocated_blocks in 0u64..(1 << 18),
+                needed_end in 0u64..(1 << 31),
+            ) {
+                let config = LogConfig { segment_bytes, index_interval_bytes: 4096, preallocate_bytes: step };
+                let allocated = allocated_blocks * BLOCK_BYTES as u64;
+                match config.allocation_for(allocated, needed_end) {
+                    None => prop_assert!(needed_end <= allocated),
+                    Some(target) => {
+                        prop_assert!(needed_end > allocated);
+                        prop_assert!(target >= needed_end && is_aligned(target));
+                        prop_assert!(target <= align_up(segment_bytes).max(align_up(needed_end)));
+                    }
+                }
+            }
+        }
     }
 }

@@ -40,7 +40,8 @@ pub struct AppendInfo {
 pub struct PartitionLog<D: Disk> {
     pub(crate) disk: D,
     pub(crate) dir: PathBuf,
-    pub(crate) config: LogConfig,
+    /// Settings; replaced when the topic's config changes (`set_config`).
+    pub(crate) config: Cell<LogConfig>,
     /// Segments by base offset; the last one is active. Never empty.
     pub(crate) segments: RefCell<Vec<Segment<D>>>,
     pub(crate) next_offset: Cell<i64>,
@@ -52,17 +53,23 @@ pub struct PartitionLog<D: Disk> {
     pub(crate) flush_lock: futures::lock::Mutex<()>,
     /// Set by the first failed flush, or by close: the log refuses writes.
     pub(crate) failure: RefCell<Option<String>>,
+    /// Serializes retention, DeleteRecords and compaction (retention.rs,
+    /// compaction.rs): each changes the segment list across awaits.
+    pub(crate) housekeeping_lock: futures::lock::Mutex<()>,
+    /// Offsets below this were compacted by the last cleaning (memory only:
+    /// after a restart everything counts as dirty once).
+    pub(crate) clean_offset: Cell<i64>,
 }
 
 impl LogConfig {
     /// Checks ranges; see the constants in the module root.
     pub(crate) fn validate(&self) -> Result<(), StorageError> {
         let segment_ok = (SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes);
-        if !segment_ok || self.index_interval_bytes == 0 {
+        if !segment_ok || self.index_interval_bytes == 0 || self.segment_ms < 1 {
             return Err(StorageError::InvalidConfig(format!(
                 "segment_bytes {} must be in {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}, \
-                 index_interval_bytes {} must be > 0",
-                self.segment_bytes, self.index_interval_bytes
+                 index_interval_bytes {} must be > 0, segment_ms {} must be > 0",
+                self.segment_bytes, self.index_interval_bytes, self.segment_ms
             )));
         }
         Ok(())
@@ -90,7 +97,7 @@ impl<D: Disk> PartitionLog<D> {
         Ok(Self {
             disk,
             dir,
-            config,
+            config: Cell::new(config),
             segments: RefCell::new(recovered.segments),
             next_offset: Cell::new(recovered.next_offset),
             high_watermark: Cell::new(recovered.next_offset),
@@ -98,7 +105,22 @@ impl<D: Disk> PartitionLog<D> {
             pending_bytes: Cell::new(0),
             flush_lock: futures::lock::Mutex::new(()),
             failure: RefCell::new(None),
+            housekeeping_lock: futures::lock::Mutex::new(()),
+            clean_offset: Cell::new(0),
         })
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> LogConfig {
+        self.config.get()
+    }
+
+    /// Replaces the settings (a topic config change); later appends and
+    /// rolls follow them. Refused if out of range.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), StorageError> {
+        config.validate()?;
+        self.config.set(config);
+        Ok(())
     }
 
     /// Assigns offsets to `batches` (whole v2 batches, CRC already checked
@@ -123,7 +145,7 @@ impl<D: Disk> PartitionLog<D> {
             self.roll_if_needed(&mut segments, &info);
             let active = segments.last_mut().expect("log has an active segment");
             active.copy_to_pending(&self.disk, bytes);
-            active.index_batch(&info, u64::from(self.config.index_interval_bytes));
+            active.index_batch(&info, u64::from(self.config.get().index_interval_bytes));
         }
         let appended: usize = framed.iter().map(|f| f.total_len).sum();
         self.pending_bytes.set(self.pending_bytes.get() + appended);
@@ -148,17 +170,29 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Seals the active segment and starts one at `batch.base_offset` if the
-    /// batch would push it past `segment_bytes` or past u32 relative offsets.
+    /// batch would push it past `segment_bytes` or past u32 relative
+    /// offsets, or if its max timestamp is more than `segment_ms` after the
+    /// segment's first batch (Kafka's time-based roll: batch timestamps, not
+    /// the wall clock, so replays and restarts roll the same way).
     fn roll_if_needed(&self, segments: &mut Vec<Segment<D>>, batch: &BatchInfo) {
+        let config = self.config.get();
         let active = segments.last_mut().expect("log has an active segment");
-        let full =
-            active.log_bytes > 0 && active.log_bytes + batch.total_len > self.config.segment_bytes;
-        if !full && active.fits_offset(batch.last_offset) {
+        let full = active.log_bytes > 0 && active.log_bytes + batch.total_len > config.segment_bytes;
+        let aged = active.log_bytes > 0
+            && active.first_timestamp != i64::MIN
+            && batch.max_timestamp.saturating_sub(active.first_timestamp) > config.segment_ms;
+        if !full && !aged && active.fits_offset(batch.last_offset) {
             return;
         }
+        Self::seal_active(&self.dir, segments, batch.base_offset);
+    }
+
+    /// Seals the active segment and starts an empty one at `next_offset`.
+    pub(crate) fn seal_active(dir: &Path, segments: &mut Vec<Segment<D>>, next_offset: i64) {
+        let active = segments.last_mut().expect("log has an active segment");
         active.finish_time_index();
         active.sealed = true;
-        segments.push(Segment::new(&self.dir, batch.base_offset));
+        segments.push(Segment::new(dir, next_offset));
     }
 
     /// Log end offset: the offset the next appended record gets.
@@ -175,6 +209,11 @@ impl<D: Disk> PartitionLog<D> {
     /// First offset still in the log.
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.get()
+    }
+
+    /// Bytes of record batches in all segments (appended, flushed or not).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.borrow().iter().map(|s| s.log_bytes).sum()
     }
 
     /// Bytes appended but not yet covered by a completed flush.

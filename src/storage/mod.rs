@@ -15,22 +15,34 @@
 //!   fault injection).
 //! - `segment`: one `.log` + indexes + the pending aligned tail.
 //! - `index`: the sparse offset and time indexes.
-//! - `log`: [`PartitionLog`], the appender; `flush`: group commit;
+//! - `log`: [`PartitionLog`], the appender (rolls by size and by batch
+//!   timestamp, `segment.ms`); `flush`: group commit;
 //!   `read`: fetch and timestamp lookup; `scan`: batch walking;
 //!   `recovery`: open; `checkpoint`, `small_file`: small durable files.
+//! - `retention`: retention by time and size, DeleteRecords, removal of
+//!   segments below the log start (checkpoint first, then files).
+//! - `compaction`: the cleaner (latest value per key, tombstones, crash-safe
+//!   swap of a cleaned segment through `<base>.cleaned.tmp`).
+//!
+//! Who calls them: the owner shard's housekeeping task (src/shard/
+//! housekeeping.rs) runs retention and compaction every
+//! `log.retention.check.interval.ms` in a low-priority task queue;
+//! DeleteRecords runs on request. All three take the log's housekeeping
+//! lock, so they never interleave; appends and reads never wait for it.
 //!
 //! Durability contract: `append` is memory only; `flush` makes everything
 //! appended before it durable (fdatasync) and only then raises the high
 //! watermark; reads never return data at or past the high watermark.
 //!
-//! Not done yet: retention, DeleteRecords, time-based roll, compaction, a
-//! tail cache / zero-copy reads, an open-file limit (every segment keeps its
-//! file open and its indexes in memory).
+//! Not done yet: a tail cache / zero-copy reads, an open-file limit (every
+//! segment keeps its file open and its indexes in memory), decompression in
+//! the cleaner (see compaction.rs).
 //!
 //! Everything here is single-threaded and `!Send` on purpose: a partition is
 //! owned by one shard (DESIGN.md, thread per core).
 
 mod checkpoint;
+mod compaction;
 mod disk;
 mod dma_disk;
 mod error;
@@ -40,6 +52,7 @@ mod log;
 mod mem_disk;
 mod read;
 mod recovery;
+mod retention;
 mod scan;
 mod segment;
 mod small_file;
@@ -48,6 +61,11 @@ mod small_file;
 mod tests;
 
 pub use checkpoint::CHECKPOINT_FILE_NAME;
+pub use compaction::{
+    CompactionPolicy, CompactionStats, IoPacer, NoPacing, CLEANER_PACE_STEP_BYTES,
+    OFFSET_MAP_BYTES_MAX,
+};
+pub use retention::{Removed, RetentionPolicy};
 pub use disk::{align_down, align_up, is_aligned, Disk, DiskFile, IoBuffer, BLOCK_BYTES};
 pub use dma_disk::{prime_dma_io, DmaDisk, DmaDiskFile, DMA_PROBE_FILE_NAME};
 pub use error::StorageError;
@@ -69,6 +87,8 @@ pub const SEGMENT_BYTES_MIN: u64 = BATCH_HEADER_LEN as u64;
 /// Default bytes between offset-index entries (Kafka's
 /// `index.interval.bytes`).
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+/// Default time-based roll, in ms (Kafka's `segment.ms`: 7 days).
+pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000;
 /// Default preallocation step of a segment file, in bytes.
 pub const PREALLOCATE_BYTES_DEFAULT: u64 = 64 << 20;
 
@@ -86,6 +106,9 @@ pub struct LogConfig {
     /// Preallocation step of segment files, in bytes (rounded up to a
     /// block; capped at `segment_bytes`).
     pub preallocate_bytes: u64,
+    /// Roll when a batch's max timestamp is more than this many ms after
+    /// the active segment's first batch (Kafka's `segment.ms`; > 0).
+    pub segment_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -94,6 +117,7 @@ impl Default for LogConfig {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             preallocate_bytes: PREALLOCATE_BYTES_DEFAULT,
+            segment_ms: SEGMENT_MS_DEFAULT,
         }
     }
 }

@@ -96,6 +96,9 @@ pub(crate) struct Segment<D: Disk> {
     pub(crate) time_index: TimeIndex,
     /// Largest batch max timestamp (i64::MIN when empty).
     pub(crate) max_timestamp: i64,
+    /// Max timestamp of the first batch (i64::MIN when empty or unknown):
+    /// what `segment.ms` is measured from, as in Kafka.
+    pub(crate) first_timestamp: i64,
     /// Relative offset of the batch holding `max_timestamp`.
     max_timestamp_offset: u32,
     /// Bytes appended since the last offset-index entry.
@@ -124,6 +127,7 @@ impl<D: Disk> Segment<D> {
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             max_timestamp: i64::MIN,
+            first_timestamp: i64::MIN,
             max_timestamp_offset: 0,
             bytes_since_index: 0,
             pending: Vec::new(),
@@ -154,6 +158,9 @@ impl<D: Disk> Segment<D> {
     /// `interval_bytes` were appended since the previous one).
     pub(crate) fn index_batch(&mut self, batch: &BatchInfo, interval_bytes: u64) {
         let relative = self.relative(batch.base_offset);
+        if self.log_bytes == 0 {
+            self.first_timestamp = batch.max_timestamp;
+        }
         if batch.max_timestamp > self.max_timestamp || self.max_timestamp == i64::MIN {
             self.max_timestamp = batch.max_timestamp;
             self.max_timestamp_offset = relative;
@@ -188,6 +195,11 @@ impl<D: Disk> Segment<D> {
         if let Some((timestamp, relative)) = self.time_index.last() {
             self.max_timestamp = timestamp;
             self.max_timestamp_offset = relative;
+        }
+        if position > 0 {
+            // The first batch is not rescanned: its time-index entry (the
+            // largest timestamp of the first indexed batches) stands in.
+            self.first_timestamp = self.time_index.first().map_or(i64::MIN, |(t, _)| t);
         }
     }
 

@@ -16,6 +16,7 @@ fn small_config() -> LogConfig {
         segment_bytes: 16 << 10,
         index_interval_bytes: 512,
         preallocate_bytes: 8 << 10,
+        ..LogConfig::default()
     }
 }
 

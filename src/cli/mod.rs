@@ -1,0 +1,99 @@
+//! The `corestream` admin CLI: one tool instead of kafka-topics,
+//! kafka-consumer-groups, kafka-console-producer/-consumer and
+//! kafka-broker-api-versions.
+//!
+//! It speaks only the Kafka protocol ([`client`]), so it works against
+//! corestream and against any Kafka cluster. Each command family has its
+//! own module; output is a human-readable table by default and JSON with
+//! `--json` ([`output`]).
+//!
+//! Exit status: 0 success; 1 the cluster answered with an error (or a
+//! protocol failure); 2 bad usage (clap's own code); 3 no broker reachable.
+
+pub mod bench;
+pub mod client;
+pub mod consume;
+pub mod groups;
+pub mod output;
+pub mod produce;
+pub mod topics;
+
+use clap::{Parser, Subcommand};
+
+use client::{ClientError, Cluster};
+
+/// Exit status: the cluster answered with an error.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status: bad usage.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: no broker could be reached.
+pub const EXIT_UNREACHABLE: i32 = 3;
+
+/// Admin CLI for corestream and any Kafka cluster.
+#[derive(Parser, Debug)]
+#[command(name = "corestream", version, about = "Admin CLI for corestream and any Kafka cluster")]
+pub struct Cli {
+    /// Bootstrap brokers, HOST:PORT[,HOST:PORT...].
+    #[arg(short = 'b', long, global = true, env = "CORESTREAM_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Topics: list, create, describe, delete.
+    #[command(subcommand, visible_alias = "topic")]
+    Topics(topics::TopicsCommand),
+    /// Consumer groups: list, describe, lag, delete.
+    #[command(subcommand, visible_alias = "group")]
+    Groups(groups::GroupsCommand),
+    /// Consumer lag of one group (same as `groups lag`).
+    Lag(groups::LagArgs),
+    /// Produce stdin lines to a topic.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records to stdout.
+    Consume(consume::ConsumeArgs),
+    /// Brokers and the API versions each serves.
+    #[command(visible_alias = "cluster-info")]
+    ApiVersions,
+    /// Simple produce then consume throughput test.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs the CLI; returns the exit status.
+pub fn run(cli: Cli) -> i32 {
+    let mut cluster = match Cluster::connect(&cli.brokers) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corestream: {e}");
+            return EXIT_UNREACHABLE;
+        }
+    };
+    let out = output::Output { json: cli.json };
+    let result = match cli.command {
+        Command::Topics(cmd) => topics::run(&mut cluster, &out, cmd),
+        Command::Groups(cmd) => groups::run(&mut cluster, &out, cmd),
+        Command::Lag(args) => groups::lag(&mut cluster, &out, &args),
+        Command::Produce(args) => produce::run(&mut cluster, &args),
+        Command::Consume(args) => consume::run(&mut cluster, &out, &args),
+        Command::ApiVersions => topics::api_versions(&mut cluster, &out),
+        Command::Bench(args) => bench::run(&mut cluster, &out, &args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("corestream: {e}");
+            match e {
+                ClientError::Connect { .. } => EXIT_UNREACHABLE,
+                ClientError::Usage(_) => EXIT_USAGE,
+                _ => EXIT_FAILED,
+            }
+        }
+    }
+}

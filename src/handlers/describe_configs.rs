@@ -1,0 +1,291 @@
+//! DescribeConfigs (key 32), v1-4 (the crate's range; v0 left Kafka 4.0).
+//!
+//! Topic resources list every key of `metadata::topic_config` with its
+//! effective value and source (DYNAMIC_TOPIC_CONFIG for an override,
+//! STATIC_BROKER_CONFIG when the broker's TOML sets it, DEFAULT_CONFIG),
+//! synonyms in Kafka's order (topic override, broker keys, then the default
+//! under the broker key Kafka reports it with, e.g. `log.retention.hours`),
+//! `config_type` and documentation from v3. Nothing is sensitive; topic keys
+//! are writable.
+//!
+//! The broker resource (name = this node id, or empty for the cluster
+//! default) lists the broker's log defaults and the main static settings,
+//! all read-only: broker configs come from the TOML file and flags, and
+//! changing them at run time is not supported.
+
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::config::Config;
+use crate::metadata::topic_config::{
+    config_key, resolve_entries, source, ConfigKind, CONFIG_KEYS,
+};
+use crate::metadata::TopicMeta;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeConfigs,
+    min: 1,
+    max: 4,
+};
+
+/// Kafka's ConfigResource types.
+pub const RESOURCE_TOPIC: i8 = 2;
+/// See [`RESOURCE_TOPIC`].
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// What the request asks to include.
+#[derive(Debug, Clone, Copy)]
+pub struct Detail {
+    /// Request version (fields exist per version).
+    pub version: i16,
+    /// `include_synonyms`.
+    pub synonyms: bool,
+    /// `include_documentation`.
+    pub documentation: bool,
+}
+
+/// One described key before it becomes a wire struct.
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    read_only: bool,
+    kind: ConfigKind,
+    doc: &'static str,
+    synonyms: Vec<(String, String, i8)>,
+}
+
+/// Answers DescribeConfigs.
+pub async fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let detail = Detail {
+        version: ctx.version,
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+    };
+    let snapshot = ctx.shard.snapshot();
+    let results = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let topic = snapshot.topic(&r.resource_name).cloned();
+            describe_resource(&ctx.shard.config, &r, topic.as_deref(), detail)
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Describes one resource (`topic` is the topic it names, if it exists).
+pub fn describe_resource(
+    config: &Config,
+    resource: &DescribeConfigsResource,
+    topic: Option<&TopicMeta>,
+    detail: Detail,
+) -> DescribeConfigsResult {
+    let result = DescribeConfigsResult::default()
+        .with_resource_type(resource.resource_type)
+        .with_resource_name(resource.resource_name.clone())
+        .with_error_message(None);
+    let name = resource.resource_name.as_str();
+    let fail = |code: i16, message: String| {
+        result.clone().with_error_code(code).with_error_message(Some(StrBytes::from_string(message)))
+    };
+    let entries = match resource.resource_type {
+        RESOURCE_TOPIC => match topic {
+            Some(topic) => topic_entries(config, topic),
+            None => {
+                return fail(
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    format!("Topic {name} does not exist."),
+                )
+            }
+        },
+        RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => broker_entries(config),
+        RESOURCE_BROKER => {
+            return fail(ResponseError::InvalidRequest.code(), format!("Broker {name} is not this broker ({}).", config.node_id))
+        }
+        other => {
+            return fail(ResponseError::InvalidRequest.code(), format!("Unsupported resource type {other}."))
+        }
+    };
+    let wanted = resource.configuration_keys.as_ref().filter(|k| !k.is_empty());
+    let configs = entries
+        .into_iter()
+        .filter(|e| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
+        .map(|e| to_wire(e, detail))
+        .collect();
+    result.with_configs(configs)
+}
+
+fn topic_entries(config: &Config, topic: &TopicMeta) -> Vec<Entry> {
+    resolve_entries(&config.log_defaults, &topic.configs)
+        .into_iter()
+        .map(|e| Entry {
+            name: e.key.name.to_string(),
+            value: e.value,
+            source: e.source,
+            read_only: false,
+            kind: e.key.kind,
+            doc: e.key.doc,
+            synonyms: e.synonyms,
+        })
+        .collect()
+}
+
+fn broker_entries(config: &Config) -> Vec<Entry> {
+    let kind_of = |name: &str| {
+        CONFIG_KEYS
+            .iter()
+            .find(|k| k.synonyms.iter().any(|s| s.name == name))
+            .map_or(ConfigKind::Long, |k| k.kind)
+    };
+    let mut entries: Vec<Entry> = config
+        .log_defaults
+        .broker_entries()
+        .into_iter()
+        .map(|(name, value, set)| {
+            let source = if set { source::STATIC_BROKER_CONFIG } else { source::DEFAULT_CONFIG };
+            let kind = kind_of(&name);
+            static_entry(name, value, source, kind)
+        })
+        .collect();
+    let static_settings = [
+        ("node.id", config.node_id.to_string(), ConfigKind::Int),
+        ("broker.id", config.node_id.to_string(), ConfigKind::Int),
+        ("num.partitions", config.default_partitions.to_string(), ConfigKind::Int),
+        ("auto.create.topics.enable", config.auto_create_topics.to_string(), ConfigKind::Boolean),
+        ("socket.request.max.bytes", config.request_bytes_max.to_string(), ConfigKind::Int),
+        ("offsets.topic.num.partitions", config.offsets_topic_partitions.to_string(), ConfigKind::Int),
+        ("log.dirs", config.data_dir.display().to_string(), ConfigKind::Str),
+        ("listeners", format!("PLAINTEXT://{}", config.listen), ConfigKind::List),
+    ];
+    for (name, value, kind) in static_settings {
+        entries.push(static_entry(name.to_string(), value, source::STATIC_BROKER_CONFIG, kind));
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+fn static_entry(name: String, value: String, source: i8, kind: ConfigKind) -> Entry {
+    let synonyms = vec![(name.clone(), value.clone(), source)];
+    let doc = config_key(&name).map_or("", |k| k.doc);
+    Entry { name, value, source, read_only: true, kind, doc, synonyms }
+}
+
+fn to_wire(e: Entry, detail: Detail) -> DescribeConfigsResourceResult {
+    let synonyms = match detail.synonyms {
+        true => e
+            .synonyms
+            .into_iter()
+            .map(|(name, value, source)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_string(name))
+                    .with_value(Some(StrBytes::from_string(value)))
+                    .with_source(source)
+            })
+            .collect(),
+        false => Vec::new(),
+    };
+    let mut out = DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_string(e.name))
+        .with_value(Some(StrBytes::from_string(e.value)))
+        .with_read_only(e.read_only)
+        .with_config_source(e.source)
+        .with_is_sensitive(false)
+        .with_synonyms(synonyms);
+    if detail.version >= 3 {
+        let doc = (detail.documentation && !e.doc.is_empty()).then(|| StrBytes::from_static_str(e.doc));
+        out = out.with_config_type(e.kind.code()).with_documentation(doc);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+    use crate::config::Flags;
+
+    fn config() -> Config {
+        Config::resolve(Flags::default()).unwrap()
+    }
+
+    fn resource(kind: i8, name: &str, keys: Option<Vec<&str>>) -> DescribeConfigsResource {
+        DescribeConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(StrBytes::from_string(name.into()))
+            .with_configuration_keys(keys.map(|k| k.into_iter().map(|s| StrBytes::from_string(s.into())).collect()))
+    }
+
+    fn topic() -> TopicMeta {
+        let configs: BTreeMap<String, String> =
+            [("retention.ms".to_string(), "1000".to_string()), ("cleanup.policy".to_string(), "compact".to_string())].into();
+        TopicMeta::new("t".into(), uuid::Uuid::new_v4(), vec![0], configs)
+    }
+
+    #[test]
+    fn describe_configs_topic_sources_synonyms_and_filter() {
+        let c = config();
+        let detail = Detail { version: 4, synonyms: true, documentation: true };
+        let r = describe_resource(&c, &resource(RESOURCE_TOPIC, "t", None), Some(&topic()), detail);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.configs.len(), CONFIG_KEYS.len());
+        let get = |n: &str| r.configs.iter().find(|e| e.name.as_str() == n).unwrap().clone();
+        let retention = get("retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("1000"));
+        assert_eq!(retention.config_source, source::DYNAMIC_TOPIC_CONFIG);
+        assert_eq!(retention.synonyms.len(), 2);
+        assert_eq!(retention.synonyms[1].name.as_str(), "log.retention.hours");
+        assert_eq!(retention.config_type, ConfigKind::Long.code());
+        assert!(retention.documentation.is_some() && !retention.read_only);
+        let segment = get("segment.bytes");
+        assert_eq!(segment.config_source, source::DEFAULT_CONFIG);
+        assert_eq!(segment.value.as_deref(), Some("1073741824"));
+        let only = describe_resource(&c, &resource(RESOURCE_TOPIC, "t", Some(vec!["cleanup.policy"])), Some(&topic()), detail);
+        assert_eq!(only.configs.len(), 1);
+        assert_eq!(only.configs[0].value.as_deref(), Some("compact"));
+        let missing = describe_resource(&c, &resource(RESOURCE_TOPIC, "nope", None), None, detail);
+        assert_eq!(missing.error_code, ResponseError::UnknownTopicOrPartition.code());
+    }
+
+    #[test]
+    fn describe_configs_broker_is_read_only() {
+        let c = config();
+        let detail = Detail { version: 2, synonyms: false, documentation: false };
+        let r = describe_resource(&c, &resource(RESOURCE_BROKER, "0", None), None, detail);
+        assert_eq!(r.error_code, 0);
+        let hours = r.configs.iter().find(|e| e.name.as_str() == "log.retention.hours").unwrap();
+        assert_eq!(hours.value.as_deref(), Some("168"));
+        assert!(hours.read_only && hours.synonyms.is_empty());
+        assert!(r.configs.iter().any(|e| e.name.as_str() == "log.retention.check.interval.ms"));
+        let other = describe_resource(&c, &resource(RESOURCE_BROKER, "7", None), None, detail);
+        assert_eq!(other.error_code, ResponseError::InvalidRequest.code());
+        let logger = describe_resource(&c, &resource(8, "0", None), None, detail);
+        assert_eq!(logger.error_code, ResponseError::InvalidRequest.code());
+    }
+
+    #[test]
+    fn describe_configs_response_encodes_every_version() {
+        let c = config();
+        for v in API.min..=API.max {
+            let detail = Detail { version: v, synonyms: true, documentation: true };
+            let results = vec![
+                describe_resource(&c, &resource(RESOURCE_TOPIC, "t", None), Some(&topic()), detail),
+                describe_resource(&c, &resource(RESOURCE_BROKER, "", None), None, detail),
+                describe_resource(&c, &resource(RESOURCE_TOPIC, "x", None), None, detail),
+            ];
+            let response = DescribeConfigsResponse::default().with_results(results);
+            let mut buf = bytes::BytesMut::new();
+            response.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! IncrementalAlterConfigs (key 44), v0-1: SET, DELETE, APPEND, SUBTRACT
+//! on single keys of a resource, as in KIP-339. APPEND and SUBTRACT apply
+//! to list keys only (`cleanup.policy`), else INVALID_REQUEST as Kafka
+//! answers; a key named twice is INVALID_REQUEST; a bad value is
+//! INVALID_CONFIG naming the key. The metadata owner applies the operations
+//! to the topic's current overrides (so concurrent alters compose),
+//! persists the result and broadcasts it: it applies without a restart.
+//! Broker configs are static and refused.
+
+use std::collections::BTreeSet;
+
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::alter_configs::broker_refusal;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{ApiSpec, RequestContext};
+use crate::metadata::topic_config::{AlterOp, ConfigEdit};
+use crate::shard::MetaChange;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::IncrementalAlterConfigs,
+    min: 0,
+    max: 1,
+};
+
+/// Answers IncrementalAlterConfigs.
+pub async fn handle(
+    ctx: &RequestContext,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let (code, message) = match edit_of(&resource) {
+            Ok(Some(edit)) => {
+                let change = MetaChange::AlterTopicConfig {
+                    name: resource.resource_name.to_string(),
+                    edit,
+                    validate_only: request.validate_only,
+                };
+                ctx.shard.change_metadata(change).await
+            }
+            Ok(None) => (0, None),
+            Err(refused) => refused,
+        };
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string)),
+        );
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The topic edit a resource asks for; `None` for a no-op; `Err` with the
+/// error code and message to answer.
+fn edit_of(resource: &AlterConfigsResource) -> Result<Option<ConfigEdit>, (i16, Option<String>)> {
+    let invalid = |message: String| (ResponseError::InvalidRequest.code(), Some(message));
+    match resource.resource_type {
+        RESOURCE_TOPIC => {}
+        RESOURCE_BROKER if resource.configs.is_empty() => return Ok(None),
+        RESOURCE_BROKER => return Err(broker_refusal(resource.configs.iter().map(|c| c.name.as_str()))),
+        other => return Err(invalid(format!("Unsupported resource type {other}."))),
+    }
+    let mut seen = BTreeSet::new();
+    let mut ops = Vec::with_capacity(resource.configs.len());
+    for c in &resource.configs {
+        if !seen.insert(c.name.as_str()) {
+            return Err(invalid(format!("Error due to duplicate config keys: {}", c.name.as_str())));
+        }
+        let Some(op) = AlterOp::from_code(c.config_operation) else {
+            return Err(invalid(format!("Unknown config operation {} for {}", c.config_operation, c.name.as_str())));
+        };
+        ops.push((c.name.to_string(), op, c.value.as_ref().map(|v| v.to_string())));
+    }
+    Ok(Some(ConfigEdit::Incremental(ops)))
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+
+    fn config(name: &str, op: i8, value: &str) -> AlterableConfig {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(name.into()))
+            .with_config_operation(op)
+            .with_value(Some(StrBytes::from_string(value.into())))
+    }
+
+    #[test]
+    fn incremental_alter_configs_edits_and_refusals() {
+        let topic = AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(StrBytes::from_static_str("t"))
+            .with_configs(vec![config("retention.ms", 0, "5"), config("cleanup.policy", 2, "compact")]);
+        let Ok(Some(ConfigEdit::Incremental(ops))) = edit_of(&topic) else { panic!() };
+        assert_eq!(ops[1], ("cleanup.policy".to_string(), AlterOp::Append, Some("compact".to_string())));
+        let dup = topic.clone().with_configs(vec![config("retention.ms", 0, "5"), config("retention.ms", 1, "")]);
+        assert_eq!(edit_of(&dup).unwrap_err().0, ResponseError::InvalidRequest.code());
+        let bad_op = topic.clone().with_configs(vec![config("retention.ms", 9, "5")]);
+        assert_eq!(edit_of(&bad_op).unwrap_err().0, ResponseError::InvalidRequest.code());
+        let broker = topic.clone().with_resource_type(RESOURCE_BROKER);
+        assert_eq!(edit_of(&broker).unwrap_err().0, ResponseError::InvalidRequest.code());
+    }
+
+    #[test]
+    fn incremental_alter_configs_response_encodes_every_version() {
+        let ok = AlterConfigsResourceResponse::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(StrBytes::from_static_str("t"))
+            .with_error_message(None);
+        let bad = ok.clone().with_error_code(40).with_error_message(Some(StrBytes::from_static_str("x")));
+        let response = IncrementalAlterConfigsResponse::default().with_responses(vec![ok, bad]);
+        for v in API.min..=API.max {
+            let mut buf = bytes::BytesMut::new();
+            response.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! Hand-written FetchResponse (v4-16) encoder that never copies record
+//! bytes.
+//!
+//! Why by hand: the `kafka-protocol` crate encodes `records` into the one
+//! response buffer, i.e. it copies every fetched byte once more. This writer
+//! emits the response as [`ResponseParts`]: the encoded frame prefix,
+//! response header and per-partition metadata live in one small buffer, and
+//! between its pieces sit the record slices exactly as the partition owner
+//! returned them (`Bytes` views of the tail cache or of a disk read). The
+//! connection sends the parts with one vectored write.
+//!
+//! The encoding is Kafka's schema for FetchResponse and is tested
+//! byte-for-byte against the crate's encoder for every served version
+//! (tests below). Version rules mirror the crate's exactly:
+//! - `error_code`, `session_id`: v7+; a non-zero `session_id` below v7 is an
+//!   error (the crate refuses it), an `error_code` below v7 is dropped;
+//! - topic name up to v12 (compact from v12), topic id from v13;
+//! - `log_start_offset`: v5+ (dropped below);
+//! - `preferred_read_replica`: v11+; anything but -1 below v11 is an error;
+//! - flexible (compact lengths, tagged-field sections) from v12. This
+//!   writer never emits tagged fields (diverging epoch, current leader,
+//!   snapshot id, node endpoints): the broker has no replication yet.
+//! - a response header v1 (with an empty tagged-field section) from v12.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::TopicName;
+use uuid::Uuid;
+
+use crate::protocol::batch::batches;
+use crate::protocol::frame::{FRAME_BYTES_MAX, FRAME_SIZE_PREFIX_BYTES};
+
+/// Lowest FetchResponse version this writer encodes.
+pub const FETCH_VERSION_MIN: i16 = 4;
+/// Highest FetchResponse version this writer encodes.
+pub const FETCH_VERSION_MAX: i16 = 16;
+/// First flexible (compact, tagged fields) version.
+const FLEXIBLE_VERSION_MIN: i16 = 12;
+/// Metadata bytes per partition the writer reserves up front (a guess that
+/// avoids regrowth for the common case; growth is still correct).
+const PARTITION_METADATA_BYTES_ESTIMATE: usize = 64;
+
+/// Why a response could not be encoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FetchWriteError {
+    /// The version is outside [`FETCH_VERSION_MIN`]..=[`FETCH_VERSION_MAX`].
+    #[error("FetchResponse v{version} is not served (v{FETCH_VERSION_MIN}-{FETCH_VERSION_MAX})")]
+    UnsupportedVersion {
+        /// The version asked for.
+        version: i16,
+    },
+    /// A field holds a non-default value the version cannot carry.
+    #[error("FetchResponse v{version} cannot carry {field} (set to a non-default value)")]
+    FieldNotInVersion {
+        /// The field's schema name.
+        field: &'static str,
+        /// The version asked for.
+        version: i16,
+    },
+    /// The frame would exceed what its i32 size prefix can express.
+    #[error("FetchResponse of {size} bytes does not fit a Kafka frame")]
+    TooLarge {
+        /// Header plus body size, in bytes.
+        size: usize,
+    },
+}
+
+/// Record bytes of one partition: whole RecordBatch v2 batches, held as
+/// one or more `Bytes` slices. Invariant: every slice holds whole batches
+/// (a slice never ends inside a batch), so trimming at a slice or batch
+/// boundary keeps the records valid. Cloning shares the slices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordSlices {
+    slices: Vec<Bytes>,
+    len: usize,
+}
+
+impl RecordSlices {
+    /// No records.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One slice of whole batches.
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        let mut slices = Self::new();
+        slices.push(bytes);
+        slices
+    }
+
+    /// Appends a slice of whole batches (empty slices are skipped).
+    pub fn push(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.len += bytes.len();
+            self.slices.push(bytes);
+        }
+    }
+
+    /// Total bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if there are no record bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The slices, in order.
+    pub fn slices(&self) -> &[Bytes] {
+        &self.slices
+    }
+
+    /// End positions (cumulative byte counts) of each whole, well-framed
+    /// batch, in order; stops at the first slice tail that is not one.
+    pub fn batch_ends(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut base = 0usize;
+        self.slices.iter().flat_map(move |slice| {
+            let start = base;
+            base += slice.len();
+            batches(slice)
+                .map_while(Result::ok)
+                .map(move |b| start + b.position + b.bytes.len())
+        })
+    }
+
+    /// Keeps the first `len` bytes. `len` should be a batch end (see
+    /// [`batch_ends`](Self::batch_ends)); slices are cut, never copied.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        let mut kept = 0usize;
+        let mut keep_slices = 0usize;
+        for slice in self.slices.iter_mut() {
+            if kept >= len {
+                break;
+            }
+            let take = slice.len().min(len - kept);
+            slice.truncate(take);
+            kept += take;
+            keep_slices += 1;
+        }
+        self.slices.truncate(keep_slices);
+        self.len = kept;
+    }
+
+    /// The bytes as one contiguous `Bytes` (copies unless there is at most
+    /// one slice). For tests and callers that need a flat buffer; the fetch
+    /// path never calls it.
+    pub fn to_contiguous(&self) -> Bytes {
+        match self.slices.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => {
+                let mut out = BytesMut::with_capacity(self.len);
+                for s in many {
+                    out.extend_from_slice(s);
+                }
+                out.freeze()
+            }
+        }
+    }
+}
+
+/// One aborted transaction in a partition's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The transactional producer.
+    pub producer_id: i64,
+    /// First offset of the aborted transaction.
+    pub first_offset: i64,
+}
+
+/// One partition of a FetchResponse. Defaults match the crate's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOut {
+    /// Partition index.
+    pub partition_index: i32,
+    /// Kafka error code, 0 for none.
+    pub error_code: i16,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Last stable offset (-1 unknown).
+    pub last_stable_offset: i64,
+    /// Log start offset (-1 unknown; v5+).
+    pub log_start_offset: i64,
+    /// Aborted transactions; `None` encodes null (read_uncommitted).
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
+    /// Preferred read replica (-1 none; v11+).
+    pub preferred_read_replica: i32,
+    /// Record batches; `None` encodes null.
+    pub records: Option<RecordSlices>,
+}
+
+impl Default for PartitionOut {
+    fn default() -> Self {
+        Self {
+            partition_index: 0,
+            error_code: 0,
+            high_watermark: 0,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            aborted_transactions: None,
+            preferred_read_replica: -1,
+            records: None,
+        }
+    }
+}
+
+/// One topic of a FetchResponse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicOut {
+    /// Name (written up to v12).
+    pub name: TopicName,
+    /// Id (written from v13).
+    pub topic_id: Uuid,
+    /// Partitions in request order.
+    pub partitions: Vec<PartitionOut>,
+}
+
+/// A whole FetchResponse body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchResponseOut {
+    /// Throttle time in ms.
+    pub throttle_time_ms: i32,
+    /// Top-level error (v7+).
+    pub error_code: i16,
+    /// Fetch session id (v7+; 0 = no session).
+    pub session_id: i32,
+    /// Topics in request order.
+    pub topics: Vec<TopicOut>,
+}
+
+/// An encoded response frame as parts to send back to back: the first part
+/// starts with the 4-byte size prefix. Record slices are shared, not copied.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseParts {
+    parts: Vec<Bytes>,
+    frame_bytes: usize,
+}
+
+impl ResponseParts {
+    /// The parts, in send order.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// Takes the parts.
+    pub fn into_parts(self) -> Vec<Bytes> {
+        self.parts
+    }
+
+    /// Bytes of the whole frame, size prefix included.
+    pub fn total_bytes(&self) -> usize {
+        FRAME_SIZE_PREFIX_BYTES + self.frame_bytes
+    }
+
+    /// The frame as one buffer (copies; tests and fallbacks only).
+    pub fn to_contiguous(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.total_bytes());
+        for p in &self.parts {
+            out.extend_from_slice(p);
+        }
+        out.freeze()
+    }
+}
+
+/// Encodes `response` (with its response header) as a size-prefixed frame
+/// of parts. See the module doc for the version rules.
+pub fn encode_fetch_response(
+    correlation_id: i32,
+    version: i16,
+    response: &FetchResponseOut,
+) -> Result<ResponseParts, FetchWriteError> {
+    check_version(version, response)?;
+    let partitions: usize = response.topics.iter().map(|t| t.partitions.len()).sum();
+    let mut w = Writer {
+        buf: BytesMut::with_capacity(64 + partitions * PARTITION_METADATA_BYTES_ESTIMATE),
+        flexible: version >= FLEXIBLE_VERSION_MIN,
+        slots: Vec::new(),
+        record_bytes: 0,
+    };
+    w.buf.put_i32(0); // size prefix, patched below
+    w.buf.put_i32(correlation_id);
+    if ApiKey::Fetch.response_header_version(version) >= 1 {
+        w.uvarint(0); // header tagged fields
+    }
+    w.body(version, response);
+    let frame_bytes = w.buf.len() - FRAME_SIZE_PREFIX_BYTES + w.record_bytes;
+    if frame_bytes > FRAME_BYTES_MAX {
+        return Err(FetchWriteError::TooLarge { size: frame_bytes });
+    }
+    w.buf[..FRAME_SIZE_PREFIX_BYTES].copy_from_slice(&(frame_bytes as i32).to_be_bytes());
+    Ok(w.into_parts(frame_bytes))
+}
+
+fn check_version(version: i16, response: &FetchResponseOut) -> Result<(), FetchWriteError> {
+    if !(FETCH_VERSION_MIN..=FETCH_VERSION_MAX).contains(&version) {
+        return Err(FetchWriteError::UnsupportedVersion { version });
+    }
+    let not_in = |field| Err(FetchWriteError::FieldNotInVersion { field, version });
+    if version < 7 && response.session_id != 0 {
+        return not_in("SessionId");
+    }
+    let partitions = response.topics.iter().flat_map(|t| &t.partitions);
+    if version < 11 && partitions.into_iter().any(|p| p.preferred_read_replica != -1) {
+        return not_in("PreferredReadReplica");
+    }
+    Ok(())
+}
+
+/// Metadata buffer plus where record slices go between its bytes.
+struct Writer<'a> {
+    buf: BytesMut,
+    flexible: bool,
+    /// (metadata position, records to insert there).
+    slots: Vec<(usize, &'a RecordSlices)>,
+    record_bytes: usize,
+}
+
+impl<'a> Writer<'a> {
+    fn body(&mut self, version: i16, r: &'a FetchResponseOut) {
+        self.buf.put_i32(r.throttle_time_ms);
+        if version >= 7 {
+            self.buf.put_i16(r.error_code);
+            self.buf.put_i32(r.session_id);
+        }
+        self.array_len(Some(r.topics.len()));
+        for topic in &r.topics {
+            self.topic(version, topic);
+        }
+        self.tagged_fields();
+    }
+
+    fn topic(&mut self, version: i16, t: &'a TopicOut) {
+        if version <= 12 {
+            self.string(&t.name.0);
+        }
+        if version >= 13 {
+            self.buf.put_slice(t.topic_id.as_bytes());
+        }
+        self.array_len(Some(t.partitions.len()));
+        for p in &t.partitions {
+            self.partition(version, p);
+        }
+        self.tagged_fields();
+    }
+
+    fn partition(&mut self, version: i16, p: &'a PartitionOut) {
+        self.buf.put_i32(p.partition_index);
+        self.buf.put_i16(p.error_code);
+        self.buf.put_i64(p.high_watermark);
+        self.buf.put_i64(p.last_stable_offset);
+        if version >= 5 {
+            self.buf.put_i64(p.log_start_offset);
+        }
+        let aborted = p.aborted_transactions.as_ref();
+        self.array_len(aborted.map(Vec::len));
+        for txn in aborted.into_iter().flatten() {
+            self.buf.put_i64(txn.producer_id);
+            self.buf.put_i64(txn.first_offset);
+            self.tagged_fields();
+        }
+        if version >= 11 {
+            self.buf.put_i32(p.preferred_read_replica);
+        }
+        self.bytes_len(p.records.as_ref().map(RecordSlices::len));
+        if let Some(records) = p.records.as_ref().filter(|r| !r.is_empty()) {
+            self.slots.push((self.buf.len(), records));
+            self.record_bytes += records.len();
+        }
+        self.tagged_fields();
+    }
+
+    fn uvarint(&mut self, mut value: u32) {
+        while value >= 0x80 {
+            self.buf.put_u8((value as u8) | 0x80);
+            value >>= 7;
+        }
+        self.buf.put_u8(value as u8);
+    }
+
+    /// Compact: length + 1 (0 = null); classic: i32 (-1 = null).
+    fn array_len(&mut self, len: Option<usize>) {
+        match (self.flexible, len) {
+            (true, None) => self.uvarint(0),
+            (true, Some(n)) => self.uvarint(n as u32 + 1),
+            (false, None) => self.buf.put_i32(-1),
+            (false, Some(n)) => self.buf.put_i32(n as i32),
+        }
+    }
+
+    /// Same length rules as arrays (bytes and arrays share them).
+    fn bytes_len(&mut self, len: Option<usize>) {
+        self.array_len(len);
+    }
+
+    /// Non-nullable string: compact (length + 1) or i16 length.
+    fn string(&mut self, s: &str) {
+        if self.flexible {
+            self.uvarint(s.len() as u32 + 1);
+        } else {
+            self.buf.put_i16(s.len() as i16);
+        }
+        self.buf.put_slice(s.as_bytes());
+    }
+
+    fn tagged_fields(&mut self) {
+        if self.flexible {
+            self.uvarint(0);
+        }
+    }
+
+    fn into_parts(self, frame_bytes: usize) -> ResponseParts {
+        let metadata = self.buf.freeze();
+        let mut parts = Vec::with_capacity(1 + 2 * self.slots.len());
+        let mut from = 0usize;
+        for (at, records) in self.slots {
+            if at > from {
+                parts.push(metadata.slice(from..at));
+            }
+            parts.extend(records.slices().iter().cloned());
+            from = at;
+        }
+        if metadata.len() > from {
+            parts.push(metadata.slice(from..));
+        }
+        ResponseParts { parts, frame_bytes }
+    }
+}
+
+#[cfg(test)]
+mod tests;
