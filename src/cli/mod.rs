@@ -2,6 +2,9 @@
 //! kafka-consumer-groups, kafka-console-producer/-consumer and
 //! kafka-broker-api-versions.
 //!
+//! Commands: `topics`, `configs`, `groups`, `lag`, `produce`, `consume`,
+//! `api-versions`, `bench` (see `corestream --help`).
+//!
 //! It speaks only the Kafka protocol ([`client`]), so it works against
 //! corestream and against any Kafka cluster. Each command family has its
 //! own module; output is a human-readable table by default and JSON with
@@ -12,6 +15,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod configs;
 pub mod consume;
 pub mod groups;
 pub mod output;
@@ -50,6 +54,9 @@ pub enum Command {
     /// Topics: list, create, describe, delete.
     #[command(subcommand, visible_alias = "topic")]
     Topics(topics::TopicsCommand),
+    /// Topic and broker configs: describe, alter (kafka-configs).
+    #[command(subcommand, visible_alias = "config")]
+    Configs(configs::ConfigsCommand),
     /// Consumer groups: list, describe, lag, delete.
     #[command(subcommand, visible_alias = "group")]
     Groups(groups::GroupsCommand),
@@ -78,6 +85,7 @@ pub fn run(cli: Cli) -> i32 {
     let out = output::Output { json: cli.json };
     let result = match cli.command {
         Command::Topics(cmd) => topics::run(&mut cluster, &out, cmd),
+        Command::Configs(cmd) => configs::run(&mut cluster, &out, cmd),
         Command::Groups(cmd) => groups::run(&mut cluster, &out, cmd),
         Command::Lag(args) => groups::lag(&mut cluster, &out, &args),
         Command::Produce(args) => produce::run(&mut cluster, &args),

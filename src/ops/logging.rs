@@ -46,19 +46,39 @@ pub struct LogLevelError {
     pub message: String,
 }
 
+/// Directive added unless the operator names glommio: glommio logs at
+/// debug level from `Drop` of files held in thread-locals, which runs while
+/// a shard thread's thread-locals are being destroyed; the fmt layer's own
+/// thread-local buffer may be gone by then and the process aborts. Its
+/// debug lines are not worth that.
+pub const GLOMMIO_IO_DIRECTIVE: &str = "glommio::io=info";
+
 /// Parses an `EnvFilter` directive ("info", "warn,corestream::group=debug").
 pub fn parse_level(directive: &str) -> Result<EnvFilter, LogLevelError> {
-    EnvFilter::try_new(directive).map_err(|e| LogLevelError {
+    let filter = EnvFilter::try_new(directive).map_err(|e| LogLevelError {
         directive: directive.to_string(),
         message: e.to_string(),
-    })
+    })?;
+    Ok(with_glommio_cap(filter, directive))
+}
+
+fn with_glommio_cap(filter: EnvFilter, directive: &str) -> EnvFilter {
+    if directive.contains("glommio") {
+        return filter;
+    }
+    match GLOMMIO_IO_DIRECTIVE.parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    }
 }
 
 impl LogControl {
     /// Installs the global subscriber: journal or stderr (see module doc),
     /// filtered by `RUST_LOG` if set, else by `level`.
     pub fn init(level: &str) -> LogControl {
+        let from_env = std::env::var(EnvFilter::DEFAULT_ENV).ok();
         let filter = EnvFilter::try_from_default_env()
+            .map(|f| with_glommio_cap(f, from_env.as_deref().unwrap_or_default()))
             .or_else(|_| parse_level(level))
             .unwrap_or_else(|_| EnvFilter::new("info"));
         let (filter, handle) = reload::Layer::new(filter);

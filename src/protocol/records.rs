@@ -81,8 +81,8 @@ pub struct RecordView<'a> {
     pub timestamp: i64,
     /// The key, `None` when null.
     pub key: Option<&'a [u8]>,
-    /// The value is null (a tombstone).
-    pub value_is_null: bool,
+    /// The value, `None` when null (a tombstone).
+    pub value: Option<&'a [u8]>,
 }
 
 /// Reads a varint-length-prefixed byte field (length -1 = null).
@@ -128,7 +128,7 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
             offset: header.base_offset().checked_add(offset_delta)?,
             timestamp,
             key,
-            value_is_null: value.is_none(),
+            value,
         });
         pos = end;
     }
@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(recs.len(), 3);
         assert_eq!(recs[1].key, Some(&b"k"[..]));
         assert_eq!((recs[1].offset, recs[1].timestamp), (101, 1_005));
-        assert!(recs[2].value_is_null && !recs[0].value_is_null);
+        assert!(recs[2].value.is_none() && recs[0].value == Some(&b"a"[..]));
         let raw: usize = recs.iter().map(|r| r.raw.len()).sum();
         assert_eq!(raw + BATCH_HEADER_LEN, batch.len());
         for cut in 0..batch.len() {

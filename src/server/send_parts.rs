@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures::{AsyncWrite, AsyncWriteExt};
 
 /// Most parts one `sendmsg` call carries (Linux allows 1,024 iovecs).
-pub const PARTS_PER_SEND_MAX: usize = 64;
+pub(crate) const PARTS_PER_SEND_MAX: usize = 64;
 
 const _: () = assert!(PARTS_PER_SEND_MAX <= 1024);
 

@@ -34,7 +34,7 @@ use crate::server;
 
 /// Longest a stopping shard waits for its in-flight requests before it
 /// closes its partitions anyway (well inside `shutdown_timeout_ms`).
-pub const DRAIN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const DRAIN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// Pause between checks of the in-flight count while draining.
 const DRAIN_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 const _: () = assert!(DRAIN_WAIT_MAX.as_millis() < crate::config::SHUTDOWN_TIMEOUT_MS_MIN as u128 * 10);

@@ -134,7 +134,7 @@ fn keep_record(map: &OffsetMap, record: &RecordView<'_>, tombstone_horizon: i64)
     match map.get(key) {
         Some(&latest) if latest > record.offset => false,
         Some(&latest) if latest == record.offset => {
-            !(record.value_is_null && record.timestamp < tombstone_horizon)
+            !(record.value.is_none() && record.timestamp < tombstone_horizon)
         }
         _ => true,
     }

@@ -276,7 +276,7 @@ mod tests {
                 allocated_blocks in 0u64..(1 << 18),
                 needed_end in 0u64..(1 << 31),
             ) {
-                let config = LogConfig { segment_bytes, index_interval_bytes: 4096, preallocate_bytes: step };
+                let config = LogConfig { segment_bytes, index_interval_bytes: 4096, preallocate_bytes: step, ..LogConfig::default() };
                 let allocated = allocated_blocks * BLOCK_BYTES as u64;
                 match config.allocation_for(allocated, needed_end) {
                     None => prop_assert!(needed_end <= allocated),

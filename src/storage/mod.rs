@@ -58,12 +58,14 @@ mod segment;
 mod small_file;
 
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 mod tests;
 
 pub use checkpoint::CHECKPOINT_FILE_NAME;
 pub use compaction::{
     CompactionPolicy, CompactionStats, IoPacer, NoPacing, CLEANER_PACE_STEP_BYTES,
-    OFFSET_MAP_BYTES_MAX,
+    CLEANER_READ_BYTES, OFFSET_MAP_BYTES_MAX, OFFSET_MAP_ENTRY_OVERHEAD_BYTES,
 };
 pub use retention::{Removed, RetentionPolicy};
 pub use disk::{align_down, align_up, is_aligned, Disk, DiskFile, IoBuffer, BLOCK_BYTES};

@@ -61,6 +61,9 @@ class Broker:
         self.binary = broker_binary()
         self.host = "127.0.0.1"
         self.port = port if port is not None else free_port()
+        # Admin HTTP port (/metrics, /v1/health): a free one per broker, so
+        # brokers of concurrent tests never share the default 9644.
+        self.admin_port = free_port()
         self.data_dir = workdir / "data"
         self.log_path = workdir / f"{name}.stderr.log"
         self.shards = shards
@@ -79,13 +82,17 @@ class Broker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
     def raw(self, timeout_s: float = kafka_raw.response_wait_s_default) -> kafka_raw.RawConn:
         return kafka_raw.RawConn(self.host, self.port, timeout_s=timeout_s)
 
     # -- lifecycle
 
     def args(self) -> list[str]:
-        a = [str(self.binary), "--listen", self.bootstrap]
+        a = [str(self.binary), "--listen", self.bootstrap, "--admin-listen", f"127.0.0.1:{self.admin_port}"]
         if self.pass_data_dir:
             a += ["--data-dir", str(self.data_dir)]
         if self.shards is not None:

@@ -1,0 +1,392 @@
+"""Operations: sd_notify, signals, config errors, the admin HTTP port
+(/metrics, health, lag) and the `corestream` admin CLI against a real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+import clients
+from clients import consume_all, create_topic, produce_all
+from conftest import REPO_ROOT, broker_binary, free_port
+
+http_wait_s_max = 20.0
+cli_wait_s_max = 60.0
+
+
+def cli_binary() -> Path:
+    path = Path(os.environ.get("CORESTREAM_CLI", broker_binary().parent / "corestream"))
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def cli(broker, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(
+        [str(cli_binary()), "-b", broker.bootstrap, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=cli_wait_s_max,
+    )
+    if check:
+        assert res.returncode == 0, f"corestream {' '.join(args)} -> {res.returncode}\n{res.stdout}\n{res.stderr}"
+    return res
+
+
+def http_get(broker, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(broker.admin_url + path, timeout=http_wait_s_max) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric_samples(broker) -> dict[tuple[str, frozenset], float]:
+    status, text = http_get(broker, "/metrics")
+    assert status == 200, text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """Commits offsets for a group without joining it (manual assignment)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- admin HTTP
+
+
+def test_metrics_show_partition_hwm_and_group_lag(broker):
+    topic, group = "ops-metrics", "ops-lag-group"
+    create_topic(broker.bootstrap, topic, 2)
+    produce_all(broker.bootstrap, topic, [(None, b"v%d" % i, 0) for i in range(10)])
+    produce_all(broker.bootstrap, topic, [(None, b"w%d" % i, 1) for i in range(5)])
+    commit_offsets(broker.bootstrap, group, topic, {0: 4, 1: 5})
+
+    samples = metric_samples(broker)
+
+    def value(name: str, **labels) -> float:
+        matches = [v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= ls]
+        assert len(matches) == 1, f"{name}{labels}: {len(matches)} samples"
+        return matches[0]
+
+    assert value("corestream_partition_high_watermark", topic=topic, partition="0") == 10
+    assert value("corestream_partition_high_watermark", topic=topic, partition="1") == 5
+    assert value("corestream_partition_log_start_offset", topic=topic, partition="0") == 0
+    assert value("corestream_partition_size_bytes", topic=topic, partition="0") > 0
+    assert value("corestream_group_lag", group=group, topic=topic, partition="0") == 6
+    assert value("corestream_group_lag", group=group, topic=topic, partition="1") == 0
+    names = {n for n, _ in samples}
+    for family in [
+        "corestream_requests_total",
+        "corestream_request_latency_seconds_bucket",
+        "corestream_bytes_received_total",
+        "corestream_bytes_sent_total",
+        "corestream_connections_open",
+        "corestream_cross_shard_messages_total",
+    ]:
+        assert family in names, f"{family} missing from /metrics"
+    produced = sum(v for (n, ls), v in samples.items() if n == "corestream_requests_total" and ("api", "Produce") in ls)
+    assert produced >= 1
+
+    status, body = http_get(broker, f"/v1/groups/{group}/lag")
+    assert status == 200, body
+    lag = json.loads(body)
+    assert lag["total_lag"] == 6
+    status, body = http_get(broker, "/v1/groups")
+    assert status == 200 and group in json.loads(body)["groups"], body
+
+
+def test_health_and_ready_endpoints(broker):
+    assert http_get(broker, "/v1/health") == (200, "ok\n")
+    assert http_get(broker, "/healthz")[0] == 200
+    assert http_get(broker, "/v1/ready") == (200, "ready\n")
+    assert http_get(broker, "/no-such-page")[0] == 404
+    # A request head that never ends must not hold the broker up.
+    with socket.create_connection(("127.0.0.1", broker.admin_port), timeout=10) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")
+        assert http_get(broker, "/v1/health")[0] == 200
+
+
+def test_admin_port_taken_refuses_start(broker_factory):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        taken = s.getsockname()[1]
+        b = broker_factory(start=False)
+        b.admin_port = taken
+        b.start(wait=False)
+        rc = b.proc.wait(timeout=20)
+        b.expected_down = True
+        assert rc != 0
+        assert "admin" in b.log_tail()
+
+
+# ---------------------------------------------------------------- signals and systemd
+
+
+def test_sighup_reloads_log_level_and_keeps_serving(broker_factory, tmp_path):
+    cfg = tmp_path / "corestream.toml"
+    cfg.write_text('log_level = "info"\n')
+    b = broker_factory(extra_args=["--config", str(cfg)])
+    cfg.write_text('log_level = "debug"\nshutdown_timeout_ms = 5000\n')
+    b.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "config reloaded" not in b.log_tail() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert 'log_level="debug"' in b.log_tail()
+    cfg.write_text("log_level = \nbogus = 1\n")
+    b.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "config refused" not in b.log_tail() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "config refused" in b.log_tail()
+    b.assert_alive()
+    create_topic(b.bootstrap, "after-hup", 1)
+    produce_all(b.bootstrap, "after-hup", [(None, b"x")])
+    assert [r.value for r in consume_all(b.bootstrap, "after-hup", 1, expect=1)] == [b"x"]
+
+
+class NotifyListener:
+    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self) -> None:
+        # sun_path is 108 bytes: keep the path short, not under tmp_path
+        self.dir = tempfile.mkdtemp(prefix="csn")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                continue
+
+    def keys(self) -> list[str]:
+        """Each datagram's assignments, flattened in arrival order."""
+        return [line for m in list(self.messages) for line in m.splitlines()]
+
+    def close(self) -> None:
+        self.stop = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_sd_notify_ready_status_watchdog_stopping(broker_factory, monkeypatch):
+    listener = NotifyListener()
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", listener.path)
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")
+        b = broker_factory()
+        deadline = time.monotonic() + 10
+        while "WATCHDOG=1" not in listener.keys() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b.stop()
+        deadline = time.monotonic() + 5
+        while "STOPPING=1" not in listener.keys() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        keys = listener.keys()
+        assert "READY=1" in keys, keys
+        first_status = next(i for i, k in enumerate(keys) if k.startswith("STATUS=recovering"))
+        ready = keys.index("READY=1")
+        watchdog = keys.index("WATCHDOG=1")
+        stopping = keys.index("STOPPING=1")
+        assert first_status < ready < watchdog < stopping, keys
+        assert keys.count("READY=1") == 1
+    finally:
+        listener.close()
+
+
+def test_sigterm_under_produce_load_loses_no_acked_record(broker):
+    topic = "ops-sigterm-load"
+    create_topic(broker.bootstrap, topic, 3)
+    acked: list[tuple[int, int, bytes]] = []
+    stop = threading.Event()
+
+    def produce_loop() -> None:
+        p = clients.producer(broker.bootstrap, **{"message.timeout.ms": 5000, "retries": 0})
+
+        def on_delivery(err, msg):
+            if err is None:
+                acked.append((msg.partition(), msg.offset(), msg.value()))
+
+        i = 0
+        while not stop.is_set():
+            try:
+                p.produce(topic, value=b"r%d" % i, on_delivery=on_delivery)
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.001)
+        p.flush(10)
+
+    t = threading.Thread(target=produce_loop)
+    t.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(acked) < 500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(acked) >= 500, "producer made no progress"
+        broker.stop()
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    broker.start()
+    stored = {(r.partition, r.offset): r.value for r in consume_all(broker.bootstrap, topic, 3)}
+    missing = [(p, o) for p, o, v in acked if stored.get((p, o)) != v]
+    assert not missing, f"{len(missing)} acknowledged records lost or changed, first: {missing[:5]}"
+
+
+# ---------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "text, line, key",
+    [
+        ('listen = "127.0.0.1:1"\nbogus_key = 3\n', 2, "bogus_key"),
+        ('node_id = 1\nshards = "two"\n', 2, "shards"),
+        ("node_id = 1\n\nsegment_bytes = 5\n", 3, "segment_bytes"),
+        ('log_level = "info,=["\n', 1, "log_level"),
+    ],
+)
+def test_bad_config_names_file_line_key(tmp_path, text, line, key):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    res = subprocess.run(
+        [str(broker_binary()), "--config", str(cfg), "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL,
+    )
+    assert res.returncode == 2, res.stderr
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, res.stderr
+    assert f"{cfg}:{line}: key {key}:" in lines[0], lines[0]
+
+
+def test_env_overrides_config_file(broker_factory, tmp_path, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("default_partitions = 2\n")
+    monkeypatch.setenv("CORESTREAM_DEFAULT_PARTITIONS", "3")
+    b = broker_factory(extra_args=["--config", str(cfg)])
+    produce_all(b.bootstrap, "env-auto", [(None, b"x")])
+    clients.wait_for_partitions(b.bootstrap, "env-auto", 3)
+
+
+def test_systemd_unit_verifies(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed")
+    unit = (REPO_ROOT / "systemd/corestreamd.service").read_text()
+    # verify checks that ExecStart exists: point it at the binary under test
+    unit = unit.replace("/usr/local/bin/corestreamd", str(broker_binary()))
+    path = tmp_path / "corestreamd.service"
+    path.write_text(unit)
+    res = subprocess.run([analyze, "verify", "--man=no", str(path)], capture_output=True, text=True, timeout=60)
+    problems = [l for l in (res.stdout + res.stderr).splitlines() if "corestreamd.service" in l]
+    assert res.returncode == 0 and not problems, res.stdout + res.stderr
+
+
+# ---------------------------------------------------------------- admin CLI
+
+
+def test_cli_topics_produce_consume_and_group_lag(broker):
+    topic, group = "cli-topic", "cli-group"
+    cli(broker, "topics", "create", topic, "--partitions", "3")
+    listed = json.loads(cli(broker, "--json", "topics", "list").stdout)
+    assert {"name": topic, "partitions": 3, "internal": False} in listed
+    assert topic in cli(broker, "topics", "list").stdout
+
+    lines = [f"k{i}:value-{i}" for i in range(30)]
+    res = cli(broker, "produce", topic, "--key-separator", ":", stdin="\n".join(lines) + "\n")
+    assert "produced 30 records" in res.stderr
+
+    res = cli(broker, "consume", topic, "--from-beginning", "--max", "30", "--print-key", "--separator", "=")
+    got = sorted(res.stdout.splitlines())
+    assert got == sorted(f"k{i}=value-{i}" for i in range(30))
+    # same key, same partition: Kafka's murmur2 partitioner
+    recs = consume_all(broker.bootstrap, topic, 3, expect=30)
+    by_key = {}
+    for r in recs:
+        by_key.setdefault(r.key, set()).add(r.partition)
+    assert all(len(ps) == 1 for ps in by_key.values())
+
+    described = json.loads(cli(broker, "--json", "topics", "describe", topic).stdout)
+    ends = {p["partition"]: p["log_end_offset"] for p in described[0]["partitions"]}
+    assert sum(ends.values()) == 30 and len(ends) == 3
+
+    commit_offsets(broker.bootstrap, group, topic, {p: 0 for p in range(3)})
+    lag = json.loads(cli(broker, "--json", "lag", group).stdout)
+    assert lag["total_lag"] == 30
+    assert group in cli(broker, "groups", "list").stdout
+    text = cli(broker, "groups", "describe", group).stdout
+    assert "LAG" in text and topic in text
+    assert json.loads(cli(broker, "--json", "groups", "lag", group).stdout)["total_lag"] == 30
+
+    res = cli(broker, "consume", topic, "--partition", "0", "--offset", "latest", "--timeout-ms", "500")
+    assert res.stdout == ""
+    versions = json.loads(cli(broker, "--json", "api-versions").stdout)
+    assert any(a["api"] == "Produce" for a in versions[0]["apis"])
+
+    cli(broker, "groups", "delete", group)
+    cli(broker, "topics", "delete", topic)
+    assert topic not in cli(broker, "topics", "list").stdout
+
+
+def test_cli_errors_have_exit_codes(broker):
+    res = cli(broker, "topics", "describe", "no-such-topic", check=False)
+    assert res.returncode == 1 and "UnknownTopicOrPartition" in res.stderr, res.stderr
+    cli(broker, "topics", "create", "dup", "-p", "1")
+    res = cli(broker, "topics", "create", "dup", "-p", "1", check=False)
+    assert res.returncode == 1 and "TopicAlreadyExists" in res.stderr, res.stderr
+    res = subprocess.run(
+        [str(cli_binary()), "-b", f"127.0.0.1:{free_port()}", "topics", "list"],
+        capture_output=True, text=True, timeout=cli_wait_s_max,
+    )
+    assert res.returncode == 3, res.stderr
+
+
+def test_cli_bench(broker):
+    cli(broker, "topics", "create", "bench", "-p", "2")
+    out = json.loads(cli(broker, "--json", "bench", "--topic", "bench", "--records", "2000").stdout)
+    assert out["records"] == 2000 and out["produce_seconds"] > 0
+
+
+def test_cli_configs_describe_and_alter(broker):
+    cli(broker, "topics", "create", "cfg-topic", "-p", "1")
+    cli(broker, "configs", "alter", "--topic", "cfg-topic", "--set", "retention.ms=3600000")
+    described = json.loads(cli(broker, "--json", "configs", "describe", "--topic", "cfg-topic").stdout)
+    entry = next(c for c in described if c["name"] == "retention.ms")
+    assert entry["value"] == "3600000" and entry["source"] == "DYNAMIC_TOPIC_CONFIG", entry
+    cli(broker, "configs", "alter", "--topic", "cfg-topic", "--delete", "retention.ms")
+    described = json.loads(cli(broker, "--json", "configs", "describe", "--topic", "cfg-topic").stdout)
+    entry = next(c for c in described if c["name"] == "retention.ms")
+    assert entry["source"] != "DYNAMIC_TOPIC_CONFIG", entry
+    res = cli(broker, "configs", "alter", "--topic", "cfg-topic", "--set", "no.such.key=1", check=False)
+    assert res.returncode == 1, res.stderr
