@@ -97,6 +97,10 @@ served_apis! {
     DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;
     CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
     DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+    DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse;
+    AlterConfigs => AlterConfigsRequest, AlterConfigsResponse;
+    IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
+    DeleteRecords => DeleteRecordsRequest, DeleteRecordsResponse;
     InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
     FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
     JoinGroup => JoinGroupRequest, JoinGroupResponse;

@@ -39,14 +39,19 @@ pub struct BenchArgs {
 
 /// Runs `bench`.
 pub fn run(cluster: &mut Cluster, out: &Output, args: &BenchArgs) -> Result<(), ClientError> {
-    if args.record_bytes > RECORD_BYTES_MAX || !(1..=BATCH_RECORDS_MAX).contains(&args.batch_records) {
+    if args.record_bytes > RECORD_BYTES_MAX
+        || !(1..=BATCH_RECORDS_MAX).contains(&args.batch_records)
+    {
         return Err(ClientError::Usage(format!(
             "--record-bytes at most {RECORD_BYTES_MAX}, --batch-records within 1..={BATCH_RECORDS_MAX}"
         )));
     }
     let leaders = cluster.leaders(&args.topic)?;
     if leaders.is_empty() {
-        return Err(ClientError::Usage(format!("topic {:?} has no partitions", args.topic)));
+        return Err(ClientError::Usage(format!(
+            "topic {:?} has no partitions",
+            args.topic
+        )));
     }
     let start = list_offsets(cluster, &args.topic, &leaders, OFFSET_LATEST)?;
     let value = Bytes::from(vec![b'x'; args.record_bytes]);
@@ -56,7 +61,9 @@ pub fn run(cluster: &mut Cluster, out: &Output, args: &BenchArgs) -> Result<(), 
     while sent < args.records {
         let n = (args.records - sent).min(args.batch_records as u64) as usize;
         let (partition, leader) = leaders[turn % leaders.len()];
-        let mut batch: Vec<_> = (0..n).map(|_| record(None, value.clone(), &headers)).collect();
+        let mut batch: Vec<_> = (0..n)
+            .map(|_| record(None, value.clone(), &headers))
+            .collect();
         produce_batch(cluster, &args.topic, partition, leader, &mut batch, -1)?;
         sent += n as u64;
         turn += 1;
@@ -72,10 +79,14 @@ pub fn run(cluster: &mut Cluster, out: &Output, args: &BenchArgs) -> Result<(), 
     while read < args.records {
         let before = read;
         for (leader, parts) in &by_leader {
-            read += fetch_round(cluster, &args.topic, BrokerId(*leader), &mut offsets, parts)?.len() as u64;
+            read += fetch_round(cluster, &args.topic, BrokerId(*leader), &mut offsets, parts)?.len()
+                as u64;
         }
         if read == before && began.elapsed().as_secs() > 60 {
-            return Err(ClientError::Usage(format!("read only {read} of {} records back", args.records)));
+            return Err(ClientError::Usage(format!(
+                "read only {read} of {} records back",
+                args.records
+            )));
         }
     }
     let consume_s = began.elapsed().as_secs_f64();
@@ -95,6 +106,10 @@ pub fn run(cluster: &mut Cluster, out: &Output, args: &BenchArgs) -> Result<(), 
         "records": args.records, "record_bytes": args.record_bytes,
         "produce_seconds": produce_s, "consume_seconds": consume_s,
     });
-    out.table(&["PHASE", "RECORDS", "MB", "SECONDS", "RECORDS/S", "MB/S"], &rows, json);
+    out.table(
+        &["PHASE", "RECORDS", "MB", "SECONDS", "RECORDS/S", "MB/S"],
+        &rows,
+        json,
+    );
     Ok(())
 }

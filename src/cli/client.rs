@@ -64,7 +64,9 @@ pub enum ClientError {
         message: String,
     },
     /// The broker does not serve a version this client speaks.
-    #[error("broker {addr} does not support {api} in versions {min}..={max} (it serves {broker:?})")]
+    #[error(
+        "broker {addr} does not support {api} in versions {min}..={max} (it serves {broker:?})"
+    )]
     Unsupported {
         /// API name.
         api: String,
@@ -140,8 +142,12 @@ impl Conn {
             .ok_or_else(|| connect_err(std::io::Error::other("resolves to no address")))?;
         let stream = TcpStream::connect_timeout(&sockaddr, CONNECT_TIMEOUT).map_err(connect_err)?;
         let _ = stream.set_nodelay(true);
-        stream.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(connect_err)?;
-        stream.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(connect_err)?;
+        stream
+            .set_read_timeout(Some(REQUEST_TIMEOUT))
+            .map_err(connect_err)?;
+        stream
+            .set_write_timeout(Some(REQUEST_TIMEOUT))
+            .map_err(connect_err)?;
         let mut conn = Conn {
             stream,
             addr: addr.to_string(),
@@ -186,7 +192,11 @@ impl Conn {
     }
 
     /// Sends `request` at `version` and reads its response.
-    pub fn send_at<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, ClientError> {
+    pub fn send_at<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
         let frame = self.encode(request, version)?;
         let (api, addr) = (api_name(R::KEY), self.addr.clone());
         let io = |source| ClientError::Io {
@@ -200,14 +210,20 @@ impl Conn {
     }
 
     /// Sends a request that gets no response (Produce with acks=0).
-    pub fn send_no_response<R: Request>(&mut self, request: &R, version: i16) -> Result<(), ClientError> {
+    pub fn send_no_response<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<(), ClientError> {
         let frame = self.encode(request, version)?;
         let api = api_name(R::KEY);
-        self.stream.write_all(&frame).map_err(|source| ClientError::Io {
-            api,
-            addr: self.addr.clone(),
-            source,
-        })
+        self.stream
+            .write_all(&frame)
+            .map_err(|source| ClientError::Io {
+                api,
+                addr: self.addr.clone(),
+                source,
+            })
     }
 
     fn encode<R: Request>(&mut self, request: &R, version: i16) -> Result<Bytes, ClientError> {
@@ -228,7 +244,11 @@ impl Conn {
         Ok(buf.freeze())
     }
 
-    fn decode<R: Request>(&self, body: &mut Bytes, version: i16) -> Result<R::Response, ClientError> {
+    fn decode<R: Request>(
+        &self,
+        body: &mut Bytes,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
         let header_version = <R::Response as HeaderVersion>::header_version(version);
         let header = ResponseHeader::decode(body, header_version)
             .map_err(|e| self.protocol_err::<R>(format!("response header: {e}")))?;
@@ -255,7 +275,9 @@ impl Conn {
         self.stream.read_exact(&mut size)?;
         let size = i32::from_be_bytes(size);
         if size < 0 || size as usize > RESPONSE_BYTES_MAX {
-            return Err(std::io::Error::other(format!("response size {size} out of range")));
+            return Err(std::io::Error::other(format!(
+                "response size {size} out of range"
+            )));
         }
         let mut body = vec![0u8; size as usize];
         self.stream.read_exact(&mut body)?;
@@ -309,7 +331,8 @@ impl Cluster {
             names
                 .iter()
                 .map(|n| {
-                    let mut t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+                    let mut t =
+                        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
                     t.name = Some(StrBytes::from_string(n.clone()).into());
                     t
                 })
@@ -330,11 +353,9 @@ impl Cluster {
             if self.addresses.is_empty() {
                 self.metadata(Some(&[]))?;
             }
-            let addr = self
-                .addresses
-                .get(&node)
-                .cloned()
-                .ok_or_else(|| ClientError::Usage(format!("broker {node} is not in the metadata")))?;
+            let addr = self.addresses.get(&node).cloned().ok_or_else(|| {
+                ClientError::Usage(format!("broker {node} is not in the metadata"))
+            })?;
             // The bootstrap broker may be this node: a second connection is fine.
             let conn = Conn::connect(&addr)?;
             self.nodes.insert(node, conn);
@@ -347,8 +368,12 @@ impl Cluster {
         let mut request = FindCoordinatorRequest::default();
         request.key = StrBytes::from_string(group.to_string());
         request.key_type = COORDINATOR_KEY_GROUP;
-        let answer = self.bootstrap.send(&request, FIND_COORDINATOR_VERSION_MAX)?;
-        check(answer.error_code, || format!("finding the coordinator of group {group:?}"))?;
+        let answer = self
+            .bootstrap
+            .send(&request, FIND_COORDINATOR_VERSION_MAX)?;
+        check(answer.error_code, || {
+            format!("finding the coordinator of group {group:?}")
+        })?;
         self.addresses.insert(
             answer.node_id.0,
             format!("{}:{}", answer.host.as_str(), answer.port),

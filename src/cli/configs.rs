@@ -87,7 +87,11 @@ fn source_name(source: i8) -> &'static str {
 pub fn run(cluster: &mut Cluster, out: &Output, cmd: ConfigsCommand) -> Result<(), ClientError> {
     match cmd {
         ConfigsCommand::Describe { resource } => describe(cluster, out, &resource),
-        ConfigsCommand::Alter { resource, set, delete } => alter(cluster, &resource, &set, &delete),
+        ConfigsCommand::Alter {
+            resource,
+            set,
+            delete,
+        } => alter(cluster, &resource, &set, &delete),
     }
 }
 
@@ -99,31 +103,54 @@ fn describe(cluster: &mut Cluster, out: &Output, resource: &Resource) -> Result<
     r.configuration_keys = None;
     let mut request = DescribeConfigsRequest::default();
     request.resources = vec![r];
-    let answer = cluster.bootstrap.send(&request, DESCRIBE_CONFIGS_VERSION_MAX)?;
+    let answer = cluster
+        .bootstrap
+        .send(&request, DESCRIBE_CONFIGS_VERSION_MAX)?;
     let mut rows = Vec::new();
     let mut entries = Vec::new();
     for result in &answer.results {
-        check(result.error_code, || format!("describing configs of {name:?}"))?;
+        check(result.error_code, || {
+            format!("describing configs of {name:?}")
+        })?;
         for c in &result.configs {
             let value = if c.is_sensitive {
                 "(sensitive)".to_string()
             } else {
-                c.value.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "null".into())
+                c.value
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "null".into())
             };
-            rows.push(vec![c.name.to_string(), value.clone(), source_name(c.config_source).into(), c.read_only.to_string()]);
+            rows.push(vec![
+                c.name.to_string(),
+                value.clone(),
+                source_name(c.config_source).into(),
+                c.read_only.to_string(),
+            ]);
             entries.push(json!({
                 "name": c.name.as_str(), "value": value,
                 "source": source_name(c.config_source), "read_only": c.read_only,
             }));
         }
     }
-    out.table(&["KEY", "VALUE", "SOURCE", "READ-ONLY"], &rows, json!(entries));
+    out.table(
+        &["KEY", "VALUE", "SOURCE", "READ-ONLY"],
+        &rows,
+        json!(entries),
+    );
     Ok(())
 }
 
-fn alter(cluster: &mut Cluster, resource: &Resource, set: &[String], delete: &[String]) -> Result<(), ClientError> {
+fn alter(
+    cluster: &mut Cluster,
+    resource: &Resource,
+    set: &[String],
+    delete: &[String],
+) -> Result<(), ClientError> {
     if set.is_empty() && delete.is_empty() {
-        return Err(ClientError::Usage("nothing to change: give --set KEY=VALUE or --delete KEY".into()));
+        return Err(ClientError::Usage(
+            "nothing to change: give --set KEY=VALUE or --delete KEY".into(),
+        ));
     }
     let (kind, name) = resource.kind_and_name();
     let mut configs = Vec::new();
@@ -149,12 +176,20 @@ fn alter(cluster: &mut Cluster, resource: &Resource, set: &[String], delete: &[S
     r.configs = configs;
     let mut request = IncrementalAlterConfigsRequest::default();
     request.resources = vec![r];
-    let answer = cluster.bootstrap.send(&request, INCREMENTAL_ALTER_CONFIGS_VERSION_MAX)?;
+    let answer = cluster
+        .bootstrap
+        .send(&request, INCREMENTAL_ALTER_CONFIGS_VERSION_MAX)?;
     for r in &answer.responses {
         if r.error_code != 0 {
-            let message = r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            let message = r
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
             return Err(ClientError::Kafka {
-                context: format!("altering configs of {name:?} {message}").trim_end().to_string(),
+                context: format!("altering configs of {name:?} {message}")
+                    .trim_end()
+                    .to_string(),
                 code: r.error_code,
             });
         }

@@ -130,13 +130,18 @@ pub fn fetch_round(
     let mut out = Vec::new();
     for t in answer.responses {
         for p in t.partitions {
-            check(p.error_code, || format!("fetching {topic}-{}", p.partition_index))?;
+            check(p.error_code, || {
+                format!("fetching {topic}-{}", p.partition_index)
+            })?;
             let Some(records) = p.records else { continue };
             for batch in whole_batches(records) {
                 let next = next_offset_after(&batch);
                 let mut bytes = batch;
                 let set = RecordBatchDecoder::decode(&mut bytes).map_err(|e| {
-                    ClientError::Usage(format!("decoding a batch of {topic}-{}: {e}", p.partition_index))
+                    ClientError::Usage(format!(
+                        "decoding a batch of {topic}-{}: {e}",
+                        p.partition_index
+                    ))
                 })?;
                 let want = offsets[&p.partition_index];
                 out.extend(
@@ -168,9 +173,9 @@ fn start_offsets(
         "earliest" => list_offsets(cluster, &args.topic, leaders, OFFSET_EARLIEST),
         "latest" => list_offsets(cluster, &args.topic, leaders, OFFSET_LATEST),
         n => {
-            let offset: i64 = n
-                .parse()
-                .map_err(|_| ClientError::Usage(format!("--offset {n:?}: earliest, latest or a number")))?;
+            let offset: i64 = n.parse().map_err(|_| {
+                ClientError::Usage(format!("--offset {n:?}: earliest, latest or a number"))
+            })?;
             Ok(leaders.iter().map(|(p, _)| (*p, offset)).collect())
         }
     }
@@ -209,7 +214,10 @@ pub fn run(cluster: &mut Cluster, output: &Output, args: &ConsumeArgs) -> Result
     if let Some(p) = args.partition {
         leaders.retain(|(i, _)| *i == p);
         if leaders.is_empty() {
-            return Err(ClientError::Usage(format!("topic {:?} has no partition {p}", args.topic)));
+            return Err(ClientError::Usage(format!(
+                "topic {:?} has no partition {p}",
+                args.topic
+            )));
         }
     }
     let mut offsets = start_offsets(cluster, args, &leaders)?;
@@ -222,7 +230,8 @@ pub fn run(cluster: &mut Cluster, output: &Output, args: &ConsumeArgs) -> Result
     let mut stdout = std::io::stdout().lock();
     loop {
         for (leader, parts) in &by_leader {
-            let records = fetch_round(cluster, &args.topic, BrokerId(*leader), &mut offsets, parts)?;
+            let records =
+                fetch_round(cluster, &args.topic, BrokerId(*leader), &mut offsets, parts)?;
             if !records.is_empty() {
                 last_record = Instant::now();
             }

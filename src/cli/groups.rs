@@ -73,10 +73,19 @@ fn list(cluster: &mut Cluster, out: &Output) -> Result<(), ClientError> {
         let answer = cluster
             .node(node)?
             .send(&ListGroupsRequest::default(), LIST_GROUPS_VERSION_MAX)?;
-        check(answer.error_code, || format!("listing groups on broker {node}"))?;
+        check(answer.error_code, || {
+            format!("listing groups on broker {node}")
+        })?;
         for g in answer.groups {
-            let state = if g.group_state.is_empty() { "?".to_string() } else { g.group_state.to_string() };
-            groups.insert(g.group_id.to_string(), (g.protocol_type.to_string(), state, node));
+            let state = if g.group_state.is_empty() {
+                "?".to_string()
+            } else {
+                g.group_state.to_string()
+            };
+            groups.insert(
+                g.group_id.to_string(),
+                (g.protocol_type.to_string(), state, node),
+            );
         }
     }
     let rows: Vec<Vec<String>> = groups
@@ -87,7 +96,11 @@ fn list(cluster: &mut Cluster, out: &Output) -> Result<(), ClientError> {
         .iter()
         .map(|(g, (p, s, n))| json!({"group": g, "protocol_type": p, "state": s, "coordinator": n}))
         .collect::<Vec<_>>());
-    out.table(&["GROUP", "PROTOCOL-TYPE", "STATE", "COORDINATOR"], &rows, json);
+    out.table(
+        &["GROUP", "PROTOCOL-TYPE", "STATE", "COORDINATOR"],
+        &rows,
+        json,
+    );
     Ok(())
 }
 
@@ -112,12 +125,20 @@ pub fn group_lag(cluster: &mut Cluster, group: &str) -> Result<Vec<LagRow>, Clie
     let mut request = OffsetFetchRequest::default();
     request.group_id = group_id(group);
     request.topics = None; // every partition the group has an offset for
-    let answer = cluster.coordinator(group)?.send(&request, OFFSET_FETCH_VERSION_MAX)?;
+    let answer = cluster
+        .coordinator(group)?
+        .send(&request, OFFSET_FETCH_VERSION_MAX)?;
     check(answer.error_code, || format!("offsets of group {group:?}"))?;
     let mut committed: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
     for t in &answer.topics {
         for p in &t.partitions {
-            check(p.error_code, || format!("offset of group {group:?} on {}-{}", t.name.as_str(), p.partition_index))?;
+            check(p.error_code, || {
+                format!(
+                    "offset of group {group:?} on {}-{}",
+                    t.name.as_str(),
+                    p.partition_index
+                )
+            })?;
             committed
                 .entry(t.name.to_string())
                 .or_default()
@@ -127,12 +148,27 @@ pub fn group_lag(cluster: &mut Cluster, group: &str) -> Result<Vec<LagRow>, Clie
     let mut rows = Vec::new();
     for (topic, parts) in committed {
         let leaders = cluster.leaders(&topic)?;
-        let wanted: Vec<_> = leaders.into_iter().filter(|(p, _)| parts.contains_key(p)).collect();
+        let wanted: Vec<_> = leaders
+            .into_iter()
+            .filter(|(p, _)| parts.contains_key(p))
+            .collect();
         let ends = list_offsets(cluster, &topic, &wanted, OFFSET_LATEST)?;
         for (partition, c) in parts {
             let end = ends.get(&partition).copied().unwrap_or(-1);
-            let lag = if end < 0 { -1 } else if c < 0 { end } else { (end - c).max(0) };
-            rows.push(LagRow { topic: topic.clone(), partition, committed: c, end, lag });
+            let lag = if end < 0 {
+                -1
+            } else if c < 0 {
+                end
+            } else {
+                (end - c).max(0)
+            };
+            rows.push(LagRow {
+                topic: topic.clone(),
+                partition,
+                committed: c,
+                end,
+                lag,
+            });
         }
     }
     Ok(rows)
@@ -169,9 +205,16 @@ const LAG_HEADERS: [&str; 6] = ["GROUP", "TOPIC", "PARTITION", "COMMITTED", "LOG
 /// `corestream lag GROUP`.
 pub fn lag(cluster: &mut Cluster, out: &Output, args: &LagArgs) -> Result<(), ClientError> {
     let rows = group_lag(cluster, &args.group)?;
-    out.table(&LAG_HEADERS, &lag_rows(&args.group, &rows), lag_json(&args.group, &rows));
+    out.table(
+        &LAG_HEADERS,
+        &lag_rows(&args.group, &rows),
+        lag_json(&args.group, &rows),
+    );
     Ok(())
 }
+
+/// A member as `describe` shows it: id, client id, host, assignment.
+type MemberRow = (String, String, String, Vec<(String, Vec<i32>)>);
 
 /// Topic-partitions of a consumer-protocol assignment (version, then
 /// [topic: string, partitions: [i32]], then user data). Empty if malformed.
@@ -209,13 +252,15 @@ fn describe(cluster: &mut Cluster, out: &Output, groups: &[String]) -> Result<()
     for group in groups {
         let mut request = DescribeGroupsRequest::default();
         request.groups = vec![group_id(group)];
-        let answer = cluster.coordinator(group)?.send(&request, DESCRIBE_GROUPS_VERSION_MAX)?;
+        let answer = cluster
+            .coordinator(group)?
+            .send(&request, DESCRIBE_GROUPS_VERSION_MAX)?;
         let g = answer
             .groups
             .first()
             .ok_or_else(|| ClientError::Usage(format!("no answer for group {group:?}")))?;
         check(g.error_code, || format!("describing group {group:?}"))?;
-        let members: Vec<(String, String, String, Vec<(String, Vec<i32>)>)> = g
+        let members: Vec<MemberRow> = g
             .members
             .iter()
             .map(|m| {
@@ -243,9 +288,15 @@ fn describe(cluster: &mut Cluster, out: &Output, groups: &[String]) -> Result<()
             })
             .collect();
         if !member_rows.is_empty() {
-            text.push_str(&super::output::render_table(&["MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT"], &member_rows));
+            text.push_str(&super::output::render_table(
+                &["MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT"],
+                &member_rows,
+            ));
         }
-        text.push_str(&super::output::render_table(&LAG_HEADERS, &lag_rows(group, &lags)));
+        text.push_str(&super::output::render_table(
+            &LAG_HEADERS,
+            &lag_rows(group, &lags),
+        ));
         text.push('\n');
         json_groups.push(json!({
             "group": group,
@@ -271,7 +322,9 @@ fn delete(cluster: &mut Cluster, groups: &[String]) -> Result<(), ClientError> {
     for group in groups {
         let mut request = DeleteGroupsRequest::default();
         request.groups_names = vec![group_id(group)];
-        let answer = cluster.coordinator(group)?.send(&request, DELETE_GROUPS_VERSION_MAX)?;
+        let answer = cluster
+            .coordinator(group)?
+            .send(&request, DELETE_GROUPS_VERSION_MAX)?;
         for r in &answer.results {
             check(r.error_code, || format!("deleting group {group:?}"))?;
         }
@@ -295,7 +348,10 @@ mod tests {
         b.extend_from_slice(&0i32.to_be_bytes());
         b.extend_from_slice(&3i32.to_be_bytes());
         b.extend_from_slice(&(-1i32).to_be_bytes()); // null user data
-        assert_eq!(decode_assignment(Bytes::from(b)), vec![("t".to_string(), vec![0, 3])]);
+        assert_eq!(
+            decode_assignment(Bytes::from(b)),
+            vec![("t".to_string(), vec![0, 3])]
+        );
         assert!(decode_assignment(Bytes::from_static(b"\x00")).is_empty());
     }
 }

@@ -35,10 +35,20 @@ pub const EXIT_UNREACHABLE: i32 = 3;
 
 /// Admin CLI for corestream and any Kafka cluster.
 #[derive(Parser, Debug)]
-#[command(name = "corestream", version, about = "Admin CLI for corestream and any Kafka cluster")]
+#[command(
+    name = "corestream",
+    version,
+    about = "Admin CLI for corestream and any Kafka cluster"
+)]
 pub struct Cli {
     /// Bootstrap brokers, HOST:PORT[,HOST:PORT...].
-    #[arg(short = 'b', long, global = true, env = "CORESTREAM_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        short = 'b',
+        long,
+        global = true,
+        env = "CORESTREAM_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub brokers: String,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]

@@ -88,7 +88,11 @@ pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
 }
 
 /// A record to send.
-pub fn record(key: Option<Bytes>, value: Bytes, headers: &IndexMap<StrBytes, Option<Bytes>>) -> Record {
+pub fn record(
+    key: Option<Bytes>,
+    value: Bytes,
+    headers: &IndexMap<StrBytes, Option<Bytes>>,
+) -> Record {
     Record {
         transactional: false,
         control: false,
@@ -167,7 +171,10 @@ fn parse_headers(headers: &[String]) -> Result<IndexMap<StrBytes, Option<Bytes>>
             let (k, v) = h
                 .split_once('=')
                 .ok_or_else(|| ClientError::Usage(format!("--header {h:?} is not KEY=VALUE")))?;
-            Ok((StrBytes::from_string(k.to_string()), Some(Bytes::from(v.to_string()))))
+            Ok((
+                StrBytes::from_string(k.to_string()),
+                Some(Bytes::from(v.to_string())),
+            ))
         })
         .collect()
 }
@@ -175,16 +182,24 @@ fn parse_headers(headers: &[String]) -> Result<IndexMap<StrBytes, Option<Bytes>>
 /// Runs `produce`.
 pub fn run(cluster: &mut Cluster, args: &ProduceArgs) -> Result<(), ClientError> {
     if !(1..=BATCH_RECORDS_MAX).contains(&args.batch_records) {
-        return Err(ClientError::Usage(format!("--batch-records must be within 1..={BATCH_RECORDS_MAX}")));
+        return Err(ClientError::Usage(format!(
+            "--batch-records must be within 1..={BATCH_RECORDS_MAX}"
+        )));
     }
     let leaders = cluster.leaders(&args.topic)?;
     if leaders.is_empty() {
-        return Err(ClientError::Usage(format!("topic {:?} has no partitions", args.topic)));
+        return Err(ClientError::Usage(format!(
+            "topic {:?} has no partitions",
+            args.topic
+        )));
     }
     let leader_of: BTreeMap<i32, BrokerId> = leaders.iter().copied().collect();
     if let Some(p) = args.partition {
         if !leader_of.contains_key(&p) {
-            return Err(ClientError::Usage(format!("topic {:?} has no partition {p}", args.topic)));
+            return Err(ClientError::Usage(format!(
+                "topic {:?} has no partition {p}",
+                args.topic
+            )));
         }
     }
     let headers = parse_headers(&args.headers)?;
@@ -209,13 +224,27 @@ pub fn run(cluster: &mut Cluster, args: &ProduceArgs) -> Result<(), ClientError>
         batch.push(record(key, Bytes::from(value), &headers));
         if batch.len() >= args.batch_records {
             let mut records = pending.remove(&partition).unwrap_or_default();
-            produce_batch(cluster, &args.topic, partition, leader_of[&partition], &mut records, args.acks)?;
+            produce_batch(
+                cluster,
+                &args.topic,
+                partition,
+                leader_of[&partition],
+                &mut records,
+                args.acks,
+            )?;
             sent += records.len() as u64;
             round_robin += 1;
         }
     }
     for (partition, mut records) in pending {
-        produce_batch(cluster, &args.topic, partition, leader_of[&partition], &mut records, args.acks)?;
+        produce_batch(
+            cluster,
+            &args.topic,
+            partition,
+            leader_of[&partition],
+            &mut records,
+            args.acks,
+        )?;
         sent += records.len() as u64;
     }
     eprintln!("produced {sent} records to {}", args.topic);
@@ -233,7 +262,10 @@ mod tests {
         assert_eq!(murmur2(b"foobar"), -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
         assert_eq!(murmur2(b"abc"), 479470107);
     }
 }

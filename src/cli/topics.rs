@@ -87,7 +87,9 @@ pub fn run(cluster: &mut Cluster, out: &Output, cmd: TopicsCommand) -> Result<()
             configs,
         } => create(cluster, &name, partitions, replication_factor, &configs),
         TopicsCommand::Describe { names } => describe(cluster, out, &names),
-        TopicsCommand::AlterPartitions { name, partitions } => alter_partitions(cluster, &name, partitions),
+        TopicsCommand::AlterPartitions { name, partitions } => {
+            alter_partitions(cluster, &name, partitions)
+        }
         TopicsCommand::Delete { names } => delete(cluster, &names),
     }
 }
@@ -102,7 +104,13 @@ fn list(cluster: &mut Cluster, out: &Output, internal: bool) -> Result<(), Clien
         .topics
         .iter()
         .filter(|t| internal || !t.is_internal)
-        .filter_map(|t| Some((t.name.as_ref()?.to_string(), t.partitions.len(), t.is_internal)))
+        .filter_map(|t| {
+            Some((
+                t.name.as_ref()?.to_string(),
+                t.partitions.len(),
+                t.is_internal,
+            ))
+        })
         .collect();
     topics.sort();
     let rows: Vec<Vec<String>> = topics
@@ -141,12 +149,20 @@ fn create(
     request.topics = vec![topic];
     request.timeout_ms = ADMIN_TIMEOUT_MS;
     // Topic admin goes to the controller in Kafka; any broker forwards it.
-    let answer = cluster.bootstrap.send(&request, CREATE_TOPICS_VERSION_MAX)?;
+    let answer = cluster
+        .bootstrap
+        .send(&request, CREATE_TOPICS_VERSION_MAX)?;
     for t in &answer.topics {
         if t.error_code != 0 {
-            let message = t.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            let message = t
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
             return Err(ClientError::Kafka {
-                context: format!("creating topic {name:?} {message}").trim_end().to_string(),
+                context: format!("creating topic {name:?} {message}")
+                    .trim_end()
+                    .to_string(),
                 code: t.error_code,
             });
         }
@@ -159,7 +175,9 @@ fn delete(cluster: &mut Cluster, names: &[String]) -> Result<(), ClientError> {
     let mut request = DeleteTopicsRequest::default();
     request.topic_names = names.iter().map(|n| topic_name(n)).collect();
     request.timeout_ms = ADMIN_TIMEOUT_MS;
-    let answer = cluster.bootstrap.send(&request, DELETE_TOPICS_VERSION_MAX)?;
+    let answer = cluster
+        .bootstrap
+        .send(&request, DELETE_TOPICS_VERSION_MAX)?;
     for r in &answer.responses {
         let name = r.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
         check(r.error_code, || format!("deleting topic {name:?}"))?;
@@ -175,9 +193,13 @@ fn alter_partitions(cluster: &mut Cluster, name: &str, total: i32) -> Result<(),
     let mut request = CreatePartitionsRequest::default();
     request.topics = vec![topic];
     request.timeout_ms = ADMIN_TIMEOUT_MS;
-    let answer = cluster.bootstrap.send(&request, CREATE_PARTITIONS_VERSION_MAX)?;
+    let answer = cluster
+        .bootstrap
+        .send(&request, CREATE_PARTITIONS_VERSION_MAX)?;
     for r in &answer.results {
-        check(r.error_code, || format!("growing topic {name:?} to {total} partitions"))?;
+        check(r.error_code, || {
+            format!("growing topic {name:?} to {total} partitions")
+        })?;
     }
     eprintln!("topic {name} now has {total} partitions");
     Ok(())
@@ -211,10 +233,14 @@ pub fn list_offsets(
         let mut request = ListOffsetsRequest::default();
         request.replica_id = BrokerId(-1);
         request.topics = vec![t];
-        let answer = cluster.node(leader)?.send(&request, LIST_OFFSETS_VERSION_MAX)?;
+        let answer = cluster
+            .node(leader)?
+            .send(&request, LIST_OFFSETS_VERSION_MAX)?;
         for t in &answer.topics {
             for p in &t.partitions {
-                check(p.error_code, || format!("offsets of {topic}-{}", p.partition_index))?;
+                check(p.error_code, || {
+                    format!("offsets of {topic}-{}", p.partition_index)
+                })?;
                 offsets.insert(p.partition_index, p.offset);
             }
         }
@@ -242,7 +268,10 @@ fn describe(cluster: &mut Cluster, out: &Output, names: &[String]) -> Result<(),
             let i = p.partition_index;
             let replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
             let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
-            let (s, e) = (start.get(&i).copied().unwrap_or(-1), end.get(&i).copied().unwrap_or(-1));
+            let (s, e) = (
+                start.get(&i).copied().unwrap_or(-1),
+                end.get(&i).copied().unwrap_or(-1),
+            );
             rows.push(vec![
                 name.clone(),
                 i.to_string(),
@@ -263,7 +292,15 @@ fn describe(cluster: &mut Cluster, out: &Output, names: &[String]) -> Result<(),
         }));
     }
     out.table(
-        &["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "LOG-END"],
+        &[
+            "TOPIC",
+            "PARTITION",
+            "LEADER",
+            "REPLICAS",
+            "ISR",
+            "LOG-START",
+            "LOG-END",
+        ],
         &rows,
         json!(json_topics),
     );
@@ -275,7 +312,11 @@ pub fn api_versions(cluster: &mut Cluster, out: &Output) -> Result<(), ClientErr
     let md = cluster.metadata(Some(&[]))?;
     let mut rows = Vec::new();
     let mut json_brokers = Vec::new();
-    let mut brokers: Vec<_> = md.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect();
+    let mut brokers: Vec<_> = md
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, b.host.to_string(), b.port))
+        .collect();
     brokers.sort();
     for (node, host, port) in brokers {
         let conn = cluster.node(node)?;
@@ -283,12 +324,25 @@ pub fn api_versions(cluster: &mut Cluster, out: &Output) -> Result<(), ClientErr
         apis.sort();
         let mut json_apis = Vec::new();
         for (key, (min, max)) in apis {
-            let name = ApiKey::try_from(key).map(|k| format!("{k:?}")).unwrap_or_else(|_| key.to_string());
-            rows.push(vec![format!("{node}"), format!("{host}:{port}"), name.clone(), key.to_string(), min.to_string(), max.to_string()]);
+            let name = ApiKey::try_from(key)
+                .map(|k| format!("{k:?}"))
+                .unwrap_or_else(|_| key.to_string());
+            rows.push(vec![
+                format!("{node}"),
+                format!("{host}:{port}"),
+                name.clone(),
+                key.to_string(),
+                min.to_string(),
+                max.to_string(),
+            ]);
             json_apis.push(json!({"api": name, "key": key, "min": min, "max": max}));
         }
         json_brokers.push(json!({"node_id": node, "host": host, "port": port, "apis": json_apis}));
     }
-    out.table(&["NODE", "ADDRESS", "API", "KEY", "MIN", "MAX"], &rows, json!(json_brokers));
+    out.table(
+        &["NODE", "ADDRESS", "API", "KEY", "MIN", "MAX"],
+        &rows,
+        json!(json_brokers),
+    );
     Ok(())
 }

@@ -50,7 +50,12 @@ async fn alter_one(
         RESOURCE_TOPIC => {}
         RESOURCE_BROKER if resource.configs.is_empty() => return (0, None),
         RESOURCE_BROKER => return broker_refusal(resource.configs.iter().map(|c| c.name.as_str())),
-        other => return (ResponseError::InvalidRequest.code(), Some(format!("Unsupported resource type {other}."))),
+        other => {
+            return (
+                ResponseError::InvalidRequest.code(),
+                Some(format!("Unsupported resource type {other}.")),
+            )
+        }
     }
     let pairs = resource
         .configs
@@ -95,11 +100,15 @@ mod tests {
         let bad = ok
             .clone()
             .with_error_code(ResponseError::InvalidConfig.code())
-            .with_error_message(Some(StrBytes::from_static_str("Invalid value x for configuration retention.ms")));
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Invalid value x for configuration retention.ms",
+            )));
         let response = AlterConfigsResponse::default().with_responses(vec![ok, bad]);
         for v in API.min..=API.max {
             let mut buf = bytes::BytesMut::new();
-            response.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+            response
+                .encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
         }
     }
 }

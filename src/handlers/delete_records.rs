@@ -34,9 +34,12 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
         let calls = topic.partitions.into_iter().map(|p| {
             let meta = meta.clone();
             async move {
-                let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                let result =
+                    DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
                 let error = |code: i16| result.clone().with_low_watermark(-1).with_error_code(code);
-                let Some(meta) = meta.filter(|m| (0..m.partition_count()).contains(&p.partition_index)) else {
+                let Some(meta) =
+                    meta.filter(|m| (0..m.partition_count()).contains(&p.partition_index))
+                else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };
                 if p.offset < HIGH_WATERMARK {
@@ -72,7 +75,9 @@ mod tests {
     #[test]
     fn delete_records_response_encodes_every_version() {
         let partitions = vec![
-            DeleteRecordsPartitionResult::default().with_partition_index(0).with_low_watermark(42),
+            DeleteRecordsPartitionResult::default()
+                .with_partition_index(0)
+                .with_low_watermark(42),
             DeleteRecordsPartitionResult::default()
                 .with_partition_index(1)
                 .with_low_watermark(-1)
@@ -84,7 +89,9 @@ mod tests {
         let response = DeleteRecordsResponse::default().with_topics(vec![topic]);
         for v in API.min..=API.max {
             let mut buf = bytes::BytesMut::new();
-            response.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+            response
+                .encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
         }
     }
 }

@@ -23,9 +23,7 @@ use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::config::Config;
-use crate::metadata::topic_config::{
-    config_key, resolve_entries, source, ConfigKind, CONFIG_KEYS,
-};
+use crate::metadata::topic_config::{config_key, resolve_entries, source, ConfigKind, CONFIG_KEYS};
 use crate::metadata::TopicMeta;
 
 /// Served versions.
@@ -63,7 +61,10 @@ struct Entry {
 }
 
 /// Answers DescribeConfigs.
-pub async fn handle(ctx: &RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub async fn handle(
+    ctx: &RequestContext,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let detail = Detail {
         version: ctx.version,
         synonyms: request.include_synonyms,
@@ -94,7 +95,10 @@ pub fn describe_resource(
         .with_error_message(None);
     let name = resource.resource_name.as_str();
     let fail = |code: i16, message: String| {
-        result.clone().with_error_code(code).with_error_message(Some(StrBytes::from_string(message)))
+        result
+            .clone()
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_string(message)))
     };
     let entries = match resource.resource_type {
         RESOURCE_TOPIC => match topic {
@@ -106,15 +110,26 @@ pub fn describe_resource(
                 )
             }
         },
-        RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => broker_entries(config),
+        RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => {
+            broker_entries(config)
+        }
         RESOURCE_BROKER => {
-            return fail(ResponseError::InvalidRequest.code(), format!("Broker {name} is not this broker ({}).", config.node_id))
+            return fail(
+                ResponseError::InvalidRequest.code(),
+                format!("Broker {name} is not this broker ({}).", config.node_id),
+            )
         }
         other => {
-            return fail(ResponseError::InvalidRequest.code(), format!("Unsupported resource type {other}."))
+            return fail(
+                ResponseError::InvalidRequest.code(),
+                format!("Unsupported resource type {other}."),
+            )
         }
     };
-    let wanted = resource.configuration_keys.as_ref().filter(|k| !k.is_empty());
+    let wanted = resource
+        .configuration_keys
+        .as_ref()
+        .filter(|k| !k.is_empty());
     let configs = entries
         .into_iter()
         .filter(|e| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
@@ -150,7 +165,11 @@ fn broker_entries(config: &Config) -> Vec<Entry> {
         .broker_entries()
         .into_iter()
         .map(|(name, value, set)| {
-            let source = if set { source::STATIC_BROKER_CONFIG } else { source::DEFAULT_CONFIG };
+            let source = if set {
+                source::STATIC_BROKER_CONFIG
+            } else {
+                source::DEFAULT_CONFIG
+            };
             let kind = kind_of(&name);
             static_entry(name, value, source, kind)
         })
@@ -158,15 +177,44 @@ fn broker_entries(config: &Config) -> Vec<Entry> {
     let static_settings = [
         ("node.id", config.node_id.to_string(), ConfigKind::Int),
         ("broker.id", config.node_id.to_string(), ConfigKind::Int),
-        ("num.partitions", config.default_partitions.to_string(), ConfigKind::Int),
-        ("auto.create.topics.enable", config.auto_create_topics.to_string(), ConfigKind::Boolean),
-        ("socket.request.max.bytes", config.request_bytes_max.to_string(), ConfigKind::Int),
-        ("offsets.topic.num.partitions", config.offsets_topic_partitions.to_string(), ConfigKind::Int),
-        ("log.dirs", config.data_dir.display().to_string(), ConfigKind::Str),
-        ("listeners", format!("PLAINTEXT://{}", config.listen), ConfigKind::List),
+        (
+            "num.partitions",
+            config.default_partitions.to_string(),
+            ConfigKind::Int,
+        ),
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+            ConfigKind::Boolean,
+        ),
+        (
+            "socket.request.max.bytes",
+            config.request_bytes_max.to_string(),
+            ConfigKind::Int,
+        ),
+        (
+            "offsets.topic.num.partitions",
+            config.offsets_topic_partitions.to_string(),
+            ConfigKind::Int,
+        ),
+        (
+            "log.dirs",
+            config.data_dir.display().to_string(),
+            ConfigKind::Str,
+        ),
+        (
+            "listeners",
+            format!("PLAINTEXT://{}", config.listen),
+            ConfigKind::List,
+        ),
     ];
     for (name, value, kind) in static_settings {
-        entries.push(static_entry(name.to_string(), value, source::STATIC_BROKER_CONFIG, kind));
+        entries.push(static_entry(
+            name.to_string(),
+            value,
+            source::STATIC_BROKER_CONFIG,
+            kind,
+        ));
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries
@@ -175,7 +223,15 @@ fn broker_entries(config: &Config) -> Vec<Entry> {
 fn static_entry(name: String, value: String, source: i8, kind: ConfigKind) -> Entry {
     let synonyms = vec![(name.clone(), value.clone(), source)];
     let doc = config_key(&name).map_or("", |k| k.doc);
-    Entry { name, value, source, read_only: true, kind, doc, synonyms }
+    Entry {
+        name,
+        value,
+        source,
+        read_only: true,
+        kind,
+        doc,
+        synonyms,
+    }
 }
 
 fn to_wire(e: Entry, detail: Detail) -> DescribeConfigsResourceResult {
@@ -200,7 +256,8 @@ fn to_wire(e: Entry, detail: Detail) -> DescribeConfigsResourceResult {
         .with_is_sensitive(false)
         .with_synonyms(synonyms);
     if detail.version >= 3 {
-        let doc = (detail.documentation && !e.doc.is_empty()).then(|| StrBytes::from_static_str(e.doc));
+        let doc =
+            (detail.documentation && !e.doc.is_empty()).then(|| StrBytes::from_static_str(e.doc));
         out = out.with_config_type(e.kind.code()).with_documentation(doc);
     }
     out
@@ -223,23 +280,45 @@ mod tests {
         DescribeConfigsResource::default()
             .with_resource_type(kind)
             .with_resource_name(StrBytes::from_string(name.into()))
-            .with_configuration_keys(keys.map(|k| k.into_iter().map(|s| StrBytes::from_string(s.into())).collect()))
+            .with_configuration_keys(keys.map(|k| {
+                k.into_iter()
+                    .map(|s| StrBytes::from_string(s.into()))
+                    .collect()
+            }))
     }
 
     fn topic() -> TopicMeta {
-        let configs: BTreeMap<String, String> =
-            [("retention.ms".to_string(), "1000".to_string()), ("cleanup.policy".to_string(), "compact".to_string())].into();
+        let configs: BTreeMap<String, String> = [
+            ("retention.ms".to_string(), "1000".to_string()),
+            ("cleanup.policy".to_string(), "compact".to_string()),
+        ]
+        .into();
         TopicMeta::new("t".into(), uuid::Uuid::new_v4(), vec![0], configs)
     }
 
     #[test]
     fn describe_configs_topic_sources_synonyms_and_filter() {
         let c = config();
-        let detail = Detail { version: 4, synonyms: true, documentation: true };
-        let r = describe_resource(&c, &resource(RESOURCE_TOPIC, "t", None), Some(&topic()), detail);
+        let detail = Detail {
+            version: 4,
+            synonyms: true,
+            documentation: true,
+        };
+        let r = describe_resource(
+            &c,
+            &resource(RESOURCE_TOPIC, "t", None),
+            Some(&topic()),
+            detail,
+        );
         assert_eq!(r.error_code, 0);
         assert_eq!(r.configs.len(), CONFIG_KEYS.len());
-        let get = |n: &str| r.configs.iter().find(|e| e.name.as_str() == n).unwrap().clone();
+        let get = |n: &str| {
+            r.configs
+                .iter()
+                .find(|e| e.name.as_str() == n)
+                .unwrap()
+                .clone()
+        };
         let retention = get("retention.ms");
         assert_eq!(retention.value.as_deref(), Some("1000"));
         assert_eq!(retention.config_source, source::DYNAMIC_TOPIC_CONFIG);
@@ -250,23 +329,42 @@ mod tests {
         let segment = get("segment.bytes");
         assert_eq!(segment.config_source, source::DEFAULT_CONFIG);
         assert_eq!(segment.value.as_deref(), Some("1073741824"));
-        let only = describe_resource(&c, &resource(RESOURCE_TOPIC, "t", Some(vec!["cleanup.policy"])), Some(&topic()), detail);
+        let only = describe_resource(
+            &c,
+            &resource(RESOURCE_TOPIC, "t", Some(vec!["cleanup.policy"])),
+            Some(&topic()),
+            detail,
+        );
         assert_eq!(only.configs.len(), 1);
         assert_eq!(only.configs[0].value.as_deref(), Some("compact"));
         let missing = describe_resource(&c, &resource(RESOURCE_TOPIC, "nope", None), None, detail);
-        assert_eq!(missing.error_code, ResponseError::UnknownTopicOrPartition.code());
+        assert_eq!(
+            missing.error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
     }
 
     #[test]
     fn describe_configs_broker_is_read_only() {
         let c = config();
-        let detail = Detail { version: 2, synonyms: false, documentation: false };
+        let detail = Detail {
+            version: 2,
+            synonyms: false,
+            documentation: false,
+        };
         let r = describe_resource(&c, &resource(RESOURCE_BROKER, "0", None), None, detail);
         assert_eq!(r.error_code, 0);
-        let hours = r.configs.iter().find(|e| e.name.as_str() == "log.retention.hours").unwrap();
+        let hours = r
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == "log.retention.hours")
+            .unwrap();
         assert_eq!(hours.value.as_deref(), Some("168"));
         assert!(hours.read_only && hours.synonyms.is_empty());
-        assert!(r.configs.iter().any(|e| e.name.as_str() == "log.retention.check.interval.ms"));
+        assert!(r
+            .configs
+            .iter()
+            .any(|e| e.name.as_str() == "log.retention.check.interval.ms"));
         let other = describe_resource(&c, &resource(RESOURCE_BROKER, "7", None), None, detail);
         assert_eq!(other.error_code, ResponseError::InvalidRequest.code());
         let logger = describe_resource(&c, &resource(8, "0", None), None, detail);
@@ -277,15 +375,26 @@ mod tests {
     fn describe_configs_response_encodes_every_version() {
         let c = config();
         for v in API.min..=API.max {
-            let detail = Detail { version: v, synonyms: true, documentation: true };
+            let detail = Detail {
+                version: v,
+                synonyms: true,
+                documentation: true,
+            };
             let results = vec![
-                describe_resource(&c, &resource(RESOURCE_TOPIC, "t", None), Some(&topic()), detail),
+                describe_resource(
+                    &c,
+                    &resource(RESOURCE_TOPIC, "t", None),
+                    Some(&topic()),
+                    detail,
+                ),
                 describe_resource(&c, &resource(RESOURCE_BROKER, "", None), None, detail),
                 describe_resource(&c, &resource(RESOURCE_TOPIC, "x", None), None, detail),
             ];
             let response = DescribeConfigsResponse::default().with_results(results);
             let mut buf = bytes::BytesMut::new();
-            response.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+            response
+                .encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
         }
     }
 }

@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::messages::{
+    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -65,19 +67,34 @@ fn edit_of(resource: &AlterConfigsResource) -> Result<Option<ConfigEdit>, (i16, 
     match resource.resource_type {
         RESOURCE_TOPIC => {}
         RESOURCE_BROKER if resource.configs.is_empty() => return Ok(None),
-        RESOURCE_BROKER => return Err(broker_refusal(resource.configs.iter().map(|c| c.name.as_str()))),
+        RESOURCE_BROKER => {
+            return Err(broker_refusal(
+                resource.configs.iter().map(|c| c.name.as_str()),
+            ))
+        }
         other => return Err(invalid(format!("Unsupported resource type {other}."))),
     }
     let mut seen = BTreeSet::new();
     let mut ops = Vec::with_capacity(resource.configs.len());
     for c in &resource.configs {
         if !seen.insert(c.name.as_str()) {
-            return Err(invalid(format!("Error due to duplicate config keys: {}", c.name.as_str())));
+            return Err(invalid(format!(
+                "Error due to duplicate config keys: {}",
+                c.name.as_str()
+            )));
         }
         let Some(op) = AlterOp::from_code(c.config_operation) else {
-            return Err(invalid(format!("Unknown config operation {} for {}", c.config_operation, c.name.as_str())));
+            return Err(invalid(format!(
+                "Unknown config operation {} for {}",
+                c.config_operation,
+                c.name.as_str()
+            )));
         };
-        ops.push((c.name.to_string(), op, c.value.as_ref().map(|v| v.to_string())));
+        ops.push((
+            c.name.to_string(),
+            op,
+            c.value.as_ref().map(|v| v.to_string()),
+        ));
     }
     Ok(Some(ConfigEdit::Incremental(ops)))
 }
@@ -101,15 +118,41 @@ mod tests {
         let topic = AlterConfigsResource::default()
             .with_resource_type(RESOURCE_TOPIC)
             .with_resource_name(StrBytes::from_static_str("t"))
-            .with_configs(vec![config("retention.ms", 0, "5"), config("cleanup.policy", 2, "compact")]);
-        let Ok(Some(ConfigEdit::Incremental(ops))) = edit_of(&topic) else { panic!() };
-        assert_eq!(ops[1], ("cleanup.policy".to_string(), AlterOp::Append, Some("compact".to_string())));
-        let dup = topic.clone().with_configs(vec![config("retention.ms", 0, "5"), config("retention.ms", 1, "")]);
-        assert_eq!(edit_of(&dup).unwrap_err().0, ResponseError::InvalidRequest.code());
-        let bad_op = topic.clone().with_configs(vec![config("retention.ms", 9, "5")]);
-        assert_eq!(edit_of(&bad_op).unwrap_err().0, ResponseError::InvalidRequest.code());
+            .with_configs(vec![
+                config("retention.ms", 0, "5"),
+                config("cleanup.policy", 2, "compact"),
+            ]);
+        let Ok(Some(ConfigEdit::Incremental(ops))) = edit_of(&topic) else {
+            panic!()
+        };
+        assert_eq!(
+            ops[1],
+            (
+                "cleanup.policy".to_string(),
+                AlterOp::Append,
+                Some("compact".to_string())
+            )
+        );
+        let dup = topic.clone().with_configs(vec![
+            config("retention.ms", 0, "5"),
+            config("retention.ms", 1, ""),
+        ]);
+        assert_eq!(
+            edit_of(&dup).unwrap_err().0,
+            ResponseError::InvalidRequest.code()
+        );
+        let bad_op = topic
+            .clone()
+            .with_configs(vec![config("retention.ms", 9, "5")]);
+        assert_eq!(
+            edit_of(&bad_op).unwrap_err().0,
+            ResponseError::InvalidRequest.code()
+        );
         let broker = topic.clone().with_resource_type(RESOURCE_BROKER);
-        assert_eq!(edit_of(&broker).unwrap_err().0, ResponseError::InvalidRequest.code());
+        assert_eq!(
+            edit_of(&broker).unwrap_err().0,
+            ResponseError::InvalidRequest.code()
+        );
     }
 
     #[test]
@@ -118,11 +161,16 @@ mod tests {
             .with_resource_type(RESOURCE_TOPIC)
             .with_resource_name(StrBytes::from_static_str("t"))
             .with_error_message(None);
-        let bad = ok.clone().with_error_code(40).with_error_message(Some(StrBytes::from_static_str("x")));
+        let bad = ok
+            .clone()
+            .with_error_code(40)
+            .with_error_message(Some(StrBytes::from_static_str("x")));
         let response = IncrementalAlterConfigsResponse::default().with_responses(vec![ok, bad]);
         for v in API.min..=API.max {
             let mut buf = bytes::BytesMut::new();
-            response.encode(&mut buf, v).unwrap_or_else(|e| panic!("v{v}: {e}"));
+            response
+                .encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
         }
     }
 }

@@ -43,7 +43,10 @@ pub(super) fn apply_topic_policy(
         check_batch(config, batch.header, batch.bytes, now_ms)?;
     }
     if !config.log_append_time {
-        return Ok(Checked { records: records_bytes, log_append_time_ms: -1 });
+        return Ok(Checked {
+            records: records_bytes,
+            log_append_time_ms: -1,
+        });
     }
     let mut owned = records_bytes.to_vec();
     let positions: Vec<(usize, usize)> = batches(&owned)
@@ -53,18 +56,34 @@ pub(super) fn apply_topic_policy(
     for (position, len) in positions {
         set_max_timestamp_log_append(&mut owned[position..position + len], now_ms);
     }
-    Ok(Checked { records: Bytes::from(owned), log_append_time_ms: now_ms })
+    Ok(Checked {
+        records: Bytes::from(owned),
+        log_append_time_ms: now_ms,
+    })
 }
 
-fn check_batch(config: &TopicConfig, header: &BatchHeader, bytes: &[u8], now_ms: i64) -> Result<(), (i16, String)> {
+fn check_batch(
+    config: &TopicConfig,
+    header: &BatchHeader,
+    bytes: &[u8],
+    now_ms: i64,
+) -> Result<(), (i16, String)> {
     if bytes.len() as i64 > i64::from(config.max_message_bytes) {
         return Err((
             ResponseError::MessageTooLarge.code(),
-            format!("The batch of {} bytes is larger than max.message.bytes ({}).", bytes.len(), config.max_message_bytes),
+            format!(
+                "The batch of {} bytes is larger than max.message.bytes ({}).",
+                bytes.len(),
+                config.max_message_bytes
+            ),
         ));
     }
     let recs = records(bytes);
-    if config.cleanup_compact && recs.as_ref().is_some_and(|rs| rs.iter().any(|r| r.key.is_none())) {
+    if config.cleanup_compact
+        && recs
+            .as_ref()
+            .is_some_and(|rs| rs.iter().any(|r| r.key.is_none()))
+    {
         return Err((
             ResponseError::InvalidRecord.code(),
             "Compacted topic cannot accept message without key.".to_string(),
@@ -107,7 +126,11 @@ mod tests {
     #[test]
     fn produce_policy_message_too_large() {
         let value = vec![b'v'; 2000];
-        let batch = Bytes::from(build_test_batch(0, &[(Some(b"k"), Some(&value[..]))], 1_000));
+        let batch = Bytes::from(build_test_batch(
+            0,
+            &[(Some(b"k"), Some(&value[..]))],
+            1_000,
+        ));
         let small = config(|c| c.max_message_bytes = 1000);
         let e = apply_topic_policy(&small, batch.clone(), 1_000).unwrap_err();
         assert_eq!(e.0, ResponseError::MessageTooLarge.code());

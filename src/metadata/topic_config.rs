@@ -851,7 +851,10 @@ mod tests {
         let e = LogDefaults::from_pairs([("log.retention.hours".to_string(), "x".to_string())])
             .unwrap_err();
         assert!(e.message.contains("log.retention.hours"));
-        let table: toml::Table = toml::from_str("log.retention.hours = 3\nlog.cleanup.policy = [\"compact\", \"delete\"]\n").unwrap();
+        let table: toml::Table = toml::from_str(
+            "log.retention.hours = 3\nlog.cleanup.policy = [\"compact\", \"delete\"]\n",
+        )
+        .unwrap();
         let pairs = toml_pairs("log", table["log"].as_table().unwrap());
         assert!(pairs.contains(&("log.retention.hours".into(), "3".into())));
         assert!(pairs.contains(&("log.cleanup.policy".into(), "compact,delete".into())));

@@ -228,7 +228,10 @@ async fn health(shard: &Rc<Shard>) -> Response {
     if silent.is_empty() {
         Response::text("200 OK", "ok\n")
     } else {
-        Response::text("503 Service Unavailable", format!("shards not answering: {silent:?}\n"))
+        Response::text(
+            "503 Service Unavailable",
+            format!("shards not answering: {silent:?}\n"),
+        )
     }
 }
 
@@ -305,9 +308,10 @@ async fn all_groups(shard: &Rc<Shard>) -> Result<Vec<String>, i16> {
 
 async fn group_lag_json(shard: &Rc<Shard>, group: &str) -> Response {
     match crate::group::lag::group_lag(shard, group).await {
-        Ok(partitions) if partitions.is_empty() => {
-            Response::text("404 Not Found", format!("group {group:?} has no committed offsets\n"))
-        }
+        Ok(partitions) if partitions.is_empty() => Response::text(
+            "404 Not Found",
+            format!("group {group:?} has no committed offsets\n"),
+        ),
         Ok(partitions) => {
             let total: i64 = partitions.iter().map(|p| p.lag.max(0)).sum();
             let rows: Vec<_> = partitions
@@ -354,7 +358,10 @@ mod tests {
             parse_request_line(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
             Some(("GET", "/metrics"))
         );
-        assert_eq!(parse_request_line(b"POST /v1/ready HTTP/1.0\r\n\r\n"), Some(("POST", "/v1/ready")));
+        assert_eq!(
+            parse_request_line(b"POST /v1/ready HTTP/1.0\r\n\r\n"),
+            Some(("POST", "/v1/ready"))
+        );
         assert_eq!(parse_request_line(b"GET /metrics\r\n\r\n"), None);
         assert_eq!(parse_request_line(b"\xff\xfe\r\n\r\n"), None);
     }

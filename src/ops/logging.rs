@@ -150,7 +150,7 @@ pub fn journal_field_name(name: &str) -> String {
         })
         .collect();
     if out.is_empty() || out.starts_with('_') || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert_str(0, "F");
+        out.insert(0, 'F');
     }
     out
 }

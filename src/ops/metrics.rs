@@ -116,7 +116,10 @@ pub struct ConnectionGauge(());
 
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
-        with(|m| m.connections_open.set(m.connections_open.get().saturating_sub(1)));
+        with(|m| {
+            m.connections_open
+                .set(m.connections_open.get().saturating_sub(1))
+        });
     }
 }
 
@@ -256,33 +259,63 @@ fn api_name(key: i16) -> String {
         .unwrap_or_else(|_| format!("Unknown{key}"))
 }
 
+/// A per-shard counter family: name, type, help, and how to read it.
+type ShardFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&MetricsSnapshot) -> u64,
+);
+/// A per-partition gauge family: name, help, and how to read it.
+type PartitionFamily = (&'static str, &'static str, fn(&PartitionStats) -> String);
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Renders a scrape in the Prometheus text exposition format (0.0.4).
-pub fn render(
-    reports: &[ShardReport],
-    lags: &[GroupLagStats],
-    process: &ProcessStats,
-) -> String {
+pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &ProcessStats) -> String {
     let mut out = String::new();
     render_process(&mut out, reports.len(), process);
     render_requests(&mut out, reports);
-    let per_shard: [(&str, &str, &str, fn(&MetricsSnapshot) -> u64); 6] = [
-        ("corestream_bytes_received_total", "counter", "Request bytes received.", |m| m.bytes_in),
-        ("corestream_bytes_sent_total", "counter", "Response bytes sent.", |m| m.bytes_out),
-        ("corestream_connections_accepted_total", "counter", "Client connections accepted.", |m| {
-            m.connections_accepted
-        }),
-        ("corestream_connections_open", "gauge", "Client connections open.", |m| m.connections_open),
-        ("corestream_cross_shard_messages_total", "counter", "Messages sent to other shards.", |m| {
-            m.cross_shard_messages
-        }),
-        ("corestream_requests_in_flight", "gauge", "Requests being handled.", |m| {
-            m.requests_in_flight
-        }),
+    let per_shard: [ShardFamily; 6] = [
+        (
+            "corestream_bytes_received_total",
+            "counter",
+            "Request bytes received.",
+            |m| m.bytes_in,
+        ),
+        (
+            "corestream_bytes_sent_total",
+            "counter",
+            "Response bytes sent.",
+            |m| m.bytes_out,
+        ),
+        (
+            "corestream_connections_accepted_total",
+            "counter",
+            "Client connections accepted.",
+            |m| m.connections_accepted,
+        ),
+        (
+            "corestream_connections_open",
+            "gauge",
+            "Client connections open.",
+            |m| m.connections_open,
+        ),
+        (
+            "corestream_cross_shard_messages_total",
+            "counter",
+            "Messages sent to other shards.",
+            |m| m.cross_shard_messages,
+        ),
+        (
+            "corestream_requests_in_flight",
+            "gauge",
+            "Requests being handled.",
+            |m| m.requests_in_flight,
+        ),
     ];
     for (name, kind, help, get) in per_shard {
         family(&mut out, name, kind, help);
@@ -296,20 +329,49 @@ pub fn render(
 }
 
 fn render_process(out: &mut String, shards: usize, process: &ProcessStats) {
-    family(out, "corestream_shards", "gauge", "Shards (executors) running.");
+    family(
+        out,
+        "corestream_shards",
+        "gauge",
+        "Shards (executors) running.",
+    );
     let _ = writeln!(out, "corestream_shards {shards}");
-    family(out, "corestream_ready", "gauge", "1 once start-up finished and no stop began.");
+    family(
+        out,
+        "corestream_ready",
+        "gauge",
+        "1 once start-up finished and no stop began.",
+    );
     let _ = writeln!(out, "corestream_ready {}", u8::from(process.ready));
-    family(out, "corestream_uptime_seconds", "gauge", "Seconds since the process started.");
-    let _ = writeln!(out, "corestream_uptime_seconds {:.3}", process.uptime_seconds);
+    family(
+        out,
+        "corestream_uptime_seconds",
+        "gauge",
+        "Seconds since the process started.",
+    );
+    let _ = writeln!(
+        out,
+        "corestream_uptime_seconds {:.3}",
+        process.uptime_seconds
+    );
     if let Some(rss) = process.resident_memory_bytes {
-        family(out, "corestream_resident_memory_bytes", "gauge", "Resident memory of the process.");
+        family(
+            out,
+            "corestream_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the process.",
+        );
         let _ = writeln!(out, "corestream_resident_memory_bytes {rss}");
     }
 }
 
 fn render_requests(out: &mut String, reports: &[ShardReport]) {
-    family(out, "corestream_requests_total", "counter", "Requests answered, per shard and API.");
+    family(
+        out,
+        "corestream_requests_total",
+        "counter",
+        "Requests answered, per shard and API.",
+    );
     for r in reports {
         for (key, h) in &r.metrics.requests {
             let _ = writeln!(
@@ -322,7 +384,12 @@ fn render_requests(out: &mut String, reports: &[ShardReport]) {
         }
     }
     let name = "corestream_request_latency_seconds";
-    family(out, name, "histogram", "Time from a request's arrival to its answer.");
+    family(
+        out,
+        name,
+        "histogram",
+        "Time from a request's arrival to its answer.",
+    );
     for r in reports {
         for (key, h) in &r.metrics.requests {
             let labels = format!("shard=\"{}\",api=\"{}\"", r.shard, api_name(*key));
@@ -340,19 +407,27 @@ fn render_requests(out: &mut String, reports: &[ShardReport]) {
 }
 
 fn render_partitions(out: &mut String, reports: &[ShardReport]) {
-    let gauges: [(&str, &str, fn(&PartitionStats) -> String); 4] = [
-        ("corestream_partition_high_watermark", "Durable end offset consumers can read.", |p| {
-            p.high_watermark.to_string()
-        }),
-        ("corestream_partition_log_end_offset", "Next offset to be assigned.", |p| {
-            p.log_end_offset.to_string()
-        }),
-        ("corestream_partition_log_start_offset", "First offset still in the log.", |p| {
-            p.log_start_offset.to_string()
-        }),
-        ("corestream_partition_size_bytes", "Bytes of record batches on disk.", |p| {
-            p.size_bytes.to_string()
-        }),
+    let gauges: [PartitionFamily; 4] = [
+        (
+            "corestream_partition_high_watermark",
+            "Durable end offset consumers can read.",
+            |p| p.high_watermark.to_string(),
+        ),
+        (
+            "corestream_partition_log_end_offset",
+            "Next offset to be assigned.",
+            |p| p.log_end_offset.to_string(),
+        ),
+        (
+            "corestream_partition_log_start_offset",
+            "First offset still in the log.",
+            |p| p.log_start_offset.to_string(),
+        ),
+        (
+            "corestream_partition_size_bytes",
+            "Bytes of record batches on disk.",
+            |p| p.size_bytes.to_string(),
+        ),
     ];
     for (name, help, get) in gauges {
         family(out, name, "gauge", help);
@@ -372,7 +447,12 @@ fn render_partitions(out: &mut String, reports: &[ShardReport]) {
 }
 
 fn render_lags(out: &mut String, lags: &[GroupLagStats]) {
-    family(out, "corestream_group_lag", "gauge", "Records between a group's committed offset and the high watermark.");
+    family(
+        out,
+        "corestream_group_lag",
+        "gauge",
+        "Records between a group's committed offset and the high watermark.",
+    );
     for l in lags {
         let _ = writeln!(
             out,
@@ -383,7 +463,12 @@ fn render_lags(out: &mut String, lags: &[GroupLagStats]) {
             l.lag
         );
     }
-    family(out, "corestream_group_committed_offset", "gauge", "A group's committed offset.");
+    family(
+        out,
+        "corestream_group_committed_offset",
+        "gauge",
+        "A group's committed offset.",
+    );
     for l in lags {
         let _ = writeln!(
             out,
@@ -473,14 +558,19 @@ mod tests {
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let name = rest.split(' ').next().unwrap();
-                assert!(typed.insert(name.to_string()), "family {name} declared twice");
+                assert!(
+                    typed.insert(name.to_string()),
+                    "family {name} declared twice"
+                );
                 continue;
             }
             if line.starts_with("# HELP ") {
                 continue;
             }
             let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-            value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}"));
             let name = series.split('{').next().unwrap();
             let family = ["_bucket", "_sum", "_count"]
                 .iter()
@@ -499,6 +589,9 @@ mod tests {
         drop(guard);
         let s = snapshot();
         assert_eq!(s.requests[&3].count, 1);
-        assert_eq!((s.bytes_in, s.bytes_out, s.requests_in_flight), (100, 200, 0));
+        assert_eq!(
+            (s.bytes_in, s.bytes_out, s.requests_in_flight),
+            (100, 200, 0)
+        );
     }
 }

@@ -244,7 +244,10 @@ mod tests {
             watchdog_interval(Some("2000000"), Some("7"), 7),
             Some(Duration::from_secs(1))
         );
-        assert_eq!(watchdog_interval(Some("10"), None, 7), Some(WATCHDOG_INTERVAL_MIN));
+        assert_eq!(
+            watchdog_interval(Some("10"), None, 7),
+            Some(WATCHDOG_INTERVAL_MIN)
+        );
         assert_eq!(watchdog_interval(Some("x"), None, 7), None);
         assert_eq!(watchdog_interval(None, None, 7), None);
     }

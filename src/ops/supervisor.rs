@@ -131,7 +131,10 @@ impl Supervisor {
     pub fn run_until_stop(&mut self, senders: &[ShardSender]) {
         let interval = self.notifier.watchdog_interval();
         if let Some(i) = interval {
-            info!("systemd watchdog on: pinging every shard each {} ms", i.as_millis());
+            info!(
+                "systemd watchdog on: pinging every shard each {} ms",
+                i.as_millis()
+            );
             self.watchdog(senders, i);
         }
         loop {
@@ -240,18 +243,39 @@ pub fn static_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("listen", old.listen != new.listen),
         (
             "advertised_addr",
-            (&old.advertised_host, old.advertised_port) != (&new.advertised_host, new.advertised_port),
+            (&old.advertised_host, old.advertised_port)
+                != (&new.advertised_host, new.advertised_port),
         ),
-        ("data_dir", old.data_dir != new.data_dir && new.data_dir.canonicalize().ok() != Some(old.data_dir.clone())),
+        (
+            "data_dir",
+            old.data_dir != new.data_dir
+                && new.data_dir.canonicalize().ok() != Some(old.data_dir.clone()),
+        ),
         ("shards", old.shards != new.shards),
         ("node_id", old.node_id != new.node_id),
-        ("auto_create_topics", old.auto_create_topics != new.auto_create_topics),
-        ("default_partitions", old.default_partitions != new.default_partitions),
+        (
+            "auto_create_topics",
+            old.auto_create_topics != new.auto_create_topics,
+        ),
+        (
+            "default_partitions",
+            old.default_partitions != new.default_partitions,
+        ),
         ("segment_bytes", old.segment_bytes != new.segment_bytes),
-        ("request_bytes_max", old.request_bytes_max != new.request_bytes_max),
-        ("offsets_topic_partitions", old.offsets_topic_partitions != new.offsets_topic_partitions),
+        (
+            "request_bytes_max",
+            old.request_bytes_max != new.request_bytes_max,
+        ),
+        (
+            "offsets_topic_partitions",
+            old.offsets_topic_partitions != new.offsets_topic_partitions,
+        ),
         ("connection limits", old.limits != new.limits),
         ("admin_listen", old.ops.admin_listen != new.ops.admin_listen),
     ];
-    checks.into_iter().filter(|(_, changed)| *changed).map(|(k, _)| k).collect()
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(k, _)| k)
+        .collect()
 }

@@ -152,7 +152,6 @@ mod tests {
         let fd = tx.as_raw_fd();
         let mut writer = futures::io::AllowStdIo::new(&tx);
         futures::executor::block_on(send_parts(&mut writer, fd, &parts)).unwrap();
-        drop(writer);
         drop(tx);
         assert_eq!(reader.join().unwrap(), expected);
     }

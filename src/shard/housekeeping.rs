@@ -94,8 +94,10 @@ async fn housekeep(partition: &Partition, config: &TopicConfig, pacer: &mut Budg
             retention_bytes: config.retention_bytes,
         };
         match partition.log.enforce_retention(now, policy).await {
-            Ok(r) if r.segments > 0 => info!(partition = %id, segments = r.segments, bytes = r.bytes,
-                log_start = partition.log.log_start_offset(), "retention deleted segments"),
+            Ok(r) if r.segments > 0 => {
+                info!(partition = %id, segments = r.segments, bytes = r.bytes,
+                log_start = partition.log.log_start_offset(), "retention deleted segments")
+            }
             Ok(_) => {}
             Err(e) => log_failure(id, "retention", e),
         }
@@ -108,10 +110,13 @@ async fn housekeep(partition: &Partition, config: &TopicConfig, pacer: &mut Budg
             min_cleanable_dirty_ratio: config.min_cleanable_dirty_ratio,
         };
         match partition.log.compact(now, &policy, pacer).await {
-            Ok(Some(s)) => info!(partition = %id, segments = s.segments_cleaned,
+            Ok(Some(s)) if s.segments_rewritten > 0 => {
+                partition.forget_cached_tail();
+                info!(partition = %id, segments = s.segments_cleaned,
                 rewritten = s.segments_rewritten, removed = s.records_removed,
-                bytes_before = s.bytes_before, bytes_after = s.bytes_after, "compacted"),
-            Ok(None) => {}
+                bytes_before = s.bytes_before, bytes_after = s.bytes_after, "compacted")
+            }
+            Ok(_) => {}
             Err(e) => log_failure(id, "compaction", e),
         }
     }

@@ -215,6 +215,12 @@ impl Partition {
         self.log.close().await
     }
 
+    /// Drops the cached tail: compaction rewrote batches the cache still
+    /// holds in their old form (housekeeping.rs calls this after a pass).
+    pub fn forget_cached_tail(&self) {
+        self.tail.clear();
+    }
+
     /// Flushes the log and wakes long-poll fetches waiting on new data.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.log.flush().await?;

@@ -37,7 +37,8 @@ use crate::server;
 pub(crate) const DRAIN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// Pause between checks of the in-flight count while draining.
 const DRAIN_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
-const _: () = assert!(DRAIN_WAIT_MAX.as_millis() < crate::config::SHUTDOWN_TIMEOUT_MS_MIN as u128 * 10);
+const _: () =
+    assert!(DRAIN_WAIT_MAX.as_millis() < crate::config::SHUTDOWN_TIMEOUT_MS_MIN as u128 * 10);
 
 /// How long the start-up probe waits for a listener already on our port.
 const PORT_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -215,7 +216,9 @@ pub fn run_supervised(
     };
     supervisor.run_until_stop(&senders);
     admin::set_ready(false);
-    supervisor.notifier.stopping("stopping: draining requests, closing partitions");
+    supervisor
+        .notifier
+        .stopping("stopping: draining requests, closing partitions");
     if let Err(late) = supervisor.stop_shards(&senders) {
         error!(
             "shards {late:?} did not stop within shutdown_timeout_ms={}: exiting anyway \

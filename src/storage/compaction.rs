@@ -187,7 +187,10 @@ impl<D: Disk> PartitionLog<D> {
         let clean_offset = self.clean_offset.get();
         for s in segments.iter() {
             let closed = s.sealed && s.seal_persisted && s.durable_bytes == s.log_bytes;
-            let Some(file) = s.file.clone().filter(|_| closed && s.max_timestamp <= lag_horizon)
+            let Some(file) = s
+                .file
+                .clone()
+                .filter(|_| closed && s.max_timestamp <= lag_horizon)
             else {
                 break;
             };
@@ -226,7 +229,9 @@ impl<D: Disk> PartitionLog<D> {
         for (i, target) in targets.iter().enumerate() {
             let mut reader = BatchReader::new(&*target.file, &target.path, target.log_bytes);
             while let Some(batch) = reader.next().await? {
-                let Ok(header) = BatchHeader::parse(batch) else { continue };
+                let Ok(header) = BatchHeader::parse(batch) else {
+                    continue;
+                };
                 let recs = filterable(header).then(|| records(batch)).flatten();
                 for record in recs.into_iter().flatten() {
                     let Some(key) = record.key else { continue };
@@ -261,7 +266,9 @@ impl<D: Disk> PartitionLog<D> {
         if !self.has_droppable(target, map, tombstone_horizon).await? {
             return Ok(());
         }
-        let tmp = self.dir.join(format!("{:020}.cleaned.tmp", target.base_offset));
+        let tmp = self
+            .dir
+            .join(format!("{:020}.cleaned.tmp", target.base_offset));
         let mut writer = SegmentWriter::create(&self.disk, &tmp).await?;
         let mut segment = Segment::new(&self.dir, target.base_offset);
         let interval = u64::from(self.config.get().index_interval_bytes);
@@ -271,7 +278,8 @@ impl<D: Disk> PartitionLog<D> {
         while let Some(batch) = reader.next().await? {
             since_pace += batch.len() as u64;
             let mut out = Vec::new();
-            stats.records_removed += rewrite_batch(batch, map, tombstone_horizon, &mut run, &mut out);
+            stats.records_removed +=
+                rewrite_batch(batch, map, tombstone_horizon, &mut run, &mut out);
             append_output(&mut writer, &mut segment, &out, interval);
             writer.write_full_chunks(&self.disk).await?;
             if since_pace >= CLEANER_PACE_STEP_BYTES {
@@ -309,7 +317,9 @@ impl<D: Disk> PartitionLog<D> {
     ) -> Result<bool, StorageError> {
         let mut reader = BatchReader::new(&*target.file, &target.path, target.log_bytes);
         while let Some(batch) = reader.next().await? {
-            let Ok(header) = BatchHeader::parse(batch) else { continue };
+            let Ok(header) = BatchHeader::parse(batch) else {
+                continue;
+            };
             let recs = filterable(header).then(|| records(batch)).flatten();
             if recs.is_some_and(|rs| rs.iter().any(|r| !keep_record(map, r, tombstone_horizon))) {
                 return Ok(true);
@@ -378,7 +388,9 @@ struct EmptyRun {
 impl EmptyRun {
     fn flush(&mut self, out: &mut Vec<u8>) {
         if let Some((header, last_offset)) = self.first.take() {
-            let base = BatchHeader::parse(&header).expect("header kept whole").base_offset();
+            let base = BatchHeader::parse(&header)
+                .expect("header kept whole")
+                .base_offset();
             let delta = i32::try_from(last_offset - base).expect("run limited to i32 offsets");
             out.extend_from_slice(&rebuild_batch(&header, &[], delta));
         }
@@ -387,7 +399,9 @@ impl EmptyRun {
     fn extend(&mut self, batch: &[u8], header: &BatchHeader, out: &mut Vec<u8>) {
         let last = header.last_offset();
         if let Some((first, _)) = &self.first {
-            let base = BatchHeader::parse(first).expect("header kept whole").base_offset();
+            let base = BatchHeader::parse(first)
+                .expect("header kept whole")
+                .base_offset();
             if last - base > i64::from(i32::MAX) {
                 self.flush(out);
             }
@@ -465,7 +479,10 @@ impl<'a, F: DiskFile> BatchReader<'a, F> {
         };
         let position = self.position;
         let header_len = (self.limit - position).min(BATCH_HEADER_LEN as u64) as usize;
-        let header = self.window.get(position, header_len, CLEANER_READ_BYTES).await?;
+        let header = self
+            .window
+            .get(position, header_len, CLEANER_READ_BYTES)
+            .await?;
         let header = header.ok_or_else(|| corrupt(position, "short header".into()))?;
         let info = batch_info(header).map_err(|r| corrupt(position, r))?;
         if info.total_len > self.limit - position {
@@ -524,7 +541,8 @@ impl<D: Disk> SegmentWriter<D> {
     async fn finish(self, disk: &D) -> Result<D::File, StorageError> {
         let rest = self.buf.len();
         if rest > 0 {
-            self.write(disk, rest, align_up(rest as u64) as usize).await?;
+            self.write(disk, rest, align_up(rest as u64) as usize)
+                .await?;
         }
         let len = self.file_pos + rest as u64;
         let trunc = self.file.truncate(len).await;
@@ -535,24 +553,26 @@ impl<D: Disk> SegmentWriter<D> {
     }
 
     /// Writes `buf[..data]` padded to `padded` bytes at `file_pos`.
-    async fn write(
-        &self,
-        disk: &D,
-        data: usize,
-        padded: usize,
-    ) -> Result<(), StorageError> {
+    async fn write(&self, disk: &D, data: usize, padded: usize) -> Result<(), StorageError> {
         let mut io = disk.alloc_buffer(padded);
         io.as_bytes_mut()[..data].copy_from_slice(&self.buf[..data]);
         io.as_bytes_mut()[data..].fill(0);
         let written = self.file.write_at(Rc::new(io), self.file_pos).await;
-        let written =
-            written.map_err(StorageError::io_at("write cleaned segment", &self.path, Some(self.file_pos)))?;
+        let written = written.map_err(StorageError::io_at(
+            "write cleaned segment",
+            &self.path,
+            Some(self.file_pos),
+        ))?;
         if written != padded {
             let short = std::io::Error::new(
                 std::io::ErrorKind::WriteZero,
                 format!("short write: {written} of {padded} bytes"),
             );
-            return Err(StorageError::io_at("write cleaned segment", &self.path, Some(self.file_pos))(short));
+            return Err(StorageError::io_at(
+                "write cleaned segment",
+                &self.path,
+                Some(self.file_pos),
+            )(short));
         }
         Ok(())
     }

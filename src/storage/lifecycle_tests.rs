@@ -71,7 +71,13 @@ fn log_files(disk: &MemDisk) -> Vec<String> {
 #[test]
 fn roll_by_time_follows_batch_timestamps() {
     let disk = MemDisk::new();
-    let log = open(&disk, LogConfig { segment_ms: 100, ..config() });
+    let log = open(
+        &disk,
+        LogConfig {
+            segment_ms: 100,
+            ..config()
+        },
+    );
     put(&log, &[(Some("a"), Some("1"))], 1_000);
     put(&log, &[(Some("a"), Some("2"))], 1_100);
     assert_eq!(log.segment_count(), 1, "exactly segment.ms later: no roll");
@@ -81,7 +87,13 @@ fn roll_by_time_follows_batch_timestamps() {
     assert_eq!(log.segment_count(), 2, "older timestamps never roll");
     block_on(log.flush()).unwrap();
     block_on(log.close()).unwrap();
-    let log = open(&disk, LogConfig { segment_ms: 100, ..config() });
+    let log = open(
+        &disk,
+        LogConfig {
+            segment_ms: 100,
+            ..config()
+        },
+    );
     put(&log, &[(Some("a"), Some("5"))], 1_300);
     assert_eq!(log.segment_count(), 3, "first timestamp survives reopen");
 }
@@ -104,7 +116,10 @@ fn retention_by_time_deletes_a_prefix_and_moves_the_start() {
     let log = filled(&disk);
     let before = log.segment_count();
     assert!(before >= 3, "{before} segments");
-    let policy = RetentionPolicy { retention_ms: 100, retention_bytes: -1 };
+    let policy = RetentionPolicy {
+        retention_ms: 100,
+        retention_bytes: -1,
+    };
     // now - 100 = 1150: segments whose newest batch is < 1150 go.
     let removed = block_on(log.enforce_retention(1_250, policy)).unwrap();
     assert!(removed.segments > 0);
@@ -127,14 +142,20 @@ fn retention_by_time_deletes_a_prefix_and_moves_the_start() {
 fn retention_of_everything_rolls_the_active_segment() {
     let disk = MemDisk::new();
     let log = filled(&disk);
-    let policy = RetentionPolicy { retention_ms: 10, retention_bytes: -1 };
+    let policy = RetentionPolicy {
+        retention_ms: 10,
+        retention_bytes: -1,
+    };
     block_on(log.enforce_retention(1_000_000, policy)).unwrap();
     assert_eq!(log.log_start_offset(), 30);
     assert!(read_records(&log).is_empty());
     assert!(log_files(&disk).is_empty(), "{:?}", log_files(&disk));
     put(&log, &[(Some("k"), Some("after"))], 2_000_000);
     block_on(log.flush()).unwrap();
-    assert_eq!(read_records(&log), vec![(30, Some("k".into()), Some("after".into()))]);
+    assert_eq!(
+        read_records(&log),
+        vec![(30, Some("k".into()), Some("after".into()))]
+    );
     disk.crash();
     let log = open(&disk, config());
     assert_eq!((log.log_start_offset(), log.next_offset()), (30, 31));
@@ -145,11 +166,17 @@ fn retention_by_bytes_stays_within_one_segment_of_the_bound() {
     let disk = MemDisk::new();
     let log = filled(&disk);
     let bound = 3_000;
-    let policy = RetentionPolicy { retention_ms: -1, retention_bytes: bound };
+    let policy = RetentionPolicy {
+        retention_ms: -1,
+        retention_bytes: bound,
+    };
     let removed = block_on(log.enforce_retention(0, policy)).unwrap();
     assert!(removed.segments > 0);
     let size = log.size_bytes() as i64;
-    assert!(size >= bound && size <= bound + config().segment_bytes as i64, "size {size}");
+    assert!(
+        size >= bound && size <= bound + config().segment_bytes as i64,
+        "size {size}"
+    );
     assert_eq!(read_records(&log).last().unwrap().0, 29);
 }
 
@@ -165,7 +192,11 @@ fn delete_records_moves_the_start_and_drops_whole_segments() {
         block_on(log.read(16, 1 << 20, true)),
         Err(StorageError::OffsetOutOfRange { .. })
     ));
-    assert_eq!(block_on(log.delete_records(5)).unwrap(), 17, "never moves back");
+    assert_eq!(
+        block_on(log.delete_records(5)).unwrap(),
+        17,
+        "never moves back"
+    );
     assert!(matches!(
         block_on(log.delete_records(31)),
         Err(StorageError::OffsetOutOfRange { .. })
@@ -189,8 +220,19 @@ fn policy() -> CompactionPolicy {
 /// 10 keys updated 20 times (batches of 5 records, some keys tombstoned at
 /// the end), then a sentinel batch in a new segment. Returns the log and
 /// the expected latest (offset, value) per key.
-fn keyed(disk: &MemDisk) -> (PartitionLog<MemDisk>, BTreeMap<String, (i64, Option<String>)>) {
-    let log = open(disk, LogConfig { segment_ms: 10_000, ..config() });
+fn keyed(
+    disk: &MemDisk,
+) -> (
+    PartitionLog<MemDisk>,
+    BTreeMap<String, (i64, Option<String>)>,
+) {
+    let log = open(
+        disk,
+        LogConfig {
+            segment_ms: 10_000,
+            ..config()
+        },
+    );
     let mut latest = BTreeMap::new();
     let mut n = 0;
     for round in 0..40 {
@@ -200,8 +242,10 @@ fn keyed(disk: &MemDisk) -> (PartitionLog<MemDisk>, BTreeMap<String, (i64, Optio
                 (format!("key{}", n % 10), format!("v{n}-{round}"))
             })
             .collect();
-        let refs: Vec<(Option<&str>, Option<&str>)> =
-            recs.iter().map(|(k, v)| (Some(k.as_str()), Some(v.as_str()))).collect();
+        let refs: Vec<(Option<&str>, Option<&str>)> = recs
+            .iter()
+            .map(|(k, v)| (Some(k.as_str()), Some(v.as_str())))
+            .collect();
         let base = put(&log, &refs, 1_000 + round);
         for (i, (k, v)) in recs.iter().enumerate() {
             latest.insert(k.clone(), (base + i as i64, Some(v.clone())));
@@ -222,7 +266,10 @@ fn latest_in(log: &PartitionLog<MemDisk>) -> BTreeMap<String, (i64, Option<Strin
     let mut out = BTreeMap::new();
     for (offset, key, value) in read_records(log) {
         let key = key.expect("keyed");
-        assert!(out.insert(key.clone(), (offset, value)).is_none(), "{key} twice");
+        assert!(
+            out.insert(key.clone(), (offset, value)).is_none(),
+            "{key} twice"
+        );
     }
     out
 }
@@ -234,19 +281,32 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     let before = log.size_bytes();
     // now - 1000 = 1500 > tombstone timestamps? No: tombstones at 1100 are
     // kept while now - delete.retention.ms <= 1100.
-    let stats = block_on(log.compact(2_000, &policy(), &mut NoPacing)).unwrap().expect("due");
-    assert!(stats.segments_rewritten > 0 && stats.records_removed > 0, "{stats:?}");
-    assert!(log.size_bytes() < before / 2, "{} of {before}", log.size_bytes());
+    let stats = block_on(log.compact(2_000, &policy(), &mut NoPacing))
+        .unwrap()
+        .expect("due");
+    assert!(
+        stats.segments_rewritten > 0 && stats.records_removed > 0,
+        "{stats:?}"
+    );
+    assert!(
+        log.size_bytes() < before / 2,
+        "{} of {before}",
+        log.size_bytes()
+    );
     assert_eq!(latest_in(&log), expected);
     assert_eq!(log.next_offset(), 203);
     // Nothing new is dirty: no second pass.
-    assert!(block_on(log.compact(2_000, &policy(), &mut NoPacing)).unwrap().is_none());
+    assert!(block_on(log.compact(2_000, &policy(), &mut NoPacing))
+        .unwrap()
+        .is_none());
     // Reopened (indexes rewritten by the swap) it reads the same.
     block_on(log.close()).unwrap();
     let log = open(&disk, config());
     assert_eq!(latest_in(&log), expected);
     // Later, the tombstones age out.
-    let stats = block_on(log.compact(3_000, &policy(), &mut NoPacing)).unwrap().expect("after restart all is dirty");
+    let stats = block_on(log.compact(3_000, &policy(), &mut NoPacing))
+        .unwrap()
+        .expect("after restart all is dirty");
     assert_eq!(stats.records_removed, 2);
     let mut without = expected.clone();
     without.remove("key3");
@@ -258,19 +318,42 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
 fn compaction_honours_lag_and_dirty_ratio() {
     let disk = MemDisk::new();
     let (log, _) = keyed(&disk);
-    let lagged = CompactionPolicy { min_compaction_lag_ms: 1_000_000, ..policy() };
-    assert!(block_on(log.compact(2_000, &lagged, &mut NoPacing)).unwrap().is_none());
-    let picky = CompactionPolicy { min_cleanable_dirty_ratio: 1.0, ..policy() };
-    assert!(block_on(log.compact(2_000, &picky, &mut NoPacing)).unwrap().is_some(), "all dirty: ratio 1");
-    let overdue = CompactionPolicy { max_compaction_lag_ms: 1, min_cleanable_dirty_ratio: 1.0, ..policy() };
+    let lagged = CompactionPolicy {
+        min_compaction_lag_ms: 1_000_000,
+        ..policy()
+    };
+    assert!(block_on(log.compact(2_000, &lagged, &mut NoPacing))
+        .unwrap()
+        .is_none());
+    let picky = CompactionPolicy {
+        min_cleanable_dirty_ratio: 1.0,
+        ..policy()
+    };
+    assert!(
+        block_on(log.compact(2_000, &picky, &mut NoPacing))
+            .unwrap()
+            .is_some(),
+        "all dirty: ratio 1"
+    );
+    let overdue = CompactionPolicy {
+        max_compaction_lag_ms: 1,
+        min_cleanable_dirty_ratio: 1.0,
+        ..policy()
+    };
     // Clean now; a new dirty segment alone is a small ratio but overdue.
     let log2 = log;
     for i in 0..20 {
-        put(&log2, &[(Some("key1"), Some(&format!("late{i}")))], 200_000 + i);
+        put(
+            &log2,
+            &[(Some("key1"), Some(&format!("late{i}")))],
+            200_000 + i,
+        );
     }
     put(&log2, &[(Some("sentinel2"), Some("s2"))], 400_000);
     block_on(log2.flush()).unwrap();
-    assert!(block_on(log2.compact(500_000, &overdue, &mut NoPacing)).unwrap().is_some());
+    assert!(block_on(log2.compact(500_000, &overdue, &mut NoPacing))
+        .unwrap()
+        .is_some());
     assert_eq!(latest_in(&log2)["key1"].1.as_deref(), Some("late19"));
 }
 
@@ -306,7 +389,13 @@ fn crash_during_compaction_loses_nothing() {
         disk.clear_faults();
         drop(log);
         disk.crash();
-        let log = open(&disk, LogConfig { segment_ms: 10_000, ..config() });
+        let log = open(
+            &disk,
+            LogConfig {
+                segment_ms: 10_000,
+                ..config()
+            },
+        );
         let got: BTreeMap<String, (i64, Option<String>)> = {
             // Before cleaning finished, older values may remain: check that
             // the last record per key is the expected one.
@@ -338,7 +427,10 @@ fn crash_during_retention_keeps_the_log_valid() {
         let disk = MemDisk::new();
         let log = filled(&disk);
         disk.fail_after(ops, libc::EIO);
-        let policy = RetentionPolicy { retention_ms: 100, retention_bytes: -1 };
+        let policy = RetentionPolicy {
+            retention_ms: 100,
+            retention_bytes: -1,
+        };
         let result = block_on(log.enforce_retention(1_250, policy));
         disk.clear_faults();
         drop(log);
@@ -347,7 +439,11 @@ fn crash_during_retention_keeps_the_log_valid() {
         let recs = read_records(&log);
         let start = log.log_start_offset();
         assert_eq!(recs.first().map(|r| r.0), Some(start), "after {ops}");
-        assert_eq!(recs.len() as i64, 30 - start, "dense from the start, after {ops}");
+        assert_eq!(
+            recs.len() as i64,
+            30 - start,
+            "dense from the start, after {ops}"
+        );
         if result.is_ok() {
             assert!(start > 0);
             finished = true;

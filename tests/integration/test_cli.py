@@ -72,6 +72,7 @@ def test_config_file(broker_factory, tmp_path):
     cfg = tmp_path / "corestream.toml"
     cfg.write_text(
         f'listen = "127.0.0.1:{port}"\n'
+        f'admin_listen = "127.0.0.1:{free_port()}"\n'
         f'advertised_addr = "127.0.0.1:{port}"\n'
         f'data_dir = "{data}"\n'
         "shards = 2\n"

@@ -98,7 +98,7 @@ def produce_mixed(bootstrap: str, topic: str, n: int) -> list[tuple]:
 
 
 def consume_confluent(bootstrap: str, topic: str, n: int) -> list[tuple]:
-    recs = clients.consume_all(bootstrap, topic, PARTITIONS, expect=n, **{"fetch.max.bytes": 65536})
+    recs = clients.consume_all(bootstrap, topic, PARTITIONS, expect=n, **{"fetch.max.bytes": 1048576, "max.partition.fetch.bytes": 32768})
     return sorted((r.partition, r.offset, r.key, r.value) for r in recs)
 
 
