@@ -56,6 +56,10 @@ const _: () = assert!(
 );
 /// Kafka's `offsets.topic.num.partitions` default.
 pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
+/// Kafka's offsets.retention.minutes default (7 days).
+pub const OFFSETS_RETENTION_MINUTES_DEFAULT: u64 = 10_080;
+/// Kafka's offsets.retention.check.interval.ms default (10 minutes).
+pub const OFFSETS_RETENTION_CHECK_MS_DEFAULT: u64 = 600_000;
 /// Default admin HTTP listener (/metrics, health); Redpanda's admin port.
 pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
 /// `admin_listen` value that turns the admin HTTP listener off.
@@ -111,6 +115,17 @@ pub struct Flags {
     /// offsets.topic.num.partitions); an existing topic keeps its count.
     #[arg(long, env = "CORESTREAM_OFFSETS_TOPIC_PARTITIONS")]
     pub offsets_topic_partitions: Option<i32>,
+    /// Committed offsets of a group that stays Empty this long expire
+    /// (Kafka's offsets.retention.minutes).
+    #[arg(long, env = "CORESTREAM_OFFSETS_RETENTION_MINUTES")]
+    pub offsets_retention_minutes: Option<u64>,
+    /// Overrides offsets_retention_minutes in ms (for tests).
+    #[arg(long, env = "CORESTREAM_OFFSETS_RETENTION_MS")]
+    pub offsets_retention_ms: Option<u64>,
+    /// How often expired offsets are looked for, in ms (Kafka's
+    /// offsets.retention.check.interval.ms).
+    #[arg(long, env = "CORESTREAM_OFFSETS_RETENTION_CHECK_MS")]
+    pub offsets_retention_check_ms: Option<u64>,
     /// Open client connections allowed in total; more are closed on accept.
     #[arg(long, env = "CORESTREAM_CONNECTIONS_MAX")]
     pub connections_max: Option<usize>,
@@ -155,6 +170,9 @@ struct FileConfig {
     segment_bytes: Option<u64>,
     request_bytes_max: Option<usize>,
     offsets_topic_partitions: Option<i32>,
+    offsets_retention_minutes: Option<u64>,
+    offsets_retention_ms: Option<u64>,
+    offsets_retention_check_ms: Option<u64>,
     connections_max: Option<usize>,
     connections_per_ip_max: Option<usize>,
     connections_max_idle_ms: Option<u64>,
@@ -242,6 +260,10 @@ pub struct Config {
     pub request_bytes_max: usize,
     /// offsets.topic.num.partitions
     pub offsets_topic_partitions: i32,
+    /// offsets.retention.minutes (or the ms override), in ms.
+    pub offsets_retention_ms: u64,
+    /// offsets.retention.check.interval.ms
+    pub offsets_retention_check_ms: u64,
     /// Connection and request-memory limits.
     pub limits: ConnectionLimits,
     /// Operations settings: admin listener, log level, stop bound.
@@ -488,6 +510,23 @@ impl Config {
                 format!("{offsets_topic_partitions} is not within 1..={PARTITIONS_PER_TOPIC_MAX}"),
             ));
         }
+        let offsets_retention_ms = flags
+            .offsets_retention_ms
+            .or(file.offsets_retention_ms)
+            .unwrap_or_else(|| {
+                flags
+                    .offsets_retention_minutes
+                    .or(file.offsets_retention_minutes)
+                    .unwrap_or(OFFSETS_RETENTION_MINUTES_DEFAULT)
+                    .saturating_mul(60_000)
+            });
+        let offsets_retention_check_ms = flags
+            .offsets_retention_check_ms
+            .or(file.offsets_retention_check_ms)
+            .unwrap_or(OFFSETS_RETENTION_CHECK_MS_DEFAULT);
+        if offsets_retention_check_ms == 0 {
+            return Err(invalid("offsets-retention-check-ms", "must be at least 1".to_string()));
+        }
         let log_tables = [
             ("log", &file.log),
             ("message", &file.message),
@@ -517,6 +556,8 @@ impl Config {
             segment_bytes,
             request_bytes_max,
             offsets_topic_partitions,
+            offsets_retention_ms,
+            offsets_retention_check_ms,
         })
     }
 }

@@ -13,11 +13,15 @@ use corestream::storage::{Disk, LogConfig, MemDisk, PartitionLog};
 use futures::executor::block_on;
 use libfuzzer_sys::fuzz_target;
 
-const CONFIG: LogConfig = LogConfig {
-    segment_bytes: 64 << 10,
-    index_interval_bytes: 256,
-    preallocate_bytes: 16 << 10,
-};
+/// Small segments and a dense index, so recovery walks many index entries.
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 64 << 10,
+        index_interval_bytes: 256,
+        preallocate_bytes: 16 << 10,
+        ..LogConfig::default()
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     recover(data);
@@ -50,7 +54,7 @@ fn recover(segment: &[u8]) {
     let disk = MemDisk::new();
     block_on(disk.create_dir_all(&dir())).expect("mkdir");
     disk.set_contents(&dir().join(format!("{:020}.log", 0)), segment);
-    let Ok(log) = block_on(PartitionLog::open(disk.clone(), dir(), CONFIG)) else {
+    let Ok(log) = block_on(PartitionLog::open(disk.clone(), dir(), config())) else {
         return;
     };
     let end = log.high_watermark();
@@ -60,7 +64,7 @@ fn recover(segment: &[u8]) {
     log.append(&mut batch).expect("append after recovery");
     block_on(log.flush()).expect("flush after recovery");
     drop(log);
-    let log = block_on(PartitionLog::open(disk, dir(), CONFIG)).expect("reopen");
+    let log = block_on(PartitionLog::open(disk, dir(), config())).expect("reopen");
     assert_eq!(log.next_offset(), end + 1, "the new batch survives a reopen");
     check_all(&log, end + 1);
 }

@@ -13,10 +13,15 @@
 //!   groups, long-polls and the session sweeper. [`records`]: the record
 //!   formats (Kafka's). [`store`]: append + fdatasync, and replay at first
 //!   use after start. [`lag`]: committed vs. log end offsets.
+//! - Offsets retention: every `offsets_retention_check_ms` each coordinator
+//!   shard tombstones the offsets of its loaded groups that stayed Empty for
+//!   `offsets_retention_minutes` (`coordinator::expired_offsets`). Groups
+//!   are loaded on first use after a start, so a partition no request has
+//!   touched since is not checked until one does.
 //!
 //! Not yet: KIP-848 (ConsumerGroupHeartbeat), transactional offset commits,
-//! offsets retention for empty groups, compaction of the offsets topic
-//! (storage compaction is its own issue; replay reads the whole log).
+//! compaction of the offsets topic (storage compaction is its own issue;
+//! replay reads the whole log).
 
 pub mod consumer_protocol;
 pub mod coordinator;

@@ -146,6 +146,17 @@ impl Group {
         }
     }
 
+    /// Wall-clock ms of the last state change (when an Empty group became
+    /// Empty).
+    pub fn state_timestamp_ms(&self) -> i64 {
+        self.state_timestamp_ms
+    }
+
+    /// Whether ids handed out with MEMBER_ID_REQUIRED await their rejoin.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Current state.
     pub fn state(&self) -> GroupState {
         self.state
@@ -781,6 +792,7 @@ impl Group {
         group.protocol_type = (!value.protocol_type.is_empty()).then_some(value.protocol_type);
         group.protocol = value.protocol.clone();
         group.leader = value.leader;
+        let stored_state_timestamp_ms = value.current_state_timestamp_ms;
         let protocol = value.protocol.unwrap_or_default();
         for m in value.members {
             if let Some(instance) = &m.group_instance_id {
@@ -811,6 +823,11 @@ impl Group {
             GroupState::Stable
         };
         group.set_state(state);
+        // An empty group stays empty across a restart: keep when it became
+        // so, as offsets retention counts from then.
+        if state == GroupState::Empty && stored_state_timestamp_ms >= 0 {
+            group.state_timestamp_ms = stored_state_timestamp_ms;
+        }
         group
     }
 }

@@ -387,3 +387,67 @@ fn java_hash_matches_kafka() {
         assert!((0..50).contains(&partition_for(id, 50)));
     }
 }
+
+fn committed_at(ms: i64) -> super::records::OffsetValue {
+    super::records::OffsetValue {
+        offset: 7,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp_ms: ms,
+    }
+}
+
+#[test]
+fn offsets_expire_only_after_the_group_stays_empty_for_the_retention() {
+    use super::coordinator::{expired_offsets, Offsets};
+    const RETENTION_MS: u64 = 60_000;
+    let now = Instant::now();
+    let (mut g, a, b) = stable_pair(now);
+    let mut offsets = Offsets::new();
+    // Committed long ago, while the group had members.
+    offsets.insert(("t".into(), 0), committed_at(1_000));
+    offsets.insert(("t".into(), 1), committed_at(1_000));
+    let far = i64::MAX / 2;
+    assert!(
+        expired_offsets(&g, &offsets, far, RETENTION_MS).is_empty(),
+        "a group with members keeps its offsets, however old"
+    );
+    assert_eq!(g.leave(&b, None, now), 0);
+    assert!(expired_offsets(&g, &offsets, far, RETENTION_MS).is_empty(), "rebalancing");
+    let mut ra = later(g.join(req(&a, &["range"]), now));
+    ready(&mut ra).unwrap();
+    assert_eq!(g.leave(&a, None, now), 0);
+    assert_eq!(g.state(), GroupState::Empty);
+    let empty_since = g.state_timestamp_ms();
+    // A later (admin) commit to the empty group counts from its own time.
+    offsets.insert(("t".into(), 2), committed_at(empty_since + 10_000));
+    let retention = RETENTION_MS as i64;
+    assert!(expired_offsets(&g, &offsets, empty_since + retention - 1, RETENTION_MS).is_empty());
+    assert_eq!(
+        expired_offsets(&g, &offsets, empty_since + retention, RETENTION_MS),
+        vec![("t".to_string(), 0), ("t".to_string(), 1)],
+        "the retention counts from when the group became Empty"
+    );
+    assert_eq!(
+        expired_offsets(&g, &offsets, empty_since + 10_000 + retention, RETENTION_MS).len(),
+        3
+    );
+    // A group that never had members (admin / assign() commits): from the commit.
+    let simple = Group::new("simple");
+    let mut only = Offsets::new();
+    only.insert(("t".into(), 0), committed_at(5_000));
+    assert!(expired_offsets(&simple, &only, 5_000 + retention - 1, RETENTION_MS).is_empty());
+    assert_eq!(expired_offsets(&simple, &only, 5_000 + retention, RETENTION_MS).len(), 1);
+}
+
+#[test]
+fn empty_group_keeps_when_it_became_empty_across_a_restart() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    let mut value = g.to_value();
+    value.protocol_type = "consumer".into();
+    value.current_state_timestamp_ms = 12_345;
+    g = Group::from_value("g", value, now);
+    assert_eq!(g.state(), GroupState::Empty);
+    assert_eq!(g.state_timestamp_ms(), 12_345);
+}

@@ -3,6 +3,7 @@ across broker restarts), kcat -G, kafka-python, and the admin APIs."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -459,3 +460,226 @@ def test_bad_input_group_requests_get_error_codes(broker):
         r.int32()
         assert r.int16() == 0
     broker.assert_alive()
+
+
+# A group member in its own process (so it can be SIGKILLed): consumes in
+# batches, prints "M p o" for every record it processed, commits the batch
+# synchronously, then prints "C p next" for each committed partition, and
+# "A p,p,..." whenever its assignment changes. Records of partitions revoked
+# inside consume() are dropped unprocessed (their new owner reads them).
+member_script = textwrap.dedent(
+    """
+    import sys
+    from confluent_kafka import Consumer, TopicPartition
+    bootstrap, group, topic, session_ms = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    owned = set()
+    def say(text):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    def on_assign(c, tps):
+        owned.clear(); owned.update(tp.partition for tp in tps)
+        say("A " + ",".join(str(p) for p in sorted(owned)) + "\\n")
+    def on_revoke(c, tps):
+        owned.difference_update(tp.partition for tp in tps)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "session.timeout.ms": session_ms, "heartbeat.interval.ms": 500,
+                  "fetch.wait.max.ms": 100})
+    c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+    while True:
+        batch = [m for m in c.consume(num_messages=200, timeout=0.1) if m.error() is None]
+        batch = [m for m in batch if m.partition() in owned]
+        if not batch:
+            continue
+        say("".join(f"M {m.partition()} {m.offset()}\\n" for m in batch))
+        nxt = {}
+        for m in batch:
+            nxt[m.partition()] = max(nxt.get(m.partition(), 0), m.offset() + 1)
+        try:
+            c.commit(offsets=[TopicPartition(topic, p, o) for p, o in nxt.items()], asynchronous=False)
+        except Exception as e:
+            say(f"F {e}\\n")
+            continue
+        say("".join(f"C {p} {o}\\n" for p, o in nxt.items()))
+    """
+)
+
+
+class Member:
+    """A member_script process; a thread collects what it prints."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        import threading
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", member_script, bootstrap, group, topic, str(session_timeout_ms)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lock = threading.Lock()
+        self.seen: list[tuple[int, int]] = []
+        self.commits: dict[int, int] = {}
+        self.failures: list[str] = []
+        self.assignment: set[int] = set()
+        self.assigned_at = 0.0
+        self.kill_after: tuple[int, int] | None = None  # (records seen, offset floor)
+        self.killed_at: float | None = None
+        self.past_floor = 0
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self) -> None:
+        for line in self.proc.stdout:
+            kind, _, rest = line.rstrip("\n").partition(" ")
+            with self.lock:
+                if kind == "M":
+                    p, o = map(int, rest.split())
+                    self.seen.append((p, o))
+                    floor = self.kill_after
+                    if floor is not None and self.killed_at is None and o >= floor[1]:
+                        self.past_floor += 1
+                        if self.past_floor >= floor[0]:
+                            self.proc.send_signal(signal.SIGKILL)
+                            self.killed_at = time.monotonic()
+                elif kind == "C":
+                    p, o = map(int, rest.split())
+                    self.commits[p] = o
+                elif kind == "A":
+                    self.assignment = {int(p) for p in rest.split(",") if p}
+                    self.assigned_at = time.monotonic()
+                elif kind == "F":
+                    self.failures.append(rest)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def wait_for(what: str, cond, timeout_s: float = rebalance_wait_s_max, detail=lambda: "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; {detail()}")
+        time.sleep(0.05)
+
+
+def test_three_members_exactly_once_then_sigkill_takeover_resumes_from_commits(broker):
+    topic, group, partitions = "g-three", "group-three", 6
+    first_per_partition, second_per_partition = 10_000, 5_000
+    create_topic(broker.bootstrap, topic, partitions)
+    members = [Member(broker.bootstrap, group, topic) for _ in range(3)]
+    victim, survivors = members[0], members[1:]
+
+    def state() -> str:
+        return "; ".join(
+            f"member {i}: assigned {sorted(m.assignment)} seen {len(m.seen)} failures {m.failures[:3]}"
+            for i, m in enumerate(members)
+        )
+
+    try:
+        # Records go in once the group is stable with 2 partitions each: no
+        # rebalance happens while the first 60,000 are consumed.
+        wait_for(
+            "a stable 3-way split",
+            lambda: all(len(m.assignment) == 2 for m in members)
+            and set().union(*(m.assignment for m in members)) == set(range(partitions)),
+            detail=state,
+        )
+        fill(broker.bootstrap, topic, partitions, first_per_partition)
+        total = partitions * first_per_partition
+        wait_for("60,000 records consumed", lambda: sum(len(m.seen) for m in members) >= total, detail=state)
+        time.sleep(0.5)  # anything extra (a duplicate) would show up now
+        everything = [r for m in members for r in m.seen]
+        assert len(everything) == total, f"{len(everything) - total} records consumed twice; {state()}"
+        assert set(everything) == {(p, o) for p in range(partitions) for o in range(first_per_partition)}
+        assert all(len(m.seen) == 2 * first_per_partition for m in members), state()
+        assert not any(m.failures for m in members), state()
+        assert {p: o for m in members for p, o in m.commits.items()} == {
+            p: first_per_partition for p in range(partitions)
+        }
+
+        # Second round: the victim is SIGKILLed (by its reader thread, the
+        # moment it has printed 1,000 of the new records), possibly between
+        # processing and committing a batch.
+        victim.kill_after = (1_000, first_per_partition)
+        produce_all(
+            broker.bootstrap,
+            topic,
+            [(b"k", f"{p}-{i}".encode(), p) for i in range(second_per_partition) for p in range(partitions)],
+        )
+        wait_for("the victim to be killed", lambda: victim.killed_at is not None, detail=state)
+        victim.proc.wait()
+        victim_partitions = set(victim.assignment)
+        wait_for(
+            "the survivors to take over every partition",
+            lambda: set().union(*(m.assignment for m in survivors)) == set(range(partitions))
+            and all(m.assigned_at > victim.killed_at for m in survivors),
+            detail=state,
+        )
+        took = max(m.assigned_at for m in survivors) - victim.killed_at
+        # A SIGKILLed member is only noticed when its session times out; the
+        # rebalance that follows takes a heartbeat interval or two.
+        assert took < session_timeout_ms / 1000 + 3, f"takeover took {took:.1f}s"
+
+        total = partitions * (first_per_partition + second_per_partition)
+        expected = {(p, o) for p in range(partitions) for o in range(first_per_partition + second_per_partition)}
+        wait_for(
+            "every record consumed after the takeover",
+            lambda: {r for m in members for r in m.seen} >= expected,
+            detail=state,
+        )
+        time.sleep(0.5)
+        with victim.lock:
+            victim_seen = list(victim.seen)
+            victim_commits = dict(victim.commits)
+        assert {r for m in members for r in m.seen} == expected  # no gaps, nothing invented
+        survivor_seen = [r for m in survivors for r in m.seen]
+        assert len(survivor_seen) == len(set(survivor_seen)), "survivors consumed a record twice"
+        assert len(victim_seen) == len(set(victim_seen)), "the victim consumed a record twice"
+        duplicates = set(victim_seen) & set(survivor_seen)
+        # At-least-once: only the victim's processed-but-uncommitted tail is
+        # read again, from its last committed offset on.
+        for p, o in duplicates:
+            assert p in victim_partitions, f"duplicate ({p}, {o}) from a partition the victim did not own"
+            assert o >= victim_commits[p], f"duplicate ({p}, {o}) below the victim's last commit {victim_commits[p]}"
+        assert not any(m.failures for m in survivors), state()
+        print(f"takeover {took:.1f}s, {len(duplicates)} duplicates from the victim's uncommitted tail")
+    finally:
+        for m in members:
+            m.stop()
+
+
+def test_offsets_of_an_empty_group_expire_after_retention(broker_factory):
+    # Kafka's offsets.retention.minutes, shortened with the ms override for tests.
+    retention_ms = 3000
+    broker = broker_factory(
+        extra_args=["--offsets-retention-ms", str(retention_ms), "--offsets-retention-check-ms", "200"]
+    )
+    topic = "g-retention"
+    create_topic(broker.bootstrap, topic, 2)
+    fill(broker.bootstrap, topic, 2, 10)
+    # "gone": consumed, committed, and its only member left: Empty.
+    consume_and_commit(broker.bootstrap, topic, "group-gone", 20)
+    left_at = time.monotonic()
+    assert committed(broker.bootstrap, topic, "group-gone", 2) == {0: 10, 1: 10}
+    # "live": keeps a member (librdkafka heartbeats in the background).
+    live = group_consumer(broker.bootstrap, "group-live")
+    try:
+        live.subscribe([topic])
+        seen: list = []
+        poll_until([live], lambda: len(seen) >= 20, on_msg=lambda _c, m: seen.append(m))
+        live.commit(asynchronous=False)
+        deadline = time.monotonic() + 20
+        while committed(broker.bootstrap, topic, "group-gone", 2) != {0: -1001, 1: -1001}:
+            assert time.monotonic() < deadline, "offsets of the empty group did not expire"
+            time.sleep(0.2)
+        took = time.monotonic() - left_at
+        assert took >= retention_ms / 1000 - 0.5, f"expired after {took:.1f}s, before the retention"
+        time.sleep(1.5 * retention_ms / 1000)
+        assert committed(broker.bootstrap, topic, "group-live", 2) == {0: 10, 1: 10}, "a group with members keeps them"
+    finally:
+        live.close()
+    # The tombstones are durable: the expired offsets stay gone after a restart.
+    broker.restart()
+    assert committed(broker.bootstrap, topic, "group-gone", 2) == {0: -1001, 1: -1001}
