@@ -171,7 +171,6 @@ def commit_worker(host: str, port: int, topic: str, groups: list[str], window: i
 
 def bench_commits(bootstrap: str, seconds: float, connections: int, window: int, n_groups: int) -> float:
     topic = "bench-commits"
-    create_topic(bootstrap, topic, 4)
     host, port = bootstrap.rsplit(":", 1)
     groups = [f"bench-commit-{i}" for i in range(n_groups)]
     # Warm-up: the coordinators load their partitions, connections open.
@@ -220,6 +219,7 @@ def main() -> None:
         print(f"rebalance: {args.members} members, range assignor, heartbeat.interval.ms={args.heartbeat_ms}")
         leave, join = bench_rebalance(bootstrap, args.members, args.rounds, args.heartbeat_ms)
         print(f"commits: {args.connections} connections x {args.window} in flight, {args.groups} groups, OffsetCommit v2")
+        create_topic(bootstrap, "bench-commits", 4)
         rates = []
         for i in range(args.samples):
             rates.append(bench_commits(bootstrap, args.seconds, args.connections, args.window, args.groups))

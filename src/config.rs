@@ -525,7 +525,10 @@ impl Config {
             .or(file.offsets_retention_check_ms)
             .unwrap_or(OFFSETS_RETENTION_CHECK_MS_DEFAULT);
         if offsets_retention_check_ms == 0 {
-            return Err(invalid("offsets-retention-check-ms", "must be at least 1".to_string()));
+            return Err(invalid(
+                "offsets-retention-check-ms",
+                "must be at least 1".to_string(),
+            ));
         }
         let log_tables = [
             ("log", &file.log),

@@ -690,13 +690,14 @@ impl GroupCoordinator {
                 .values()
                 .filter(|e| e.group.state() == GroupState::Empty)
                 .filter_map(|e| {
-                    let expired: Vec<_> = expired_offsets(&e.group, &e.offsets, now_ms, retention_ms)
-                        .into_iter()
-                        .map(|k| {
-                            let v = e.offsets[&k].clone();
-                            (k, v)
-                        })
-                        .collect();
+                    let expired: Vec<_> =
+                        expired_offsets(&e.group, &e.offsets, now_ms, retention_ms)
+                            .into_iter()
+                            .map(|k| {
+                                let v = e.offsets[&k].clone();
+                                (k, v)
+                            })
+                            .collect();
                     let drop_group = expired.len() == e.offsets.len() && !e.group.has_pending();
                     (!expired.is_empty())
                         .then(|| (e.group.id.clone(), e.partition, expired, drop_group))
@@ -782,7 +783,12 @@ fn wall_clock_ms() -> i64 {
 /// `retention_ms` after the later of the group becoming Empty and its
 /// commit. A group that never had members (offsets from admin tools or
 /// assign() consumers) counts from the commit alone.
-pub fn expired_offsets(group: &Group, offsets: &Offsets, now_ms: i64, retention_ms: u64) -> Vec<(String, i32)> {
+pub fn expired_offsets(
+    group: &Group,
+    offsets: &Offsets,
+    now_ms: i64,
+    retention_ms: u64,
+) -> Vec<(String, i32)> {
     if group.state() != GroupState::Empty {
         return Vec::new();
     }
@@ -793,7 +799,9 @@ pub fn expired_offsets(group: &Group, offsets: &Offsets, now_ms: i64, retention_
     };
     offsets
         .iter()
-        .filter(|(_, v)| now_ms.saturating_sub(v.commit_timestamp_ms.max(empty_since_ms)) >= retention_ms)
+        .filter(|(_, v)| {
+            now_ms.saturating_sub(v.commit_timestamp_ms.max(empty_since_ms)) >= retention_ms
+        })
         .map(|(k, _)| k.clone())
         .collect()
 }

@@ -413,7 +413,10 @@ fn offsets_expire_only_after_the_group_stays_empty_for_the_retention() {
         "a group with members keeps its offsets, however old"
     );
     assert_eq!(g.leave(&b, None, now), 0);
-    assert!(expired_offsets(&g, &offsets, far, RETENTION_MS).is_empty(), "rebalancing");
+    assert!(
+        expired_offsets(&g, &offsets, far, RETENTION_MS).is_empty(),
+        "rebalancing"
+    );
     let mut ra = later(g.join(req(&a, &["range"]), now));
     ready(&mut ra).unwrap();
     assert_eq!(g.leave(&a, None, now), 0);
@@ -437,7 +440,10 @@ fn offsets_expire_only_after_the_group_stays_empty_for_the_retention() {
     let mut only = Offsets::new();
     only.insert(("t".into(), 0), committed_at(5_000));
     assert!(expired_offsets(&simple, &only, 5_000 + retention - 1, RETENTION_MS).is_empty());
-    assert_eq!(expired_offsets(&simple, &only, 5_000 + retention, RETENTION_MS).len(), 1);
+    assert_eq!(
+        expired_offsets(&simple, &only, 5_000 + retention, RETENTION_MS).len(),
+        1
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ from conftest import REPO_ROOT, broker_binary
 
 SCRIPT = REPO_ROOT / "scripts" / "crash-test"
 KILLS = 20
+IDEMPOTENT_KILLS = 10
 RUN_S_MAX = 300
 
 
@@ -26,10 +27,9 @@ def load_script():
     return module
 
 
-@pytest.mark.slow
-def test_crash_consistency_20_kills():
+def run_crash_test(kills: int, *extra: str) -> tuple[dict[str, str], str]:
     run = subprocess.run(
-        [sys.executable, str(SCRIPT), "--kills", str(KILLS), "--broker", str(broker_binary())],
+        [sys.executable, str(SCRIPT), "--kills", str(kills), "--broker", str(broker_binary()), *extra],
         capture_output=True,
         text=True,
         timeout=RUN_S_MAX,
@@ -39,10 +39,24 @@ def test_crash_consistency_20_kills():
     table = dict(
         line.rsplit(None, 1) for line in run.stdout.splitlines() if line[:1].isalpha() and line.split()[-1].isdigit()
     )
-    assert int(table["kills"]) == KILLS, report
+    assert int(table["kills"]) == kills, report
     assert int(table["records acked"]) > 0, report
     for kind in ("lost", "duplicated", "moved", "reordered", "phantom", "gaps"):
         assert int(table[kind]) == 0, report
+    return table, report
+
+
+@pytest.mark.slow
+def test_crash_consistency_20_kills():
+    run_crash_test(KILLS)
+
+
+@pytest.mark.slow
+def test_crash_consistency_idempotent_exactly_once():
+    """enable.idempotence=True with retries across each kill -9: every acked
+    record exactly once at its acked offset, no duplicates at all."""
+    table, report = run_crash_test(IDEMPOTENT_KILLS, "--idempotent")
+    assert int(table["fatal"]) == 0, report
 
 
 def test_crash_test_checker_catches_each_violation():

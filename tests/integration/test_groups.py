@@ -465,13 +465,16 @@ def test_bad_input_group_requests_get_error_codes(broker):
 # A group member in its own process (so it can be SIGKILLed): consumes in
 # batches, prints "M p o" for every record it processed, commits the batch
 # synchronously, then prints "C p next" for each committed partition, and
-# "A p,p,..." whenever its assignment changes. Records of partitions revoked
+# "A p,p,..." whenever its assignment changes. Processing a batch with an
+# offset >= `slow_from` takes `processing_s` (between "M" and the commit). Records of partitions revoked
 # inside consume() are dropped unprocessed (their new owner reads them).
 member_script = textwrap.dedent(
     """
     import sys
     from confluent_kafka import Consumer, TopicPartition
+    import time
     bootstrap, group, topic, session_ms = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    processing_s, slow_from = float(sys.argv[5]), int(sys.argv[6])
     owned = set()
     def say(text):
         sys.stdout.write(text)
@@ -492,6 +495,8 @@ member_script = textwrap.dedent(
         if not batch:
             continue
         say("".join(f"M {m.partition()} {m.offset()}\\n" for m in batch))
+        if any(m.offset() >= slow_from for m in batch):
+            time.sleep(processing_s)
         nxt = {}
         for m in batch:
             nxt[m.partition()] = max(nxt.get(m.partition(), 0), m.offset() + 1)
@@ -508,11 +513,13 @@ member_script = textwrap.dedent(
 class Member:
     """A member_script process; a thread collects what it prints."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+    def __init__(
+        self, bootstrap: str, group: str, topic: str, processing_s: float = 0.0, slow_from: int = 0
+    ) -> None:
         import threading
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", member_script, bootstrap, group, topic, str(session_timeout_ms)],
+            [sys.executable, "-c", member_script, bootstrap, group, topic, str(session_timeout_ms), str(processing_s), str(slow_from)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -568,7 +575,12 @@ def test_three_members_exactly_once_then_sigkill_takeover_resumes_from_commits(b
     topic, group, partitions = "g-three", "group-three", 6
     first_per_partition, second_per_partition = 10_000, 5_000
     create_topic(broker.bootstrap, topic, partitions)
-    members = [Member(broker.bootstrap, group, topic) for _ in range(3)]
+    # In the second round the victim takes 0.2 s per batch between processing
+    # and committing, so the kill lands in that window: an uncommitted tail.
+    members = [
+        Member(broker.bootstrap, group, topic, processing_s=p, slow_from=first_per_partition)
+        for p in (0.2, 0, 0)
+    ]
     victim, survivors = members[0], members[1:]
 
     def state() -> str:
@@ -640,6 +652,7 @@ def test_three_members_exactly_once_then_sigkill_takeover_resumes_from_commits(b
         duplicates = set(victim_seen) & set(survivor_seen)
         # At-least-once: only the victim's processed-but-uncommitted tail is
         # read again, from its last committed offset on.
+        assert duplicates, "the victim died with nothing uncommitted: the tail path was not exercised"
         for p, o in duplicates:
             assert p in victim_partitions, f"duplicate ({p}, {o}) from a partition the victim did not own"
             assert o >= victim_commits[p], f"duplicate ({p}, {o}) below the victim's last commit {victim_commits[p]}"
