@@ -13,7 +13,6 @@ use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsRespon
 use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
-use crate::metadata::PartitionId;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -30,25 +29,20 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
     let snapshot = ctx.shard.snapshot();
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
-        let meta = snapshot.topic(&topic.name.0).cloned();
+        let name = topic.name.0.clone();
+        let snapshot = &snapshot;
         let calls = topic.partitions.into_iter().map(|p| {
-            let meta = meta.clone();
+            let id = snapshot.partition_id(&name, p.partition_index);
             async move {
                 let result =
                     DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
                 let error = |code: i16| result.clone().with_low_watermark(-1).with_error_code(code);
-                let Some(meta) =
-                    meta.filter(|m| (0..m.partition_count()).contains(&p.partition_index))
-                else {
+                let Some(id) = id else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };
                 if p.offset < HIGH_WATERMARK {
                     return error(ResponseError::OffsetOutOfRange.code());
                 }
-                let id = PartitionId {
-                    topic: meta.name.clone(),
-                    partition: p.partition_index,
-                };
                 match ctx.shard.delete_records(id, p.offset).await {
                     Ok(low_watermark) => result.clone().with_low_watermark(low_watermark),
                     Err(code) => error(code),

@@ -12,7 +12,6 @@ use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
-use crate::metadata::PartitionId;
 use crate::shard::{PartitionOp, PartitionReply};
 
 /// Served versions.
@@ -30,9 +29,10 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
     let snapshot = ctx.shard.snapshot();
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
-        let meta = snapshot.topic(&topic.name.0).cloned();
+        let name = topic.name.0.clone();
+        let snapshot = &snapshot;
         let calls = topic.partitions.into_iter().map(|p| {
-            let meta = meta.clone();
+            let id = snapshot.partition_id(&name, p.partition_index);
             async move {
                 let base =
                     ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
@@ -42,9 +42,7 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
                         .with_offset(-1)
                         .with_timestamp(-1)
                 };
-                let Some(meta) =
-                    meta.filter(|m| (0..m.partition_count()).contains(&p.partition_index))
-                else {
+                let Some(id) = id else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };
                 let timestamp = if p.timestamp == EARLIEST_LOCAL_TIMESTAMP {
@@ -55,10 +53,6 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
                 if timestamp < 0 && timestamp != EARLIEST_TIMESTAMP && timestamp != -1 {
                     return error(ResponseError::InvalidRequest.code());
                 }
-                let id = PartitionId {
-                    topic: meta.name.clone(),
-                    partition: p.partition_index,
-                };
                 match ctx
                     .shard
                     .call_partition(id, PartitionOp::ListOffset { timestamp })

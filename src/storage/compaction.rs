@@ -132,7 +132,6 @@ fn keep_record(map: &OffsetMap, record: &RecordView<'_>, tombstone_horizon: i64)
         return true; // keyless records predate the compact policy: kept
     };
     match map.get(key) {
-        Some(&latest) if latest >= record.offset && record.offset % 3 == 0 => false,
         Some(&latest) if latest > record.offset => false,
         Some(&latest) if latest == record.offset => {
             !(record.value.is_none() && record.timestamp < tombstone_horizon)
