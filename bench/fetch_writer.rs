@@ -79,9 +79,11 @@ fn bench(c: &mut Criterion) {
         });
         let response = theirs(partitions, bytes);
         let header_version = ApiKey::Fetch.response_header_version(VERSION);
-        group.bench_with_input(BenchmarkId::new("kafka_protocol", name), &response, |b, r| {
-            b.iter(|| black_box(encode_response(7, header_version, r, VERSION).unwrap()))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("kafka_protocol", name),
+            &response,
+            |b, r| b.iter(|| black_box(encode_response(7, header_version, r, VERSION).unwrap())),
+        );
     }
     group.finish();
 }

@@ -27,7 +27,11 @@ where
     let mut buf = BytesMut::new();
     message.encode(&mut buf, version).expect("encodes");
     let size = message.compute_size(version).expect("sizes");
-    assert_eq!(size, buf.len(), "compute_size disagrees with encode at v{version}");
+    assert_eq!(
+        size,
+        buf.len(),
+        "compute_size disagrees with encode at v{version}"
+    );
     let bytes = buf.freeze();
     let decoded = T::decode(&mut bytes.clone(), version).expect("decodes its own encoding");
     assert_eq!(&decoded, message, "round trip at v{version}");
@@ -118,7 +122,11 @@ served_apis! {
 #[test]
 fn every_served_api_has_a_row() {
     for spec in SUPPORTED_APIS {
-        assert!(COVERED.contains(&spec.key), "{:?} missing from the table", spec.key);
+        assert!(
+            COVERED.contains(&spec.key),
+            "{:?} missing from the table",
+            spec.key
+        );
     }
     check_all(&[]);
 }
@@ -134,7 +142,9 @@ fn populated_produce_and_fetch_round_trip() {
             .with_acks(-1)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_static_str("t")))
+                .with_name(TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                ))
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(3)
                     .with_records(Some(Bytes::from(

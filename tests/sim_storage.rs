@@ -166,7 +166,11 @@ fn records_from<'a>(batches: impl Iterator<Item = &'a Batch>, from: i64) -> BTre
             if r.offset >= from {
                 out.insert(
                     r.offset,
-                    (r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec), r.timestamp),
+                    (
+                        r.key.map(<[u8]>::to_vec),
+                        r.value.map(<[u8]>::to_vec),
+                        r.timestamp,
+                    ),
                 );
             }
         }
@@ -416,7 +420,11 @@ impl Sim {
         );
         if retention_bytes < 0 {
             let horizon = now.saturating_sub(retention_ms);
-            for b in self.acked.iter().filter(|b| b.base >= old_start && b.last < start) {
+            for b in self
+                .acked
+                .iter()
+                .filter(|b| b.base >= old_start && b.last < start)
+            {
                 assert!(
                     b.max_timestamp < horizon,
                     "retention by time removed batch {} (max timestamp {}, horizon {horizon})",
@@ -556,7 +564,10 @@ impl Sim {
             let max_bytes = self.rng.range(1, 256 << 10) as usize;
             let bytes = block_on(self.log().read(offset, max_bytes, true));
             let bytes = bytes.unwrap_or_else(|e| panic!("{what}: read({offset}) failed: {e}"));
-            assert!(!bytes.is_empty(), "{what}: read({offset}) empty below the high watermark");
+            assert!(
+                !bytes.is_empty(),
+                "{what}: read({offset}) empty below the high watermark"
+            );
             let mut total = 0;
             for batch in batches(&bytes) {
                 let batch = batch.expect("read returns whole batches");
@@ -577,7 +588,10 @@ impl Sim {
             }
             assert_eq!(total, bytes.len(), "{what}: read returned a partial batch");
         }
-        assert_eq!(offset, high_watermark, "{what}: read past the high watermark");
+        assert_eq!(
+            offset, high_watermark,
+            "{what}: read past the high watermark"
+        );
         let after = records_from(read.iter(), log_start);
         for (o, rec) in &after {
             assert!(

@@ -174,7 +174,11 @@ impl PartitionTail {
                 self.clear();
             }
             if !too_big {
-                self.stage_one(base, last, bytes.slice(batch.position..batch.position + len));
+                self.stage_one(
+                    base,
+                    last,
+                    bytes.slice(batch.position..batch.position + len),
+                );
             }
         }
     }
@@ -238,7 +242,10 @@ impl PartitionTail {
     /// `(first base offset, end offset)` cached, if any.
     pub fn cached_range(&self) -> Option<(i64, i64)> {
         let batches = self.batches.borrow();
-        Some((batches.front()?.base_offset, batches.back()?.last_offset + 1))
+        Some((
+            batches.front()?.base_offset,
+            batches.back()?.last_offset + 1,
+        ))
     }
 
     /// Drops everything this partition caches (e.g. the log was truncated
@@ -246,7 +253,8 @@ impl PartitionTail {
     pub fn clear(&self) {
         let drained: Vec<CachedBatch> = self.batches.borrow_mut().drain(..).collect();
         let bytes: usize = drained.iter().map(|b| b.bytes.len()).sum();
-        self.shard.account(-(bytes as isize), -(drained.len() as isize));
+        self.shard
+            .account(-(bytes as isize), -(drained.len() as isize));
     }
 
     fn holds(&self, seq: u64) -> bool {

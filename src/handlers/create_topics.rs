@@ -6,7 +6,9 @@
 //! this answers.
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -79,7 +81,10 @@ async fn create_one(
             format!("Replica assignments may only name broker {node}."),
         );
     }
-    let configs = topic.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())));
+    let configs = topic
+        .configs
+        .iter()
+        .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())));
     let configs = match validate_overrides(configs) {
         Ok(configs) => configs,
         Err(e) => return fail(e.error_code(), e.message),

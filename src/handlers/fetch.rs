@@ -37,6 +37,11 @@ pub const API: ApiSpec = ApiSpec {
     max: 16,
 };
 
+/// Largest fetch response the broker builds, in bytes, whatever the client
+/// asks: Kafka's broker default for `fetch.max.bytes` (55 MiB). The first
+/// batch of a response is still sent whole when it alone is larger (KIP-74).
+pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
+
 /// Longest long poll we honour, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
 
@@ -55,7 +60,12 @@ struct Wanted {
 /// Answers Fetch.
 pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchResponseOut {
     let wanted = resolve(ctx, &request.topics);
-    let response_max = usize::try_from(request.max_bytes).unwrap_or(0).max(1);
+    // The client's budget, capped by the broker's (Kafka's broker-side
+    // fetch.max.bytes): a hostile max_bytes of 2 GiB must not make one
+    // response, times the requests a connection may pipeline, pin gigabytes.
+    let response_max = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .clamp(1, FETCH_RESPONSE_BYTES_MAX);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let mut replies = read_all(ctx, &wanted, response_max).await;
     let total: usize = replies.iter().map(|r| records_len(r)).sum();

@@ -126,7 +126,9 @@ pub async fn handle_frame(shard: Rc<Shard>, frame: Bytes) -> Outcome {
     use crate::protocol::frame::FRAME_SIZE_PREFIX_BYTES;
     let _in_flight = metrics::request_started();
     let started = std::time::Instant::now();
-    let api_key = frame.get(..2).map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
+    let api_key = frame
+        .get(..2)
+        .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
     let bytes_in = frame.len() + FRAME_SIZE_PREFIX_BYTES;
     let outcome = handle_frame_uncounted(shard, frame).await;
     let bytes_out = match &outcome {

@@ -122,7 +122,12 @@ impl Snapshot {
     /// The id of partition `partition` of topic `topic`, if both exist.
     pub fn partition_id(&self, topic: &str, partition: i32) -> Option<PartitionId> {
         let t = self.topics.get(topic)?;
-        (0..t.partition_count()).contains(&partition).then(|| PartitionId { topic: t.name.clone(), partition })
+        (0..t.partition_count())
+            .contains(&partition)
+            .then(|| PartitionId {
+                topic: t.name.clone(),
+                partition,
+            })
     }
 
     /// Partitions owned per shard, for balancing new partitions.
@@ -216,7 +221,10 @@ mod tests {
         assert_eq!(s.shard_for("a", 1), Some(1));
         assert_eq!(s.shard_for("a", 2), None);
         assert_eq!(s.shard_for("a", -1), None);
-        assert_eq!(s.partition_id("a", 1).map(|p| p.to_string()).as_deref(), Some("a-1"));
+        assert_eq!(
+            s.partition_id("a", 1).map(|p| p.to_string()).as_deref(),
+            Some("a-1")
+        );
         assert!(s.partition_id("a", 2).is_none() && s.partition_id("b", 0).is_none());
         assert_eq!(
             s.owned_by(1).map(|(p, _)| p.partition).collect::<Vec<_>>(),

@@ -304,7 +304,11 @@ fn check_version(version: i16, response: &FetchResponseOut) -> Result<(), FetchW
         return not_in("SessionId");
     }
     let partitions = response.topics.iter().flat_map(|t| &t.partitions);
-    if version < 11 && partitions.into_iter().any(|p| p.preferred_read_replica != -1) {
+    if version < 11
+        && partitions
+            .into_iter()
+            .any(|p| p.preferred_read_replica != -1)
+    {
         return not_in("PreferredReadReplica");
     }
     Ok(())

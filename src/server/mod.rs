@@ -10,8 +10,8 @@
 //! connections.
 
 mod connection;
-mod send_parts;
 pub mod limits;
+mod send_parts;
 
 use std::rc::Rc;
 use std::time::Duration;

@@ -43,7 +43,9 @@ pub(crate) async fn send_parts<W: AsyncWrite + Unpin>(
         match send_nonblocking(fd, parts, &cursor)? {
             Some(sent) => cursor.advance(parts, sent),
             None => {
-                writer.write_all(&parts[cursor.part][cursor.offset..]).await?;
+                writer
+                    .write_all(&parts[cursor.part][cursor.offset..])
+                    .await?;
                 cursor.part += 1;
                 cursor.offset = 0;
                 cursor.skip_empty(parts);
@@ -91,7 +93,11 @@ fn send_nonblocking(fd: RawFd, parts: &[Bytes], cursor: &Cursor) -> io::Result<O
         if count == PARTS_PER_SEND_MAX {
             break;
         }
-        let bytes = if i == 0 { &part[cursor.offset..] } else { &part[..] };
+        let bytes = if i == 0 {
+            &part[cursor.offset..]
+        } else {
+            &part[..]
+        };
         if bytes.is_empty() {
             continue;
         }

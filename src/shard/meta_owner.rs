@@ -58,7 +58,13 @@ impl Shard {
             Ok(next) => next,
             Err(result) => return result,
         };
-        if matches!(change, MetaChange::AlterTopicConfig { validate_only: true, .. }) {
+        if matches!(
+            change,
+            MetaChange::AlterTopicConfig {
+                validate_only: true,
+                ..
+            }
+        ) {
             return (0, None);
         }
         if let Err(e) = metadata::save(&self.config.data_dir, &next).await {
@@ -120,7 +126,9 @@ impl Shard {
             // Config changes apply without a restart: roll size/time and
             // index interval here, the rest is read by housekeeping and
             // produce from the snapshot.
-            let Some(topic) = snapshot.topic(&p.id.topic) else { continue };
+            let Some(topic) = snapshot.topic(&p.id.topic) else {
+                continue;
+            };
             let config = super::housekeeping::log_config(&self.config, topic);
             if p.log.config() != config {
                 if let Err(e) = p.log.set_config(config) {

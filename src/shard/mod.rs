@@ -28,8 +28,8 @@ use std::sync::Arc;
 use futures::channel::{mpsc, oneshot};
 use kafka_protocol::ResponseError;
 
-pub use messages::{MetaChange, MetaResult, PartitionOp, PartitionReply, ShardJob, ShardMsg};
 pub use housekeeping::{now_ms, HOUSEKEEPING_SHARES};
+pub use messages::{MetaChange, MetaResult, PartitionOp, PartitionReply, ShardJob, ShardMsg};
 pub use partition::{Partition, PENDING_BYTES_MAX};
 pub use runtime::{run, run_supervised, StartError};
 

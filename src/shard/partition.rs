@@ -244,10 +244,14 @@ impl Partition {
                 record_read(FetchPath::TailCache, records.len());
                 Ok(records)
             }
-            None => self.log.read(offset, max_bytes, min_one).await.map(|bytes| {
-                record_read(FetchPath::DiskCopy, bytes.len());
-                RecordSlices::from_bytes(bytes)
-            }),
+            None => self
+                .log
+                .read(offset, max_bytes, min_one)
+                .await
+                .map(|bytes| {
+                    record_read(FetchPath::DiskCopy, bytes.len());
+                    RecordSlices::from_bytes(bytes)
+                }),
         };
         match read {
             Ok(records) => PartitionReply::Read {

@@ -150,7 +150,11 @@ impl<D: Disk> PartitionLog<D> {
         log_bytes: u64,
     ) -> Result<(), StorageError> {
         let allocated = self.with_segment(base_offset, |s| s.allocated_bytes);
-        let Some(target) = self.config.get().allocation_for(allocated, align_up(log_bytes)) else {
+        let Some(target) = self
+            .config
+            .get()
+            .allocation_for(allocated, align_up(log_bytes))
+        else {
             return Ok(());
         };
         let done = file.preallocate(target).await;

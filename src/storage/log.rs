@@ -177,7 +177,8 @@ impl<D: Disk> PartitionLog<D> {
     fn roll_if_needed(&self, segments: &mut Vec<Segment<D>>, batch: &BatchInfo) {
         let config = self.config.get();
         let active = segments.last_mut().expect("log has an active segment");
-        let full = active.log_bytes > 0 && active.log_bytes + batch.total_len > config.segment_bytes;
+        let full =
+            active.log_bytes > 0 && active.log_bytes + batch.total_len > config.segment_bytes;
         let aged = active.log_bytes > 0
             && active.first_timestamp != i64::MIN
             && batch.max_timestamp.saturating_sub(active.first_timestamp) > config.segment_ms;

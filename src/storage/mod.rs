@@ -67,13 +67,13 @@ pub use compaction::{
     CompactionPolicy, CompactionStats, IoPacer, NoPacing, CLEANER_PACE_STEP_BYTES,
     CLEANER_READ_BYTES, OFFSET_MAP_BYTES_MAX, OFFSET_MAP_ENTRY_OVERHEAD_BYTES,
 };
-pub use retention::{Removed, RetentionPolicy};
 pub use disk::{align_down, align_up, is_aligned, Disk, DiskFile, IoBuffer, BLOCK_BYTES};
 pub use dma_disk::{prime_dma_io, DmaDisk, DmaDiskFile, DMA_PROBE_FILE_NAME};
 pub use error::StorageError;
 pub use flush::WRITES_IN_FLIGHT_MAX;
 pub use log::{AppendInfo, PartitionLog};
 pub use mem_disk::{MemBuffer, MemDisk, MemFile};
+pub use retention::{Removed, RetentionPolicy};
 pub use scan::{READ_CHUNK_BYTES, RECOVERY_READ_BYTES};
 pub use segment::{PENDING_CHUNK_BYTES, WRITE_BYTES_MAX};
 

@@ -5,7 +5,9 @@ use crate::protocol::batch::build_test_batch;
 
 fn batch(base_offset: i64, records: usize, value_len: usize) -> Bytes {
     let value = vec![base_offset as u8; value_len];
-    let recs: Vec<_> = (0..records).map(|_| (None, Some(value.as_slice()))).collect();
+    let recs: Vec<_> = (0..records)
+        .map(|_| (None, Some(value.as_slice())))
+        .collect();
     Bytes::from(build_test_batch(base_offset, &recs, 1_000))
 }
 
@@ -20,7 +22,11 @@ fn serves_only_published_batches() {
     assert_eq!(tail.read(0, 1 << 20, true), None, "not durable yet");
     tail.publish(2);
     let got = tail.read(1, 1 << 20, true).expect("cached");
-    assert_eq!(got.to_contiguous(), batch(0, 2, 10), "batch holding offset 1");
+    assert_eq!(
+        got.to_contiguous(),
+        batch(0, 2, 10),
+        "batch holding offset 1"
+    );
     assert_eq!(tail.read(2, 1 << 20, true), None, "at the high watermark");
 }
 
@@ -50,7 +56,11 @@ fn max_bytes_and_min_one() {
     let got = tail.read(0, 2 * one + 10, true).unwrap();
     assert_eq!(got.len(), 2 * one, "whole batches within max_bytes");
     let got = tail.read(0, 10, true).unwrap();
-    assert_eq!(got.len(), one, "first batch whole when it alone is larger (KIP-74)");
+    assert_eq!(
+        got.len(),
+        one,
+        "first batch whole when it alone is larger (KIP-74)"
+    );
     let got = tail.read(0, 10, false).unwrap();
     assert!(got.is_empty(), "nothing without min_one");
 }
@@ -72,7 +82,11 @@ fn bounded_by_shard_budget_with_fifo_eviction_across_partitions() {
     assert_eq!(shard.used_bytes(), 3 * one);
     // p1's oldest batch (offset 0) went first.
     assert_eq!(p1.cached_range(), Some((1, 2)));
-    assert_eq!(p1.read(0, 1 << 20, true), None, "evicted: caller reads disk");
+    assert_eq!(
+        p1.read(0, 1 << 20, true),
+        None,
+        "evicted: caller reads disk"
+    );
     assert_eq!(p2.cached_range(), Some((0, 2)));
     for i in 2..50 {
         p2.stage(batch(i, 1, 1000));
@@ -152,7 +166,9 @@ fn served_bytes_identical_to_disk() {
     for offset in 0..end {
         for max_bytes in [1usize, 300, 2_000, 9_000] {
             let from_disk = block_on(log.read(offset, max_bytes, true)).unwrap();
-            let from_cache = tail.read(offset, max_bytes, true).expect("whole log cached");
+            let from_cache = tail
+                .read(offset, max_bytes, true)
+                .expect("whole log cached");
             // A disk read stops at a segment end; the cache does not. The
             // cache's answer starts with the disk's and holds whole batches.
             let cached = from_cache.to_contiguous();

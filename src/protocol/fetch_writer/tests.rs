@@ -71,7 +71,11 @@ fn assert_same(case: &str, r: &FetchResponseOut) {
             .unwrap_or_else(|e| panic!("{case} v{version}: crate refused: {e}"));
         let ours = encode_fetch_response(CORRELATION_ID, version, r)
             .unwrap_or_else(|e| panic!("{case} v{version}: writer refused: {e}"));
-        assert_eq!(ours.total_bytes(), expected.len(), "{case} v{version}: size");
+        assert_eq!(
+            ours.total_bytes(),
+            expected.len(),
+            "{case} v{version}: size"
+        );
         assert_eq!(ours.to_contiguous(), expected, "{case} v{version}: bytes");
     }
 }
@@ -110,10 +114,7 @@ fn fetch_response_empty_and_null_records() {
         topics: vec![TopicOut {
             name: name("t"),
             topic_id: Uuid::from_u128(7),
-            partitions: vec![
-                partition(0, Some(RecordSlices::new())),
-                partition(1, None),
-            ],
+            partitions: vec![partition(0, Some(RecordSlices::new())), partition(1, None)],
         }],
         ..Default::default()
     };
@@ -275,7 +276,10 @@ fn fetch_response_record_slices_are_shared_not_copied() {
         ..Default::default()
     };
     let parts = encode_fetch_response(0, 12, &r).unwrap();
-    assert!(parts.parts().iter().any(|p| p.as_ptr() == a.as_ptr() && p.len() == a.len()));
+    assert!(parts
+        .parts()
+        .iter()
+        .any(|p| p.as_ptr() == a.as_ptr() && p.len() == a.len()));
 }
 
 #[test]
@@ -286,11 +290,17 @@ fn record_slices_truncate_at_batch_ends() {
     let joined = Bytes::from([b.to_vec(), c.to_vec()].concat());
     let mut r = slices(&[a.clone(), joined]);
     let ends: Vec<usize> = r.batch_ends().collect();
-    assert_eq!(ends, vec![a.len(), a.len() + b.len(), a.len() + b.len() + c.len()]);
+    assert_eq!(
+        ends,
+        vec![a.len(), a.len() + b.len(), a.len() + b.len() + c.len()]
+    );
     r.truncate(ends[1]);
     assert_eq!(r.len(), ends[1]);
     assert_eq!(r.slices().len(), 2);
-    assert_eq!(r.to_contiguous(), Bytes::from([a.to_vec(), b.to_vec()].concat()));
+    assert_eq!(
+        r.to_contiguous(),
+        Bytes::from([a.to_vec(), b.to_vec()].concat())
+    );
     r.truncate(0);
     assert!(r.is_empty() && r.slices().is_empty());
 }
