@@ -38,6 +38,11 @@ install_test_debian_packages() {
     if ! command -v npm >/dev/null 2>&1; then
         wanted+=(nodejs npm)
     fi
+    # systemd-analyze (Debian's systemd package) for the unit verification
+    # in tests/integration/test_ops.py, which skips without it.
+    if ! command -v systemd-analyze >/dev/null 2>&1; then
+        wanted+=(systemd)
+    fi
     apt_install_missing "${wanted[@]}"
 }
 

@@ -2,7 +2,7 @@
 //! kafka-consumer-groups, kafka-console-producer/-consumer and
 //! kafka-broker-api-versions.
 //!
-//! Commands: `topics`, `configs`, `groups`, `lag`, `produce`, `consume`,
+//! Commands: `topics`, `configs`, `groups`, `records`, `lag`, `produce`, `consume`,
 //! `api-versions`, `bench` (see `corestream --help`).
 //!
 //! It speaks only the Kafka protocol ([`client`]), so it works against
@@ -20,6 +20,7 @@ pub mod consume;
 pub mod groups;
 pub mod output;
 pub mod produce;
+pub mod records;
 pub mod topics;
 
 use clap::{Parser, Subcommand};
@@ -67,9 +68,12 @@ pub enum Command {
     /// Topic and broker configs: describe, alter (kafka-configs).
     #[command(subcommand, visible_alias = "config")]
     Configs(configs::ConfigsCommand),
-    /// Consumer groups: list, describe, lag, delete.
+    /// Consumer groups: list, describe, lag, reset-offsets, delete.
     #[command(subcommand, visible_alias = "group")]
     Groups(groups::GroupsCommand),
+    /// Records: delete before an offset (kafka-delete-records).
+    #[command(subcommand, visible_alias = "record")]
+    Records(records::RecordsCommand),
     /// Consumer lag of one group (same as `groups lag`).
     Lag(groups::LagArgs),
     /// Produce stdin lines to a topic.
@@ -97,6 +101,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Topics(cmd) => topics::run(&mut cluster, &out, cmd),
         Command::Configs(cmd) => configs::run(&mut cluster, &out, cmd),
         Command::Groups(cmd) => groups::run(&mut cluster, &out, cmd),
+        Command::Records(cmd) => records::run(&mut cluster, &out, cmd),
         Command::Lag(args) => groups::lag(&mut cluster, &out, &args),
         Command::Produce(args) => produce::run(&mut cluster, &args),
         Command::Consume(args) => consume::run(&mut cluster, &out, &args),

@@ -94,7 +94,7 @@ pub fn run(cluster: &mut Cluster, out: &Output, cmd: TopicsCommand) -> Result<()
     }
 }
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     StrBytes::from_string(name.to_string()).into()
 }
 

@@ -21,6 +21,8 @@ pub struct PartitionLag {
     pub log_end_offset: i64,
     /// `log_end_offset - committed_offset`, at least 0; -1 if unknown.
     pub lag: i64,
+    /// When the offset was committed, ms since the epoch.
+    pub commit_timestamp_ms: i64,
 }
 
 /// The lag of every partition `group_id` has an offset for, sorted by
@@ -54,7 +56,193 @@ pub async fn group_lag(shard: &Rc<Shard>, group_id: &str) -> Result<Vec<Partitio
             } else {
                 (end - value.offset).max(0)
             },
+            commit_timestamp_ms: value.commit_timestamp_ms,
         });
     }
     Ok(out)
+}
+
+/// Burrow-style status of one group partition (see docs/LAG_STATUS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionStatus {
+    /// Caught up, or lag shrinking.
+    Ok,
+    /// Committing, but lag never shrinks over the window.
+    Warning,
+    /// Committed offset not moving over the window while lag stays or grows.
+    Stalled,
+    /// No commit for longer than the window spans, with lag.
+    Stopped,
+}
+
+impl PartitionStatus {
+    /// The name the lag API prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionStatus::Ok => "OK",
+            PartitionStatus::Warning => "WARNING",
+            PartitionStatus::Stalled => "STALLED",
+            PartitionStatus::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// A group's status: the worst of its partitions (STALLED/STOPPED → ERROR).
+pub fn group_status(partitions: impl IntoIterator<Item = PartitionStatus>) -> &'static str {
+    let mut worst = "OK";
+    for p in partitions {
+        match p {
+            PartitionStatus::Stalled | PartitionStatus::Stopped => return "ERROR",
+            PartitionStatus::Warning => worst = "WARNING",
+            PartitionStatus::Ok => {}
+        }
+    }
+    worst
+}
+
+/// Commits kept per group partition.
+pub const LAG_WINDOW_LEN: usize = 10;
+/// A partition is STOPPED only after at least this long without a commit,
+/// however short the window spans.
+pub const STOPPED_AFTER_MS_MIN: i64 = 60_000;
+
+/// One commit as observed: its offset, timestamp and the lag when seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitSample {
+    /// Committed offset.
+    pub offset: i64,
+    /// Commit timestamp, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// Lag when observed (>= 0).
+    pub lag: i64,
+}
+
+/// The last [`LAG_WINDOW_LEN`] distinct commits of one group partition.
+#[derive(Debug, Clone, Default)]
+pub struct LagWindow {
+    samples: std::collections::VecDeque<CommitSample>,
+}
+
+impl LagWindow {
+    /// Records an observation: a new commit (new timestamp or offset) is
+    /// appended; the same commit seen again only updates its lag. An offset
+    /// moving backwards (a reset) restarts the window.
+    pub fn observe(&mut self, sample: CommitSample) {
+        match self.samples.back_mut() {
+            Some(last) if sample.offset < last.offset => self.samples.clear(),
+            Some(last)
+                if last.offset == sample.offset && last.timestamp_ms == sample.timestamp_ms =>
+            {
+                last.lag = sample.lag;
+                return;
+            }
+            _ => {}
+        }
+        self.samples.push_back(sample);
+        while self.samples.len() > LAG_WINDOW_LEN {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The samples, oldest first.
+    pub fn samples(&self) -> impl Iterator<Item = &CommitSample> {
+        self.samples.iter()
+    }
+
+    /// Evaluates the rules at `now_ms` given the partition's lag now.
+    pub fn status(&self, now_ms: i64, lag_now: i64) -> PartitionStatus {
+        let window: Vec<CommitSample> = self.samples.iter().copied().collect();
+        evaluate(&window, now_ms, lag_now)
+    }
+}
+
+/// Burrow's rules over `window` (oldest first), in order:
+/// 1. lag now is 0 → OK;
+/// 2. no commit for longer than the window spans (and at least
+///    [`STOPPED_AFTER_MS_MIN`]) → STOPPED;
+/// 3. any lag in the window is 0, or fewer than 2 commits → OK;
+/// 4. offset unchanged across the window, lag never shrinking → STALLED;
+/// 5. offset moving but lag never shrinking in any interval → WARNING;
+/// 6. otherwise OK.
+pub fn evaluate(window: &[CommitSample], now_ms: i64, lag_now: i64) -> PartitionStatus {
+    if lag_now <= 0 {
+        return PartitionStatus::Ok;
+    }
+    let (Some(first), Some(last)) = (window.first(), window.last()) else {
+        return PartitionStatus::Ok;
+    };
+    let span = last.timestamp_ms - first.timestamp_ms;
+    if now_ms - last.timestamp_ms > span.max(STOPPED_AFTER_MS_MIN) {
+        return PartitionStatus::Stopped;
+    }
+    if window.len() < 2 || window.iter().any(|s| s.lag == 0) {
+        return PartitionStatus::Ok;
+    }
+    let never_shrinks = window.windows(2).all(|w| w[1].lag >= w[0].lag);
+    if !never_shrinks {
+        return PartitionStatus::Ok;
+    }
+    if first.offset == last.offset {
+        PartitionStatus::Stalled
+    } else {
+        PartitionStatus::Warning
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(offset: i64, timestamp_ms: i64, lag: i64) -> CommitSample {
+        CommitSample {
+            offset,
+            timestamp_ms,
+            lag,
+        }
+    }
+
+    #[test]
+    fn lag_status_rules() {
+        use PartitionStatus::*;
+        let keeping_up = [s(10, 0, 5), s(20, 1_000, 3), s(30, 2_000, 4)];
+        assert_eq!(evaluate(&keeping_up, 2_500, 4), Ok);
+        assert_eq!(evaluate(&keeping_up, 2_500, 0), Ok);
+        // committing, lag growing every interval
+        let falling_behind = [s(10, 0, 5), s(20, 1_000, 8), s(30, 2_000, 12)];
+        assert_eq!(evaluate(&falling_behind, 2_500, 12), Warning);
+        // a zero lag anywhere in the window: OK
+        let caught_up_once = [s(10, 0, 0), s(20, 1_000, 8), s(30, 2_000, 12)];
+        assert_eq!(evaluate(&caught_up_once, 2_500, 12), Ok);
+        // committing the same offset while lag grows
+        let stalled = [s(10, 0, 5), s(10, 1_000, 5), s(10, 2_000, 9)];
+        assert_eq!(evaluate(&stalled, 2_500, 9), Stalled);
+        // no commit for longer than the window spans (and the minimum)
+        let late = 2_000 + STOPPED_AFTER_MS_MIN + 1;
+        assert_eq!(evaluate(&keeping_up, late, 4), Stopped);
+        assert_eq!(evaluate(&keeping_up, late, 0), Ok);
+        assert_eq!(
+            evaluate(&[s(10, 0, 3)], STOPPED_AFTER_MS_MIN + 1, 7),
+            Stopped
+        );
+        assert_eq!(evaluate(&[s(10, 0, 3)], 1_000, 7), Ok);
+        assert_eq!(evaluate(&[], 1_000, 7), Ok);
+        assert_eq!(group_status([Ok, Warning]), "WARNING");
+        assert_eq!(group_status([Warning, Stopped, Ok]), "ERROR");
+        assert_eq!(group_status([Ok, Ok]), "OK");
+    }
+
+    #[test]
+    fn lag_window_dedups_slides_and_restarts_on_rewind() {
+        let mut w = LagWindow::default();
+        w.observe(s(10, 0, 5));
+        w.observe(s(10, 0, 7)); // same commit seen again: lag updated
+        assert_eq!(w.samples().copied().collect::<Vec<_>>(), vec![s(10, 0, 7)]);
+        for i in 1..=20 {
+            w.observe(s(10 + i, i * 1_000, 5));
+        }
+        assert_eq!(w.samples().count(), LAG_WINDOW_LEN);
+        assert_eq!(w.samples().next().unwrap().offset, 21);
+        w.observe(s(0, 30_000, 30)); // reset-offsets to earliest
+        assert_eq!(w.samples().count(), 1);
+    }
 }

@@ -7,7 +7,9 @@
 //! - `/v1/ready` (alias `/ready`): 200 between "start-up finished" and
 //!   "stop began", 503 otherwise (load balancers stop sending then).
 //! - `/v1/groups`: JSON list of consumer groups.
-//! - `/v1/groups/{group}/lag`: JSON per-partition lag of one group.
+//! - `/v1/groups/{group}/lag`: JSON per-partition lag of one group, with a
+//!   Burrow-style status per partition and for the group, evaluated over a
+//!   sliding window of the commits this port observed (docs/LAG_STATUS.md).
 //!
 //! Decisions:
 //! - It runs on shard 0's executor with glommio's `TcpListener`, so it adds
@@ -19,7 +21,8 @@
 //!   [`HTTP_READ_TIMEOUT`]), answer with Content-Length, close. At most
 //!   [`ADMIN_CONNECTIONS_MAX`] requests are served at once.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +30,8 @@ use std::time::{Duration, Instant};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
+
+use crate::group::lag::{CommitSample, LagWindow, PartitionLag, PartitionStatus};
 
 use super::metrics::{self, GroupLagStats, PartitionStats, ProcessStats, ShardReport};
 use crate::shard::Shard;
@@ -270,6 +275,7 @@ pub async fn scrape(shard: &Rc<Shard>, started: Instant) -> String {
     let mut lags = Vec::new();
     for group in all_groups(shard).await.unwrap_or_default() {
         if let Ok(partitions) = crate::group::lag::group_lag(shard, &group).await {
+            observe_lag(&group, &partitions);
             lags.extend(partitions.into_iter().map(|p| GroupLagStats {
                 group: group.clone(),
                 topic: p.topic,
@@ -306,6 +312,49 @@ async fn all_groups(shard: &Rc<Shard>) -> Result<Vec<String>, i16> {
     Ok(groups)
 }
 
+thread_local! {
+    /// Commit windows per (group, topic, partition), kept on shard 0 (the
+    /// admin port's shard) and fed by every lag API call and /metrics scrape.
+    static LAG_WINDOWS: RefCell<HashMap<(String, String, i32), LagWindow>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Feeds `partitions` (one group's lag now) into the commit windows and
+/// returns each partition's status, in the same order.
+fn observe_lag(group: &str, partitions: &[PartitionLag]) -> Vec<PartitionStatus> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    LAG_WINDOWS.with(|windows| {
+        let mut windows = windows.borrow_mut();
+        // forget partitions of this group that no longer have an offset
+        windows.retain(|(g, t, p), _| {
+            g != group
+                || partitions
+                    .iter()
+                    .any(|l| &l.topic == t && l.partition == *p)
+        });
+        partitions
+            .iter()
+            .map(|p| {
+                if p.lag < 0 {
+                    return PartitionStatus::Ok; // log end unknown: no verdict
+                }
+                let window = windows
+                    .entry((group.to_string(), p.topic.clone(), p.partition))
+                    .or_default();
+                window.observe(CommitSample {
+                    offset: p.committed_offset,
+                    timestamp_ms: p.commit_timestamp_ms,
+                    lag: p.lag,
+                });
+                window.status(now_ms, p.lag)
+            })
+            .collect()
+    })
+}
+
 async fn group_lag_json(shard: &Rc<Shard>, group: &str) -> Response {
     match crate::group::lag::group_lag(shard, group).await {
         Ok(partitions) if partitions.is_empty() => Response::text(
@@ -314,20 +363,24 @@ async fn group_lag_json(shard: &Rc<Shard>, group: &str) -> Response {
         ),
         Ok(partitions) => {
             let total: i64 = partitions.iter().map(|p| p.lag.max(0)).sum();
+            let statuses = observe_lag(group, &partitions);
             let rows: Vec<_> = partitions
                 .iter()
-                .map(|p| {
+                .zip(&statuses)
+                .map(|(p, status)| {
                     serde_json::json!({
                         "topic": p.topic,
                         "partition": p.partition,
                         "committed_offset": p.committed_offset,
                         "log_end_offset": p.log_end_offset,
                         "lag": p.lag,
+                        "status": status.as_str(),
                     })
                 })
                 .collect();
             Response::json(serde_json::json!({
                 "group": group,
+                "status": crate::group::lag::group_status(statuses.iter().copied()),
                 "total_lag": total,
                 "partitions": rows,
             }))

@@ -21,6 +21,11 @@
 //! - a connection with nothing in flight that sends nothing for
 //!   `connections_max_idle_ms` is closed.
 //!
+//! - at most [`FETCHES_IN_FLIGHT_MAX`] Fetch responses per connection exist
+//!   at once (handled or waiting to be written): a consumer that reads its
+//!   responses slowly holds back its own next fetches instead of making the
+//!   broker buffer them.
+//!
 //! The timers cost one timer per read call, never per byte.
 
 use std::rc::Rc;
@@ -32,6 +37,7 @@ use futures::future::{select, Either};
 use futures::io::ReadHalf;
 use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
 use glommio::net::TcpStream;
+use glommio::sync::{Semaphore, StaticPermit};
 use glommio::task::JoinHandle;
 use glommio::timer::Timer;
 use tracing::{debug, info};
@@ -54,7 +60,21 @@ pub(crate) const READ_BYTES_MAX: usize = 1024 * 1024;
 
 const _: () = assert!(READ_CHUNK_BYTES <= READ_BYTES_MAX);
 
-type InFlight = glommio::Task<Outcome>;
+/// Fetch requests of one connection whose responses are not yet written to
+/// the socket. A Fetch response can be large (up to the handler's
+/// `FETCH_RESPONSE_BYTES_MAX`); a client that pipelines fetches and reads
+/// slowly would otherwise pin that many of them. With this cap the reader
+/// waits (and TCP pushes back on the client) until the writer has sent one,
+/// so a slow consumer costs at most this many responses. librdkafka and
+/// the Java client keep one fetch per connection in flight anyway.
+pub const FETCHES_IN_FLIGHT_MAX: u64 = 2;
+
+/// Kafka's API key for Fetch, read from a frame's first two bytes.
+const FETCH_API_KEY: i16 = 1;
+
+/// A request being handled, with the fetch slot it holds until its response
+/// is written.
+type InFlight = (glommio::Task<Outcome>, Option<StaticPermit>);
 
 /// Serves one connection until the client closes it, breaks the protocol or
 /// runs into a limit. `shard_budget` is the shard's request-byte budget.
@@ -71,6 +91,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
     let (mut queue_tx, mut queue_rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_MAX);
     let shard_id = shard.id;
     let limits = shard.config.limits;
+    let fetch_slots = Rc::new(Semaphore::new(FETCHES_IN_FLIGHT_MAX));
     let mut frames = FrameReader::new(reader, shard.config.request_bytes_max, limits, shard_budget);
 
     let reading = async move {
@@ -87,19 +108,31 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
                     return;
                 }
             };
+            let is_fetch =
+                frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == FETCH_API_KEY;
+            let fetch_slot = if is_fetch {
+                match fetch_slots.acquire_static_permit(1).await {
+                    Ok(slot) => Some(slot),
+                    Err(_) => return,
+                }
+            } else {
+                None
+            };
             let shard = shard.clone();
             let task = glommio::spawn_local(async move {
                 let outcome = handle_frame(shard, frame).await;
                 drop(held);
                 outcome
             });
-            if queue_tx.send(task).await.is_err() {
+            if queue_tx.send((task, fetch_slot)).await.is_err() {
                 return;
             }
         }
     };
     let writing = async move {
-        while let Some(task) = queue_rx.next().await {
+        // `_fetch_slot` is released when this iteration ends: after the
+        // response went to the socket.
+        while let Some((task, _fetch_slot)) = queue_rx.next().await {
             match task.await {
                 Outcome::Respond(frame) => {
                     if writer.write_all(&frame).await.is_err() {

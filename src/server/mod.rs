@@ -21,7 +21,7 @@ use tracing::warn;
 
 use crate::shard::Shard;
 
-pub use connection::{serve, REQUESTS_IN_FLIGHT_MAX};
+pub use connection::{serve, FETCHES_IN_FLIGHT_MAX, REQUESTS_IN_FLIGHT_MAX};
 use limits::{ByteBudget, RateLimitedLog, CONNECTIONS};
 
 /// Pause after a failed accept (EMFILE and the like) before trying again.

@@ -183,3 +183,34 @@ def test_connections_per_ip_limit(broker_factory):
     finally:
         for c in kept:
             c.close()
+
+
+def test_slow_reader_pipelined_fetches_do_not_pin_memory(broker):
+    """A client that pipelines many large fetches and reads nothing holds at
+    most FETCHES_IN_FLIGHT_MAX (2) responses in the broker, not one per
+    request; once it reads, every response arrives whole and in order."""
+    topic, value_bytes, count = "slow-reader", 4096, 10_000  # ~40 MiB
+    create_topic(broker.bootstrap, topic, 1)
+    produce_all(broker.bootstrap, topic, [(None, os.urandom(value_bytes)) for _ in range(count)])
+    broker.restart()  # empty tail cache: every fetch reads (and allocates) from disk
+    fetches, fetch_max = 24, 50 * MIB
+    body = kafka_raw.Writer().int32(-1).int32(0).int32(1).int32(fetch_max)
+    body.int8(0).int32(0).int32(-1).int32(1).string(topic).int32(1)
+    body.int32(0).int32(-1).int64(0).int64(-1).int32(fetch_max)
+    body = body.int32(0).string("").bytes()
+    rss_before = rss_kib(broker.proc.pid)
+    conn = broker.raw(timeout_s=120)
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    ids = [conn.send_request(1, 11, body) for _ in range(fetches)]
+    time.sleep(4)  # the broker handles what it will while nothing is read
+    growth_mib = (rss_kib(broker.proc.pid) - rss_before) / 1024
+    one_response_mib = value_bytes * count / MIB
+    # 2 responses in the broker + socket buffers + allocator slack; without
+    # the cap this is ~24 responses (~960 MiB).
+    assert growth_mib < 3 * one_response_mib + 64, f"RSS grew {growth_mib:.0f} MiB with {fetches} unread fetches"
+    for cid in ids:
+        r = kafka_raw.Reader(conn.recv_response(cid))
+        r.int32()  # throttle
+        assert r.int16() == 0
+    conn.close()
+    assert len(consume_all(broker.bootstrap, topic, 1)) == count

@@ -113,6 +113,8 @@ def test_metrics_show_partition_hwm_and_group_lag(broker):
     assert status == 200, body
     lag = json.loads(body)
     assert lag["total_lag"] == 6
+    # one fresh commit: no window yet to judge by (docs/LAG_STATUS.md)
+    assert lag["status"] == "OK" and all(p["status"] == "OK" for p in lag["partitions"])
     status, body = http_get(broker, "/v1/groups")
     assert status == 200 and group in json.loads(body)["groups"], body
 
@@ -357,6 +359,82 @@ def test_cli_topics_produce_consume_and_group_lag(broker):
     cli(broker, "groups", "delete", group)
     cli(broker, "topics", "delete", topic)
     assert topic not in cli(broker, "topics", "list").stdout
+
+
+def test_cli_group_lag_reset_offsets_and_reconsume(broker):
+    """Kafka's workflow: keyed lines, consume as a group and commit, describe
+    the lag, reset to earliest (dry run, then --execute), re-consume all."""
+    topic, group = "cli-reset", "cli-reset-group"
+    cli(broker, "topics", "create", topic, "--partitions", "3")
+    lines = [f"k{i}:value-{i}" for i in range(30)]
+    cli(broker, "produce", topic, "--key-separator", ":", stdin="\n".join(lines) + "\n")
+
+    def consume_group(expect: int) -> list[tuple[str, str]]:
+        c = Consumer(
+            {
+                "bootstrap.servers": broker.bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        got = []
+        try:
+            c.subscribe([topic])
+            deadline = time.monotonic() + cli_wait_s_max
+            while len(got) < expect and time.monotonic() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                got.append((m.key().decode(), m.value().decode()))
+            if got:
+                c.commit(asynchronous=False)
+            # the group is Stable while a member is in it: refuse to reset
+            res = cli(broker, "groups", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute", check=False)
+            assert res.returncode == 1, res
+            assert "not Empty" in res.stderr
+        finally:
+            c.close()
+        return got
+
+    first = consume_group(30)
+    assert sorted(first) == sorted((f"k{i}", f"value-{i}") for i in range(30))
+    lag = json.loads(cli(broker, "--json", "lag", group).stdout)
+    assert lag["total_lag"] == 0 and len(lag["partitions"]) == 3
+    text = cli(broker, "groups", "describe", group).stdout
+    assert "LAG" in text and "Empty" in text
+
+    # dry run by default: prints the plan, commits nothing
+    res = cli(broker, "--json", "groups", "reset-offsets", group, "--topic", topic, "--to-earliest")
+    plan = json.loads(res.stdout)
+    assert plan["executed"] is False and "dry run" in res.stderr
+    assert all(p["new_offset"] == 0 for p in plan["partitions"]) and len(plan["partitions"]) == 3
+    assert json.loads(cli(broker, "--json", "lag", group).stdout)["total_lag"] == 0
+
+    res = cli(broker, "--json", "groups", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute")
+    assert json.loads(res.stdout)["executed"] is True
+    assert json.loads(cli(broker, "--json", "lag", group).stdout)["total_lag"] == 30
+
+    again = consume_group(30)
+    assert sorted(again) == sorted(first)
+
+    # --shift-by and --to-offset clamp into [log start, log end]
+    plan = json.loads(cli(broker, "--json", "groups", "reset-offsets", group, "--topic", topic, "--shift-by", "-1000").stdout)
+    assert all(p["new_offset"] == 0 for p in plan["partitions"])
+
+    # records delete: the partition's log start moves to --before
+    ends = {p["partition"]: p["current_offset"] for p in plan["partitions"]}
+    part = max(ends, key=ends.get)
+    assert ends[part] >= 2
+    res = json.loads(cli(broker, "--json", "records", "delete", "--topic", topic, "--partition", str(part), "--before", "2").stdout)
+    assert res == {"topic": topic, "partition": part, "low_watermark": 2}
+    plan = json.loads(cli(broker, "--json", "groups", "reset-offsets", group, "--topic", topic, "--to-earliest").stdout)
+    assert {p["partition"]: p["new_offset"] for p in plan["partitions"]}[part] == 2
+    recs = consume_all(broker.bootstrap, topic, [part], expect=ends[part] - 2)
+    assert len(recs) == ends[part] - 2 and min(r.offset for r in recs) == 2
+
+    cli(broker, "groups", "delete", group)
+    cli(broker, "topics", "delete", topic)
 
 
 def test_cli_errors_have_exit_codes(broker):
