@@ -288,16 +288,7 @@ fn describe(cluster: &mut Cluster, out: &Output, groups: &[String]) -> Result<()
     let mut json_groups = Vec::new();
     let mut text = String::new();
     for group in groups {
-        let mut request = DescribeGroupsRequest::default();
-        request.groups = vec![group_id(group)];
-        let answer = cluster
-            .coordinator(group)?
-            .send(&request, DESCRIBE_GROUPS_VERSION_MAX)?;
-        let g = answer
-            .groups
-            .first()
-            .ok_or_else(|| ClientError::Usage(format!("no answer for group {group:?}")))?;
-        check(g.error_code, || format!("describing group {group:?}"))?;
+        let g = describe_one(cluster, group)?;
         let members: Vec<MemberRow> = g
             .members
             .iter()
@@ -372,8 +363,11 @@ pub fn reset_target(args: &ResetArgs, start: i64, end: i64, current: i64) -> i64
     wanted.clamp(start, end.max(start))
 }
 
-/// State of `group` from DescribeGroups ("Dead" when it does not exist).
-fn group_state(cluster: &mut Cluster, group: &str) -> Result<String, ClientError> {
+/// DescribeGroups for one group, from its coordinator.
+fn describe_one(
+    cluster: &mut Cluster,
+    group: &str,
+) -> Result<kafka_protocol::messages::describe_groups_response::DescribedGroup, ClientError> {
     let mut request = DescribeGroupsRequest::default();
     request.groups = vec![group_id(group)];
     let answer = cluster
@@ -381,10 +375,16 @@ fn group_state(cluster: &mut Cluster, group: &str) -> Result<String, ClientError
         .send(&request, DESCRIBE_GROUPS_VERSION_MAX)?;
     let g = answer
         .groups
-        .first()
+        .into_iter()
+        .next()
         .ok_or_else(|| ClientError::Usage(format!("no answer for group {group:?}")))?;
     check(g.error_code, || format!("describing group {group:?}"))?;
-    Ok(g.group_state.to_string())
+    Ok(g)
+}
+
+/// State of `group` from DescribeGroups ("Dead" when it does not exist).
+fn group_state(cluster: &mut Cluster, group: &str) -> Result<String, ClientError> {
+    Ok(describe_one(cluster, group)?.group_state.to_string())
 }
 
 fn reset_offsets(cluster: &mut Cluster, out: &Output, args: &ResetArgs) -> Result<(), ClientError> {
