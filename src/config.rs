@@ -126,6 +126,23 @@ pub struct Flags {
     /// offsets.retention.check.interval.ms).
     #[arg(long, env = "CORESTREAM_OFFSETS_RETENTION_CHECK_MS")]
     pub offsets_retention_check_ms: Option<u64>,
+    /// Partitions of __transaction_state when it is created (Kafka's
+    /// transaction.state.log.num.partitions).
+    #[arg(long, env = "CORESTREAM_TRANSACTION_STATE_PARTITIONS")]
+    pub transaction_state_partitions: Option<i32>,
+    /// Largest transaction.timeout.ms a producer may ask for (Kafka's
+    /// transaction.max.timeout.ms).
+    #[arg(long, env = "CORESTREAM_TRANSACTION_MAX_TIMEOUT_MS")]
+    pub transaction_max_timeout_ms: Option<i32>,
+    /// How often timed-out transactions are looked for and aborted, in ms
+    /// (Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    #[arg(long, env = "CORESTREAM_TRANSACTION_ABORT_CHECK_MS")]
+    pub transaction_abort_check_ms: Option<u64>,
+    /// Fault injection for tests: close the connection instead of sending
+    /// every Nth Produce response (after the records were appended), so
+    /// clients retry batches the broker already has. 0 = off.
+    #[arg(long, env = "CORESTREAM_FAULT_DROP_PRODUCE_RESPONSE_EVERY")]
+    pub fault_drop_produce_response_every: Option<u64>,
     /// Open client connections allowed in total; more are closed on accept.
     #[arg(long, env = "CORESTREAM_CONNECTIONS_MAX")]
     pub connections_max: Option<usize>,
@@ -173,6 +190,10 @@ struct FileConfig {
     offsets_retention_minutes: Option<u64>,
     offsets_retention_ms: Option<u64>,
     offsets_retention_check_ms: Option<u64>,
+    transaction_state_partitions: Option<i32>,
+    transaction_max_timeout_ms: Option<i32>,
+    transaction_abort_check_ms: Option<u64>,
+    fault_drop_produce_response_every: Option<u64>,
     connections_max: Option<usize>,
     connections_per_ip_max: Option<usize>,
     connections_max_idle_ms: Option<u64>,
@@ -264,6 +285,10 @@ pub struct Config {
     pub offsets_retention_ms: u64,
     /// offsets.retention.check.interval.ms
     pub offsets_retention_check_ms: u64,
+    /// Transaction coordinator settings.
+    pub txn: TxnConfig,
+    /// Test-only fault injection: drop every Nth Produce response (0 = off).
+    pub fault_drop_produce_response_every: u64,
     /// Connection and request-memory limits.
     pub limits: ConnectionLimits,
     /// Operations settings: admin listener, log level, stop bound.
@@ -530,6 +555,41 @@ impl Config {
                 "must be at least 1".to_string(),
             ));
         }
+        let txn = TxnConfig {
+            state_partitions: flags
+                .transaction_state_partitions
+                .or(file.transaction_state_partitions)
+                .unwrap_or(TRANSACTION_STATE_PARTITIONS_DEFAULT),
+            max_timeout_ms: flags
+                .transaction_max_timeout_ms
+                .or(file.transaction_max_timeout_ms)
+                .unwrap_or(TRANSACTION_MAX_TIMEOUT_MS_DEFAULT),
+            abort_check_ms: flags
+                .transaction_abort_check_ms
+                .or(file.transaction_abort_check_ms)
+                .unwrap_or(TRANSACTION_ABORT_CHECK_MS_DEFAULT),
+        };
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&txn.state_partitions) {
+            return Err(invalid(
+                "transaction-state-partitions",
+                format!(
+                    "{} is not within 1..={PARTITIONS_PER_TOPIC_MAX}",
+                    txn.state_partitions
+                ),
+            ));
+        }
+        if txn.max_timeout_ms < 1 {
+            return Err(invalid(
+                "transaction-max-timeout-ms",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if txn.abort_check_ms == 0 {
+            return Err(invalid(
+                "transaction-abort-check-ms",
+                "must be at least 1".to_string(),
+            ));
+        }
         let log_tables = [
             ("log", &file.log),
             ("message", &file.message),
@@ -561,9 +621,32 @@ impl Config {
             offsets_topic_partitions,
             offsets_retention_ms,
             offsets_retention_check_ms,
+            txn,
+            fault_drop_produce_response_every: flags
+                .fault_drop_produce_response_every
+                .or(file.fault_drop_produce_response_every)
+                .unwrap_or(0),
         })
     }
 }
+
+/// Transaction coordinator settings (Kafka's `transaction.*` broker keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// transaction.state.log.num.partitions
+    pub state_partitions: i32,
+    /// transaction.max.timeout.ms
+    pub max_timeout_ms: i32,
+    /// transaction.abort.timed.out.transaction.cleanup.interval.ms
+    pub abort_check_ms: u64,
+}
+
+/// Kafka's default for transaction.state.log.num.partitions.
+pub const TRANSACTION_STATE_PARTITIONS_DEFAULT: i32 = 50;
+/// Kafka's default for transaction.max.timeout.ms (15 min).
+pub const TRANSACTION_MAX_TIMEOUT_MS_DEFAULT: i32 = 900_000;
+/// Kafka's default for the timed-out transaction check (10 s).
+pub const TRANSACTION_ABORT_CHECK_MS_DEFAULT: u64 = 10_000;
 
 /// Kafka's broker log settings from the file's `log.*`, `message.*` and
 /// `compression.*` keys; `segment_bytes` (file) and `--segment-bytes` stand

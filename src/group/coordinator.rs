@@ -34,11 +34,11 @@ pub type Offsets = BTreeMap<(String, i32), OffsetValue>;
 
 /// A group and its committed offsets.
 #[derive(Debug)]
-struct Entry {
-    group: Group,
-    offsets: Offsets,
+pub(super) struct Entry {
+    pub(super) group: Group,
+    pub(super) offsets: Offsets,
     /// Its `__consumer_offsets` partition.
-    partition: i32,
+    pub(super) partition: i32,
 }
 
 /// A member as DescribeGroups shows it.
@@ -98,7 +98,10 @@ pub struct Committer {
 /// One shard's groups. See the module doc.
 #[derive(Default)]
 pub struct GroupCoordinator {
-    groups: RefCell<HashMap<String, Entry>>,
+    pub(super) groups: RefCell<HashMap<String, Entry>>,
+    /// Transactional offset commits awaiting their marker, by (offsets
+    /// partition, producer id) (see `txn_offsets.rs`).
+    pub(super) txn_offsets: RefCell<HashMap<(i32, i64), Vec<store::KeyValue>>>,
     loaded: RefCell<HashSet<i32>>,
     load_lock: futures::lock::Mutex<()>,
     sweeper_started: Cell<bool>,
@@ -120,7 +123,7 @@ impl GroupCoordinator {
     }
 
     /// Starts the sweeper and replays `partition` if not done yet.
-    async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
+    pub(super) async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
         if !self.sweeper_started.replace(true) {
             let sweeper = shard.clone();
             glommio::spawn_local(async move {
@@ -153,12 +156,16 @@ impl GroupCoordinator {
         }
         let started = Instant::now();
         let now = Instant::now();
-        let replayed = store::replay(shard, partition, |key, value| {
+        let replayed = store::replay_from(shard, super::OFFSETS_TOPIC, partition, |key, value| {
             self.apply_record(partition, key, value, now)
         })
         .await;
         match replayed {
-            Ok(records) => {
+            Ok((records, open_txns)) => {
+                let mut pending = self.txn_offsets.borrow_mut();
+                for (producer_id, held) in open_txns {
+                    pending.insert((partition, producer_id), held);
+                }
                 if records > 0 {
                     info!(
                         partition,
@@ -178,7 +185,13 @@ impl GroupCoordinator {
     }
 
     /// Applies one replayed record: latest value per key wins.
-    fn apply_record(&self, partition: i32, key: &[u8], value: Option<&[u8]>, now: Instant) {
+    pub(super) fn apply_record(
+        &self,
+        partition: i32,
+        key: &[u8],
+        value: Option<&[u8]>,
+        now: Instant,
+    ) {
         let key = match RecordKey::decode(key) {
             Ok(Some(k)) => k,
             Ok(None) => return,
@@ -233,7 +246,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn entry_or_new<'a>(
+    pub(super) fn entry_or_new<'a>(
         groups: &'a mut HashMap<String, Entry>,
         group_id: &str,
         partition: i32,

@@ -40,7 +40,13 @@ pub async fn group_lag(shard: &Rc<Shard>, group_id: &str) -> Result<Vec<Partitio
             partition,
         };
         let end = match shard
-            .call_partition(id, PartitionOp::ListOffset { timestamp: -1 })
+            .call_partition(
+                id,
+                PartitionOp::ListOffset {
+                    timestamp: -1,
+                    committed: false,
+                },
+            )
             .await
         {
             PartitionReply::Offset { offset, .. } => offset,

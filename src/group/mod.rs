@@ -30,6 +30,7 @@ pub mod member;
 pub mod records;
 pub mod state;
 pub mod store;
+pub mod txn_offsets;
 
 use std::future::Future;
 use std::rc::Rc;
@@ -38,57 +39,23 @@ use kafka_protocol::ResponseError;
 
 pub use coordinator::GroupCoordinator;
 
-use crate::shard::{MetaChange, Shard};
+use crate::shard::{internal_topic, Shard};
 
 /// The internal topic holding offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Java's `String.hashCode` (over UTF-16 code units), which Kafka uses to
-/// place a group; the same placement keeps tools that compute it right.
-pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
-/// The `__consumer_offsets` partition of a group.
-pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    (java_string_hash(group_id) & 0x7fff_ffff) % partitions.max(1)
-}
+pub use crate::shard::internal_topic::{java_string_hash, partition_for};
 
 /// Creates `__consumer_offsets` if it does not exist yet; returns its
 /// partition count.
 pub async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<i32, i16> {
-    if let Some(t) = shard.snapshot().topic(OFFSETS_TOPIC) {
-        return Ok(t.partition_count());
-    }
-    let change = MetaChange::CreateTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        partitions: shard.config.offsets_topic_partitions,
-        // As in Kafka: the latest offset per key is what replay needs, and
-        // compaction keeps exactly that (time retention would lose offsets).
-        configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
-    };
-    let (code, message) = shard.change_metadata(change).await;
-    if code != 0 && code != ResponseError::TopicAlreadyExists.code() {
-        tracing::warn!("cannot create {OFFSETS_TOPIC}: {code} {message:?}");
-        return Err(ResponseError::CoordinatorNotAvailable.code());
-    }
-    shard
-        .snapshot()
-        .topic(OFFSETS_TOPIC)
-        .map(|t| t.partition_count())
-        .ok_or(ResponseError::CoordinatorNotAvailable.code())
+    internal_topic::ensure(shard, OFFSETS_TOPIC, shard.config.offsets_topic_partitions).await
 }
 
 /// The coordinator of `group_id`: (owner shard, offsets partition).
 pub async fn coordinator_for(shard: &Rc<Shard>, group_id: &str) -> Result<(usize, i32), i16> {
-    let partitions = ensure_offsets_topic(shard).await?;
-    let partition = partition_for(group_id, partitions);
-    let owner = shard
-        .snapshot()
-        .shard_for(OFFSETS_TOPIC, partition)
-        .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
-    Ok((owner, partition))
+    let partitions = shard.config.offsets_topic_partitions;
+    internal_topic::owner_of(shard, OFFSETS_TOPIC, partitions, group_id).await
 }
 
 /// Runs `f(shard, offsets_partition)` on the coordinator shard of

@@ -288,7 +288,7 @@ impl GroupValue {
     }
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     // Group ids, topics and metadata are bounded by the request's own int16
     // string lengths, so they fit.
     b.put_i16(s.len().min(i16::MAX as usize) as i16);
@@ -307,24 +307,24 @@ fn put_bytes(b: &mut BytesMut, bytes: &[u8]) {
     b.put_slice(bytes);
 }
 
-fn need(buf: &[u8], n: usize, field: &'static str) -> Result<(), CodecError> {
+pub(crate) fn need(buf: &[u8], n: usize, field: &'static str) -> Result<(), CodecError> {
     if buf.len() < n {
         return Err(CodecError::Truncated { field });
     }
     Ok(())
 }
 
-fn get_i16(buf: &mut &[u8], field: &'static str) -> Result<i16, CodecError> {
+pub(crate) fn get_i16(buf: &mut &[u8], field: &'static str) -> Result<i16, CodecError> {
     need(buf, 2, field)?;
     Ok(buf.get_i16())
 }
 
-fn get_i32(buf: &mut &[u8], field: &'static str) -> Result<i32, CodecError> {
+pub(crate) fn get_i32(buf: &mut &[u8], field: &'static str) -> Result<i32, CodecError> {
     need(buf, 4, field)?;
     Ok(buf.get_i32())
 }
 
-fn get_i64(buf: &mut &[u8], field: &'static str) -> Result<i64, CodecError> {
+pub(crate) fn get_i64(buf: &mut &[u8], field: &'static str) -> Result<i64, CodecError> {
     need(buf, 8, field)?;
     Ok(buf.get_i64())
 }
@@ -337,7 +337,7 @@ fn get_nullable_str(buf: &mut &[u8], field: &'static str) -> Result<Option<Strin
     take_str(buf, len as usize, field).map(Some)
 }
 
-fn get_str(buf: &mut &[u8], field: &'static str) -> Result<String, CodecError> {
+pub(crate) fn get_str(buf: &mut &[u8], field: &'static str) -> Result<String, CodecError> {
     get_nullable_str(buf, field)?.ok_or(CodecError::Bad { field })
 }
 

@@ -10,6 +10,7 @@
 //! hands every record to the caller in log order (latest value per key
 //! wins; a null value deletes the key).
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -21,7 +22,8 @@ use kafka_protocol::ResponseError;
 use super::OFFSETS_TOPIC;
 use crate::metadata::PartitionId;
 use crate::protocol::batch::batches;
-use crate::shard::{PartitionOp, PartitionReply, Shard};
+use crate::protocol::control::marker_kind;
+use crate::shard::{PartitionOp, PartitionReply, ProduceOrigin, Shard};
 
 /// Bytes read per step while replaying.
 pub const REPLAY_READ_BYTES_MAX: usize = 1024 * 1024;
@@ -33,7 +35,7 @@ pub type KeyValue = (Bytes, Option<Bytes>);
 #[derive(thiserror::Error, Debug)]
 pub enum StoreError {
     /// The partition is not open on this shard (ownership moved).
-    #[error("{OFFSETS_TOPIC}-{partition} is not owned by shard {shard}")]
+    #[error("internal topic partition {partition} is not owned by shard {shard}")]
     NotOwned {
         /// Offsets partition.
         partition: i32,
@@ -41,7 +43,7 @@ pub enum StoreError {
         shard: usize,
     },
     /// Reading the log failed.
-    #[error("reading {OFFSETS_TOPIC}-{partition} at offset {offset}: {source}")]
+    #[error("reading internal topic partition {partition} at offset {offset}: {source}")]
     Read {
         /// Offsets partition.
         partition: i32,
@@ -51,7 +53,7 @@ pub enum StoreError {
         source: crate::storage::StorageError,
     },
     /// A stored batch does not decode.
-    #[error("decoding {OFFSETS_TOPIC}-{partition} at offset {offset}: {message}")]
+    #[error("decoding internal topic partition {partition} at offset {offset}: {message}")]
     Decode {
         /// Offsets partition.
         partition: i32,
@@ -79,20 +81,31 @@ fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Transactional records not yet closed by a marker, per producer id, in
+/// log order (TxnOffsetCommit writes; applied or dropped by the marker).
+pub type OpenTxns = HashMap<i64, Vec<KeyValue>>;
+
 /// One RecordBatch v2 holding `records` (offsets 0..n, to be rewritten by
 /// the log), with the current time as timestamp.
 pub fn encode_batch(records: &[KeyValue]) -> Result<Bytes, String> {
+    encode_batch_as(records, None)
+}
+
+/// [`encode_batch`], as a transactional batch of `(producer id, epoch)`
+/// when given (TxnOffsetCommit): no sequence, as Kafka's coordinator writes.
+pub fn encode_batch_as(records: &[KeyValue], txn: Option<(i64, i16)>) -> Result<Bytes, String> {
     let now = wall_clock_ms();
+    let (producer_id, producer_epoch) = txn.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: txn.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence
@@ -116,20 +129,34 @@ pub fn encode_batch(records: &[KeyValue]) -> Result<Bytes, String> {
 /// Appends `records` to offsets partition `partition` and waits until they
 /// are durable. Errors are the Kafka codes Kafka's coordinator answers.
 pub async fn append(shard: &Rc<Shard>, partition: i32, records: &[KeyValue]) -> Result<(), i16> {
+    append_to(shard, OFFSETS_TOPIC, partition, records, None).await
+}
+
+/// Appends `records` to partition `partition` of internal topic `topic`
+/// (as a transactional batch of `txn` when given) and waits until they are
+/// durable. Errors are the Kafka codes Kafka's coordinators answer.
+pub async fn append_to(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
+    records: &[KeyValue],
+    txn: Option<(i64, i16)>,
+) -> Result<(), i16> {
     if records.is_empty() {
         return Ok(());
     }
-    let batch = encode_batch(records).map_err(|e| {
-        tracing::error!("encoding a {OFFSETS_TOPIC} batch failed: {e}");
+    let batch = encode_batch_as(records, txn).map_err(|e| {
+        tracing::error!("encoding a {topic} batch failed: {e}");
         ResponseError::UnknownServerError.code()
     })?;
     let id = PartitionId {
-        topic: OFFSETS_TOPIC.into(),
+        topic: topic.into(),
         partition,
     };
     let op = PartitionOp::Produce {
         records: batch,
         acks: -1,
+        origin: ProduceOrigin::Coordinator,
     };
     match shard.call_partition(id, op).await {
         PartitionReply::Produced { .. } => Ok(()),
@@ -140,7 +167,7 @@ pub async fn append(shard: &Rc<Shard>, partition: i32, records: &[KeyValue]) -> 
             Err(ResponseError::NotCoordinator.code())
         }
         PartitionReply::Error(code) => {
-            tracing::warn!(partition, code, "writing to {OFFSETS_TOPIC} failed");
+            tracing::warn!(partition, code, "writing to {topic} failed");
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
         other => {
@@ -159,10 +186,26 @@ pub async fn append(shard: &Rc<Shard>, partition: i32, records: &[KeyValue]) -> 
 pub async fn replay(
     shard: &Rc<Shard>,
     partition: i32,
-    mut apply: impl FnMut(&[u8], Option<&[u8]>),
+    apply: impl FnMut(&[u8], Option<&[u8]>),
 ) -> Result<u64, StoreError> {
+    replay_from(shard, OFFSETS_TOPIC, partition, apply)
+        .await
+        .map(|(applied, _)| applied)
+}
+
+/// Reads partition `partition` of internal topic `topic` (owned by this
+/// shard) from its start to its high watermark and calls `apply(key,
+/// value)` for every record in log order. Transactional records are held
+/// until their producer's marker: applied on COMMIT, dropped on ABORT, and
+/// those still open at the end are returned.
+pub async fn replay_from(
+    shard: &Rc<Shard>,
+    topic: &str,
+    partition: i32,
+    mut apply: impl FnMut(&[u8], Option<&[u8]>),
+) -> Result<(u64, OpenTxns), StoreError> {
     let id = PartitionId {
-        topic: OFFSETS_TOPIC.into(),
+        topic: topic.into(),
         partition,
     };
     let Some(part) = shard.local_partition(&id) else {
@@ -173,6 +216,7 @@ pub async fn replay(
     };
     let mut offset = part.log.log_start_offset();
     let mut applied = 0u64;
+    let mut open = OpenTxns::new();
     while offset < part.log.high_watermark() {
         let bytes = part
             .log
@@ -197,20 +241,31 @@ pub async fn replay(
             let mut raw = Bytes::copy_from_slice(batch.bytes);
             let set = RecordBatchDecoder::decode(&mut raw)
                 .map_err(|e| decode_err(batch.header.base_offset(), e.to_string()))?;
-            for record in set
-                .records
-                .iter()
-                .filter(|r| !r.control && r.offset >= offset)
-            {
-                if let Some(key) = &record.key {
-                    apply(key, record.value.as_deref());
-                    applied += 1;
+            let commit = marker_kind(batch.bytes);
+            for record in set.records.iter().filter(|r| r.offset >= offset) {
+                if record.control {
+                    let held = open.remove(&record.producer_id).unwrap_or_default();
+                    if commit == Some(true) {
+                        for (key, value) in held {
+                            apply(&key, value.as_deref());
+                            applied += 1;
+                        }
+                    }
+                } else if let Some(key) = &record.key {
+                    if record.transactional {
+                        open.entry(record.producer_id)
+                            .or_default()
+                            .push((key.clone(), record.value.clone()));
+                    } else {
+                        apply(key, record.value.as_deref());
+                        applied += 1;
+                    }
                 }
             }
             offset = next;
         }
     }
-    Ok(applied)
+    Ok((applied, open))
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@
 //!
 //! v13+ names topics by id. Fetch sessions (KIP-227) are not kept yet: every
 //! answer carries session id 0, which tells clients to send full requests.
-//! Without transactions, read_committed sees the same data as
-//! read_uncommitted and the last stable offset is the high watermark.
+//! read_committed (isolation level 1) reads stop at each partition's last
+//! stable offset and carry the aborted transactions overlapping them; the
+//! long poll then waits on the last stable offset (`shard::partition::txn`).
 
 use std::time::Duration;
 
@@ -67,17 +68,18 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
         .unwrap_or(0)
         .clamp(1, FETCH_RESPONSE_BYTES_MAX);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let mut replies = read_all(ctx, &wanted, response_max).await;
+    let committed = request.isolation_level == READ_COMMITTED;
+    let mut replies = read_all(ctx, &wanted, response_max, committed).await;
     let total: usize = replies.iter().map(|r| records_len(r)).sum();
     let any_error = replies
         .iter()
         .any(|r| matches!(r, PartitionReply::Error(_)));
     if total < min_bytes.max(1) && request.max_wait_ms > 0 && !any_error && !wanted.is_empty() {
         let wait = Duration::from_millis(request.max_wait_ms.min(FETCH_WAIT_MS_MAX) as u64);
-        wait_for_data(ctx, &wanted, wait).await;
-        replies = read_all(ctx, &wanted, response_max).await;
+        wait_for_data(ctx, &wanted, wait, committed).await;
+        replies = read_all(ctx, &wanted, response_max, committed).await;
     }
-    build_response(&request.topics, wanted, replies, request.isolation_level)
+    build_response(&request.topics, wanted, replies)
 }
 
 fn resolve(ctx: &RequestContext, topics: &[FetchTopic]) -> Vec<Wanted> {
@@ -122,6 +124,7 @@ async fn read_all(
     ctx: &RequestContext,
     wanted: &[Wanted],
     response_max: usize,
+    committed: bool,
 ) -> Vec<PartitionReply> {
     let reads = wanted.iter().map(|w| async move {
         match &w.id {
@@ -131,6 +134,7 @@ async fn read_all(
                     offset: w.offset,
                     max_bytes: w.max_bytes.min(response_max),
                     min_one: true,
+                    committed,
                 };
                 ctx.shard.call_partition(id.clone(), op).await
             }
@@ -176,13 +180,13 @@ fn whole_batches_within(records: &RecordSlices, budget: usize) -> usize {
 /// Parks on the owners of every readable partition until one of them has
 /// data past the fetch offset, or `wait` passes. Dropping the losing waits
 /// cancels them on their owners.
-async fn wait_for_data(ctx: &RequestContext, wanted: &[Wanted], wait: Duration) {
+async fn wait_for_data(ctx: &RequestContext, wanted: &[Wanted], wait: Duration, committed: bool) {
     let waits: Vec<_> = wanted
         .iter()
         .filter_map(|w| w.id.as_ref().ok().map(|id| (id.clone(), w.offset)))
         .map(|(id, offset)| {
             ctx.shard
-                .call_partition(id, PartitionOp::WaitForData { offset })
+                .call_partition(id, PartitionOp::WaitForData { offset, committed })
                 .boxed_local()
         })
         .collect();
@@ -211,7 +215,6 @@ fn build_response(
     topics: &[FetchTopic],
     wanted: Vec<Wanted>,
     replies: Vec<PartitionReply>,
-    isolation_level: i8,
 ) -> FetchResponseOut {
     let mut out: Vec<TopicOut> = topics
         .iter()
@@ -224,7 +227,6 @@ fn build_response(
     for (w, reply) in wanted.into_iter().zip(replies) {
         let base = PartitionOut {
             partition_index: w.partition,
-            aborted_transactions: (isolation_level == READ_COMMITTED).then(Vec::new),
             ..PartitionOut::default()
         };
         let data = match reply {
@@ -232,10 +234,13 @@ fn build_response(
                 records,
                 high_watermark,
                 log_start_offset,
+                last_stable_offset,
+                aborted,
             } => PartitionOut {
                 high_watermark,
-                last_stable_offset: high_watermark,
+                last_stable_offset,
                 log_start_offset,
+                aborted_transactions: aborted,
                 records: Some(records),
                 ..base
             },

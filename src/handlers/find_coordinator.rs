@@ -1,7 +1,7 @@
-//! FindCoordinator (key 10), v0-5. Key type 0 (group) only: this broker is
-//! every group's coordinator, and the first lookup creates
-//! `__consumer_offsets` (as Kafka does). v4+ batches keys. Transaction
-//! coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator (key 10), v0-5. Key type 0 (group) and 1 (transaction):
+//! this broker is every coordinator, and the first lookup creates
+//! `__consumer_offsets` / `__transaction_state` (as Kafka does). v4+
+//! batches keys.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::group::ensure_offsets_topic;
+use crate::txn::ensure_txn_topic;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -20,6 +21,8 @@ pub const API: ApiSpec = ApiSpec {
 
 /// Key type of consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
+/// Key type of transactional ids.
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// Answers FindCoordinator.
 pub async fn handle(
@@ -35,7 +38,7 @@ pub async fn handle(
     for key in keys {
         let error = match request.key_type {
             KEY_TYPE_GROUP => ensure_offsets_topic(&ctx.shard).await.err(),
-            1 => Some(ResponseError::CoordinatorNotAvailable.code()),
+            KEY_TYPE_TRANSACTION => ensure_txn_topic(&ctx.shard).await.err(),
             _ => Some(ResponseError::InvalidRequest.code()),
         };
         coordinators.push(coordinator(ctx, key, error));

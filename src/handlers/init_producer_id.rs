@@ -1,19 +1,23 @@
 //! InitProducerId (key 22), v0-5, for idempotent producers.
 //!
-//! Every call gets a new producer id at epoch 0 from the metadata owner's
-//! durable allocator, as Kafka does for producers without a transactional
-//! id — including the KIP-360 form that names the current id and epoch (a
-//! fresh id is a valid bump). Transactional ids need the transaction
-//! coordinator, which is not built yet: they are refused with
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the error clients treat as fatal
-//! right away instead of retrying forever, and a log line says why.
+//! Without a transactional id every call gets a new producer id at epoch 0
+//! from the metadata owner's durable allocator, as Kafka does — including
+//! the KIP-360 form that names the current id and epoch (a fresh id is a
+//! valid bump). With one, the transaction coordinator of that id answers
+//! (`txn::TxnCoordinator::init_producer_id`): the same producer id with the
+//! epoch bumped, which fences the previous producer instance and aborts its
+//! open transaction.
 
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use tracing::{error, warn};
+use tracing::{debug, error};
 
 use super::{ApiSpec, RequestContext};
 use crate::shard::METADATA_OWNER_SHARD;
+use crate::txn::state::for_version;
+
+/// First version whose clients understand PRODUCER_FENCED (KIP-588).
+const FENCED_SINCE_VERSION: i16 = 4;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -38,8 +42,30 @@ pub async fn handle(
         .as_ref()
         .filter(|t| !t.0.is_empty())
     {
-        warn!(transactional_id = %txn.0.as_str(), "transactions are not supported yet; InitProducerId refused");
-        return refused(ResponseError::TransactionalIdAuthorizationFailed.code());
+        let id = txn.0.to_string();
+        let timeout_ms = request.transaction_timeout_ms;
+        let expected = (ctx.version >= 3 && request.producer_id.0 >= 0)
+            .then_some((request.producer_id.0, request.producer_epoch));
+        let answer = crate::txn::on_coordinator(
+            &ctx.shard,
+            &id.clone(),
+            move |shard, partition| async move {
+                shard
+                    .txns
+                    .init_producer_id(&shard, partition, &id, timeout_ms, expected)
+                    .await
+            },
+        )
+        .await;
+        return match answer.and_then(|r| r) {
+            Ok((producer_id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch),
+            Err(code) => {
+                debug!(transactional_id = %txn.0.as_str(), code, "transactional InitProducerId refused");
+                refused(for_version(code, ctx.version, FENCED_SINCE_VERSION))
+            }
+        };
     }
     let allocated = ctx
         .shard

@@ -27,6 +27,8 @@ const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 /// Answers ListOffsets.
 pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let snapshot = ctx.shard.snapshot();
+    // read_committed (v2+): "latest" is the last stable offset.
+    let committed = request.isolation_level == 1;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.clone();
@@ -55,7 +57,13 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
                 }
                 match ctx
                     .shard
-                    .call_partition(id, PartitionOp::ListOffset { timestamp })
+                    .call_partition(
+                        id,
+                        PartitionOp::ListOffset {
+                            timestamp,
+                            committed,
+                        },
+                    )
                     .await
                 {
                     PartitionReply::Offset { offset, timestamp } => {

@@ -8,6 +8,8 @@
 //! closes it: an unknown API key, an unsupported version of an API other than
 //! ApiVersions, or a body that does not decode.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
@@ -18,6 +20,8 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -27,6 +31,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -35,6 +40,7 @@ pub mod produce;
 mod produce_policy;
 pub mod sync_group;
 mod topics;
+pub mod txn_offset_commit;
 
 use std::rc::Rc;
 
@@ -86,6 +92,13 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     describe_groups::API,
     delete_groups::API,
     offset_delete::API,
+    // transactions (src/txn/)
+    add_partitions_to_txn::API,
+    add_offsets_to_txn::API,
+    end_txn::API,
+    txn_offset_commit::API,
+    describe_transactions::API,
+    list_transactions::API,
 ];
 
 /// The served range of an API, if it is implemented.
@@ -130,7 +143,13 @@ pub async fn handle_frame(shard: Rc<Shard>, frame: Bytes) -> Outcome {
         .get(..2)
         .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
     let bytes_in = frame.len() + FRAME_SIZE_PREFIX_BYTES;
-    let outcome = handle_frame_uncounted(shard, frame).await;
+    let drop_every = shard.config.fault_drop_produce_response_every;
+    let mut outcome = handle_frame_uncounted(shard, frame).await;
+    if api_key == PRODUCE_API_KEY && drop_every > 0 && fault_drop_this_response(drop_every) {
+        // Test-only fault injection (off by default): the records are
+        // appended but the client never hears so, and retries.
+        outcome = Outcome::Close("fault injection: Produce response dropped".into());
+    }
     let bytes_out = match &outcome {
         Outcome::Respond(response) => response.len(),
         Outcome::RespondParts(parts) => parts.total_bytes(),
@@ -138,6 +157,21 @@ pub async fn handle_frame(shard: Rc<Shard>, frame: Bytes) -> Outcome {
     };
     metrics::record_request(api_key, started.elapsed(), bytes_in, bytes_out);
     outcome
+}
+
+/// Produce's API key.
+const PRODUCE_API_KEY: i16 = 0;
+
+thread_local! {
+    static PRODUCE_RESPONSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this shard's next Produce response is the `every`th one.
+fn fault_drop_this_response(every: u64) -> bool {
+    PRODUCE_RESPONSES.with(|n| {
+        n.set(n.get() + 1);
+        n.get() % every == 0
+    })
 }
 
 async fn handle_frame_uncounted(shard: Rc<Shard>, mut frame: Bytes) -> Outcome {
@@ -229,6 +263,12 @@ async fn dispatch(
         DescribeGroups => describe_groups,
         DeleteGroups => delete_groups,
         OffsetDelete => offset_delete,
+        AddPartitionsToTxn => add_partitions_to_txn,
+        AddOffsetsToTxn => add_offsets_to_txn,
+        EndTxn => end_txn,
+        TxnOffsetCommit => txn_offset_commit,
+        DescribeTransactions => describe_transactions,
+        ListTransactions => list_transactions,
     })
 }
 

@@ -5,8 +5,11 @@
 //! response at all, as the protocol says.
 //!
 //! Batches of idempotent producers are deduplicated by the owner (see
-//! `crate::producer`). Not yet: transactional producers; their batches (and
-//! control batches, which clients may never send) are refused.
+//! `crate::producer`). Transactional batches are appended only after the
+//! owner has checked with the transaction coordinator that the partition is
+//! in the producer's ongoing transaction (KIP-890 part 1; see
+//! `shard::Shard::execute_local`). Control batches are written by the
+//! coordinator only; a client's are refused.
 
 use futures::future::join_all;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -20,7 +23,8 @@ use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
 use crate::metadata::PartitionId;
 use crate::protocol::batch::validate_produce;
-use crate::shard::{PartitionOp, PartitionReply};
+use crate::protocol::batch::ProduceSummary;
+use crate::shard::{PartitionOp, PartitionReply, ProduceOrigin};
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -32,12 +36,18 @@ pub const API: ApiSpec = ApiSpec {
 /// Answers Produce; `None` for acks=0.
 pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .filter(|t| !t.is_empty());
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         let meta = topic_or_create(ctx, &name, true).await;
         let calls = topic.partition_data.into_iter().map(|p| {
             let index = p.index;
+            let transactional_id = transactional_id.clone();
             let meta = meta.clone();
             let name = name.clone();
             async move {
@@ -66,12 +76,20 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                         return error(e.error_code(), Some(e.to_string()));
                     }
                 };
-                if summary.first_batch_is_transactional || summary.has_control_batch {
+                if summary.has_control_batch {
                     return error(
                         ResponseError::InvalidRecord.code(),
-                        Some("transactional produce is not supported yet".into()),
+                        Some("clients may not write control batches".into()),
                     );
                 }
+                let origin = if summary.first_batch_is_transactional {
+                    match transactional_origin(transactional_id.as_deref(), &summary) {
+                        Ok(origin) => origin,
+                        Err((code, message)) => return error(code, Some(message)),
+                    }
+                } else {
+                    ProduceOrigin::Client
+                };
                 // Topic rules: max.message.bytes, keys on compacted
                 // topics, timestamp bounds and LogAppendTime (produce_policy.rs).
                 let config = meta.config(&ctx.shard.config.log_defaults);
@@ -86,7 +104,14 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                 };
                 match ctx
                     .shard
-                    .call_partition(id, PartitionOp::Produce { records, acks })
+                    .call_partition(
+                        id,
+                        PartitionOp::Produce {
+                            records,
+                            acks,
+                            origin,
+                        },
+                    )
                     .await
                 {
                     PartitionReply::Produced {
@@ -113,4 +138,31 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
         );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(topics))
+}
+
+/// The origin of a transactional produce: the request must name its
+/// transactional id and the batch its producer (Kafka refuses both
+/// otherwise); the partition's owner then verifies the partition is in the
+/// transaction (KIP-890 part 1).
+fn transactional_origin(
+    transactional_id: Option<&str>,
+    summary: &ProduceSummary,
+) -> Result<ProduceOrigin, (i16, String)> {
+    let Some(transactional_id) = transactional_id else {
+        return Err((
+            ResponseError::TransactionalIdNotFound.code(),
+            "a transactional batch needs the request's transactional id".into(),
+        ));
+    };
+    if summary.first_batch_producer_id < 0 {
+        return Err((
+            ResponseError::InvalidRecord.code(),
+            "a transactional batch needs a producer id".into(),
+        ));
+    }
+    Ok(ProduceOrigin::Transactional {
+        transactional_id: transactional_id.to_string(),
+        producer_id: summary.first_batch_producer_id,
+        epoch: summary.first_batch_producer_epoch,
+    })
 }

@@ -21,7 +21,7 @@ mod topic_name;
 
 pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta};
 pub use store::{
-    ensure_data_dir, load, save, write_json_atomically, MetadataError, PersistedState,
+    ensure_data_dir, load, save, write_bytes_atomically, write_json_atomically, MetadataError, PersistedState,
     META_DIR_NAME,
 };
 pub use topic_config::{LogDefaults, TopicConfig};

@@ -173,15 +173,25 @@ pub fn write_json_atomically(
     file_name: &str,
     value: &impl Serialize,
 ) -> Result<(), MetadataError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| MetadataError::Invalid {
+        path: dir.join(file_name),
+        message: e.to_string(),
+    })?;
+    write_bytes_atomically(dir, file_name, &bytes)
+}
+
+/// Replaces `dir/file_name` with `bytes` atomically and durably (write a
+/// temporary file, fsync, rename, fsync the directory).
+pub fn write_bytes_atomically(
+    dir: &Path,
+    file_name: &str,
+    bytes: &[u8],
+) -> Result<(), MetadataError> {
     std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let path = dir.join(file_name);
     let tmp = dir.join(format!("{file_name}.tmp"));
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| MetadataError::Invalid {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
     let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
-    f.write_all(&bytes).map_err(io_err("write", &tmp))?;
+    f.write_all(bytes).map_err(io_err("write", &tmp))?;
     f.sync_all().map_err(io_err("fsync", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
     std::fs::File::open(dir)

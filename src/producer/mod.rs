@@ -15,6 +15,7 @@
 //!   rebuilt at open from that snapshot plus the batches after it, so
 //!   deduplication holds across a crash.
 
+pub mod aborted;
 pub mod ids;
 pub mod snapshot;
 pub mod state;

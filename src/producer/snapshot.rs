@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use super::aborted::{AbortedEntry, AbortedIndex};
 use super::state::{last_seq, BatchSeq, ProducerStateTable};
 use crate::metadata::write_json_atomically;
 use crate::protocol::batch::batches;
+use crate::protocol::control::marker_kind;
 use crate::storage::{Disk, PartitionLog, StorageError};
 
 /// The snapshot's file name in the partition directory.
@@ -59,7 +61,14 @@ async fn load(dir: &Path) -> Option<Persisted> {
 }
 
 /// The producer table for `log`: the snapshot, then the batches after it.
-pub async fn rebuild<D: Disk>(log: &PartitionLog<D>) -> Result<ProducerStateTable, StorageError> {
+/// Transactions are replayed too: a transactional batch opens its
+/// producer's transaction here, a marker closes it, and an abort marker
+/// missing from `aborted` (a crash before its index entry was written) is
+/// added back.
+pub async fn rebuild<D: Disk>(
+    log: &PartitionLog<D>,
+    aborted: &mut AbortedIndex,
+) -> Result<ProducerStateTable, StorageError> {
     let end = log.high_watermark();
     let start = log.log_start_offset();
     let (mut table, mut offset) = match load(log.dir()).await {
@@ -72,7 +81,24 @@ pub async fn rebuild<D: Disk>(log: &PartitionLog<D>) -> Result<ProducerStateTabl
         for batch in batches(&bytes) {
             let Ok(b) = batch else { break };
             let h = b.header;
-            if h.producer_id() >= 0 && !h.is_control() {
+            if h.is_control() {
+                if let Some(commit) = marker_kind(b.bytes) {
+                    let first = table.end_txn(h.producer_id(), h.producer_epoch());
+                    if let (false, Some(first_offset)) = (commit, first) {
+                        let marker = h.base_offset();
+                        let lso = table.first_unstable_offset().unwrap_or(marker + 1);
+                        aborted.recover(AbortedEntry {
+                            producer_id: h.producer_id(),
+                            first_offset,
+                            last_offset: marker,
+                            last_stable_offset: lso.min(marker + 1),
+                        });
+                    }
+                }
+            } else if h.producer_id() >= 0 {
+                if h.is_transactional() {
+                    table.begin_txn(h.producer_id(), h.base_offset());
+                }
                 let first_seq = h.base_sequence();
                 let batch = BatchSeq {
                     first_seq,

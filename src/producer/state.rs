@@ -27,6 +27,16 @@ pub struct ProducerEntry {
     pub epoch: i16,
     /// The last batches, oldest first.
     pub batches: VecDeque<BatchSeq>,
+    /// Offset of the first batch of this producer's open transaction in
+    /// this partition (Kafka's `currentTxnFirstOffset`): the partition's
+    /// last stable offset cannot pass it until a marker closes it.
+    #[serde(default)]
+    pub txn_first_offset: Option<i64>,
+    /// Markers written for this producer since open: the KIP-890
+    /// verification guard (a produce verified before a marker landed must
+    /// not be appended after it).
+    #[serde(skip)]
+    pub markers: u64,
 }
 
 /// The verdict on an incoming idempotent batch.
@@ -116,6 +126,53 @@ impl ProducerStateTable {
         entry.batches.push_back(batch);
     }
 
+    /// Notes that `pid` wrote a transactional batch at `base_offset`: the
+    /// first one opens its transaction in this partition.
+    pub fn begin_txn(&mut self, pid: i64, base_offset: i64) {
+        let entry = self.producers.entry(pid).or_default();
+        entry.txn_first_offset.get_or_insert(base_offset);
+    }
+
+    /// Whether a transaction marker at `epoch` may be written for `pid`:
+    /// markers come from the coordinator with the producer's current epoch
+    /// or a bumped one (fencing), never an older one.
+    pub fn marker_allowed(&self, pid: i64, epoch: i16) -> bool {
+        self.producers.get(&pid).is_none_or(|e| epoch >= e.epoch)
+    }
+
+    /// Closes `pid`'s transaction with a marker written at `epoch`; returns
+    /// the transaction's first offset here (`None`: it wrote nothing here).
+    /// A bumped epoch resets the sequence state, as a new epoch does.
+    pub fn end_txn(&mut self, pid: i64, epoch: i16) -> Option<i64> {
+        let entry = self.producers.entry(pid).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.markers += 1;
+        entry.txn_first_offset.take()
+    }
+
+    /// The verification guard of `pid` (see [`ProducerEntry::markers`]).
+    pub fn marker_count(&self, pid: i64) -> u64 {
+        self.producers.get(&pid).map_or(0, |e| e.markers)
+    }
+
+    /// Whether `pid` has an open transaction in this partition.
+    pub fn in_txn(&self, pid: i64) -> bool {
+        self.producers
+            .get(&pid)
+            .is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
+    /// The first offset of the oldest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
+    }
+
     /// Number of producers known.
     pub fn len(&self) -> usize {
         self.producers.len()
@@ -201,5 +258,30 @@ mod tests {
         assert_eq!(last_seq(i32::MAX - 1, 3), 0);
         t.record(1, 0, batch(i32::MAX - 1, i32::MAX, 0));
         assert_eq!(t.check(1, 0, 0, 3), ProducerCheck::Append);
+    }
+
+    #[test]
+    fn producer_state_txn_first_offset_and_markers() {
+        let mut t = ProducerStateTable::default();
+        t.record(1, 0, batch(0, 0, 10));
+        t.begin_txn(1, 10);
+        t.record(1, 0, batch(1, 1, 11));
+        t.begin_txn(1, 11);
+        t.record(2, 0, batch(0, 0, 12));
+        t.begin_txn(2, 12);
+        assert_eq!(t.first_unstable_offset(), Some(10));
+        assert!(t.in_txn(1));
+        assert_eq!(t.marker_count(1), 0);
+        assert!(!t.marker_allowed(1, -1));
+        assert_eq!(t.end_txn(1, 0), Some(10));
+        assert_eq!(t.marker_count(1), 1);
+        assert_eq!(t.first_unstable_offset(), Some(12));
+        // A marker at a bumped epoch fences the old one and resets sequences.
+        assert_eq!(t.end_txn(2, 1), Some(12));
+        assert_eq!(t.first_unstable_offset(), None);
+        assert_eq!(t.check(2, 0, 1, 1), ProducerCheck::Refuse(INVALID_EPOCH));
+        assert_eq!(t.check(2, 1, 0, 0), ProducerCheck::Append);
+        // A marker for a producer that wrote nothing here closes nothing.
+        assert_eq!(t.end_txn(3, 0), None);
     }
 }

@@ -10,7 +10,8 @@
 //! shard owns, reading each topic's config from the current snapshot (so a
 //! config change applies at the next pass, without a restart):
 //! - `cleanup.policy` contains `delete`: `enforce_retention` (time, size);
-//! - contains `compact`: one compaction pass if the dirty ratio asks.
+//! - contains `compact`: one compaction pass if the dirty ratio asks;
+//! - the producer-state snapshot, if the log moved since the last one.
 //!
 //! Errors are logged and retried at the next pass; they do not take the
 //! partition offline (the cleaner never changes data that is not
@@ -88,6 +89,7 @@ async fn run(shard: Rc<Shard>) {
 async fn housekeep(partition: &Partition, config: &TopicConfig, pacer: &mut BudgetPacer) {
     let id = &partition.id;
     let now = now_ms();
+    partition.snapshot_producers().await;
     if config.cleanup_delete && (config.retention_ms >= 0 || config.retention_bytes >= 0) {
         let policy = RetentionPolicy {
             retention_ms: config.retention_ms,

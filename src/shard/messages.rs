@@ -17,6 +17,8 @@ pub enum PartitionOp {
         records: Bytes,
         /// 0, 1 or -1 (all).
         acks: i16,
+        /// Who writes, which decides the checks made before appending.
+        origin: ProduceOrigin,
     },
     /// Read whole batches from `offset`.
     Read {
@@ -26,17 +28,57 @@ pub enum PartitionOp {
         max_bytes: usize,
         /// Return the first batch even if it alone exceeds `max_bytes`.
         min_one: bool,
+        /// read_committed: stop at the last stable offset and list the
+        /// aborted transactions in the range read.
+        committed: bool,
     },
     /// ListOffsets: -2 earliest, -1 latest, otherwise a timestamp in ms.
     ListOffset {
         /// The timestamp or sentinel.
         timestamp: i64,
+        /// read_committed: latest is the last stable offset.
+        committed: bool,
     },
-    /// Long poll: answer once the high watermark passes `offset`.
+    /// Long poll: answer once the high watermark (read_committed: the last
+    /// stable offset) passes `offset`.
     WaitForData {
         /// The offset the consumer waits for.
         offset: i64,
+        /// Wait on the last stable offset instead of the high watermark.
+        committed: bool,
     },
+    /// Write a transaction marker (from the transaction coordinator).
+    WriteTxnMarker {
+        /// The transactional producer.
+        producer_id: i64,
+        /// Its epoch (possibly bumped, to fence the old producer).
+        epoch: i16,
+        /// Commit, else abort.
+        commit: bool,
+        /// The coordinator's epoch, stored in the marker.
+        coordinator_epoch: i32,
+    },
+}
+
+/// Who is producing, for [`PartitionOp::Produce`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProduceOrigin {
+    /// A client; idempotent batches follow the sequence rules.
+    Client,
+    /// A transactional client: the owner first asks the transaction
+    /// coordinator whether the partition is in the producer's ongoing
+    /// transaction (KIP-890 part 1), then appends with the sequence rules.
+    Transactional {
+        /// The request's transactional id.
+        transactional_id: String,
+        /// The batches' producer id.
+        producer_id: i64,
+        /// The batches' producer epoch.
+        epoch: i16,
+    },
+    /// A coordinator's own write (offsets, transaction state). Its
+    /// transactional batches (TxnOffsetCommit) carry no sequence.
+    Coordinator,
 }
 
 /// The owner's answer to a [`PartitionOp`].
@@ -58,6 +100,10 @@ pub enum PartitionReply {
         high_watermark: i64,
         /// First offset still in the log.
         log_start_offset: i64,
+        /// Offsets below it are in no open transaction.
+        last_stable_offset: i64,
+        /// read_committed: aborted transactions overlapping the batches.
+        aborted: Option<Vec<crate::protocol::fetch_writer::AbortedTxn>>,
     },
     /// A ListOffsets answer.
     Offset {

@@ -14,6 +14,7 @@
 //! requests in flight.
 
 mod housekeeping;
+pub mod internal_topic;
 mod messages;
 mod meta_owner;
 mod partition;
@@ -29,7 +30,9 @@ use futures::channel::{mpsc, oneshot};
 use kafka_protocol::ResponseError;
 
 pub use housekeeping::{now_ms, HOUSEKEEPING_SHARES};
-pub use messages::{MetaChange, MetaResult, PartitionOp, PartitionReply, ShardJob, ShardMsg};
+pub use messages::{
+    MetaChange, MetaResult, PartitionOp, PartitionReply, ProduceOrigin, ShardJob, ShardMsg,
+};
 pub use partition::{Partition, PENDING_BYTES_MAX};
 pub use runtime::{run, run_supervised, StartError};
 
@@ -54,6 +57,8 @@ pub struct Shard {
     pub groups: crate::group::GroupCoordinator,
     /// Producer id allocation; used on the metadata owner (shard 0) only.
     pub producer_ids: crate::producer::ProducerIdAllocator,
+    /// The transactional ids this shard coordinates.
+    pub txns: crate::txn::TxnCoordinator,
 }
 
 /// The shard that makes metadata changes.
@@ -71,6 +76,7 @@ impl Shard {
             meta_lock: futures::lock::Mutex::new(()),
             groups: crate::group::GroupCoordinator::new(),
             producer_ids,
+            txns: crate::txn::TxnCoordinator::default(),
         }
     }
 
@@ -96,7 +102,11 @@ impl Shard {
 
     /// Runs `op` on the partition's owner: a direct call when that is this
     /// shard, a message otherwise.
-    pub async fn call_partition(&self, id: PartitionId, op: PartitionOp) -> PartitionReply {
+    pub async fn call_partition(
+        self: &Rc<Self>,
+        id: PartitionId,
+        op: PartitionOp,
+    ) -> PartitionReply {
         let Some(owner) = self.snapshot.borrow().shard_for(&id.topic, id.partition) else {
             return PartitionReply::Error(ResponseError::UnknownTopicOrPartition.code());
         };
@@ -143,13 +153,42 @@ impl Shard {
     }
 
     async fn execute_local(
-        &self,
+        self: &Rc<Self>,
         id: PartitionId,
         op: PartitionOp,
         reply: oneshot::Sender<PartitionReply>,
     ) {
         match self.local_partition(&id) {
-            Some(p) => p.execute(op, reply).await,
+            Some(p) => match op {
+                PartitionOp::Produce {
+                    records,
+                    acks,
+                    origin:
+                        ProduceOrigin::Transactional {
+                            transactional_id,
+                            producer_id,
+                            epoch,
+                        },
+                } => {
+                    // KIP-890 part 1: take the guard, ask the coordinator,
+                    // then append only if no marker landed meanwhile.
+                    let guard = p.txn_guard(producer_id);
+                    let verdict = crate::txn::verify_partition(
+                        self,
+                        transactional_id,
+                        producer_id,
+                        epoch,
+                        id,
+                    )
+                    .await;
+                    let answer = match verdict {
+                        Ok(()) => p.produce_verified(records, acks, producer_id, guard).await,
+                        Err(code) => PartitionReply::Error(code),
+                    };
+                    let _ = reply.send(answer);
+                }
+                op => p.execute(op, reply).await,
+            },
             // Not (yet or any more) open here: the client refreshes metadata and retries.
             None => {
                 let _ = reply.send(PartitionReply::Error(

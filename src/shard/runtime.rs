@@ -354,6 +354,7 @@ async fn shard_main(
     let shard = Rc::new(Shard::new(id, config.clone(), peers));
     shard.apply_snapshot(snapshot).await;
     super::housekeeping::spawn(shard.clone());
+    crate::txn::spawn_sweeper(shard.clone());
     let listener = match glommio::net::TcpListener::bind(config.listen) {
         Ok(l) => l,
         Err(e) => {

@@ -182,6 +182,7 @@ def record_batch_v2(
     producer_id: int = -1,
     producer_epoch: int = -1,
     base_sequence: int = -1,
+    transactional: bool = False,
 ) -> bytes:
     """A RecordBatch v2 (magic 2), uncompressed; no producer id unless given.
 
@@ -204,7 +205,7 @@ def record_batch_v2(
         recs.varint(len(b)).raw(b)
     after_crc = (
         Writer()
-        .int16(0)  # attributes: no compression, CreateTime
+        .int16(0x10 if transactional else 0)  # attributes: transactional bit, no compression, CreateTime
         .int32(len(records) - 1)  # lastOffsetDelta
         .int64(ts)  # baseTimestamp
         .int64(ts)  # maxTimestamp
@@ -457,13 +458,14 @@ class RawConn:
         records: bytes,
         acks: int = -1,
         timeout_ms: int = 10_000,
+        transactional_id: str | None = None,
     ) -> dict:
         """Produce one records blob to one partition; returns that partition's
         response (error_code, base_offset, ...)."""
         v = self.pick_version(PRODUCE, 3, 8)
         body = (
             Writer()
-            .string(None)  # transactional_id
+            .string(transactional_id)
             .int16(acks)
             .int32(timeout_ms)
             .int32(1)

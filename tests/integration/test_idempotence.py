@@ -9,7 +9,6 @@ from kafka_raw import Reader, Writer
 INIT_PRODUCER_ID = 22
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 
 
 def init_producer_id(conn: kafka_raw.RawConn, transactional_id: str | None = None) -> tuple[int, int, int]:
@@ -49,6 +48,39 @@ def test_idempotence_confluent_producer_exactly_once(broker):
     assert {(p, o) for p, o, _ in acked} == {(r.partition, r.offset) for r in recs}
 
 
+def test_idempotence_confluent_producer_retries_dropped_responses(broker_factory):
+    """The broker appends but drops every 7th Produce response (closing the
+    connection, a test-only fault hook): the producer retries batches the
+    broker already has, and the log still holds each record exactly once,
+    in order, with no gap."""
+    b = broker_factory(extra_args=["--fault-drop-produce-response-every", "7"])
+    clients.create_topic(b.bootstrap, "idem-drop", 3)
+    n = 6000
+    clients.produce_all(
+        b.bootstrap,
+        "idem-drop",
+        [(f"k{i % 30}".encode(), f"v{i}".encode()) for i in range(n)],
+        **{
+            "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 5,
+            "linger.ms": 1,
+            "batch.num.messages": 40,
+        },
+    )
+    dropped = b.log_tail().count("fault injection: Produce response dropped")
+    assert dropped >= 3, f"the fault hook fired {dropped} times"
+    recs = clients.consume_all(b.bootstrap, "idem-drop", 3, expect=n)
+    assert len(recs) == n, "no duplicates"
+    assert sorted(r.value for r in recs) == sorted(f"v{i}".encode() for i in range(n))
+    for p, part in clients.by_partition(recs).items():
+        clients.assert_dense(part)
+        seen: dict[bytes, int] = {}
+        for r in part:
+            i = int(r.value[1:])
+            assert seen.get(r.key, -1) < i, ("order per key", p, r)
+            seen[r.key] = i
+
+
 def test_init_producer_id_unique_across_restart(broker):
     with broker.raw() as c:
         e1, p1, ep1 = init_producer_id(c)
@@ -62,10 +94,20 @@ def test_init_producer_id_unique_across_restart(broker):
     assert e3 == 0 and p3 > p2, (p1, p2, p3)
 
 
-def test_init_producer_id_transactional_refused(broker):
+def test_init_producer_id_transactional_bumps_epoch(broker):
+    """With a transactional id the same producer id comes back with the
+    epoch bumped each time (the transaction coordinator fences the previous
+    instance); across a crash too."""
     with broker.raw() as c:
-        err, pid, _ = init_producer_id(c, "txn-1")
-    assert err == TRANSACTIONAL_ID_AUTHORIZATION_FAILED and pid == -1
+        e1, p1, ep1 = init_producer_id(c, "txn-a")
+        e2, p2, ep2 = init_producer_id(c, "txn-a")
+    assert (e1, e2) == (0, 0)
+    assert p1 >= 0 and p2 == p1 and ep2 == ep1 + 1
+    broker.kill9()
+    broker.start()
+    with broker.raw() as c:
+        e3, p3, ep3 = init_producer_id(c, "txn-a")
+    assert (e3, p3, ep3) == (0, p1, ep2 + 1)
 
 
 def test_produce_duplicate_batch_answers_original_offset(broker):

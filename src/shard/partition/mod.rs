@@ -7,6 +7,11 @@
 //! even when one of them waits for back-pressure. Durability is the log's
 //! flush: concurrent produces to a partition share one write + fdatasync
 //! (group commit), and acks=1/all are answered only after it.
+//!
+//! Transactions (markers, the last stable offset, read_committed reads,
+//! the aborted index) are in [`txn`].
+
+mod txn;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -17,10 +22,11 @@ use kafka_protocol::ResponseError;
 use tracing::{error, warn};
 use uuid::Uuid;
 
-use super::messages::{PartitionOp, PartitionReply};
+use super::messages::{PartitionOp, PartitionReply, ProduceOrigin};
 use crate::fetch::metrics::{record_read, FetchPath};
 use crate::fetch::{PartitionTail, TailCache};
 use crate::metadata::PartitionId;
+use crate::producer::aborted::AbortedIndex;
 use crate::producer::state::{last_seq, BatchSeq};
 use crate::producer::{ProducerCheck, ProducerStateTable};
 use crate::protocol::batch::batches;
@@ -45,7 +51,11 @@ pub struct Partition {
     append_lock: futures::lock::Mutex<()>,
     /// Idempotent producers' last batches (see [`crate::producer`]).
     producers: RefCell<ProducerStateTable>,
+    /// Aborted transactions, for read_committed fetches.
+    aborted: RefCell<AbortedIndex>,
     waiters: RefCell<Vec<oneshot::Sender<PartitionReply>>>,
+    /// The offset of the last producer-state snapshot written.
+    producers_saved_at: Cell<i64>,
     /// Set after a failed write or fsync: the state on disk is unknown, so
     /// the partition refuses reads and writes until the broker restarts and
     /// recovers it (Kafka marks the log dir offline the same way).
@@ -59,7 +69,8 @@ impl Partition {
         topic_id: Uuid,
         log: PartitionLog<DmaDisk>,
     ) -> Result<Partition, StorageError> {
-        let producers = crate::producer::snapshot::rebuild(&log).await?;
+        let mut aborted = AbortedIndex::load(log.dir());
+        let producers = crate::producer::snapshot::rebuild(&log, &mut aborted).await?;
         let tail = PartitionTail::new(TailCache::for_this_shard());
         tail.publish(log.high_watermark());
         Ok(Partition {
@@ -68,6 +79,8 @@ impl Partition {
             log,
             tail,
             producers: RefCell::new(producers),
+            aborted: RefCell::new(aborted),
+            producers_saved_at: Cell::new(-1),
             append_lock: futures::lock::Mutex::new(()),
             waiters: RefCell::new(Vec::new()),
             failed: Cell::new(false),
@@ -83,15 +96,37 @@ impl Partition {
             return;
         }
         let answer = match op {
-            PartitionOp::Produce { records, acks } => self.produce(records, acks).await,
+            PartitionOp::Produce {
+                records,
+                acks,
+                origin,
+            } => self.produce(records, acks, &origin, None).await,
             PartitionOp::Read {
                 offset,
                 max_bytes,
                 min_one,
-            } => self.read(offset, max_bytes, min_one).await,
-            PartitionOp::ListOffset { timestamp } => self.list_offset(timestamp).await,
-            PartitionOp::WaitForData { offset } => {
-                if self.log.high_watermark() > offset || offset < self.log.log_start_offset() {
+                committed,
+            } => self.read(offset, max_bytes, min_one, committed).await,
+            PartitionOp::ListOffset {
+                timestamp,
+                committed,
+            } => self.list_offset(timestamp, committed).await,
+            PartitionOp::WriteTxnMarker {
+                producer_id,
+                epoch,
+                commit,
+                coordinator_epoch,
+            } => {
+                self.write_marker(producer_id, epoch, commit, coordinator_epoch)
+                    .await
+            }
+            PartitionOp::WaitForData { offset, committed } => {
+                let end = if committed {
+                    self.last_stable_offset()
+                } else {
+                    self.log.high_watermark()
+                };
+                if end > offset || offset < self.log.log_start_offset() {
                     PartitionReply::DataReady
                 } else {
                     let mut waiters = self.waiters.borrow_mut();
@@ -104,7 +139,17 @@ impl Partition {
         let _ = reply.send(answer);
     }
 
-    async fn produce(self: &Rc<Self>, records: Bytes, acks: i16) -> PartitionReply {
+    /// Appends a produce. `guard` is the KIP-890 verification guard of a
+    /// transactional produce (its producer's marker count when verification
+    /// began): if a marker was written since, the transaction it was
+    /// verified for is over and the batch is refused.
+    async fn produce(
+        self: &Rc<Self>,
+        records: Bytes,
+        acks: i16,
+        origin: &ProduceOrigin,
+        guard: Option<(i64, u64)>,
+    ) -> PartitionReply {
         let base_offset = {
             let _order = self.append_lock.lock().await;
             while self.log.pending_bytes() > PENDING_BYTES_MAX {
@@ -112,7 +157,13 @@ impl Partition {
                     return self.storage_failure("flush", e);
                 }
             }
-            match self.append_checked(&records) {
+            if let Some((pid, markers)) = guard {
+                if self.producers.borrow().marker_count(pid) != markers {
+                    return PartitionReply::Error(ResponseError::InvalidTxnState.code());
+                }
+            }
+            let trusted = *origin == ProduceOrigin::Coordinator;
+            match self.append_checked(&records, trusted) {
                 Ok(base_offset) => base_offset,
                 Err(reply) => return reply,
             }
@@ -139,7 +190,10 @@ impl Partition {
     /// idempotent producer are judged against the producer table first: a
     /// retry of a batch already written answers with its original offset and
     /// is not written again; a sequence gap or a fenced epoch is refused.
-    fn append_checked(&self, records: &[u8]) -> Result<i64, PartitionReply> {
+    ///
+    /// `trusted` (a coordinator's own write) skips the sequence rules: its
+    /// transactional batches carry no sequence.
+    fn append_checked(&self, records: &[u8], trusted: bool) -> Result<i64, PartitionReply> {
         let idempotent = batches(records)
             .next()
             .and_then(Result::ok)
@@ -167,7 +221,7 @@ impl Partition {
                 last_seq: last_seq(first_seq, h.records_count()),
                 base_offset: -1,
             };
-            let verdict = if pid >= 0 {
+            let verdict = if pid >= 0 && !trusted {
                 self.producers
                     .borrow()
                     .check(pid, epoch, seqs.first_seq, seqs.last_seq)
@@ -182,7 +236,10 @@ impl Partition {
                         .append(&mut owned)
                         .map_err(|e| self.storage_failure("append", e))?;
                     self.tail.stage(Bytes::from(owned));
-                    if pid >= 0 {
+                    if h.is_transactional() {
+                        self.producers.borrow_mut().begin_txn(pid, info.base_offset);
+                    }
+                    if pid >= 0 && !trusted {
                         self.producers.borrow_mut().record(
                             pid,
                             epoch,
@@ -206,6 +263,7 @@ impl Partition {
     /// checkpoint).
     pub async fn close(&self) -> Result<(), StorageError> {
         self.log.flush().await?;
+        self.rewrite_aborted_index().await;
         let table = self.producers.borrow().clone();
         if let Err(e) =
             crate::producer::snapshot::save(self.log.dir(), self.log.high_watermark(), table).await
@@ -213,6 +271,31 @@ impl Partition {
             warn!(partition = %self.id, "producer state snapshot not written (rebuilt from the log next time): {e}");
         }
         self.log.close().await
+    }
+
+    /// Writes the producer-state snapshot if the log moved since the last
+    /// one (housekeeping calls this each pass), so that after a crash the
+    /// rebuild replays only the batches since, not the whole log. The
+    /// snapshot is taken at a flushed end under the append lock, so it
+    /// matches the log exactly at its offset.
+    pub async fn snapshot_producers(&self) {
+        if self.failed.get()
+            || self.producers.borrow().is_empty()
+            || self.log.high_watermark() == self.producers_saved_at.get()
+        {
+            return;
+        }
+        let (offset, table) = {
+            let _order = self.append_lock.lock().await;
+            if self.flush().await.is_err() {
+                return; // the produce path reports and handles it
+            }
+            (self.log.high_watermark(), self.producers.borrow().clone())
+        };
+        match crate::producer::snapshot::save(self.log.dir(), offset, table).await {
+            Ok(()) => self.producers_saved_at.set(offset),
+            Err(e) => warn!(partition = %self.id, "producer state snapshot not written: {e}"),
+        }
     }
 
     /// Drops the cached tail: compaction rewrote batches the cache still
@@ -234,7 +317,13 @@ impl Partition {
 
     /// Whole batches from `offset`: from the tail cache when it holds the
     /// offset (within the log's range), else from the segment file.
-    async fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> PartitionReply {
+    async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        committed: bool,
+    ) -> PartitionReply {
         let in_range = (self.log.log_start_offset()..self.log.high_watermark()).contains(&offset);
         let cached = in_range
             .then(|| self.tail.read(offset, max_bytes, min_one))
@@ -254,11 +343,7 @@ impl Partition {
                 }),
         };
         match read {
-            Ok(records) => PartitionReply::Read {
-                records,
-                high_watermark: self.log.high_watermark(),
-                log_start_offset: self.log.log_start_offset(),
-            },
+            Ok(records) => self.read_reply(offset, records, committed),
             Err(StorageError::OffsetOutOfRange { .. }) => {
                 PartitionReply::Error(ResponseError::OffsetOutOfRange.code())
             }
@@ -266,12 +351,16 @@ impl Partition {
         }
     }
 
-    async fn list_offset(&self, timestamp: i64) -> PartitionReply {
+    async fn list_offset(&self, timestamp: i64, committed: bool) -> PartitionReply {
         const LATEST: i64 = -1;
         const EARLIEST: i64 = -2;
         match timestamp {
             LATEST => PartitionReply::Offset {
-                offset: self.log.high_watermark(),
+                offset: if committed {
+                    self.last_stable_offset()
+                } else {
+                    self.log.high_watermark()
+                },
                 timestamp: -1,
             },
             EARLIEST => PartitionReply::Offset {

@@ -1,0 +1,69 @@
+//! AddOffsetsToTxn (key 25), v0-4: a transactional producer is about to
+//! commit a group's offsets in its transaction (`send_offsets_to_
+//! transaction`). The coordinator adds the group's `__consumer_offsets`
+//! partition to the transaction, so the COMMIT/ABORT marker reaches it and
+//! the offsets become visible (or vanish) with the transaction. v4 only
+//! adds an error code (TRANSACTION_ABORTABLE) this broker never returns.
+
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
+
+use super::{ApiSpec, RequestContext};
+use crate::group::{coordinator_for, OFFSETS_TOPIC};
+use crate::txn::state::for_version;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::AddOffsetsToTxn,
+    min: 0,
+    max: 4,
+};
+
+/// First version whose clients understand PRODUCER_FENCED (KIP-588).
+const FENCED_SINCE_VERSION: i16 = 2;
+
+/// Answers AddOffsetsToTxn.
+pub async fn handle(
+    ctx: &RequestContext,
+    request: AddOffsetsToTxnRequest,
+) -> AddOffsetsToTxnResponse {
+    let code = match coordinator_for(&ctx.shard, &request.group_id.0).await {
+        Err(code) => code,
+        Ok((_, offsets_partition)) => {
+            let id = request.transactional_id.0.to_string();
+            let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
+            let partitions = vec![(OFFSETS_TOPIC.to_string(), offsets_partition)];
+            let answer = crate::txn::on_coordinator(
+                &ctx.shard,
+                &id.clone(),
+                move |shard, partition| async move {
+                    shard
+                        .txns
+                        .add_partitions(&shard, partition, &id, pid, epoch, &partitions)
+                        .await
+                },
+            )
+            .await;
+            match answer.and_then(|r| r) {
+                Ok(()) => 0,
+                Err(code) => for_version(code, ctx.version, FENCED_SINCE_VERSION),
+            }
+        }
+    };
+    AddOffsetsToTxnResponse::default().with_error_code(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Encodable;
+
+    #[test]
+    fn add_offsets_to_txn_response_encodes_every_version() {
+        let r = AddOffsetsToTxnResponse::default().with_error_code(51);
+        for v in API.min..=API.max {
+            let mut buf = bytes::BytesMut::new();
+            r.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! EndTxn (key 26), v0-4: commit or abort the producer's open transaction.
+//! The coordinator writes PrepareCommit/PrepareAbort, a marker to every
+//! partition of the transaction, then CompleteCommit/CompleteAbort, and
+//! answers once all of it is durable (see `crate::txn`). v4 only adds an
+//! error code (TRANSACTION_ABORTABLE) this broker never returns; v5
+//! (KIP-890 part 2, an epoch bump per transaction) is not served.
+
+use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse};
+
+use super::{ApiSpec, RequestContext};
+use crate::txn::state::for_version;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::EndTxn,
+    min: 0,
+    max: 4,
+};
+
+/// First version whose clients understand PRODUCER_FENCED (KIP-588).
+const FENCED_SINCE_VERSION: i16 = 2;
+
+/// Answers EndTxn.
+pub async fn handle(ctx: &RequestContext, request: EndTxnRequest) -> EndTxnResponse {
+    let id = request.transactional_id.0.to_string();
+    let (pid, epoch, commit) = (
+        request.producer_id.0,
+        request.producer_epoch,
+        request.committed,
+    );
+    let answer = crate::txn::on_coordinator(
+        &ctx.shard,
+        &id.clone(),
+        move |shard, partition| async move {
+            shard
+                .txns
+                .end_txn(&shard, partition, &id, pid, epoch, commit)
+                .await
+        },
+    )
+    .await;
+    let code = match answer.and_then(|r| r) {
+        Ok(()) => 0,
+        Err(code) => for_version(code, ctx.version, FENCED_SINCE_VERSION),
+    };
+    EndTxnResponse::default().with_error_code(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Encodable;
+
+    #[test]
+    fn end_txn_response_encodes_every_version() {
+        let r = EndTxnResponse::default().with_error_code(48);
+        for v in API.min..=API.max {
+            let mut buf = bytes::BytesMut::new();
+            r.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+        }
+    }
+}

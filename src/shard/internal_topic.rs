@@ -1,0 +1,64 @@
+//! Internal topics that coordinators keep their state in
+//! (`__consumer_offsets`, `__transaction_state`): created on first use, as
+//! Kafka does, and keyed by Kafka's hash so a key's partition (and hence
+//! its coordinator shard) is the one Kafka would pick.
+
+use std::rc::Rc;
+
+use kafka_protocol::ResponseError;
+
+use super::{MetaChange, Shard};
+
+/// Java's `String.hashCode` (over UTF-16 code units), which Kafka uses to
+/// place a group or transactional id; the same placement keeps tools that
+/// compute it right.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The partition of `key` in an internal topic of `partitions` partitions.
+pub fn partition_for(key: &str, partitions: i32) -> i32 {
+    (java_string_hash(key) & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// Creates internal topic `name` (compacted: replay needs only the latest
+/// value per key) with `partitions` partitions if it does not exist yet;
+/// returns its partition count.
+pub async fn ensure(shard: &Rc<Shard>, name: &str, partitions: i32) -> Result<i32, i16> {
+    if let Some(t) = shard.snapshot().topic(name) {
+        return Ok(t.partition_count());
+    }
+    let change = MetaChange::CreateTopic {
+        name: name.to_string(),
+        partitions,
+        configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+    };
+    let (code, message) = shard.change_metadata(change).await;
+    if code != 0 && code != ResponseError::TopicAlreadyExists.code() {
+        tracing::warn!("cannot create {name}: {code} {message:?}");
+        return Err(ResponseError::CoordinatorNotAvailable.code());
+    }
+    shard
+        .snapshot()
+        .topic(name)
+        .map(|t| t.partition_count())
+        .ok_or(ResponseError::CoordinatorNotAvailable.code())
+}
+
+/// The coordinator of `key` in internal topic `name`: (owner shard,
+/// partition), creating the topic first if needed.
+pub async fn owner_of(
+    shard: &Rc<Shard>,
+    name: &str,
+    partitions: i32,
+    key: &str,
+) -> Result<(usize, i32), i16> {
+    let count = ensure(shard, name, partitions).await?;
+    let partition = partition_for(key, count);
+    let owner = shard
+        .snapshot()
+        .shard_for(name, partition)
+        .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
+    Ok((owner, partition))
+}

@@ -1,0 +1,243 @@
+//! A partition's side of transactions: markers, the last stable offset,
+//! read_committed reads and the aborted-transaction index.
+//!
+//! - A transactional batch opens its producer's transaction here
+//!   (`ProducerStateTable::begin_txn`, in the append path); the last stable
+//!   offset (LSO) is the high watermark or the first offset of the oldest
+//!   open transaction, whichever is lower.
+//! - The coordinator ends it with a marker (`WriteTxnMarker`): appended and
+//!   made durable like a produce with acks=all, then, for an abort, an entry
+//!   in the aborted index, so read_committed consumers drop its batches.
+//! - read_committed reads stop before the first batch at or past the LSO
+//!   and carry the aborted transactions overlapping what they return.
+
+use std::rc::Rc;
+
+use kafka_protocol::ResponseError;
+use tracing::warn;
+
+use super::Partition;
+use crate::producer::aborted::{append_to_file, AbortedEntry};
+use crate::protocol::batch::batches;
+use crate::protocol::control::encode_marker;
+use crate::protocol::fetch_writer::RecordSlices;
+use crate::shard::PartitionReply;
+
+impl Partition {
+    /// The last stable offset: no open transaction starts below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.log.high_watermark();
+        self.producers
+            .borrow()
+            .first_unstable_offset()
+            .map_or(hw, |first| first.min(hw))
+    }
+
+    /// The KIP-890 verification guard of `producer_id` (markers written for
+    /// it so far), taken before asking the coordinator.
+    pub fn txn_guard(&self, producer_id: i64) -> u64 {
+        self.producers.borrow().marker_count(producer_id)
+    }
+
+    /// Appends a produce verified by the transaction coordinator, unless a
+    /// marker for its producer landed since `guard` was taken.
+    pub async fn produce_verified(
+        self: &Rc<Self>,
+        records: bytes::Bytes,
+        acks: i16,
+        producer_id: i64,
+        guard: u64,
+    ) -> PartitionReply {
+        if self.failed.get() {
+            return PartitionReply::Error(ResponseError::KafkaStorageError.code());
+        }
+        self.produce(
+            records,
+            acks,
+            &crate::shard::ProduceOrigin::Client,
+            Some((producer_id, guard)),
+        )
+        .await
+    }
+
+    /// The Read reply for `records` read from `offset`: read_committed cuts
+    /// them at the LSO and adds the aborted transactions they overlap.
+    pub(super) fn read_reply(
+        &self,
+        offset: i64,
+        mut records: RecordSlices,
+        committed: bool,
+    ) -> PartitionReply {
+        let last_stable_offset = self.last_stable_offset();
+        let aborted = committed.then(|| {
+            // Reads never pass the high watermark: with no open transaction
+            // there is nothing to cut (the common case costs no parsing).
+            let end = if last_stable_offset < self.log.high_watermark() {
+                cut_at_offset(&mut records, last_stable_offset)
+            } else {
+                last_stable_offset
+            };
+            let index = self.aborted.borrow();
+            if index.is_empty() {
+                Vec::new()
+            } else {
+                index.overlapping(offset, end)
+            }
+        });
+        PartitionReply::Read {
+            records,
+            high_watermark: self.log.high_watermark(),
+            log_start_offset: self.log.log_start_offset(),
+            last_stable_offset,
+            aborted,
+        }
+    }
+
+    /// Writes a COMMIT or ABORT marker for `producer_id`, durably, and for an
+    /// abort records the transaction in the aborted index.
+    pub(super) async fn write_marker(
+        self: &Rc<Self>,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> PartitionReply {
+        let marker = match encode_marker(
+            producer_id,
+            epoch,
+            commit,
+            coordinator_epoch,
+            crate::shard::now_ms(),
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(partition = %self.id, "encoding a transaction marker failed: {e}");
+                return PartitionReply::Error(ResponseError::UnknownServerError.code());
+            }
+        };
+        let (base_offset, entry) = {
+            let _order = self.append_lock.lock().await;
+            if !self.producers.borrow().marker_allowed(producer_id, epoch) {
+                return PartitionReply::Error(ResponseError::InvalidProducerEpoch.code());
+            }
+            let mut owned = marker.to_vec();
+            let info = match self.log.append(&mut owned) {
+                Ok(info) => info,
+                Err(e) => return self.storage_failure("append marker", e),
+            };
+            self.tail.stage(bytes::Bytes::from(owned));
+            let first = self.producers.borrow_mut().end_txn(producer_id, epoch);
+            let lso_after = self
+                .producers
+                .borrow()
+                .first_unstable_offset()
+                .unwrap_or(info.base_offset + 1)
+                .min(info.base_offset + 1);
+            let entry = match (commit, first) {
+                (false, Some(first_offset)) => Some(AbortedEntry {
+                    producer_id,
+                    first_offset,
+                    last_offset: info.base_offset,
+                    last_stable_offset: lso_after,
+                }),
+                _ => None,
+            };
+            (info.base_offset, entry)
+        };
+        if let Err(e) = self.flush().await {
+            return self.storage_failure("flush", e);
+        }
+        if let Some(entry) = entry {
+            let bytes = self.aborted.borrow_mut().push(entry);
+            let path = self.aborted.borrow().path().to_path_buf();
+            let written = glommio::executor()
+                .spawn_blocking(move || append_to_file(&path, &bytes))
+                .await;
+            if let Err(e) = written {
+                // The marker is durable; the entry is rebuilt from it at open.
+                warn!(partition = %self.id, "aborted-transaction index not written (rebuilt from the log at open): {e}");
+            }
+        }
+        PartitionReply::Produced {
+            base_offset,
+            log_start_offset: self.log.log_start_offset(),
+        }
+    }
+
+    /// At clean close: rewrites the aborted index without the entries that
+    /// retention left behind the log start.
+    pub(super) async fn rewrite_aborted_index(&self) {
+        let (path, bytes, before) = {
+            let index = self.aborted.borrow();
+            (
+                index.path().to_path_buf(),
+                index.encoded_from(self.log.log_start_offset()),
+                index.len(),
+            )
+        };
+        if bytes.len() == before * crate::producer::aborted::ENTRY_LEN {
+            return;
+        }
+        let dir = self.log.dir().to_path_buf();
+        let name = crate::producer::aborted::ABORTED_INDEX_FILE_NAME;
+        let rewritten = glommio::executor()
+            .spawn_blocking(move || {
+                crate::metadata::write_bytes_atomically(&dir, name, &bytes).map(|_| path)
+            })
+            .await;
+        if let Err(e) = rewritten {
+            warn!(partition = %self.id, "aborted-transaction index not trimmed: {e}");
+        }
+    }
+}
+
+/// Cuts `records` before the first batch at or past `end`; returns the
+/// offset after the last batch kept (`end` when nothing was cut).
+fn cut_at_offset(records: &mut RecordSlices, end: i64) -> i64 {
+    let mut keep = 0usize;
+    let mut next: Option<i64> = None;
+    'slices: for slice in records.slices() {
+        for batch in batches(slice) {
+            let Ok(batch) = batch else { break 'slices };
+            if batch.header.base_offset() >= end {
+                records.truncate(keep);
+                return next.unwrap_or(end);
+            }
+            keep += batch.header.total_len();
+            next = Some(batch.header.last_offset() + 1);
+        }
+    }
+    let _ = next;
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::test_batch::build_test_batch;
+
+    #[test]
+    fn cut_at_offset_keeps_whole_batches_below_the_end() {
+        let mut records = RecordSlices::new();
+        let a = build_test_batch(0, &[(None, Some(b"a")), (None, Some(b"b"))], 0);
+        let b = build_test_batch(2, &[(None, Some(b"c"))], 0);
+        let c = build_test_batch(3, &[(None, Some(b"d"))], 0);
+        let mut ab = a.clone();
+        ab.extend_from_slice(&b);
+        records.push(bytes::Bytes::from(ab));
+        records.push(bytes::Bytes::from(c.clone()));
+        let total = records.len();
+        let mut all = records.clone();
+        assert_eq!(cut_at_offset(&mut all, 10), 10);
+        assert_eq!(all.len(), total);
+        let mut two = records.clone();
+        assert_eq!(cut_at_offset(&mut two, 3), 3);
+        assert_eq!(two.len(), total - c.len());
+        let mut one = records.clone();
+        assert_eq!(cut_at_offset(&mut one, 2), 2);
+        assert_eq!(one.len(), a.len(), "cut inside a slice holding two batches");
+        let mut none = records.clone();
+        assert_eq!(cut_at_offset(&mut none, 0), 0);
+        assert!(none.is_empty());
+    }
+}
