@@ -1,7 +1,10 @@
-"""The daemon's command line, config file and signals."""
+"""The daemon's command line, config file and signals; the admin CLI's
+newer commands (cluster info, config get/set/delete, consume --group,
+reset-offsets --to-datetime) against a running broker."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -145,3 +148,161 @@ def test_second_broker_same_data_dir_refused(broker_factory):
     b.expected_down = True
     assert rc != 0
     a.assert_alive()
+
+
+# ---------------------------------------------------------------- admin CLI `corestream` (issue 7)
+
+
+def cli_json(broker, *args: str):
+    from test_ops import cli
+
+    return json.loads(cli(broker, "--json", *args).stdout)
+
+
+def test_cli_kafka_workflow_end_to_end_with_group_consume(broker):
+    """Kafka's workflow with the CLI alone: a 3-partition topic, keyed lines
+    with a separator, consume as a group (commits), describe the group with
+    its lag, reset to earliest, and re-consume everything as the group."""
+    from test_ops import cli
+
+    topic, group = "cli-e2e", "cli-e2e-group"
+    cli(broker, "topic", "create", topic, "--partitions", "3")
+    lines = [f"k{i}|value-{i}" for i in range(30)]
+    cli(broker, "produce", topic, "--key-separator", "|", stdin="\n".join(lines) + "\n")
+    want = sorted(f"k{i}:value-{i}" for i in range(30))
+
+    res = cli(broker, "consume", topic, "--group", group, "--from-beginning", "--max", "30",
+              "--print-key", "--separator", ":")
+    assert sorted(res.stdout.splitlines()) == want
+    lag = cli_json(broker, "lag", group)
+    assert lag["total_lag"] == 0 and len(lag["partitions"]) == 3, lag
+    described = cli_json(broker, "group", "describe", group)[0]
+    assert described["state"] == "Empty" and described["lag"]["total_lag"] == 0, described
+    assert "LAG" in cli(broker, "group", "describe", group).stdout
+
+    # nothing new: a group member that finds everything committed prints nothing
+    res = cli(broker, "consume", topic, "--group", group, "--timeout-ms", "1500")
+    assert res.stdout == ""
+
+    plan = cli_json(broker, "group", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute")
+    assert plan["executed"] and all(p["new_offset"] == 0 for p in plan["partitions"])
+    assert cli_json(broker, "lag", group)["total_lag"] == 30
+
+    # --max stops mid-way and commits what it printed: the next run goes on
+    first = cli(broker, "consume", topic, "--group", group, "--max", "12", "--print-key", "--separator", ":")
+    rest = cli(broker, "consume", topic, "--group", group, "--max", "18", "--print-key", "--separator", ":")
+    again = first.stdout.splitlines() + rest.stdout.splitlines()
+    assert sorted(again) == want, "each record exactly once over two runs"
+    assert cli_json(broker, "lag", group)["total_lag"] == 0
+
+
+def test_cli_consume_group_is_a_real_member(broker):
+    """While `consume --group` runs, the coordinator lists it as the one
+    member with every partition assigned (range assignor)."""
+    import subprocess
+    import time
+
+    from test_ops import cli, cli_binary
+
+    topic, group = "cli-member", "cli-member-group"
+    cli(broker, "topic", "create", topic, "-p", "3")
+    proc = subprocess.Popen(
+        [str(cli_binary()), "-b", broker.bootstrap, "consume", topic, "--group", group, "--timeout-ms", "8000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline, g = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            g = cli_json(broker, "group", "describe", group)[0]
+            if g["state"] == "Stable" and g["members"]:
+                break
+            time.sleep(0.2)
+        assert g["state"] == "Stable" and g["protocol"] == "range", g
+        [m] = g["members"]
+        assert m["client_id"] == "corestream-cli", m
+        assert m["assignment"] == [{"topic": topic, "partitions": [0, 1, 2]}], m
+        cli(broker, "produce", topic, "--partition", "1", stdin="late\n")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["late"], (out, err)
+    # it left the group on exit, and committed what it printed
+    g = cli_json(broker, "group", "describe", group)[0]
+    assert g["state"] == "Empty" and g["lag"]["total_lag"] == 0, g
+
+
+def test_cli_reset_offsets_to_datetime(broker):
+    """--to-datetime: the first offset at or after the time (ListOffsets by
+    timestamp); later than every record: the log end; dry run by default."""
+    from test_ops import cli, commit_offsets
+
+    topic, group = "cli-datetime", "cli-datetime-group"
+    clients.create_topic(broker.bootstrap, topic, 1)
+    t0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
+    produce_all(broker.bootstrap, topic, [(None, b"old-%d" % i, 0, t0 + i) for i in range(10)])
+    produce_all(broker.bootstrap, topic, [(None, b"new-%d" % i, 0, t0 + 3_600_000 + i) for i in range(5)])
+    commit_offsets(broker.bootstrap, group, topic, {0: 15})
+
+    def plan(when: str, *extra: str) -> dict:
+        return cli_json(broker, "group", "reset-offsets", group, "--topic", topic, "--to-datetime", when, *extra)
+
+    dry = plan("2026-09-21T14:43:20Z")  # t0 + 30 min
+    assert dry["executed"] is False
+    assert dry["partitions"] == [{"partition": 0, "current_offset": 15, "new_offset": 10}]
+    assert cli_json(broker, "lag", group)["total_lag"] == 0, "a dry run commits nothing"
+    # the same instant in another zone, and with milliseconds
+    assert plan("2026-09-21T16:43:20.000+02:00")["partitions"][0]["new_offset"] == 10
+    assert plan("2026-09-21T14:13:20.005Z")["partitions"][0]["new_offset"] == 5
+    assert plan("2030-01-01")["partitions"][0]["new_offset"] == 15
+    assert plan("2020-01-01")["partitions"][0]["new_offset"] == 0
+    assert plan("2026-09-21T14:43:20Z", "--execute")["executed"] is True
+    assert cli_json(broker, "lag", group)["total_lag"] == 5
+    res = cli(broker, "group", "reset-offsets", group, "--topic", topic, "--to-datetime", "yesterday", check=False)
+    assert res.returncode == 2 and "ISO-8601" in res.stderr, res.stderr
+
+
+def test_cli_cluster_info_config_get_set_delete_and_produce_options(broker):
+    from test_ops import cli
+
+    info = cli_json(broker, "cluster", "info")
+    assert info["controller_id"] == 0 and info["cluster_id"], info
+    [b] = info["brokers"]
+    assert b["port"] == broker.port and any(a["api"] == "JoinGroup" for a in b["apis"]), b
+    text = cli(broker, "cluster", "info").stdout
+    assert text.startswith(f"cluster {info['cluster_id']}, controller 0, 1 broker(s)") and "Produce" in text
+
+    topic = "cli-config"
+    cli(broker, "topic", "create", topic, "-p", "3")
+    cli(broker, "config", "set", "--topic", topic, "retention.ms=3600000", "segment.ms=600000")
+    got = cli_json(broker, "config", "get", "--topic", topic, "retention.ms", "segment.ms")
+    assert {(c["name"], c["value"], c["source"]) for c in got} == {
+        ("retention.ms", "3600000", "DYNAMIC_TOPIC_CONFIG"),
+        ("segment.ms", "600000", "DYNAMIC_TOPIC_CONFIG"),
+    }, got
+    cli(broker, "config", "delete", "--topic", topic, "retention.ms")
+    [entry] = cli_json(broker, "config", "get", "--topic", topic, "retention.ms")
+    assert entry["source"] != "DYNAMIC_TOPIC_CONFIG", entry
+    broker_cfg = cli_json(broker, "config", "get", "--broker", "0")
+    assert any(c["name"] == "log.retention.hours" for c in broker_cfg), broker_cfg
+    res = cli(broker, "config", "set", "--broker", "0", "log.retention.hours=1", check=False)
+    assert res.returncode == 1, "broker configs are static: refused with a Kafka error"
+    res = cli(broker, "config", "set", "--topic", topic, "no-equals-sign", check=False)
+    assert res.returncode == 2, res.stderr
+
+    # produce: --partition and headers; consume: every print format
+    cli(broker, "produce", topic, "--partition", "2", "-H", "trace=abc", "-H", "n=1", stdin="a\nb\n")
+    recs = clients.consume_all(broker.bootstrap, topic, [2], expect=2)
+    assert [(r.partition, r.offset, r.value) for r in recs] == [(2, 0, b"a"), (2, 1, b"b")]
+    assert all(r.headers == (("trace", b"abc"), ("n", b"1")) for r in recs), recs[0].headers
+    res = cli(broker, "consume", topic, "--from-beginning", "--max", "2", "--print-partition",
+              "--print-offset", "--print-timestamp", "--print-key")
+    rows = [line.split("\t") for line in res.stdout.splitlines()]
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [("2", "0", "null", "a"), ("2", "1", "null", "b")]
+    assert all(abs(int(r[2]) - recs[0].timestamp_ms) < 60_000 for r in rows), rows
+    res = cli(broker, "consume", topic, "--partition", "2", "--offset", "1", "--max", "1")
+    assert res.stdout == "b\n"
+    res = cli(broker, "consume", topic, "--group", "g", "--partition", "0", check=False)
+    assert res.returncode == 2, "--group decides the partitions itself"
