@@ -72,10 +72,10 @@ pub enum Command {
     /// Cluster id, controller, brokers and their API versions.
     #[command(subcommand, name = "cluster")]
     ClusterInfo(cluster::ClusterCommand),
-    /// Topics: list, create, describe, delete.
+    /// Topics: list, create, describe, alter-partitions, delete.
     #[command(subcommand, visible_alias = "topic")]
     Topics(topics::TopicsCommand),
-    /// Topic and broker configs: describe, alter (kafka-configs).
+    /// Topic and broker configs: get (describe), set, delete, alter (kafka-configs).
     #[command(subcommand, visible_alias = "config")]
     Configs(configs::ConfigsCommand),
     /// Consumer groups: list, describe, lag, reset-offsets, delete.

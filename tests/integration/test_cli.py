@@ -260,6 +260,14 @@ def test_cli_reset_offsets_to_datetime(broker):
     assert plan("2020-01-01")["partitions"][0]["new_offset"] == 0
     assert plan("2026-09-21T14:43:20Z", "--execute")["executed"] is True
     assert cli_json(broker, "lag", group)["total_lag"] == 5
+
+    def reset(*target: str) -> int:
+        answer = cli_json(broker, "group", "reset-offsets", group, "--topic", topic, *target)
+        return answer["partitions"][0]["new_offset"]
+
+    assert reset("--to-latest") == 15 and reset("--to-earliest") == 0
+    assert reset("--to-offset", "7") == 7 and reset("--to-offset", "99") == 15
+    assert reset("--shift-by", "-3") == 7 and reset("--shift-by", "+30") == 15
     res = cli(broker, "group", "reset-offsets", group, "--topic", topic, "--to-datetime", "yesterday", check=False)
     assert res.returncode == 2 and "ISO-8601" in res.stderr, res.stderr
 
@@ -285,6 +293,9 @@ def test_cli_cluster_info_config_get_set_delete_and_produce_options(broker):
     cli(broker, "config", "delete", "--topic", topic, "retention.ms")
     [entry] = cli_json(broker, "config", "get", "--topic", topic, "retention.ms")
     assert entry["source"] != "DYNAMIC_TOPIC_CONFIG", entry
+    cli(broker, "topic", "alter-partitions", topic, "--partitions", "5")
+    [described] = cli_json(broker, "topic", "describe", topic)
+    assert [p["partition"] for p in described["partitions"]] == [0, 1, 2, 3, 4]
     broker_cfg = cli_json(broker, "config", "get", "--broker", "0")
     assert any(c["name"] == "log.retention.hours" for c in broker_cfg), broker_cfg
     res = cli(broker, "config", "set", "--broker", "0", "log.retention.hours=1", check=False)
