@@ -77,6 +77,8 @@ pub struct Member {
     generation: i32,
     /// Partitions of the topic assigned to this member, sorted.
     pub partitions: Vec<i32>,
+    /// Whether this member led the last join (and so assigned partitions).
+    pub leader: bool,
     last_heartbeat: Instant,
 }
 
@@ -89,6 +91,7 @@ impl Member {
             member_id: String::new(),
             generation: -1,
             partitions: Vec::new(),
+            leader: false,
             last_heartbeat: Instant::now(),
         };
         member.rejoin(cluster)?;
@@ -100,11 +103,19 @@ impl Member {
         (self.generation, &self.member_id)
     }
 
-    /// JoinGroup + SyncGroup until this member has a generation.
+    /// JoinGroup + SyncGroup until this member has a generation; says on
+    /// stderr what it got (stdout carries only records).
     pub fn rejoin(&mut self, cluster: &mut Cluster) -> Result<(), ClientError> {
         for _ in 0..JOIN_ATTEMPTS_MAX {
             match self.join_and_sync(cluster) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let role = if self.leader { "leader" } else { "member" };
+                    eprintln!(
+                        "joined group {} as {role} (generation {}): {} partitions {:?}",
+                        self.group, self.generation, self.topic, self.partitions
+                    );
+                    return Ok(());
+                }
                 Err(ClientError::Kafka { code, .. }) if code == code::UNKNOWN_MEMBER_ID => {
                     self.member_id.clear();
                 }
@@ -141,7 +152,8 @@ impl Member {
         let group = self.group.clone();
         check(answer.error_code, || format!("joining group {group:?}"))?;
         self.generation = answer.generation_id;
-        let assignments = if answer.leader == answer.member_id {
+        self.leader = answer.leader == answer.member_id;
+        let assignments = if self.leader {
             self.assign(cluster, &answer.members)?
         } else {
             Vec::new()

@@ -317,3 +317,87 @@ def test_cli_cluster_info_config_get_set_delete_and_produce_options(broker):
     assert res.stdout == "b\n"
     res = cli(broker, "consume", topic, "--group", "g", "--partition", "0", check=False)
     assert res.returncode == 2, "--group decides the partitions itself"
+
+
+@pytest.mark.parametrize("cli_leads", [False, True], ids=["librdkafka-leads", "cli-leads"])
+def test_cli_consume_group_shares_partitions_with_librdkafka_member(broker, cli_leads):
+    """The CLI member and a librdkafka consumer (range assignor) in one
+    group: two members, the four partitions split two and two, and each
+    record produced afterwards reaches exactly one of them. Both start at
+    the earliest offset where the group has none, so a record produced
+    before a member looked up its position is not skipped. The first to
+    join leads and assigns: librdkafka's range assignor, or the CLI's,
+    which then reads librdkafka's subscription."""
+    import threading
+    import time
+
+    from test_ops import cli, cli_binary
+
+    topic, group = "cli-shared", "cli-shared-group"
+    cli(broker, "topic", "create", topic, "-p", "4")
+    c = clients.consumer(broker.bootstrap, **{
+        "group.id": group, "partition.assignment.strategy": "range", "enable.partition.eof": False,
+        "auto.offset.reset": "earliest", "enable.auto.commit": True, "auto.commit.interval.ms": 200,
+    })
+    got_librdkafka: list[tuple[int, bytes]] = []
+    stop = threading.Event()
+
+    def poll_loop() -> None:
+        while not stop.is_set():
+            m = c.poll(0.2)
+            if m is not None and m.error() is None:
+                got_librdkafka.append((m.partition(), m.value()))
+
+    def wait_stable(members: int) -> dict:
+        deadline, g = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            g = cli_json(broker, "group", "describe", group)[0]
+            if g["state"] == "Stable" and len(g["members"]) == members:
+                break
+            time.sleep(0.2)
+        return g
+
+    def start_cli() -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(cli_binary()), "-b", broker.bootstrap, "--json", "consume", topic, "--group", group,
+             "--from-beginning", "--timeout-ms", "9000"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    poller = threading.Thread(target=poll_loop, daemon=True)
+    proc = None
+    try:
+        if cli_leads:
+            proc = start_cli()
+            wait_stable(1)
+        c.subscribe([topic])
+        poller.start()
+        if not cli_leads:
+            wait_stable(1)
+            proc = start_cli()
+        g = wait_stable(2)
+        assert g["state"] == "Stable" and len(g["members"]) == 2 and g["protocol"] == "range", g
+        owned = {m["client_id"]: sorted(p for a in m["assignment"] for p in a["partitions"]) for m in g["members"]}
+        cli_parts = owned.pop("corestream-cli")
+        [other] = owned.values()
+        assert len(cli_parts) == 2 and sorted(cli_parts + other) == [0, 1, 2, 3], g
+        produce_all(broker.bootstrap, topic, [(None, b"p%d" % p, p) for p in range(4)])
+        out, err = proc.communicate(timeout=40)
+        assert proc.returncode == 0, err
+        printed = sorted((r["partition"], r["value"]) for r in map(json.loads, out.splitlines()))
+        assert printed == [(p, f"p{p}") for p in cli_parts], (printed, err)
+        last_join = [line for line in err.splitlines() if line.startswith(f"joined group {group} as ")][-1]
+        role = "leader" if cli_leads else "member"
+        assert last_join.startswith(f"joined group {group} as {role} ") and f"{cli_parts}" in last_join, err
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(got_librdkafka) < 2:
+            time.sleep(0.1)
+        assert sorted(got_librdkafka) == [(p, b"p%d" % p) for p in other]
+    finally:
+        stop.set()
+        if poller.is_alive():
+            poller.join(10)
+        c.close()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
