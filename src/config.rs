@@ -360,8 +360,12 @@ fn resolve_lag_rules(
         .lag_stopped_after_ms
         .or(file.lag_stopped_after_ms)
         .unwrap_or(LAG_STOPPED_AFTER_MS_DEFAULT);
-    let stopped_after_ms = i64::try_from(stopped_after_ms)
-        .map_err(|_| invalid("lag-stopped-after-ms", format!("{stopped_after_ms} is too large")))?;
+    let stopped_after_ms = i64::try_from(stopped_after_ms).map_err(|_| {
+        invalid(
+            "lag-stopped-after-ms",
+            format!("{stopped_after_ms} is too large"),
+        )
+    })?;
     Ok(LagRules {
         window_commits,
         stopped_after_ms,

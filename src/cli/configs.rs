@@ -130,8 +130,11 @@ fn describe(
     let mut r = DescribeConfigsResource::default();
     r.resource_type = kind;
     r.resource_name = StrBytes::from_string(name.clone());
-    r.configuration_keys = (!keys.is_empty())
-        .then(|| keys.iter().map(|k| StrBytes::from_string(k.clone())).collect());
+    r.configuration_keys = (!keys.is_empty()).then(|| {
+        keys.iter()
+            .map(|k| StrBytes::from_string(k.clone()))
+            .collect()
+    });
     let mut request = DescribeConfigsRequest::default();
     request.resources = vec![r];
     let answer = cluster

@@ -189,7 +189,13 @@ fn start_offsets(
     }
 }
 
-pub(super) fn print_record(out: &mut impl Write, json: bool, args: &ConsumeArgs, partition: i32, r: &Record) {
+pub(super) fn print_record(
+    out: &mut impl Write,
+    json: bool,
+    args: &ConsumeArgs,
+    partition: i32,
+    r: &Record,
+) {
     let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
     if json {
         let line = serde_json::json!({

@@ -59,7 +59,11 @@ fn positions(
         .copied()
         .collect();
     let mut next = list_offsets(cluster, &args.topic, &missing, reset)?;
-    next.extend(committed.iter().filter(|(p, _)| member.partitions.contains(p)));
+    next.extend(
+        committed
+            .iter()
+            .filter(|(p, _)| member.partitions.contains(p)),
+    );
     let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for (p, leader) in &leaders {
         by_leader.entry(leader.0).or_default().push(*p);
@@ -103,7 +107,13 @@ pub fn run(
     loop {
         let mut done = false;
         for (leader, parts) in pos.by_leader.clone() {
-            let records = fetch_round(cluster, &args.topic, BrokerId(leader), &mut pos.next, &parts)?;
+            let records = fetch_round(
+                cluster,
+                &args.topic,
+                BrokerId(leader),
+                &mut pos.next,
+                &parts,
+            )?;
             if !records.is_empty() {
                 last_record = Instant::now();
             }

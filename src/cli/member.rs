@@ -169,14 +169,23 @@ impl Member {
     ) -> Result<Vec<SyncGroupRequestAssignment>, ClientError> {
         let subscriptions: Vec<(String, Vec<String>)> = members
             .iter()
-            .map(|m| (m.member_id.to_string(), decode_subscription(m.metadata.clone())))
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    decode_subscription(m.metadata.clone()),
+                )
+            })
             .collect();
         let mut topics: Vec<&String> = subscriptions.iter().flat_map(|(_, t)| t).collect();
         topics.sort();
         topics.dedup();
         let mut plan: BTreeMap<String, Vec<(String, Vec<i32>)>> = BTreeMap::new();
         for topic in topics {
-            let partitions: Vec<i32> = cluster.leaders(topic)?.into_iter().map(|(p, _)| p).collect();
+            let partitions: Vec<i32> = cluster
+                .leaders(topic)?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
             for (member, parts) in range_assign(&subscriptions, topic, &partitions) {
                 plan.entry(member).or_default().push((topic.clone(), parts));
             }
@@ -236,7 +245,9 @@ impl Member {
             .send(&request, HEARTBEAT_VERSION_MAX)?;
         self.last_heartbeat = Instant::now();
         let group = self.group.clone();
-        match check(answer.error_code, || format!("heartbeat in group {group:?}")) {
+        match check(answer.error_code, || {
+            format!("heartbeat in group {group:?}")
+        }) {
             Ok(()) => Ok(false),
             Err(e) if needs_rejoin(&e) => Ok(true),
             Err(e) => Err(e),
@@ -249,7 +260,13 @@ impl Member {
             return Ok(());
         }
         let (generation, member) = self.identity();
-        commit_offsets(cluster, &self.group, (generation, member), &self.topic, offsets)
+        commit_offsets(
+            cluster,
+            &self.group,
+            (generation, member),
+            &self.topic,
+            offsets,
+        )
     }
 
     /// Leaves the group so the others rebalance at once instead of after
@@ -392,6 +409,9 @@ mod tests {
         assert_eq!(decode_subscription(sub), vec!["orders", "t"]);
         assert!(decode_subscription(Bytes::from_static(b"\x00\x00\x00")).is_empty());
         let a = encode_assignment(&[("orders".into(), vec![0, 2])]);
-        assert_eq!(decode_assignment(a), vec![("orders".to_string(), vec![0, 2])]);
+        assert_eq!(
+            decode_assignment(a),
+            vec![("orders".to_string(), vec![0, 2])]
+        );
     }
 }

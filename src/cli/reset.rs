@@ -94,7 +94,9 @@ pub fn parse_datetime_ms(text: &str) -> Result<i64, String> {
         return Err(bad());
     };
     let (year, month, day) = (num(y)?, num(mo)?, num(d)?);
-    if y.len() != 4 || !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day)
+    if y.len() != 4
+        || !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
     {
         return Err(bad());
     }
@@ -136,7 +138,10 @@ fn zone_offset_ms(zone: &str) -> Option<i64> {
         return None;
     }
     let h: i64 = digits[..2].parse().ok()?;
-    let m: i64 = digits.get(2..).filter(|m| !m.is_empty()).map_or(Some(0), |m| m.parse().ok())?;
+    let m: i64 = digits
+        .get(2..)
+        .filter(|m| !m.is_empty())
+        .map_or(Some(0), |m| m.parse().ok())?;
     (h <= 23 && m <= 59).then_some(sign * (h * 60 + m) * 60_000)
 }
 
@@ -210,11 +215,23 @@ fn print_plan(out: &Output, args: &ResetArgs, plan: &[(i32, i64, i64)]) {
     let rows: Vec<Vec<String>> = plan
         .iter()
         .map(|(p, cur, new)| {
-            let cells = [group, &args.topic, &p.to_string(), &cur.to_string(), &new.to_string()];
+            let cells = [
+                group,
+                &args.topic,
+                &p.to_string(),
+                &cur.to_string(),
+                &new.to_string(),
+            ];
             cells.iter().map(|c| c.to_string()).collect()
         })
         .collect();
-    let headers = ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"];
+    let headers = [
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "NEW-OFFSET",
+    ];
     let json = json!({
         "group": group, "topic": args.topic, "executed": args.execute,
         "partitions": plan.iter().map(|(p, cur, new)| json!({
@@ -270,17 +287,37 @@ mod tests {
         let day_2026_11_22 = 1_795_305_600_000; // date -u -d 2026-11-22 +%s
         assert_eq!(parse_datetime_ms("2026-11-22"), Ok(day_2026_11_22));
         assert_eq!(parse_datetime_ms("1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(parse_datetime_ms("2026-11-22T10:00:00Z"), Ok(day_2026_11_22 + 36_000_000));
-        assert_eq!(parse_datetime_ms("2026-11-22 10:00"), Ok(day_2026_11_22 + 36_000_000));
+        assert_eq!(
+            parse_datetime_ms("2026-11-22T10:00:00Z"),
+            Ok(day_2026_11_22 + 36_000_000)
+        );
+        assert_eq!(
+            parse_datetime_ms("2026-11-22 10:00"),
+            Ok(day_2026_11_22 + 36_000_000)
+        );
         assert_eq!(
             parse_datetime_ms("2026-11-22T11:00:00.25+01:00"),
             Ok(day_2026_11_22 + 36_000_250)
         );
-        assert_eq!(parse_datetime_ms("2026-11-22T05:30:00-0430"), Ok(day_2026_11_22 + 36_000_000));
-        assert_eq!(parse_datetime_ms("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000));
-        for bad in ["", "2026-13-01", "2023-02-29", "2026-11-22T25:00", "2026-11-22X", "22/11/2026",
-            "2026-11-22T10:00:00+1", "2026-11-22T1:00", "2026-11-22T10:00:00.x"]
-        {
+        assert_eq!(
+            parse_datetime_ms("2026-11-22T05:30:00-0430"),
+            Ok(day_2026_11_22 + 36_000_000)
+        );
+        assert_eq!(
+            parse_datetime_ms("2024-02-29T00:00:00Z"),
+            Ok(1_709_164_800_000)
+        );
+        for bad in [
+            "",
+            "2026-13-01",
+            "2023-02-29",
+            "2026-11-22T25:00",
+            "2026-11-22X",
+            "22/11/2026",
+            "2026-11-22T10:00:00+1",
+            "2026-11-22T1:00",
+            "2026-11-22T10:00:00.x",
+        ] {
             assert!(parse_datetime_ms(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -254,10 +254,7 @@ mod tests {
         let late = 2_000 + STOP + 1;
         assert_eq!(evaluate(&keeping_up, late, 4, STOP), Stopped);
         assert_eq!(evaluate(&keeping_up, late, 0, STOP), Ok);
-        assert_eq!(
-            evaluate(&[s(10, 0, 3)], STOP + 1, 7, STOP),
-            Stopped
-        );
+        assert_eq!(evaluate(&[s(10, 0, 3)], STOP + 1, 7, STOP), Stopped);
         assert_eq!(evaluate(&[s(10, 0, 3)], 1_000, 7, STOP), Ok);
         assert_eq!(evaluate(&[], 1_000, 7, STOP), Ok);
         assert_eq!(group_status([Ok, Warning]), "WARNING");

@@ -170,7 +170,11 @@ fn render_process(out: &mut String, shards: usize, process: &ProcessStats) {
             "gauge",
             "Heap bytes allocated and not freed (glibc mallinfo2).",
         );
-        let _ = writeln!(out, "corestream_allocator_allocated_bytes {}", a.allocated_bytes);
+        let _ = writeln!(
+            out,
+            "corestream_allocator_allocated_bytes {}",
+            a.allocated_bytes
+        );
         family(
             out,
             "corestream_allocator_mapped_bytes",
@@ -236,7 +240,12 @@ fn render_fsync(out: &mut String, reports: &[ShardReport]) {
         "Time of one log flush's fdatasync, per shard.",
     );
     for r in reports {
-        render_histogram(out, name, &format!("shard=\"{}\"", r.shard), &r.metrics.fsync);
+        render_histogram(
+            out,
+            name,
+            &format!("shard=\"{}\"", r.shard),
+            &r.metrics.fsync,
+        );
     }
 }
 
@@ -412,5 +421,4 @@ mod tests {
             assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
         }
     }
-
 }

@@ -345,8 +345,8 @@ mod tests {
         let s = snapshot();
         assert_eq!(s.fsync.count, 2);
         assert_eq!(s.fsync.buckets[2], 1); // 300 us is in (250, 500]
-        // other test threads allocate concurrently: only bounds that hold
-        // whatever they do
+                                           // other test threads allocate concurrently: only bounds that hold
+                                           // whatever they do
         let held = std::hint::black_box(vec![7u8; 4 << 20]);
         let b = allocator_stats().expect("glibc target");
         assert!(b.allocated_bytes >= 4 << 20, "{b:?}");
