@@ -31,6 +31,8 @@ def run_bad(*args: str, cwd) -> subprocess.CompletedProcess:
         (["--default-partitions", "-1"], "-1"),
         (["--segment-bytes", "12x"], "12x"),
         (["--config", "/nonexistent/corestream.toml"], "/nonexistent/corestream.toml"),
+        (["--lag-window-commits", "1"], "lag-window-commits"),
+        (["--lag-stopped-after-ms", "-5"], "-5"),
     ],
 )
 def test_cli_bad_flag_exits_nonzero(tmp_path, args, mentions):
