@@ -171,6 +171,13 @@ pub struct Flags {
     /// A graceful stop that takes longer than this many ms exits anyway.
     #[arg(long, env = "CORESTREAM_SHUTDOWN_TIMEOUT_MS")]
     pub shutdown_timeout_ms: Option<u64>,
+    /// Commits the lag monitor keeps per group partition (Burrow's intervals).
+    #[arg(long, env = "CORESTREAM_LAG_WINDOW_COMMITS")]
+    pub lag_window_commits: Option<usize>,
+    /// A partition with lag and no commit for this many ms (and longer than
+    /// its window spans) is STOPPED.
+    #[arg(long, env = "CORESTREAM_LAG_STOPPED_AFTER_MS")]
+    pub lag_stopped_after_ms: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -203,6 +210,8 @@ struct FileConfig {
     admin_listen: Option<String>,
     log_level: Option<String>,
     shutdown_timeout_ms: Option<u64>,
+    lag_window_commits: Option<usize>,
+    lag_stopped_after_ms: Option<u64>,
     /// Kafka's broker log settings as in server.properties: TOML reads
     /// `log.retention.hours = 168` as a dotted key, so `log.*`, `message.*`
     /// and `compression.*` arrive as tables (see `metadata::topic_config`).
@@ -310,6 +319,8 @@ pub struct OpsConfig {
     pub log_level: String,
     /// Bound on a graceful stop, in ms.
     pub shutdown_timeout_ms: u64,
+    /// Consumer lag status rules (`lag_window_commits`, `lag_stopped_after_ms`).
+    pub lag_rules: crate::group::lag::LagRules,
 }
 
 impl OpsConfig {
@@ -346,8 +357,44 @@ impl OpsConfig {
             admin_listen,
             log_level,
             shutdown_timeout_ms,
+            lag_rules: resolve_lag_rules(flags, file)?,
         })
     }
+}
+
+/// `lag_window_commits` and `lag_stopped_after_ms`, flags over file over
+/// defaults, validated.
+fn resolve_lag_rules(
+    flags: &Flags,
+    file: &FileConfig,
+) -> Result<crate::group::lag::LagRules, ConfigError> {
+    use crate::group::lag::{
+        LagRules, LAG_STOPPED_AFTER_MS_DEFAULT, LAG_WINDOW_COMMITS_DEFAULT, LAG_WINDOW_COMMITS_MAX,
+        LAG_WINDOW_COMMITS_MIN,
+    };
+    let window_commits = flags
+        .lag_window_commits
+        .or(file.lag_window_commits)
+        .unwrap_or(LAG_WINDOW_COMMITS_DEFAULT);
+    if !(LAG_WINDOW_COMMITS_MIN..=LAG_WINDOW_COMMITS_MAX).contains(&window_commits) {
+        let range = format!("{LAG_WINDOW_COMMITS_MIN}..={LAG_WINDOW_COMMITS_MAX}");
+        let message = format!("{window_commits} is not within {range}");
+        return Err(invalid("lag-window-commits", message));
+    }
+    let stopped_after_ms = flags
+        .lag_stopped_after_ms
+        .or(file.lag_stopped_after_ms)
+        .unwrap_or(LAG_STOPPED_AFTER_MS_DEFAULT);
+    let stopped_after_ms = i64::try_from(stopped_after_ms).map_err(|_| {
+        invalid(
+            "lag-stopped-after-ms",
+            format!("{stopped_after_ms} is too large"),
+        )
+    })?;
+    Ok(LagRules {
+        window_commits,
+        stopped_after_ms,
+    })
 }
 
 /// Limits that bound what clients can make the broker hold: connections,
@@ -959,5 +1006,23 @@ mod error_location_tests {
         assert_eq!(c.ops.admin_listen, None);
         assert_eq!(c.ops.log_level, "debug");
         assert_eq!(c.ops.shutdown_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn config_lag_rules_defaults_file_and_range() {
+        use crate::group::lag::LagRules;
+        let c = Config::resolve(Flags::default()).unwrap();
+        assert_eq!(c.ops.lag_rules, LagRules::default());
+        let flags = Flags {
+            lag_stopped_after_ms: Some(1500),
+            ..Default::default()
+        };
+        let (_, r) = resolve_file("lag_window_commits = 4\nlag_stopped_after_ms = 9\n", flags);
+        let rules = r.unwrap().ops.lag_rules;
+        assert_eq!((rules.window_commits, rules.stopped_after_ms), (4, 1500));
+        let (path, r) = resolve_file("node_id = 1\nlag_window_commits = 1\n", Flags::default());
+        let text = r.unwrap_err().to_string();
+        let want = format!("config file {path}:2: key lag_window_commits: ");
+        assert!(text.starts_with(&want), "{text}");
     }
 }

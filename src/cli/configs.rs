@@ -1,5 +1,6 @@
-//! `corestream configs describe|alter`: topic and broker configs through
-//! DescribeConfigs and IncrementalAlterConfigs (kafka-configs).
+//! `corestream configs describe|alter` (and the short forms `config get
+//! |set|delete`): topic and broker configs through DescribeConfigs and
+//! IncrementalAlterConfigs (kafka-configs).
 
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -51,11 +52,33 @@ impl Resource {
 /// Config commands.
 #[derive(Subcommand, Debug)]
 pub enum ConfigsCommand {
-    /// Every config of a topic or broker, with its value and source.
+    /// Every config of a topic or broker, with its value and source
+    /// (`get KEY...` shows only those keys).
+    #[command(visible_alias = "get")]
     Describe {
         /// Which resource.
         #[command(flatten)]
         resource: Resource,
+        /// Only these keys (default: all).
+        keys: Vec<String>,
+    },
+    /// Set configs: KEY=VALUE... (same as `alter --set`).
+    Set {
+        /// Which resource.
+        #[command(flatten)]
+        resource: Resource,
+        /// KEY=VALUE pairs.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+    /// Delete configs back to their defaults: KEY... (same as `alter --delete`).
+    Delete {
+        /// Which resource.
+        #[command(flatten)]
+        resource: Resource,
+        /// Keys.
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
     },
     /// Set or delete (back to the default) configs.
     Alter {
@@ -86,7 +109,9 @@ fn source_name(source: i8) -> &'static str {
 /// Runs a config command.
 pub fn run(cluster: &mut Cluster, out: &Output, cmd: ConfigsCommand) -> Result<(), ClientError> {
     match cmd {
-        ConfigsCommand::Describe { resource } => describe(cluster, out, &resource),
+        ConfigsCommand::Describe { resource, keys } => describe(cluster, out, &resource, &keys),
+        ConfigsCommand::Set { resource, pairs } => alter(cluster, &resource, &pairs, &[]),
+        ConfigsCommand::Delete { resource, keys } => alter(cluster, &resource, &[], &keys),
         ConfigsCommand::Alter {
             resource,
             set,
@@ -95,12 +120,21 @@ pub fn run(cluster: &mut Cluster, out: &Output, cmd: ConfigsCommand) -> Result<(
     }
 }
 
-fn describe(cluster: &mut Cluster, out: &Output, resource: &Resource) -> Result<(), ClientError> {
+fn describe(
+    cluster: &mut Cluster,
+    out: &Output,
+    resource: &Resource,
+    keys: &[String],
+) -> Result<(), ClientError> {
     let (kind, name) = resource.kind_and_name();
     let mut r = DescribeConfigsResource::default();
     r.resource_type = kind;
     r.resource_name = StrBytes::from_string(name.clone());
-    r.configuration_keys = None;
+    r.configuration_keys = (!keys.is_empty()).then(|| {
+        keys.iter()
+            .map(|k| StrBytes::from_string(k.clone()))
+            .collect()
+    });
     let mut request = DescribeConfigsRequest::default();
     request.resources = vec![r];
     let answer = cluster

@@ -1,7 +1,11 @@
 //! `corestream consume`: a topic's records to stdout.
 //!
-//! Fetches from each partition's leader (no consumer group: the CLI reads,
-//! it never moves a group's offsets). Only whole batches of a fetch answer
+//! Without `--group` it fetches from each partition's leader and moves no
+//! group's offsets. With `--group` it joins the group as a member
+//! (`cli::member`: classic protocol, range assignor), reads the partitions
+//! assigned to it from the group's committed offsets (`--from-beginning`
+//! or latest where none) and commits after every fetch round that printed
+//! something, and once more before it leaves. Only whole batches of a fetch answer
 //! are decoded; a trailing partial batch (Kafka may cut one at the byte
 //! limit) is fetched again next round. Compressed batches are not decoded
 //! (the crate's codecs are not built in) and stop the command with an error.
@@ -39,9 +43,13 @@ const LAST_OFFSET_DELTA_POS: usize = 23;
 pub struct ConsumeArgs {
     /// Topic.
     pub topic: String,
-    /// Start from the earliest offset (same as --offset earliest).
+    /// Start from the earliest offset (same as --offset earliest); with
+    /// --group, where the group has no committed offset.
     #[arg(long)]
     pub from_beginning: bool,
+    /// Consume as a member of this consumer group, committing offsets.
+    #[arg(short, long, conflicts_with_all = ["offset", "partition"])]
+    pub group: Option<String>,
     /// Start offset: earliest, latest or a number (default latest).
     #[arg(short, long)]
     pub offset: Option<String>,
@@ -181,7 +189,13 @@ fn start_offsets(
     }
 }
 
-fn print_record(out: &mut impl Write, json: bool, args: &ConsumeArgs, partition: i32, r: &Record) {
+pub(super) fn print_record(
+    out: &mut impl Write,
+    json: bool,
+    args: &ConsumeArgs,
+    partition: i32,
+    r: &Record,
+) {
     let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
     if json {
         let line = serde_json::json!({
@@ -210,6 +224,9 @@ fn print_record(out: &mut impl Write, json: bool, args: &ConsumeArgs, partition:
 
 /// Runs `consume`.
 pub fn run(cluster: &mut Cluster, output: &Output, args: &ConsumeArgs) -> Result<(), ClientError> {
+    if let Some(group) = &args.group {
+        return super::group_consume::run(cluster, output, args, group);
+    }
     let mut leaders = cluster.leaders(&args.topic)?;
     if let Some(p) = args.partition {
         leaders.retain(|(i, _)| *i == p);

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::client::{check, ClientError, Cluster};
 use super::output::Output;
-use super::topics::{list_offsets, topic_name, OFFSET_EARLIEST, OFFSET_LATEST};
+use super::topics::{list_offsets, topic_name, OFFSET_LATEST};
 
 /// Highest ListGroups version this client fills in.
 const LIST_GROUPS_VERSION_MAX: i16 = 4;
@@ -27,7 +27,7 @@ const OFFSET_FETCH_VERSION_MAX: i16 = 7;
 /// Highest DeleteGroups version.
 const DELETE_GROUPS_VERSION_MAX: i16 = 2;
 /// Highest OffsetCommit version (v9+ may address topics by id).
-const OFFSET_COMMIT_VERSION_MAX: i16 = 8;
+pub const OFFSET_COMMIT_VERSION_MAX: i16 = 8;
 
 /// Group commands.
 #[derive(Subcommand, Debug)]
@@ -44,7 +44,7 @@ pub enum GroupsCommand {
     Lag(LagArgs),
     /// Move an Empty group's committed offsets on one topic (dry run unless
     /// --execute).
-    ResetOffsets(ResetArgs),
+    ResetOffsets(super::reset::ResetArgs),
     /// Delete empty groups (their committed offsets go too).
     Delete {
         /// Group ids.
@@ -60,46 +60,19 @@ pub struct LagArgs {
     pub group: String,
 }
 
-/// Arguments of `groups reset-offsets`.
-#[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(
-    ["to_earliest", "to_latest", "to_offset", "shift_by"]
-)))]
-pub struct ResetArgs {
-    /// Group id.
-    pub group: String,
-    /// Topic whose partitions are reset (every partition of it).
-    #[arg(long)]
-    pub topic: String,
-    /// To each partition's log start offset.
-    #[arg(long)]
-    pub to_earliest: bool,
-    /// To each partition's log end offset.
-    #[arg(long)]
-    pub to_latest: bool,
-    /// To this offset (clamped to [log start, log end]).
-    #[arg(long, value_name = "N")]
-    pub to_offset: Option<i64>,
-    /// Current committed offset plus N (N may be negative), clamped.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub shift_by: Option<i64>,
-    /// Commit the new offsets; without it only print them.
-    #[arg(long)]
-    pub execute: bool,
-}
-
 /// Runs a group command.
 pub fn run(cluster: &mut Cluster, out: &Output, cmd: GroupsCommand) -> Result<(), ClientError> {
     match cmd {
         GroupsCommand::List => list(cluster, out),
         GroupsCommand::Describe { groups } => describe(cluster, out, &groups),
         GroupsCommand::Lag(args) => lag(cluster, out, &args),
-        GroupsCommand::ResetOffsets(args) => reset_offsets(cluster, out, &args),
+        GroupsCommand::ResetOffsets(args) => super::reset::run(cluster, out, &args),
         GroupsCommand::Delete { groups } => delete(cluster, &groups),
     }
 }
 
-fn group_id(g: &str) -> GroupId {
+/// A group id for a request.
+pub fn group_id(g: &str) -> GroupId {
     GroupId(StrBytes::from_string(g.to_string()))
 }
 
@@ -347,24 +320,8 @@ fn describe(cluster: &mut Cluster, out: &Output, groups: &[String]) -> Result<()
     Ok(())
 }
 
-/// The new offset of one partition: `start`/`end` are its log start and
-/// end offsets, `current` the committed offset (-1: none).
-pub fn reset_target(args: &ResetArgs, start: i64, end: i64, current: i64) -> i64 {
-    let wanted = if args.to_earliest {
-        start
-    } else if args.to_latest {
-        end
-    } else if let Some(n) = args.to_offset {
-        n
-    } else {
-        let base = if current < 0 { start } else { current };
-        base.saturating_add(args.shift_by.unwrap_or(0))
-    };
-    wanted.clamp(start, end.max(start))
-}
-
 /// DescribeGroups for one group, from its coordinator.
-fn describe_one(
+pub(super) fn describe_one(
     cluster: &mut Cluster,
     group: &str,
 ) -> Result<kafka_protocol::messages::describe_groups_response::DescribedGroup, ClientError> {
@@ -382,101 +339,47 @@ fn describe_one(
     Ok(g)
 }
 
-/// State of `group` from DescribeGroups ("Dead" when it does not exist).
-fn group_state(cluster: &mut Cluster, group: &str) -> Result<String, ClientError> {
-    Ok(describe_one(cluster, group)?.group_state.to_string())
-}
-
-fn reset_offsets(cluster: &mut Cluster, out: &Output, args: &ResetArgs) -> Result<(), ClientError> {
-    let group = args.group.as_str();
-    let state = group_state(cluster, group)?;
-    if args.execute && !matches!(state.as_str(), "Empty" | "Dead" | "") {
-        // NON_EMPTY_GROUP, as Kafka's tool reports it: exit status 1
-        const NON_EMPTY_GROUP: i16 = 68;
-        return check(NON_EMPTY_GROUP, || {
-            format!("group {group:?} is {state}, not Empty: stop its consumers before resetting offsets")
-        });
-    }
-    let leaders = cluster.leaders(&args.topic)?;
-    let starts = list_offsets(cluster, &args.topic, &leaders, OFFSET_EARLIEST)?;
-    let ends = list_offsets(cluster, &args.topic, &leaders, OFFSET_LATEST)?;
-    let current: BTreeMap<i32, i64> = group_lag(cluster, group)?
-        .into_iter()
-        .filter(|r| r.topic == args.topic)
-        .map(|r| (r.partition, r.committed))
-        .collect();
-    let mut plan = Vec::new();
-    for (p, _) in &leaders {
-        let start = starts.get(p).copied().unwrap_or(0);
-        let end = ends.get(p).copied().unwrap_or(start);
-        let cur = current.get(p).copied().unwrap_or(-1);
-        plan.push((*p, cur, reset_target(args, start, end, cur)));
-    }
-    if args.execute {
-        let mut t = OffsetCommitRequestTopic::default();
-        t.name = topic_name(&args.topic);
-        t.partitions = plan
-            .iter()
-            .map(|&(p, _, new)| {
-                let mut cp = OffsetCommitRequestPartition::default();
-                cp.partition_index = p;
-                cp.committed_offset = new;
-                cp.committed_leader_epoch = -1;
-                cp
-            })
-            .collect();
-        let mut request = OffsetCommitRequest::default();
-        request.group_id = group_id(group);
-        // an admin commit: no member, no generation (kafka-consumer-groups)
-        request.generation_id_or_member_epoch = -1;
-        request.member_id = StrBytes::from_static_str("");
-        request.retention_time_ms = -1;
-        request.topics = vec![t];
-        let answer = cluster
-            .coordinator(group)?
-            .send(&request, OFFSET_COMMIT_VERSION_MAX)?;
-        for t in &answer.topics {
-            for p in &t.partitions {
-                check(p.error_code, || {
-                    format!(
-                        "committing the offset of group {group:?} on {}-{}",
-                        t.name.as_str(),
-                        p.partition_index
-                    )
-                })?;
-            }
-        }
-    }
-    let rows: Vec<Vec<String>> = plan
+/// Commits `offsets` (partition, offset) of `topic` for `group`. An admin
+/// commit (reset-offsets) passes generation -1 and an empty member id, as
+/// kafka-consumer-groups does; a member passes its own.
+pub fn commit_offsets(
+    cluster: &mut Cluster,
+    group: &str,
+    member: (i32, &str),
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> Result<(), ClientError> {
+    let mut t = OffsetCommitRequestTopic::default();
+    t.name = topic_name(topic);
+    t.partitions = offsets
         .iter()
-        .map(|(p, cur, new)| {
-            vec![
-                group.to_string(),
-                args.topic.clone(),
-                p.to_string(),
-                cur.to_string(),
-                new.to_string(),
-            ]
+        .map(|&(p, offset)| {
+            let mut cp = OffsetCommitRequestPartition::default();
+            cp.partition_index = p;
+            cp.committed_offset = offset;
+            cp.committed_leader_epoch = -1;
+            cp
         })
         .collect();
-    out.table(
-        &[
-            "GROUP",
-            "TOPIC",
-            "PARTITION",
-            "CURRENT-OFFSET",
-            "NEW-OFFSET",
-        ],
-        &rows,
-        json!({
-            "group": group, "topic": args.topic, "executed": args.execute,
-            "partitions": plan.iter().map(|(p, cur, new)| json!({
-                "partition": p, "current_offset": cur, "new_offset": new,
-            })).collect::<Vec<_>>(),
-        }),
-    );
-    if !args.execute {
-        eprintln!("dry run: nothing committed (add --execute to apply)");
+    let mut request = OffsetCommitRequest::default();
+    request.group_id = group_id(group);
+    request.generation_id_or_member_epoch = member.0;
+    request.member_id = StrBytes::from_string(member.1.to_string());
+    request.retention_time_ms = -1;
+    request.topics = vec![t];
+    let answer = cluster
+        .coordinator(group)?
+        .send(&request, OFFSET_COMMIT_VERSION_MAX)?;
+    for t in &answer.topics {
+        for p in &t.partitions {
+            check(p.error_code, || {
+                format!(
+                    "committing the offset of group {group:?} on {}-{}",
+                    t.name.as_str(),
+                    p.partition_index
+                )
+            })?;
+        }
     }
     Ok(())
 }
@@ -499,43 +402,6 @@ fn delete(cluster: &mut Cluster, groups: &[String]) -> Result<(), ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reset(f: impl FnOnce(&mut ResetArgs)) -> ResetArgs {
-        let mut a = ResetArgs {
-            group: "g".into(),
-            topic: "t".into(),
-            to_earliest: false,
-            to_latest: false,
-            to_offset: None,
-            shift_by: None,
-            execute: false,
-        };
-        f(&mut a);
-        a
-    }
-
-    #[test]
-    fn cli_reset_offsets_targets_are_clamped() {
-        assert_eq!(reset_target(&reset(|a| a.to_earliest = true), 5, 20, 12), 5);
-        assert_eq!(reset_target(&reset(|a| a.to_latest = true), 5, 20, 12), 20);
-        assert_eq!(
-            reset_target(&reset(|a| a.to_offset = Some(9)), 5, 20, 12),
-            9
-        );
-        assert_eq!(
-            reset_target(&reset(|a| a.to_offset = Some(99)), 5, 20, 12),
-            20
-        );
-        assert_eq!(
-            reset_target(&reset(|a| a.shift_by = Some(-3)), 5, 20, 12),
-            9
-        );
-        assert_eq!(
-            reset_target(&reset(|a| a.shift_by = Some(-30)), 5, 20, 12),
-            5
-        );
-        assert_eq!(reset_target(&reset(|a| a.shift_by = Some(2)), 5, 20, -1), 7);
-    }
 
     #[test]
     fn cli_decode_consumer_assignment() {

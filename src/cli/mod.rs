@@ -2,25 +2,32 @@
 //! kafka-consumer-groups, kafka-console-producer/-consumer and
 //! kafka-broker-api-versions.
 //!
-//! Commands: `topics`, `configs`, `groups`, `records`, `lag`, `produce`, `consume`,
-//! `api-versions`, `bench` (see `corestream --help`).
+//! Commands: `cluster info`, `topics`, `configs`, `groups`, `records`,
+//! `lag`, `produce`, `consume`, `api-versions`, `bench` (see
+//! `corestream --help` and docs/CLI.md). The singular forms of the issue
+//! (`topic`, `config get|set|delete`, `group`, `record`) are aliases.
 //!
 //! It speaks only the Kafka protocol ([`client`]), so it works against
 //! corestream and against any Kafka cluster. Each command family has its
 //! own module; output is a human-readable table by default and JSON with
 //! `--json` ([`output`]).
 //!
-//! Exit status: 0 success; 1 the cluster answered with an error (or a
-//! protocol failure); 2 bad usage (clap's own code); 3 no broker reachable.
+//! Exit status (docs/CLI.md): 0 success; 1 the cluster answered with an
+//! error (or a protocol failure); 2 bad usage (clap's own code); 3 no
+//! broker reachable.
 
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod configs;
 pub mod consume;
+pub mod group_consume;
 pub mod groups;
+pub mod member;
 pub mod output;
 pub mod produce;
 pub mod records;
+pub mod reset;
 pub mod topics;
 
 use clap::{Parser, Subcommand};
@@ -62,10 +69,13 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Topics: list, create, describe, delete.
+    /// Cluster id, controller, brokers and their API versions.
+    #[command(subcommand, name = "cluster")]
+    ClusterInfo(cluster::ClusterCommand),
+    /// Topics: list, create, describe, alter-partitions, delete.
     #[command(subcommand, visible_alias = "topic")]
     Topics(topics::TopicsCommand),
-    /// Topic and broker configs: describe, alter (kafka-configs).
+    /// Topic and broker configs: get (describe), set, delete, alter (kafka-configs).
     #[command(subcommand, visible_alias = "config")]
     Configs(configs::ConfigsCommand),
     /// Consumer groups: list, describe, lag, reset-offsets, delete.
@@ -98,6 +108,7 @@ pub fn run(cli: Cli) -> i32 {
     };
     let out = output::Output { json: cli.json };
     let result = match cli.command {
+        Command::ClusterInfo(cmd) => cluster::run(&mut cluster, &out, cmd),
         Command::Topics(cmd) => topics::run(&mut cluster, &out, cmd),
         Command::Configs(cmd) => configs::run(&mut cluster, &out, cmd),
         Command::Groups(cmd) => groups::run(&mut cluster, &out, cmd),

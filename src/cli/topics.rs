@@ -310,6 +310,20 @@ fn describe(cluster: &mut Cluster, out: &Output, names: &[String]) -> Result<(),
 /// Every broker and the API versions it serves (kafka-broker-api-versions).
 pub fn api_versions(cluster: &mut Cluster, out: &Output) -> Result<(), ClientError> {
     let md = cluster.metadata(Some(&[]))?;
+    let (rows, json) = api_versions_of(cluster, &md)?;
+    out.table(&API_VERSIONS_HEADERS, &rows, json);
+    Ok(())
+}
+
+/// Columns of [`api_versions_of`]'s rows.
+pub const API_VERSIONS_HEADERS: [&str; 6] = ["NODE", "ADDRESS", "API", "KEY", "MIN", "MAX"];
+
+/// Table rows and JSON (one object per broker) of the API versions of
+/// every broker in `md`.
+pub fn api_versions_of(
+    cluster: &mut Cluster,
+    md: &kafka_protocol::messages::MetadataResponse,
+) -> Result<(Vec<Vec<String>>, serde_json::Value), ClientError> {
     let mut rows = Vec::new();
     let mut json_brokers = Vec::new();
     let mut brokers: Vec<_> = md
@@ -339,10 +353,5 @@ pub fn api_versions(cluster: &mut Cluster, out: &Output) -> Result<(), ClientErr
         }
         json_brokers.push(json!({"node_id": node, "host": host, "port": port, "apis": json_apis}));
     }
-    out.table(
-        &["NODE", "ADDRESS", "API", "KEY", "MIN", "MAX"],
-        &rows,
-        json!(json_brokers),
-    );
-    Ok(())
+    Ok((rows, json!(json_brokers)))
 }

@@ -106,11 +106,38 @@ pub fn group_status(partitions: impl IntoIterator<Item = PartitionStatus>) -> &'
     worst
 }
 
-/// Commits kept per group partition.
-pub const LAG_WINDOW_LEN: usize = 10;
-/// A partition is STOPPED only after at least this long without a commit,
-/// however short the window spans.
-pub const STOPPED_AFTER_MS_MIN: i64 = 60_000;
+/// Default commits kept per group partition (`lag_window_commits`;
+/// Burrow's `intervals`).
+pub const LAG_WINDOW_COMMITS_DEFAULT: usize = 10;
+/// Fewest commits a window may keep: the rules compare two of them.
+pub const LAG_WINDOW_COMMITS_MIN: usize = 2;
+/// Most commits a window may keep (memory per group partition).
+pub const LAG_WINDOW_COMMITS_MAX: usize = 1_000;
+/// Default of `lag_stopped_after_ms`: a partition is STOPPED only after at
+/// least this long without a commit, however short the window spans.
+pub const LAG_STOPPED_AFTER_MS_DEFAULT: u64 = 60_000;
+
+const _: () = assert!(LAG_WINDOW_COMMITS_MIN <= LAG_WINDOW_COMMITS_DEFAULT);
+const _: () = assert!(LAG_WINDOW_COMMITS_DEFAULT <= LAG_WINDOW_COMMITS_MAX);
+
+/// The tunable part of the rules (broker config keys `lag_window_commits`
+/// and `lag_stopped_after_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LagRules {
+    /// Commits kept per group partition.
+    pub window_commits: usize,
+    /// Shortest time without a commit that can make a partition STOPPED, ms.
+    pub stopped_after_ms: i64,
+}
+
+impl Default for LagRules {
+    fn default() -> Self {
+        LagRules {
+            window_commits: LAG_WINDOW_COMMITS_DEFAULT,
+            stopped_after_ms: LAG_STOPPED_AFTER_MS_DEFAULT as i64,
+        }
+    }
+}
 
 /// One commit as observed: its offset, timestamp and the lag when seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +150,7 @@ pub struct CommitSample {
     pub lag: i64,
 }
 
-/// The last [`LAG_WINDOW_LEN`] distinct commits of one group partition.
+/// The last `window_commits` distinct commits of one group partition.
 #[derive(Debug, Clone, Default)]
 pub struct LagWindow {
     samples: std::collections::VecDeque<CommitSample>,
@@ -133,7 +160,7 @@ impl LagWindow {
     /// Records an observation: a new commit (new timestamp or offset) is
     /// appended; the same commit seen again only updates its lag. An offset
     /// moving backwards (a reset) restarts the window.
-    pub fn observe(&mut self, sample: CommitSample) {
+    pub fn observe(&mut self, sample: CommitSample, window_commits: usize) {
         match self.samples.back_mut() {
             Some(last) if sample.offset < last.offset => self.samples.clear(),
             Some(last)
@@ -145,7 +172,7 @@ impl LagWindow {
             _ => {}
         }
         self.samples.push_back(sample);
-        while self.samples.len() > LAG_WINDOW_LEN {
+        while self.samples.len() > window_commits.max(LAG_WINDOW_COMMITS_MIN) {
             self.samples.pop_front();
         }
     }
@@ -156,21 +183,26 @@ impl LagWindow {
     }
 
     /// Evaluates the rules at `now_ms` given the partition's lag now.
-    pub fn status(&self, now_ms: i64, lag_now: i64) -> PartitionStatus {
+    pub fn status(&self, now_ms: i64, lag_now: i64, rules: &LagRules) -> PartitionStatus {
         let window: Vec<CommitSample> = self.samples.iter().copied().collect();
-        evaluate(&window, now_ms, lag_now)
+        evaluate(&window, now_ms, lag_now, rules.stopped_after_ms)
     }
 }
 
 /// Burrow's rules over `window` (oldest first), in order:
 /// 1. lag now is 0 → OK;
 /// 2. no commit for longer than the window spans (and at least
-///    [`STOPPED_AFTER_MS_MIN`]) → STOPPED;
+///    `stopped_after_ms`) → STOPPED;
 /// 3. any lag in the window is 0, or fewer than 2 commits → OK;
 /// 4. offset unchanged across the window, lag never shrinking → STALLED;
 /// 5. offset moving but lag never shrinking in any interval → WARNING;
 /// 6. otherwise OK.
-pub fn evaluate(window: &[CommitSample], now_ms: i64, lag_now: i64) -> PartitionStatus {
+pub fn evaluate(
+    window: &[CommitSample],
+    now_ms: i64,
+    lag_now: i64,
+    stopped_after_ms: i64,
+) -> PartitionStatus {
     if lag_now <= 0 {
         return PartitionStatus::Ok;
     }
@@ -178,7 +210,7 @@ pub fn evaluate(window: &[CommitSample], now_ms: i64, lag_now: i64) -> Partition
         return PartitionStatus::Ok;
     };
     let span = last.timestamp_ms - first.timestamp_ms;
-    if now_ms - last.timestamp_ms > span.max(STOPPED_AFTER_MS_MIN) {
+    if now_ms - last.timestamp_ms > span.max(stopped_after_ms) {
         return PartitionStatus::Stopped;
     }
     if window.len() < 2 || window.iter().any(|s| s.lag == 0) {
@@ -199,6 +231,8 @@ pub fn evaluate(window: &[CommitSample], now_ms: i64, lag_now: i64) -> Partition
 mod tests {
     use super::*;
 
+    const STOP: i64 = LAG_STOPPED_AFTER_MS_DEFAULT as i64;
+
     fn s(offset: i64, timestamp_ms: i64, lag: i64) -> CommitSample {
         CommitSample {
             offset,
@@ -211,27 +245,24 @@ mod tests {
     fn lag_status_rules() {
         use PartitionStatus::*;
         let keeping_up = [s(10, 0, 5), s(20, 1_000, 3), s(30, 2_000, 4)];
-        assert_eq!(evaluate(&keeping_up, 2_500, 4), Ok);
-        assert_eq!(evaluate(&keeping_up, 2_500, 0), Ok);
+        assert_eq!(evaluate(&keeping_up, 2_500, 4, STOP), Ok);
+        assert_eq!(evaluate(&keeping_up, 2_500, 0, STOP), Ok);
         // committing, lag growing every interval
         let falling_behind = [s(10, 0, 5), s(20, 1_000, 8), s(30, 2_000, 12)];
-        assert_eq!(evaluate(&falling_behind, 2_500, 12), Warning);
+        assert_eq!(evaluate(&falling_behind, 2_500, 12, STOP), Warning);
         // a zero lag anywhere in the window: OK
         let caught_up_once = [s(10, 0, 0), s(20, 1_000, 8), s(30, 2_000, 12)];
-        assert_eq!(evaluate(&caught_up_once, 2_500, 12), Ok);
+        assert_eq!(evaluate(&caught_up_once, 2_500, 12, STOP), Ok);
         // committing the same offset while lag grows
         let stalled = [s(10, 0, 5), s(10, 1_000, 5), s(10, 2_000, 9)];
-        assert_eq!(evaluate(&stalled, 2_500, 9), Stalled);
+        assert_eq!(evaluate(&stalled, 2_500, 9, STOP), Stalled);
         // no commit for longer than the window spans (and the minimum)
-        let late = 2_000 + STOPPED_AFTER_MS_MIN + 1;
-        assert_eq!(evaluate(&keeping_up, late, 4), Stopped);
-        assert_eq!(evaluate(&keeping_up, late, 0), Ok);
-        assert_eq!(
-            evaluate(&[s(10, 0, 3)], STOPPED_AFTER_MS_MIN + 1, 7),
-            Stopped
-        );
-        assert_eq!(evaluate(&[s(10, 0, 3)], 1_000, 7), Ok);
-        assert_eq!(evaluate(&[], 1_000, 7), Ok);
+        let late = 2_000 + STOP + 1;
+        assert_eq!(evaluate(&keeping_up, late, 4, STOP), Stopped);
+        assert_eq!(evaluate(&keeping_up, late, 0, STOP), Ok);
+        assert_eq!(evaluate(&[s(10, 0, 3)], STOP + 1, 7, STOP), Stopped);
+        assert_eq!(evaluate(&[s(10, 0, 3)], 1_000, 7, STOP), Ok);
+        assert_eq!(evaluate(&[], 1_000, 7, STOP), Ok);
         assert_eq!(group_status([Ok, Warning]), "WARNING");
         assert_eq!(group_status([Warning, Stopped, Ok]), "ERROR");
         assert_eq!(group_status([Ok, Ok]), "OK");
@@ -239,16 +270,51 @@ mod tests {
 
     #[test]
     fn lag_window_dedups_slides_and_restarts_on_rewind() {
+        const N: usize = LAG_WINDOW_COMMITS_DEFAULT;
         let mut w = LagWindow::default();
-        w.observe(s(10, 0, 5));
-        w.observe(s(10, 0, 7)); // same commit seen again: lag updated
+        w.observe(s(10, 0, 5), N);
+        w.observe(s(10, 0, 7), N); // same commit seen again: lag updated
         assert_eq!(w.samples().copied().collect::<Vec<_>>(), vec![s(10, 0, 7)]);
         for i in 1..=20 {
-            w.observe(s(10 + i, i * 1_000, 5));
+            w.observe(s(10 + i, i * 1_000, 5), N);
         }
-        assert_eq!(w.samples().count(), LAG_WINDOW_LEN);
+        assert_eq!(w.samples().count(), N);
         assert_eq!(w.samples().next().unwrap().offset, 21);
-        w.observe(s(0, 30_000, 30)); // reset-offsets to earliest
+        w.observe(s(0, 30_000, 30), N); // reset-offsets to earliest
         assert_eq!(w.samples().count(), 1);
+    }
+
+    #[test]
+    fn lag_status_stopped_consumer_is_error_after_configured_time() {
+        // Burrow's "stopped" case: the consumer committed for 2 s, then
+        // stopped while producers go on; lag grows, the offset stays.
+        let rules = LagRules {
+            window_commits: 10,
+            stopped_after_ms: 1_000,
+        };
+        let mut w = LagWindow::default();
+        for (i, offset) in [10, 20, 30].into_iter().enumerate() {
+            w.observe(s(offset, i as i64 * 1_000, 0), rules.window_commits);
+        }
+        assert_eq!(w.status(2_500, 4, &rules), PartitionStatus::Ok);
+        // 2.5 s after the last commit: longer than the 2 s span and the 1 s floor
+        assert_eq!(w.status(4_500, 40, &rules), PartitionStatus::Stopped);
+        assert_eq!(group_status([w.status(4_500, 40, &rules)]), "ERROR");
+        // one commit only: the floor alone decides
+        let mut one = LagWindow::default();
+        one.observe(s(5, 0, 3), rules.window_commits);
+        assert_eq!(one.status(900, 9, &rules), PartitionStatus::Ok);
+        assert_eq!(one.status(1_100, 9, &rules), PartitionStatus::Stopped);
+    }
+
+    #[test]
+    fn lag_window_keeps_configured_commit_count() {
+        let mut w = LagWindow::default();
+        for i in 0..10 {
+            w.observe(s(i, i * 1_000, 1), 3);
+        }
+        assert_eq!(w.samples().count(), 3);
+        w.observe(s(11, 11_000, 1), 0); // below the minimum: 2 kept
+        assert_eq!(w.samples().count(), LAG_WINDOW_COMMITS_MIN);
     }
 }

@@ -31,7 +31,7 @@ use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use crate::group::lag::{CommitSample, LagWindow, PartitionLag, PartitionStatus};
+use crate::group::lag::{CommitSample, LagRules, LagWindow, PartitionLag, PartitionStatus};
 
 use super::metrics::{self, GroupLagStats, PartitionStats, ProcessStats, ShardReport};
 use crate::shard::Shard;
@@ -255,10 +255,14 @@ fn shard_report(shard: &Shard) -> ShardReport {
         })
         .collect();
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let tail_cache = crate::fetch::tail_cache::TailCache::for_this_shard();
     ShardReport {
         shard: shard.id,
         metrics: metrics::snapshot(),
         partitions,
+        fetch: crate::fetch::FetchMetrics::this_shard(),
+        tail_cache_bytes: tail_cache.used_bytes() as u64,
+        tail_cache_capacity_bytes: tail_cache.budget_bytes() as u64,
     }
 }
 
@@ -275,7 +279,7 @@ pub async fn scrape(shard: &Rc<Shard>, started: Instant) -> String {
     let mut lags = Vec::new();
     for group in all_groups(shard).await.unwrap_or_default() {
         if let Ok(partitions) = crate::group::lag::group_lag(shard, &group).await {
-            observe_lag(&group, &partitions);
+            observe_lag(&shard.config.ops.lag_rules, &group, &partitions);
             lags.extend(partitions.into_iter().map(|p| GroupLagStats {
                 group: group.clone(),
                 topic: p.topic,
@@ -287,6 +291,7 @@ pub async fn scrape(shard: &Rc<Shard>, started: Instant) -> String {
     }
     let process = ProcessStats {
         resident_memory_bytes: resident_memory_bytes().await,
+        allocator: metrics::allocator_stats(),
         uptime_seconds: started.elapsed().as_secs_f64(),
         ready: is_ready(),
     };
@@ -321,7 +326,7 @@ thread_local! {
 
 /// Feeds `partitions` (one group's lag now) into the commit windows and
 /// returns each partition's status, in the same order.
-fn observe_lag(group: &str, partitions: &[PartitionLag]) -> Vec<PartitionStatus> {
+fn observe_lag(rules: &LagRules, group: &str, partitions: &[PartitionLag]) -> Vec<PartitionStatus> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -344,12 +349,13 @@ fn observe_lag(group: &str, partitions: &[PartitionLag]) -> Vec<PartitionStatus>
                 let window = windows
                     .entry((group.to_string(), p.topic.clone(), p.partition))
                     .or_default();
-                window.observe(CommitSample {
+                let sample = CommitSample {
                     offset: p.committed_offset,
                     timestamp_ms: p.commit_timestamp_ms,
                     lag: p.lag,
-                });
-                window.status(now_ms, p.lag)
+                };
+                window.observe(sample, rules.window_commits);
+                window.status(now_ms, p.lag, rules)
             })
             .collect()
     })
@@ -363,7 +369,7 @@ async fn group_lag_json(shard: &Rc<Shard>, group: &str) -> Response {
         ),
         Ok(partitions) => {
             let total: i64 = partitions.iter().map(|p| p.lag.max(0)).sum();
-            let statuses = observe_lag(group, &partitions);
+            let statuses = observe_lag(&shard.config.ops.lag_rules, group, &partitions);
             let rows: Vec<_> = partitions
                 .iter()
                 .zip(&statuses)

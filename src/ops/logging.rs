@@ -190,26 +190,34 @@ struct JournalLayer;
 
 impl<S: Subscriber> Layer<S> for JournalLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let meta = event.metadata();
-        let mut visitor = JournalFields::default();
-        event.record(&mut visitor);
-        let mut entry = vec![
-            format!("MESSAGE={}", visitor.message.trim_start()),
-            format!("PRIORITY={}", priority(meta.level())),
-            format!("SYSLOG_IDENTIFIER={SYSLOG_IDENTIFIER}"),
-            format!("TARGET={}", meta.target()),
-        ];
-        if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
-            entry.push(format!("CODE_FILE={file}"));
-            entry.push(format!("CODE_LINE={line}"));
-        }
-        if let Some(name) = std::thread::current().name() {
-            entry.push(format!("THREAD={name}"));
-        }
-        entry.extend(visitor.fields);
+        let entry = journal_entry(event);
         let refs: Vec<&str> = entry.iter().map(String::as_str).collect();
         systemd::journal::send(&refs);
     }
+}
+
+/// The journal entry of one event: `MESSAGE` (with the fields appended as
+/// text), `PRIORITY`, identifier, target, code location, thread, then each
+/// tracing field as its own journal field (`shard` -> `SHARD`).
+fn journal_entry(event: &Event<'_>) -> Vec<String> {
+    let meta = event.metadata();
+    let mut visitor = JournalFields::default();
+    event.record(&mut visitor);
+    let mut entry = vec![
+        format!("MESSAGE={}", visitor.message.trim_start()),
+        format!("PRIORITY={}", priority(meta.level())),
+        format!("SYSLOG_IDENTIFIER={SYSLOG_IDENTIFIER}"),
+        format!("TARGET={}", meta.target()),
+    ];
+    if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
+        entry.push(format!("CODE_FILE={file}"));
+        entry.push(format!("CODE_LINE={line}"));
+    }
+    if let Some(name) = std::thread::current().name() {
+        entry.push(format!("THREAD={name}"));
+    }
+    entry.extend(visitor.fields);
+    entry
 }
 
 #[cfg(test)]
@@ -230,5 +238,36 @@ mod tests {
         assert_eq!(priority(&Level::INFO), 6);
         assert!(parse_level("warn,corestream::group=debug").is_ok());
         assert!(parse_level("info,=[").is_err());
+    }
+
+    /// Captures the journal entries the journal layer would send.
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>);
+
+    impl<S: Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+            self.0.lock().unwrap().push(journal_entry(event));
+        }
+    }
+
+    #[test]
+    fn logging_journal_entry_has_structured_fields() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Capture(seen.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(shard = 1, topic = "orders", partition = 7, "flush failed");
+        });
+        let entries = seen.lock().unwrap();
+        let entry = &entries[0];
+        for field in [
+            "MESSAGE=flush failed shard=1 topic=orders partition=7",
+            "PRIORITY=4",
+            "SYSLOG_IDENTIFIER=corestreamd",
+            "SHARD=1",
+            "TOPIC=orders",
+            "PARTITION=7",
+        ] {
+            assert!(entry.iter().any(|f| f == field), "{field} not in {entry:?}");
+        }
+        assert!(entry.iter().any(|f| f.starts_with("CODE_LINE=")));
     }
 }

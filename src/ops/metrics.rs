@@ -13,16 +13,23 @@
 //!   observation is one comparison loop and one increment.
 //! - Names follow Prometheus conventions: `_total` counters, base units
 //!   (seconds, bytes), labels `shard`, `api`, `topic`, `partition`, `group`.
+//!   `ops::exposition` renders them; docs/grafana/corestream.json charts
+//!   them (a test checks every name it uses is served).
+//! - fsync latency is timed around the log flush's fdatasync
+//!   (`storage::flush`), on the partition's owner, so it is per shard like
+//!   everything else; index and checkpoint syncs are not in it (they are off
+//!   the produce path).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use kafka_protocol::messages::ApiKey;
+use crate::fetch::FetchMetrics;
 
-/// Upper bounds of the request latency buckets, in microseconds (the last
-/// bucket, +Inf, is implicit).
+pub use super::exposition::render;
+
+/// Upper bounds of the latency buckets (requests and fsyncs), in
+/// microseconds (the last bucket, +Inf, is implicit).
 pub const LATENCY_BUCKETS_US: [u64; 15] = [
     100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000, 2_500_000, 10_000_000,
@@ -72,6 +79,7 @@ pub struct ShardMetrics {
     connections_open: Cell<u64>,
     cross_shard_messages: Cell<u64>,
     requests_in_flight: Cell<u64>,
+    fsync: RefCell<Histogram>,
 }
 
 thread_local! {
@@ -99,6 +107,11 @@ pub fn record_request(api_key: i16, elapsed: Duration, bytes_in: usize, bytes_ou
         add(&m.bytes_in, bytes_in as u64);
         add(&m.bytes_out, bytes_out as u64);
     })
+}
+
+/// One log flush's fdatasync took `elapsed` (see `storage::flush`).
+pub fn record_fsync(elapsed: Duration) {
+    with(|m| m.fsync.borrow_mut().observe(elapsed))
 }
 
 /// A connection was accepted; the returned guard counts it open until dropped.
@@ -170,6 +183,8 @@ pub struct MetricsSnapshot {
     pub cross_shard_messages: u64,
     /// Requests being handled now.
     pub requests_in_flight: u64,
+    /// Log flush fdatasync latency.
+    pub fsync: Histogram,
 }
 
 /// This shard's counters, copied.
@@ -182,6 +197,7 @@ pub fn snapshot() -> MetricsSnapshot {
         connections_open: m.connections_open.get(),
         cross_shard_messages: m.cross_shard_messages.get(),
         requests_in_flight: m.requests_in_flight.get(),
+        fsync: m.fsync.borrow().clone(),
     })
 }
 
@@ -211,6 +227,12 @@ pub struct ShardReport {
     pub metrics: MetricsSnapshot,
     /// The partitions it owns.
     pub partitions: Vec<PartitionStats>,
+    /// Which path served its partition reads (tail cache or disk).
+    pub fetch: FetchMetrics,
+    /// Bytes its tail cache holds now.
+    pub tail_cache_bytes: u64,
+    /// Its tail cache's byte budget.
+    pub tail_cache_capacity_bytes: u64,
 }
 
 /// Lag of one group on one partition (see `group::lag`).
@@ -233,10 +255,43 @@ pub struct GroupLagStats {
 pub struct ProcessStats {
     /// Resident memory, if known.
     pub resident_memory_bytes: Option<u64>,
+    /// What the C allocator holds, if known.
+    pub allocator: Option<AllocatorStats>,
     /// Seconds since start.
     pub uptime_seconds: f64,
     /// Whether start-up finished and no stop began.
     pub ready: bool,
+}
+
+/// The C allocator's view of the heap (glibc `mallinfo2`, all arenas).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AllocatorStats {
+    /// Bytes in blocks handed out and not yet freed (arena chunks in use
+    /// plus mmap'ed blocks).
+    pub allocated_bytes: u64,
+    /// Bytes the allocator holds from the kernel (arena heap plus mmap'ed
+    /// blocks); the difference to `allocated_bytes` is free-list slack.
+    pub mapped_bytes: u64,
+}
+
+/// Reads the allocator's totals. glibc's `mallinfo2` walks each arena's
+/// free lists under the arena lock: cheap at scrape rate, not for a hot
+/// path. `None` on other C libraries.
+pub fn allocator_stats() -> Option<AllocatorStats> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 has no preconditions; it returns a plain struct.
+        let info = unsafe { libc::mallinfo2() };
+        let mmapped = info.hblkhd as u64;
+        Some(AllocatorStats {
+            allocated_bytes: info.uordblks as u64 + mmapped,
+            mapped_bytes: info.arena as u64 + mmapped,
+        })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
 }
 
 /// Escapes a label value (backslash, double quote, newline).
@@ -253,270 +308,9 @@ pub fn escape_label(value: &str) -> String {
     out
 }
 
-fn api_name(key: i16) -> String {
-    ApiKey::try_from(key)
-        .map(|k| format!("{k:?}"))
-        .unwrap_or_else(|_| format!("Unknown{key}"))
-}
-
-/// A per-shard counter family: name, type, help, and how to read it.
-type ShardFamily = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&MetricsSnapshot) -> u64,
-);
-/// A per-partition gauge family: name, help, and how to read it.
-type PartitionFamily = (&'static str, &'static str, fn(&PartitionStats) -> String);
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Renders a scrape in the Prometheus text exposition format (0.0.4).
-pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &ProcessStats) -> String {
-    let mut out = String::new();
-    render_process(&mut out, reports.len(), process);
-    render_requests(&mut out, reports);
-    let per_shard: [ShardFamily; 6] = [
-        (
-            "corestream_bytes_received_total",
-            "counter",
-            "Request bytes received.",
-            |m| m.bytes_in,
-        ),
-        (
-            "corestream_bytes_sent_total",
-            "counter",
-            "Response bytes sent.",
-            |m| m.bytes_out,
-        ),
-        (
-            "corestream_connections_accepted_total",
-            "counter",
-            "Client connections accepted.",
-            |m| m.connections_accepted,
-        ),
-        (
-            "corestream_connections_open",
-            "gauge",
-            "Client connections open.",
-            |m| m.connections_open,
-        ),
-        (
-            "corestream_cross_shard_messages_total",
-            "counter",
-            "Messages sent to other shards.",
-            |m| m.cross_shard_messages,
-        ),
-        (
-            "corestream_requests_in_flight",
-            "gauge",
-            "Requests being handled.",
-            |m| m.requests_in_flight,
-        ),
-    ];
-    for (name, kind, help, get) in per_shard {
-        family(&mut out, name, kind, help);
-        for r in reports {
-            let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", r.shard, get(&r.metrics));
-        }
-    }
-    render_partitions(&mut out, reports);
-    render_lags(&mut out, lags);
-    out
-}
-
-fn render_process(out: &mut String, shards: usize, process: &ProcessStats) {
-    family(
-        out,
-        "corestream_shards",
-        "gauge",
-        "Shards (executors) running.",
-    );
-    let _ = writeln!(out, "corestream_shards {shards}");
-    family(
-        out,
-        "corestream_ready",
-        "gauge",
-        "1 once start-up finished and no stop began.",
-    );
-    let _ = writeln!(out, "corestream_ready {}", u8::from(process.ready));
-    family(
-        out,
-        "corestream_uptime_seconds",
-        "gauge",
-        "Seconds since the process started.",
-    );
-    let _ = writeln!(
-        out,
-        "corestream_uptime_seconds {:.3}",
-        process.uptime_seconds
-    );
-    if let Some(rss) = process.resident_memory_bytes {
-        family(
-            out,
-            "corestream_resident_memory_bytes",
-            "gauge",
-            "Resident memory of the process.",
-        );
-        let _ = writeln!(out, "corestream_resident_memory_bytes {rss}");
-    }
-}
-
-fn render_requests(out: &mut String, reports: &[ShardReport]) {
-    family(
-        out,
-        "corestream_requests_total",
-        "counter",
-        "Requests answered, per shard and API.",
-    );
-    for r in reports {
-        for (key, h) in &r.metrics.requests {
-            let _ = writeln!(
-                out,
-                "corestream_requests_total{{shard=\"{}\",api=\"{}\"}} {}",
-                r.shard,
-                api_name(*key),
-                h.count
-            );
-        }
-    }
-    let name = "corestream_request_latency_seconds";
-    family(
-        out,
-        name,
-        "histogram",
-        "Time from a request's arrival to its answer.",
-    );
-    for r in reports {
-        for (key, h) in &r.metrics.requests {
-            let labels = format!("shard=\"{}\",api=\"{}\"", r.shard, api_name(*key));
-            let mut cumulative = 0;
-            for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
-                cumulative += h.buckets[i];
-                let le = *bound as f64 / 1e6;
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
-            }
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6);
-            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
-        }
-    }
-}
-
-fn render_partitions(out: &mut String, reports: &[ShardReport]) {
-    let gauges: [PartitionFamily; 4] = [
-        (
-            "corestream_partition_high_watermark",
-            "Durable end offset consumers can read.",
-            |p| p.high_watermark.to_string(),
-        ),
-        (
-            "corestream_partition_log_end_offset",
-            "Next offset to be assigned.",
-            |p| p.log_end_offset.to_string(),
-        ),
-        (
-            "corestream_partition_log_start_offset",
-            "First offset still in the log.",
-            |p| p.log_start_offset.to_string(),
-        ),
-        (
-            "corestream_partition_size_bytes",
-            "Bytes of record batches on disk.",
-            |p| p.size_bytes.to_string(),
-        ),
-    ];
-    for (name, help, get) in gauges {
-        family(out, name, "gauge", help);
-        for r in reports {
-            for p in &r.partitions {
-                let _ = writeln!(
-                    out,
-                    "{name}{{topic=\"{}\",partition=\"{}\",shard=\"{}\"}} {}",
-                    escape_label(&p.topic),
-                    p.partition,
-                    r.shard,
-                    get(p)
-                );
-            }
-        }
-    }
-}
-
-fn render_lags(out: &mut String, lags: &[GroupLagStats]) {
-    family(
-        out,
-        "corestream_group_lag",
-        "gauge",
-        "Records between a group's committed offset and the high watermark.",
-    );
-    for l in lags {
-        let _ = writeln!(
-            out,
-            "corestream_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
-            escape_label(&l.group),
-            escape_label(&l.topic),
-            l.partition,
-            l.lag
-        );
-    }
-    family(
-        out,
-        "corestream_group_committed_offset",
-        "gauge",
-        "A group's committed offset.",
-    );
-    for l in lags {
-        let _ = writeln!(
-            out,
-            "corestream_group_committed_offset{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
-            escape_label(&l.group),
-            escape_label(&l.topic),
-            l.partition,
-            l.committed_offset
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample() -> (Vec<ShardReport>, Vec<GroupLagStats>) {
-        let mut h = Histogram::default();
-        h.observe(Duration::from_micros(80));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(60));
-        let metrics = MetricsSnapshot {
-            requests: BTreeMap::from([(0, h)]),
-            bytes_in: 10,
-            bytes_out: 20,
-            ..Default::default()
-        };
-        let reports = vec![ShardReport {
-            shard: 1,
-            metrics,
-            partitions: vec![PartitionStats {
-                topic: "t".into(),
-                partition: 2,
-                high_watermark: 5,
-                log_end_offset: 5,
-                log_start_offset: 0,
-                size_bytes: 300,
-            }],
-        }];
-        let lags = vec![GroupLagStats {
-            group: "g\"1".into(),
-            topic: "t".into(),
-            partition: 2,
-            committed_offset: 3,
-            lag: 2,
-        }];
-        (reports, lags)
-    }
 
     #[test]
     fn metrics_histogram_buckets() {
@@ -531,57 +325,6 @@ mod tests {
     }
 
     #[test]
-    fn metrics_text_format_lines() {
-        let (reports, lags) = sample();
-        let text = render(&reports, &lags, &ProcessStats::default());
-        for line in [
-            "# TYPE corestream_requests_total counter",
-            "corestream_requests_total{shard=\"1\",api=\"Produce\"} 3",
-            "corestream_request_latency_seconds_bucket{shard=\"1\",api=\"Produce\",le=\"0.0001\"} 1",
-            "corestream_request_latency_seconds_bucket{shard=\"1\",api=\"Produce\",le=\"0.005\"} 2",
-            "corestream_request_latency_seconds_bucket{shard=\"1\",api=\"Produce\",le=\"+Inf\"} 3",
-            "corestream_request_latency_seconds_count{shard=\"1\",api=\"Produce\"} 3",
-            "corestream_bytes_received_total{shard=\"1\"} 10",
-            "corestream_partition_high_watermark{topic=\"t\",partition=\"2\",shard=\"1\"} 5",
-            "corestream_partition_size_bytes{topic=\"t\",partition=\"2\",shard=\"1\"} 300",
-            "corestream_group_lag{group=\"g\\\"1\",topic=\"t\",partition=\"2\"} 2",
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
-        }
-    }
-
-    #[test]
-    fn metrics_text_format_is_well_formed() {
-        let (reports, lags) = sample();
-        let text = render(&reports, &lags, &ProcessStats::default());
-        let mut typed = std::collections::HashSet::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let name = rest.split(' ').next().unwrap();
-                assert!(
-                    typed.insert(name.to_string()),
-                    "family {name} declared twice"
-                );
-                continue;
-            }
-            if line.starts_with("# HELP ") {
-                continue;
-            }
-            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-            value
-                .parse::<f64>()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}"));
-            let name = series.split('{').next().unwrap();
-            let family = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
-                .unwrap_or(name);
-            assert!(typed.contains(family), "sample {line:?} before its TYPE");
-            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        }
-    }
-
-    #[test]
     fn metrics_thread_local_counters() {
         record_request(3, Duration::from_millis(1), 100, 200);
         let guard = request_started();
@@ -593,5 +336,21 @@ mod tests {
             (s.bytes_in, s.bytes_out, s.requests_in_flight),
             (100, 200, 0)
         );
+    }
+
+    #[test]
+    fn metrics_fsync_histogram_and_allocator_stats() {
+        record_fsync(Duration::from_micros(300));
+        record_fsync(Duration::from_millis(20));
+        let s = snapshot();
+        assert_eq!(s.fsync.count, 2);
+        assert_eq!(s.fsync.buckets[2], 1); // 300 us is in (250, 500]
+                                           // other test threads allocate concurrently: only bounds that hold
+                                           // whatever they do
+        let held = std::hint::black_box(vec![7u8; 4 << 20]);
+        let b = allocator_stats().expect("glibc target");
+        assert!(b.allocated_bytes >= 4 << 20, "{b:?}");
+        assert!(b.mapped_bytes >= b.allocated_bytes, "{b:?}");
+        drop(held);
     }
 }

@@ -7,8 +7,8 @@
 //! - [`supervisor`]: the main thread after start-up: signals (stop, reload),
 //!   the watchdog that pings every shard, and the bounded stop.
 //! - [`metrics`]: per-shard counters kept in thread-locals (no shared
-//!   locks), gathered by a scrape with `Shard::run_on` jobs and rendered in
-//!   the Prometheus text format.
+//!   locks), gathered by a scrape with `Shard::run_on` jobs; [`exposition`]
+//!   renders them in the Prometheus text format.
 //! - [`admin`]: the admin HTTP port (`admin_listen`) on shard 0: `/metrics`,
 //!   health and readiness, consumer lag as JSON.
 //!
@@ -16,6 +16,7 @@
 //! which are `Cell` increments on the shard's own thread.
 
 pub mod admin;
+pub mod exposition;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -272,6 +272,7 @@ pub fn static_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("connection limits", old.limits != new.limits),
         ("admin_listen", old.ops.admin_listen != new.ops.admin_listen),
+        ("lag rules", old.ops.lag_rules != new.ops.lag_rules),
     ];
     checks
         .into_iter()

@@ -110,7 +110,9 @@ impl<D: Disk> PartitionLog<D> {
         self.preallocate(&file, &job.path, job.base_offset, job.log_bytes)
             .await?;
         write_chunks(&*file, &job.path, job.chunks).await?;
+        let sync_started = std::time::Instant::now();
         let sync = file.fdatasync().await;
+        crate::ops::metrics::record_fsync(sync_started.elapsed());
         sync.map_err(StorageError::io_at("fdatasync", &job.path, None))?;
         self.with_segment(job.base_offset, |s| s.durable_bytes = job.log_bytes);
         if job.seal {
