@@ -18,6 +18,9 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tracing::{info, warn};
 
+use super::consumer::coordinator::tombstones as consumer_tombstones;
+use super::consumer::records::ConsumerKey;
+use super::consumer::ConsumerGroup;
 use super::member::{JoinResult, SyncResult};
 use super::records::{GroupValue, OffsetValue, RecordKey};
 use super::state::{Group, GroupState, JoinRequest, Reply};
@@ -32,13 +35,33 @@ pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// Committed offsets of one group by (topic, partition).
 pub type Offsets = BTreeMap<(String, i32), OffsetValue>;
 
-/// A group and its committed offsets.
+/// A group and its committed offsets. A KIP-848 group keeps its state in
+/// `consumer` while `group` (classic) stays Empty; see `group::consumer`.
 #[derive(Debug)]
-struct Entry {
-    group: Group,
-    offsets: Offsets,
+pub(crate) struct Entry {
+    pub(crate) group: Group,
+    pub(crate) offsets: Offsets,
     /// Its `__consumer_offsets` partition.
-    partition: i32,
+    pub(crate) partition: i32,
+    /// The consumer-protocol group of this id, if it is one.
+    pub(crate) consumer: Option<ConsumerGroup>,
+}
+
+impl Entry {
+    pub(crate) fn new(group_id: &str, partition: i32) -> Entry {
+        Entry {
+            group: Group::new(group_id),
+            offsets: Offsets::new(),
+            partition,
+            consumer: None,
+        }
+    }
+
+    /// No members in either protocol (and none joining).
+    fn is_empty_group(&self) -> bool {
+        self.group.state() == GroupState::Empty
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
 }
 
 /// A member as DescribeGroups shows it.
@@ -82,6 +105,8 @@ pub struct ListedGroup {
     pub protocol_type: String,
     /// State name.
     pub state: &'static str,
+    /// "classic" or "consumer" (ListGroups v5).
+    pub group_type: &'static str,
 }
 
 /// An OffsetCommit's caller, as the generation check needs it.
@@ -98,7 +123,7 @@ pub struct Committer {
 /// One shard's groups. See the module doc.
 #[derive(Default)]
 pub struct GroupCoordinator {
-    groups: RefCell<HashMap<String, Entry>>,
+    pub(crate) groups: RefCell<HashMap<String, Entry>>,
     loaded: RefCell<HashSet<i32>>,
     load_lock: futures::lock::Mutex<()>,
     sweeper_started: Cell<bool>,
@@ -120,7 +145,7 @@ impl GroupCoordinator {
     }
 
     /// Starts the sweeper and replays `partition` if not done yet.
-    async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
+    pub(crate) async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
         if !self.sweeper_started.replace(true) {
             let sweeper = shard.clone();
             glommio::spawn_local(async move {
@@ -153,8 +178,9 @@ impl GroupCoordinator {
         }
         let started = Instant::now();
         let now = Instant::now();
+        let session = Duration::from_millis(shard.config.group_consumer_session_timeout_ms);
         let replayed = store::replay(shard, partition, |key, value| {
-            self.apply_record(partition, key, value, now)
+            self.apply_record(partition, key, value, now, session)
         })
         .await;
         match replayed {
@@ -178,10 +204,29 @@ impl GroupCoordinator {
     }
 
     /// Applies one replayed record: latest value per key wins.
-    fn apply_record(&self, partition: i32, key: &[u8], value: Option<&[u8]>, now: Instant) {
+    fn apply_record(
+        &self,
+        partition: i32,
+        key: &[u8],
+        value: Option<&[u8]>,
+        now: Instant,
+        session: Duration,
+    ) {
         let key = match RecordKey::decode(key) {
             Ok(Some(k)) => k,
-            Ok(None) => return,
+            Ok(None) => {
+                let mut groups = self.groups.borrow_mut();
+                if let Ok(Some(key)) = ConsumerKey::decode(key) {
+                    let group = key.group().to_string();
+                    let applied =
+                        Self::apply_consumer_record(&mut groups, partition, key, value, now, session);
+                    if let Err(e) = applied {
+                        warn!(%group, "skipping an undecodable consumer group record: {e}");
+                    }
+                    Self::drop_if_vacant(&mut groups, &group);
+                }
+                return;
+            }
             Err(e) => {
                 warn!(
                     partition,
@@ -198,11 +243,9 @@ impl GroupCoordinator {
                 partition: p,
             } => match value.map(OffsetValue::decode) {
                 Some(Ok(v)) => {
-                    let entry = groups.entry(group.clone()).or_insert_with(|| Entry {
-                        group: Group::new(&group),
-                        offsets: Offsets::new(),
-                        partition,
-                    });
+                    let entry = groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Entry::new(&group, partition));
                     entry.offsets.insert((topic, p), v);
                 }
                 Some(Err(e)) => warn!(%group, "skipping an undecodable offset value: {e}"),
@@ -214,22 +257,34 @@ impl GroupCoordinator {
             },
             RecordKey::Group { group } => match value.map(GroupValue::decode) {
                 Some(Ok(v)) => {
-                    let offsets = groups.remove(&group).map(|e| e.offsets).unwrap_or_default();
                     let restored = Group::from_value(&group, v, now);
-                    groups.insert(
-                        group,
-                        Entry {
-                            group: restored,
-                            offsets,
-                            partition,
-                        },
-                    );
+                    let entry = groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Entry::new(&group, partition));
+                    entry.group = restored;
                 }
                 Some(Err(e)) => warn!(%group, "skipping an undecodable group value: {e}"),
                 None => {
-                    groups.remove(&group);
+                    if let Some(entry) = groups.get_mut(&group) {
+                        entry.group = Group::new(&group);
+                    }
+                    Self::drop_if_vacant(&mut groups, &group);
                 }
             },
+        }
+    }
+
+    /// Forgets an entry left with nothing (no group record, offsets or
+    /// consumer group), so replayed deletions do not list ghosts.
+    fn drop_if_vacant(groups: &mut HashMap<String, Entry>, group_id: &str) {
+        let vacant = groups.get(group_id).is_some_and(|e| {
+            e.group.protocol_type().is_none()
+                && e.group.member_count() == 0
+                && e.offsets.is_empty()
+                && e.consumer.is_none()
+        });
+        if vacant {
+            groups.remove(group_id);
         }
     }
 
@@ -238,11 +293,9 @@ impl GroupCoordinator {
         group_id: &str,
         partition: i32,
     ) -> &'a mut Entry {
-        groups.entry(group_id.to_string()).or_insert_with(|| Entry {
-            group: Group::new(group_id),
-            offsets: Offsets::new(),
-            partition,
-        })
+        groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Entry::new(group_id, partition))
     }
 
     /// Writes the group's metadata if the state machine changed it.
@@ -282,11 +335,23 @@ impl GroupCoordinator {
         if let Err(code) = self.ready(shard, partition).await {
             return JoinResult::error(code, &member_id);
         }
-        let reply = {
+        let (reply, dropped) = {
             let mut groups = self.groups.borrow_mut();
             let entry = Self::entry_or_new(&mut groups, group_id, partition);
-            entry.group.join(req, Instant::now())
+            // A consumer-protocol group with members cannot take classic
+            // members (Kafka answers the same); an empty one is converted.
+            if entry.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+                let code = ResponseError::InconsistentGroupProtocol.code();
+                return JoinResult::error(code, &member_id);
+            }
+            let dropped = entry.consumer.take().map(|c| consumer_tombstones(&c));
+            (entry.group.join(req, Instant::now()), dropped)
         };
+        if let Some(records) = dropped {
+            if let Err(code) = store::append(shard, partition, &records).await {
+                warn!(group = group_id, code, "consumer group records not removed");
+            }
+        }
         self.persist_if_dirty(shard, group_id).await;
         let result = match reply {
             Reply::Now(r) => r,
@@ -402,6 +467,9 @@ impl GroupCoordinator {
         {
             let mut groups = self.groups.borrow_mut();
             let check = match groups.get(group_id) {
+                Some(Entry {
+                    consumer: Some(c), ..
+                }) => c.validate_offset_request(&committer.member_id, committer.generation),
                 Some(entry) => entry.group.check_commit(
                     &committer.member_id,
                     committer.group_instance_id.as_deref(),
@@ -502,6 +570,11 @@ impl GroupCoordinator {
         let Some(entry) = groups.get(group_id) else {
             return description;
         };
+        if entry.consumer.is_some() {
+            // Kafka: "Group X is not a classic group" (Dead, or
+            // GROUP_ID_NOT_FOUND from DescribeGroups v6).
+            return description;
+        }
         let g = &entry.group;
         let protocol = g.protocol().unwrap_or_default().to_string();
         description.state = g.state().name();
@@ -542,10 +615,19 @@ impl GroupCoordinator {
         Ok(groups
             .values()
             .filter(|e| e.group.state() != GroupState::Dead)
-            .map(|e| ListedGroup {
-                group_id: e.group.id.clone(),
-                protocol_type: e.group.protocol_type().unwrap_or_default().to_string(),
-                state: e.group.state().name(),
+            .map(|e| match &e.consumer {
+                Some(c) => ListedGroup {
+                    group_id: e.group.id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: c.state().name(),
+                    group_type: "consumer",
+                },
+                None => ListedGroup {
+                    group_id: e.group.id.clone(),
+                    protocol_type: e.group.protocol_type().unwrap_or_default().to_string(),
+                    state: e.group.state().name(),
+                    group_type: "classic",
+                },
             })
             .collect())
     }
@@ -562,10 +644,11 @@ impl GroupCoordinator {
                 return ResponseError::GroupIdNotFound.code();
             };
             match entry.group.state() {
-                GroupState::Empty => {}
                 GroupState::Dead => return ResponseError::GroupIdNotFound.code(),
-                _ => return ResponseError::NonEmptyGroup.code(),
+                _ if !entry.is_empty_group() => return ResponseError::NonEmptyGroup.code(),
+                _ => {}
             }
+            let consumer_records = entry.consumer.as_ref().map(consumer_tombstones);
             let group = group_id.to_string();
             entry
                 .offsets
@@ -585,6 +668,7 @@ impl GroupCoordinator {
                     .encode(),
                     None,
                 )))
+                .chain(consumer_records.into_iter().flatten())
                 .collect()
         };
         if let Err(code) = store::append(shard, partition, &tombstones).await {
@@ -594,7 +678,7 @@ impl GroupCoordinator {
         // A member may have joined while the tombstones were written: the
         // group then lives on (with no offsets, as on a Kafka broker).
         match groups.get_mut(group_id) {
-            Some(entry) if entry.group.state() == GroupState::Empty => {
+            Some(entry) if entry.is_empty_group() => {
                 entry.group.mark_dead();
                 groups.remove(group_id);
             }
@@ -661,18 +745,24 @@ impl GroupCoordinator {
     /// persists the groups that changed.
     async fn sweep(&self, shard: &Rc<Shard>) {
         let now = Instant::now();
-        let dirty: Vec<String> = {
+        let (dirty, consumer_writes) = {
             let mut groups = self.groups.borrow_mut();
-            groups
+            let dirty: Vec<String> = groups
                 .values_mut()
                 .filter_map(|e| {
                     e.group.tick(now);
                     e.group.is_dirty().then(|| e.group.id.clone())
                 })
-                .collect()
+                .collect();
+            (dirty, Self::tick_consumer_groups(&mut groups, now))
         };
         for id in dirty {
             self.persist_if_dirty(shard, &id).await;
+        }
+        for (partition, records) in consumer_writes {
+            if let Err(code) = store::append(shard, partition, &records).await {
+                warn!(partition, code, "expired consumer group members not persisted");
+            }
         }
     }
 
@@ -683,12 +773,12 @@ impl GroupCoordinator {
     /// its MEMBER_ID_REQUIRED round and its rejoin). Returns how many offsets expired.
     pub async fn expire_offsets(&self, shard: &Rc<Shard>, now_ms: i64, retention_ms: u64) -> usize {
         // (group, partition, expired offsets with their values, drop the group)
-        type Plan = (String, i32, Vec<((String, i32), OffsetValue)>, bool);
+        type Plan = (String, i32, Vec<((String, i32), OffsetValue)>, bool, Vec<KeyValue>);
         let plans: Vec<Plan> = {
             let groups = self.groups.borrow();
             groups
                 .values()
-                .filter(|e| e.group.state() == GroupState::Empty)
+                .filter(|e| e.is_empty_group())
                 .filter_map(|e| {
                     let expired: Vec<_> =
                         expired_offsets(&e.group, &e.offsets, now_ms, retention_ms)
@@ -699,13 +789,15 @@ impl GroupCoordinator {
                             })
                             .collect();
                     let drop_group = expired.len() == e.offsets.len() && !e.group.has_pending();
+                    let consumer = e.consumer.as_ref().filter(|_| drop_group);
+                    let extra = consumer.map(consumer_tombstones).unwrap_or_default();
                     (!expired.is_empty())
-                        .then(|| (e.group.id.clone(), e.partition, expired, drop_group))
+                        .then(|| (e.group.id.clone(), e.partition, expired, drop_group, extra))
                 })
                 .collect()
         };
         let mut count = 0;
-        for (group_id, partition, expired, drop_group) in plans {
+        for (group_id, partition, expired, drop_group, extra) in plans {
             let mut records: Vec<KeyValue> = expired
                 .iter()
                 .map(|((topic, p), _)| {
@@ -722,6 +814,7 @@ impl GroupCoordinator {
                     group: group_id.clone(),
                 };
                 records.push((key.encode(), None));
+                records.extend(extra);
             }
             if let Err(code) = store::append(shard, partition, &records).await {
                 warn!(group = %group_id, code, "expired offsets not removed");
@@ -743,7 +836,7 @@ impl GroupCoordinator {
                 }
             }
             if drop_group
-                && entry.group.state() == GroupState::Empty
+                && entry.is_empty_group()
                 && entry.offsets.is_empty()
                 && !entry.group.has_pending()
             {

@@ -23,9 +23,11 @@
 //! compaction of the offsets topic (storage compaction is its own issue;
 //! replay reads the whole log).
 
+pub mod consumer;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod lag;
+mod load;
 pub mod member;
 pub mod records;
 pub mod state;

@@ -10,6 +10,8 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -86,6 +88,9 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     describe_groups::API,
     delete_groups::API,
     offset_delete::API,
+    // KIP-848 consumer groups (src/group/consumer/)
+    consumer_group_heartbeat::API,
+    consumer_group_describe::API,
 ];
 
 /// The served range of an API, if it is implemented.
@@ -229,6 +234,8 @@ async fn dispatch(
         DescribeGroups => describe_groups,
         DeleteGroups => delete_groups,
         OffsetDelete => offset_delete,
+        ConsumerGroupHeartbeat => consumer_group_heartbeat,
+        ConsumerGroupDescribe => consumer_group_describe,
     })
 }
 
