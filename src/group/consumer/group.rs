@@ -163,6 +163,7 @@ impl ConsumerGroup {
         settings: &Settings,
     ) -> Result<HeartbeatOut, HeartbeatError> {
         validate(&req)?;
+        let epoch_at_start = self.group_epoch;
         if req.member_epoch == LEAVE_EPOCH || req.member_epoch == STATIC_LEAVE_EPOCH {
             return self.leave(&req);
         }
@@ -182,6 +183,8 @@ impl ConsumerGroup {
             self.mark_member(&member_id);
         }
         self.refresh_metadata(catalog);
+        // Several changes in one heartbeat are one new epoch.
+        self.group_epoch = self.group_epoch.min(epoch_at_start + 1);
         if self.group_epoch > self.assignment_epoch {
             self.compute_target(catalog);
         }
@@ -352,9 +355,11 @@ impl ConsumerGroup {
             })
             .map(|m| m.member_id.clone())
             .collect();
+        let epoch_at_start = self.group_epoch;
         for id in &expired {
             self.remove_member(id);
         }
+        self.group_epoch = self.group_epoch.min(epoch_at_start + 1);
         expired
     }
 
