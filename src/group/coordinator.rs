@@ -3,8 +3,9 @@
 //!
 //! `!Send` on purpose: it lives in its [`Shard`] and is reached through
 //! `Shard::run_on` (see `group::on_coordinator`). Every entry point first
-//! makes sure the group's offsets partition has been replayed (lazily, once
-//! per partition and process) and that the session sweeper runs. No
+//! makes sure the group's offsets partition has been replayed (once per
+//! partition and process: at start for the partitions the shard owns then,
+//! see `load.rs`, at first use for any created later) and that the session sweeper runs. No
 //! `RefCell` borrow is held across an `.await`: a call changes the state
 //! machine, drops the borrow, then writes to the log or waits for the
 //! group to move on.
