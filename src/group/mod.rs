@@ -16,7 +16,7 @@
 //!   use after start. [`lag`]: committed vs. log end offsets.
 //! - Offsets retention: every `offsets_retention_check_ms` each coordinator
 //!   shard tombstones the offsets of its groups that stayed Empty for
-//!   `offsets_retention_minutes` (`coordinator::expired_offsets`). Every
+//!   `offsets_retention_minutes` (`retention::expired_offsets`). Every
 //!   offsets partition a shard owns is replayed before the shard reports
 //!   ready (`load.rs`), so this covers every group from the start.
 //! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat,
@@ -31,6 +31,7 @@ pub mod consumer_protocol;
 pub mod coordinator;
 pub mod lag;
 mod load;
+pub mod retention;
 pub mod member;
 pub mod records;
 pub mod state;
