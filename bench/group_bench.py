@@ -10,6 +10,11 @@
    flight each, over --groups groups, for --seconds; every response is
    checked. With --shards 1 every group lives on one shard, so the rate is
    the per-shard rate; with more shards it is the total.
+3. --protocol consumer: the rebalance of 1. with a KIP-848 group
+   (group.protocol=consumer, server-side "uniform" assignor, the broker's
+   heartbeat interval set to --heartbeat-ms); settled means the survivors'
+   assignments (Consumer.assignment(), which librdkafka updates
+   incrementally) cover every partition exactly once. Commits are skipped.
 
     .venv/bin/python bench/group_bench.py                  # starts target/release/corestreamd --shards 1
     .venv/bin/python bench/group_bench.py --shards 2
@@ -55,7 +60,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cpus ({model}), {mem_kib / 1048576:.1f} GiB, {platform.system()} {platform.release()}"
 
 
-def start_broker(binary: Path, shards: int) -> tuple[subprocess.Popen, str, Path]:
+def start_broker(binary: Path, shards: int, extra: list[str] = ()) -> tuple[subprocess.Popen, str, Path]:
     import socket
 
     with socket.socket() as s:
@@ -69,7 +74,7 @@ def start_broker(binary: Path, shards: int) -> tuple[subprocess.Popen, str, Path
     log = open(data.with_suffix(".broker.log"), "wb")
     proc = subprocess.Popen(
         [str(binary), "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin_port}",
-         "--data-dir", str(data / "data"), "--shards", str(shards)],
+         "--data-dir", str(data / "data"), "--shards", str(shards), *extra],
         stdout=log, stderr=log,
     )
     deadline = time.monotonic() + 30
@@ -84,6 +89,11 @@ class Member:
     def __init__(self, bootstrap: str, group: str, topic: str, heartbeat_ms: int) -> None:
         self.assignment: set[int] = set()
         self.assigned_at = 0.0
+        if PROTOCOL == "consumer":
+            self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                               "enable.auto.commit": False, "group.protocol": "consumer"})
+            self.c.subscribe([topic])
+            return
         self.c = Consumer({
             "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
             "session.timeout.ms": 10000, "heartbeat.interval.ms": heartbeat_ms,
@@ -99,7 +109,18 @@ class Member:
         self.assignment = set()
 
 
+PROTOCOL = "classic"
+
+
 def settled(members: list[Member], partitions: int, after: float) -> bool:
+    if PROTOCOL == "consumer":
+        got = [tp.partition for m in members for tp in m.c.assignment()]
+        everyone = all(m.c.assignment() for m in members)
+        if everyone and len(got) == partitions and set(got) == set(range(partitions)):
+            for m in members:
+                m.assigned_at = time.monotonic()
+            return True
+        return False
     got = [p for m in members for p in m.assignment]
     return (
         all(m.assigned_at > after and m.assignment for m in members)
@@ -207,17 +228,27 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--window", type=int, default=16)
     ap.add_argument("--groups", type=int, default=64)
+    ap.add_argument("--protocol", choices=["classic", "consumer"], default="classic")
     args = ap.parse_args()
+    global PROTOCOL
+    PROTOCOL = args.protocol
 
     proc = data = None
     bootstrap = args.bootstrap
     if bootstrap is None:
-        proc, bootstrap, data = start_broker(Path(args.binary), args.shards)
+        extra = ["--group-consumer-heartbeat-interval-ms", str(args.heartbeat_ms)]
+        proc, bootstrap, data = start_broker(Path(args.binary), args.shards, extra)
     print(f"machine: {machine()}")
     print(f"broker:  {bootstrap}, --shards {args.shards}")
     try:
-        print(f"rebalance: {args.members} members, range assignor, heartbeat.interval.ms={args.heartbeat_ms}")
+        assignor = "range assignor" if PROTOCOL == "classic" else "KIP-848, uniform assignor"
+        print(f"rebalance: {args.members} members, {assignor}, heartbeat interval {args.heartbeat_ms} ms")
         leave, join = bench_rebalance(bootstrap, args.members, args.rounds, args.heartbeat_ms)
+        if PROTOCOL == "consumer":
+            print("medians:")
+            print(f"  stable after a leave: {statistics.median(leave) * 1000:.0f} ms (min {min(leave) * 1000:.0f}, max {max(leave) * 1000:.0f})")
+            print(f"  stable after a join:  {statistics.median(join) * 1000:.0f} ms (min {min(join) * 1000:.0f}, max {max(join) * 1000:.0f})")
+            return
         print(f"commits: {args.connections} connections x {args.window} in flight, {args.groups} groups, OffsetCommit v2")
         create_topic(bootstrap, "bench-commits", 4)
         rates = []

@@ -143,6 +143,14 @@ pub struct Flags {
     /// clients retry batches the broker already has. 0 = off.
     #[arg(long, env = "CORESTREAM_FAULT_DROP_PRODUCE_RESPONSE_EVERY")]
     pub fault_drop_produce_response_every: Option<u64>,
+    /// A KIP-848 consumer-group member without a heartbeat for this many ms
+    /// is removed (Kafka's group.consumer.session.timeout.ms).
+    #[arg(long, env = "CORESTREAM_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    /// Heartbeat interval handed to KIP-848 members, ms (Kafka's
+    /// group.consumer.heartbeat.interval.ms).
+    #[arg(long, env = "CORESTREAM_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
     /// Open client connections allowed in total; more are closed on accept.
     #[arg(long, env = "CORESTREAM_CONNECTIONS_MAX")]
     pub connections_max: Option<usize>,
@@ -201,6 +209,8 @@ struct FileConfig {
     transaction_max_timeout_ms: Option<i32>,
     transaction_abort_check_ms: Option<u64>,
     fault_drop_produce_response_every: Option<u64>,
+    group_consumer_session_timeout_ms: Option<u64>,
+    group_consumer_heartbeat_interval_ms: Option<u64>,
     connections_max: Option<usize>,
     connections_per_ip_max: Option<usize>,
     connections_max_idle_ms: Option<u64>,
@@ -298,6 +308,10 @@ pub struct Config {
     pub txn: TxnConfig,
     /// Test-only fault injection: drop every Nth Produce response (0 = off).
     pub fault_drop_produce_response_every: u64,
+    /// group.consumer.session.timeout.ms
+    pub group_consumer_session_timeout_ms: u64,
+    /// group.consumer.heartbeat.interval.ms
+    pub group_consumer_heartbeat_interval_ms: u64,
     /// Connection and request-memory limits.
     pub limits: ConnectionLimits,
     /// Operations settings: admin listener, log level, stop bound.
@@ -637,6 +651,28 @@ impl Config {
                 "must be at least 1".to_string(),
             ));
         }
+        let group_consumer_session_timeout_ms = flags
+            .group_consumer_session_timeout_ms
+            .or(file.group_consumer_session_timeout_ms)
+            .unwrap_or(crate::group::consumer::SESSION_TIMEOUT_MS_DEFAULT);
+        let group_consumer_heartbeat_interval_ms = flags
+            .group_consumer_heartbeat_interval_ms
+            .or(file.group_consumer_heartbeat_interval_ms)
+            .unwrap_or(crate::group::consumer::HEARTBEAT_INTERVAL_MS_DEFAULT);
+        // Kafka requires the interval below the session timeout, or every
+        // member would expire between two heartbeats.
+        if group_consumer_heartbeat_interval_ms == 0
+            || group_consumer_heartbeat_interval_ms >= group_consumer_session_timeout_ms
+            || group_consumer_session_timeout_ms > i32::MAX as u64
+        {
+            return Err(invalid(
+                "group-consumer-heartbeat-interval-ms",
+                format!(
+                    "{group_consumer_heartbeat_interval_ms} must be at least 1 and below \
+                     group-consumer-session-timeout-ms ({group_consumer_session_timeout_ms})"
+                ),
+            ));
+        }
         let log_tables = [
             ("log", &file.log),
             ("message", &file.message),
@@ -673,6 +709,8 @@ impl Config {
                 .fault_drop_produce_response_every
                 .or(file.fault_drop_produce_response_every)
                 .unwrap_or(0),
+            group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms,
         })
     }
 }

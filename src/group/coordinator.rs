@@ -3,8 +3,9 @@
 //!
 //! `!Send` on purpose: it lives in its [`Shard`] and is reached through
 //! `Shard::run_on` (see `group::on_coordinator`). Every entry point first
-//! makes sure the group's offsets partition has been replayed (lazily, once
-//! per partition and process) and that the session sweeper runs. No
+//! makes sure the group's offsets partition has been replayed (once per
+//! partition and process: at start for the partitions the shard owns then,
+//! see `load.rs`, at first use for any created later) and that the session sweeper runs. No
 //! `RefCell` borrow is held across an `.await`: a call changes the state
 //! machine, drops the borrow, then writes to the log or waits for the
 //! group to move on.
@@ -18,6 +19,9 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tracing::{info, warn};
 
+use super::consumer::coordinator::tombstones as consumer_tombstones;
+use super::consumer::records::ConsumerKey;
+use super::consumer::ConsumerGroup;
 use super::member::{JoinResult, SyncResult};
 use super::records::{GroupValue, OffsetValue, RecordKey};
 use super::state::{Group, GroupState, JoinRequest, Reply};
@@ -32,13 +36,33 @@ pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// Committed offsets of one group by (topic, partition).
 pub type Offsets = BTreeMap<(String, i32), OffsetValue>;
 
-/// A group and its committed offsets.
+/// A group and its committed offsets. A KIP-848 group keeps its state in
+/// `consumer` while `group` (classic) stays Empty; see `group::consumer`.
 #[derive(Debug)]
-pub(super) struct Entry {
-    pub(super) group: Group,
-    pub(super) offsets: Offsets,
+pub(crate) struct Entry {
+    pub(crate) group: Group,
+    pub(crate) offsets: Offsets,
     /// Its `__consumer_offsets` partition.
-    pub(super) partition: i32,
+    pub(crate) partition: i32,
+    /// The consumer-protocol group of this id, if it is one.
+    pub(crate) consumer: Option<ConsumerGroup>,
+}
+
+impl Entry {
+    pub(crate) fn new(group_id: &str, partition: i32) -> Entry {
+        Entry {
+            group: Group::new(group_id),
+            offsets: Offsets::new(),
+            partition,
+            consumer: None,
+        }
+    }
+
+    /// No members in either protocol (and none joining).
+    pub(crate) fn is_empty_group(&self) -> bool {
+        self.group.state() == GroupState::Empty
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
 }
 
 /// A member as DescribeGroups shows it.
@@ -82,6 +106,8 @@ pub struct ListedGroup {
     pub protocol_type: String,
     /// State name.
     pub state: &'static str,
+    /// "classic" or "consumer" (ListGroups v5).
+    pub group_type: &'static str,
 }
 
 /// An OffsetCommit's caller, as the generation check needs it.
@@ -98,10 +124,10 @@ pub struct Committer {
 /// One shard's groups. See the module doc.
 #[derive(Default)]
 pub struct GroupCoordinator {
-    pub(super) groups: RefCell<HashMap<String, Entry>>,
+    pub(crate) groups: RefCell<HashMap<String, Entry>>,
     /// Transactional offset commits awaiting their marker, by (offsets
     /// partition, producer id) (see `txn_offsets.rs`).
-    pub(super) txn_offsets: RefCell<HashMap<(i32, i64), Vec<store::KeyValue>>>,
+    pub(crate) txn_offsets: RefCell<HashMap<(i32, i64), Vec<store::KeyValue>>>,
     loaded: RefCell<HashSet<i32>>,
     load_lock: futures::lock::Mutex<()>,
     sweeper_started: Cell<bool>,
@@ -123,7 +149,7 @@ impl GroupCoordinator {
     }
 
     /// Starts the sweeper and replays `partition` if not done yet.
-    pub(super) async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
+    pub(crate) async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
         if !self.sweeper_started.replace(true) {
             let sweeper = shard.clone();
             glommio::spawn_local(async move {
@@ -156,8 +182,9 @@ impl GroupCoordinator {
         }
         let started = Instant::now();
         let now = Instant::now();
+        let session = Duration::from_millis(shard.config.group_consumer_session_timeout_ms);
         let replayed = store::replay_from(shard, super::OFFSETS_TOPIC, partition, |key, value| {
-            self.apply_record(partition, key, value, now)
+            self.apply_record(partition, key, value, now, session)
         })
         .await;
         match replayed {
@@ -185,16 +212,29 @@ impl GroupCoordinator {
     }
 
     /// Applies one replayed record: latest value per key wins.
-    pub(super) fn apply_record(
+    pub(crate) fn apply_record(
         &self,
         partition: i32,
         key: &[u8],
         value: Option<&[u8]>,
         now: Instant,
+        session: Duration,
     ) {
         let key = match RecordKey::decode(key) {
             Ok(Some(k)) => k,
-            Ok(None) => return,
+            Ok(None) => {
+                let mut groups = self.groups.borrow_mut();
+                if let Ok(Some(key)) = ConsumerKey::decode(key) {
+                    let group = key.group().to_string();
+                    let applied =
+                        Self::apply_consumer_record(&mut groups, partition, key, value, now, session);
+                    if let Err(e) = applied {
+                        warn!(%group, "skipping an undecodable consumer group record: {e}");
+                    }
+                    Self::drop_if_vacant(&mut groups, &group);
+                }
+                return;
+            }
             Err(e) => {
                 warn!(
                     partition,
@@ -211,11 +251,9 @@ impl GroupCoordinator {
                 partition: p,
             } => match value.map(OffsetValue::decode) {
                 Some(Ok(v)) => {
-                    let entry = groups.entry(group.clone()).or_insert_with(|| Entry {
-                        group: Group::new(&group),
-                        offsets: Offsets::new(),
-                        partition,
-                    });
+                    let entry = groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Entry::new(&group, partition));
                     entry.offsets.insert((topic, p), v);
                 }
                 Some(Err(e)) => warn!(%group, "skipping an undecodable offset value: {e}"),
@@ -227,35 +265,45 @@ impl GroupCoordinator {
             },
             RecordKey::Group { group } => match value.map(GroupValue::decode) {
                 Some(Ok(v)) => {
-                    let offsets = groups.remove(&group).map(|e| e.offsets).unwrap_or_default();
                     let restored = Group::from_value(&group, v, now);
-                    groups.insert(
-                        group,
-                        Entry {
-                            group: restored,
-                            offsets,
-                            partition,
-                        },
-                    );
+                    let entry = groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Entry::new(&group, partition));
+                    entry.group = restored;
                 }
                 Some(Err(e)) => warn!(%group, "skipping an undecodable group value: {e}"),
                 None => {
-                    groups.remove(&group);
+                    if let Some(entry) = groups.get_mut(&group) {
+                        entry.group = Group::new(&group);
+                    }
+                    Self::drop_if_vacant(&mut groups, &group);
                 }
             },
         }
     }
 
-    pub(super) fn entry_or_new<'a>(
+    /// Forgets an entry left with nothing (no group record, offsets or
+    /// consumer group), so replayed deletions do not list ghosts.
+    fn drop_if_vacant(groups: &mut HashMap<String, Entry>, group_id: &str) {
+        let vacant = groups.get(group_id).is_some_and(|e| {
+            e.group.protocol_type().is_none()
+                && e.group.member_count() == 0
+                && e.offsets.is_empty()
+                && e.consumer.is_none()
+        });
+        if vacant {
+            groups.remove(group_id);
+        }
+    }
+
+    pub(crate) fn entry_or_new<'a>(
         groups: &'a mut HashMap<String, Entry>,
         group_id: &str,
         partition: i32,
     ) -> &'a mut Entry {
-        groups.entry(group_id.to_string()).or_insert_with(|| Entry {
-            group: Group::new(group_id),
-            offsets: Offsets::new(),
-            partition,
-        })
+        groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Entry::new(group_id, partition))
     }
 
     /// Writes the group's metadata if the state machine changed it.
@@ -295,11 +343,23 @@ impl GroupCoordinator {
         if let Err(code) = self.ready(shard, partition).await {
             return JoinResult::error(code, &member_id);
         }
-        let reply = {
+        let (reply, dropped) = {
             let mut groups = self.groups.borrow_mut();
             let entry = Self::entry_or_new(&mut groups, group_id, partition);
-            entry.group.join(req, Instant::now())
+            // A consumer-protocol group with members cannot take classic
+            // members (Kafka answers the same); an empty one is converted.
+            if entry.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+                let code = ResponseError::InconsistentGroupProtocol.code();
+                return JoinResult::error(code, &member_id);
+            }
+            let dropped = entry.consumer.take().map(|c| consumer_tombstones(&c));
+            (entry.group.join(req, Instant::now()), dropped)
         };
+        if let Some(records) = dropped {
+            if let Err(code) = store::append(shard, partition, &records).await {
+                warn!(group = group_id, code, "consumer group records not removed");
+            }
+        }
         self.persist_if_dirty(shard, group_id).await;
         let result = match reply {
             Reply::Now(r) => r,
@@ -415,6 +475,9 @@ impl GroupCoordinator {
         {
             let mut groups = self.groups.borrow_mut();
             let check = match groups.get(group_id) {
+                Some(Entry {
+                    consumer: Some(c), ..
+                }) => c.validate_offset_request(&committer.member_id, committer.generation),
                 Some(entry) => entry.group.check_commit(
                     &committer.member_id,
                     committer.group_instance_id.as_deref(),
@@ -515,6 +578,11 @@ impl GroupCoordinator {
         let Some(entry) = groups.get(group_id) else {
             return description;
         };
+        if entry.consumer.is_some() {
+            // Kafka: "Group X is not a classic group" (Dead, or
+            // GROUP_ID_NOT_FOUND from DescribeGroups v6).
+            return description;
+        }
         let g = &entry.group;
         let protocol = g.protocol().unwrap_or_default().to_string();
         description.state = g.state().name();
@@ -555,10 +623,19 @@ impl GroupCoordinator {
         Ok(groups
             .values()
             .filter(|e| e.group.state() != GroupState::Dead)
-            .map(|e| ListedGroup {
-                group_id: e.group.id.clone(),
-                protocol_type: e.group.protocol_type().unwrap_or_default().to_string(),
-                state: e.group.state().name(),
+            .map(|e| match &e.consumer {
+                Some(c) => ListedGroup {
+                    group_id: e.group.id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: c.state().name(),
+                    group_type: "consumer",
+                },
+                None => ListedGroup {
+                    group_id: e.group.id.clone(),
+                    protocol_type: e.group.protocol_type().unwrap_or_default().to_string(),
+                    state: e.group.state().name(),
+                    group_type: "classic",
+                },
             })
             .collect())
     }
@@ -575,10 +652,11 @@ impl GroupCoordinator {
                 return ResponseError::GroupIdNotFound.code();
             };
             match entry.group.state() {
-                GroupState::Empty => {}
                 GroupState::Dead => return ResponseError::GroupIdNotFound.code(),
-                _ => return ResponseError::NonEmptyGroup.code(),
+                _ if !entry.is_empty_group() => return ResponseError::NonEmptyGroup.code(),
+                _ => {}
             }
+            let consumer_records = entry.consumer.as_ref().map(consumer_tombstones);
             let group = group_id.to_string();
             entry
                 .offsets
@@ -598,6 +676,7 @@ impl GroupCoordinator {
                     .encode(),
                     None,
                 )))
+                .chain(consumer_records.into_iter().flatten())
                 .collect()
         };
         if let Err(code) = store::append(shard, partition, &tombstones).await {
@@ -607,7 +686,7 @@ impl GroupCoordinator {
         // A member may have joined while the tombstones were written: the
         // group then lives on (with no offsets, as on a Kafka broker).
         match groups.get_mut(group_id) {
-            Some(entry) if entry.group.state() == GroupState::Empty => {
+            Some(entry) if entry.is_empty_group() => {
                 entry.group.mark_dead();
                 groups.remove(group_id);
             }
@@ -674,97 +753,25 @@ impl GroupCoordinator {
     /// persists the groups that changed.
     async fn sweep(&self, shard: &Rc<Shard>) {
         let now = Instant::now();
-        let dirty: Vec<String> = {
+        let (dirty, consumer_writes) = {
             let mut groups = self.groups.borrow_mut();
-            groups
+            let dirty: Vec<String> = groups
                 .values_mut()
                 .filter_map(|e| {
                     e.group.tick(now);
                     e.group.is_dirty().then(|| e.group.id.clone())
                 })
-                .collect()
+                .collect();
+            (dirty, Self::tick_consumer_groups(&mut groups, now))
         };
         for id in dirty {
             self.persist_if_dirty(shard, &id).await;
         }
-    }
-
-    /// Offsets retention: writes tombstones for the expired offsets of every
-    /// loaded Empty group (see [`expired_offsets`]) and forgets them; an
-    /// Empty group left without offsets is deleted too (metadata
-    /// tombstone), as Kafka's cleanup does (unless a new member is between
-    /// its MEMBER_ID_REQUIRED round and its rejoin). Returns how many offsets expired.
-    pub async fn expire_offsets(&self, shard: &Rc<Shard>, now_ms: i64, retention_ms: u64) -> usize {
-        // (group, partition, expired offsets with their values, drop the group)
-        type Plan = (String, i32, Vec<((String, i32), OffsetValue)>, bool);
-        let plans: Vec<Plan> = {
-            let groups = self.groups.borrow();
-            groups
-                .values()
-                .filter(|e| e.group.state() == GroupState::Empty)
-                .filter_map(|e| {
-                    let expired: Vec<_> =
-                        expired_offsets(&e.group, &e.offsets, now_ms, retention_ms)
-                            .into_iter()
-                            .map(|k| {
-                                let v = e.offsets[&k].clone();
-                                (k, v)
-                            })
-                            .collect();
-                    let drop_group = expired.len() == e.offsets.len() && !e.group.has_pending();
-                    (!expired.is_empty())
-                        .then(|| (e.group.id.clone(), e.partition, expired, drop_group))
-                })
-                .collect()
-        };
-        let mut count = 0;
-        for (group_id, partition, expired, drop_group) in plans {
-            let mut records: Vec<KeyValue> = expired
-                .iter()
-                .map(|((topic, p), _)| {
-                    let key = RecordKey::Offset {
-                        group: group_id.clone(),
-                        topic: topic.clone(),
-                        partition: *p,
-                    };
-                    (key.encode(), None)
-                })
-                .collect();
-            if drop_group {
-                let key = RecordKey::Group {
-                    group: group_id.clone(),
-                };
-                records.push((key.encode(), None));
-            }
+        for (partition, records) in consumer_writes {
             if let Err(code) = store::append(shard, partition, &records).await {
-                warn!(group = %group_id, code, "expired offsets not removed");
-                continue;
-            }
-            if !expired.is_empty() {
-                info!(group = %group_id, offsets = expired.len(), "committed offsets expired");
-            }
-            count += expired.len();
-            let mut groups = self.groups.borrow_mut();
-            let Some(entry) = groups.get_mut(&group_id) else {
-                continue;
-            };
-            // A commit or join may have come in while the tombstones were
-            // written: keep what changed meanwhile.
-            for (key, value) in expired {
-                if entry.offsets.get(&key) == Some(&value) {
-                    entry.offsets.remove(&key);
-                }
-            }
-            if drop_group
-                && entry.group.state() == GroupState::Empty
-                && entry.offsets.is_empty()
-                && !entry.group.has_pending()
-            {
-                entry.group.mark_dead();
-                groups.remove(&group_id);
+                warn!(partition, code, "expired consumer group members not persisted");
             }
         }
-        count
     }
 
     /// The committed offsets of a group (for lag), on its coordinator.
@@ -784,39 +791,11 @@ impl GroupCoordinator {
     }
 }
 
-fn wall_clock_ms() -> i64 {
+pub(crate) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// The offsets of `group` expired at `now_ms` (Kafka's rule since KIP-211):
-/// none while the group has members; once it is Empty, an offset expires
-/// `retention_ms` after the later of the group becoming Empty and its
-/// commit. A group that never had members (offsets from admin tools or
-/// assign() consumers) counts from the commit alone.
-pub fn expired_offsets(
-    group: &Group,
-    offsets: &Offsets,
-    now_ms: i64,
-    retention_ms: u64,
-) -> Vec<(String, i32)> {
-    if group.state() != GroupState::Empty {
-        return Vec::new();
-    }
-    let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
-    let empty_since_ms = match group.protocol_type() {
-        Some(_) => group.state_timestamp_ms(),
-        None => i64::MIN,
-    };
-    offsets
-        .iter()
-        .filter(|(_, v)| {
-            now_ms.saturating_sub(v.commit_timestamp_ms.max(empty_since_ms)) >= retention_ms
-        })
-        .map(|(k, _)| k.clone())
-        .collect()
 }
 
 /// Topics the members subscribe to, from the consumer protocol's

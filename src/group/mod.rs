@@ -1,4 +1,5 @@
-//! Consumer groups and committed offsets (Kafka's classic group protocol).
+//! Consumer groups and committed offsets: Kafka's classic group protocol,
+//! and KIP-848 consumer groups in [`consumer`].
 //!
 //! - Where a group lives: its `__consumer_offsets` partition is
 //!   `(java_hash(group_id) & 0x7fffffff) % partitions`, as in Kafka, and the
@@ -14,18 +15,23 @@
 //!   formats (Kafka's). [`store`]: append + fdatasync, and replay at first
 //!   use after start. [`lag`]: committed vs. log end offsets.
 //! - Offsets retention: every `offsets_retention_check_ms` each coordinator
-//!   shard tombstones the offsets of its loaded groups that stayed Empty for
-//!   `offsets_retention_minutes` (`coordinator::expired_offsets`). Groups
-//!   are loaded on first use after a start, so a partition no request has
-//!   touched since is not checked until one does.
+//!   shard tombstones the offsets of its groups that stayed Empty for
+//!   `offsets_retention_minutes` (`retention::expired_offsets`). Every
+//!   offsets partition a shard owns is replayed before the shard reports
+//!   ready (`load.rs`), so this covers every group from the start.
+//! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat,
+//!   server-side assignment), kept beside the classic state of the same id.
 //!
-//! Not yet: KIP-848 (ConsumerGroupHeartbeat), transactional offset commits,
-//! compaction of the offsets topic (storage compaction is its own issue;
-//! replay reads the whole log).
+//! Not yet: transactional offset commits, and upgrading a classic group with
+//! members to the consumer protocol online (Kafka 4's mixed groups): a
+//! ConsumerGroupHeartbeat for such a group is refused (GROUP_ID_NOT_FOUND).
 
+pub mod consumer;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod lag;
+mod load;
+pub mod retention;
 pub mod member;
 pub mod records;
 pub mod state;

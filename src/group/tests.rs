@@ -399,7 +399,8 @@ fn committed_at(ms: i64) -> super::records::OffsetValue {
 
 #[test]
 fn offsets_expire_only_after_the_group_stays_empty_for_the_retention() {
-    use super::coordinator::{expired_offsets, Offsets};
+    use super::coordinator::Offsets;
+    use super::retention::expired_offsets;
     const RETENTION_MS: u64 = 60_000;
     let now = Instant::now();
     let (mut g, a, b) = stable_pair(now);

@@ -96,7 +96,14 @@ impl GroupCoordinator {
 
     /// A marker for `producer_id` landed in offsets partition `partition`:
     /// its held commits become the group's offsets (commit) or vanish.
-    pub fn complete_txn_offsets(&self, partition: i32, producer_id: i64, commit: bool) {
+    /// `session` is the KIP-848 session timeout records are applied with.
+    pub fn complete_txn_offsets(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+        session: std::time::Duration,
+    ) {
         let held = self
             .txn_offsets
             .borrow_mut()
@@ -105,7 +112,7 @@ impl GroupCoordinator {
         if commit {
             let now = Instant::now();
             for (key, value) in held {
-                self.apply_record(partition, &key, value.as_deref(), now);
+                self.apply_record(partition, &key, value.as_deref(), now, session);
             }
         }
     }

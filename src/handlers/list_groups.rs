@@ -1,6 +1,7 @@
 //! ListGroups (key 16), v0-5: every group of every shard's coordinator
 //! (each shard lists the groups of the offsets partitions it owns). v4
-//! filters by state, v5 by type (all groups here are "classic").
+//! filters by state, v5 by type ("classic", or "consumer" for KIP-848
+//! groups, whose states are Empty/Assigning/Reconciling/Stable).
 
 use futures::future::join_all;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -18,9 +19,6 @@ pub const API: ApiSpec = ApiSpec {
     min: 0,
     max: 5,
 };
-
-/// The only group type this broker has (KIP-848 "consumer" groups are not built).
-const GROUP_TYPE_CLASSIC: &str = "classic";
 
 /// Answers ListGroups.
 pub async fn handle(ctx: &RequestContext, request: ListGroupsRequest) -> ListGroupsResponse {
@@ -54,9 +52,7 @@ pub async fn handle(ctx: &RequestContext, request: ListGroupsRequest) -> ListGro
         .map(|s| s.to_lowercase())
         .collect();
     groups.retain(|g| states.is_empty() || states.contains(&g.state.to_lowercase()));
-    if !types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE_CLASSIC) {
-        groups.clear();
-    }
+    groups.retain(|g| types.is_empty() || types.iter().any(|t| t == g.group_type));
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     response(ctx.version, error, groups)
 }
@@ -72,7 +68,7 @@ fn response(version: i16, error: i16, groups: Vec<Listed>) -> ListGroupsResponse
                 listed = listed.with_group_state(StrBytes::from_static_str(g.state));
             }
             if version >= 5 {
-                listed = listed.with_group_type(StrBytes::from_static_str(GROUP_TYPE_CLASSIC));
+                listed = listed.with_group_type(StrBytes::from_static_str(g.group_type));
             }
             listed
         })
@@ -94,6 +90,7 @@ mod tests {
                 group_id: "g".into(),
                 protocol_type: "consumer".into(),
                 state: "Stable",
+                group_type: "consumer",
             };
             let mut buf = bytes::BytesMut::new();
             response(version, 0, vec![g])

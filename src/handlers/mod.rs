@@ -12,6 +12,8 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -99,6 +101,9 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     txn_offset_commit::API,
     describe_transactions::API,
     list_transactions::API,
+    // KIP-848 consumer groups (src/group/consumer/)
+    consumer_group_heartbeat::API,
+    consumer_group_describe::API,
 ];
 
 /// The served range of an API, if it is implemented.
@@ -269,6 +274,8 @@ async fn dispatch(
         TxnOffsetCommit => txn_offset_commit,
         DescribeTransactions => describe_transactions,
         ListTransactions => list_transactions,
+        ConsumerGroupHeartbeat => consumer_group_heartbeat,
+        ConsumerGroupDescribe => consumer_group_describe,
     })
 }
 

@@ -1,6 +1,8 @@
 //! OffsetFetch (key 9), v1-9. v1-7 ask for one group, v8+ for several;
 //! a null topic list (v2+) means every partition the group committed.
-//! Partitions without a committed offset get offset -1 and no error.
+//! Partitions without a committed offset get offset -1 and no error. v9
+//! carries a KIP-848 member id and epoch: checked like OffsetCommit
+//! (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH).
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -36,7 +38,7 @@ pub async fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Offset
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let answer = fetch_group(ctx, request.group_id.0.to_string(), topics).await;
+        let answer = fetch_group(ctx, request.group_id.0.to_string(), topics, None, -1).await;
         return single_group_response(ctx.version, answer);
     }
     let mut groups = Vec::with_capacity(request.groups.len());
@@ -46,7 +48,10 @@ pub async fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Offset
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let answer = fetch_group(ctx, g.group_id.0.to_string(), topics).await;
+        // v9: a KIP-848 member names itself and its epoch.
+        let member_id = g.member_id.map(|m| m.to_string());
+        let answer =
+            fetch_group(ctx, g.group_id.0.to_string(), topics, member_id, g.member_epoch).await;
         groups.push(group_response(g.group_id, answer));
     }
     OffsetFetchResponse::default().with_groups(groups)
@@ -56,6 +61,8 @@ async fn fetch_group(
     ctx: &RequestContext,
     group_id: String,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    member_id: Option<String>,
+    member_epoch: i32,
 ) -> GroupOffsets {
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId.code());
@@ -63,10 +70,11 @@ async fn fetch_group(
     let asked = topics.clone();
     let group = group_id.clone();
     let flat = on_coordinator(&ctx.shard, &group_id, move |shard, partition| async move {
-        shard
-            .groups
-            .fetch_offsets(&shard, partition, &group, asked)
-            .await
+        let groups = &shard.groups;
+        groups
+            .check_offset_fetch(&shard, partition, &group, member_id, member_epoch)
+            .await?;
+        groups.fetch_offsets(&shard, partition, &group, asked).await
     })
     .await
     .and_then(|r| r)?;

@@ -362,6 +362,8 @@ async fn shard_main(
             return;
         }
     };
+    // Groups are loaded before READY (see group::load).
+    shard.groups.load_all(&shard).await;
     let admin = admin_fd.map(|fd| {
         use std::os::fd::{FromRawFd, IntoRawFd};
         // SAFETY: a bound, listening TCP socket whose ownership moves here.

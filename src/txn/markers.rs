@@ -84,9 +84,15 @@ async fn write_one(
             match shard.call_partition(id.clone(), op).await {
                 PartitionReply::Produced { .. } => {
                     if &*id.topic == OFFSETS_TOPIC {
-                        shard
-                            .groups
-                            .complete_txn_offsets(id.partition, producer_id, commit);
+                        let session = std::time::Duration::from_millis(
+                            shard.config.group_consumer_session_timeout_ms,
+                        );
+                        shard.groups.complete_txn_offsets(
+                            id.partition,
+                            producer_id,
+                            commit,
+                            session,
+                        );
                     }
                     Ok(())
                 }
