@@ -10,7 +10,8 @@
 //! open at the end wait here for their marker.
 //!
 //! OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for a
-//! partition with such a pending commit, as Kafka does (KIP-447).
+//! partition with such a pending commit, as Kafka does (KIP-447;
+//! `handlers/offset_fetch.rs` asks [`GroupCoordinator::has_pending_txn_offset`]).
 
 use std::rc::Rc;
 use std::time::Instant;

@@ -26,7 +26,11 @@ pub const API: ApiSpec = ApiSpec {
 };
 
 /// One topic's partitions with their committed offsets, if any.
-type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
+type TopicOffsets = (String, Vec<(i32, PartitionOffset)>);
+/// A partition's committed offset (`None`: nothing committed), or its error
+/// (UNSTABLE_OFFSET_COMMIT while a transactional commit awaits its marker
+/// and the client asked for stable offsets).
+type PartitionOffset = Result<Option<OffsetValue>, i16>;
 /// One group's answer: committed offsets by topic (request order), or a group error.
 type GroupOffsets = Result<Vec<TopicOffsets>, i16>;
 
@@ -38,7 +42,10 @@ pub async fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Offset
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let answer = fetch_group(ctx, request.group_id.0.to_string(), topics, None, -1).await;
+        // v7+: read_committed consumers ask for stable offsets (KIP-447).
+        let stable = ctx.version >= 7 && request.require_stable;
+        let answer =
+            fetch_group(ctx, request.group_id.0.to_string(), topics, None, -1, stable).await;
         return single_group_response(ctx.version, answer);
     }
     let mut groups = Vec::with_capacity(request.groups.len());
@@ -50,8 +57,16 @@ pub async fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Offset
         });
         // v9: a KIP-848 member names itself and its epoch.
         let member_id = g.member_id.map(|m| m.to_string());
-        let answer =
-            fetch_group(ctx, g.group_id.0.to_string(), topics, member_id, g.member_epoch).await;
+        let stable = request.require_stable;
+        let answer = fetch_group(
+            ctx,
+            g.group_id.0.to_string(),
+            topics,
+            member_id,
+            g.member_epoch,
+            stable,
+        )
+        .await;
         groups.push(group_response(g.group_id, answer));
     }
     OffsetFetchResponse::default().with_groups(groups)
@@ -63,6 +78,7 @@ async fn fetch_group(
     topics: Option<Vec<(String, Vec<i32>)>>,
     member_id: Option<String>,
     member_epoch: i32,
+    require_stable: bool,
 ) -> GroupOffsets {
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId.code());
@@ -74,7 +90,22 @@ async fn fetch_group(
         groups
             .check_offset_fetch(&shard, partition, &group, member_id, member_epoch)
             .await?;
-        groups.fetch_offsets(&shard, partition, &group, asked).await
+        let offsets = groups.fetch_offsets(&shard, partition, &group, asked).await?;
+        let unstable = |topic: &str, p: i32| {
+            require_stable && groups.has_pending_txn_offset(&group, topic, p)
+        };
+        Ok::<_, i16>(
+            offsets
+                .into_iter()
+                .map(|(topic, p, value)| {
+                    let value = match unstable(&topic, p) {
+                        true => Err(ResponseError::UnstableOffsetCommit.code()),
+                        false => Ok(value),
+                    };
+                    (topic, p, value)
+                })
+                .collect::<Vec<_>>(),
+        )
     })
     .await
     .and_then(|r| r)?;
@@ -104,9 +135,10 @@ fn single_group_response(version: i16, answer: GroupOffsets) -> OffsetFetchRespo
                             parts
                                 .into_iter()
                                 .map(|(index, value)| {
-                                    let (offset, epoch, metadata) = split(value);
+                                    let (offset, epoch, metadata, code) = split(value);
                                     let p = OffsetFetchResponsePartition::default()
                                         .with_partition_index(index)
+                                        .with_error_code(code)
                                         .with_committed_offset(offset)
                                         .with_metadata(Some(StrBytes::from_string(metadata)));
                                     if version >= 5 {
@@ -140,9 +172,10 @@ fn group_response(group_id: GroupId, answer: GroupOffsets) -> OffsetFetchRespons
                                 parts
                                     .into_iter()
                                     .map(|(index, value)| {
-                                        let (offset, epoch, metadata) = split(value);
+                                        let (offset, epoch, metadata, code) = split(value);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(index)
+                                            .with_error_code(code)
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
                                             .with_metadata(Some(StrBytes::from_string(metadata)))
@@ -155,11 +188,13 @@ fn group_response(group_id: GroupId, answer: GroupOffsets) -> OffsetFetchRespons
     }
 }
 
-/// (offset, leader epoch, metadata); -1, -1, "" when nothing is committed.
-fn split(value: Option<OffsetValue>) -> (i64, i32, String) {
+/// (offset, leader epoch, metadata, error); -1, -1, "" when nothing is
+/// committed or the partition has an error.
+fn split(value: PartitionOffset) -> (i64, i32, String, i16) {
     match value {
-        Some(v) => (v.offset, v.leader_epoch, v.metadata),
-        None => (-1, -1, String::new()),
+        Ok(Some(v)) => (v.offset, v.leader_epoch, v.metadata, 0),
+        Ok(None) => (-1, -1, String::new(), 0),
+        Err(code) => (-1, -1, String::new(), code),
     }
 }
 
@@ -174,14 +209,15 @@ mod tests {
             vec![
                 (
                     0,
-                    Some(OffsetValue {
+                    Ok(Some(OffsetValue {
                         offset: 5,
                         leader_epoch: 2,
                         metadata: "m".into(),
                         commit_timestamp_ms: 0,
-                    }),
+                    })),
                 ),
-                (1, None),
+                (1, Ok(None)),
+                (2, Err(88)),
             ],
         )])
     }

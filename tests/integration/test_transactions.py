@@ -286,3 +286,37 @@ def test_txn_old_epoch_and_wrong_state_errors(broker):
         assert end_txn(c, "ep-1", pid, e1, False) == 0, "a retried EndTxn succeeds"
         assert end_txn(c, "ep-1", pid, e1, True) == INVALID_TXN_STATE
     assert clients.consume_all(broker.bootstrap, "epochs", 1, **READ_UNCOMMITTED) == []
+
+
+def test_txn_offsets_pending_are_unstable_for_read_committed(broker):
+    """Offsets sent in an open transaction are not the group's yet: a
+    read_committed consumer (OffsetFetch require_stable) gets
+    UNSTABLE_OFFSET_COMMIT and retries until the commit; a read_uncommitted
+    one sees the old committed offset (none) at once."""
+    import threading
+
+    from confluent_kafka import TopicPartition
+
+    clients.create_topic(broker.bootstrap, "unstable", 1)
+    clients.produce_all(broker.bootstrap, "unstable", [(None, b"x", 0)] * 10)
+    group = clients.consumer(broker.bootstrap, **{"group.id": "g-unstable"})
+    group.assign([TopicPartition("unstable", 0, 0)])
+    metadata = group.consumer_group_metadata()
+    p = txn_producer(broker.bootstrap, "unstable-1")
+    p.begin_transaction()
+    p.produce("unstable", value=b"y", partition=0)
+    p.send_offsets_to_transaction([TopicPartition("unstable", 0, 7)], metadata, 30)
+    plain = clients.consumer(broker.bootstrap, **{"group.id": "g-unstable", **READ_UNCOMMITTED})
+    assert plain.committed([TopicPartition("unstable", 0)], timeout=10)[0].offset < 0
+    plain.close()
+    committer = threading.Timer(1.5, lambda: p.commit_transaction(30))
+    started = time.monotonic()
+    committer.start()
+    stable = clients.consumer(broker.bootstrap, **{"group.id": "g-unstable", **READ_COMMITTED})
+    got = stable.committed([TopicPartition("unstable", 0)], timeout=20)[0].offset
+    waited = time.monotonic() - started
+    committer.join()
+    stable.close()
+    group.close()
+    assert got == 7, got
+    assert waited >= 1.0, f"the committed offset was returned before the transaction committed ({waited:.2f} s)"
