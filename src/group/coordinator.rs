@@ -491,28 +491,7 @@ impl GroupCoordinator {
             }
             Self::entry_or_new(&mut groups, group_id, partition);
         }
-        let codes: Vec<i16> = offsets
-            .iter()
-            .map(
-                |(_, _, v)| match v.metadata.len() > OFFSET_METADATA_BYTES_MAX {
-                    true => ResponseError::OffsetMetadataTooLarge.code(),
-                    false => 0,
-                },
-            )
-            .collect();
-        let records: Vec<KeyValue> = offsets
-            .iter()
-            .zip(&codes)
-            .filter(|(_, code)| **code == 0)
-            .map(|((topic, p, value), _)| {
-                let key = RecordKey::Offset {
-                    group: group_id.to_string(),
-                    topic: topic.clone(),
-                    partition: *p,
-                };
-                (key.encode(), Some(value.encode()))
-            })
-            .collect();
+        let (codes, records) = offset_records(group_id, &offsets);
         if let Err(code) = store::append(shard, partition, &records).await {
             return all(code);
         }
@@ -813,4 +792,33 @@ fn subscribed_topics(group: &Group) -> HashSet<String> {
         ));
     }
     topics
+}
+
+/// The per-partition codes of an offset commit (OFFSET_METADATA_TOO_LARGE
+/// for oversized metadata, else 0) and the records of the accepted ones.
+pub(crate) fn offset_records(
+    group_id: &str,
+    offsets: &[(String, i32, OffsetValue)],
+) -> (Vec<i16>, Vec<KeyValue>) {
+    let codes: Vec<i16> = offsets
+        .iter()
+        .map(|(_, _, v)| match v.metadata.len() > OFFSET_METADATA_BYTES_MAX {
+            true => ResponseError::OffsetMetadataTooLarge.code(),
+            false => 0,
+        })
+        .collect();
+    let records = offsets
+        .iter()
+        .zip(&codes)
+        .filter(|(_, code)| **code == 0)
+        .map(|((topic, p, value), _)| {
+            let key = RecordKey::Offset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *p,
+            };
+            (key.encode(), Some(value.encode()))
+        })
+        .collect();
+    (codes, records)
 }

@@ -16,9 +16,9 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::coordinator::{Committer, GroupCoordinator, OFFSET_METADATA_BYTES_MAX};
+use super::coordinator::{offset_records, Committer, GroupCoordinator};
 use super::records::{OffsetValue, RecordKey};
-use super::store::{self, KeyValue};
+use super::store;
 use super::OFFSETS_TOPIC;
 use crate::shard::Shard;
 use kafka_protocol::ResponseError;
@@ -55,29 +55,7 @@ impl GroupCoordinator {
                 return all(code);
             }
         }
-        let codes: Vec<i16> = offsets
-            .iter()
-            .map(|(_, _, v)| {
-                if v.metadata.len() > OFFSET_METADATA_BYTES_MAX {
-                    ResponseError::OffsetMetadataTooLarge.code()
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let records: Vec<KeyValue> = offsets
-            .iter()
-            .zip(&codes)
-            .filter(|(_, code)| **code == 0)
-            .map(|((topic, p, value), _)| {
-                let key = RecordKey::Offset {
-                    group: group_id.to_string(),
-                    topic: topic.clone(),
-                    partition: *p,
-                };
-                (key.encode(), Some(value.encode()))
-            })
-            .collect();
+        let (codes, records) = offset_records(group_id, &offsets);
         if let Err(code) =
             store::append_to(shard, OFFSETS_TOPIC, partition, &records, Some(producer)).await
         {

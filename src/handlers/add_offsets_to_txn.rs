@@ -9,7 +9,7 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, 
 
 use super::{ApiSpec, RequestContext};
 use crate::group::{coordinator_for, OFFSETS_TOPIC};
-use crate::txn::state::for_version;
+use super::add_partitions_to_txn::add_to_txn;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -32,21 +32,7 @@ pub async fn handle(
             let id = request.transactional_id.0.to_string();
             let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
             let partitions = vec![(OFFSETS_TOPIC.to_string(), offsets_partition)];
-            let answer = crate::txn::on_coordinator(
-                &ctx.shard,
-                &id.clone(),
-                move |shard, partition| async move {
-                    shard
-                        .txns
-                        .add_partitions(&shard, partition, &id, pid, epoch, &partitions)
-                        .await
-                },
-            )
-            .await;
-            match answer.and_then(|r| r) {
-                Ok(()) => 0,
-                Err(code) => for_version(code, ctx.version, FENCED_SINCE_VERSION),
-            }
+            add_to_txn(ctx, id, pid, epoch, partitions, FENCED_SINCE_VERSION).await
         }
     };
     AddOffsetsToTxnResponse::default().with_error_code(code)

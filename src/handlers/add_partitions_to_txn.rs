@@ -13,7 +13,8 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
-use crate::txn::state::{for_version, TxnPartition};
+use crate::txn::coordinator_code;
+use crate::txn::state::TxnPartition;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -54,21 +55,7 @@ pub async fn handle(
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
         );
-        let answer = crate::txn::on_coordinator(
-            &ctx.shard,
-            &id.clone(),
-            move |shard, partition| async move {
-                shard
-                    .txns
-                    .add_partitions(&shard, partition, &id, pid, epoch, &partitions)
-                    .await
-            },
-        )
-        .await;
-        Some(match answer.and_then(|r| r) {
-            Ok(()) => 0,
-            Err(code) => for_version(code, ctx.version, FENCED_SINCE_VERSION),
-        })
+        Some(add_to_txn(ctx, id, pid, epoch, partitions, FENCED_SINCE_VERSION).await)
     };
     let results = request
         .v3_and_below_topics
@@ -96,6 +83,26 @@ pub async fn handle(
         })
         .collect();
     AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+}
+
+/// Adds `partitions` to `id`'s transaction on its coordinator; the code
+/// for the client (AddOffsetsToTxn uses it too).
+pub(super) async fn add_to_txn(
+    ctx: &RequestContext,
+    id: String,
+    producer_id: i64,
+    epoch: i16,
+    partitions: Vec<TxnPartition>,
+    fenced_since: i16,
+) -> i16 {
+    let key = id.clone();
+    let version = ctx.version;
+    coordinator_code(&ctx.shard, &key, version, fenced_since, move |shard, partition| async move {
+        let txns = &shard.txns;
+        txns.add_partitions(&shard, partition, &id, producer_id, epoch, &partitions)
+            .await
+    })
+    .await
 }
 
 #[cfg(test)]

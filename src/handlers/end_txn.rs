@@ -8,7 +8,7 @@
 use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse};
 
 use super::{ApiSpec, RequestContext};
-use crate::txn::state::for_version;
+use crate::txn::coordinator_code;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -28,21 +28,13 @@ pub async fn handle(ctx: &RequestContext, request: EndTxnRequest) -> EndTxnRespo
         request.producer_epoch,
         request.committed,
     );
-    let answer = crate::txn::on_coordinator(
-        &ctx.shard,
-        &id.clone(),
-        move |shard, partition| async move {
-            shard
-                .txns
-                .end_txn(&shard, partition, &id, pid, epoch, commit)
-                .await
-        },
-    )
+    let key = id.clone();
+    let version = ctx.version;
+    let code = coordinator_code(&ctx.shard, &key, version, FENCED_SINCE_VERSION, move |shard, partition| async move {
+        let txns = &shard.txns;
+        txns.end_txn(&shard, partition, &id, pid, epoch, commit).await
+    })
     .await;
-    let code = match answer.and_then(|r| r) {
-        Ok(()) => 0,
-        Err(code) => for_version(code, ctx.version, FENCED_SINCE_VERSION),
-    };
     EndTxnResponse::default().with_error_code(code)
 }
 

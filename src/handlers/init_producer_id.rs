@@ -9,11 +9,10 @@
 //! open transaction.
 
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use kafka_protocol::ResponseError;
-use tracing::{debug, error};
+use tracing::debug;
 
 use super::{ApiSpec, RequestContext};
-use crate::shard::METADATA_OWNER_SHARD;
+use crate::txn::coordinator::allocate_producer_id;
 use crate::txn::state::for_version;
 
 /// First version whose clients understand PRODUCER_FENCED (KIP-588).
@@ -67,25 +66,11 @@ pub async fn handle(
             }
         };
     }
-    let allocated = ctx
-        .shard
-        .run_on(METADATA_OWNER_SHARD, |shard| async move {
-            shard
-                .producer_ids
-                .allocate()
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-    match allocated {
-        Some(Ok(id)) => InitProducerIdResponse::default()
+    match allocate_producer_id(&ctx.shard).await {
+        Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
-        Some(Err(e)) => {
-            error!("producer id allocation failed: {e}");
-            refused(ResponseError::KafkaStorageError.code())
-        }
-        None => refused(ResponseError::CoordinatorNotAvailable.code()),
+        Err(code) => refused(code),
     }
 }
 

@@ -409,7 +409,9 @@ fn needs_attention(meta: &TxnMeta, now: i64) -> bool {
     }
 }
 
-async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, i16> {
+/// A new producer id from the metadata owner's durable allocator (shard 0),
+/// or the Kafka error for the client.
+pub async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, i16> {
     let allocated = shard
         .run_on(METADATA_OWNER_SHARD, |shard| async move {
             shard

@@ -70,6 +70,27 @@ where
         .ok_or(ResponseError::CoordinatorNotAvailable.code())
 }
 
+/// Runs a coordinator operation for `transactional_id` and returns the
+/// Kafka code for a client of request `version`: 0, or the error (with
+/// PRODUCER_FENCED shown as INVALID_PRODUCER_EPOCH to versions before
+/// `fenced_since`, KIP-588).
+pub async fn coordinator_code<F, Fut>(
+    shard: &Rc<Shard>,
+    transactional_id: &str,
+    version: i16,
+    fenced_since: i16,
+    f: F,
+) -> i16
+where
+    F: FnOnce(Rc<Shard>, i32) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), i16>> + 'static,
+{
+    match on_coordinator(shard, transactional_id, f).await.and_then(|r| r) {
+        Ok(()) => 0,
+        Err(code) => state::for_version(code, version, fenced_since),
+    }
+}
+
 /// KIP-890 part 1: whether `id` is in the ongoing transaction of
 /// `transactional_id` with this producer id and epoch. Asked by a
 /// partition's owner before it appends a transactional batch.

@@ -25,6 +25,18 @@ def batch(pid: int, epoch: int, seq: int, values: list[bytes]) -> bytes:
     )
 
 
+def assert_dense_and_ordered_per_key(recs) -> None:
+    """No gap in any partition, and per key the values (b"v<i>") arrive in
+    produce order."""
+    for p, part in clients.by_partition(recs).items():
+        clients.assert_dense(part)
+        seen: dict[bytes, int] = {}
+        for r in part:
+            i = int(r.value[1:])
+            assert seen.get(r.key, -1) < i, ("order per key", p, r)
+            seen[r.key] = i
+
+
 def test_idempotence_confluent_producer_exactly_once(broker):
     clients.create_topic(broker.bootstrap, "idem", 3)
     n = 20_000
@@ -37,14 +49,7 @@ def test_idempotence_confluent_producer_exactly_once(broker):
     recs = clients.consume_all(broker.bootstrap, "idem", 3, expect=n)
     assert len(recs) == n
     assert sorted(r.value for r in recs) == sorted(f"v{i}".encode() for i in range(n))
-    for p, part in clients.by_partition(recs).items():
-        clients.assert_dense(part)
-        # per key, values arrive in produce order
-        seen: dict[bytes, int] = {}
-        for r in part:
-            i = int(r.value[1:])
-            assert seen.get(r.key, -1) < i, (p, r)
-            seen[r.key] = i
+    assert_dense_and_ordered_per_key(recs)
     assert {(p, o) for p, o, _ in acked} == {(r.partition, r.offset) for r in recs}
 
 
@@ -72,13 +77,7 @@ def test_idempotence_confluent_producer_retries_dropped_responses(broker_factory
     recs = clients.consume_all(b.bootstrap, "idem-drop", 3, expect=n)
     assert len(recs) == n, "no duplicates"
     assert sorted(r.value for r in recs) == sorted(f"v{i}".encode() for i in range(n))
-    for p, part in clients.by_partition(recs).items():
-        clients.assert_dense(part)
-        seen: dict[bytes, int] = {}
-        for r in part:
-            i = int(r.value[1:])
-            assert seen.get(r.key, -1) < i, ("order per key", p, r)
-            seen[r.key] = i
+    assert_dense_and_ordered_per_key(recs)
 
 
 def test_init_producer_id_unique_across_restart(broker):
