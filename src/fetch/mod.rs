@@ -13,7 +13,9 @@
 //! the record slices go to the socket as they are (vectored send).
 
 pub mod metrics;
+pub mod session;
 pub mod tail_cache;
 
 pub use metrics::{FetchMetrics, FetchPath};
+pub use session::FetchSessionCache;
 pub use tail_cache::{PartitionTail, TailCache, TAIL_CACHE_SHARD_BYTES_DEFAULT};

@@ -8,8 +8,11 @@
 //! are never copied into a response buffer; [`respond`] hands the parts to
 //! the connection as `Outcome::RespondParts`.
 //!
-//! v13+ names topics by id. Fetch sessions (KIP-227) are not kept yet: every
-//! answer carries session id 0, which tells clients to send full requests.
+//! v13+ names topics by id. Fetch sessions (KIP-227) live in the shard's
+//! `fetch::session::FetchSessionCache`: a full request (epoch 0) opens one
+//! if there is room; an incremental request reads every partition of its
+//! session and answers only those with records, an error or offsets the
+//! client has not seen (see that module for the rules and eviction).
 //! read_committed (isolation level 1) reads stop at each partition's last
 //! stable offset and carry the aborted transactions overlapping them; the
 //! long poll then waits on the last stable offset (`shard::partition::txn`).
@@ -18,12 +21,15 @@ use std::time::Duration;
 
 use futures::future::{join_all, select, select_all, Either};
 use futures::FutureExt;
-use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
 use super::{ApiSpec, Outcome, RequestContext};
+use crate::fetch::session::{
+    must_respond, FetchPlan, PartitionResult, SessionPartition, SessionRequest, TopicKey,
+    NO_SESSION_ID,
+};
 use crate::metadata::PartitionId;
 use crate::protocol::fetch_writer::{
     encode_fetch_response, FetchResponseOut, PartitionOut, RecordSlices, TopicOut,
@@ -51,16 +57,118 @@ const READ_COMMITTED: i8 = 1;
 
 /// One partition to read, resolved against the metadata snapshot.
 struct Wanted {
-    topic: usize,
-    partition: i32,
     id: Result<PartitionId, i16>,
     offset: i64,
     max_bytes: usize,
 }
 
-/// Answers Fetch.
+/// Answers Fetch. The session (KIP-227, `fetch::session`) decides which
+/// partitions are read (the request's, or the session's after this
+/// request's changes) and which are answered (all, or those that changed).
 pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchResponseOut {
-    let wanted = resolve(ctx, &request.topics);
+    let session_request = session_request(ctx.version, &request);
+    let plan = ctx
+        .shard
+        .fetch_sessions
+        .borrow_mut()
+        .begin(&session_request, now_ms());
+    let uses_topic_ids = session_request.uses_topic_ids;
+    let opens_session = plan == FetchPlan::Full;
+    let (mut partitions, incremental) = match plan {
+        FetchPlan::Error(code) => {
+            return FetchResponseOut {
+                error_code: code,
+                ..FetchResponseOut::default()
+            }
+        }
+        FetchPlan::Sessionless | FetchPlan::Full => (session_request.partitions, None),
+        FetchPlan::Incremental {
+            session_id,
+            partitions,
+        } => (partitions, Some(session_id)),
+    };
+    let wanted = resolve(ctx, &partitions);
+    let replies = read_or_wait(ctx, &request, &wanted).await;
+    let answer: Vec<bool> = partitions
+        .iter_mut()
+        .zip(&replies)
+        .map(|(p, reply)| must_respond(p, &summary(reply)) || incremental.is_none())
+        .collect();
+    let mut sessions = ctx.shard.fetch_sessions.borrow_mut();
+    let session_id = match (opens_session, incremental) {
+        (_, Some(id)) => {
+            let answered = partitions
+                .iter()
+                .zip(&answer)
+                .filter(|(_, a)| **a)
+                .map(|(p, _)| p.clone())
+                .collect();
+            sessions.finish_incremental(id, answered);
+            id
+        }
+        (true, None) => sessions.open(partitions.clone(), uses_topic_ids, now_ms()),
+        (false, None) => NO_SESSION_ID,
+    };
+    drop(sessions);
+    build_response(session_id, &partitions, &answer, replies)
+}
+
+/// Milliseconds on a monotonic clock (session idle times).
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+/// The request's session fields and partitions, keyed as its version
+/// names topics (by id from v13).
+fn session_request(version: i16, request: &FetchRequest) -> SessionRequest {
+    let uses_topic_ids = version >= 13;
+    let partitions = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                SessionPartition::requested(
+                    t.topic.clone(),
+                    t.topic_id,
+                    p.partition,
+                    p.fetch_offset,
+                    p.partition_max_bytes,
+                )
+            })
+        })
+        .collect();
+    let forgotten = request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let topic = if uses_topic_ids {
+                TopicKey::Id(t.topic_id)
+            } else {
+                TopicKey::Name(t.topic.clone())
+            };
+            t.partitions.iter().map(move |&p| (topic.clone(), p))
+        })
+        .collect();
+    SessionRequest {
+        session_id: request.session_id,
+        session_epoch: request.session_epoch,
+        uses_topic_ids,
+        partitions,
+        forgotten,
+    }
+}
+
+/// Reads every wanted partition; with less than `min_bytes` available,
+/// parks on the owners (long poll) and reads again.
+async fn read_or_wait(
+    ctx: &RequestContext,
+    request: &FetchRequest,
+    wanted: &[Wanted],
+) -> Vec<PartitionReply> {
     // The client's budget, capped by the broker's (Kafka's broker-side
     // fetch.max.bytes): a hostile max_bytes of 2 GiB must not make one
     // response, times the requests a connection may pipeline, pin gigabytes.
@@ -69,52 +177,79 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
         .clamp(1, FETCH_RESPONSE_BYTES_MAX);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let committed = request.isolation_level == READ_COMMITTED;
-    let mut replies = read_all(ctx, &wanted, response_max, committed).await;
-    let total: usize = replies.iter().map(|r| records_len(r)).sum();
+    let replies = read_all(ctx, wanted, response_max, committed).await;
+    let total: usize = replies.iter().map(records_len).sum();
     let any_error = replies
         .iter()
         .any(|r| matches!(r, PartitionReply::Error(_)));
     if total < min_bytes.max(1) && request.max_wait_ms > 0 && !any_error && !wanted.is_empty() {
         let wait = Duration::from_millis(request.max_wait_ms.min(FETCH_WAIT_MS_MAX) as u64);
-        wait_for_data(ctx, &wanted, wait, committed).await;
-        replies = read_all(ctx, &wanted, response_max, committed).await;
+        wait_for_data(ctx, wanted, wait, committed).await;
+        return read_all(ctx, wanted, response_max, committed).await;
     }
-    build_response(&request.topics, wanted, replies)
+    replies
 }
 
-fn resolve(ctx: &RequestContext, topics: &[FetchTopic]) -> Vec<Wanted> {
+/// What a partition's reply shows the session.
+fn summary(reply: &PartitionReply) -> PartitionResult {
+    match reply {
+        PartitionReply::Read {
+            records,
+            high_watermark,
+            log_start_offset,
+            last_stable_offset,
+            ..
+        } => PartitionResult {
+            records_bytes: records.len(),
+            error_code: 0,
+            high_watermark: *high_watermark,
+            last_stable_offset: *last_stable_offset,
+            log_start_offset: *log_start_offset,
+        },
+        PartitionReply::Error(code) => error_result(*code),
+        _ => error_result(ResponseError::UnknownServerError.code()),
+    }
+}
+
+fn error_result(code: i16) -> PartitionResult {
+    PartitionResult {
+        records_bytes: 0,
+        error_code: code,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+    }
+}
+
+fn resolve(ctx: &RequestContext, partitions: &[SessionPartition]) -> Vec<Wanted> {
     let snapshot = ctx.shard.snapshot();
-    let mut wanted = Vec::new();
-    for (ti, topic) in topics.iter().enumerate() {
-        let meta = if ctx.version >= 13 {
-            snapshot
-                .topic_by_id(&topic.topic_id)
-                .ok_or(ResponseError::UnknownTopicId.code())
-        } else {
-            snapshot
-                .topic(&topic.topic.0)
-                .ok_or(ResponseError::UnknownTopicOrPartition.code())
-        };
-        for p in &topic.partitions {
-            let id = match &meta {
+    partitions
+        .iter()
+        .map(|p| {
+            let meta = if ctx.version >= 13 {
+                snapshot
+                    .topic_by_id(&p.topic_id)
+                    .ok_or(ResponseError::UnknownTopicId.code())
+            } else {
+                snapshot
+                    .topic(&p.topic_name.0)
+                    .ok_or(ResponseError::UnknownTopicOrPartition.code())
+            };
+            let id = match meta {
                 Ok(m) if (0..m.partition_count()).contains(&p.partition) => Ok(PartitionId {
                     topic: m.name.clone(),
                     partition: p.partition,
                 }),
                 Ok(_) => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Err(code) => Err(*code),
+                Err(code) => Err(code),
             };
-            let max_bytes = usize::try_from(p.partition_max_bytes).unwrap_or(0);
-            wanted.push(Wanted {
-                topic: ti,
-                partition: p.partition,
+            Wanted {
                 id,
                 offset: p.fetch_offset,
-                max_bytes,
-            });
-        }
-    }
-    wanted
+                max_bytes: usize::try_from(p.max_bytes).unwrap_or(0),
+            }
+        })
+        .collect()
 }
 
 /// Reads every partition at once, then trims to the response budget in
@@ -211,22 +346,33 @@ pub fn respond(header: &ParsedHeader, version: i16, response: &FetchResponseOut)
     }
 }
 
+/// The answer: the partitions marked in `answer`, grouped into topics by
+/// consecutive runs of the same topic (as Kafka builds its response).
 fn build_response(
-    topics: &[FetchTopic],
-    wanted: Vec<Wanted>,
+    session_id: i32,
+    partitions: &[SessionPartition],
+    answer: &[bool],
     replies: Vec<PartitionReply>,
 ) -> FetchResponseOut {
-    let mut out: Vec<TopicOut> = topics
+    let mut topics: Vec<TopicOut> = Vec::new();
+    for ((p, reply), _) in partitions
         .iter()
-        .map(|t| TopicOut {
-            name: t.topic.clone(),
-            topic_id: t.topic_id,
-            partitions: Vec::with_capacity(t.partitions.len()),
-        })
-        .collect();
-    for (w, reply) in wanted.into_iter().zip(replies) {
+        .zip(replies)
+        .zip(answer)
+        .filter(|(_, a)| **a)
+    {
+        let same_topic = topics
+            .last()
+            .is_some_and(|t| t.name == p.topic_name && t.topic_id == p.topic_id);
+        if !same_topic {
+            topics.push(TopicOut {
+                name: p.topic_name.clone(),
+                topic_id: p.topic_id,
+                partitions: Vec::new(),
+            });
+        }
         let base = PartitionOut {
-            partition_index: w.partition,
+            partition_index: p.partition,
             ..PartitionOut::default()
         };
         let data = match reply {
@@ -247,10 +393,13 @@ fn build_response(
             PartitionReply::Error(code) => error_partition(base, code),
             _ => error_partition(base, ResponseError::UnknownServerError.code()),
         };
-        out[w.topic].partitions.push(data);
+        if let Some(topic) = topics.last_mut() {
+            topic.partitions.push(data);
+        }
     }
     FetchResponseOut {
-        topics: out,
+        session_id,
+        topics,
         ..FetchResponseOut::default()
     }
 }

@@ -256,6 +256,7 @@ fn shard_report(shard: &Shard) -> ShardReport {
         .collect();
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     let tail_cache = crate::fetch::tail_cache::TailCache::for_this_shard();
+    let sessions = shard.fetch_sessions.borrow();
     ShardReport {
         shard: shard.id,
         metrics: metrics::snapshot(),
@@ -263,6 +264,10 @@ fn shard_report(shard: &Shard) -> ShardReport {
         fetch: crate::fetch::FetchMetrics::this_shard(),
         tail_cache_bytes: tail_cache.used_bytes() as u64,
         tail_cache_capacity_bytes: tail_cache.budget_bytes() as u64,
+        fetch_sessions_open: sessions.len() as u64,
+        fetch_sessions_opened: sessions.opened_total(),
+        fetch_session_evictions: sessions.evictions_total(),
+        fetch_session_incremental_requests: sessions.incremental_total(),
     }
 }
 

@@ -42,7 +42,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     let mut out = String::new();
     render_process(&mut out, reports.len(), process);
     render_requests(&mut out, reports);
-    let per_shard: [ShardFamily; 12] = [
+    let per_shard: [ShardFamily; 16] = [
         (
             "corestream_bytes_received_total",
             "counter",
@@ -114,6 +114,30 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
             "gauge",
             "Byte budget of the tail cache.",
             |r| r.tail_cache_capacity_bytes,
+        ),
+        (
+            "corestream_fetch_sessions_open",
+            "gauge",
+            "Fetch sessions (KIP-227) kept.",
+            |r| r.fetch_sessions_open,
+        ),
+        (
+            "corestream_fetch_sessions_opened_total",
+            "counter",
+            "Fetch sessions opened.",
+            |r| r.fetch_sessions_opened,
+        ),
+        (
+            "corestream_fetch_session_evictions_total",
+            "counter",
+            "Fetch sessions evicted to make room for a new one.",
+            |r| r.fetch_session_evictions,
+        ),
+        (
+            "corestream_fetch_session_incremental_requests_total",
+            "counter",
+            "Incremental fetch requests (KIP-227) accepted.",
+            |r| r.fetch_session_incremental_requests,
         ),
     ];
     for (name, kind, help, get) in per_shard {

@@ -233,6 +233,14 @@ pub struct ShardReport {
     pub tail_cache_bytes: u64,
     /// Its tail cache's byte budget.
     pub tail_cache_capacity_bytes: u64,
+    /// Fetch sessions (KIP-227) it keeps now.
+    pub fetch_sessions_open: u64,
+    /// Fetch sessions it opened since start.
+    pub fetch_sessions_opened: u64,
+    /// Fetch sessions it evicted to make room since start.
+    pub fetch_session_evictions: u64,
+    /// Incremental fetch requests it accepted since start.
+    pub fetch_session_incremental_requests: u64,
 }
 
 /// Lag of one group on one partition (see `group::lag`).

@@ -59,6 +59,8 @@ pub struct Shard {
     pub producer_ids: crate::producer::ProducerIdAllocator,
     /// The transactional ids this shard coordinates.
     pub txns: crate::txn::TxnCoordinator,
+    /// Fetch sessions (KIP-227) of the connections this shard accepted.
+    pub fetch_sessions: RefCell<crate::fetch::FetchSessionCache>,
 }
 
 /// The shard that makes metadata changes.
@@ -67,6 +69,12 @@ pub const METADATA_OWNER_SHARD: usize = 0;
 impl Shard {
     fn new(id: usize, config: Arc<Config>, peers: Vec<ShardSender>) -> Shard {
         let producer_ids = crate::producer::ProducerIdAllocator::new(&config.data_dir);
+        let fetch_sessions = crate::fetch::FetchSessionCache::new(
+            crate::fetch::session::FETCH_SESSIONS_PER_SHARD_MAX,
+            id,
+            peers.len(),
+            uuid::Uuid::new_v4().as_u128() as u32,
+        );
         Shard {
             id,
             config,
@@ -77,6 +85,7 @@ impl Shard {
             groups: crate::group::GroupCoordinator::new(),
             producer_ids,
             txns: crate::txn::TxnCoordinator::default(),
+            fetch_sessions: RefCell::new(fetch_sessions),
         }
     }
 
