@@ -9,7 +9,9 @@
 //! as in Kafka). Only data below the high watermark is returned, and every
 //! returned batch's CRC is checked again (pairs with the produce-side
 //! check): corruption at rest is an error, never served. The bytes are
-//! copied once into `Bytes`; zero-copy fetch is a later step.
+//! copied once into `Bytes`: cold fetches normally skip this read and go
+//! out as a file range with splice (`fetch::cold_file`, starting from
+//! [`PartitionLog::file_range_start`]); this read is their fallback.
 //!
 //! Timestamp lookup finds the first batch whose max timestamp is `>= ts`,
 //! then, when that batch is uncompressed, the first record in it at or after
