@@ -127,3 +127,37 @@ def test_cold_fetch_at_the_log_start_after_delete_records(broker):
     counters = fetch_counters(broker)
     assert counters["corestream_fetch_copy_fallback_bytes_total"] == 0, counters
     assert counters["corestream_fetch_splice_bytes_total"] >= len(d["records"]), counters
+
+
+def test_cold_fetch_read_committed_cuts_file_ranges_at_the_lso(broker):
+    """read_committed on cold data: aborted records are dropped by the
+    client from the aborted-transaction list, an open transaction stops the
+    read at its first offset (the cut works on file-range batch extents),
+    and nothing is copied."""
+    from test_transactions import READ_COMMITTED, READ_UNCOMMITTED, txn_producer, values
+
+    topic = "cold-splice-txn"
+    clients.create_topic(broker.bootstrap, topic, 2)
+    p = txn_producer(broker.bootstrap, "cold-txn-1")
+    p.begin_transaction()
+    for i in range(200):
+        p.produce(topic, value=b"c%d" % i, partition=i % 2)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for i in range(100):
+        p.produce(topic, value=b"a%d" % i, partition=i % 2)
+    p.flush(30)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    p.produce(topic, value=b"open", partition=0)
+    p.flush(30)  # left open across the restart
+    clients.produce_all(broker.bootstrap, topic, [(None, b"plain-after", 0), (None, b"plain-1", 1)])
+    broker.restart()
+    committed = clients.consume_all(broker.bootstrap, topic, 2, **READ_COMMITTED)
+    # Partition 0 stops at the open transaction; partition 1 has none open.
+    assert values(committed) == sorted([b"c%d" % i for i in range(200)] + [b"plain-1"])
+    everything = clients.consume_all(broker.bootstrap, topic, 2, expect=303, **READ_UNCOMMITTED)
+    assert len(everything) == 303
+    counters = fetch_counters(broker)
+    assert counters["corestream_fetch_copy_fallback_bytes_total"] == 0, counters
+    assert counters["corestream_fetch_splice_bytes_total"] > 0, counters
