@@ -17,12 +17,21 @@
 //!   and the caller falls back to the O_DIRECT read, which checks CRCs and
 //!   reports corruption. Record CRCs are not checked on this path (Kafka
 //!   does not check them on fetch either; consumers do).
+//! - Each file range holds its segment open until its response is sent.
+//!   The fds file ranges hold are bounded process-wide (a quarter of the
+//!   soft `RLIMIT_NOFILE`, see [`segment_fds_max`]), so a burst of cold
+//!   reads over many partitions cannot starve `accept` of fds: past the
+//!   bound, reads take the copy fallback (counted) until fds are released.
+//!   One process-wide atomic, like the connection limits: the bound is on a
+//!   process-wide resource, and a range opened on one shard is released on
+//!   another (the connection's).
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::protocol::record_slices::{BatchExtent, FileSlice, RecordSlices};
 use crate::storage::FileRangeStart;
@@ -34,6 +43,66 @@ const HEADER_READ_BYTES: usize = 27;
 const BATCH_BYTES_MIN: u64 = 61;
 /// RecordBatch magic this broker stores.
 const MAGIC_V2: u8 = 2;
+/// Fewest segment fds file ranges may hold, whatever `RLIMIT_NOFILE` says.
+const SEGMENT_FDS_MIN: usize = 16;
+
+/// Segment fds file ranges hold now, process-wide.
+static SEGMENT_FDS_OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Most segment fds file ranges may hold at once: a quarter of the soft
+/// `RLIMIT_NOFILE` (the rest is for connections, segments, indexes).
+pub fn segment_fds_max() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct passed.
+        let soft = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
+            0 => usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX),
+            _ => 1024,
+        };
+        (soft / 4).max(SEGMENT_FDS_MIN)
+    })
+}
+
+/// Why a file range was not chosen (the caller copies instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ColdFileError {
+    /// [`segment_fds_max`] fds are held by file ranges already.
+    #[error("{0} segment fds held by file ranges already")]
+    FdLimit(usize),
+    /// Opening or walking the segment failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// A segment fd held by file ranges; counted in [`SEGMENT_FDS_OPEN`] until
+/// dropped (wherever the last range holding it is dropped).
+struct SegmentFd(OwnedFd);
+
+impl AsFd for SegmentFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Drop for SegmentFd {
+    fn drop(&mut self) {
+        SEGMENT_FDS_OPEN.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Takes one of the [`segment_fds_max`] places, if one is free.
+fn reserve_segment_fd() -> Result<(), ColdFileError> {
+    let max = segment_fds_max();
+    if SEGMENT_FDS_OPEN.fetch_add(1, Ordering::Relaxed) >= max {
+        SEGMENT_FDS_OPEN.fetch_sub(1, Ordering::Relaxed);
+        return Err(ColdFileError::FdLimit(max));
+    }
+    Ok(())
+}
 
 /// Whole batches from the one holding `offset`, up to `max_bytes` (the
 /// first batch whole even if larger when `min_one`, KIP-74), below the high
@@ -43,17 +112,22 @@ pub fn find_file_range(
     offset: i64,
     max_bytes: usize,
     min_one: bool,
-) -> io::Result<RecordSlices> {
-    let file = File::open(&start.path)
-        .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", start.path.display())))?;
-    let walk = Walk { file: &file, start };
-    let (first, extents) = walk.batches(offset, max_bytes, min_one)?;
+) -> Result<RecordSlices, ColdFileError> {
+    reserve_segment_fd()?;
+    let file = File::open(&start.path).map_err(|e| {
+        SEGMENT_FDS_OPEN.fetch_sub(1, Ordering::Relaxed);
+        io::Error::new(e.kind(), format!("open {}: {e}", start.path.display()))
+    })?;
+    let walked = Walk { file: &file, start }.batches(offset, max_bytes, min_one);
+    // Counted from the reservation above; released when the last range
+    // holding it is dropped (or right here on an error).
+    let file = SegmentFd(file.into());
+    let (first, extents) = walked?;
     let Some(last) = extents.last() else {
         return Ok(RecordSlices::new());
     };
-    let fd: OwnedFd = file.into();
     Ok(RecordSlices::from_file(FileSlice {
-        fd: Arc::new(fd),
+        fd: Arc::new(file),
         position: first,
         len: last.end,
         batches: Arc::from(extents),

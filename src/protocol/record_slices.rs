@@ -9,7 +9,7 @@
 //! without reading it, so it carries its batches' extents (found from their
 //! headers when the range was chosen, `fetch::cold_file`).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -29,12 +29,13 @@ pub struct BatchExtent {
 
 /// Whole batches in a segment file: `len` bytes at `position` of `fd`. The
 /// fd is a buffered, read-only descriptor of the segment (shared, `Send`:
-/// the slice may cross shards); an unlinked segment stays readable through
-/// it.
-#[derive(Debug, Clone)]
+/// the slice may cross shards; whoever opened it decides what its drop
+/// releases, e.g. `fetch::cold_file::SegmentFd`); an unlinked segment stays
+/// readable through it.
+#[derive(Clone)]
 pub struct FileSlice {
     /// The segment, opened read-only without O_DIRECT.
-    pub fd: Arc<OwnedFd>,
+    pub fd: Arc<dyn AsFd + Send + Sync>,
     /// First byte, in the file.
     pub position: u64,
     /// Bytes.
@@ -43,17 +44,31 @@ pub struct FileSlice {
     pub batches: Arc<[BatchExtent]>,
 }
 
+impl std::fmt::Debug for FileSlice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSlice")
+            .field("fd", &self.raw_fd())
+            .field("position", &self.position)
+            .field("len", &self.len)
+            .field("batches", &self.batches.len())
+            .finish()
+    }
+}
+
 impl PartialEq for FileSlice {
     fn eq(&self, other: &Self) -> bool {
-        self.fd.as_raw_fd() == other.fd.as_raw_fd()
-            && self.position == other.position
-            && self.len == other.len
+        self.raw_fd() == other.raw_fd() && self.position == other.position && self.len == other.len
     }
 }
 
 impl Eq for FileSlice {}
 
 impl FileSlice {
+    /// The segment's fd number.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_fd().as_raw_fd()
+    }
+
     /// Reads the slice into memory (`pread`: a copy; tests and the copy
     /// fallback only).
     pub fn read_to_bytes(&self) -> std::io::Result<Bytes> {
@@ -64,7 +79,7 @@ impl FileSlice {
             // length passed; the fd is open while `self` holds it.
             let n = unsafe {
                 libc::pread(
-                    self.fd.as_raw_fd(),
+                    self.raw_fd(),
                     out[done..].as_mut_ptr().cast(),
                     self.len - done,
                     (self.position + done as u64) as libc::off_t,
@@ -80,11 +95,7 @@ impl FileSlice {
             if n == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "segment fd {} ends before {}",
-                        self.fd.as_raw_fd(),
-                        self.len
-                    ),
+                    format!("segment fd {} ends before {}", self.raw_fd(), self.len),
                 ));
             }
             done += n as usize;

@@ -76,13 +76,16 @@ impl Splicer {
         let ring = IoUring::new(RING_ENTRIES)
             .map_err(|e| io::Error::new(e.kind(), format!("io_uring setup: {e}")))?;
         let (pipe_read, pipe_write) = pipe()?;
-        // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure is harmless.
+        // SAFETY: F_SETPIPE_SZ / F_GETPIPE_SZ on a pipe fd we own; a
+        // refused resize is harmless (over the per-user pipe budget a pipe
+        // may even be a single page), so the size is read back.
         let got = unsafe {
             libc::fcntl(
                 pipe_write.as_raw_fd(),
                 libc::F_SETPIPE_SZ,
                 SPLICE_PIPE_BYTES as libc::c_int,
-            )
+            );
+            libc::fcntl(pipe_write.as_raw_fd(), libc::F_GETPIPE_SZ)
         };
         let pipe_bytes = if got > 0 {
             got as usize
@@ -129,7 +132,7 @@ impl Splicer {
             let position = file.position + sent as u64;
             let filled = self
                 .splice(
-                    file.fd.as_raw_fd(),
+                    file.raw_fd(),
                     position as i64,
                     self.pipe_write.as_raw_fd(),
                     -1,

@@ -379,6 +379,11 @@ impl Partition {
                 record_read(FetchPath::FileRange, records.len());
                 Some(Ok(records))
             }
+            Err(e @ crate::fetch::cold_file::ColdFileError::FdLimit(_)) => {
+                // Expected under a burst of cold reads; the copy counter shows it.
+                tracing::debug!(partition = %self.id, "cold read at {offset} copied: {e}");
+                None
+            }
             Err(e) => {
                 warn!(partition = %self.id, "cold read at {offset} as a file range failed, reading with a copy: {e}");
                 None
