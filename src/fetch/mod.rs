@@ -5,17 +5,21 @@
 //! How a partition read is served (owner shard, `Partition::read`):
 //! 1. from the [`tail_cache`] when it holds the offset: the reply carries
 //!    `Bytes` views of the cached batches (no disk read, no copy);
-//! 2. else from the segment file: an O_DIRECT read into a DMA buffer, then
-//!    one copy into `Bytes` (counted as the copy fallback; the sendfile /
-//!    splice path that removes it is not built yet, see ARCHITECTURE.md).
+//! 2. else as a range of the segment file ([`cold_file`]: batch headers
+//!    walked on the blocking pool, records never read by the broker), sent
+//!    by the connection with io_uring SPLICE (`server::splice`);
+//! 3. if that fails (a header that does not check out), an O_DIRECT read
+//!    into a DMA buffer, CRC-checked, then one copy into `Bytes` (the copy
+//!    fallback, counted; expected 0).
 //!
 //! The response itself is written by `protocol::fetch_writer` as parts, so
-//! the record slices go to the socket as they are (vectored send).
+//! the record slices go to the socket as they are (vectored send, splice).
 
+pub mod cold_file;
 pub mod metrics;
 pub mod session;
 pub mod tail_cache;
 
-pub use metrics::{FetchMetrics, FetchPath};
+pub use metrics::{FetchMetrics, FetchPath, SendPath};
 pub use session::FetchSessionCache;
 pub use tail_cache::{PartitionTail, TailCache, TAIL_CACHE_SHARD_BYTES_DEFAULT};

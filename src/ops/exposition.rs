@@ -42,7 +42,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     let mut out = String::new();
     render_process(&mut out, reports.len(), process);
     render_requests(&mut out, reports);
-    let per_shard: [ShardFamily; 16] = [
+    let per_shard: [ShardFamily; 18] = [
         (
             "corestream_bytes_received_total",
             "counter",
@@ -89,7 +89,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
             "corestream_tail_cache_misses_total",
             "counter",
             "Partition reads the tail cache could not answer (read from disk).",
-            |r| r.fetch.disk_copy_reads(),
+            |r| r.fetch.disk_reads(),
         ),
         (
             "corestream_tail_cache_hit_bytes_total",
@@ -101,7 +101,19 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
             "corestream_tail_cache_miss_bytes_total",
             "counter",
             "Record bytes read from disk because the tail cache lacked them.",
-            |r| r.fetch.disk_copy_bytes(),
+            |r| r.fetch.disk_bytes(),
+        ),
+        (
+            "corestream_fetch_splice_bytes_total",
+            "counter",
+            "Record bytes sent from segment files with io_uring splice (no user-space copy).",
+            |r| r.fetch.splice_bytes(),
+        ),
+        (
+            "corestream_fetch_copy_fallback_bytes_total",
+            "counter",
+            "Record bytes copied in user space on the cold fetch path (fallbacks; expected 0).",
+            |r| r.fetch.copy_fallback_bytes(),
         ),
         (
             "corestream_tail_cache_bytes",

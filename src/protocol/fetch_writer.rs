@@ -27,8 +27,8 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::TopicName;
 use uuid::Uuid;
 
-use crate::protocol::batch::batches;
 use crate::protocol::frame::{FRAME_BYTES_MAX, FRAME_SIZE_PREFIX_BYTES};
+pub use crate::protocol::record_slices::{BatchExtent, FileSlice, RecordSlices, Slice};
 
 /// Lowest FetchResponse version this writer encodes.
 pub const FETCH_VERSION_MIN: i16 = 4;
@@ -63,104 +63,6 @@ pub enum FetchWriteError {
         /// Header plus body size, in bytes.
         size: usize,
     },
-}
-
-/// Record bytes of one partition: whole RecordBatch v2 batches, held as
-/// one or more `Bytes` slices. Invariant: every slice holds whole batches
-/// (a slice never ends inside a batch), so trimming at a slice or batch
-/// boundary keeps the records valid. Cloning shares the slices.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecordSlices {
-    slices: Vec<Bytes>,
-    len: usize,
-}
-
-impl RecordSlices {
-    /// No records.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// One slice of whole batches.
-    pub fn from_bytes(bytes: Bytes) -> Self {
-        let mut slices = Self::new();
-        slices.push(bytes);
-        slices
-    }
-
-    /// Appends a slice of whole batches (empty slices are skipped).
-    pub fn push(&mut self, bytes: Bytes) {
-        if !bytes.is_empty() {
-            self.len += bytes.len();
-            self.slices.push(bytes);
-        }
-    }
-
-    /// Total bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True if there are no record bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The slices, in order.
-    pub fn slices(&self) -> &[Bytes] {
-        &self.slices
-    }
-
-    /// End positions (cumulative byte counts) of each whole, well-framed
-    /// batch, in order; stops at the first slice tail that is not one.
-    pub fn batch_ends(&self) -> impl Iterator<Item = usize> + '_ {
-        let mut base = 0usize;
-        self.slices.iter().flat_map(move |slice| {
-            let start = base;
-            base += slice.len();
-            batches(slice)
-                .map_while(Result::ok)
-                .map(move |b| start + b.position + b.bytes.len())
-        })
-    }
-
-    /// Keeps the first `len` bytes. `len` should be a batch end (see
-    /// [`batch_ends`](Self::batch_ends)); slices are cut, never copied.
-    pub fn truncate(&mut self, len: usize) {
-        if len >= self.len {
-            return;
-        }
-        let mut kept = 0usize;
-        let mut keep_slices = 0usize;
-        for slice in self.slices.iter_mut() {
-            if kept >= len {
-                break;
-            }
-            let take = slice.len().min(len - kept);
-            slice.truncate(take);
-            kept += take;
-            keep_slices += 1;
-        }
-        self.slices.truncate(keep_slices);
-        self.len = kept;
-    }
-
-    /// The bytes as one contiguous `Bytes` (copies unless there is at most
-    /// one slice). For tests and callers that need a flat buffer; the fetch
-    /// path never calls it.
-    pub fn to_contiguous(&self) -> Bytes {
-        match self.slices.as_slice() {
-            [] => Bytes::new(),
-            [one] => one.clone(),
-            many => {
-                let mut out = BytesMut::with_capacity(self.len);
-                for s in many {
-                    out.extend_from_slice(s);
-                }
-                out.freeze()
-            }
-        }
-    }
 }
 
 /// One aborted transaction in a partition's answer.
@@ -233,21 +135,22 @@ pub struct FetchResponseOut {
 }
 
 /// An encoded response frame as parts to send back to back: the first part
-/// starts with the 4-byte size prefix. Record slices are shared, not copied.
+/// starts with the 4-byte size prefix. Record slices (memory or file
+/// ranges) are shared, not copied.
 #[derive(Debug, Clone, Default)]
 pub struct ResponseParts {
-    parts: Vec<Bytes>,
+    parts: Vec<Slice>,
     frame_bytes: usize,
 }
 
 impl ResponseParts {
     /// The parts, in send order.
-    pub fn parts(&self) -> &[Bytes] {
+    pub fn parts(&self) -> &[Slice] {
         &self.parts
     }
 
     /// Takes the parts.
-    pub fn into_parts(self) -> Vec<Bytes> {
+    pub fn into_parts(self) -> Vec<Slice> {
         self.parts
     }
 
@@ -256,11 +159,15 @@ impl ResponseParts {
         FRAME_SIZE_PREFIX_BYTES + self.frame_bytes
     }
 
-    /// The frame as one buffer (copies; tests and fallbacks only).
+    /// The frame as one buffer (copies, reads file parts; tests only: a
+    /// file that cannot be read panics).
     pub fn to_contiguous(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.total_bytes());
         for p in &self.parts {
-            out.extend_from_slice(p);
+            match p {
+                Slice::Mem(b) => out.extend_from_slice(b),
+                Slice::File(f) => out.extend_from_slice(&f.read_to_bytes().expect("file part")),
+            }
         }
         out.freeze()
     }
@@ -422,13 +329,13 @@ impl<'a> Writer<'a> {
         let mut from = 0usize;
         for (at, records) in self.slots {
             if at > from {
-                parts.push(metadata.slice(from..at));
+                parts.push(Slice::Mem(metadata.slice(from..at)));
             }
             parts.extend(records.slices().iter().cloned());
             from = at;
         }
         if metadata.len() > from {
-            parts.push(metadata.slice(from..));
+            parts.push(Slice::Mem(metadata.slice(from..)));
         }
         ResponseParts { parts, frame_bytes }
     }

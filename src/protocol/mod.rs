@@ -11,4 +11,5 @@ pub mod batch;
 pub mod control;
 pub mod fetch_writer;
 pub mod frame;
+pub mod record_slices;
 pub mod records;

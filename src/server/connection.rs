@@ -130,6 +130,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
         }
     };
     let writing = async move {
+        let mut splice = super::send_parts::SpliceState::default();
         // `_fetch_slot` is released when this iteration ends: after the
         // response went to the socket.
         while let Some((task, _fetch_slot)) = queue_rx.next().await {
@@ -140,18 +141,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
                     }
                 }
                 Outcome::RespondParts(parts) => {
-                    let sent = super::send_parts::send_parts(&mut writer, fd, parts.parts()).await;
+                    let sent =
+                        super::send_parts::send_parts(&mut writer, fd, parts.parts(), &mut splice)
+                            .await;
                     if sent.is_err() {
+                        splice.close().await;
                         return;
                     }
                 }
                 Outcome::NoResponse => {}
                 Outcome::Close(reason) => {
                     info!(shard = shard_id, "closing connection: {reason}");
+                    splice.close().await;
                     return;
                 }
             }
         }
+        splice.close().await;
         let _ = writer.flush().await;
     };
     let writing: JoinHandle<()> = glommio::spawn_local(writing).detach();

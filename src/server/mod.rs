@@ -12,6 +12,7 @@
 mod connection;
 pub mod limits;
 mod send_parts;
+mod splice;
 
 use std::rc::Rc;
 use std::time::Duration;

@@ -15,6 +15,12 @@
 //!   socket is writable (io_uring poll) instead of spinning; then vectored
 //!   sends resume with the next part.
 //! - `MSG_NOSIGNAL`: a vanished peer is an `EPIPE` error, never a signal.
+//! - A file-range part (cold data, `protocol::record_slices::FileSlice`)
+//!   goes with io_uring SPLICE (`server::splice`) on the connection's own
+//!   ring, made on first use. If splicing is unavailable before a byte of
+//!   the range was sent (no io_uring, an fd splice refuses), the range is
+//!   read with `pread` and sent from memory: the copy fallback, counted in
+//!   `fetch::metrics` (expected to stay 0).
 //!
 //! [`ResponseParts`]: crate::protocol::fetch_writer::ResponseParts
 
@@ -23,16 +29,99 @@ use std::os::fd::RawFd;
 
 use bytes::Bytes;
 use futures::{AsyncWrite, AsyncWriteExt};
+use tracing::warn;
+
+use super::splice::{SpliceError, Splicer};
+use crate::fetch::metrics::{record_send, SendPath};
+use crate::protocol::record_slices::{FileSlice, Slice};
 
 /// Most parts one `sendmsg` call carries (Linux allows 1,024 iovecs).
 pub(crate) const PARTS_PER_SEND_MAX: usize = 64;
 
 const _: () = assert!(PARTS_PER_SEND_MAX <= 1024);
 
+/// A connection's splice state: not tried yet, working, or unavailable.
+#[derive(Default)]
+pub(crate) enum SpliceState {
+    /// No file range sent yet.
+    #[default]
+    Untried,
+    /// The connection's ring.
+    Ready(Splicer),
+    /// Setting it up failed: file ranges go through the copy fallback.
+    Unavailable,
+}
+
+impl SpliceState {
+    /// Releases the ring (closing its eventfd through glommio).
+    pub(crate) async fn close(self) {
+        if let SpliceState::Ready(splicer) = self {
+            splicer.close().await;
+        }
+    }
+}
+
 /// Writes every part of `parts`, in order, to the socket `fd` (which
-/// `writer` writes to as well). Returns once all bytes are handed to the
-/// kernel.
+/// `writer` writes to as well): memory parts with vectored sends, file
+/// ranges with splice. Returns once all bytes are handed to the kernel.
 pub(crate) async fn send_parts<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    fd: RawFd,
+    parts: &[Slice],
+    splice: &mut SpliceState,
+) -> io::Result<()> {
+    let mut run: Vec<Bytes> = Vec::new();
+    for part in parts {
+        match part {
+            Slice::Mem(bytes) => run.push(bytes.clone()),
+            Slice::File(file) => {
+                send_bytes(writer, fd, &std::mem::take(&mut run)).await?;
+                send_file(writer, fd, file, splice).await?;
+            }
+        }
+    }
+    send_bytes(writer, fd, &run).await
+}
+
+/// One file range: spliced, or read and sent when splicing is unavailable.
+async fn send_file<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    fd: RawFd,
+    file: &FileSlice,
+    splice: &mut SpliceState,
+) -> io::Result<()> {
+    if matches!(splice, SpliceState::Untried) {
+        *splice = match Splicer::new() {
+            Ok(splicer) => SpliceState::Ready(splicer),
+            Err(e) => {
+                warn!("splice unavailable on this connection, cold fetches will copy: {e}");
+                SpliceState::Unavailable
+            }
+        };
+    }
+    if let SpliceState::Ready(splicer) = splice {
+        match splicer.send(fd, file).await {
+            Ok(()) => {
+                record_send(SendPath::Splice, file.len);
+                return Ok(());
+            }
+            Err(SpliceError::NothingSent(e)) => {
+                warn!(
+                    "splice of {} bytes failed before sending, copying instead: {e}",
+                    file.len
+                );
+            }
+            Err(e @ SpliceError::Partial { .. }) => return Err(io::Error::other(e.to_string())),
+        }
+    }
+    let bytes = file.read_to_bytes()?;
+    record_send(SendPath::Copy, bytes.len());
+    send_bytes(writer, fd, &[bytes]).await
+}
+
+/// Writes every part of `parts`, in order, to the socket `fd` with
+/// vectored non-blocking sends, waiting through `writer` when it is full.
+async fn send_bytes<W: AsyncWrite + Unpin>(
     writer: &mut W,
     fd: RawFd,
     parts: &[Bytes],
@@ -157,7 +246,7 @@ mod tests {
         });
         let fd = tx.as_raw_fd();
         let mut writer = futures::io::AllowStdIo::new(&tx);
-        futures::executor::block_on(send_parts(&mut writer, fd, &parts)).unwrap();
+        futures::executor::block_on(send_bytes(&mut writer, fd, &parts)).unwrap();
         drop(tx);
         assert_eq!(reader.join().unwrap(), expected);
     }

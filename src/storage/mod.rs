@@ -72,6 +72,7 @@ pub use dma_disk::{prime_dma_io, DmaDisk, DmaDiskFile, DMA_PROBE_FILE_NAME};
 pub use error::StorageError;
 pub use flush::WRITES_IN_FLIGHT_MAX;
 pub use log::{AppendInfo, PartitionLog};
+pub use read::FileRangeStart;
 pub use mem_disk::{MemBuffer, MemDisk, MemFile};
 pub use retention::{Removed, RetentionPolicy};
 pub use scan::{READ_CHUNK_BYTES, RECOVERY_READ_BYTES};

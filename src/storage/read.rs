@@ -9,7 +9,9 @@
 //! as in Kafka). Only data below the high watermark is returned, and every
 //! returned batch's CRC is checked again (pairs with the produce-side
 //! check): corruption at rest is an error, never served. The bytes are
-//! copied once into `Bytes`; zero-copy fetch is a later step.
+//! copied once into `Bytes`: cold fetches normally skip this read and go
+//! out as a file range with splice (`fetch::cold_file`, starting from
+//! [`PartitionLog::file_range_start`]); this read is their fallback.
 //!
 //! Timestamp lookup finds the first batch whose max timestamp is `>= ts`,
 //! then, when that batch is uncompressed, the first record in it at or after
@@ -30,6 +32,22 @@ use super::error::StorageError;
 use super::log::PartitionLog;
 use super::scan::{scan_batches, FileWindow, ScanRule, READ_CHUNK_BYTES};
 use super::segment::{BatchInfo, Segment};
+
+/// Where a read served as a file range starts (`fetch::cold_file` walks
+/// the segment's batch headers from here on glommio's blocking pool).
+#[derive(Debug, Clone)]
+pub struct FileRangeStart {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Position of a batch at or before the wanted offset (index floor).
+    pub position: u64,
+    /// That batch's base offset.
+    pub offset: i64,
+    /// Durable bytes of the segment: nothing at or past it is served.
+    pub limit: u64,
+    /// The high watermark: no batch at or past it is served.
+    pub high_watermark: i64,
+}
 
 /// Where to start looking in one segment.
 struct ReadStart<F> {
@@ -82,6 +100,25 @@ impl<D: Disk> PartitionLog<D> {
             position,
         )?;
         Ok(Bytes::copy_from_slice(&bytes[..keep]))
+    }
+
+    /// Where a file-range read of `offset` starts (the same segment and
+    /// index floor as [`read`](Self::read)); `None` at the high watermark
+    /// (nothing to read).
+    pub fn file_range_start(&self, offset: i64) -> Result<Option<FileRangeStart>, StorageError> {
+        let high_watermark = self.high_watermark.get();
+        self.check_range(offset, high_watermark)?;
+        if offset == high_watermark {
+            return Ok(None);
+        }
+        let start = self.read_start(offset);
+        Ok(Some(FileRangeStart {
+            path: start.path,
+            position: start.position,
+            offset: start.offset,
+            limit: start.limit,
+            high_watermark,
+        }))
     }
 
     /// ListOffsets by timestamp: `(base offset, max timestamp)` of the first

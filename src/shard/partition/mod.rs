@@ -333,14 +333,17 @@ impl Partition {
                 record_read(FetchPath::TailCache, records.len());
                 Ok(records)
             }
-            None => self
-                .log
-                .read(offset, max_bytes, min_one)
-                .await
-                .map(|bytes| {
-                    record_read(FetchPath::DiskCopy, bytes.len());
-                    RecordSlices::from_bytes(bytes)
-                }),
+            None => match self.read_file_range(offset, max_bytes, min_one).await {
+                Some(read) => read,
+                None => self
+                    .log
+                    .read(offset, max_bytes, min_one)
+                    .await
+                    .map(|bytes| {
+                        record_read(FetchPath::DiskCopy, bytes.len());
+                        RecordSlices::from_bytes(bytes)
+                    }),
+            },
         };
         match read {
             Ok(records) => self.read_reply(offset, records, committed),
@@ -348,6 +351,43 @@ impl Partition {
                 PartitionReply::Error(ResponseError::OffsetOutOfRange.code())
             }
             Err(e) => self.storage_failure("read", e),
+        }
+    }
+
+    /// A cold read answered as a segment file range (`fetch::cold_file`, on
+    /// the blocking pool). `None` when the range could not be chosen: the
+    /// caller reads with O_DIRECT and copies (and that read reports any
+    /// corruption).
+    async fn read_file_range(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Option<Result<RecordSlices, StorageError>> {
+        let start = match self.log.file_range_start(offset) {
+            Ok(Some(start)) => start,
+            Ok(None) => return Some(Ok(RecordSlices::new())),
+            Err(e) => return Some(Err(e)),
+        };
+        let found = glommio::executor()
+            .spawn_blocking(move || {
+                crate::fetch::cold_file::find_file_range(&start, offset, max_bytes, min_one)
+            })
+            .await;
+        match found {
+            Ok(records) => {
+                record_read(FetchPath::FileRange, records.len());
+                Some(Ok(records))
+            }
+            Err(e @ crate::fetch::cold_file::ColdFileError::FdLimit(_)) => {
+                // Expected under a burst of cold reads; the copy counter shows it.
+                tracing::debug!(partition = %self.id, "cold read at {offset} copied: {e}");
+                None
+            }
+            Err(e) => {
+                warn!(partition = %self.id, "cold read at {offset} as a file range failed, reading with a copy: {e}");
+                None
+            }
         }
     }
 

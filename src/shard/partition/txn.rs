@@ -18,7 +18,6 @@ use tracing::warn;
 
 use super::Partition;
 use crate::producer::aborted::{append_to_file, AbortedEntry};
-use crate::protocol::batch::batches;
 use crate::protocol::control::encode_marker;
 use crate::protocol::fetch_writer::RecordSlices;
 use crate::shard::PartitionReply;
@@ -196,19 +195,22 @@ impl Partition {
 fn cut_at_offset(records: &mut RecordSlices, end: i64) -> i64 {
     let mut keep = 0usize;
     let mut next: Option<i64> = None;
-    'slices: for slice in records.slices() {
-        for batch in batches(slice) {
-            let Ok(batch) = batch else { break 'slices };
-            if batch.header.base_offset() >= end {
-                records.truncate(keep);
-                return next.unwrap_or(end);
-            }
-            keep += batch.header.total_len();
-            next = Some(batch.header.last_offset() + 1);
+    let mut cut = None;
+    for batch in records.batch_extents() {
+        if batch.base_offset >= end {
+            cut = Some(keep);
+            break;
         }
+        keep = batch.end;
+        next = Some(batch.last_offset + 1);
     }
-    let _ = next;
-    end
+    match cut {
+        Some(keep) => {
+            records.truncate(keep);
+            next.unwrap_or(end)
+        }
+        None => end,
+    }
 }
 
 #[cfg(test)]
