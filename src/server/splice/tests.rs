@@ -21,9 +21,9 @@ fn file_with(bytes: &[u8]) -> (tempfile_path::Guard, OwnedFd) {
 
 /// A temp path removed on drop (no extra crate for one test).
 mod tempfile_path {
-    pub struct Guard(pub std::path::PathBuf);
+    pub(super) struct Guard(pub(super) std::path::PathBuf);
     impl Guard {
-        pub fn new() -> Self {
+        pub(super) fn new() -> Self {
             let name = format!(
                 "corestream-splice-{}-{}",
                 std::process::id(),
