@@ -9,10 +9,17 @@
 //!   connection, not per shard: the connection's writer sends one response
 //!   at a time, so the ring has at most one operation in flight and needs
 //!   no dispatcher, and a slow reader only ever stalls its own ring.
-//! - Nothing blocks the shard thread. The kernel runs a SPLICE from a
-//!   regular file in an io-wq worker (a page-cache miss waits there), and a
-//!   SPLICE into a full socket waits there too. The task waits for the
-//!   completion by reading the ring's registered eventfd through glommio
+//! - Nothing blocks the shard thread, and no kernel thread waits on a slow
+//!   reader. File -> pipe is an io_uring SPLICE, which the kernel always
+//!   runs in an io-wq worker (a page-cache miss waits there, for the disk
+//!   only). Pipe -> socket is a non-blocking `splice(2)` on the shard thread
+//!   (the socket is made O_NONBLOCK around the call, as glommio does around
+//!   its own `accept`; glommio's sockets are otherwise blocking and it
+//!   writes with MSG_DONTWAIT): an io_uring SPLICE into a full socket would
+//!   park an io-wq worker per slow consumer. When the socket is full, the
+//!   task waits for POLLOUT with an io_uring POLL_ADD (armed on the
+//!   socket's wait queue, no worker). The task waits for every completion
+//!   by reading the ring's registered eventfd through glommio
 //!   (`BufferedFile::read_at`, an io_uring READ on glommio's own ring that
 //!   completes when the counter is non-zero), so the shard keeps running
 //!   other tasks meanwhile.
@@ -146,10 +153,12 @@ impl Splicer {
             }
             let mut in_pipe = filled;
             while in_pipe > 0 {
-                let out = self
-                    .splice(self.pipe_read.as_raw_fd(), -1, socket, -1, in_pipe)
-                    .await
-                    .map_err(|e| SpliceError::Partial { sent, source: e })?;
+                let partial = |source| SpliceError::Partial { sent, source };
+                let moved = splice_to_socket(self.pipe_read.as_raw_fd(), socket, in_pipe);
+                let Some(out) = moved.map_err(partial)? else {
+                    self.wait_writable(socket).await.map_err(partial)?;
+                    continue;
+                };
                 if out == 0 {
                     let closed = io::Error::new(io::ErrorKind::WriteZero, "socket took 0 bytes");
                     return Err(SpliceError::Partial {
@@ -186,8 +195,19 @@ impl Splicer {
             off_out,
             len as u32,
         )
-        .build()
-        .user_data(1);
+        .build();
+        self.run(entry).await
+    }
+
+    /// Waits until `socket` is writable (or in error: the next splice says).
+    async fn wait_writable(&mut self, socket: RawFd) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(types::Fd(socket), libc::POLLOUT as u32).build();
+        self.run(entry).await.map(|_| ())
+    }
+
+    /// Submits one operation and waits for its completion; its result.
+    async fn run(&mut self, entry: io_uring::squeue::Entry) -> io::Result<usize> {
+        let entry = entry.user_data(1);
         // SAFETY: the fds stay open until the completion is reaped below
         // (the caller holds them); the entry refers to no user memory.
         unsafe {
@@ -213,6 +233,48 @@ impl Splicer {
                 .await
                 .map_err(|e| io::Error::other(format!("waiting on the io_uring eventfd: {e}")))?;
         }
+    }
+}
+
+/// A non-blocking `splice(2)` of up to `len` bytes from `pipe` into
+/// `socket`; `None` when the socket is full. The socket is O_NONBLOCK only
+/// for the call (its other users expect a blocking fd and use
+/// MSG_DONTWAIT); nothing else runs on this thread meanwhile.
+fn splice_to_socket(pipe: RawFd, socket: RawFd, len: usize) -> io::Result<Option<usize>> {
+    // SAFETY: fcntl and splice on fds the caller holds open; no pointers
+    // but the null offsets (pipe and socket have no file position).
+    let (moved, err) = unsafe {
+        let flags = libc::fcntl(socket, libc::F_GETFL);
+        if flags < 0 {
+            return Err(os_error("fcntl F_GETFL on the socket"));
+        }
+        libc::fcntl(socket, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let moved = libc::splice(
+            pipe,
+            std::ptr::null_mut(),
+            socket,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+        );
+        let err = io::Error::last_os_error();
+        libc::fcntl(socket, libc::F_SETFL, flags);
+        (moved, err)
+    };
+    match moved {
+        n if n >= 0 => Ok(Some(n as usize)),
+        // Full (or interrupted): wait for POLLOUT, then try again.
+        _ if matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ) =>
+        {
+            Ok(None)
+        }
+        _ => Err(io::Error::new(
+            err.kind(),
+            format!("splice into socket fd {socket}: {err}"),
+        )),
     }
 }
 

@@ -21,9 +21,9 @@ fn file_with(bytes: &[u8]) -> (tempfile_path::Guard, OwnedFd) {
 
 /// A temp path removed on drop (no extra crate for one test).
 mod tempfile_path {
-    pub struct Guard(pub std::path::PathBuf);
+    pub(super) struct Guard(pub(super) std::path::PathBuf);
     impl Guard {
-        pub fn new() -> Self {
+        pub(super) fn new() -> Self {
             let name = format!(
                 "corestream-splice-{}-{}",
                 std::process::id(),
@@ -92,4 +92,58 @@ fn splice_past_the_end_of_the_file_sends_nothing_and_says_so() {
         .unwrap()
         .join()
         .unwrap();
+}
+
+#[test]
+fn splice_into_a_full_socket_waits_without_blocking_the_executor() {
+    let content: Vec<u8> = (0..(4 << 20) as u32).map(|i| (i % 253) as u8).collect();
+    let (_guard, fd) = file_with(&content);
+    let (tx, mut rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    // Nobody reads for 300 ms: the socket fills and the send must wait.
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut got = Vec::new();
+        rx.read_to_end(&mut got).unwrap();
+        got
+    });
+    let len = content.len();
+    let slice = FileSlice {
+        fd: Arc::new(fd),
+        position: 0,
+        len,
+        batches: Arc::from(Vec::new()),
+    };
+    let ticks = LocalExecutorBuilder::default()
+        .spawn(move || async move {
+            let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+            let done = std::rc::Rc::new(std::cell::Cell::new(false));
+            let ticker = glommio::spawn_local({
+                let (ticks, done) = (ticks.clone(), done.clone());
+                async move {
+                    while !done.get() {
+                        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+                        ticks.set(ticks.get() + 1);
+                    }
+                }
+            });
+            let mut splicer = Splicer::new().unwrap();
+            splicer.send(tx.as_raw_fd(), &slice).await.unwrap();
+            done.set(true);
+            ticker.await;
+            splicer.close().await;
+            // SAFETY: F_GETFL on an open fd.
+            let flags = unsafe { libc::fcntl(tx.as_raw_fd(), libc::F_GETFL) };
+            assert_eq!(flags & libc::O_NONBLOCK, 0, "socket flags restored");
+            drop(tx);
+            ticks.get()
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(
+        ticks >= 20,
+        "the executor ran only {ticks} timer ticks while the send waited"
+    );
+    let got = reader.join().unwrap();
+    assert!(got == content, "bytes differ");
 }
