@@ -226,8 +226,14 @@ impl GroupCoordinator {
                 let mut groups = self.groups.borrow_mut();
                 if let Ok(Some(key)) = ConsumerKey::decode(key) {
                     let group = key.group().to_string();
-                    let applied =
-                        Self::apply_consumer_record(&mut groups, partition, key, value, now, session);
+                    let applied = Self::apply_consumer_record(
+                        &mut groups,
+                        partition,
+                        key,
+                        value,
+                        now,
+                        session,
+                    );
                     if let Err(e) = applied {
                         warn!(%group, "skipping an undecodable consumer group record: {e}");
                     }
@@ -348,7 +354,11 @@ impl GroupCoordinator {
             let entry = Self::entry_or_new(&mut groups, group_id, partition);
             // A consumer-protocol group with members cannot take classic
             // members (Kafka answers the same); an empty one is converted.
-            if entry.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) {
+            if entry
+                .consumer
+                .as_ref()
+                .is_some_and(|c| !c.members.is_empty())
+            {
                 let code = ResponseError::InconsistentGroupProtocol.code();
                 return JoinResult::error(code, &member_id);
             }
@@ -748,7 +758,10 @@ impl GroupCoordinator {
         }
         for (partition, records) in consumer_writes {
             if let Err(code) = store::append(shard, partition, &records).await {
-                warn!(partition, code, "expired consumer group members not persisted");
+                warn!(
+                    partition,
+                    code, "expired consumer group members not persisted"
+                );
             }
         }
     }
@@ -802,10 +815,12 @@ pub(crate) fn offset_records(
 ) -> (Vec<i16>, Vec<KeyValue>) {
     let codes: Vec<i16> = offsets
         .iter()
-        .map(|(_, _, v)| match v.metadata.len() > OFFSET_METADATA_BYTES_MAX {
-            true => ResponseError::OffsetMetadataTooLarge.code(),
-            false => 0,
-        })
+        .map(
+            |(_, _, v)| match v.metadata.len() > OFFSET_METADATA_BYTES_MAX {
+                true => ResponseError::OffsetMetadataTooLarge.code(),
+                false => 0,
+            },
+        )
         .collect();
     let records = offsets
         .iter()

@@ -22,7 +22,13 @@ impl GroupCoordinator {
     /// its MEMBER_ID_REQUIRED round and its rejoin). Returns how many offsets expired.
     pub async fn expire_offsets(&self, shard: &Rc<Shard>, now_ms: i64, retention_ms: u64) -> usize {
         // (group, partition, expired offsets with their values, drop the group)
-        type Plan = (String, i32, Vec<((String, i32), OffsetValue)>, bool, Vec<KeyValue>);
+        type Plan = (
+            String,
+            i32,
+            Vec<((String, i32), OffsetValue)>,
+            bool,
+            Vec<KeyValue>,
+        );
         let plans: Vec<Plan> = {
             let groups = self.groups.borrow();
             groups
@@ -95,7 +101,6 @@ impl GroupCoordinator {
         }
         count
     }
-
 }
 
 /// The offsets of `group` expired at `now_ms` (Kafka's rule since KIP-211):
@@ -125,4 +130,3 @@ pub fn expired_offsets(
         .map(|(k, _)| k.clone())
         .collect()
 }
-

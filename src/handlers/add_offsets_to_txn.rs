@@ -7,9 +7,9 @@
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
 
+use super::add_partitions_to_txn::add_to_txn;
 use super::{ApiSpec, RequestContext};
 use crate::group::{coordinator_for, OFFSETS_TOPIC};
-use super::add_partitions_to_txn::add_to_txn;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {

@@ -97,11 +97,17 @@ pub(super) async fn add_to_txn(
 ) -> i16 {
     let key = id.clone();
     let version = ctx.version;
-    coordinator_code(&ctx.shard, &key, version, fenced_since, move |shard, partition| async move {
-        let txns = &shard.txns;
-        txns.add_partitions(&shard, partition, &id, producer_id, epoch, &partitions)
-            .await
-    })
+    coordinator_code(
+        &ctx.shard,
+        &key,
+        version,
+        fenced_since,
+        move |shard, partition| async move {
+            let txns = &shard.txns;
+            txns.add_partitions(&shard, partition, &id, producer_id, epoch, &partitions)
+                .await
+        },
+    )
     .await
 }
 

@@ -38,7 +38,10 @@ pub async fn handle(
         let id = group_id.0.to_string();
         let group = id.clone();
         let d = on_coordinator(&ctx.shard, &id, move |shard, partition| async move {
-            shard.groups.consumer_describe(&shard, partition, &group).await
+            shard
+                .groups
+                .consumer_describe(&shard, partition, &group)
+                .await
         })
         .await
         .unwrap_or_else(|code| ConsumerGroupDescription {

@@ -30,10 +30,17 @@ pub async fn handle(ctx: &RequestContext, request: EndTxnRequest) -> EndTxnRespo
     );
     let key = id.clone();
     let version = ctx.version;
-    let code = coordinator_code(&ctx.shard, &key, version, FENCED_SINCE_VERSION, move |shard, partition| async move {
-        let txns = &shard.txns;
-        txns.end_txn(&shard, partition, &id, pid, epoch, commit).await
-    })
+    let code = coordinator_code(
+        &ctx.shard,
+        &key,
+        version,
+        FENCED_SINCE_VERSION,
+        move |shard, partition| async move {
+            let txns = &shard.txns;
+            txns.end_txn(&shard, partition, &id, pid, epoch, commit)
+                .await
+        },
+    )
     .await;
     EndTxnResponse::default().with_error_code(code)
 }

@@ -44,8 +44,15 @@ pub async fn handle(ctx: &RequestContext, request: OffsetFetchRequest) -> Offset
         });
         // v7+: read_committed consumers ask for stable offsets (KIP-447).
         let stable = ctx.version >= 7 && request.require_stable;
-        let answer =
-            fetch_group(ctx, request.group_id.0.to_string(), topics, None, -1, stable).await;
+        let answer = fetch_group(
+            ctx,
+            request.group_id.0.to_string(),
+            topics,
+            None,
+            -1,
+            stable,
+        )
+        .await;
         return single_group_response(ctx.version, answer);
     }
     let mut groups = Vec::with_capacity(request.groups.len());
@@ -90,10 +97,11 @@ async fn fetch_group(
         groups
             .check_offset_fetch(&shard, partition, &group, member_id, member_epoch)
             .await?;
-        let offsets = groups.fetch_offsets(&shard, partition, &group, asked).await?;
-        let unstable = |topic: &str, p: i32| {
-            require_stable && groups.has_pending_txn_offset(&group, topic, p)
-        };
+        let offsets = groups
+            .fetch_offsets(&shard, partition, &group, asked)
+            .await?;
+        let unstable =
+            |topic: &str, p: i32| require_stable && groups.has_pending_txn_offset(&group, topic, p);
         Ok::<_, i16>(
             offsets
                 .into_iter()

@@ -21,8 +21,8 @@ mod topic_name;
 
 pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta};
 pub use store::{
-    ensure_data_dir, load, save, write_bytes_atomically, write_json_atomically, MetadataError, PersistedState,
-    META_DIR_NAME,
+    ensure_data_dir, load, save, write_bytes_atomically, write_json_atomically, MetadataError,
+    PersistedState, META_DIR_NAME,
 };
 pub use topic_config::{LogDefaults, TopicConfig};
 pub use topic_name::{validate_topic_name, TOPIC_NAME_LEN_MAX};

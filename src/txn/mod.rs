@@ -85,7 +85,10 @@ where
     F: FnOnce(Rc<Shard>, i32) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), i16>> + 'static,
 {
-    match on_coordinator(shard, transactional_id, f).await.and_then(|r| r) {
+    match on_coordinator(shard, transactional_id, f)
+        .await
+        .and_then(|r| r)
+    {
         Ok(()) => 0,
         Err(code) => state::for_version(code, version, fenced_since),
     }

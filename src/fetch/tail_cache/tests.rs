@@ -40,8 +40,14 @@ fn served_bytes_are_the_staged_buffer_not_a_copy() {
     tail.publish(2);
     let got = tail.read(0, 1 << 20, true).unwrap();
     assert_eq!(got.to_contiguous(), staged);
-    assert_eq!(got.slices()[0].as_bytes().unwrap().as_ptr(), staged.as_ptr());
-    assert_eq!(got.slices()[1].as_bytes().unwrap().as_ptr(), staged[a.len()..].as_ptr());
+    assert_eq!(
+        got.slices()[0].as_bytes().unwrap().as_ptr(),
+        staged.as_ptr()
+    );
+    assert_eq!(
+        got.slices()[1].as_bytes().unwrap().as_ptr(),
+        staged[a.len()..].as_ptr()
+    );
 }
 
 #[test]

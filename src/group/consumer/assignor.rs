@@ -79,8 +79,7 @@ pub fn range(
             let set: BTreeSet<i32> = (next..next + count).collect();
             next += count;
             if !set.is_empty() {
-                out.get_mut(member)
-                    .map(|tps| tps.insert(info.id, set));
+                out.get_mut(member).map(|tps| tps.insert(info.id, set));
             }
         }
     }
@@ -135,7 +134,8 @@ pub fn uniform(
             }
             if unassigned.remove(&key) {
                 let (_, id, p) = key;
-                out.get_mut(member).map(|t| t.entry(id).or_default().insert(p));
+                out.get_mut(member)
+                    .map(|t| t.entry(id).or_default().insert(p));
                 *counts.get_mut(member).expect("member counted") += 1;
             }
         }
@@ -148,7 +148,8 @@ pub fn uniform(
             .min_by_key(|(m, _)| (counts[*m], *m))
             .map(|(m, _)| m);
         if let Some(member) = least {
-            out.get_mut(member).map(|t| t.entry(id).or_default().insert(p));
+            out.get_mut(member)
+                .map(|t| t.entry(id).or_default().insert(p));
             *counts.get_mut(member).expect("member counted") += 1;
         }
     }
@@ -211,7 +212,10 @@ mod tests {
     fn uniform_balances_six_partitions_over_three_members() {
         let t = topics(&[("t", 1, 6)]);
         let none = BTreeMap::new();
-        let out = uniform(&subs(&[("a", &["t"]), ("b", &["t"]), ("c", &["t"])], &none), &t);
+        let out = uniform(
+            &subs(&[("a", &["t"]), ("b", &["t"]), ("c", &["t"])], &none),
+            &t,
+        );
         assert!(out.values().all(|tps| count(tps) == 2), "{out:?}");
         assert_each_partition_once(&out, 6);
     }
@@ -221,10 +225,16 @@ mod tests {
         let t = topics(&[("t", 1, 6)]);
         let none = BTreeMap::new();
         let two = uniform(&subs(&[("a", &["t"]), ("b", &["t"])], &none), &t);
-        let three = uniform(&subs(&[("a", &["t"]), ("b", &["t"]), ("c", &["t"])], &two), &t);
+        let three = uniform(
+            &subs(&[("a", &["t"]), ("b", &["t"]), ("c", &["t"])], &two),
+            &t,
+        );
         for m in ["a", "b"] {
             let kept = three[m][&Uuid::from_u128(1)].is_subset(&two[m][&Uuid::from_u128(1)]);
-            assert!(kept, "{m} lost partitions it could keep: {two:?} -> {three:?}");
+            assert!(
+                kept,
+                "{m} lost partitions it could keep: {two:?} -> {three:?}"
+            );
         }
         let back = uniform(&subs(&[("a", &["t"]), ("c", &["t"])], &three), &t);
         assert_each_partition_once(&back, 6);
@@ -240,20 +250,29 @@ mod tests {
         let none = BTreeMap::new();
         let out = uniform(&subs(&[("a", &["x"]), ("b", &["x", "y"])], &none), &t);
         assert_each_partition_once(&out, 6);
-        assert!(!out["a"].contains_key(&Uuid::from_u128(2)), "a is not subscribed to y");
+        assert!(
+            !out["a"].contains_key(&Uuid::from_u128(2)),
+            "a is not subscribed to y"
+        );
     }
 
     #[test]
     fn range_gives_contiguous_ranges_per_topic() {
         let t = topics(&[("t", 1, 7)]);
         let none = BTreeMap::new();
-        let out = range(&subs(&[("a", &["t"]), ("b", &["t"]), ("c", &["t"])], &none), &t);
+        let out = range(
+            &subs(&[("a", &["t"]), ("b", &["t"]), ("c", &["t"])], &none),
+            &t,
+        );
         let id = Uuid::from_u128(1);
         assert_eq!(out["a"][&id], [0, 1, 2].into());
         assert_eq!(out["b"][&id], [3, 4].into());
         assert_eq!(out["c"][&id], [5, 6].into());
         let six = topics(&[("t", 1, 6)]);
-        let out = range(&subs(&[("a", &["t"]), ("b", &["t"]), ("c", &["t"])], &none), &six);
+        let out = range(
+            &subs(&[("a", &["t"]), ("b", &["t"]), ("c", &["t"])], &none),
+            &six,
+        );
         assert!(out.values().all(|tps| count(tps) == 2));
     }
 }

@@ -137,12 +137,18 @@ impl GroupCoordinator {
         let (result, records) = {
             let mut groups = self.groups.borrow_mut();
             if !joining && groups.get(group_id).is_none_or(|e| e.consumer.is_none()) {
-                if groups.get(group_id).is_some_and(|e| e.group.member_count() > 0) {
+                if groups
+                    .get(group_id)
+                    .is_some_and(|e| e.group.member_count() > 0)
+                {
                     return Err(not_consumer_group(group_id));
                 }
                 return Err(HeartbeatError {
                     code: ResponseError::UnknownMemberId.code(),
-                    message: Some(format!("Member {} is not a member of group {group_id}.", req.member_id)),
+                    message: Some(format!(
+                        "Member {} is not a member of group {group_id}.",
+                        req.member_id
+                    )),
                 });
             }
             let entry = groups
@@ -288,7 +294,10 @@ impl GroupCoordinator {
             (ConsumerKey::GroupMetadata(_), None) => entry.consumer = None,
             (ConsumerKey::GroupMetadata(_), Some(v)) => g.group_epoch = rec::decode_epoch(v)?,
             (ConsumerKey::PartitionMetadata(_), v) => {
-                g.subscribed = v.map(rec::decode_partition_metadata).transpose()?.unwrap_or_default()
+                g.subscribed = v
+                    .map(rec::decode_partition_metadata)
+                    .transpose()?
+                    .unwrap_or_default()
             }
             (ConsumerKey::TargetAssignmentMetadata(_), v) => {
                 g.assignment_epoch = v.map(rec::decode_epoch).transpose()?.unwrap_or(0)

@@ -15,8 +15,8 @@ use kafka_protocol::ResponseError;
 
 use super::assignor::{self, MemberSubscription, ASSIGNORS, DEFAULT_ASSIGNOR};
 use super::member::{ConsumerMember, MemberState, LEAVE_EPOCH, STATIC_LEAVE_EPOCH};
-use super::records::{ConsumerKey, SubscribedMetadata, TopicInfo};
 use super::reconcile::{reconcile, Step};
+use super::records::{ConsumerKey, SubscribedMetadata, TopicInfo};
 use super::{HeartbeatError, HeartbeatIn, HeartbeatOut, Settings, TopicCatalog, TopicPartitions};
 
 /// A group's state as ListGroups and ConsumerGroupDescribe name it.
@@ -96,9 +96,11 @@ impl ConsumerGroup {
             ConsumerGroupState::Empty
         } else if self.group_epoch != self.assignment_epoch {
             ConsumerGroupState::Assigning
-        } else if self.members.values().any(|m| {
-            m.member_epoch != self.assignment_epoch || m.state != MemberState::Stable
-        }) {
+        } else if self
+            .members
+            .values()
+            .any(|m| m.member_epoch != self.assignment_epoch || m.state != MemberState::Stable)
+        {
             ConsumerGroupState::Reconciling
         } else {
             ConsumerGroupState::Stable
@@ -136,7 +138,8 @@ impl ConsumerGroup {
 
     fn bump_group_epoch(&mut self) {
         self.group_epoch += 1;
-        self.dirty.insert(ConsumerKey::GroupMetadata(self.id.clone()));
+        self.dirty
+            .insert(ConsumerKey::GroupMetadata(self.id.clone()));
     }
 
     /// Marks every key of the group, e.g. to write its whole state.
@@ -144,8 +147,14 @@ impl ConsumerGroup {
         let g = self.id.clone();
         self.dirty.insert(ConsumerKey::GroupMetadata(g.clone()));
         self.dirty.insert(ConsumerKey::PartitionMetadata(g.clone()));
-        self.dirty.insert(ConsumerKey::TargetAssignmentMetadata(g.clone()));
-        let ids: Vec<String> = self.members.keys().chain(self.target.keys()).cloned().collect();
+        self.dirty
+            .insert(ConsumerKey::TargetAssignmentMetadata(g.clone()));
+        let ids: Vec<String> = self
+            .members
+            .keys()
+            .chain(self.target.keys())
+            .cloned()
+            .collect();
         for m in ids {
             self.mark_member(&m);
             self.dirty
@@ -221,8 +230,10 @@ impl ConsumerGroup {
                     // partitions and epoch: no rebalance.
                     let mut old = self.members.remove(&id).expect("found above");
                     self.mark_member(&id);
-                    self.dirty
-                        .insert(ConsumerKey::TargetAssignmentMember(self.id.clone(), id.clone()));
+                    self.dirty.insert(ConsumerKey::TargetAssignmentMember(
+                        self.id.clone(),
+                        id.clone(),
+                    ));
                     let target = self.target.remove(&id).unwrap_or_default();
                     old.member_id = req.member_id.clone();
                     old.member_epoch = old.previous_member_epoch.max(0);
@@ -258,7 +269,10 @@ impl ConsumerGroup {
                 if self.members.len() >= settings.members_max {
                     return Err(error(
                         ResponseError::GroupMaxSizeReached,
-                        format!("The group has reached its maximum size of {}.", settings.members_max),
+                        format!(
+                            "The group has reached its maximum size of {}.",
+                            settings.members_max
+                        ),
                     ));
                 }
                 let mut m = ConsumerMember::new(&req.member_id, now);
@@ -279,20 +293,29 @@ impl ConsumerGroup {
         let Some(m) = self.members.get(&req.member_id) else {
             return Err(error(
                 ResponseError::UnknownMemberId,
-                format!("Member {} is not a member of group {}.", req.member_id, self.id),
+                format!(
+                    "Member {} is not a member of group {}.",
+                    req.member_id, self.id
+                ),
             ));
         };
         if let Some(instance) = req.instance_id.as_deref() {
             if m.metadata.instance_id.as_deref() != Some(instance) {
                 return Err(error(
                     ResponseError::FencedInstanceId,
-                    format!("Instance id {instance} does not belong to member {}.", m.member_id),
+                    format!(
+                        "Instance id {instance} does not belong to member {}.",
+                        m.member_id
+                    ),
                 ));
             }
         }
         let epoch = req.member_epoch;
         let retry_of_previous = epoch == m.previous_member_epoch
-            && req.owned.as_ref().is_some_and(|owned| is_subset(owned, &m.assigned));
+            && req
+                .owned
+                .as_ref()
+                .is_some_and(|owned| is_subset(owned, &m.assigned));
         if epoch != m.member_epoch && !retry_of_previous {
             return Err(error(
                 ResponseError::FencedMemberEpoch,
@@ -309,7 +332,10 @@ impl ConsumerGroup {
         let Some(m) = self.members.get_mut(&req.member_id) else {
             return Err(error(
                 ResponseError::UnknownMemberId,
-                format!("Member {} is not a member of group {}.", req.member_id, self.id),
+                format!(
+                    "Member {} is not a member of group {}.",
+                    req.member_id, self.id
+                ),
             ));
         };
         if req.member_epoch == STATIC_LEAVE_EPOCH {
@@ -369,7 +395,8 @@ impl ConsumerGroup {
         let current = self.resolve_metadata(catalog);
         if current != self.subscribed {
             self.subscribed = current;
-            self.dirty.insert(ConsumerKey::PartitionMetadata(self.id.clone()));
+            self.dirty
+                .insert(ConsumerKey::PartitionMetadata(self.id.clone()));
             self.bump_group_epoch();
         }
     }
@@ -418,8 +445,10 @@ impl ConsumerGroup {
         let target = assignor::assign(&self.assignor(), &subs, &self.subscribed);
         for (id, tps) in &target {
             if self.target.get(id) != Some(tps) {
-                self.dirty
-                    .insert(ConsumerKey::TargetAssignmentMember(self.id.clone(), id.clone()));
+                self.dirty.insert(ConsumerKey::TargetAssignmentMember(
+                    self.id.clone(),
+                    id.clone(),
+                ));
             }
         }
         self.target = target;
@@ -431,8 +460,11 @@ impl ConsumerGroup {
     fn reconcile_member(&mut self, member_id: &str, owned: Option<&TopicPartitions>, now: Instant) {
         let empty = TopicPartitions::new();
         let target = self.target.get(member_id).unwrap_or(&empty).clone();
-        let others: Vec<&ConsumerMember> =
-            self.members.values().filter(|m| m.member_id != member_id).collect();
+        let others: Vec<&ConsumerMember> = self
+            .members
+            .values()
+            .filter(|m| m.member_id != member_id)
+            .collect();
         let elsewhere = |topic: &uuid::Uuid, p: i32| others.iter().any(|m| m.owns(topic, p));
         let mut member = self.members[member_id].clone();
         let step = Step {
@@ -489,7 +521,9 @@ fn validate(req: &HeartbeatIn) -> Result<(), HeartbeatError> {
         if !ASSIGNORS.contains(&a) {
             return Err(error(
                 ResponseError::UnsupportedAssignor,
-                format!("ServerAssignor {a} is not supported. Supported assignors: uniform, range."),
+                format!(
+                    "ServerAssignor {a} is not supported. Supported assignors: uniform, range."
+                ),
             ));
         }
     }

@@ -46,7 +46,12 @@ fn still_owns(owned: Option<&TopicPartitions>, revoking: &TopicPartitions) -> bo
 
 /// Applies one step to `m`; returns whether anything changed.
 pub fn reconcile(m: &mut ConsumerMember, step: &Step<'_>) -> bool {
-    let before = (m.member_epoch, m.state, m.assigned.clone(), m.pending_revocation.clone());
+    let before = (
+        m.member_epoch,
+        m.state,
+        m.assigned.clone(),
+        m.pending_revocation.clone(),
+    );
     match m.state {
         MemberState::UnrevokedPartitions => {
             if still_owns(step.owned, &m.pending_revocation) {
@@ -162,7 +167,10 @@ mod tests {
         assert_eq!((m.member_epoch, &m.assigned), (1, &tps(&[0])));
         assert_eq!(m.pending_revocation, tps(&[1, 2]));
         // A heartbeat without owned partitions proves nothing.
-        let blind = Step { owned: None, ..step };
+        let blind = Step {
+            owned: None,
+            ..step
+        };
         assert!(!reconcile(&mut m, &blind));
         // Once the client no longer owns 1 and 2: epoch 2, gets 3.
         let owned = tps(&[0]);

@@ -519,7 +519,10 @@ mod tests {
             encode_epoch(9),
         ];
         assert_eq!(MemberMetadataValue::decode(&encoded[0]).unwrap(), member);
-        assert_eq!(CurrentAssignmentValue::decode(&encoded[1]).unwrap(), current);
+        assert_eq!(
+            CurrentAssignmentValue::decode(&encoded[1]).unwrap(),
+            current
+        );
         assert_eq!(decode_partition_metadata(&encoded[2]).unwrap(), meta);
         assert_eq!(
             decode_target_member(&encoded[3]).unwrap(),
@@ -537,7 +540,10 @@ mod tests {
         for (bytes, fails) in encoded.iter().zip(decoders) {
             // The last byte is the value's (empty) tagged fields.
             for cut in 0..bytes.len() - 1 {
-                assert!(fails(&bytes[..cut]), "a truncated value decoded (cut at {cut})");
+                assert!(
+                    fails(&bytes[..cut]),
+                    "a truncated value decoded (cut at {cut})"
+                );
             }
         }
     }

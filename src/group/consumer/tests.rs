@@ -52,7 +52,12 @@ fn join_req(id: &str) -> HeartbeatIn {
 }
 
 impl Client {
-    fn join(g: &mut ConsumerGroup, id: &str, now: Instant, cat: &BTreeMap<String, TopicInfo>) -> Client {
+    fn join(
+        g: &mut ConsumerGroup,
+        id: &str,
+        now: Instant,
+        cat: &BTreeMap<String, TopicInfo>,
+    ) -> Client {
         let out = g.heartbeat(join_req(id), now, cat, &settings()).unwrap();
         let mut c = Client {
             id: id.into(),
@@ -111,7 +116,12 @@ fn assert_exclusive(g: &ConsumerGroup, clients: &[Client]) {
     }
 }
 
-fn converge(g: &mut ConsumerGroup, clients: &mut [Client], now: Instant, cat: &BTreeMap<String, TopicInfo>) {
+fn converge(
+    g: &mut ConsumerGroup,
+    clients: &mut [Client],
+    now: Instant,
+    cat: &BTreeMap<String, TopicInfo>,
+) {
     for _ in 0..10 {
         for i in 0..clients.len() {
             clients[i].beat(g, now, cat);
@@ -159,27 +169,42 @@ fn consumer_heartbeat_errors_match_kafka() {
         member_epoch: 1,
         ..join_req("nobody")
     };
-    assert_eq!(code(g.heartbeat(unknown, now, &cat, &s)), ResponseError::UnknownMemberId.code());
+    assert_eq!(
+        code(g.heartbeat(unknown, now, &cat, &s)),
+        ResponseError::UnknownMemberId.code()
+    );
     let ahead = HeartbeatIn {
         member_epoch: c.epoch + 5,
         ..join_req("a")
     };
-    assert_eq!(code(g.heartbeat(ahead, now, &cat, &s)), ResponseError::FencedMemberEpoch.code());
+    assert_eq!(
+        code(g.heartbeat(ahead, now, &cat, &s)),
+        ResponseError::FencedMemberEpoch.code()
+    );
     let assignor = HeartbeatIn {
         server_assignor: Some("sticky-ish".into()),
         ..join_req("b")
     };
-    assert_eq!(code(g.heartbeat(assignor, now, &cat, &s)), ResponseError::UnsupportedAssignor.code());
+    assert_eq!(
+        code(g.heartbeat(assignor, now, &cat, &s)),
+        ResponseError::UnsupportedAssignor.code()
+    );
     let no_subscription = HeartbeatIn {
         subscribed_topic_names: None,
         ..join_req("b")
     };
-    assert_eq!(code(g.heartbeat(no_subscription, now, &cat, &s)), ResponseError::InvalidRequest.code());
+    assert_eq!(
+        code(g.heartbeat(no_subscription, now, &cat, &s)),
+        ResponseError::InvalidRequest.code()
+    );
     let bad_regex = HeartbeatIn {
         subscribed_topic_regex: Some("(".into()),
         ..join_req("b")
     };
-    assert_eq!(code(g.heartbeat(bad_regex, now, &cat, &s)), ResponseError::InvalidRegularExpression.code());
+    assert_eq!(
+        code(g.heartbeat(bad_regex, now, &cat, &s)),
+        ResponseError::InvalidRegularExpression.code()
+    );
     // Static members: a second live holder of the instance id is refused.
     let static_a = HeartbeatIn {
         instance_id: Some("i".into()),
@@ -190,11 +215,17 @@ fn consumer_heartbeat_errors_match_kafka() {
         member_id: "s2".into(),
         ..static_a
     };
-    assert_eq!(code(g.heartbeat(usurper, now, &cat, &s)), ResponseError::UnreleasedInstanceId.code());
+    assert_eq!(
+        code(g.heartbeat(usurper, now, &cat, &s)),
+        ResponseError::UnreleasedInstanceId.code()
+    );
     for id in ["x", "y"] {
         g.heartbeat(join_req(id), now, &cat, &s).unwrap();
     }
-    assert_eq!(code(g.heartbeat(join_req("z"), now, &cat, &s)), ResponseError::GroupMaxSizeReached.code());
+    assert_eq!(
+        code(g.heartbeat(join_req("z"), now, &cat, &s)),
+        ResponseError::GroupMaxSizeReached.code()
+    );
     c.beat(&mut g, now, &cat);
 }
 
@@ -219,7 +250,10 @@ fn consumer_static_member_leaves_and_returns_without_rebalance() {
         ..join
     };
     let again = g.heartbeat(back, now, &cat, &s).unwrap();
-    assert_eq!(g.group_epoch, epoch, "no rebalance for a returning static member");
+    assert_eq!(
+        g.group_epoch, epoch,
+        "no rebalance for a returning static member"
+    );
     assert_eq!(again.assignment, out.assignment);
     assert!(g.members.contains_key("s2") && !g.members.contains_key("s1"));
 }
