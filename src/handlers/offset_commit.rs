@@ -31,42 +31,65 @@ fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// One partition's offset as a commit request names it.
+pub(super) struct RequestedOffset {
+    pub(super) topic: String,
+    pub(super) partition: i32,
+    pub(super) offset: i64,
+    pub(super) leader_epoch: i32,
+    pub(super) metadata: Option<String>,
+}
+
+/// Codes decided before the coordinator (invalid group id, unknown
+/// partition) by (topic, partition), and the offsets to send it. Shared
+/// with TxnOffsetCommit.
+#[allow(clippy::type_complexity)]
+pub(super) fn sort_offsets(
+    ctx: &RequestContext,
+    group_id: &str,
+    requested: impl Iterator<Item = RequestedOffset>,
+) -> (HashMap<(String, i32), i16>, Vec<(String, i32, OffsetValue)>) {
+    let snapshot = ctx.shard.snapshot();
+    let now_ms = wall_clock_ms();
+    let mut decided = HashMap::new();
+    let mut to_commit = Vec::new();
+    for r in requested {
+        let count = snapshot.topic(&r.topic).map(|t| t.partition_count());
+        let key = (r.topic.clone(), r.partition);
+        if group_id.is_empty() {
+            decided.insert(key, ResponseError::InvalidGroupId.code());
+        } else if !count.is_some_and(|c| (0..c).contains(&r.partition)) {
+            decided.insert(key, ResponseError::UnknownTopicOrPartition.code());
+        } else {
+            let value = OffsetValue {
+                offset: r.offset,
+                leader_epoch: r.leader_epoch,
+                metadata: r.metadata.unwrap_or_default(),
+                commit_timestamp_ms: now_ms,
+            };
+            to_commit.push((r.topic, r.partition, value));
+        }
+    }
+    (decided, to_commit)
+}
+
 /// Answers OffsetCommit.
 pub async fn handle(ctx: &RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
-    let snapshot = ctx.shard.snapshot();
-    let now_ms = wall_clock_ms();
-    // (topic, partition) -> code decided here; the others go to the coordinator.
-    let mut decided: HashMap<(String, i32), i16> = HashMap::new();
-    let mut to_commit = Vec::new();
-    for topic in &request.topics {
-        let name = topic.name.0.to_string();
-        let count = snapshot.topic(&name).map(|t| t.partition_count());
-        for p in &topic.partitions {
-            let key = (name.clone(), p.partition_index);
-            if group_id.is_empty() {
-                decided.insert(key, ResponseError::InvalidGroupId.code());
-            } else if !count.is_some_and(|c| (0..c).contains(&p.partition_index)) {
-                decided.insert(key, ResponseError::UnknownTopicOrPartition.code());
+    let requested = request.topics.iter().flat_map(|t| {
+        t.partitions.iter().map(|p| RequestedOffset {
+            topic: t.name.0.to_string(),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if ctx.version >= 6 {
+                p.committed_leader_epoch
             } else {
-                let value = OffsetValue {
-                    offset: p.committed_offset,
-                    leader_epoch: if ctx.version >= 6 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    metadata: p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                    commit_timestamp_ms: now_ms,
-                };
-                to_commit.push((name.clone(), p.partition_index, value));
-            }
-        }
-    }
+                -1
+            },
+            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+        })
+    });
+    let (mut decided, to_commit) = sort_offsets(ctx, &group_id, requested);
     if !to_commit.is_empty() {
         let committer = Committer {
             member_id: request.member_id.to_string(),

@@ -7,17 +7,15 @@
 //! checked like OffsetCommit's when the generation is not -1. v4 only adds
 //! an error code this broker never returns.
 
-use std::collections::HashMap;
-
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
+use super::offset_commit::{sort_offsets, RequestedOffset};
 use super::{ApiSpec, RequestContext};
 use crate::group::coordinator::Committer;
-use crate::group::records::OffsetValue;
 use crate::group::{coordinator_for, on_coordinator, OFFSETS_TOPIC};
 use crate::metadata::PartitionId;
 use crate::txn::state::for_version;
@@ -38,39 +36,21 @@ pub async fn handle(
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
-    let snapshot = ctx.shard.snapshot();
-    let now_ms = crate::shard::now_ms();
     let producer = (request.producer_id.0, request.producer_epoch);
-    let mut decided: HashMap<(String, i32), i16> = HashMap::new();
-    let mut to_commit = Vec::new();
-    for topic in &request.topics {
-        let name = topic.name.0.to_string();
-        let count = snapshot.topic(&name).map(|t| t.partition_count());
-        for p in &topic.partitions {
-            let key = (name.clone(), p.partition_index);
-            if group_id.is_empty() {
-                decided.insert(key, ResponseError::InvalidGroupId.code());
-            } else if !count.is_some_and(|c| (0..c).contains(&p.partition_index)) {
-                decided.insert(key, ResponseError::UnknownTopicOrPartition.code());
+    let requested = request.topics.iter().flat_map(|t| {
+        t.partitions.iter().map(|p| RequestedOffset {
+            topic: t.name.0.to_string(),
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if ctx.version >= 2 {
+                p.committed_leader_epoch
             } else {
-                let value = OffsetValue {
-                    offset: p.committed_offset,
-                    leader_epoch: if ctx.version >= 2 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    metadata: p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                    commit_timestamp_ms: now_ms,
-                };
-                to_commit.push((name.clone(), p.partition_index, value));
-            }
-        }
-    }
+                -1
+            },
+            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+        })
+    });
+    let (mut decided, to_commit) = sort_offsets(ctx, &group_id, requested);
     if !to_commit.is_empty() {
         let keys: Vec<(String, i32)> = to_commit.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
         let codes = match verify(ctx, &request, &group_id).await {
