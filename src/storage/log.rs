@@ -196,6 +196,19 @@ impl<D: Disk> PartitionLog<D> {
         segments.push(Segment::new(dir, next_offset));
     }
 
+    /// Base offsets of the segments, oldest first (the active one last).
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.segments.borrow().iter().map(|s| s.base_offset).collect()
+    }
+
+    /// Base offset of the segment holding `offset` (the first segment's for
+    /// offsets below it).
+    pub fn segment_base_of(&self, offset: i64) -> i64 {
+        let segments = self.segments.borrow();
+        let after = segments.partition_point(|s| s.base_offset <= offset);
+        segments[after.saturating_sub(1)].base_offset
+    }
+
     /// Log end offset: the offset the next appended record gets.
     pub fn next_offset(&self) -> i64 {
         self.next_offset.get()

@@ -6,6 +6,7 @@
 //!     00000000000000000000.log              RecordBatch v2 bytes back to back
 //!     00000000000000000000.index            sparse offset index (index.rs)
 //!     00000000000000000000.timeindex        sparse time index (index.rs)
+//!     00000000000000000000.txnindex         aborted transactions (producer::aborted)
 //!     partition.checkpoint                  log start offset (checkpoint.rs)
 //! ```
 //!
@@ -76,7 +77,8 @@ pub use mem_disk::{MemBuffer, MemDisk, MemFile};
 pub use read::FileRangeStart;
 pub use retention::{Removed, RetentionPolicy};
 pub use scan::{READ_CHUNK_BYTES, RECOVERY_READ_BYTES};
-pub use segment::{PENDING_CHUNK_BYTES, WRITE_BYTES_MAX};
+pub(crate) use segment::segment_path as segment_file_path;
+pub use segment::{PENDING_CHUNK_BYTES, TXN_INDEX_EXTENSION, WRITE_BYTES_MAX};
 
 use crate::protocol::batch::BATCH_HEADER_LEN;
 

@@ -3,6 +3,7 @@ consume-transform-produce loop exactly once across a producer crash,
 zombie fencing, timeouts, state across a broker crash, and bad input
 (KIP-98, KIP-890 part 1)."""
 
+import struct
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import clients
 import kafka_raw
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 from kafka_raw import Reader, Writer
 
 INIT_PRODUCER_ID = 22
@@ -320,3 +321,76 @@ def test_txn_offsets_pending_are_unstable_for_read_committed(broker):
     group.close()
     assert got == 7, got
     assert waited >= 1.0, f"the committed offset was returned before the transaction committed ({waited:.2f} s)"
+
+
+# ---------------------------------------------------------------- aborted index per segment
+
+TXN_ENTRY = struct.Struct(">hqqqq")  # version, producer id, first, last (marker), LSO
+
+
+def txn_index_entries(b, topic: str) -> dict[int, list[tuple]]:
+    """The `<base>.txnindex` files of partition 0: segment base -> entries."""
+    out = {}
+    for f in sorted((b.data_dir / f"{topic}-0").glob("*.txnindex")):
+        data = f.read_bytes()
+        assert len(data) % TXN_ENTRY.size == 0, f"torn index {f.name}"
+        out[int(f.stem)] = [TXN_ENTRY.unpack_from(data, i) for i in range(0, len(data), TXN_ENTRY.size)]
+    return out
+
+
+def segment_bases(b, topic: str) -> list[int]:
+    return sorted(int(f.stem) for f in (b.data_dir / f"{topic}-0").glob("*.log"))
+
+
+def test_txn_aborted_index_is_per_segment_and_goes_with_its_segment(broker):
+    topic = "txseg"
+    clients.create_topic(broker.bootstrap, topic, 1, {"segment.bytes": "2048"})
+    p = txn_producer(broker.bootstrap, "txseg-1")
+    committed = []
+    for t in range(8):  # ~1 KiB per transaction: segments roll between them
+        p.begin_transaction()
+        vals = [b"t%d-%02d-" % (t, i) + b"x" * 90 for i in range(10)]
+        for v in vals:
+            p.produce(topic, value=v, partition=0)
+        p.flush(30)
+        if t % 2:
+            p.commit_transaction(30)
+            committed += vals
+        else:
+            p.abort_transaction(30)
+
+    bases = segment_bases(broker, topic)
+    index = txn_index_entries(broker, topic)
+    assert len(bases) > 4, bases
+    assert not (broker.data_dir / f"{topic}-0" / "aborted.txnindex").exists()
+    entries = [e for es in index.values() for e in es]
+    assert len(entries) == 4, index
+    for base, es in index.items():
+        assert base in bases
+        following = [x for x in bases if x > base]
+        for version, _pid, first, marker, lso in es:
+            # The entry lives in the segment holding its marker.
+            assert version == 0 and first < marker < lso + 1
+            assert base <= marker < (following[0] if following else 1 << 62)
+
+    want = sorted(committed)
+    assert values(clients.consume_all(broker.bootstrap, topic, 1, **READ_COMMITTED)) == want
+    broker.kill9()
+    broker.start()
+    assert txn_index_entries(broker, topic) == index
+    assert values(clients.consume_all(broker.bootstrap, topic, 1, **READ_COMMITTED)) == want
+
+    # DeleteRecords past the first aborted transaction's marker: its
+    # segment, index included, goes; the others stay and still filter.
+    first_marker_segment = min(index)
+    cut = [x for x in bases if x > first_marker_segment][0]
+    admin = clients.admin(broker.bootstrap)
+    for f in admin.delete_records([TopicPartition(topic, 0, cut)]).values():
+        f.result(timeout=30)
+    after = txn_index_entries(broker, topic)
+    assert first_marker_segment not in after and len(after) >= 1, after
+    assert all(base >= cut for base in after)
+    got = values(clients.consume_all(broker.bootstrap, topic, 1, **READ_COMMITTED))
+    assert got and set(got) <= set(want) and not any(v.startswith(b"t0-") for v in got)
+    raw = values(clients.consume_all(broker.bootstrap, topic, 1, **READ_UNCOMMITTED))
+    assert set(got) == {v for v in raw if int(v[1:2]) % 2}
