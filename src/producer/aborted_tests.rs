@@ -31,8 +31,14 @@ fn aborted_index_entries_go_to_their_segment_file_and_reload() {
         let (path, bytes) = index.push(base, e);
         append_to_file(&path, &bytes).unwrap();
     }
-    assert_eq!(std::fs::read(file_of(dir.path(), 0)).unwrap().len(), ENTRY_LEN);
-    assert_eq!(std::fs::read(file_of(dir.path(), 100)).unwrap().len(), ENTRY_LEN);
+    assert_eq!(
+        std::fs::read(file_of(dir.path(), 0)).unwrap().len(),
+        ENTRY_LEN
+    );
+    assert_eq!(
+        std::fs::read(file_of(dir.path(), 100)).unwrap().len(),
+        ENTRY_LEN
+    );
     // A torn write leaves a partial entry: ignored.
     append_to_file(&file_of(dir.path(), 100), &[0, 0, 1]).unwrap();
 
@@ -106,8 +112,14 @@ fn aborted_index_moves_legacy_partition_file_to_segments() {
     assert_eq!(pids(&index, 0, 200), vec![2, 3]);
     assert_eq!(index.persist_recovered().unwrap(), 2);
     assert!(!dir.path().join(LEGACY_FILE_NAME).exists());
-    assert_eq!(std::fs::read(file_of(dir.path(), 10)).unwrap().len(), ENTRY_LEN);
-    assert_eq!(std::fs::read(file_of(dir.path(), 100)).unwrap().len(), ENTRY_LEN);
+    assert_eq!(
+        std::fs::read(file_of(dir.path(), 10)).unwrap().len(),
+        ENTRY_LEN
+    );
+    assert_eq!(
+        std::fs::read(file_of(dir.path(), 100)).unwrap().len(),
+        ENTRY_LEN
+    );
     let reloaded = AbortedIndex::load(dir.path(), &bases, 200);
     assert!(!reloaded.needs_persist());
     assert_eq!(pids(&reloaded, 0, 200), vec![2, 3]);

@@ -88,12 +88,15 @@ pub async fn rebuild<D: Disk>(
                     if let (false, Some(first_offset)) = (commit, first) {
                         let marker = h.base_offset();
                         let lso = table.first_unstable_offset().unwrap_or(marker + 1);
-                        aborted.recover(&segment_bases, AbortedEntry {
-                            producer_id: h.producer_id(),
-                            first_offset,
-                            last_offset: marker,
-                            last_stable_offset: lso.min(marker + 1),
-                        });
+                        aborted.recover(
+                            &segment_bases,
+                            AbortedEntry {
+                                producer_id: h.producer_id(),
+                                first_offset,
+                                last_offset: marker,
+                                last_stable_offset: lso.min(marker + 1),
+                            },
+                        );
                     }
                 }
             } else if h.producer_id() >= 0 {

@@ -24,6 +24,7 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 INVALID_PRODUCER_ID_MAPPING = 49
 PRODUCER_FENCED = 90
+TRANSACTIONAL_ID_NOT_FOUND = 105
 
 READ_COMMITTED = {"isolation.level": "read_committed"}
 # librdkafka's default is read_committed: the raw log needs it said.
@@ -229,6 +230,35 @@ def test_txn_state_survives_broker_kill9(broker):
     q.commit_transaction(30)
     got = clients.consume_all(broker.bootstrap, "txcrash", 2, **READ_COMMITTED)
     assert values(got) == sorted([b"c%d" % i for i in range(20)] + [b"new"])
+
+
+def test_txn_idle_transactional_id_expires(broker_factory):
+    b = broker_factory(extra_args=["--transaction-abort-check-ms", "200", "--transactional-id-expiration-ms", "1500"])
+    clients.create_topic(b.bootstrap, "txexp", 1)
+    with b.raw() as c:
+        err, old_pid, _ = init_producer_id(c, "exp-1")
+        assert err == 0
+        err, busy_pid, _ = init_producer_id(c, "exp-busy")
+        assert err == 0
+        assert add_partitions(c, "exp-busy", busy_pid, 0, "txexp", [0]) == {0: 0}
+    deadline = time.monotonic() + 15
+    while True:
+        with b.raw() as c:
+            gone = describe_transaction(c, "exp-1")["error_code"] == TRANSACTIONAL_ID_NOT_FOUND
+        if gone or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert gone, "idle id not expired"
+    with b.raw() as c:
+        # An open transaction is never expired (its timeout, 60 s, aborts it first).
+        assert describe_transaction(c, "exp-busy")["state"] == "Ongoing"
+    # The tombstone is durable: a restart does not bring the id back.
+    b.restart()
+    with b.raw() as c:
+        assert describe_transaction(c, "exp-1")["error_code"] == TRANSACTIONAL_ID_NOT_FOUND
+        # Reusing an expired id starts afresh with a new producer id.
+        err, new_pid, epoch = init_producer_id(c, "exp-1")
+        assert err == 0 and new_pid != old_pid and epoch == 0
 
 
 # ---------------------------------------------------------------- bad input

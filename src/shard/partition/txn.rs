@@ -190,8 +190,12 @@ pub(super) async fn persist_recovered_entries(
         })
         .await;
     match written {
-        Ok(files) => tracing::info!(partition = %id, files, "aborted-transaction index entries written back at open"),
-        Err(e) => warn!(partition = %id, "aborted-transaction index not written back (found again next open): {e}"),
+        Ok(files) => {
+            tracing::info!(partition = %id, files, "aborted-transaction index entries written back at open")
+        }
+        Err(e) => {
+            warn!(partition = %id, "aborted-transaction index not written back (found again next open): {e}")
+        }
     }
     aborted
 }
