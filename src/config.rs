@@ -138,6 +138,10 @@ pub struct Flags {
     /// (Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms).
     #[arg(long, env = "CORESTREAM_TRANSACTION_ABORT_CHECK_MS")]
     pub transaction_abort_check_ms: Option<u64>,
+    /// How long a transactional id with no transaction open is kept after
+    /// its last change, in ms (Kafka's transactional.id.expiration.ms).
+    #[arg(long, env = "CORESTREAM_TRANSACTIONAL_ID_EXPIRATION_MS")]
+    pub transactional_id_expiration_ms: Option<u64>,
     /// Fault injection for tests: close the connection instead of sending
     /// every Nth Produce response (after the records were appended), so
     /// clients retry batches the broker already has. 0 = off.
@@ -208,6 +212,7 @@ struct FileConfig {
     transaction_state_partitions: Option<i32>,
     transaction_max_timeout_ms: Option<i32>,
     transaction_abort_check_ms: Option<u64>,
+    transactional_id_expiration_ms: Option<u64>,
     fault_drop_produce_response_every: Option<u64>,
     group_consumer_session_timeout_ms: Option<u64>,
     group_consumer_heartbeat_interval_ms: Option<u64>,
@@ -629,6 +634,10 @@ impl Config {
                 .transaction_abort_check_ms
                 .or(file.transaction_abort_check_ms)
                 .unwrap_or(TRANSACTION_ABORT_CHECK_MS_DEFAULT),
+            id_expiration_ms: flags
+                .transactional_id_expiration_ms
+                .or(file.transactional_id_expiration_ms)
+                .unwrap_or(TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT),
         };
         if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&txn.state_partitions) {
             return Err(invalid(
@@ -648,6 +657,12 @@ impl Config {
         if txn.abort_check_ms == 0 {
             return Err(invalid(
                 "transaction-abort-check-ms",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if txn.id_expiration_ms == 0 {
+            return Err(invalid(
+                "transactional-id-expiration-ms",
                 "must be at least 1".to_string(),
             ));
         }
@@ -724,6 +739,8 @@ pub struct TxnConfig {
     pub max_timeout_ms: i32,
     /// transaction.abort.timed.out.transaction.cleanup.interval.ms
     pub abort_check_ms: u64,
+    /// transactional.id.expiration.ms
+    pub id_expiration_ms: u64,
 }
 
 /// Kafka's default for transaction.state.log.num.partitions.
@@ -732,6 +749,8 @@ pub const TRANSACTION_STATE_PARTITIONS_DEFAULT: i32 = 50;
 pub const TRANSACTION_MAX_TIMEOUT_MS_DEFAULT: i32 = 900_000;
 /// Kafka's default for the timed-out transaction check (10 s).
 pub const TRANSACTION_ABORT_CHECK_MS_DEFAULT: u64 = 10_000;
+/// Kafka's default for transactional.id.expiration.ms (7 days).
+pub const TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT: u64 = 7 * 24 * 3_600_000;
 
 /// Kafka's broker log settings from the file's `log.*`, `message.*` and
 /// `compression.*` keys; `segment_bytes` (file) and `--segment-bytes` stand

@@ -1,30 +1,40 @@
-//! The aborted-transaction index of a partition.
+//! The aborted-transaction index, one file per segment (Kafka's layout).
 //!
 //! A read_committed consumer receives, with each fetch, the aborted
 //! transactions overlapping the offsets it reads, and drops their batches
-//! itself (Kafka's design: the broker never filters record data). The index
-//! holds one entry per abort marker: producer id, first offset of the
+//! itself (Kafka's design: the broker never filters record data). Each
+//! abort marker gives one entry: producer id, first offset of the
 //! transaction in this partition, the marker's offset, and the last stable
-//! offset when it was written. Entries use Kafka's `.txnindex` layout
-//! (version i16 = 0, then four i64; 34 bytes, big-endian).
+//! offset when it was written, in Kafka's `.txnindex` entry layout (version
+//! i16 = 0, then four i64; 34 bytes, big-endian).
 //!
-//! Decision: one file per partition (`aborted.txnindex`) rather than one per
-//! segment. Aborts are rare and entries small; a per-partition file is
-//! appended with one write + fdatasync after the marker itself is durable.
-//! An entry lost to a crash between the two is rebuilt at open from the
-//! marker in the log (see `producer::snapshot::rebuild`), and entries below
-//! the log start offset are skipped when read (retention does not rewrite
-//! the file; it is rewritten at clean close without them).
+//! Decisions:
+//! - **Per segment, like Kafka**: an entry goes to
+//!   `<segment base>.txnindex` of the segment holding its marker. Retention,
+//!   DeleteRecords and recovery truncation remove it with the segment
+//!   (storage's removal lists name the extension), so the index never
+//!   outlives the data it describes and never needs rewriting.
+//! - **Appended after the marker is durable** (one write + fdatasync). An
+//!   entry lost to a crash between the two is found again at open by the
+//!   log replay (`producer::snapshot::rebuild`) and written back then
+//!   ([`AbortedIndex::persist_recovered`]), so it survives later snapshots.
+//! - **All entries in memory**: aborts are rare and entries small; a fetch
+//!   looks at the segments from the one holding its start offset on.
+//! - **Upgrade**: a partition written by an older broker has one
+//!   `aborted.txnindex`; its entries are moved to their segments' files at
+//!   open, then it is removed.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
 use crate::protocol::fetch_writer::AbortedTxn;
+use crate::storage::{segment_file_path, TXN_INDEX_EXTENSION};
 
-/// The index's file name in the partition directory.
-pub const ABORTED_INDEX_FILE_NAME: &str = "aborted.txnindex";
+/// The per-partition file of brokers before the per-segment index.
+pub const LEGACY_FILE_NAME: &str = "aborted.txnindex";
 /// Bytes per entry (Kafka's `AbortedTxn.TOTAL_SIZE`).
 pub const ENTRY_LEN: usize = 34;
 
@@ -66,64 +76,134 @@ impl AbortedEntry {
     }
 }
 
-/// The entries of one partition, in marker order, and where they live.
+/// The entries of one partition, grouped by the segment holding each
+/// marker, in marker order within a segment.
 #[derive(Debug, Default)]
 pub struct AbortedIndex {
-    path: PathBuf,
-    entries: Vec<AbortedEntry>,
+    dir: PathBuf,
+    by_segment: BTreeMap<i64, Vec<AbortedEntry>>,
+    /// Segments whose file lacks entries held here (legacy upgrade, or
+    /// entries recovered from the log): rewritten by `persist_recovered`.
+    unsaved: BTreeSet<i64>,
+    legacy_found: bool,
 }
 
 impl AbortedIndex {
-    /// Reads the index in `dir` (an absent file is an empty index; a torn
-    /// last entry is ignored and rebuilt from the log).
-    pub fn load(dir: &Path) -> AbortedIndex {
-        let path = dir.join(ABORTED_INDEX_FILE_NAME);
-        let entries = match std::fs::read(&path) {
-            Ok(bytes) => bytes
-                .chunks_exact(ENTRY_LEN)
-                .map_while(|chunk| {
-                    let entry = AbortedEntry::decode(chunk);
-                    if entry.is_none() {
-                        warn!(path = %path.display(), "unreadable aborted-transaction entry; the rest is rebuilt from the log");
-                    }
-                    entry
-                })
-                .collect(),
-            Err(_) => Vec::new(),
+    /// Reads the index files of the segments `segment_bases` (ascending) in
+    /// `dir`. Entries whose marker is at or past `log_end` describe data a
+    /// recovery truncation removed and are dropped; a torn last entry is
+    /// ignored (rebuilt from the log).
+    pub fn load(dir: &Path, segment_bases: &[i64], log_end: i64) -> AbortedIndex {
+        let mut index = AbortedIndex {
+            dir: dir.to_path_buf(),
+            ..AbortedIndex::default()
         };
-        AbortedIndex { path, entries }
+        for &base in segment_bases {
+            let path = segment_file_path(dir, base, TXN_INDEX_EXTENSION);
+            let entries = read_entries(&path);
+            let kept: Vec<AbortedEntry> = entries
+                .iter()
+                .copied()
+                .filter(|e| e.last_offset < log_end)
+                .collect();
+            if kept.len() != entries.len() {
+                index.unsaved.insert(base);
+            }
+            if !kept.is_empty() || index.unsaved.contains(&base) {
+                index.by_segment.insert(base, kept);
+            }
+        }
+        let legacy = dir.join(LEGACY_FILE_NAME);
+        if legacy.exists() {
+            index.legacy_found = true;
+            for entry in read_entries(&legacy) {
+                if entry.last_offset < log_end {
+                    if let Some(base) = segment_of(segment_bases, entry.last_offset) {
+                        index.insert_unsaved(base, entry);
+                    }
+                }
+            }
+        }
+        index
     }
 
-    /// Adds an entry found in the log at open, unless the file has it.
-    pub fn recover(&mut self, entry: AbortedEntry) -> bool {
-        if self
-            .entries
+    /// Adds an entry found in the log at open (its marker is at or after
+    /// every segment base in `segment_bases` up to it), unless it is held.
+    pub fn recover(&mut self, segment_bases: &[i64], entry: AbortedEntry) -> bool {
+        let Some(base) = segment_of(segment_bases, entry.last_offset) else {
+            return false;
+        };
+        self.insert_unsaved(base, entry)
+    }
+
+    fn insert_unsaved(&mut self, base: i64, entry: AbortedEntry) -> bool {
+        let entries = self.by_segment.entry(base).or_default();
+        let held = entries
             .iter()
-            .any(|e| e.producer_id == entry.producer_id && e.last_offset == entry.last_offset)
-        {
+            .any(|e| e.producer_id == entry.producer_id && e.last_offset == entry.last_offset);
+        if held {
             return false;
         }
-        self.entries.push(entry);
+        entries.push(entry);
+        entries.sort_by_key(|e| e.last_offset);
+        self.unsaved.insert(base);
         true
     }
 
-    /// Adds an entry for a marker just made durable, and returns the bytes
-    /// to append to the file (see [`append_to_file`]).
-    pub fn push(&mut self, entry: AbortedEntry) -> [u8; ENTRY_LEN] {
-        self.entries.push(entry);
-        entry.encode()
+    /// Writes the whole file of every segment that gained or lost entries at
+    /// open, then removes the legacy file (blocking: run it off the shard
+    /// thread). Returns how many segment files were written.
+    pub fn persist_recovered(&mut self) -> std::io::Result<usize> {
+        let mut written = 0;
+        for base in std::mem::take(&mut self.unsaved) {
+            let bytes: Vec<u8> = self
+                .by_segment
+                .get(&base)
+                .map(|entries| entries.iter().flat_map(|e| e.encode()).collect())
+                .unwrap_or_default();
+            let name = format!("{base:020}.{TXN_INDEX_EXTENSION}");
+            crate::metadata::write_bytes_atomically(&self.dir, &name, &bytes)
+                .map_err(std::io::Error::other)?;
+            written += 1;
+        }
+        if std::mem::take(&mut self.legacy_found) {
+            std::fs::remove_file(self.dir.join(LEGACY_FILE_NAME))?;
+        }
+        Ok(written)
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Whether `persist_recovered` has anything to do.
+    pub fn needs_persist(&self) -> bool {
+        !self.unsaved.is_empty() || self.legacy_found
+    }
+
+    /// Adds an entry for a marker just made durable in segment
+    /// `segment_base`, and returns the file and bytes to append (see
+    /// [`append_to_file`]).
+    pub fn push(&mut self, segment_base: i64, entry: AbortedEntry) -> (PathBuf, [u8; ENTRY_LEN]) {
+        self.by_segment.entry(segment_base).or_default().push(entry);
+        let path = segment_file_path(&self.dir, segment_base, TXN_INDEX_EXTENSION);
+        (path, entry.encode())
+    }
+
+    /// Forgets the entries of segments below `first_segment_base` (retention
+    /// removed them, files included).
+    pub fn prune_below(&mut self, first_segment_base: i64) {
+        self.by_segment = self.by_segment.split_off(&first_segment_base);
     }
 
     /// Aborted transactions a fetch of `[from, to)` must report: those whose
     /// marker is at or after `from` and whose first offset is before `to`.
+    /// Only segments from the one holding `from` can hold such markers.
     pub fn overlapping(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.entries
-            .iter()
+        let start = self
+            .by_segment
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base);
+        self.by_segment
+            .range(start..)
+            .flat_map(|(_, entries)| entries)
             .filter(|e| e.last_offset >= from && e.first_offset < to)
             .map(|e| AbortedTxn {
                 producer_id: e.producer_id,
@@ -132,85 +212,59 @@ impl AbortedIndex {
             .collect()
     }
 
-    /// The whole file's bytes without entries wholly below `log_start`.
-    pub fn encoded_from(&self, log_start: i64) -> Vec<u8> {
-        self.entries
-            .iter()
-            .filter(|e| e.last_offset >= log_start)
-            .flat_map(|e| e.encode())
-            .collect()
-    }
-
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.by_segment.values().map(Vec::len).sum()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.by_segment.values().all(Vec::is_empty)
     }
+}
+
+/// The base of the segment holding `offset`: the greatest base at or below
+/// it (`None` below the first segment).
+fn segment_of(segment_bases: &[i64], offset: i64) -> Option<i64> {
+    let after = segment_bases.partition_point(|&base| base <= offset);
+    after.checked_sub(1).map(|i| segment_bases[i])
+}
+
+/// The entries of one file; reading stops at a torn or unknown entry.
+fn read_entries(path: &Path) -> Vec<AbortedEntry> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    bytes
+        .chunks(ENTRY_LEN)
+        .map_while(|chunk| {
+            let entry = AbortedEntry::decode(chunk);
+            if entry.is_none() {
+                warn!(path = %path.display(), "unreadable aborted-transaction entry; the rest is rebuilt from the log");
+            }
+            entry
+        })
+        .collect()
 }
 
 /// Appends `bytes` to the index file and makes them durable (blocking: run
 /// it off the shard thread).
+/// A new file's directory entry is made durable too: the entry must
+/// survive even once the producer snapshot has moved past its marker.
 pub fn append_to_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let created = !path.exists();
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
     file.write_all(bytes)?;
-    file.sync_data()
+    file.sync_data()?;
+    match path.parent() {
+        Some(dir) if created => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(pid: i64, first: i64, last: i64) -> AbortedEntry {
-        AbortedEntry {
-            producer_id: pid,
-            first_offset: first,
-            last_offset: last,
-            last_stable_offset: last + 1,
-        }
-    }
-
-    #[test]
-    fn aborted_index_persists_and_reloads() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut index = AbortedIndex::load(dir.path());
-        assert!(index.is_empty());
-        let bytes = index.push(entry(7, 10, 20));
-        append_to_file(index.path(), &bytes).unwrap();
-        let bytes = index.push(entry(8, 30, 31));
-        append_to_file(index.path(), &bytes).unwrap();
-        // A torn write leaves a partial entry: ignored.
-        append_to_file(index.path(), &[0, 0, 1]).unwrap();
-        let mut reloaded = AbortedIndex::load(dir.path());
-        assert_eq!(reloaded.len(), 2);
-        assert!(!reloaded.recover(entry(7, 10, 20)), "already there");
-        assert!(reloaded.recover(entry(9, 40, 45)));
-        assert_eq!(reloaded.len(), 3);
-    }
-
-    #[test]
-    fn aborted_index_overlap_rules() {
-        let mut index = AbortedIndex::default();
-        index.push(entry(1, 10, 20));
-        index.push(entry(2, 25, 30));
-        let pids = |from, to| -> Vec<i64> {
-            index
-                .overlapping(from, to)
-                .iter()
-                .map(|t| t.producer_id)
-                .collect()
-        };
-        assert_eq!(pids(0, 10), Vec::<i64>::new());
-        assert_eq!(pids(0, 11), vec![1]);
-        assert_eq!(pids(15, 26), vec![1, 2]);
-        assert_eq!(pids(21, 100), vec![2]);
-        assert_eq!(pids(31, 100), Vec::<i64>::new());
-        assert_eq!(index.encoded_from(21).len(), ENTRY_LEN);
-    }
-}
+#[path = "aborted_tests.rs"]
+mod tests;

@@ -70,6 +70,7 @@ pub async fn rebuild<D: Disk>(
     aborted: &mut AbortedIndex,
 ) -> Result<ProducerStateTable, StorageError> {
     let end = log.high_watermark();
+    let segment_bases = log.segment_bases();
     let start = log.log_start_offset();
     let (mut table, mut offset) = match load(log.dir()).await {
         Some(p) if p.offset >= start && p.offset <= end => (p.table, p.offset),
@@ -87,12 +88,15 @@ pub async fn rebuild<D: Disk>(
                     if let (false, Some(first_offset)) = (commit, first) {
                         let marker = h.base_offset();
                         let lso = table.first_unstable_offset().unwrap_or(marker + 1);
-                        aborted.recover(AbortedEntry {
-                            producer_id: h.producer_id(),
-                            first_offset,
-                            last_offset: marker,
-                            last_stable_offset: lso.min(marker + 1),
-                        });
+                        aborted.recover(
+                            &segment_bases,
+                            AbortedEntry {
+                                producer_id: h.producer_id(),
+                                first_offset,
+                                last_offset: marker,
+                                last_stable_offset: lso.min(marker + 1),
+                            },
+                        );
                     }
                 }
             } else if h.producer_id() >= 0 {

@@ -97,6 +97,7 @@ async fn housekeep(partition: &Partition, config: &TopicConfig, pacer: &mut Budg
         };
         match partition.log.enforce_retention(now, policy).await {
             Ok(r) if r.segments > 0 => {
+                partition.prune_aborted_index();
                 info!(partition = %id, segments = r.segments, bytes = r.bytes,
                 log_start = partition.log.log_start_offset(), "retention deleted segments")
             }
@@ -183,7 +184,10 @@ impl Shard {
                     return Err(ResponseError::UnknownTopicOrPartition.code());
                 };
                 match partition.log.delete_records(offset).await {
-                    Ok(low_watermark) => Ok(low_watermark),
+                    Ok(low_watermark) => {
+                        partition.prune_aborted_index();
+                        Ok(low_watermark)
+                    }
                     Err(StorageError::OffsetOutOfRange { .. }) => {
                         Err(ResponseError::OffsetOutOfRange.code())
                     }

@@ -6,6 +6,7 @@
 //!     00000000000000000000.log              RecordBatch v2 bytes back to back
 //!     00000000000000000000.index            sparse offset index (index.rs)
 //!     00000000000000000000.timeindex        sparse time index (index.rs)
+//!     00000000000000000000.txnindex         aborted transactions (producer::aborted)
 //!     partition.checkpoint                  log start offset (checkpoint.rs)
 //! ```
 //!
@@ -76,7 +77,8 @@ pub use mem_disk::{MemBuffer, MemDisk, MemFile};
 pub use read::FileRangeStart;
 pub use retention::{Removed, RetentionPolicy};
 pub use scan::{READ_CHUNK_BYTES, RECOVERY_READ_BYTES};
-pub use segment::{PENDING_CHUNK_BYTES, WRITE_BYTES_MAX};
+pub(crate) use segment::segment_path as segment_file_path;
+pub use segment::{PENDING_CHUNK_BYTES, TXN_INDEX_EXTENSION, WRITE_BYTES_MAX};
 
 use crate::protocol::batch::BATCH_HEADER_LEN;
 
@@ -92,11 +94,15 @@ pub const SEGMENT_BYTES_MIN: u64 = BATCH_HEADER_LEN as u64;
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 /// Default time-based roll, in ms (Kafka's `segment.ms`: 7 days).
 pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000;
-/// Default preallocation step of a segment file, in bytes.
+/// Default largest preallocation step of a segment file, in bytes.
 pub const PREALLOCATE_BYTES_DEFAULT: u64 = 64 << 20;
+/// First preallocation of a segment file, in bytes; later steps double
+/// the file up to the largest step (see `LogConfig::allocation_for`).
+pub const PREALLOCATE_FIRST_BYTES: u64 = 1 << 20;
 
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(PREALLOCATE_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES as u64));
+const _: () = assert!(PREALLOCATE_FIRST_BYTES.is_multiple_of(BLOCK_BYTES as u64));
 
 /// Settings of one partition log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

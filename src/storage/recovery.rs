@@ -34,7 +34,7 @@ use super::disk::{align_down, Disk, DiskFile};
 use super::error::StorageError;
 use super::index::{OffsetIndex, TimeIndex};
 use super::scan::{scan_batches, FileWindow, ScanRule, ScanStop, RECOVERY_READ_BYTES};
-use super::segment::{parse_log_file_name, segment_path, Segment};
+use super::segment::{parse_log_file_name, segment_path, Segment, SEGMENT_FILES_REMOVAL_ORDER};
 use super::small_file::{read_small_file, write_small_file};
 use super::LogConfig;
 
@@ -319,7 +319,7 @@ async fn remove_segments<D: Disk>(
     for &base in bases {
         tracing::warn!(segment = %segment_path(dir, base, "log").display(), reason,
             "deleting segment after the point where the log was cut");
-        for extension in ["log", "index", "timeindex"] {
+        for extension in SEGMENT_FILES_REMOVAL_ORDER {
             remove_if_exists(disk, &segment_path(dir, base, extension)).await?;
         }
     }

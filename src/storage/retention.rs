@@ -30,6 +30,7 @@ use super::checkpoint::{write_checkpoint, Checkpoint};
 use super::disk::Disk;
 use super::error::StorageError;
 use super::log::PartitionLog;
+use super::segment::SEGMENT_FILES_REMOVAL_ORDER;
 
 /// Retention settings of one pass (negative = unlimited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,9 +176,7 @@ impl<D: Disk> PartitionLog<D> {
         };
         let mut removed = Removed::default();
         for (path, bytes) in gone {
-            // Indexes first: a crash leaves a .log without index (rebuilt),
-            // never an index without its .log.
-            for extension in ["timeindex", "index", "log"] {
+            for extension in SEGMENT_FILES_REMOVAL_ORDER {
                 let file = path.with_extension(extension);
                 let exists = self.disk.exists(&file).await;
                 if exists.map_err(StorageError::io_at("stat", &file, None))? {

@@ -25,6 +25,16 @@ pub const WRITE_BYTES_MAX: usize = 1 << 20;
 const _: () = assert!(PENDING_CHUNK_BYTES.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(PENDING_CHUNK_BYTES <= WRITE_BYTES_MAX);
 
+/// Extension of a segment's aborted-transaction index, written by the
+/// partition (`producer::aborted`) and removed here with its segment.
+pub const TXN_INDEX_EXTENSION: &str = "txnindex";
+
+/// A segment's files in the order they are removed: indexes first, so a
+/// crash leaves a `.log` without indexes (rebuilt), never an index whose
+/// `.log` is gone.
+pub(crate) const SEGMENT_FILES_REMOVAL_ORDER: [&str; 4] =
+    [TXN_INDEX_EXTENSION, "timeindex", "index", "log"];
+
 /// `<base_offset:020>.<extension>` in `dir`.
 pub(crate) fn segment_path(dir: &Path, base_offset: i64, extension: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{extension}"))

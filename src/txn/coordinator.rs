@@ -366,10 +366,17 @@ impl TxnCoordinator {
     }
 
     /// Loads the state partitions this shard owns, aborts transactions past
-    /// their timeout (fencing their producer) and finishes Prepare states a
-    /// crash or a failed marker write left behind.
+    /// their timeout (fencing their producer), finishes Prepare states a
+    /// crash or a failed marker write left behind, and expires idle ids.
     pub async fn sweep(&self, shard: &Rc<Shard>) {
         self.load_owned(shard).await;
+        self.finish_due(shard).await;
+        let expiration_ms = i64::try_from(shard.config.txn.id_expiration_ms).unwrap_or(i64::MAX);
+        self.expire_idle(shard, expiration_ms).await;
+    }
+
+    /// Aborts timed-out transactions and finishes Prepare states.
+    async fn finish_due(&self, shard: &Rc<Shard>) {
         let now = now_ms();
         let due: Vec<(String, i32)> = self
             .txns
@@ -399,6 +406,59 @@ impl TxnCoordinator {
             }
         }
     }
+}
+
+impl TxnCoordinator {
+    /// Forgets the ids with no transaction open whose last change is older
+    /// than `expiration_ms` (Kafka's transactional.id.expiration.ms): a
+    /// tombstone goes to `__transaction_state` first, so a restart does not
+    /// bring them back. A producer using an expired id later gets a new
+    /// producer id from InitProducerId, as with Kafka.
+    async fn expire_idle(&self, shard: &Rc<Shard>, expiration_ms: i64) {
+        let now = now_ms();
+        let due: Vec<(String, i32)> = self
+            .txns
+            .borrow()
+            .iter()
+            .filter(|(_, e)| expired(&e.meta, now, expiration_ms))
+            .map(|(id, e)| (id.clone(), e.partition))
+            .collect();
+        for (id, partition) in due {
+            let lock = self.lock_for(&id);
+            let serial = lock.lock().await;
+            if !self
+                .current(&id)
+                .is_some_and(|meta| expired(&meta, now_ms(), expiration_ms))
+            {
+                continue;
+            }
+            let tombstone = (encode_key(&id), None);
+            if let Err(code) =
+                store::append_to(shard, TXN_TOPIC, partition, &[tombstone], None).await
+            {
+                warn!(transactional_id = %id, code, "expiring a transactional id failed; retrying at the next sweep");
+                continue;
+            }
+            self.txns.borrow_mut().remove(&id);
+            info!(transactional_id = %id, "transactional id expired (transactional.id.expiration.ms)");
+            drop(serial);
+            // Nobody else waits on this id's lock (only the map and this
+            // function hold it): drop it so idle ids do not pile up.
+            if Rc::strong_count(&lock) == 2 {
+                self.id_locks.borrow_mut().remove(&id);
+            }
+        }
+    }
+}
+
+/// Whether `meta` has no transaction open and has been idle past
+/// `expiration_ms`.
+fn expired(meta: &TxnMeta, now: i64, expiration_ms: i64) -> bool {
+    let idle = matches!(
+        meta.state,
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+    );
+    idle && now.saturating_sub(meta.update_ms) > expiration_ms
 }
 
 fn needs_attention(meta: &TxnMeta, now: i64) -> bool {

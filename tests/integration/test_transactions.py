@@ -3,6 +3,7 @@ consume-transform-produce loop exactly once across a producer crash,
 zombie fencing, timeouts, state across a broker crash, and bad input
 (KIP-98, KIP-890 part 1)."""
 
+import struct
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import clients
 import kafka_raw
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 from kafka_raw import Reader, Writer
 
 INIT_PRODUCER_ID = 22
@@ -23,6 +24,7 @@ INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 INVALID_PRODUCER_ID_MAPPING = 49
 PRODUCER_FENCED = 90
+TRANSACTIONAL_ID_NOT_FOUND = 105
 
 READ_COMMITTED = {"isolation.level": "read_committed"}
 # librdkafka's default is read_committed: the raw log needs it said.
@@ -230,6 +232,35 @@ def test_txn_state_survives_broker_kill9(broker):
     assert values(got) == sorted([b"c%d" % i for i in range(20)] + [b"new"])
 
 
+def test_txn_idle_transactional_id_expires(broker_factory):
+    b = broker_factory(extra_args=["--transaction-abort-check-ms", "200", "--transactional-id-expiration-ms", "1500"])
+    clients.create_topic(b.bootstrap, "txexp", 1)
+    with b.raw() as c:
+        err, old_pid, _ = init_producer_id(c, "exp-1")
+        assert err == 0
+        err, busy_pid, _ = init_producer_id(c, "exp-busy")
+        assert err == 0
+        assert add_partitions(c, "exp-busy", busy_pid, 0, "txexp", [0]) == {0: 0}
+    deadline = time.monotonic() + 15
+    while True:
+        with b.raw() as c:
+            gone = describe_transaction(c, "exp-1")["error_code"] == TRANSACTIONAL_ID_NOT_FOUND
+        if gone or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert gone, "idle id not expired"
+    with b.raw() as c:
+        # An open transaction is never expired (its timeout, 60 s, aborts it first).
+        assert describe_transaction(c, "exp-busy")["state"] == "Ongoing"
+    # The tombstone is durable: a restart does not bring the id back.
+    b.restart()
+    with b.raw() as c:
+        assert describe_transaction(c, "exp-1")["error_code"] == TRANSACTIONAL_ID_NOT_FOUND
+        # Reusing an expired id starts afresh with a new producer id.
+        err, new_pid, epoch = init_producer_id(c, "exp-1")
+        assert err == 0 and new_pid != old_pid and epoch == 0
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -320,3 +351,76 @@ def test_txn_offsets_pending_are_unstable_for_read_committed(broker):
     group.close()
     assert got == 7, got
     assert waited >= 1.0, f"the committed offset was returned before the transaction committed ({waited:.2f} s)"
+
+
+# ---------------------------------------------------------------- aborted index per segment
+
+TXN_ENTRY = struct.Struct(">hqqqq")  # version, producer id, first, last (marker), LSO
+
+
+def txn_index_entries(b, topic: str) -> dict[int, list[tuple]]:
+    """The `<base>.txnindex` files of partition 0: segment base -> entries."""
+    out = {}
+    for f in sorted((b.data_dir / f"{topic}-0").glob("*.txnindex")):
+        data = f.read_bytes()
+        assert len(data) % TXN_ENTRY.size == 0, f"torn index {f.name}"
+        out[int(f.stem)] = [TXN_ENTRY.unpack_from(data, i) for i in range(0, len(data), TXN_ENTRY.size)]
+    return out
+
+
+def segment_bases(b, topic: str) -> list[int]:
+    return sorted(int(f.stem) for f in (b.data_dir / f"{topic}-0").glob("*.log"))
+
+
+def test_txn_aborted_index_is_per_segment_and_goes_with_its_segment(broker):
+    topic = "txseg"
+    clients.create_topic(broker.bootstrap, topic, 1, {"segment.bytes": "2048"})
+    p = txn_producer(broker.bootstrap, "txseg-1")
+    committed = []
+    for t in range(8):  # ~1 KiB per transaction: segments roll between them
+        p.begin_transaction()
+        vals = [b"t%d-%02d-" % (t, i) + b"x" * 90 for i in range(10)]
+        for v in vals:
+            p.produce(topic, value=v, partition=0)
+        p.flush(30)
+        if t % 2:
+            p.commit_transaction(30)
+            committed += vals
+        else:
+            p.abort_transaction(30)
+
+    bases = segment_bases(broker, topic)
+    index = txn_index_entries(broker, topic)
+    assert len(bases) > 4, bases
+    assert not (broker.data_dir / f"{topic}-0" / "aborted.txnindex").exists()
+    entries = [e for es in index.values() for e in es]
+    assert len(entries) == 4, index
+    for base, es in index.items():
+        assert base in bases
+        following = [x for x in bases if x > base]
+        for version, _pid, first, marker, lso in es:
+            # The entry lives in the segment holding its marker.
+            assert version == 0 and first < marker < lso + 1
+            assert base <= marker < (following[0] if following else 1 << 62)
+
+    want = sorted(committed)
+    assert values(clients.consume_all(broker.bootstrap, topic, 1, **READ_COMMITTED)) == want
+    broker.kill9()
+    broker.start()
+    assert txn_index_entries(broker, topic) == index
+    assert values(clients.consume_all(broker.bootstrap, topic, 1, **READ_COMMITTED)) == want
+
+    # DeleteRecords past the first aborted transaction's marker: its
+    # segment, index included, goes; the others stay and still filter.
+    first_marker_segment = min(index)
+    cut = [x for x in bases if x > first_marker_segment][0]
+    admin = clients.admin(broker.bootstrap)
+    for f in admin.delete_records([TopicPartition(topic, 0, cut)]).values():
+        f.result(timeout=30)
+    after = txn_index_entries(broker, topic)
+    assert first_marker_segment not in after and len(after) >= 1, after
+    assert all(base >= cut for base in after)
+    got = values(clients.consume_all(broker.bootstrap, topic, 1, **READ_COMMITTED))
+    assert got and set(got) <= set(want) and not any(v.startswith(b"t0-") for v in got)
+    raw = values(clients.consume_all(broker.bootstrap, topic, 1, **READ_UNCOMMITTED))
+    assert set(got) == {v for v in raw if int(v[1:2]) % 2}

@@ -69,8 +69,9 @@ impl Partition {
         topic_id: Uuid,
         log: PartitionLog<DmaDisk>,
     ) -> Result<Partition, StorageError> {
-        let mut aborted = AbortedIndex::load(log.dir());
+        let mut aborted = AbortedIndex::load(log.dir(), &log.segment_bases(), log.next_offset());
         let producers = crate::producer::snapshot::rebuild(&log, &mut aborted).await?;
+        let aborted = txn::persist_recovered_entries(&id, aborted).await;
         let tail = PartitionTail::new(TailCache::for_this_shard());
         tail.publish(log.high_watermark());
         Ok(Partition {
@@ -263,7 +264,6 @@ impl Partition {
     /// checkpoint).
     pub async fn close(&self) -> Result<(), StorageError> {
         self.log.flush().await?;
-        self.rewrite_aborted_index().await;
         let table = self.producers.borrow().clone();
         if let Err(e) =
             crate::producer::snapshot::save(self.log.dir(), self.log.high_watermark(), table).await

@@ -17,7 +17,7 @@ use kafka_protocol::ResponseError;
 use tracing::warn;
 
 use super::Partition;
-use crate::producer::aborted::{append_to_file, AbortedEntry};
+use crate::producer::aborted::{append_to_file, AbortedEntry, AbortedIndex};
 use crate::protocol::control::encode_marker;
 use crate::protocol::fetch_writer::RecordSlices;
 use crate::shard::PartitionReply;
@@ -133,12 +133,15 @@ impl Partition {
                 .unwrap_or(info.base_offset + 1)
                 .min(info.base_offset + 1);
             let entry = match (commit, first) {
-                (false, Some(first_offset)) => Some(AbortedEntry {
-                    producer_id,
-                    first_offset,
-                    last_offset: info.base_offset,
-                    last_stable_offset: lso_after,
-                }),
+                (false, Some(first_offset)) => Some((
+                    self.log.segment_base_of(info.base_offset),
+                    AbortedEntry {
+                        producer_id,
+                        first_offset,
+                        last_offset: info.base_offset,
+                        last_stable_offset: lso_after,
+                    },
+                )),
                 _ => None,
             };
             (info.base_offset, entry)
@@ -146,9 +149,8 @@ impl Partition {
         if let Err(e) = self.flush().await {
             return self.storage_failure("flush", e);
         }
-        if let Some(entry) = entry {
-            let bytes = self.aborted.borrow_mut().push(entry);
-            let path = self.aborted.borrow().path().to_path_buf();
+        if let Some((segment_base, entry)) = entry {
+            let (path, bytes) = self.aborted.borrow_mut().push(segment_base, entry);
             let written = glommio::executor()
                 .spawn_blocking(move || append_to_file(&path, &bytes))
                 .await;
@@ -163,31 +165,39 @@ impl Partition {
         }
     }
 
-    /// At clean close: rewrites the aborted index without the entries that
-    /// retention left behind the log start.
-    pub(super) async fn rewrite_aborted_index(&self) {
-        let (path, bytes, before) = {
-            let index = self.aborted.borrow();
-            (
-                index.path().to_path_buf(),
-                index.encoded_from(self.log.log_start_offset()),
-                index.len(),
-            )
-        };
-        if bytes.len() == before * crate::producer::aborted::ENTRY_LEN {
-            return;
+    /// Forgets the aborted-index entries of segments that retention or
+    /// DeleteRecords removed (their files went with the segments).
+    pub fn prune_aborted_index(&self) {
+        let first = self.log.segment_base_of(i64::MIN);
+        self.aborted.borrow_mut().prune_below(first);
+    }
+}
+
+/// Writes back, at open, the index entries found only by the log replay or
+/// moved from the pre-segment file (off the shard thread). A failure is
+/// logged: the entries stay in memory and are found again next open.
+pub(super) async fn persist_recovered_entries(
+    id: &crate::metadata::PartitionId,
+    mut aborted: AbortedIndex,
+) -> AbortedIndex {
+    if !aborted.needs_persist() {
+        return aborted;
+    }
+    let (aborted, written) = glommio::executor()
+        .spawn_blocking(move || {
+            let written = aborted.persist_recovered();
+            (aborted, written)
+        })
+        .await;
+    match written {
+        Ok(files) => {
+            tracing::info!(partition = %id, files, "aborted-transaction index entries written back at open")
         }
-        let dir = self.log.dir().to_path_buf();
-        let name = crate::producer::aborted::ABORTED_INDEX_FILE_NAME;
-        let rewritten = glommio::executor()
-            .spawn_blocking(move || {
-                crate::metadata::write_bytes_atomically(&dir, name, &bytes).map(|_| path)
-            })
-            .await;
-        if let Err(e) = rewritten {
-            warn!(partition = %self.id, "aborted-transaction index not trimmed: {e}");
+        Err(e) => {
+            warn!(partition = %id, "aborted-transaction index not written back (found again next open): {e}")
         }
     }
+    aborted
 }
 
 /// Cuts `records` before the first batch at or past `end`; returns the
