@@ -96,6 +96,12 @@ pub struct Flags {
     /// Number of shards (one per core; default: the cores this process may use).
     #[arg(long, env = "CORESTREAM_SHARDS")]
     pub shards: Option<usize>,
+    /// How long an idle shard keeps polling before it parks its thread, in
+    /// µs (glommio's spin_before_park): a message from another shard or a
+    /// completion arriving within it is seen without a wake-up. 0 = park at
+    /// once. Costs CPU while idle-but-busy; see docs/BENCHMARKS.md.
+    #[arg(long, env = "CORESTREAM_SHARD_SPIN_US")]
+    pub shard_spin_us: Option<u64>,
     /// This broker's node id.
     #[arg(long, env = "CORESTREAM_NODE_ID")]
     pub node_id: Option<i32>,
@@ -200,6 +206,7 @@ struct FileConfig {
     advertised_addr: Option<String>,
     data_dir: Option<PathBuf>,
     shards: Option<usize>,
+    shard_spin_us: Option<u64>,
     node_id: Option<i32>,
     auto_create_topics: Option<bool>,
     default_partitions: Option<i32>,
@@ -293,6 +300,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Shard count.
     pub shards: usize,
+    /// spin_before_park per shard, in µs (0: none).
+    pub shard_spin_us: u64,
     /// Node id.
     pub node_id: i32,
     /// auto.create.topics.enable
@@ -554,6 +563,14 @@ impl Config {
             Some(n) => n,
             None => available_cores(),
         };
+        if let Some(us) = flags.shard_spin_us.or(file.shard_spin_us) {
+            if us > SHARD_SPIN_US_MAX {
+                return Err(invalid(
+                    "shard-spin-us",
+                    format!("{us} is not within 0..={SHARD_SPIN_US_MAX}"),
+                ));
+            }
+        }
         let node_id = flags.node_id.or(file.node_id).unwrap_or(0);
         if node_id < 0 {
             return Err(invalid("node-id", format!("{node_id} is negative")));
@@ -708,6 +725,10 @@ impl Config {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
             shards,
+            shard_spin_us: flags
+                .shard_spin_us
+                .or(file.shard_spin_us)
+                .unwrap_or(SHARD_SPIN_US_DEFAULT),
             node_id,
             auto_create_topics: flags
                 .auto_create_topics
@@ -742,6 +763,11 @@ pub struct TxnConfig {
     /// transactional.id.expiration.ms
     pub id_expiration_ms: u64,
 }
+
+/// Default spin before a shard parks, in µs (measured: docs/BENCHMARKS.md).
+pub const SHARD_SPIN_US_DEFAULT: u64 = 0;
+/// Longest spin before park a shard may be given, in µs.
+pub const SHARD_SPIN_US_MAX: u64 = 10_000;
 
 /// Kafka's default for transaction.state.log.num.partitions.
 pub const TRANSACTION_STATE_PARTITIONS_DEFAULT: i32 = 50;

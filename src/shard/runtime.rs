@@ -181,9 +181,14 @@ pub fn run_supervised(
             ready_tx.clone(),
         );
         let admin = if shard == 0 { admin_fd.take() } else { None };
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[shard]))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[shard]))
             .name(&format!("shard-{shard}"))
-            .io_memory(io_memory)
+            .io_memory(io_memory);
+        if config.shard_spin_us > 0 {
+            builder =
+                builder.spin_before_park(std::time::Duration::from_micros(config.shard_spin_us));
+        }
+        let handle = builder
             .spawn(move || shard_main(shard, config, peers, inbox, snapshot, ready, admin))
             .map_err(|e| StartError::Executor {
                 shard,
