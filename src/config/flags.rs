@@ -1,0 +1,145 @@
+//! Command-line flags and `CORESTREAM_*` environment variables.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Command-line flags. Each one is optional so that the TOML file and the
+/// embedded defaults can fill in what is not given.
+#[derive(Parser, Debug, Default, Clone, serde::Serialize)]
+#[command(
+    name = "corestreamd",
+    version,
+    about = "corestream: a thread-per-core Kafka-compatible broker"
+)]
+pub struct Flags {
+    /// TOML config file; its keys are the long flag names with '_' for '-'.
+    #[arg(long, env = "CORESTREAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address the Kafka listener binds, HOST:PORT.
+    #[arg(long, env = "CORESTREAM_LISTEN")]
+    pub listen: Option<String>,
+    /// Address given to clients in Metadata, HOST:PORT (default: --listen).
+    #[arg(long, env = "CORESTREAM_ADVERTISED_ADDR")]
+    pub advertised_addr: Option<String>,
+    /// Directory holding partition logs and broker metadata.
+    #[arg(long, env = "CORESTREAM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Number of shards (one per core; default: the cores this process may use).
+    #[arg(long, env = "CORESTREAM_SHARDS")]
+    pub shards: Option<usize>,
+    /// How long an idle shard keeps polling before it parks its thread, in
+    /// µs (glommio's spin_before_park): a message from another shard or a
+    /// completion arriving within it is seen without a wake-up. 0 = park at
+    /// once. Costs CPU while idle-but-busy; see docs/BENCHMARKS.md.
+    #[arg(long, env = "CORESTREAM_SHARD_SPIN_US")]
+    pub shard_spin_us: Option<u64>,
+    /// This broker's node id.
+    #[arg(long, env = "CORESTREAM_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Create unknown topics on Metadata/Produce (Kafka's auto.create.topics.enable).
+    #[arg(long, env = "CORESTREAM_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic (Kafka's num.partitions).
+    #[arg(long, env = "CORESTREAM_DEFAULT_PARTITIONS")]
+    pub default_partitions: Option<i32>,
+    /// Segment roll size in bytes (Kafka's log.segment.bytes).
+    #[arg(long, env = "CORESTREAM_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// Largest request accepted, in bytes (Kafka's socket.request.max.bytes).
+    #[arg(long, env = "CORESTREAM_REQUEST_BYTES_MAX")]
+    pub request_bytes_max: Option<usize>,
+    /// Partitions of __consumer_offsets when it is created (Kafka's
+    /// offsets.topic.num.partitions); an existing topic keeps its count.
+    #[arg(long, env = "CORESTREAM_OFFSETS_TOPIC_PARTITIONS")]
+    pub offsets_topic_partitions: Option<i32>,
+    /// Committed offsets of a group that stays Empty this long expire
+    /// (Kafka's offsets.retention.minutes).
+    #[arg(long, env = "CORESTREAM_OFFSETS_RETENTION_MINUTES")]
+    pub offsets_retention_minutes: Option<u64>,
+    /// Overrides offsets_retention_minutes in ms (for tests).
+    #[arg(long, env = "CORESTREAM_OFFSETS_RETENTION_MS")]
+    pub offsets_retention_ms: Option<u64>,
+    /// How often expired offsets are looked for, in ms (Kafka's
+    /// offsets.retention.check.interval.ms).
+    #[arg(long, env = "CORESTREAM_OFFSETS_RETENTION_CHECK_MS")]
+    pub offsets_retention_check_ms: Option<u64>,
+    /// Partitions of __transaction_state when it is created (Kafka's
+    /// transaction.state.log.num.partitions).
+    #[arg(long, env = "CORESTREAM_TRANSACTION_STATE_PARTITIONS")]
+    pub transaction_state_partitions: Option<i32>,
+    /// Largest transaction.timeout.ms a producer may ask for (Kafka's
+    /// transaction.max.timeout.ms).
+    #[arg(long, env = "CORESTREAM_TRANSACTION_MAX_TIMEOUT_MS")]
+    pub transaction_max_timeout_ms: Option<i32>,
+    /// How often timed-out transactions are looked for and aborted, in ms
+    /// (Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    #[arg(long, env = "CORESTREAM_TRANSACTION_ABORT_CHECK_MS")]
+    pub transaction_abort_check_ms: Option<u64>,
+    /// How long a transactional id with no transaction open is kept after
+    /// its last change, in ms (Kafka's transactional.id.expiration.ms).
+    #[arg(long, env = "CORESTREAM_TRANSACTIONAL_ID_EXPIRATION_MS")]
+    pub transactional_id_expiration_ms: Option<u64>,
+    /// Fault injection for tests: close the connection instead of sending
+    /// every Nth Produce response (after the records were appended), so
+    /// clients retry batches the broker already has. 0 = off.
+    #[arg(long, env = "CORESTREAM_FAULT_DROP_PRODUCE_RESPONSE_EVERY")]
+    pub fault_drop_produce_response_every: Option<u64>,
+    /// A KIP-848 consumer-group member without a heartbeat for this many ms
+    /// is removed (Kafka's group.consumer.session.timeout.ms).
+    #[arg(long, env = "CORESTREAM_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]
+    pub group_consumer_session_timeout_ms: Option<u64>,
+    /// Heartbeat interval handed to KIP-848 members, ms (Kafka's
+    /// group.consumer.heartbeat.interval.ms).
+    #[arg(long, env = "CORESTREAM_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS")]
+    pub group_consumer_heartbeat_interval_ms: Option<u64>,
+    /// Open client connections allowed in total; more are closed on accept.
+    #[arg(long, env = "CORESTREAM_CONNECTIONS_MAX")]
+    pub connections_max: Option<usize>,
+    /// Open client connections allowed per client IP address.
+    #[arg(long, env = "CORESTREAM_CONNECTIONS_PER_IP_MAX")]
+    pub connections_per_ip_max: Option<usize>,
+    /// Close a connection idle this long, in ms (Kafka's connections.max.idle.ms).
+    #[arg(long, env = "CORESTREAM_CONNECTIONS_MAX_IDLE_MS")]
+    pub connections_max_idle_ms: Option<u64>,
+    /// A started request must arrive completely within this many ms.
+    #[arg(long, env = "CORESTREAM_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Request bytes one connection may hold in flight before it stops reading.
+    #[arg(long, env = "CORESTREAM_CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX")]
+    pub connection_request_bytes_in_flight_max: Option<usize>,
+    /// Request bytes one shard may hold in flight before its connections stop reading.
+    #[arg(long, env = "CORESTREAM_SHARD_REQUEST_BYTES_IN_FLIGHT_MAX")]
+    pub shard_request_bytes_in_flight_max: Option<usize>,
+    /// Admin HTTP listener (/metrics, /v1/health, /v1/ready), HOST:PORT or "off".
+    #[arg(long, env = "CORESTREAM_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Log level, an EnvFilter directive ("info", "warn,corestream::group=debug");
+    /// SIGHUP re-reads it from the config file. RUST_LOG overrides it at start.
+    #[arg(long, env = "CORESTREAM_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// A graceful stop that takes longer than this many ms exits anyway.
+    #[arg(long, env = "CORESTREAM_SHUTDOWN_TIMEOUT_MS")]
+    pub shutdown_timeout_ms: Option<u64>,
+    /// Commits the lag monitor keeps per group partition (Burrow's intervals).
+    #[arg(long, env = "CORESTREAM_LAG_WINDOW_COMMITS")]
+    pub lag_window_commits: Option<usize>,
+    /// A partition with lag and no commit for this many ms (and longer than
+    /// its window spans) is STOPPED.
+    #[arg(long, env = "CORESTREAM_LAG_STOPPED_AFTER_MS")]
+    pub lag_stopped_after_ms: Option<u64>,
+}
+
+impl Flags {
+    /// snake_case names of the settings given as flags or env vars.
+    pub(super) fn given_keys(&self) -> std::collections::HashSet<String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect(),
+            _ => Default::default(),
+        }
+    }
+}

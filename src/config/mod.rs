@@ -1,0 +1,487 @@
+//! Broker settings: embedded defaults, overridden by a TOML file
+//! (`--config`), overridden by flags and `CORESTREAM_*` environment variables.
+//!
+//! Every setting has a default so `corestreamd` with no arguments runs a
+//! single-node broker on 127.0.0.1:9092 with its data in `./data`. A bad value
+//! stops start-up with one line that names the setting (and the file, for TOML
+//! errors); nothing is silently ignored, so the TOML file refuses unknown keys.
+//!
+//! Pieces: `flags` (the command line and environment), `file` (the TOML
+//! file and locating a bad value in it), `ops` and `connection_limits`
+//! (settings groups with their own rules); this module holds the resolved
+//! [`Config`], the defaults and the resolution.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Default Kafka listener (Kafka's own default port).
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:9092";
+/// Default data directory, relative to the working directory.
+pub const DATA_DIR_DEFAULT: &str = "./data";
+/// Kafka's `num.partitions` default.
+pub const DEFAULT_PARTITIONS_DEFAULT: i32 = 1;
+/// Kafka's `log.segment.bytes` default: 1 GiB.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+/// Smallest segment we accept: one index interval plus a header page.
+pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+/// Kafka's `socket.request.max.bytes` default: 100 MiB.
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+/// Upper bound on shards: one per core, and we do not expect more cores.
+pub const SHARDS_MAX: usize = 1024;
+/// Partitions one CreateTopics/CreatePartitions may ask for in one topic.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
+/// Default cap on open client connections of the whole broker (Kafka's
+/// `max.connections` is unbounded; every connection costs a read buffer).
+pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Default cap on open connections from one client IP address (Kafka's
+/// `max.connections.per.ip`).
+pub const CONNECTIONS_PER_IP_MAX_DEFAULT: usize = 1_000;
+/// Kafka's `connections.max.idle.ms` default: 10 minutes without a request.
+pub const CONNECTIONS_MAX_IDLE_MS_DEFAULT: u64 = 10 * 60 * 1000;
+/// Time a started request frame has to arrive completely (slowloris guard),
+/// in ms; Kafka's `request.timeout.ms` default.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Default request bytes one connection may hold in flight (being read or
+/// handled); a single request up to `request_bytes_max` is always admitted
+/// when the connection has nothing else in flight.
+pub const CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default request bytes one shard may hold in flight over all its
+/// connections; a single request is always admitted on an idle shard.
+pub const SHARD_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT: usize = 512 * 1024 * 1024;
+/// Smallest accepted timeout for the two connection timers, in ms.
+pub const CONNECTION_TIMEOUT_MS_MIN: u64 = 100;
+
+const _: () = assert!(CONNECTIONS_PER_IP_MAX_DEFAULT <= CONNECTIONS_MAX_DEFAULT);
+const _: () = assert!(REQUEST_TIMEOUT_MS_DEFAULT <= CONNECTIONS_MAX_IDLE_MS_DEFAULT);
+const _: () = assert!(
+    CONNECTION_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT <= SHARD_REQUEST_BYTES_IN_FLIGHT_MAX_DEFAULT
+);
+/// Kafka's `offsets.topic.num.partitions` default.
+pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
+/// Kafka's offsets.retention.minutes default (7 days).
+pub const OFFSETS_RETENTION_MINUTES_DEFAULT: u64 = 10_080;
+/// Kafka's offsets.retention.check.interval.ms default (10 minutes).
+pub const OFFSETS_RETENTION_CHECK_MS_DEFAULT: u64 = 600_000;
+/// Default admin HTTP listener (/metrics, health); Redpanda's admin port.
+pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
+/// `admin_listen` value that turns the admin HTTP listener off.
+pub const ADMIN_LISTEN_OFF: &str = "off";
+/// Default log level (an `EnvFilter` directive).
+pub const LOG_LEVEL_DEFAULT: &str = "info";
+/// Default bound on a graceful stop, in ms: after it the process exits
+/// anyway (systemd's TimeoutStopSec in the unit is longer).
+pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Smallest accepted `shutdown_timeout_ms`.
+pub const SHUTDOWN_TIMEOUT_MS_MIN: u64 = 1_000;
+
+mod connection_limits;
+mod file;
+mod flags;
+mod ops;
+#[cfg(test)]
+mod tests;
+
+pub use connection_limits::ConnectionLimits;
+use file::{locate_error, read_file, FileConfig};
+pub use flags::Flags;
+pub use ops::OpsConfig;
+
+/// A setting that could not be accepted; the message names it.
+#[derive(thiserror::Error, Debug)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown key or bad type.
+    #[error("config file {}:{line}: key {key}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the mistake (0 if toml gave no position).
+        line: usize,
+        /// The key on that line ("?" if none).
+        key: String,
+        /// toml's message.
+        message: String,
+    },
+    /// A value from the config file is out of range or malformed.
+    #[error("config file {}:{line}: key {key}: {message}", path.display())]
+    InvalidInFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+        /// The key as written in the file.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid value for {key}: {message}")]
+    Invalid {
+        /// The setting's name.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The resolved, validated broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Kafka listener address.
+    pub listen: SocketAddr,
+    /// Host advertised to clients.
+    pub advertised_host: String,
+    /// Port advertised to clients.
+    pub advertised_port: i32,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Shard count.
+    pub shards: usize,
+    /// spin_before_park per shard, in µs (0: none).
+    pub shard_spin_us: u64,
+    /// Node id.
+    pub node_id: i32,
+    /// auto.create.topics.enable
+    pub auto_create_topics: bool,
+    /// num.partitions
+    pub default_partitions: i32,
+    /// log.segment.bytes
+    pub segment_bytes: u64,
+    /// socket.request.max.bytes
+    pub request_bytes_max: usize,
+    /// offsets.topic.num.partitions
+    pub offsets_topic_partitions: i32,
+    /// offsets.retention.minutes (or the ms override), in ms.
+    pub offsets_retention_ms: u64,
+    /// offsets.retention.check.interval.ms
+    pub offsets_retention_check_ms: u64,
+    /// Transaction coordinator settings.
+    pub txn: TxnConfig,
+    /// Test-only fault injection: drop every Nth Produce response (0 = off).
+    pub fault_drop_produce_response_every: u64,
+    /// group.consumer.session.timeout.ms
+    pub group_consumer_session_timeout_ms: u64,
+    /// group.consumer.heartbeat.interval.ms
+    pub group_consumer_heartbeat_interval_ms: u64,
+    /// Connection and request-memory limits.
+    pub limits: ConnectionLimits,
+    /// Operations settings: admin listener, log level, stop bound.
+    pub ops: OpsConfig,
+    /// The TOML file this came from (SIGHUP re-reads it).
+    pub config_file: Option<PathBuf>,
+    /// Broker-level topic defaults (`log.retention.ms`...) and the log
+    /// housekeeping settings.
+    pub log_defaults: crate::metadata::LogDefaults,
+}
+
+impl Config {
+    /// Resolves flags over the optional TOML file over embedded defaults.
+    /// A bad value that came from the file is reported with the file, line
+    /// and key (see [`locate_error`]).
+    pub fn resolve(flags: Flags) -> Result<Config, ConfigError> {
+        let file = flags.config.clone();
+        let given = flags.given_keys();
+        Config::resolve_unlocated(flags).map_err(|e| locate_error(e, file.as_deref(), &given))
+    }
+
+    fn resolve_unlocated(flags: Flags) -> Result<Config, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let limits = ConnectionLimits::resolve(&flags, &file)?;
+        let ops = OpsConfig::resolve(&flags, &file)?;
+        let config_file = flags.config.clone();
+        let listen_text = flags
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| LISTEN_DEFAULT.to_string());
+        let listen = parse_addr("listen", &listen_text)?;
+        let advertised_text = flags
+            .advertised_addr
+            .or(file.advertised_addr)
+            .unwrap_or(listen_text);
+        let (advertised_host, advertised_port) =
+            split_host_port("advertised-addr", &advertised_text)?;
+        let shards = match flags.shards.or(file.shards) {
+            Some(n) if n == 0 || n > SHARDS_MAX => {
+                return Err(invalid(
+                    "shards",
+                    format!("{n} is not within 1..={SHARDS_MAX}"),
+                ))
+            }
+            Some(n) => n,
+            None => available_cores(),
+        };
+        if let Some(us) = flags.shard_spin_us.or(file.shard_spin_us) {
+            if us > SHARD_SPIN_US_MAX {
+                return Err(invalid(
+                    "shard-spin-us",
+                    format!("{us} is not within 0..={SHARD_SPIN_US_MAX}"),
+                ));
+            }
+        }
+        let node_id = flags.node_id.or(file.node_id).unwrap_or(0);
+        if node_id < 0 {
+            return Err(invalid("node-id", format!("{node_id} is negative")));
+        }
+        let default_partitions = flags
+            .default_partitions
+            .or(file.default_partitions)
+            .unwrap_or(DEFAULT_PARTITIONS_DEFAULT);
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&default_partitions) {
+            return Err(invalid(
+                "default-partitions",
+                format!("{default_partitions} is not within 1..={PARTITIONS_PER_TOPIC_MAX}"),
+            ));
+        }
+        let segment_bytes = flags
+            .segment_bytes
+            .or(file.segment_bytes)
+            .unwrap_or(SEGMENT_BYTES_DEFAULT);
+        if segment_bytes < SEGMENT_BYTES_MIN || segment_bytes > u32::MAX as u64 {
+            return Err(invalid(
+                "segment-bytes",
+                format!(
+                    "{segment_bytes} is not within {SEGMENT_BYTES_MIN}..={}",
+                    u32::MAX
+                ),
+            ));
+        }
+        let request_bytes_max = flags
+            .request_bytes_max
+            .or(file.request_bytes_max)
+            .unwrap_or(REQUEST_BYTES_MAX_DEFAULT);
+        if request_bytes_max < 1024 || request_bytes_max > i32::MAX as usize {
+            return Err(invalid(
+                "request-bytes-max",
+                format!("{request_bytes_max} is not within 1024..=2^31-1"),
+            ));
+        }
+        let offsets_topic_partitions = flags
+            .offsets_topic_partitions
+            .or(file.offsets_topic_partitions)
+            .unwrap_or(OFFSETS_TOPIC_PARTITIONS_DEFAULT);
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&offsets_topic_partitions) {
+            return Err(invalid(
+                "offsets-topic-partitions",
+                format!("{offsets_topic_partitions} is not within 1..={PARTITIONS_PER_TOPIC_MAX}"),
+            ));
+        }
+        let offsets_retention_ms = flags
+            .offsets_retention_ms
+            .or(file.offsets_retention_ms)
+            .unwrap_or_else(|| {
+                flags
+                    .offsets_retention_minutes
+                    .or(file.offsets_retention_minutes)
+                    .unwrap_or(OFFSETS_RETENTION_MINUTES_DEFAULT)
+                    .saturating_mul(60_000)
+            });
+        let offsets_retention_check_ms = flags
+            .offsets_retention_check_ms
+            .or(file.offsets_retention_check_ms)
+            .unwrap_or(OFFSETS_RETENTION_CHECK_MS_DEFAULT);
+        if offsets_retention_check_ms == 0 {
+            return Err(invalid(
+                "offsets-retention-check-ms",
+                "must be at least 1".to_string(),
+            ));
+        }
+        let txn = TxnConfig {
+            state_partitions: flags
+                .transaction_state_partitions
+                .or(file.transaction_state_partitions)
+                .unwrap_or(TRANSACTION_STATE_PARTITIONS_DEFAULT),
+            max_timeout_ms: flags
+                .transaction_max_timeout_ms
+                .or(file.transaction_max_timeout_ms)
+                .unwrap_or(TRANSACTION_MAX_TIMEOUT_MS_DEFAULT),
+            abort_check_ms: flags
+                .transaction_abort_check_ms
+                .or(file.transaction_abort_check_ms)
+                .unwrap_or(TRANSACTION_ABORT_CHECK_MS_DEFAULT),
+            id_expiration_ms: flags
+                .transactional_id_expiration_ms
+                .or(file.transactional_id_expiration_ms)
+                .unwrap_or(TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT),
+        };
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&txn.state_partitions) {
+            return Err(invalid(
+                "transaction-state-partitions",
+                format!(
+                    "{} is not within 1..={PARTITIONS_PER_TOPIC_MAX}",
+                    txn.state_partitions
+                ),
+            ));
+        }
+        if txn.max_timeout_ms < 1 {
+            return Err(invalid(
+                "transaction-max-timeout-ms",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if txn.abort_check_ms == 0 {
+            return Err(invalid(
+                "transaction-abort-check-ms",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if txn.id_expiration_ms == 0 {
+            return Err(invalid(
+                "transactional-id-expiration-ms",
+                "must be at least 1".to_string(),
+            ));
+        }
+        let group_consumer_session_timeout_ms = flags
+            .group_consumer_session_timeout_ms
+            .or(file.group_consumer_session_timeout_ms)
+            .unwrap_or(crate::group::consumer::SESSION_TIMEOUT_MS_DEFAULT);
+        let group_consumer_heartbeat_interval_ms = flags
+            .group_consumer_heartbeat_interval_ms
+            .or(file.group_consumer_heartbeat_interval_ms)
+            .unwrap_or(crate::group::consumer::HEARTBEAT_INTERVAL_MS_DEFAULT);
+        // Kafka requires the interval below the session timeout, or every
+        // member would expire between two heartbeats.
+        if group_consumer_heartbeat_interval_ms == 0
+            || group_consumer_heartbeat_interval_ms >= group_consumer_session_timeout_ms
+            || group_consumer_session_timeout_ms > i32::MAX as u64
+        {
+            return Err(invalid(
+                "group-consumer-heartbeat-interval-ms",
+                format!(
+                    "{group_consumer_heartbeat_interval_ms} must be at least 1 and below \
+                     group-consumer-session-timeout-ms ({group_consumer_session_timeout_ms})"
+                ),
+            ));
+        }
+        let log_tables = [
+            ("log", &file.log),
+            ("message", &file.message),
+            ("compression", &file.compression),
+        ];
+        let log_defaults =
+            resolve_log_defaults(log_tables, file.segment_bytes, flags.segment_bytes)?;
+        Ok(Config {
+            log_defaults,
+            limits,
+            ops,
+            config_file,
+            listen,
+            advertised_host,
+            advertised_port,
+            data_dir: flags
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
+            shards,
+            shard_spin_us: flags
+                .shard_spin_us
+                .or(file.shard_spin_us)
+                .unwrap_or(SHARD_SPIN_US_DEFAULT),
+            node_id,
+            auto_create_topics: flags
+                .auto_create_topics
+                .or(file.auto_create_topics)
+                .unwrap_or(true),
+            default_partitions,
+            segment_bytes,
+            request_bytes_max,
+            offsets_topic_partitions,
+            offsets_retention_ms,
+            offsets_retention_check_ms,
+            txn,
+            fault_drop_produce_response_every: flags
+                .fault_drop_produce_response_every
+                .or(file.fault_drop_produce_response_every)
+                .unwrap_or(0),
+            group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms,
+        })
+    }
+}
+
+/// Transaction coordinator settings (Kafka's `transaction.*` broker keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// transaction.state.log.num.partitions
+    pub state_partitions: i32,
+    /// transaction.max.timeout.ms
+    pub max_timeout_ms: i32,
+    /// transaction.abort.timed.out.transaction.cleanup.interval.ms
+    pub abort_check_ms: u64,
+    /// transactional.id.expiration.ms
+    pub id_expiration_ms: u64,
+}
+
+/// Default spin before a shard parks, in µs (measured: docs/BENCHMARKS.md).
+pub const SHARD_SPIN_US_DEFAULT: u64 = 0;
+/// Longest spin before park a shard may be given, in µs.
+pub const SHARD_SPIN_US_MAX: u64 = 10_000;
+
+/// Kafka's default for transaction.state.log.num.partitions.
+pub const TRANSACTION_STATE_PARTITIONS_DEFAULT: i32 = 50;
+/// Kafka's default for transaction.max.timeout.ms (15 min).
+pub const TRANSACTION_MAX_TIMEOUT_MS_DEFAULT: i32 = 900_000;
+/// Kafka's default for the timed-out transaction check (10 s).
+pub const TRANSACTION_ABORT_CHECK_MS_DEFAULT: u64 = 10_000;
+/// Kafka's default for transactional.id.expiration.ms (7 days).
+pub const TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT: u64 = 7 * 24 * 3_600_000;
+
+/// Kafka's broker log settings from the file's `log.*`, `message.*` and
+/// `compression.*` keys; `segment_bytes` (file) and `--segment-bytes` stand
+/// for `log.segment.bytes`, the flag winning.
+fn resolve_log_defaults(
+    tables: [(&str, &Option<toml::Table>); 3],
+    segment_bytes_file: Option<u64>,
+    segment_bytes_flag: Option<u64>,
+) -> Result<crate::metadata::LogDefaults, ConfigError> {
+    use crate::metadata::topic_config::toml_pairs;
+    let segment = |b: u64| ("log.segment.bytes".to_string(), b.to_string());
+    let mut pairs: Vec<(String, String)> = segment_bytes_file.map(segment).into_iter().collect();
+    for (prefix, table) in tables {
+        pairs.extend(table.iter().flat_map(|t| toml_pairs(prefix, t)));
+    }
+    pairs.extend(segment_bytes_flag.map(segment));
+    crate::metadata::LogDefaults::from_pairs(pairs).map_err(|e| invalid("log", e.message))
+}
+
+fn invalid(key: &'static str, message: String) -> ConfigError {
+    ConfigError::Invalid { key, message }
+}
+
+fn parse_addr(key: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()
+        .map_err(|e| invalid(key, format!("{text:?}: {e}")))?
+        .next()
+        .ok_or_else(|| invalid(key, format!("{text:?} resolves to no address")))
+}
+
+fn split_host_port(key: &'static str, text: &str) -> Result<(String, i32), ConfigError> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, format!("{text:?} is not HOST:PORT")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(key, format!("{text:?} has a bad port")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(invalid(key, format!("{text:?} has an empty host")));
+    }
+    Ok((host.to_string(), port as i32))
+}
+
+/// The cores this process may run on (its CPU affinity mask).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

@@ -1,0 +1,188 @@
+use super::*;
+
+#[test]
+fn config_defaults_without_flags() {
+    let c = Config::resolve(Flags::default()).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+    assert_eq!(c.advertised_port, 9092);
+    assert_eq!(c.data_dir, PathBuf::from("./data"));
+    assert!(c.auto_create_topics);
+    assert_eq!(c.default_partitions, 1);
+    assert_eq!(c.segment_bytes, SEGMENT_BYTES_DEFAULT);
+    assert_eq!(c.limits, ConnectionLimits::default());
+    assert_eq!(c.limits.connections_max_idle_ms, 600_000);
+}
+
+#[test]
+fn config_limits_from_file_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "connections_per_ip_max = 5\nrequest_timeout_ms = 2000\n",
+    )
+    .unwrap();
+    let c = Config::resolve(Flags {
+        config: Some(path),
+        request_timeout_ms: Some(3000),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.limits.connections_per_ip_max, 5);
+    assert_eq!(c.limits.request_timeout_ms, 3000);
+    let err = Config::resolve(Flags {
+        connections_max: Some(0),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("connections-max"), "{err}");
+}
+
+#[test]
+fn config_bad_shards_named() {
+    let err = Config::resolve(Flags {
+        shards: Some(0),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("shards"), "{err}");
+}
+
+#[test]
+fn config_file_unknown_key_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:1\"\nbogus_key = 3\n").unwrap();
+    let err = Config::resolve(Flags {
+        config: Some(path),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("bogus_key"), "{err}");
+}
+
+#[test]
+fn config_flag_overrides_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "default_partitions = 4\nnode_id = 3\n").unwrap();
+    let c = Config::resolve(Flags {
+        config: Some(path),
+        node_id: Some(7),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.default_partitions, 4);
+    assert_eq!(c.node_id, 7);
+}
+
+mod error_location {
+    use super::*;
+
+    fn resolve_file(text: &str, flags: Flags) -> (String, Result<Config, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corestream.toml");
+        std::fs::write(&path, text).unwrap();
+        let shown = path.display().to_string();
+        let result = Config::resolve(Flags {
+            config: Some(path),
+            ..flags
+        });
+        (shown, result)
+    }
+
+    #[test]
+    fn config_error_unknown_key_names_file_line_key() {
+        let (path, r) = resolve_file(
+            "listen = \"127.0.0.1:1\"\n\nbogus_key = 3\n",
+            Flags::default(),
+        );
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("config file {path}:3: key bogus_key: ")),
+            "{text}"
+        );
+        assert!(text.contains("unknown field"), "{text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+    }
+
+    #[test]
+    fn config_error_bad_type_names_file_line_key() {
+        let (path, r) = resolve_file("node_id = 1\nshards = \"four\"\n", Flags::default());
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("config file {path}:2: key shards: ")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_error_bad_syntax_names_line() {
+        let (path, r) = resolve_file("node_id = 1\nlisten = \n", Flags::default());
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("config file {path}:2: key listen: ")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_error_out_of_range_value_names_file_line_key() {
+        let (path, r) = resolve_file("node_id = 1\n  segment_bytes = 5\n", Flags::default());
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("config file {path}:2: key segment_bytes: ")),
+            "{text}"
+        );
+        let (_, r) = resolve_file("log_level = \"info,=[\"\n", Flags::default());
+        assert!(r.unwrap_err().to_string().contains(":1: key log_level: "));
+    }
+
+    #[test]
+    fn config_error_from_flag_does_not_blame_file() {
+        let flags = Flags {
+            segment_bytes: Some(5),
+            ..Default::default()
+        };
+        let (_, r) = resolve_file("segment_bytes = 1048576\n", flags);
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.starts_with("invalid value for segment-bytes"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn config_ops_keys_defaults_and_overrides() {
+        let c = Config::resolve(Flags::default()).unwrap();
+        assert_eq!(c.ops.admin_listen, Some("127.0.0.1:9644".parse().unwrap()));
+        assert_eq!(c.ops.log_level, "info");
+        assert_eq!(c.ops.shutdown_timeout_ms, SHUTDOWN_TIMEOUT_MS_DEFAULT);
+        let (_, r) = resolve_file(
+            "admin_listen = \"off\"\nlog_level = \"debug\"\nshutdown_timeout_ms = 5000\n",
+            Flags::default(),
+        );
+        let c = r.unwrap();
+        assert_eq!(c.ops.admin_listen, None);
+        assert_eq!(c.ops.log_level, "debug");
+        assert_eq!(c.ops.shutdown_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn config_lag_rules_defaults_file_and_range() {
+        use crate::group::lag::LagRules;
+        let c = Config::resolve(Flags::default()).unwrap();
+        assert_eq!(c.ops.lag_rules, LagRules::default());
+        let flags = Flags {
+            lag_stopped_after_ms: Some(1500),
+            ..Default::default()
+        };
+        let (_, r) = resolve_file("lag_window_commits = 4\nlag_stopped_after_ms = 9\n", flags);
+        let rules = r.unwrap().ops.lag_rules;
+        assert_eq!((rules.window_commits, rules.stopped_after_ms), (4, 1500));
+        let (path, r) = resolve_file("node_id = 1\nlag_window_commits = 1\n", Flags::default());
+        let text = r.unwrap_err().to_string();
+        let want = format!("config file {path}:2: key lag_window_commits: ");
+        assert!(text.starts_with(&want), "{text}");
+    }
+}
