@@ -79,11 +79,13 @@ fn full_disk_flush_fails_then_reopen_appends_after_durable_data() {
     assert!(log
         .append(&mut build_test_batch(0, &[(None, Some(b"v"))], 1))
         .is_err());
-    // Still full: reopening works (recovery only reads), writes still fail.
-    block_on(log.reopen()).unwrap();
-    assert_eq!(log.next_offset(), 20);
-    put(&log, "lost2", 3);
-    assert!(block_on(log.flush()).unwrap_err().is_out_of_space());
+    // Still full: recovery (which rewrites indexes) fails too, and the
+    // log stays refused, with nothing changed.
+    assert!(block_on(log.reopen()).unwrap_err().is_out_of_space());
+    assert!(log
+        .append(&mut build_test_batch(0, &[(None, Some(b"v"))], 1))
+        .is_err());
+    assert_eq!(log.high_watermark(), 20);
     // Space is back.
     disk.fail_writes(None);
     block_on(log.reopen()).unwrap();
