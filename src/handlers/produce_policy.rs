@@ -3,9 +3,11 @@
 //! - `max.message.bytes`: a batch larger than it is MESSAGE_TOO_LARGE (Kafka
 //!   compares the whole batch, header included).
 //! - `cleanup.policy` with `compact`: a record without a key is
-//!   INVALID_RECORD. Checked in uncompressed batches; compressed batches are
-//!   not decompressed by the broker, so keyless records inside them pass
-//!   (and the cleaner keeps them).
+//!   INVALID_RECORD. Compressed batches are decompressed for this check
+//!   (only on compacted topics, as Kafka does; bounded by
+//!   `DECOMPRESSED_BATCH_BYTES_MAX`): one that does not decode is
+//!   CORRUPT_MESSAGE; one over the bound passes unchecked (the cleaner
+//!   keeps it whole).
 //! - `message.timestamp.type=CreateTime` with
 //!   `message.timestamp.before/after.max.ms`: a record timestamp outside
 //!   `[now - before, now + after]` is INVALID_TIMESTAMP (every record of an
@@ -19,8 +21,12 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
 use crate::metadata::TopicConfig;
-use crate::protocol::batch::{batches, set_max_timestamp_log_append, BatchHeader};
-use crate::protocol::records::records;
+use crate::protocol::batch::{
+    batches, set_max_timestamp_log_append, BatchHeader, BATCH_HEADER_LEN,
+};
+use crate::protocol::compression::{Codec, CodecError};
+use crate::protocol::records::{records, records_in, RecordView};
+use crate::storage::DECOMPRESSED_BATCH_BYTES_MAX;
 
 /// The batches to append and the LogAppendTime given (-1 for CreateTime).
 #[derive(Debug)]
@@ -79,11 +85,7 @@ fn check_batch(
         ));
     }
     let recs = records(bytes);
-    if config.cleanup_compact
-        && recs
-            .as_ref()
-            .is_some_and(|rs| rs.iter().any(|r| r.key.is_none()))
-    {
+    if config.cleanup_compact && has_keyless_record(header, bytes, recs.as_deref())? {
         return Err((
             ResponseError::InvalidRecord.code(),
             "Compacted topic cannot accept message without key.".to_string(),
@@ -109,6 +111,38 @@ fn check_batch(
             ),
         )),
         None => Ok(()),
+    }
+}
+
+/// Whether a batch of a compacted topic holds a record without a key;
+/// `recs` are its records when uncompressed.
+fn has_keyless_record(
+    header: &BatchHeader,
+    bytes: &[u8],
+    recs: Option<&[RecordView<'_>]>,
+) -> Result<bool, (i16, String)> {
+    if let Some(rs) = recs {
+        return Ok(rs.iter().any(|r| r.key.is_none()));
+    }
+    let corrupt = |e: String| {
+        (
+            ResponseError::CorruptMessage.code(),
+            format!("Compressed records cannot be read: {e}"),
+        )
+    };
+    let body = bytes.get(BATCH_HEADER_LEN..).unwrap_or_default();
+    let Some(codec) =
+        Codec::detect(header.compression(), body).map_err(|e| corrupt(e.to_string()))?
+    else {
+        return Ok(false); // uncompressed but malformed: validation's business
+    };
+    match codec.decompress(body, DECOMPRESSED_BATCH_BYTES_MAX) {
+        Ok(plain) => match records_in(header, &plain) {
+            Some(rs) => Ok(rs.iter().any(|r| r.key.is_none())),
+            None => Err(corrupt("records do not parse".into())),
+        },
+        Err(CodecError::TooLarge { .. }) => Ok(false),
+        Err(e) => Err(corrupt(e.to_string())),
     }
 }
 
@@ -146,6 +180,35 @@ mod tests {
         assert!(apply_topic_policy(&TopicConfig::default(), keyless, 1_000).is_ok());
         let keyed = Bytes::from(build_test_batch(0, &[(Some(b"k"), None)], 1_000));
         assert!(apply_topic_policy(&compact, keyed, 1_000).is_ok());
+    }
+
+    #[test]
+    fn produce_policy_compacted_needs_keys_in_compressed_batches() {
+        use crate::protocol::batch::rebuild_batch_body;
+        let compact = config(|c| c.cleanup_compact = true);
+        let zstd = |recs: &[(Option<&[u8]>, Option<&[u8]>)]| {
+            let plain = build_test_batch(0, recs, 1_000);
+            let body = Codec::Zstd.compress(&plain[BATCH_HEADER_LEN..]).unwrap();
+            let mut head = plain[..BATCH_HEADER_LEN].to_vec();
+            head[21..23].copy_from_slice(&4i16.to_be_bytes());
+            let n = recs.len() as i32;
+            Bytes::from(rebuild_batch_body(&head, &[&body], n, n - 1))
+        };
+        let keyless = zstd(&[(Some(b"k"), Some(b"v")), (None, Some(b"v"))]);
+        let e = apply_topic_policy(&compact, keyless.clone(), 1_000).unwrap_err();
+        assert_eq!(e.0, ResponseError::InvalidRecord.code());
+        assert!(apply_topic_policy(&TopicConfig::default(), keyless, 1_000).is_ok());
+        assert!(apply_topic_policy(&compact, zstd(&[(Some(b"k"), None)]), 1_000).is_ok());
+        let mut head = build_test_batch(0, &[(Some(b"k"), Some(b"v"))], 1_000);
+        head[22] |= 1; // gzip flag over an uncompressed body
+        let garbage = Bytes::from(rebuild_batch_body(
+            &head,
+            &[&head[BATCH_HEADER_LEN..]],
+            1,
+            0,
+        ));
+        let e = apply_topic_policy(&compact, garbage, 1_000).unwrap_err();
+        assert_eq!(e.0, ResponseError::CorruptMessage.code());
     }
 
     #[test]

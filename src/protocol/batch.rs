@@ -388,17 +388,27 @@ const BATCH_LENGTH_OFFSET: usize = 8;
 /// # Panics
 /// If `header` is shorter than [`BATCH_HEADER_LEN`].
 pub fn rebuild_batch(header: &[u8], records: &[&[u8]], last_offset_delta: i32) -> Vec<u8> {
-    let body: usize = records.iter().map(|r| r.len()).sum();
-    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body);
+    rebuild_batch_body(header, records, records.len() as i32, last_offset_delta)
+}
+
+/// [`rebuild_batch`] with the records section given as `body` pieces
+/// (e.g. one compressed blob) holding `count` records.
+pub fn rebuild_batch_body(
+    header: &[u8],
+    body: &[&[u8]],
+    count: i32,
+    last_offset_delta: i32,
+) -> Vec<u8> {
+    let len: usize = body.iter().map(|r| r.len()).sum();
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + len);
     out.extend_from_slice(&header[..BATCH_HEADER_LEN]);
-    for r in records {
+    for r in body {
         out.extend_from_slice(r);
     }
     let batch_length = (out.len() - BATCH_LENGTH_OVERHEAD) as i32;
     out[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
     let at = LAST_OFFSET_DELTA_OFFSET;
     out[at..at + 4].copy_from_slice(&last_offset_delta.to_be_bytes());
-    let count = records.len() as i32;
     out[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());

@@ -8,6 +8,7 @@
 //! data.
 
 pub mod batch;
+pub mod compression;
 pub mod control;
 pub mod fetch_writer;
 pub mod frame;

@@ -106,14 +106,21 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
         return None;
     }
     let batch = batch.get(..header.total_len())?;
+    records_in(header, &batch[BATCH_HEADER_LEN..])
+}
+
+/// The records of `body`, the (decompressed) records section of the batch
+/// whose header is `header`; `None` when malformed (records that do not
+/// exactly fill the body, a count that does not match).
+pub fn records_in<'a>(header: &BatchHeader, body: &'a [u8]) -> Option<Vec<RecordView<'a>>> {
     let count = usize::try_from(header.records_count()).ok()?;
-    let mut out = Vec::with_capacity(count.min(batch.len()));
-    let mut pos = BATCH_HEADER_LEN;
+    let mut out = Vec::with_capacity(count.min(body.len()));
+    let mut pos = 0;
     for _ in 0..count {
         let start = pos;
-        let len = usize::try_from(read_varlong(batch, &mut pos)?).ok()?;
+        let len = usize::try_from(read_varlong(body, &mut pos)?).ok()?;
         let end = pos.checked_add(len)?;
-        let record = batch.get(..end)?;
+        let record = body.get(..end)?;
         let mut at = pos + 1; // attributes
         let timestamp_delta = read_varlong(record, &mut at)?;
         let offset_delta = read_varlong(record, &mut at)?;
@@ -124,7 +131,7 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
             false => header.base_timestamp().checked_add(timestamp_delta)?,
         };
         out.push(RecordView {
-            raw: &batch[start..end],
+            raw: &body[start..end],
             offset: header.base_offset().checked_add(offset_delta)?,
             timestamp,
             key,
@@ -132,7 +139,37 @@ pub fn records(batch: &[u8]) -> Option<Vec<RecordView<'_>>> {
         });
         pos = end;
     }
-    (pos == batch.len()).then_some(out)
+    (pos == body.len()).then_some(out)
+}
+
+/// Appends Kafka's zig-zag varint encoding of `value` to `out`.
+pub fn write_varlong(value: i64, out: &mut Vec<u8>) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Re-encodes one record (`raw`, length prefix included) with its
+/// timestamp delta shifted by `shift` (old base timestamp minus new), so
+/// its absolute timestamp is unchanged under a new base timestamp. The
+/// record's other fields are copied as they are. `None` when malformed.
+pub fn rebase_record(raw: &[u8], shift: i64) -> Option<Vec<u8>> {
+    let mut pos = 0;
+    let len = usize::try_from(read_varlong(raw, &mut pos)?).ok()?;
+    let body = raw.get(pos..pos.checked_add(len)?)?;
+    let attributes = *body.first()?;
+    let mut at = 1;
+    let timestamp_delta = read_varlong(body, &mut at)?;
+    let mut inner = vec![attributes];
+    write_varlong(timestamp_delta.checked_add(shift)?, &mut inner);
+    inner.extend_from_slice(&body[at..]);
+    let mut out = Vec::with_capacity(inner.len() + 5);
+    write_varlong(inner.len() as i64, &mut out);
+    out.extend_from_slice(&inner);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -172,6 +209,26 @@ mod tests {
         for cut in 0..batch.len() {
             assert!(records(&batch[..cut]).is_none());
         }
+    }
+
+    #[test]
+    fn records_rebase_keeps_absolute_timestamps() {
+        let batch = batch_with_timestamps(100);
+        let header = BatchHeader::parse(&batch).unwrap();
+        let recs = records(&batch).unwrap();
+        // New base 1_000_000 ms later: deltas become large negatives.
+        let body: Vec<u8> = recs
+            .iter()
+            .flat_map(|r| rebase_record(r.raw, -1_000_000).unwrap())
+            .collect();
+        let mut rebased = batch[..BATCH_HEADER_LEN].to_vec();
+        rebased[27..35].copy_from_slice(&(header.base_timestamp() + 1_000_000).to_be_bytes());
+        let new_header = BatchHeader::parse(&rebased).unwrap();
+        let again = records_in(new_header, &body).unwrap();
+        let stamps: Vec<i64> = again.iter().map(|r| r.timestamp).collect();
+        assert_eq!(stamps, vec![1_000, 1_005, 1_010]);
+        assert_eq!(again[1].key, Some(&b"k"[..]));
+        assert!(rebase_record(&recs[0].raw[..2], 5).is_none());
     }
 
     #[test]

@@ -11,17 +11,19 @@
 //!    its latest record (full keys, at most [`OFFSET_MAP_BYTES_MAX`]; if
 //!    the map fills up, only the segments mapped completely are cleaned).
 //! 3. **Rewrite**, segment by segment, skipping segments with nothing to
-//!    drop. A record goes if a later record has its key, or if it is a
-//!    tombstone (null value) whose timestamp is older than
-//!    `delete.retention.ms`. Kept records are copied byte for byte (their
-//!    offset and timestamp deltas stay valid because the batch header's
-//!    base offset and timestamps do not change), so **offsets never
-//!    change**. A batch keeps its offset range (base offset, last offset
-//!    delta) so the log stays dense from batch to batch, which recovery and
-//!    reads check; a batch whose records all go becomes part of one empty
-//!    batch covering the run of such batches (Kafka clients skip empty
-//!    batches; Kafka's own cleaner leaves them too). Batches of idempotent
-//!    producers keep their own header, so sequence numbers survive.
+//!    change. A record goes if a later record has its key, or if it is a
+//!    tombstone (null value) whose batch's delete horizon has passed; a
+//!    batch with surviving tombstones and no horizon gets one (Kafka's
+//!    KIP-534, see `cleaner_batch`). Kept records of uncompressed batches
+//!    are copied byte for byte; compressed batches are decompressed and
+//!    recompressed with their codec. Either way the batch header's base
+//!    offset stays, so **offsets never change**. A batch keeps its offset
+//!    range (base offset, last offset delta) so the log stays dense from
+//!    batch to batch, which recovery and reads check; a batch whose
+//!    records all go becomes part of one empty batch covering the run of
+//!    such batches (Kafka clients skip empty batches; Kafka's own cleaner
+//!    leaves them too). Batches of idempotent producers keep their own
+//!    header, so sequence numbers survive.
 //! 4. **Swap**, crash-safe at every step: the cleaned segment is written to
 //!    `<base>.cleaned.tmp` and fdatasynced; the old `.index` is removed;
 //!    the temp file is renamed over `<base>.log` (atomic) and the directory
@@ -31,43 +33,35 @@
 //!    way every latest value is in the log.
 //!
 //! Limits, documented rather than hidden:
-//! - Compressed batches are kept whole and their keys are not mapped (the
-//!   broker has no codecs: batches are stored as received). A compressed
-//!   topic is therefore not compacted; an uncompressed record superseded
-//!   only by a compressed one stays.
-//! - Transactional and control batches are kept whole (transactions are
-//!   not implemented).
-//! - Tombstones age by record timestamp, not by the time they were first
-//!   cleaned (Kafka's delete horizon); with CreateTime and producer clocks
-//!   far in the past a tombstone can go sooner than `delete.retention.ms`
-//!   after it was written.
-//! - The dirty mark is kept in memory: after a restart the first pass sees
-//!   the whole range as dirty and cleans once.
+//! - A compressed batch over `DECOMPRESSED_BATCH_BYTES_MAX` or that does
+//!   not decode is kept whole (logged), and its keys are not mapped.
+//! - Transactional and control batches are kept whole (aborted data is
+//!   not removed).
+//! - The dirty mark and the next tombstone horizon are kept in memory:
+//!   after a restart the first pass sees the whole range as dirty and
+//!   cleans once, which also finds the horizons again.
 //! - Cleaner I/O is paced by the caller's [`IoPacer`] (bytes/s budget).
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::path::PathBuf;
 use std::rc::Rc;
 
-use crate::protocol::batch::{check_crc, rebuild_batch, BatchHeader, BATCH_HEADER_LEN};
-use crate::protocol::records::{records, RecordView};
-
-use super::disk::{align_down, align_up, Disk, DiskFile, IoBuffer};
+use super::cleaner_batch::{decode, plan, rewrite_batch, EmptyRun, OffsetMap, Rules};
+use super::cleaner_io::{BatchReader, SegmentWriter};
+use super::disk::Disk;
 use super::error::StorageError;
 use super::log::PartitionLog;
-use super::scan::{batch_info, FileWindow};
+use super::scan::batch_info;
 use super::segment::{segment_path, Segment};
 use super::small_file::{sync_parent, write_small_file};
-use super::WRITE_BYTES_MAX;
+use crate::protocol::batch::BATCH_HEADER_LEN;
 
 /// Largest offset map one pass builds: key bytes plus
 /// [`OFFSET_MAP_ENTRY_OVERHEAD_BYTES`] per key.
 pub const OFFSET_MAP_BYTES_MAX: usize = 64 << 20;
 /// Bookkeeping counted per map entry (hash slot, Vec header, offset), bytes.
 pub const OFFSET_MAP_ENTRY_OVERHEAD_BYTES: usize = 48;
-/// Read-ahead of the cleaner's segment reads, in bytes.
-pub const CLEANER_READ_BYTES: usize = 1 << 20;
 /// Bytes of cleaner I/O between two calls to the pacer.
 pub const CLEANER_PACE_STEP_BYTES: u64 = 1 << 20;
 
@@ -104,6 +98,8 @@ impl IoPacer for NoPacing {
 pub struct CompactionStats {
     /// Segments in the cleaned range.
     pub segments_cleaned: usize,
+    /// Bytes of the cleaned range (all read to build the offset map).
+    pub bytes_scanned: u64,
     /// Segments rewritten (those that had something to drop).
     pub segments_rewritten: usize,
     /// Bytes of the rewritten segments before and after.
@@ -123,31 +119,10 @@ struct Target<F> {
     log_bytes: u64,
 }
 
-/// Latest offset per key over the mapped segments.
-type OffsetMap = HashMap<Vec<u8>, i64>;
-
-/// What the rewrite keeps of one record.
-fn keep_record(map: &OffsetMap, record: &RecordView<'_>, tombstone_horizon: i64) -> bool {
-    let Some(key) = record.key else {
-        return true; // keyless records predate the compact policy: kept
-    };
-    match map.get(key) {
-        Some(&latest) if latest > record.offset => false,
-        Some(&latest) if latest == record.offset => {
-            !(record.value.is_none() && record.timestamp < tombstone_horizon)
-        }
-        _ => true,
-    }
-}
-
-/// Whether a batch can be filtered record by record.
-fn filterable(header: &BatchHeader) -> bool {
-    header.compression() == 0 && !header.is_control() && !header.is_transactional()
-}
-
 impl<D: Disk> PartitionLog<D> {
     /// Runs one compaction pass at wall-clock `now_ms` if the dirty ratio
-    /// (or the max lag) asks for it; `None` when nothing was due.
+    /// (or the max lag, or a tombstone's delete horizon) asks for it;
+    /// `None` when nothing was due.
     pub async fn compact<P: IoPacer>(
         &self,
         now_ms: i64,
@@ -159,22 +134,30 @@ impl<D: Disk> PartitionLog<D> {
         let Some(targets) = self.cleanable(now_ms, policy) else {
             return Ok(None);
         };
-        let (map, mapped) = self.build_offset_map(&targets, pacer).await?;
+        let (map, mapped, due) = self
+            .build_offset_map(&targets, now_ms, policy, pacer)
+            .await?;
         if mapped == 0 {
             tracing::warn!(dir = %self.dir.display(),
                 "compaction skipped: the first segment's keys exceed the offset map ({OFFSET_MAP_BYTES_MAX} bytes)");
             return Ok(None);
         }
-        let tombstone_horizon = now_ms.saturating_sub(policy.delete_retention_ms);
+        let rules = Rules {
+            map: &map,
+            now_ms,
+            delete_retention_ms: policy.delete_retention_ms,
+        };
         let mut stats = CompactionStats {
             segments_cleaned: mapped,
+            bytes_scanned: targets[..mapped].iter().map(|t| t.log_bytes).sum(),
             ..Default::default()
         };
         for target in &targets[..mapped] {
-            self.clean_segment(target, &map, tombstone_horizon, pacer, &mut stats)
+            self.clean_segment(target, &rules, pacer, &mut stats)
                 .await?;
         }
         self.clean_offset.set(targets[mapped - 1].end_offset);
+        self.tombstones_due_ms.set(due);
         Ok(Some(stats))
     }
 
@@ -211,29 +194,46 @@ impl<D: Disk> PartitionLog<D> {
             .filter(|t| t.end_offset > clean_offset)
             .map(|t| t.log_bytes)
             .sum();
-        let oldest_dirty = oldest_dirty?;
-        let overdue = oldest_dirty <= now_ms.saturating_sub(policy.max_compaction_lag_ms);
+        let tombstones_due = self.tombstones_due_ms.get().is_some_and(|t| t <= now_ms);
+        let overdue =
+            oldest_dirty.is_some_and(|t| t <= now_ms.saturating_sub(policy.max_compaction_lag_ms));
         let ratio = dirty as f64 / total.max(1) as f64;
-        (dirty > 0 && (ratio >= policy.min_cleanable_dirty_ratio || overdue)).then_some(targets)
+        let due = dirty > 0 && (ratio >= policy.min_cleanable_dirty_ratio || overdue);
+        (!targets.is_empty() && (due || tombstones_due)).then_some(targets)
     }
 
-    /// Maps every key of the range to its latest offset. Returns the map
-    /// and how many leading segments it covers completely.
+    /// Maps every key of the range to its latest offset. Returns the map,
+    /// how many leading segments it covers completely, and when the
+    /// earliest tombstone left after this pass may go.
     async fn build_offset_map<P: IoPacer>(
         &self,
         targets: &[Target<D::File>],
+        now_ms: i64,
+        policy: &CompactionPolicy,
         pacer: &mut P,
-    ) -> Result<(OffsetMap, usize), StorageError> {
+    ) -> Result<(OffsetMap, usize, Option<i64>), StorageError> {
         let mut map = OffsetMap::new();
         let mut map_bytes = 0usize;
+        let mut due: Option<i64> = None;
+        let new_horizon = now_ms.saturating_add(policy.delete_retention_ms);
         for (i, target) in targets.iter().enumerate() {
             let mut reader = BatchReader::new(&*target.file, &target.path, target.log_bytes);
             while let Some(batch) = reader.next().await? {
-                let Ok(header) = BatchHeader::parse(batch) else {
+                let Ok(Some(decoded)) = decode(batch) else {
                     continue;
                 };
-                let recs = filterable(header).then(|| records(batch)).flatten();
-                for record in recs.into_iter().flatten() {
+                let horizon = decoded.delete_horizon();
+                for record in decoded.records().into_iter().flatten() {
+                    // A tombstone past its horizon goes in this pass; one
+                    // without a horizon gets `new_horizon`.
+                    let at = match horizon {
+                        Some(h) if h <= now_ms => None,
+                        Some(h) => Some(h),
+                        None => Some(new_horizon),
+                    };
+                    if let Some(at) = at.filter(|_| record.value.is_none()) {
+                        due = Some(due.map_or(at, |d| d.min(at)));
+                    }
                     let Some(key) = record.key else { continue };
                     match map.get_mut(key) {
                         Some(offset) => *offset = record.offset,
@@ -246,24 +246,23 @@ impl<D: Disk> PartitionLog<D> {
                 if map_bytes > OFFSET_MAP_BYTES_MAX {
                     // Entries of this partly mapped segment still name real,
                     // later records: they may only make older ones go.
-                    return Ok((map, i));
+                    return Ok((map, i, due));
                 }
             }
             pacer.pace(target.log_bytes).await;
         }
-        Ok((map, targets.len()))
+        Ok((map, targets.len(), due))
     }
 
-    /// Rewrites one segment if it has anything to drop, and swaps it in.
+    /// Rewrites one segment if it has anything to change, and swaps it in.
     async fn clean_segment<P: IoPacer>(
         &self,
         target: &Target<D::File>,
-        map: &OffsetMap,
-        tombstone_horizon: i64,
+        rules: &Rules<'_>,
         pacer: &mut P,
         stats: &mut CompactionStats,
     ) -> Result<(), StorageError> {
-        if !self.has_droppable(target, map, tombstone_horizon).await? {
+        if !self.has_changes(target, rules).await? {
             return Ok(());
         }
         let tmp = self
@@ -275,11 +274,15 @@ impl<D: Disk> PartitionLog<D> {
         let mut run = EmptyRun::default();
         let mut reader = BatchReader::new(&*target.file, &target.path, target.log_bytes);
         let mut since_pace = 0u64;
+        let dir = self.dir.clone();
+        let warn = move |base_offset: i64, reason: &str| {
+            tracing::warn!(dir = %dir.display(), base_offset, reason,
+                "cleaner keeps a batch whole: its records cannot be read");
+        };
         while let Some(batch) = reader.next().await? {
             since_pace += batch.len() as u64;
             let mut out = Vec::new();
-            stats.records_removed +=
-                rewrite_batch(batch, map, tombstone_horizon, &mut run, &mut out);
+            stats.records_removed += rewrite_batch(batch, rules, &mut run, &mut out, &warn);
             append_output(&mut writer, &mut segment, &out, interval);
             writer.write_full_chunks(&self.disk).await?;
             if since_pace >= CLEANER_PACE_STEP_BYTES {
@@ -308,20 +311,18 @@ impl<D: Disk> PartitionLog<D> {
         self.swap_in(target, &tmp, file, segment).await
     }
 
-    /// True if the rewrite would drop at least one record.
-    async fn has_droppable(
+    /// True if the rewrite would drop a record or set a delete horizon.
+    async fn has_changes(
         &self,
         target: &Target<D::File>,
-        map: &OffsetMap,
-        tombstone_horizon: i64,
+        rules: &Rules<'_>,
     ) -> Result<bool, StorageError> {
         let mut reader = BatchReader::new(&*target.file, &target.path, target.log_bytes);
         while let Some(batch) = reader.next().await? {
-            let Ok(header) = BatchHeader::parse(batch) else {
+            let Ok(Some(decoded)) = decode(batch) else {
                 continue;
             };
-            let recs = filterable(header).then(|| records(batch)).flatten();
-            if recs.is_some_and(|rs| rs.iter().any(|r| !keep_record(map, r, tombstone_horizon))) {
+            if plan(&decoded, rules).changes() {
                 return Ok(true);
             }
         }
@@ -375,205 +376,4 @@ fn append_output<D: Disk>(
         rest = &rest[info.total_len as usize..];
     }
     writer.push(out);
-}
-
-/// A run of batches whose records all went, to be written as one empty
-/// batch covering their offsets.
-#[derive(Default)]
-struct EmptyRun {
-    /// Header of the run's first batch, and the run's last offset.
-    first: Option<(Vec<u8>, i64)>,
-}
-
-impl EmptyRun {
-    fn flush(&mut self, out: &mut Vec<u8>) {
-        if let Some((header, last_offset)) = self.first.take() {
-            let base = BatchHeader::parse(&header)
-                .expect("header kept whole")
-                .base_offset();
-            let delta = i32::try_from(last_offset - base).expect("run limited to i32 offsets");
-            out.extend_from_slice(&rebuild_batch(&header, &[], delta));
-        }
-    }
-
-    fn extend(&mut self, batch: &[u8], header: &BatchHeader, out: &mut Vec<u8>) {
-        let last = header.last_offset();
-        if let Some((first, _)) = &self.first {
-            let base = BatchHeader::parse(first)
-                .expect("header kept whole")
-                .base_offset();
-            if last - base > i64::from(i32::MAX) {
-                self.flush(out);
-            }
-        }
-        match &mut self.first {
-            Some((_, run_last)) => *run_last = last,
-            None => self.first = Some((batch[..BATCH_HEADER_LEN].to_vec(), last)),
-        }
-    }
-}
-
-/// Appends the cleaned form of `batch` to `out`; returns records dropped.
-fn rewrite_batch(
-    batch: &[u8],
-    map: &OffsetMap,
-    tombstone_horizon: i64,
-    run: &mut EmptyRun,
-    out: &mut Vec<u8>,
-) -> u64 {
-    let header = BatchHeader::parse(batch).expect("reader yields whole batches");
-    let recs = filterable(header).then(|| records(batch)).flatten();
-    let Some(recs) = recs else {
-        run.flush(out);
-        out.extend_from_slice(batch);
-        return 0;
-    };
-    let kept: Vec<&[u8]> = recs
-        .iter()
-        .filter(|r| keep_record(map, r, tombstone_horizon))
-        .map(|r| r.raw)
-        .collect();
-    let dropped = (recs.len() - kept.len()) as u64;
-    match (kept.len(), header.producer_id() >= 0) {
-        (n, _) if n == recs.len() => {
-            run.flush(out);
-            out.extend_from_slice(batch);
-        }
-        (0, false) => run.extend(batch, header, out),
-        _ => {
-            run.flush(out);
-            out.extend_from_slice(&rebuild_batch(batch, &kept, header.last_offset_delta()));
-        }
-    }
-    dropped
-}
-
-/// Reads the whole, CRC-checked batches of a durable segment in order.
-struct BatchReader<'a, F: DiskFile> {
-    window: FileWindow<'a, F>,
-    path: &'a Path,
-    position: u64,
-    limit: u64,
-}
-
-impl<'a, F: DiskFile> BatchReader<'a, F> {
-    fn new(file: &'a F, path: &'a Path, limit: u64) -> Self {
-        Self {
-            window: FileWindow::new(file, path),
-            path,
-            position: 0,
-            limit,
-        }
-    }
-
-    /// The next batch, `None` at the end. Durable data that fails its
-    /// checks is corruption: the pass stops and leaves the segment alone.
-    async fn next(&mut self) -> Result<Option<&[u8]>, StorageError> {
-        if self.position >= self.limit {
-            return Ok(None);
-        }
-        let corrupt = |position, reason: String| StorageError::Corrupt {
-            path: self.path.to_path_buf(),
-            position,
-            reason,
-        };
-        let position = self.position;
-        let header_len = (self.limit - position).min(BATCH_HEADER_LEN as u64) as usize;
-        let header = self
-            .window
-            .get(position, header_len, CLEANER_READ_BYTES)
-            .await?;
-        let header = header.ok_or_else(|| corrupt(position, "short header".into()))?;
-        let info = batch_info(header).map_err(|r| corrupt(position, r))?;
-        if info.total_len > self.limit - position {
-            return Err(corrupt(position, "batch past the segment end".into()));
-        }
-        let len = info.total_len as usize;
-        let bytes = self.window.get(position, len, CLEANER_READ_BYTES).await?;
-        let bytes = bytes.ok_or_else(|| corrupt(position, "short batch".into()))?;
-        check_crc(bytes).map_err(|e| corrupt(position, e.to_string()))?;
-        self.position += info.total_len;
-        Ok(Some(bytes))
-    }
-}
-
-/// Streams a new segment file with aligned O_DIRECT writes.
-struct SegmentWriter<D: Disk> {
-    file: D::File,
-    path: PathBuf,
-    /// File position of `buf[0]` (block aligned).
-    file_pos: u64,
-    buf: Vec<u8>,
-}
-
-impl<D: Disk> SegmentWriter<D> {
-    async fn create(disk: &D, path: &Path) -> Result<Self, StorageError> {
-        let file = disk.open(path).await;
-        let file = file.map_err(StorageError::io_at("create cleaned segment", path, None))?;
-        let trunc = file.truncate(0).await; // a leftover of an earlier failed pass
-        trunc.map_err(StorageError::io_at("truncate", path, Some(0)))?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            file_pos: 0,
-            buf: Vec::new(),
-        })
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// Writes the whole blocks buffered once there is a chunk's worth.
-    async fn write_full_chunks(&mut self, disk: &D) -> Result<(), StorageError> {
-        if self.buf.len() < WRITE_BYTES_MAX {
-            return Ok(());
-        }
-        let len = align_down(self.buf.len() as u64) as usize;
-        self.write(disk, len, len).await?;
-        self.buf.drain(..len);
-        self.file_pos += len as u64;
-        Ok(())
-    }
-
-    /// Writes the rest (zero padded to a block), cuts the file to its exact
-    /// length and fdatasyncs it.
-    async fn finish(self, disk: &D) -> Result<D::File, StorageError> {
-        let rest = self.buf.len();
-        if rest > 0 {
-            self.write(disk, rest, align_up(rest as u64) as usize)
-                .await?;
-        }
-        let len = self.file_pos + rest as u64;
-        let trunc = self.file.truncate(len).await;
-        trunc.map_err(StorageError::io_at("truncate", &self.path, Some(len)))?;
-        let sync = self.file.fdatasync().await;
-        sync.map_err(StorageError::io_at("fdatasync", &self.path, None))?;
-        Ok(self.file)
-    }
-
-    /// Writes `buf[..data]` padded to `padded` bytes at `file_pos`.
-    async fn write(&self, disk: &D, data: usize, padded: usize) -> Result<(), StorageError> {
-        let mut io = disk.alloc_buffer(padded);
-        io.as_bytes_mut()[..data].copy_from_slice(&self.buf[..data]);
-        io.as_bytes_mut()[data..].fill(0);
-        let written = self.file.write_at(Rc::new(io), self.file_pos).await;
-        let written = written.map_err(StorageError::io_at(
-            "write cleaned segment",
-            &self.path,
-            Some(self.file_pos),
-        ))?;
-        if written != padded {
-            let short = std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("short write: {written} of {padded} bytes"),
-            );
-            return Err(StorageError::io_at(
-                "write cleaned segment",
-                &self.path,
-                Some(self.file_pos),
-            )(short));
-        }
-        Ok(())
-    }
 }

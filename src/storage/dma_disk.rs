@@ -93,9 +93,13 @@ async fn create_dir_all(path: PathBuf) -> io::Result<()> {
         .await
 }
 
+/// The OS error inside a glommio error, kept as such so its errno
+/// survives (`StorageError::is_out_of_space` needs ENOSPC); the operation
+/// and path glommio adds are in `StorageError::Io` already.
 fn glommio_io(err: glommio::GlommioError<()>) -> io::Error {
     match err {
         glommio::GlommioError::IoError(e) => e,
+        glommio::GlommioError::EnhancedIoError { source, .. } => source,
         other => io::Error::other(other.to_string()),
     }
 }

@@ -70,6 +70,19 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether this is the disk being full (ENOSPC, or EDQUOT for a
+    /// quota): a state that goes away when space is freed, after which the
+    /// log can be reopened without a restart.
+    pub fn is_out_of_space(&self) -> bool {
+        let StorageError::Io { source, .. } = self else {
+            return false;
+        };
+        matches!(
+            source.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT)
+        )
+    }
+
     /// A closure turning an `io::Error` into [`StorageError::Io`] with context.
     pub(crate) fn io_at<'a>(
         op: &'static str,

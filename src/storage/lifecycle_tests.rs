@@ -279,8 +279,8 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     let disk = MemDisk::new();
     let (log, expected) = keyed(&disk);
     let before = log.size_bytes();
-    // now - 1000 = 1500 > tombstone timestamps? No: tombstones at 1100 are
-    // kept while now - delete.retention.ms <= 1100.
+    // Tombstones survive their first cleaning: it sets their delete
+    // horizon to now + delete.retention.ms (3_000).
     let stats = block_on(log.compact(2_000, &policy(), &mut NoPacing))
         .unwrap()
         .expect("due");
@@ -303,7 +303,7 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     block_on(log.close()).unwrap();
     let log = open(&disk, config());
     assert_eq!(latest_in(&log), expected);
-    // Later, the tombstones age out.
+    // At the horizon (persisted in the batch) the tombstones go.
     let stats = block_on(log.compact(3_000, &policy(), &mut NoPacing))
         .unwrap()
         .expect("after restart all is dirty");

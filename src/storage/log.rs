@@ -59,6 +59,10 @@ pub struct PartitionLog<D: Disk> {
     /// Offsets below this were compacted by the last cleaning (memory only:
     /// after a restart everything counts as dirty once).
     pub(crate) clean_offset: Cell<i64>,
+    /// Earliest delete horizon (ms) of tombstones the last cleaning kept:
+    /// a pass is due then even without new dirty data (memory only, like
+    /// `clean_offset`).
+    pub(crate) tombstones_due_ms: Cell<Option<i64>>,
 }
 
 impl LogConfig {
@@ -112,7 +116,31 @@ impl<D: Disk> PartitionLog<D> {
             failure: RefCell::new(None),
             housekeeping_lock: futures::lock::Mutex::new(()),
             clean_offset: Cell::new(0),
+            tombstones_due_ms: Cell::new(None),
         })
+    }
+
+    /// Drops everything in memory and recovers the log from its files, as
+    /// a restart would, without one: used after a failed flush whose cause
+    /// has gone (a full disk with space freed). Batches appended but not
+    /// durable are dropped (their producers were told the produce failed);
+    /// recovery cuts a torn tail back to the last whole batch, so the next
+    /// append lands right after durable data. Holds the flush and
+    /// housekeeping locks; the caller holds off appends.
+    pub async fn reopen(&self) -> Result<(), StorageError> {
+        let _flush = self.flush_lock.lock().await;
+        let _housekeeping = self.housekeeping_lock.lock().await;
+        let config = self.config.get();
+        let recovered = super::recovery::recover(&self.disk, &self.dir, &config).await?;
+        self.segments.replace(recovered.segments);
+        self.next_offset.set(recovered.next_offset);
+        self.high_watermark.set(recovered.next_offset);
+        self.log_start_offset.set(recovered.log_start_offset);
+        self.pending_bytes.set(0);
+        self.clean_offset.set(0);
+        self.tombstones_due_ms.set(None);
+        self.failure.replace(None);
+        Ok(())
     }
 
     /// The current settings.

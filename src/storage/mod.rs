@@ -43,6 +43,8 @@
 //! owned by one shard (DESIGN.md, thread per core).
 
 mod checkpoint;
+mod cleaner_batch;
+mod cleaner_io;
 mod compaction;
 mod disk;
 mod dma_disk;
@@ -59,14 +61,20 @@ mod segment;
 mod small_file;
 
 #[cfg(test)]
+mod cleaner_tests;
+#[cfg(test)]
+mod full_disk_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
 mod tests;
 
 pub use checkpoint::CHECKPOINT_FILE_NAME;
+pub use cleaner_batch::DECOMPRESSED_BATCH_BYTES_MAX;
+pub use cleaner_io::CLEANER_READ_BYTES;
 pub use compaction::{
     CompactionPolicy, CompactionStats, IoPacer, NoPacing, CLEANER_PACE_STEP_BYTES,
-    CLEANER_READ_BYTES, OFFSET_MAP_BYTES_MAX, OFFSET_MAP_ENTRY_OVERHEAD_BYTES,
+    OFFSET_MAP_BYTES_MAX, OFFSET_MAP_ENTRY_OVERHEAD_BYTES,
 };
 pub use disk::{align_down, align_up, is_aligned, Disk, DiskFile, IoBuffer, BLOCK_BYTES};
 pub use dma_disk::{prime_dma_io, DmaDisk, DmaDiskFile, DMA_PROBE_FILE_NAME};

@@ -15,6 +15,7 @@ mod txn;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::channel::oneshot;
@@ -58,9 +59,19 @@ pub struct Partition {
     producers_saved_at: Cell<i64>,
     /// Set after a failed write or fsync: the state on disk is unknown, so
     /// the partition refuses reads and writes until the broker restarts and
-    /// recovers it (Kafka marks the log dir offline the same way).
+    /// recovers it (Kafka marks the log dir offline the same way) — unless
+    /// the failure was a full disk (`out_of_space`).
     failed: Cell<bool>,
+    /// The failure was ENOSPC/EDQUOT: operations retry recovery (at most
+    /// every [`FULL_DISK_RETRY_INTERVAL`]), which reopens the log from its
+    /// files once writes can succeed again; no restart needed.
+    out_of_space: Cell<bool>,
+    /// When recovery was last tried.
+    recovery_tried_at: Cell<Option<Instant>>,
 }
+
+/// How often a partition offline for a full disk tries to come back.
+const FULL_DISK_RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
 impl Partition {
     /// Wraps an opened log, rebuilding its idempotent-producer table.
@@ -85,12 +96,14 @@ impl Partition {
             append_lock: futures::lock::Mutex::new(()),
             waiters: RefCell::new(Vec::new()),
             failed: Cell::new(false),
+            out_of_space: Cell::new(false),
+            recovery_tried_at: Cell::new(None),
         })
     }
 
     /// Runs one operation; long-poll waits reply through `reply` later.
     pub async fn execute(self: &Rc<Self>, op: PartitionOp, reply: oneshot::Sender<PartitionReply>) {
-        if self.failed.get() {
+        if self.failed.get() && !self.recover_from_full_disk().await {
             let _ = reply.send(PartitionReply::Error(
                 ResponseError::KafkaStorageError.code(),
             ));
@@ -304,6 +317,50 @@ impl Partition {
         self.tail.clear();
     }
 
+    /// Brings a partition taken offline by a full disk back: reopens the log
+    /// from its files (recovery drops what was appended but never made
+    /// durable and cuts a torn tail), rebuilds the producer table and the
+    /// aborted index from them, and empties the tail cache, exactly the
+    /// state a restart would give. Tried at most every
+    /// [`FULL_DISK_RETRY_INTERVAL`] and only for out-of-space failures;
+    /// true if the partition is online afterwards.
+    async fn recover_from_full_disk(&self) -> bool {
+        let due = self
+            .recovery_tried_at
+            .get()
+            .is_none_or(|at| at.elapsed() >= FULL_DISK_RETRY_INTERVAL);
+        if !self.out_of_space.get() || !due {
+            return false;
+        }
+        let _order = self.append_lock.lock().await;
+        if !self.failed.get() {
+            return true; // another operation recovered it meanwhile
+        }
+        self.recovery_tried_at.set(Some(Instant::now()));
+        if let Err(e) = self.log.reopen().await {
+            warn!(partition = %self.id, "recovery after a full disk failed, retrying later: {e}");
+            return false;
+        }
+        let mut aborted = AbortedIndex::load(self.log.dir());
+        let producers = match crate::producer::snapshot::rebuild(&self.log, &mut aborted).await {
+            Ok(producers) => producers,
+            Err(e) => {
+                warn!(partition = %self.id, "producer state not rebuilt after a full disk, retrying later: {e}");
+                return false;
+            }
+        };
+        *self.producers.borrow_mut() = producers;
+        *self.aborted.borrow_mut() = aborted;
+        self.producers_saved_at.set(-1);
+        self.tail.clear();
+        self.tail.publish(self.log.high_watermark());
+        self.failed.set(false);
+        self.out_of_space.set(false);
+        warn!(partition = %self.id, log_end = self.log.next_offset(),
+            "partition back online after a full disk (log recovered to its durable end)");
+        true
+    }
+
     /// Flushes the log and wakes long-poll fetches waiting on new data.
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.log.flush().await?;
@@ -424,7 +481,13 @@ impl Partition {
             return PartitionReply::Error(ResponseError::OffsetOutOfRange.code());
         }
         if !self.failed.replace(true) {
-            error!(partition = %self.id, "{op} failed, partition taken offline until restart: {e}");
+            self.out_of_space.set(e.is_out_of_space());
+            self.recovery_tried_at.set(Some(Instant::now()));
+            if e.is_out_of_space() {
+                error!(partition = %self.id, "{op} failed, disk full: partition offline until space is freed: {e}");
+            } else {
+                error!(partition = %self.id, "{op} failed, partition taken offline until restart: {e}");
+            }
         } else {
             warn!(partition = %self.id, "{op} failed on an offline partition: {e}");
         }
