@@ -80,9 +80,7 @@ impl Partition {
         topic_id: Uuid,
         log: PartitionLog<DmaDisk>,
     ) -> Result<Partition, StorageError> {
-        let mut aborted = AbortedIndex::load(log.dir(), &log.segment_bases(), log.next_offset());
-        let producers = crate::producer::snapshot::rebuild(&log, &mut aborted).await?;
-        let aborted = txn::persist_recovered_entries(&id, aborted).await;
+        let (producers, aborted) = txn::load_producer_state(&id, &log).await?;
         let tail = PartitionTail::new(TailCache::for_this_shard());
         tail.publish(log.high_watermark());
         Ok(Partition {
@@ -341,9 +339,8 @@ impl Partition {
             warn!(partition = %self.id, "recovery after a full disk failed, retrying later: {e}");
             return false;
         }
-        let mut aborted = AbortedIndex::load(self.log.dir());
-        let producers = match crate::producer::snapshot::rebuild(&self.log, &mut aborted).await {
-            Ok(producers) => producers,
+        let (producers, aborted) = match txn::load_producer_state(&self.id, &self.log).await {
+            Ok(state) => state,
             Err(e) => {
                 warn!(partition = %self.id, "producer state not rebuilt after a full disk, retrying later: {e}");
                 return false;

@@ -173,10 +173,21 @@ impl Partition {
     }
 }
 
+/// The producer table and aborted-transaction index of `log`, rebuilt from
+/// the files (at open, and after a full disk).
+pub(super) async fn load_producer_state(
+    id: &crate::metadata::PartitionId,
+    log: &crate::storage::PartitionLog<crate::storage::DmaDisk>,
+) -> Result<(crate::producer::ProducerStateTable, AbortedIndex), crate::storage::StorageError> {
+    let mut aborted = AbortedIndex::load(log.dir(), &log.segment_bases(), log.next_offset());
+    let producers = crate::producer::snapshot::rebuild(log, &mut aborted).await?;
+    Ok((producers, persist_recovered_entries(id, aborted).await))
+}
+
 /// Writes back, at open, the index entries found only by the log replay or
 /// moved from the pre-segment file (off the shard thread). A failure is
 /// logged: the entries stay in memory and are found again next open.
-pub(super) async fn persist_recovered_entries(
+async fn persist_recovered_entries(
     id: &crate::metadata::PartitionId,
     mut aborted: AbortedIndex,
 ) -> AbortedIndex {
