@@ -113,8 +113,9 @@ struct Identity {
 /// Runs one producer until its records are acked, the deadline, or `stop`.
 pub fn run(plan: ProducerPlan) -> Result<(), ClientError> {
     let (ack_tx, ack_rx) = mpsc::channel::<usize>();
+    // `ack_tx` stays alive here so the channel never reports disconnected:
+    // with acks=0 there are no readers, and waits just time out.
     let (mut lanes, lane_of, identity) = open_lanes(&plan, &ack_tx)?;
-    drop(ack_tx);
     let result = produce_loop(&plan, &mut lanes, &lane_of, identity, &ack_rx);
     let drained = drain(&plan, &mut lanes, &ack_rx);
     for lane in &mut lanes {
@@ -212,7 +213,7 @@ fn produce_loop(
             lanes[lane].in_flight -= 1;
         }
         let now = Instant::now();
-        let creating = remaining > 0
+        let mut creating = remaining > 0
             && !plan.stop.load(Ordering::Relaxed)
             && plan.deadline.is_none_or(|d| now < d);
         let b = batch.get_or_insert_with(|| OpenBatch::new(next_partition, room_records));
@@ -221,6 +222,8 @@ fn produce_loop(
             let n = limiter.take(now - started, room.min(remaining));
             b.add(n as usize, &values, identity);
             remaining -= n;
+            // The last record needs no linger.
+            creating = remaining > 0;
         }
         if b.records.is_empty() && !creating {
             return Ok(());
