@@ -181,6 +181,13 @@ impl Conn {
         }
     }
 
+    /// Gives up the connection's socket, for a caller that pipelines its
+    /// own requests on it (the load generator); the versions learned stay
+    /// valid for it.
+    pub fn into_stream(self) -> (TcpStream, HashMap<i16, (i16, i16)>) {
+        (self.stream, self.versions)
+    }
+
     /// Sends `request` at the negotiated version (see [`Conn::version`]).
     pub fn send<R: Request>(
         &mut self,
@@ -345,6 +352,11 @@ impl Cluster {
                 .insert(b.node_id.0, format!("{}:{}", b.host.as_str(), b.port));
         }
         Ok(answer)
+    }
+
+    /// The address of broker `node`, as the last Metadata answer gave it.
+    pub fn address(&self, node: i32) -> Option<String> {
+        self.addresses.get(&node).cloned()
     }
 
     /// A connection to broker `node` (learned from Metadata/FindCoordinator).

@@ -125,7 +125,8 @@ fn list(cluster: &mut Cluster, out: &Output, internal: bool) -> Result<(), Clien
     Ok(())
 }
 
-fn create(
+/// Creates topic `name` (CreateTopics to the bootstrap broker).
+pub fn create(
     cluster: &mut Cluster,
     name: &str,
     partitions: i32,

@@ -1,0 +1,138 @@
+//! Pipelined requests on one connection: a writer half that sends without
+//! waiting, a reader half (on its own thread) that takes the answers in
+//! order.
+//!
+//! The admin client ([`crate::cli::client::Conn`]) waits for each answer;
+//! throughput needs several requests in flight per connection (Kafka's
+//! producer default is 5), which Kafka allows: a broker answers a
+//! connection's requests in the order it received them. The connection is
+//! opened (and its API versions learned) by `Conn::connect`, then split.
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+use crate::cli::client::{ClientError, Conn, CLIENT_ID, RESPONSE_BYTES_MAX};
+
+/// Socket read buffer of a reader half, in bytes.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// The sending half.
+pub struct PipeWriter {
+    stream: TcpStream,
+    /// The broker's address.
+    pub addr: String,
+    correlation_id: i32,
+    frame: BytesMut,
+}
+
+/// The receiving half.
+pub struct PipeReader {
+    stream: BufReader<TcpStream>,
+    /// The broker's address.
+    pub addr: String,
+}
+
+/// Splits an open connection into its two halves.
+pub fn split(conn: Conn) -> Result<(PipeWriter, PipeReader), ClientError> {
+    let addr = conn.addr.clone();
+    let (stream, _) = conn.into_stream();
+    let read = stream.try_clone().map_err(|source| ClientError::Io {
+        api: "socket clone".into(),
+        addr: addr.clone(),
+        source,
+    })?;
+    Ok((
+        PipeWriter {
+            stream,
+            addr: addr.clone(),
+            correlation_id: 0,
+            frame: BytesMut::new(),
+        },
+        PipeReader {
+            stream: BufReader::with_capacity(READ_BUFFER_BYTES, read),
+            addr,
+        },
+    ))
+}
+
+impl PipeWriter {
+    /// Sends `request` at `version` without waiting; returns its
+    /// correlation id.
+    pub fn send<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, ClientError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+        self.frame.clear();
+        self.frame.put_i32(0);
+        header
+            .encode(&mut self.frame, R::header_version(version))
+            .and_then(|_| request.encode(&mut self.frame, version))
+            .map_err(|e| ClientError::Protocol {
+                api: format!("api {}", R::KEY),
+                addr: self.addr.clone(),
+                message: format!("encoding v{version}: {e}"),
+            })?;
+        let size = (self.frame.len() - 4) as i32;
+        self.frame[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream
+            .write_all(&self.frame)
+            .map_err(|source| ClientError::Io {
+                api: format!("api {}", R::KEY),
+                addr: self.addr.clone(),
+                source,
+            })?;
+        Ok(self.correlation_id)
+    }
+}
+
+impl PipeReader {
+    /// Reads the next answer, which must be the one to `correlation_id`.
+    pub fn recv<R: Request>(
+        &mut self,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<R::Response, ClientError> {
+        let addr = self.addr.clone();
+        let mut body = self.read_frame().map_err(|source| ClientError::Io {
+            api: format!("api {}", R::KEY),
+            addr: addr.clone(),
+            source,
+        })?;
+        let protocol = |message: String| ClientError::Protocol {
+            api: format!("api {}", R::KEY),
+            addr: addr.clone(),
+            message,
+        };
+        let header_version = <R::Response as HeaderVersion>::header_version(version);
+        let header = ResponseHeader::decode(&mut body, header_version)
+            .map_err(|e| protocol(format!("response header: {e}")))?;
+        if header.correlation_id != correlation_id {
+            return Err(protocol(format!(
+                "answer to correlation id {} where {correlation_id} was next",
+                header.correlation_id
+            )));
+        }
+        R::Response::decode(&mut body, version).map_err(|e| protocol(format!("response: {e}")))
+    }
+
+    fn read_frame(&mut self) -> std::io::Result<Bytes> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size)?;
+        let size = i32::from_be_bytes(size);
+        if size < 0 || size as usize > RESPONSE_BYTES_MAX {
+            return Err(std::io::Error::other(format!(
+                "response size {size} out of range"
+            )));
+        }
+        let mut body = vec![0u8; size as usize];
+        self.stream.read_exact(&mut body)?;
+        Ok(Bytes::from(body))
+    }
+}
