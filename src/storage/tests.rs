@@ -489,7 +489,7 @@ fn dma_recovery_cuts_torn_tail() {
         assert_eq!(read_all(&log).await, good);
         let size = std::fs::metadata(&path).unwrap().len();
         assert!(
-            size >= PREALLOCATE_BYTES_DEFAULT,
+            size >= PREALLOCATE_BYTES_FIRST,
             "preallocated again: {size}"
         );
         log.delete().await.unwrap();
