@@ -119,7 +119,10 @@ def consumer(a: argparse.Namespace, start: int) -> Consumer:
             "enable.auto.offset.store": False,
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
-            "fetch.wait.max.ms": 1 if a.mode == "e2e" else 100,
+            # Long poll: the broker answers as soon as data arrives
+            # (fetch.min.bytes=1), so the wait adds no latency; a short one
+            # would make the consumer busy-poll the broker.
+            "fetch.wait.max.ms": 500 if a.mode == "e2e" else 100,
             "fetch.min.bytes": 1,
         }
     )
@@ -178,9 +181,10 @@ def run_consume(a: argparse.Namespace, want: int | None, start_at: int, e2e: Sam
     began = time.perf_counter()
     deadline = began + a.timeout_s
     stop_at = None
-    # e2e polls with a short timeout: a batch call waits its whole timeout
-    # for num_messages, and that wait would count as latency.
-    batch, wait = (100, 0.001) if e2e is not None else (10000, 0.1)
+    # A batch call waits its whole timeout for num_messages, which would
+    # count as latency: e2e takes messages one by one (poll returns as soon
+    # as one is there).
+    batch = 1 if e2e is not None else 10000
     try:
         while want is None or got < want:
             now = time.perf_counter()
@@ -190,7 +194,12 @@ def run_consume(a: argparse.Namespace, want: int | None, start_at: int, e2e: Sam
                 stop_at = stop_at or now + E2E_DRAIN_S
                 if now > stop_at or got >= produced.value:
                     break
-            for m in c.consume(num_messages=batch, timeout=wait):
+            if batch == 1:
+                m = c.poll(0.1)
+                msgs = [] if m is None else [m]
+            else:
+                msgs = c.consume(num_messages=batch, timeout=0.1)
+            for m in msgs:
                 if m.error() is not None:
                     errors += 1
                     continue
