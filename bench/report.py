@@ -258,7 +258,8 @@ def section(res: Results, run_info: str, img: str) -> str:
         "",
         run_info,
         "",
-        f"Load: {s['records']:,} records x {s['record_bytes']:,} B per produce and consume run, "
+        f"Load: {s['records']:,} records x {s['record_bytes']:,} B per produce and consume run "
+        f"({s['records'] // 3:,} for the many-partition runs), "
         "acks=all, 64 KiB batches, linger 5 ms, 1 producer / 1 consumer per generator; e2e runs 10 s. "
         "MB = 10^6 bytes of record values. Raw JSON: `target/bench-results/`. "
         "Both brokers use every core of the machine, so the Tansu ratios are also per-core ratios.",

@@ -18,7 +18,8 @@ Workloads, per broker (fresh data dir each):
    as in 1;
 5. many partitions, on a restarted broker: RSS and fds before and after
    creating a 1,000- and a 10,000-partition topic (idle, empty), produce as
-   in 1 into each twice (first write, then steady state), RSS and fds after
+   in 1 (a third of the records) into each twice (first write, then
+   steady state), RSS and fds after
    (idle, with data), the Metadata round trip, and a restart's time.
 
 A step that fails or times out is recorded as {"not_measured": reason}
@@ -56,6 +57,9 @@ E2E_SECONDS = 10
 IDLE_CONNECTIONS = 10_000
 # Partition counts of workload 5.
 MANY_PARTITIONS = (1_000, 10_000)
+# Many-partition produce runs send records / this: with 10,000 partitions
+# every batch is small and a full-size run would not fit the time budget.
+MANY_RECORDS_DIVISOR = 3
 # Time limit of one load-generator run, seconds.
 RUN_TIMEOUT_S = 180
 # Time limit of a CreateTopics call, seconds (10,000 partitions are slow).
@@ -96,14 +100,14 @@ class Suite:
         return result
 
     def load(self, broker, gen: str, workload: str, mode: str, topic: str, partitions: int,
-             rate: float = 0.0) -> dict:
+             rate: float = 0.0, records: int | None = None) -> dict:
         raw = os.path.join(self.out, f"{broker.name}-{gen}-{workload}.json")
         cmd = [*self.generators[gen], mode, "--bootstrap", broker.bootstrap, "--topic", topic,
                "--partitions", str(partitions), "--record-bytes", str(self.a.record_bytes),
                "--producers", "1", "--consumers", "1", "--acks", "all",
                "--batch-bytes", str(BATCH_BYTES), "--linger-ms", str(LINGER_MS),
                "--max-in-flight", str(MAX_IN_FLIGHT), "--json", raw]
-        cmd += ["--duration-s", str(E2E_SECONDS)] if mode == "e2e" else ["--records", str(self.a.records)]
+        cmd += ["--duration-s", str(E2E_SECONDS)] if mode == "e2e" else ["--records", str(records or self.a.records)]
         if rate:
             cmd += ["--target-rate", str(int(rate))]
         err_path = raw + ".stderr"
@@ -233,7 +237,7 @@ class Suite:
             for phase in ("first write", "steady"):
                 for gen in self.generators:
                     name = f"produce {n} partitions" + (" (first write)" if phase == "first write" else "")
-                    self.load(broker, gen, name, "produce", topic, n)
+                    self.load(broker, gen, name, "produce", topic, n, records=self.a.records // MANY_RECORDS_DIVISOR)
                     if self.disk_full:
                         raise RuntimeError("the data disk is nearly full; many-partition runs stopped")
             time.sleep(SETTLE_S)

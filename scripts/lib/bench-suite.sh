@@ -13,7 +13,8 @@
 # only a broken corestreamd start stops the run. Results:
 # target/bench-results/<UTC time>/ (and target/bench-results/latest).
 # BENCH_DATA_DIR: where data dirs and the fio file go (default under
-# target/, the repo's disk; not tmpfs: O_DIRECT).
+# target/, the repo's disk; not tmpfs: O_DIRECT). BENCH_NO_TANSU_REASON:
+# what the report says instead of Tansu figures with --no-tansu.
 set -euo pipefail
 
 corestreamd=$1
@@ -41,7 +42,7 @@ pump=target/bench-tools/socket_pump
 if [[ ! -x $pump || bench/socket_pump.rs -nt $pump ]]; then
     rustc --edition 2021 -O bench/socket_pump.rs -o "$pump"
 fi
-tansu_args=(--tansu-missing "not requested (--no-tansu)")
+tansu_args=(--tansu-missing "${BENCH_NO_TANSU_REASON:-not requested (--no-tansu)}")
 if [[ $with_tansu == 1 ]]; then
     if tansu_bin=$(install_tansu); then
         tansu_args=(--tansu "$tansu_bin")
