@@ -135,7 +135,8 @@ def rows(res: Results) -> list[str]:
             else:
                 target_txt, met = "-", "-"
             if t is None:
-                t_txt = f"not measured: {res.why('tansu', gen, wl)}"
+                t_txt = ("not measured (see above)" if "tansu_missing" in res.suite
+                         else f"not measured: {res.why('tansu', gen, wl)}")
             elif limit_label == BASE and tbase:
                 t_txt = f"{fmt(t)} ({ratio(t, tbase):.2f} of its own base)"
             else:
