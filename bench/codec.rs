@@ -21,10 +21,16 @@ const PARTITIONS_PER_TOPIC: i32 = 6;
 
 fn produce_request_bytes(batch_bytes: usize) -> Bytes {
     let value = vec![0x5au8; 100];
-    let records: Vec<_> = (0..batch_bytes / 108).map(|_| (None, Some(&value[..]))).collect();
+    let records: Vec<_> = (0..batch_bytes / 108)
+        .map(|_| (None, Some(&value[..])))
+        .collect();
     let mut data = PartitionProduceData::default();
     data.index = 0;
-    data.records = Some(Bytes::from(build_test_batch(0, &records, 1_700_000_000_000)));
+    data.records = Some(Bytes::from(build_test_batch(
+        0,
+        &records,
+        1_700_000_000_000,
+    )));
     let mut topic = TopicProduceData::default();
     topic.name = TopicName(StrBytes::from_static_str("bench"));
     topic.partition_data = vec![data];
@@ -81,7 +87,9 @@ fn bench_codec(c: &mut Criterion) {
             |b, response| {
                 b.iter(|| {
                     buf.clear();
-                    black_box(response).encode(&mut buf, METADATA_VERSION).unwrap();
+                    black_box(response)
+                        .encode(&mut buf, METADATA_VERSION)
+                        .unwrap();
                     buf.len()
                 })
             },

@@ -16,7 +16,11 @@ use glommio::{LocalExecutorBuilder, Placement};
 /// Round trips measured per setting.
 const ROUND_TRIPS: usize = 20_000;
 /// Spin settings compared (None: glommio's default parking).
-const SPINS: [Option<Duration>; 3] = [None, Some(Duration::from_micros(50)), Some(Duration::from_millis(1))];
+const SPINS: [Option<Duration>; 3] = [
+    None,
+    Some(Duration::from_micros(50)),
+    Some(Duration::from_millis(1)),
+];
 
 fn cpu_time() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

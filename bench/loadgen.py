@@ -9,6 +9,9 @@ broker has no consumer groups yet). Each phase prints records/s and MB/s
 came back.
 
 Usage: bench/loadgen.py --bootstrap HOST:PORT [--count N] [--size BYTES] ...
+       bench/loadgen.py produce|consume|e2e --bootstrap HOST:PORT --topic T ...
+The second form mirrors `corestream bench produce|consume|e2e` (flags and
+JSON result) for the benchmark suite; see bench/loadgen_modes.py.
 """
 
 from __future__ import annotations
@@ -130,6 +133,12 @@ def consume(a: argparse.Namespace) -> float:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in ("produce", "consume", "e2e"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import loadgen_modes
+
+        loadgen_modes.main(sys.argv[1:])
+        return
     a = parse_args()
     create_topic(a)
     mb = a.count * a.size / 1e6

@@ -9,7 +9,7 @@
 //!
 //! Per segment with pending data, in offset order: create the file if this
 //! is its first flush (then sync the directory), grow the preallocation (doubling
-//! from 1 MiB, then `preallocate_bytes` steps), write the chunks (at most
+//! from 256 KiB up to `preallocate_bytes` steps), write the chunks (at most
 //! [`WRITES_IN_FLIGHT_MAX`] at once), fdatasync. A segment sealed by a roll
 //! is then trimmed to its logical size and its indexes are written.
 //!

@@ -24,7 +24,7 @@ use super::disk::{align_up, Disk, DiskFile};
 use super::error::StorageError;
 use super::segment::{BatchInfo, Segment};
 use super::small_file::write_small_file;
-use super::{LogConfig, PREALLOCATE_FIRST_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use super::{LogConfig, PREALLOCATE_BYTES_FIRST, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 
 /// Offsets assigned by [`PartitionLog::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,19 +79,21 @@ impl LogConfig {
         Ok(())
     }
 
-    /// New file size to preallocate so that `needed_end` bytes fit, up to
-    /// `segment_bytes` (a single batch larger than a segment may go past
-    /// it); `None` if `allocated` suffices. The file doubles from
-    /// `PREALLOCATE_FIRST_BYTES`, then grows in `preallocate_bytes` steps:
-    /// a partition holding little data holds little disk (10,000 partitions
-    /// at a fixed 64 MiB step would reserve 640 GB), a busy one reaches the
-    /// large step after a few extensions.
+    /// New file size to preallocate so that `needed_end` bytes fit, growing
+    /// up to `segment_bytes` (a single batch larger than a segment may go
+    /// past it); `None` if `allocated` suffices.
+    ///
+    /// The step doubles the file, from [`PREALLOCATE_BYTES_FIRST`] up to
+    /// `preallocate_bytes`: a fixed 64 MiB first step cost 64 MiB of disk per
+    /// partition written to at all (10,000 partitions: 640 GB, and a full
+    /// disk), while doubling reaches full-size steps after a few extensions
+    /// on a busy partition.
     pub(crate) fn allocation_for(&self, allocated: u64, needed_end: u64) -> Option<u64> {
         if needed_end <= allocated {
             return None;
         }
-        let largest = self.preallocate_bytes.max(1);
-        let step = align_up(allocated.max(PREALLOCATE_FIRST_BYTES).min(largest));
+        let full = align_up(self.preallocate_bytes.max(1));
+        let step = align_up(allocated.max(PREALLOCATE_BYTES_FIRST)).min(full);
         let cap = align_up(self.segment_bytes).max(align_up(needed_end));
         Some((allocated + step).max(align_up(needed_end)).min(cap))
     }
@@ -399,4 +401,38 @@ fn frame(buf: &[u8]) -> Result<Vec<Framed>, StorageError> {
         return Err(StorageError::InvalidBatch(BatchError::Empty));
     }
     Ok(framed)
+}
+
+#[cfg(test)]
+mod preallocation_tests {
+    use super::super::PREALLOCATE_BYTES_DEFAULT;
+    use super::*;
+
+    /// A partition that receives a few KiB holds 256 KiB of disk, not
+    /// 64 MiB; a busy one doubles up to full 64 MiB steps.
+    #[test]
+    fn preallocation_doubles_from_first_step_to_full_steps() {
+        let config = LogConfig::default();
+        let mut sizes = vec![config.allocation_for(0, 1).unwrap()];
+        while *sizes.last().unwrap() < 3 * PREALLOCATE_BYTES_DEFAULT {
+            let allocated = *sizes.last().unwrap();
+            sizes.push(config.allocation_for(allocated, allocated + 1).unwrap());
+        }
+        let kib = [
+            256u64,
+            512,
+            1 << 10,
+            2 << 10,
+            4 << 10,
+            8 << 10,
+            16 << 10,
+            32 << 10,
+            64 << 10,
+        ];
+        let mut expected: Vec<u64> = kib.iter().map(|k| k << 10).collect();
+        expected.extend([128u64 << 20, 192 << 20]);
+        assert_eq!(sizes, expected);
+        // A large batch is covered in one allocation, whatever the step.
+        assert_eq!(config.allocation_for(0, 5 << 20), Some(5 << 20));
+    }
 }

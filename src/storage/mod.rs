@@ -104,13 +104,13 @@ pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000;
 /// Default largest preallocation step of a segment file, in bytes.
 pub const PREALLOCATE_BYTES_DEFAULT: u64 = 64 << 20;
-/// First preallocation of a segment file, in bytes; later steps double
-/// the file up to the largest step (see `LogConfig::allocation_for`).
-pub const PREALLOCATE_FIRST_BYTES: u64 = 1 << 20;
+/// First preallocation of a segment file, in bytes; each later one doubles
+/// the file until steps reach `preallocate_bytes` (see `allocation_for`).
+pub const PREALLOCATE_BYTES_FIRST: u64 = 256 << 10;
 
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 const _: () = assert!(PREALLOCATE_BYTES_DEFAULT.is_multiple_of(BLOCK_BYTES as u64));
-const _: () = assert!(PREALLOCATE_FIRST_BYTES.is_multiple_of(BLOCK_BYTES as u64));
+const _: () = assert!(PREALLOCATE_BYTES_FIRST.is_multiple_of(BLOCK_BYTES as u64));
 
 /// Settings of one partition log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

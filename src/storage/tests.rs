@@ -489,7 +489,7 @@ fn dma_recovery_cuts_torn_tail() {
         assert_eq!(read_all(&log).await, good);
         let size = std::fs::metadata(&path).unwrap().len();
         assert!(
-            size >= PREALLOCATE_FIRST_BYTES,
+            size >= PREALLOCATE_BYTES_FIRST,
             "preallocated again: {size}"
         );
         log.delete().await.unwrap();
@@ -676,39 +676,4 @@ fn index_written_without_its_time_index_keeps_lookups_right() {
         block_on(log.offset_for_timestamp(4_000)).unwrap(),
         Some((16, 5_000))
     );
-}
-
-#[test]
-fn allocation_doubles_from_the_first_step_up_to_the_largest() {
-    let config = LogConfig {
-        segment_bytes: 1 << 30,
-        ..LogConfig::default()
-    };
-    const MIB: u64 = 1 << 20;
-    assert_eq!(
-        config.allocation_for(0, 4096),
-        Some(PREALLOCATE_FIRST_BYTES)
-    );
-    assert_eq!(config.allocation_for(MIB, MIB + 1), Some(2 * MIB));
-    assert_eq!(
-        config.allocation_for(32 * MIB, 32 * MIB + 1),
-        Some(64 * MIB)
-    );
-    assert_eq!(
-        config.allocation_for(64 * MIB, 64 * MIB + 1),
-        Some(128 * MIB)
-    );
-    assert_eq!(
-        config.allocation_for(256 * MIB, 256 * MIB + 1),
-        Some(320 * MIB)
-    );
-    assert_eq!(config.allocation_for(MIB, 100), None);
-    // A batch bigger than the step: the file fits it at once.
-    assert_eq!(config.allocation_for(0, 5 * MIB), Some(5 * MIB));
-    // Never past the segment (unless one batch needs it).
-    let small = LogConfig {
-        segment_bytes: 3 * MIB,
-        ..LogConfig::default()
-    };
-    assert_eq!(small.allocation_for(2 * MIB, 2 * MIB + 1), Some(3 * MIB));
 }
