@@ -104,9 +104,14 @@ class Suite:
         raw = os.path.join(self.out, f"{broker.name}-{gen}-{workload}.json")
         cmd = [*self.generators[gen], mode, "--bootstrap", broker.bootstrap, "--topic", topic,
                "--partitions", str(partitions), "--record-bytes", str(self.a.record_bytes),
-               "--producers", "1", "--consumers", "1", "--acks", "all",
-               "--batch-bytes", str(BATCH_BYTES), "--linger-ms", str(LINGER_MS),
                "--max-in-flight", str(MAX_IN_FLIGHT), "--json", raw]
+        # Each mode takes only its own side's flags (the native generator
+        # refuses the others).
+        if mode in ("produce", "e2e"):
+            cmd += ["--producers", "1", "--acks", "all",
+                    "--batch-bytes", str(BATCH_BYTES), "--linger-ms", str(LINGER_MS)]
+        if mode in ("consume", "e2e"):
+            cmd += ["--consumers", "1"]
         cmd += ["--duration-s", str(E2E_SECONDS)] if mode == "e2e" else ["--records", str(records or self.a.records)]
         if rate:
             cmd += ["--target-rate", str(int(rate))]
