@@ -137,6 +137,13 @@ struct Sim {
     start_hi: i64,
     /// Tombstones older than this may have been dropped by compaction.
     tombstone_horizon: i64,
+    /// Delete horizons earlier passes may have written (KIP-534: a pass that
+    /// keeps a tombstone stamps its batch with `now + delete.retention.ms`,
+    /// and a later pass whose `now` is past it drops it): the log end at
+    /// the pass (only tombstones below it were cleanable) and the horizon.
+    delete_horizons: Vec<(i64, i64)>,
+    /// `now` of the compaction pass being verified.
+    compact_now: i64,
     /// Makes every record value unique.
     values: u64,
     /// The acknowledged end while `acked` is empty (all below the log start).
@@ -218,6 +225,8 @@ impl Sim {
             start_lo: 0,
             start_hi: 0,
             tombstone_horizon: i64::MIN,
+            delete_horizons: Vec::new(),
+            compact_now: i64::MIN,
             values: 0,
             empty_end: 0,
         }
@@ -520,8 +529,14 @@ impl Sim {
             let horizon = now.saturating_sub(policy.delete_retention_ms);
             self.tombstone_horizon = self.tombstone_horizon.max(horizon);
         }
+        self.compact_now = now;
+        let end_before = self.log().next_offset();
         let fault = self.maybe_fault();
         let result = block_on(self.log().compact(now, &policy, &mut NoPacing));
+        // Recorded after the pass: its own horizons only count for later
+        // passes. A failed pass may still have swapped some segments in.
+        self.delete_horizons
+            .push((end_before, now.saturating_add(policy.delete_retention_ms)));
         self.disk.clear_faults();
         self.trace.push(format!(
             "compact {policy:?} now {now} fault {fault:?} -> {result:?}"
@@ -610,7 +625,10 @@ impl Sim {
         }
         for (key, o) in latest {
             let (_, value, ts) = &before[&o];
-            if value.is_none() && *ts < self.tombstone_horizon {
+            let stamped_and_past = |&(end, horizon): &(i64, i64)| o < end && horizon <= self.compact_now;
+            if value.is_none()
+                && (*ts < self.tombstone_horizon || self.delete_horizons.iter().any(stamped_and_past))
+            {
                 continue; // an expired tombstone may go
             }
             assert!(
