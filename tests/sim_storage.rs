@@ -867,8 +867,14 @@ impl Sim {
         }
         let first = self.batch_holding(offset);
         if bytes.is_empty() {
-            let explained =
-                (!min_one && first.bytes.len() > max_bytes) || self.corrupt.contains(&first.base);
+            // Reads hop batch headers (no CRC) from the index entry: a
+            // corrupted header before the wanted batch can make the hop
+            // stop on it and judge it too big for `max_bytes` (a min_one
+            // read of the same offset then reports the corruption).
+            let corrupt_on_the_way = !min_one && self.corrupt.range(..=first.base).next().is_some();
+            let explained = (!min_one && first.bytes.len() > max_bytes)
+                || self.corrupt.contains(&first.base)
+                || corrupt_on_the_way;
             assert!(explained, "read({offset}, {max_bytes}, {min_one}) empty");
             return;
         }

@@ -452,8 +452,9 @@ def test_cli_errors_have_exit_codes(broker):
 
 def test_cli_bench(broker):
     cli(broker, "topics", "create", "bench", "-p", "2")
-    out = json.loads(cli(broker, "--json", "bench", "--topic", "bench", "--records", "2000").stdout)
-    assert out["records"] == 2000 and out["produce_seconds"] > 0
+    res = cli(broker, "--json", "bench", "produce", "--topic", "bench", "--records", "2000", "--no-progress")
+    out = json.loads(res.stdout)
+    assert out["mode"] == "produce" and out["records"] == 2000 and out["seconds"] > 0 and out["errors"] == 0
 
 
 def test_cli_configs_describe_and_alter(broker):
