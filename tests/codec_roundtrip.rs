@@ -120,6 +120,7 @@ served_apis! {
     AddPartitionsToTxn => AddPartitionsToTxnRequest, AddPartitionsToTxnResponse;
     AddOffsetsToTxn => AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
     EndTxn => EndTxnRequest, EndTxnResponse;
+    WriteTxnMarkers => WriteTxnMarkersRequest, WriteTxnMarkersResponse;
     TxnOffsetCommit => TxnOffsetCommitRequest, TxnOffsetCommitResponse;
     DescribeTransactions => DescribeTransactionsRequest, DescribeTransactionsResponse;
     ListTransactions => ListTransactionsRequest, ListTransactionsResponse;

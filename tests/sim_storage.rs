@@ -625,9 +625,11 @@ impl Sim {
         }
         for (key, o) in latest {
             let (_, value, ts) = &before[&o];
-            let stamped_and_past = |&(end, horizon): &(i64, i64)| o < end && horizon <= self.compact_now;
+            let stamped_and_past =
+                |&(end, horizon): &(i64, i64)| o < end && horizon <= self.compact_now;
             if value.is_none()
-                && (*ts < self.tombstone_horizon || self.delete_horizons.iter().any(stamped_and_past))
+                && (*ts < self.tombstone_horizon
+                    || self.delete_horizons.iter().any(stamped_and_past))
             {
                 continue; // an expired tombstone may go
             }

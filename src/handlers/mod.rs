@@ -43,6 +43,7 @@ mod produce_policy;
 pub mod sync_group;
 mod topics;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::rc::Rc;
 
@@ -101,6 +102,7 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     txn_offset_commit::API,
     describe_transactions::API,
     list_transactions::API,
+    write_txn_markers::API,
     // KIP-848 consumer groups (src/group/consumer/)
     consumer_group_heartbeat::API,
     consumer_group_describe::API,
@@ -274,6 +276,7 @@ async fn dispatch(
         TxnOffsetCommit => txn_offset_commit,
         DescribeTransactions => describe_transactions,
         ListTransactions => list_transactions,
+        WriteTxnMarkers => write_txn_markers,
         ConsumerGroupHeartbeat => consumer_group_heartbeat,
         ConsumerGroupDescribe => consumer_group_describe,
     })

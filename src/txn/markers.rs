@@ -47,7 +47,7 @@ pub async fn write_markers(
                 if attempt > 0 {
                     glommio::timer::sleep(MARKER_RETRY_BACKOFF).await;
                 }
-                match write_one(&shard, id.clone(), producer_id, epoch, commit).await {
+                match write_one(&shard, id.clone(), producer_id, epoch, commit, 0).await {
                     Ok(()) => return Ok(()),
                     Err(code) => last = code,
                 }
@@ -63,12 +63,16 @@ pub async fn write_markers(
         .map_or(Ok(()), Err)
 }
 
-async fn write_one(
+/// Writes one marker on `id`'s owner (a deleted partition counts as done)
+/// and, on `__consumer_offsets`, settles the producer's pending
+/// transactional offset commits there. Also the body of WriteTxnMarkers.
+pub(crate) async fn write_one(
     shard: &Rc<Shard>,
     id: PartitionId,
     producer_id: i64,
     epoch: i16,
     commit: bool,
+    coordinator_epoch: i32,
 ) -> Result<(), i16> {
     let Some(owner) = shard.snapshot().shard_for(&id.topic, id.partition) else {
         return Ok(()); // deleted: nothing to mark
@@ -79,7 +83,7 @@ async fn write_one(
                 producer_id,
                 epoch,
                 commit,
-                coordinator_epoch: 0,
+                coordinator_epoch,
             };
             match shard.call_partition(id.clone(), op).await {
                 PartitionReply::Produced { .. } => {

@@ -261,6 +261,59 @@ def test_txn_idle_transactional_id_expires(broker_factory):
         assert err == 0 and new_pid != old_pid and epoch == 0
 
 
+WRITE_TXN_MARKERS = 27
+UNKNOWN_TOPIC_OR_PARTITION = 3
+
+
+def write_txn_markers(conn, pid: int, epoch: int, commit: bool, topics: dict[str, list[int]]) -> dict:
+    """WriteTxnMarkers v1 (flexible), one marker: {(topic, partition): error code}."""
+    w = Writer().uvarint(2).int64(pid).int16(epoch).int8(1 if commit else 0).uvarint(len(topics) + 1)
+    for name, parts in topics.items():
+        compact_string(w, name).uvarint(len(parts) + 1)
+        for p in parts:
+            w.int32(p)
+        w.uvarint(0)
+    w.int32(0).uvarint(0).uvarint(0)  # coordinator epoch, marker tags, request tags
+    cid = conn.send_request(WRITE_TXN_MARKERS, 1, w.bytes(), flexible_header=True)
+    r = Reader(conn.recv_response(cid, flexible_header=True))
+    assert r.uvarint() == 2, "one marker"
+    assert r.int64() == pid
+    codes = {}
+    for _ in range(r.uvarint() - 1):
+        name = read_compact_string(r)
+        for _ in range(r.uvarint() - 1):
+            partition = r.int32()
+            codes[(name, partition)] = r.int16()
+            r.uvarint()
+        r.uvarint()
+    return codes
+
+
+def test_txn_write_txn_markers_v1_aborts_on_the_partition(broker):
+    clients.create_topic(broker.bootstrap, "txwtm", 2)
+    p = txn_producer(broker.bootstrap, "wtm-1")
+    p.begin_transaction()
+    for i in range(10):
+        p.produce("txwtm", value=b"w%d" % i, partition=i % 2)
+    p.flush(30)
+    with broker.raw() as c:
+        d = describe_transaction(c, "wtm-1")
+        pid, epoch = d["producer_id"], d["epoch"]
+        assert write_txn_markers(c, pid, epoch - 1, False, {"txwtm": [0]}) == {("txwtm", 0): INVALID_PRODUCER_EPOCH}
+        codes = write_txn_markers(c, pid, epoch, False, {"txwtm": [0, 1, 7], "no-such-topic": [0]})
+    assert codes == {
+        ("txwtm", 0): 0,
+        ("txwtm", 1): 0,
+        ("txwtm", 7): UNKNOWN_TOPIC_OR_PARTITION,
+        ("no-such-topic", 0): UNKNOWN_TOPIC_OR_PARTITION,
+    }, codes
+    # The partitions' transaction is closed by the ABORT markers: the LSO
+    # moves and read_committed sees nothing of it; the raw log keeps it.
+    assert clients.consume_all(broker.bootstrap, "txwtm", 2, expect=0, timeout_s=5, **READ_COMMITTED) == []
+    raw = clients.consume_all(broker.bootstrap, "txwtm", 2, expect=10, **READ_UNCOMMITTED)
+    assert values(raw) == sorted(b"w%d" % i for i in range(10))
+
+
 # ---------------------------------------------------------------- bad input
 
 
