@@ -36,9 +36,9 @@ use std::sync::{Arc, OnceLock};
 use crate::protocol::record_slices::{BatchExtent, FileSlice, RecordSlices};
 use crate::storage::FileRangeStart;
 
-/// Bytes of a RecordBatch v2 header read per batch: up to and including
-/// lastOffsetDelta.
-const HEADER_READ_BYTES: usize = 27;
+/// Bytes of a RecordBatch v2 header read per batch: the whole fixed header,
+/// up to and including the record count.
+const HEADER_READ_BYTES: usize = 61;
 /// Smallest valid batch (a v2 header with no records), in bytes.
 const BATCH_BYTES_MIN: u64 = 61;
 /// RecordBatch magic this broker stores.
@@ -152,7 +152,7 @@ impl Walk<'_> {
         let mut first = None;
         let mut extents = Vec::new();
         while position < self.start.limit {
-            let (base, last, total) = self.header(position, expected)?;
+            let (base, last, total, records) = self.header(position, expected)?;
             expected = last + 1;
             if base >= self.start.high_watermark {
                 break;
@@ -170,6 +170,7 @@ impl Walk<'_> {
                 end,
                 base_offset: base,
                 last_offset: last,
+                records,
             });
             if end >= max_bytes {
                 break;
@@ -182,8 +183,9 @@ impl Walk<'_> {
         Ok((first.unwrap_or(position), extents))
     }
 
-    /// (base offset, last offset, total length) of the batch at `position`.
-    fn header(&self, position: u64, expected: i64) -> io::Result<(i64, i64, u64)> {
+    /// (base offset, last offset, total length, record count) of the batch
+    /// at `position`.
+    fn header(&self, position: u64, expected: i64) -> io::Result<(i64, i64, u64, i32)> {
         let mut h = [0u8; HEADER_READ_BYTES];
         self.file.read_exact_at(&mut h, position).map_err(|e| {
             io::Error::new(
@@ -195,6 +197,7 @@ impl Walk<'_> {
         let length = i32::from_be_bytes(h[8..12].try_into().expect("4 bytes"));
         let magic = h[16];
         let last_delta = i32::from_be_bytes(h[23..27].try_into().expect("4 bytes"));
+        let records = i32::from_be_bytes(h[57..61].try_into().expect("4 bytes"));
         let total = 12 + u64::try_from(length).unwrap_or(0);
         if magic != MAGIC_V2 || total < BATCH_BYTES_MIN || last_delta < 0 {
             return Err(self.corrupt(
@@ -208,7 +211,7 @@ impl Walk<'_> {
         if base != expected {
             return Err(self.corrupt(position, format!("base offset {base}, expected {expected}")));
         }
-        Ok((base, base + i64::from(last_delta), total))
+        Ok((base, base + i64::from(last_delta), total, records))
     }
 
     fn path(&self) -> String {

@@ -25,6 +25,8 @@ pub struct BatchExtent {
     pub base_offset: i64,
     /// Its last offset.
     pub last_offset: i64,
+    /// Its record count (0 for a batch the cleaner emptied).
+    pub records: i32,
 }
 
 /// Whole batches in a segment file: `len` bytes at `position` of `fd`. The
@@ -147,6 +149,7 @@ impl Slice {
                     end: batch.position + batch.bytes.len(),
                     base_offset: batch.header.base_offset(),
                     last_offset: batch.header.last_offset(),
+                    records: batch.header.records_count(),
                 })
                 .collect(),
         }
@@ -202,6 +205,13 @@ impl RecordSlices {
         if !slice.is_empty() {
             self.len += slice.len();
             self.slices.push(slice);
+        }
+    }
+
+    /// Appends `other`'s slices (whole batches following these).
+    pub fn append(&mut self, other: RecordSlices) {
+        for slice in other.slices {
+            self.push_slice(slice);
         }
     }
 

@@ -17,7 +17,9 @@ import time
 import pytest
 from kafka import KafkaConsumer, TopicPartition as KTopicPartition
 
+import kafka_raw
 from clients import consume_all, create_topic, produce_all
+from test_fetch_paths import batch_spans, fetch_v11
 
 check_interval_ms = 200
 keys, updates, tombstoned = 1_000, 100_000, 50
@@ -152,3 +154,58 @@ def test_compaction_compressed_latest_per_key(cleaner_broker, codec):
     assert time.monotonic() - tombstones_at >= delete_retention_ms / 1000
     assert {r.key: (r.offset, r.value) for r in got} == alive
     assert kafka_python_read(b, topic, len(alive)) == alive
+
+
+def test_fetch_v11_steps_over_segments_the_cleaner_emptied(cleaner_broker):
+    """Twenty segments, each rewriting the same keys: after cleaning all
+    but the newest closed segment hold one empty batch. librdkafka counts a
+    response with no message as too small and reports MSG_SIZE_TOO_LARGE
+    after ten, so a fetch landing on an emptied segment reads on to the
+    records that follow (shard/partition/read.rs)."""
+    b = cleaner_broker
+    topic = "compact-emptied"
+    create_topic(
+        b.bootstrap,
+        topic,
+        1,
+        {
+            "cleanup.policy": "compact",
+            "segment.bytes": "2048",
+            "min.cleanable.dirty.ratio": "0.01",
+            "min.compaction.lag.ms": "0",
+        },
+    )
+    rounds, round_keys = 20, 5
+    latest: dict[bytes, tuple[int, bytes]] = {}
+    for r in range(rounds):
+        recs = [(f"k{i}".encode(), f"v{r}".encode() * 80, 0) for i in range(round_keys)]
+        # One batch per round (linger), about 1 KiB: each round rolls a segment.
+        for (_, offset, value), rec in zip(produce_all(b.bootstrap, topic, recs, **{"linger.ms": 50}), recs):
+            latest[rec[0]] = (offset, value)
+
+    def emptied():
+        files = segments(b, topic)[:-1]
+        empty = [f for f in files if f.stat().st_size == 61]
+        return empty if len(empty) >= 10 else None
+
+    empty = wait_for("the cleaner to empty at least ten segments", emptied)
+    got = consume_all(b.bootstrap, topic, [0], **{"isolation.level": "read_uncommitted"})
+    assert {r.key: (r.offset, r.value) for r in got} == latest
+
+    # A raw fetch at the first emptied segment returns its empty batch and
+    # the batches after it, up to the first one holding records.
+    first = int(empty[0].stem)
+    with kafka_raw.RawConn(b.host, b.port) as conn:
+        d = fetch_v11(conn, topic, [(0, first, 1 << 20)])[0]
+    assert d["error_code"] == 0
+    counts = [struct.unpack_from(">i", d["records"], start + 57)[0] for start in batch_starts(d["records"])]
+    assert counts[0] == 0, "starts with the emptied batch"
+    assert any(c > 0 for c in counts), f"records follow the emptied batches: {counts}"
+
+
+def batch_starts(records: bytes) -> list[int]:
+    starts, pos = [], 0
+    for _, _, total in batch_spans(records):
+        starts.append(pos)
+        pos += total
+    return starts

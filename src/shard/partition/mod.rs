@@ -11,6 +11,7 @@
 //! Transactions (markers, the last stable offset, read_committed reads,
 //! the aborted index) are in [`txn`].
 
+mod read;
 mod txn;
 
 use std::cell::{Cell, RefCell};
@@ -24,14 +25,12 @@ use tracing::{error, warn};
 use uuid::Uuid;
 
 use super::messages::{PartitionOp, PartitionReply, ProduceOrigin};
-use crate::fetch::metrics::{record_read, FetchPath};
 use crate::fetch::{PartitionTail, TailCache};
 use crate::metadata::PartitionId;
 use crate::producer::aborted::AbortedIndex;
 use crate::producer::state::{last_seq, BatchSeq};
 use crate::producer::{ProducerCheck, ProducerStateTable};
 use crate::protocol::batch::batches;
-use crate::protocol::fetch_writer::RecordSlices;
 use crate::storage::{DmaDisk, PartitionLog, StorageError};
 
 /// Appended-but-unflushed bytes above which a produce waits for a flush
@@ -369,82 +368,6 @@ impl Partition {
         Ok(())
     }
 
-    /// Whole batches from `offset`: from the tail cache when it holds the
-    /// offset (within the log's range), else from the segment file.
-    async fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one: bool,
-        committed: bool,
-    ) -> PartitionReply {
-        let in_range = (self.log.log_start_offset()..self.log.high_watermark()).contains(&offset);
-        let cached = in_range
-            .then(|| self.tail.read(offset, max_bytes, min_one))
-            .flatten();
-        let read = match cached {
-            Some(records) => {
-                record_read(FetchPath::TailCache, records.len());
-                Ok(records)
-            }
-            None => match self.read_file_range(offset, max_bytes, min_one).await {
-                Some(read) => read,
-                None => self
-                    .log
-                    .read(offset, max_bytes, min_one)
-                    .await
-                    .map(|bytes| {
-                        record_read(FetchPath::DiskCopy, bytes.len());
-                        RecordSlices::from_bytes(bytes)
-                    }),
-            },
-        };
-        match read {
-            Ok(records) => self.read_reply(offset, records, committed),
-            Err(StorageError::OffsetOutOfRange { .. }) => {
-                PartitionReply::Error(ResponseError::OffsetOutOfRange.code())
-            }
-            Err(e) => self.storage_failure("read", e),
-        }
-    }
-
-    /// A cold read answered as a segment file range (`fetch::cold_file`, on
-    /// the blocking pool). `None` when the range could not be chosen: the
-    /// caller reads with O_DIRECT and copies (and that read reports any
-    /// corruption).
-    async fn read_file_range(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one: bool,
-    ) -> Option<Result<RecordSlices, StorageError>> {
-        let start = match self.log.file_range_start(offset) {
-            Ok(Some(start)) => start,
-            Ok(None) => return Some(Ok(RecordSlices::new())),
-            Err(e) => return Some(Err(e)),
-        };
-        let found = glommio::executor()
-            .spawn_blocking(move || {
-                crate::fetch::cold_file::find_file_range(&start, offset, max_bytes, min_one)
-            })
-            .await;
-        match found {
-            Ok(records) => {
-                record_read(FetchPath::FileRange, records.len());
-                Some(Ok(records))
-            }
-            Err(e @ crate::fetch::cold_file::ColdFileError::FdLimit(_)) => {
-                // Expected under a burst of cold reads; the copy counter shows it.
-                tracing::debug!(partition = %self.id, "cold read at {offset} copied: {e}");
-                None
-            }
-            Err(e) => {
-                warn!(partition = %self.id, "cold read at {offset} as a file range failed, reading with a copy: {e}");
-                None
-            }
-        }
-    }
-
     async fn list_offset(&self, timestamp: i64, committed: bool) -> PartitionReply {
         const LATEST: i64 = -1;
         const EARLIEST: i64 = -2;
@@ -473,7 +396,7 @@ impl Partition {
         }
     }
 
-    fn storage_failure(&self, op: &str, e: StorageError) -> PartitionReply {
+    pub(super) fn storage_failure(&self, op: &str, e: StorageError) -> PartitionReply {
         if matches!(e, StorageError::OffsetOutOfRange { .. }) {
             return PartitionReply::Error(ResponseError::OffsetOutOfRange.code());
         }
