@@ -278,18 +278,24 @@ impl Conn {
     }
 
     fn read_frame(&mut self) -> std::io::Result<Bytes> {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size)?;
-        let size = i32::from_be_bytes(size);
-        if size < 0 || size as usize > RESPONSE_BYTES_MAX {
-            return Err(std::io::Error::other(format!(
-                "response size {size} out of range"
-            )));
-        }
-        let mut body = vec![0u8; size as usize];
-        self.stream.read_exact(&mut body)?;
-        Ok(Bytes::from(body))
+        read_frame(&mut self.stream)
     }
+}
+
+/// One size-prefixed response frame (the size checked against
+/// [`RESPONSE_BYTES_MAX`]); shared with the load generator's connections.
+pub fn read_frame(stream: &mut impl Read) -> std::io::Result<Bytes> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let size = i32::from_be_bytes(size);
+    if size < 0 || size as usize > RESPONSE_BYTES_MAX {
+        return Err(std::io::Error::other(format!(
+            "response size {size} out of range"
+        )));
+    }
+    let mut body = vec![0u8; size as usize];
+    stream.read_exact(&mut body)?;
+    Ok(Bytes::from(body))
 }
 
 /// Reads a big-endian i32 (used by the consumer-protocol decoders).

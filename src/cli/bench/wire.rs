@@ -8,14 +8,14 @@
 //! connection's requests in the order it received them. The connection is
 //! opened (and its API versions learned) by `Conn::connect`, then split.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
-use crate::cli::client::{ClientError, Conn, CLIENT_ID, RESPONSE_BYTES_MAX};
+use crate::cli::client::{ClientError, Conn, CLIENT_ID};
 
 /// Socket read buffer of a reader half, in bytes.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -123,16 +123,6 @@ impl PipeReader {
     }
 
     fn read_frame(&mut self) -> std::io::Result<Bytes> {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size)?;
-        let size = i32::from_be_bytes(size);
-        if size < 0 || size as usize > RESPONSE_BYTES_MAX {
-            return Err(std::io::Error::other(format!(
-                "response size {size} out of range"
-            )));
-        }
-        let mut body = vec![0u8; size as usize];
-        self.stream.read_exact(&mut body)?;
-        Ok(Bytes::from(body))
+        crate::cli::client::read_frame(&mut self.stream)
     }
 }
