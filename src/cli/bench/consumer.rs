@@ -32,6 +32,11 @@ use crate::cli::consume::{next_offset_after, whole_batches};
 
 /// Highest Fetch version this generator fills in (v13 names topics by id).
 const FETCH_VERSION_MAX: i16 = 12;
+/// The last Fetch version without tagged fields: used with a broker whose
+/// flexible Fetch responses carry a tag the chosen version does not define
+/// (Tansu 0.6 sends tag 0, NodeEndpoints of v16+, at v12), which the
+/// crate's decoder refuses.
+const FETCH_VERSION_NOT_FLEXIBLE: i16 = 11;
 /// Fetch v7 added sessions, v5 log_start_offset, v9 current_leader_epoch.
 const FETCH_SESSION_VERSION_MIN: i16 = 7;
 const FETCH_LOG_START_VERSION_MIN: i16 = 5;
@@ -110,8 +115,8 @@ fn open(
     }
     let (mut lanes, mut slots, mut readers) = (Vec::new(), Vec::new(), Vec::new());
     for (leader, partitions) in by_leader {
-        let conn = Conn::connect(&plan.target.address(leader)?)?;
-        let version = conn.version::<FetchRequest>(FETCH_VERSION_MAX)?;
+        let mut conn = Conn::connect(&plan.target.address(leader)?)?;
+        let version = fetch_version(&mut conn)?;
         let (writer, reader) = split(conn)?;
         let (tx, rx) = mpsc::channel();
         let out = answer_tx.clone();
@@ -137,6 +142,29 @@ fn open(
         });
     }
     Ok((lanes, slots, readers))
+}
+
+/// The Fetch version for `conn`: the highest both sides know, unless an
+/// empty probe Fetch at it cannot be decoded because of a tagged field, then
+/// [`FETCH_VERSION_NOT_FLEXIBLE`] (with a note on stderr).
+fn fetch_version(conn: &mut Conn) -> Result<i16, ClientError> {
+    let version = conn.version::<FetchRequest>(FETCH_VERSION_MAX)?;
+    if version <= FETCH_VERSION_NOT_FLEXIBLE {
+        return Ok(version);
+    }
+    let mut probe = FetchRequest::default();
+    probe.replica_id = BrokerId(-1);
+    probe.session_epoch = -1;
+    match conn.send_at(&probe, version) {
+        Err(ClientError::Protocol { message, .. }) if message.contains("Tag") => {
+            eprintln!(
+                "corestream bench: Fetch v{version} response not decodable ({message}); using v{FETCH_VERSION_NOT_FLEXIBLE}"
+            );
+            Ok(FETCH_VERSION_NOT_FLEXIBLE)
+        }
+        Err(e) => Err(e),
+        Ok(_) => Ok(version),
+    }
 }
 
 fn read_answers(
