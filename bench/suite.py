@@ -56,6 +56,12 @@ MAX_IN_FLIGHT = 5
 # keeps 1 x MAX_IN_FLIGHT.
 PRODUCE_PRODUCERS = 4
 PRODUCE_MAX_IN_FLIGHT = 32
+# Concurrency of the consume workloads (1 and 2): 1,536 MB from 6
+# partitions read at 1,203 MB/s by 1 consumer x 5 fetches in flight, 1,428
+# by 1 x 6, 1,738 by 2 x 6 (each consumer fetching 3 partitions), 1,686 by
+# 3 x 6 (2026-11-22, same machine, same run).
+CONSUME_CONSUMERS = 2
+CONSUME_MAX_IN_FLIGHT = 6
 # The few-partition case every other figure is compared with.
 BASE_PARTITIONS = 6
 # Length of the e2e latency run, seconds.
@@ -86,7 +92,8 @@ class Suite:
         self.out = a.out
         self.disk_full = False
         self.doc: dict = {"runs": [], "brokers": {}, "records": a.records, "record_bytes": a.record_bytes,
-                          "produce_producers": PRODUCE_PRODUCERS, "produce_max_in_flight": PRODUCE_MAX_IN_FLIGHT}
+                          "produce_producers": PRODUCE_PRODUCERS, "produce_max_in_flight": PRODUCE_MAX_IN_FLIGHT,
+                          "consume_consumers": CONSUME_CONSUMERS, "consume_max_in_flight": CONSUME_MAX_IN_FLIGHT}
         self.generators = {"confluent-kafka": [PY, os.path.join(HERE, "loadgen.py")]}
         reason = native_missing(a.corestream)
         if reason:
@@ -111,7 +118,7 @@ class Suite:
              rate: float = 0.0, records: int | None = None) -> dict:
         raw = os.path.join(self.out, f"{broker.name}-{gen}-{workload}.json")
         flat_out = mode == "produce"
-        in_flight = PRODUCE_MAX_IN_FLIGHT if flat_out else MAX_IN_FLIGHT
+        in_flight = {"produce": PRODUCE_MAX_IN_FLIGHT, "consume": CONSUME_MAX_IN_FLIGHT}.get(mode, MAX_IN_FLIGHT)
         cmd = [*self.generators[gen], mode, "--bootstrap", broker.bootstrap, "--topic", topic,
                "--partitions", str(partitions), "--record-bytes", str(self.a.record_bytes),
                "--max-in-flight", str(in_flight), "--json", raw]
@@ -122,7 +129,7 @@ class Suite:
             cmd += ["--producers", str(producers), "--acks", "all",
                     "--batch-bytes", str(BATCH_BYTES), "--linger-ms", str(LINGER_MS)]
         if mode in ("consume", "e2e"):
-            cmd += ["--consumers", "1"]
+            cmd += ["--consumers", str(CONSUME_CONSUMERS if mode == "consume" else 1)]
         cmd += ["--duration-s", str(E2E_SECONDS)] if mode == "e2e" else ["--records", str(records or self.a.records)]
         if rate:
             cmd += ["--target-rate", str(int(rate))]
