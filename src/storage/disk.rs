@@ -93,6 +93,14 @@ pub trait Disk {
     /// A zero-filled, block-aligned buffer of `len` bytes (`len` a multiple
     /// of [`BLOCK_BYTES`]).
     fn alloc_buffer(&self, len: usize) -> Self::Buffer;
+    /// A block-aligned buffer of `len` bytes whose contents are unspecified:
+    /// for the pending tail, which writes every byte before it goes out and
+    /// zero-pads the last block when sealed (`Chunk::seal`). Zero-filling a
+    /// 256 KiB chunk per 256 KiB appended cost about 5 % of the broker's CPU
+    /// at full produce rate.
+    fn alloc_write_buffer(&self, len: usize) -> Self::Buffer {
+        self.alloc_buffer(len)
+    }
     /// Opens `path` for reading and writing, creating it (empty) if absent.
     async fn open(&self, path: &Path) -> io::Result<Self::File>;
     /// Creates `path` and its missing parents.

@@ -166,6 +166,11 @@ impl Disk for DmaDisk {
         buf
     }
 
+    fn alloc_write_buffer(&self, len: usize) -> DmaBuffer {
+        assert!(is_aligned(len as u64), "buffer length {len} not aligned");
+        alloc_dma_buffer(len)
+    }
+
     async fn open(&self, path: &Path) -> io::Result<DmaDiskFile> {
         let file = Rc::new(open_rw(path).await?);
         register_allocator(&file, false);

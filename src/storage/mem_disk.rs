@@ -232,6 +232,9 @@ fn not_found(path: &Path) -> io::Error {
     )
 }
 
+/// What [`MemDisk::alloc_write_buffer`] fills buffers with.
+const WRITE_BUFFER_POISON: u8 = 0xA5;
+
 impl Disk for MemDisk {
     type Buffer = MemBuffer;
     type File = MemFile;
@@ -239,6 +242,15 @@ impl Disk for MemDisk {
     fn alloc_buffer(&self, len: usize) -> MemBuffer {
         assert!(is_aligned(len as u64), "buffer length {len} not aligned");
         MemBuffer(vec![0; len])
+    }
+
+    /// Poisoned rather than zeroed: a byte of it that reaches a file
+    /// without being written or zero-padded shows up as corruption in the
+    /// tests and the simulation (DmaDisk leaves such buffers as the
+    /// allocator had them).
+    fn alloc_write_buffer(&self, len: usize) -> MemBuffer {
+        assert!(is_aligned(len as u64), "buffer length {len} not aligned");
+        MemBuffer(vec![WRITE_BUFFER_POISON; len])
     }
 
     async fn open(&self, path: &Path) -> io::Result<MemFile> {

@@ -234,7 +234,7 @@ impl<D: Disk> Segment<D> {
         {
             // A one-block seed (see `seed_tail`) grows into a full chunk on
             // the first append, so a flush still writes one chunk.
-            let mut buf = disk.alloc_buffer(PENDING_CHUNK_BYTES);
+            let mut buf = disk.alloc_write_buffer(PENDING_CHUNK_BYTES);
             buf.as_bytes_mut()[..seed.filled].copy_from_slice(&seed.buf.as_bytes()[..seed.filled]);
             seed.buf = buf;
         }
@@ -245,7 +245,7 @@ impl<D: Disk> Segment<D> {
                 None => self.log_bytes,
             };
             assert!(is_aligned(file_pos), "pending tail lost its partial block");
-            let buf = disk.alloc_buffer(PENDING_CHUNK_BYTES);
+            let buf = disk.alloc_write_buffer(PENDING_CHUNK_BYTES);
             self.pending.push(Chunk {
                 file_pos,
                 buf,
