@@ -32,10 +32,16 @@ def broker_binary() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(avoid: int | None = None) -> int:
+    """A port free now. The kernel may hand out a just-closed port again,
+    so a second pick for the same broker passes the first as `avoid` (the
+    listener and the admin port once came out equal)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != avoid:
+            return port
 
 
 class BrokerError(AssertionError):
@@ -63,7 +69,7 @@ class Broker:
         self.port = port if port is not None else free_port()
         # Admin HTTP port (/metrics, /v1/health): a free one per broker, so
         # brokers of concurrent tests never share the default 9644.
-        self.admin_port = free_port()
+        self.admin_port = free_port(avoid=self.port)
         self.data_dir = workdir / "data"
         self.log_path = workdir / f"{name}.stderr.log"
         self.shards = shards
