@@ -49,6 +49,7 @@ mod compaction;
 mod disk;
 mod dma_disk;
 mod error;
+pub mod fault;
 mod flush;
 mod index;
 mod log;

@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use super::checkpoint::{write_checkpoint, Checkpoint};
 use super::disk::Disk;
 use super::error::StorageError;
+use super::fault::{reached, Step};
 use super::log::PartitionLog;
 use super::segment::SEGMENT_FILES_REMOVAL_ORDER;
 
@@ -155,6 +156,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         let checkpoint = Checkpoint::new(new_start, self.high_watermark.get().max(new_start));
         write_checkpoint(&self.disk, &self.dir, checkpoint).await?;
+        reached(Step::LogStartCheckpointWritten);
         self.log_start_offset.set(new_start);
         Ok(())
     }
@@ -183,9 +185,18 @@ impl<D: Disk> PartitionLog<D> {
                     let done = self.disk.remove_file(&file).await;
                     done.map_err(StorageError::io_at("remove segment", &file, None))?;
                 }
+                reached(Step::segment_file_removed(extension));
             }
             removed.segments += 1;
             removed.bytes += bytes;
+        }
+        if removed.segments > 0 {
+            // One sync per pass makes the removals durable before the pass
+            // reports them; a power loss before it may bring back files
+            // below the log start, which the next open removes.
+            let synced = self.disk.sync_dir(&self.dir).await;
+            synced.map_err(StorageError::io_at("sync dir", &self.dir, None))?;
+            reached(Step::DeletionDirSynced);
         }
         Ok(removed)
     }
