@@ -218,16 +218,31 @@ mod tests {
     #[test]
     fn abort_at_parses_step_and_hit_count() {
         let at = AbortAt::parse("cleaned_renamed").unwrap();
-        assert_eq!(at, AbortAt { step: Step::CleanedRenamed, nth: 1 });
+        assert_eq!(
+            at,
+            AbortAt {
+                step: Step::CleanedRenamed,
+                nth: 1
+            }
+        );
         let at = AbortAt::parse("segment_log_removed:3").unwrap();
-        assert_eq!(at, AbortAt { step: Step::SegmentLogRemoved, nth: 3 });
+        assert_eq!(
+            at,
+            AbortAt {
+                step: Step::SegmentLogRemoved,
+                nth: 3
+            }
+        );
     }
 
     #[test]
     fn abort_at_refuses_unknown_steps_and_bad_counts() {
         let err = AbortAt::parse("cleaned_renamd").unwrap_err();
         assert!(err.contains("unknown step 'cleaned_renamd'"), "{err}");
-        assert!(err.contains("cleaned_renamed"), "lists the valid names: {err}");
+        assert!(
+            err.contains("cleaned_renamed"),
+            "lists the valid names: {err}"
+        );
         assert!(AbortAt::parse("cleaned_renamed:0").is_err());
         assert!(AbortAt::parse("cleaned_renamed:x").is_err());
     }

@@ -16,10 +16,14 @@
 //!
 //! Crash order: the new log start is written to `partition.checkpoint`
 //! (atomic tmp + rename) *before* any file is removed, then segments leave
-//! the in-memory list, then their files are deleted oldest first. A crash
-//! in between leaves old segments below a durable log start; recovery takes
-//! the checkpoint's log start, and the next pass removes them. Nothing at
-//! or above the log start is ever touched.
+//! the in-memory list, then their files are deleted oldest first (indexes
+//! before the `.log`, so no index outlives its data), then the directory is
+//! synced once. A crash in between leaves old segments below a durable log
+//! start; recovery takes the checkpoint's log start, and `PartitionLog::open`
+//! removes them (waiting for the next retention pass would leave them for
+//! good when it deletes nothing). Nothing at or above the log start is ever
+//! touched. Each step is a crash point of `fault` (tested on the real
+//! binary by `tests/integration/test_crash_lifecycle.py`).
 //!
 //! Only segments that are sealed, whose seal is on disk and that are fully
 //! durable are candidates, so a flush never races a deletion.
