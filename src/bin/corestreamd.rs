@@ -27,6 +27,7 @@ fn main() {
         }
     };
     let log = LogControl::init(&config.ops.log_level);
+    corestream::storage::fault::arm(config.fault_abort_at);
     if let Err(e) = corestream::shard::run_supervised(config, Some(flags), Some(log)) {
         tracing::error!("{e}");
         eprintln!("corestreamd: {e}");

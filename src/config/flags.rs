@@ -85,6 +85,12 @@ pub struct Flags {
     /// clients retry batches the broker already has. 0 = off.
     #[arg(long, env = "CORESTREAM_FAULT_DROP_PRODUCE_RESPONSE_EVERY")]
     pub fault_drop_produce_response_every: Option<u64>,
+    /// Fault injection for tests: abort the process (SIGABRT, no cleanup,
+    /// like kill -9 there) the Nth time a compaction or segment-deletion
+    /// step is reached, `<step>[:<n>]` (n defaults to 1). Steps:
+    /// `corestream::storage::fault::Step::ALL`; an unknown one is refused.
+    #[arg(long, env = "CORESTREAM_FAULT_ABORT_AT")]
+    pub fault_abort_at: Option<String>,
     /// A KIP-848 consumer-group member without a heartbeat for this many ms
     /// is removed (Kafka's group.consumer.session.timeout.ms).
     #[arg(long, env = "CORESTREAM_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]

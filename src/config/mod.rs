@@ -166,6 +166,8 @@ pub struct Config {
     pub txn: TxnConfig,
     /// Test-only fault injection: drop every Nth Produce response (0 = off).
     pub fault_drop_produce_response_every: u64,
+    /// Test-only fault injection: abort at a storage step (flag/env only).
+    pub fault_abort_at: Option<crate::storage::fault::AbortAt>,
     /// group.consumer.session.timeout.ms
     pub group_consumer_session_timeout_ms: u64,
     /// group.consumer.heartbeat.interval.ms
@@ -362,6 +364,15 @@ impl Config {
                 ),
             ));
         }
+        let fault_abort_at = flags
+            .fault_abort_at
+            .as_deref()
+            .map(crate::storage::fault::AbortAt::parse)
+            .transpose()
+            .map_err(|message| ConfigError::Invalid {
+                key: "fault-abort-at",
+                message,
+            })?;
         let log_tables = [
             ("log", &file.log),
             ("message", &file.message),
@@ -402,6 +413,7 @@ impl Config {
                 .fault_drop_produce_response_every
                 .or(file.fault_drop_produce_response_every)
                 .unwrap_or(0),
+            fault_abort_at,
             group_consumer_session_timeout_ms,
             group_consumer_heartbeat_interval_ms,
         })

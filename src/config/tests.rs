@@ -49,6 +49,33 @@ fn config_bad_shards_named() {
 }
 
 #[test]
+fn config_fault_abort_at_parsed_and_unknown_step_refused() {
+    use crate::storage::fault::{AbortAt, Step};
+    let c = Config::resolve(Flags::default()).unwrap();
+    assert_eq!(c.fault_abort_at, None, "off by default");
+    let c = Config::resolve(Flags {
+        fault_abort_at: Some("segment_log_removed:2".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let at = AbortAt {
+        step: Step::SegmentLogRemoved,
+        nth: 2,
+    };
+    assert_eq!(c.fault_abort_at, Some(at));
+    let err = Config::resolve(Flags {
+        fault_abort_at: Some("no_such_step".into()),
+        ..Default::default()
+    })
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("fault-abort-at") && text.contains("unknown step 'no_such_step'"),
+        "{text}"
+    );
+}
+
+#[test]
 fn config_file_unknown_key_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");

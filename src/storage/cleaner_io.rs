@@ -8,6 +8,7 @@ use crate::protocol::batch::{check_crc, BATCH_HEADER_LEN};
 
 use super::disk::{align_down, align_up, Disk, DiskFile, IoBuffer};
 use super::error::StorageError;
+use super::fault::{self, Step};
 use super::scan::{batch_info, FileWindow};
 use super::WRITE_BYTES_MAX;
 
@@ -78,6 +79,7 @@ impl<D: Disk> SegmentWriter<D> {
         let file = file.map_err(StorageError::io_at("create cleaned segment", path, None))?;
         let trunc = file.truncate(0).await; // a leftover of an earlier failed pass
         trunc.map_err(StorageError::io_at("truncate", path, Some(0)))?;
+        fault::reached(Step::CleanedTempCreated);
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -113,8 +115,10 @@ impl<D: Disk> SegmentWriter<D> {
         let len = self.file_pos + rest as u64;
         let trunc = self.file.truncate(len).await;
         trunc.map_err(StorageError::io_at("truncate", &self.path, Some(len)))?;
+        fault::reached(Step::CleanedTempTruncated);
         let sync = self.file.fdatasync().await;
         sync.map_err(StorageError::io_at("fdatasync", &self.path, None))?;
+        fault::reached(Step::CleanedTempSynced);
         Ok(self.file)
     }
 
@@ -140,6 +144,7 @@ impl<D: Disk> SegmentWriter<D> {
                 Some(self.file_pos),
             )(short));
         }
+        fault::reached(Step::CleanedDataWritten);
         Ok(())
     }
 }

@@ -51,6 +51,7 @@ use super::cleaner_batch::{decode, plan, rewrite_batch, EmptyRun, OffsetMap, Rul
 use super::cleaner_io::{BatchReader, SegmentWriter};
 use super::disk::Disk;
 use super::error::StorageError;
+use super::fault::{reached, Step};
 use super::log::PartitionLog;
 use super::scan::batch_info;
 use super::segment::{segment_path, Segment};
@@ -343,9 +344,12 @@ impl<D: Disk> PartitionLog<D> {
             let removed = self.disk.remove_file(&index_path).await;
             removed.map_err(StorageError::io_at("remove index", &index_path, None))?;
         }
+        reached(Step::OldIndexRemoved);
         let renamed = self.disk.rename(tmp, &target.path).await;
         renamed.map_err(StorageError::io_at("rename cleaned segment", tmp, None))?;
+        reached(Step::CleanedRenamed);
         sync_parent(&self.disk, &target.path).await?;
+        reached(Step::CleanedDirSynced);
         segment.finish_time_index();
         segment.sealed = true;
         segment.seal_persisted = true;
@@ -354,7 +358,9 @@ impl<D: Disk> PartitionLog<D> {
         segment.file = Some(Rc::new(file));
         let time_index = segment.time_index.encode();
         write_small_file(&self.disk, &segment.sibling("timeindex"), &time_index).await?;
+        reached(Step::CleanedTimeIndexWritten);
         write_small_file(&self.disk, &index_path, &segment.index.encode()).await?;
+        reached(Step::CleanedOffsetIndexWritten);
         let mut segments = self.segments.borrow_mut();
         let at = self.segment_position(&segments, target.base_offset);
         segments[at] = segment;

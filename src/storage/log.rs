@@ -105,7 +105,7 @@ impl<D: Disk> PartitionLog<D> {
     pub async fn open(disk: D, dir: PathBuf, config: LogConfig) -> Result<Self, StorageError> {
         config.validate()?;
         let recovered = super::recovery::recover(&disk, &dir, &config).await?;
-        Ok(Self {
+        let log = Self {
             disk,
             dir,
             config: Cell::new(config),
@@ -119,7 +119,24 @@ impl<D: Disk> PartitionLog<D> {
             housekeeping_lock: futures::lock::Mutex::new(()),
             clean_offset: Cell::new(0),
             tombstones_due_ms: Cell::new(None),
-        })
+        };
+        log.finish_interrupted_deletion().await?;
+        Ok(log)
+    }
+
+    /// Removes whole segments left below the log start by a deletion that
+    /// was cut short (a crash, or a failed removal, between the log-start
+    /// checkpoint and the last file of the last segment). Retention would
+    /// only remove them when it deletes again, and DeleteRecords or a
+    /// compact-only topic never would: they would stay on disk for good.
+    async fn finish_interrupted_deletion(&self) -> Result<(), StorageError> {
+        let removed = self.remove_segments_below_start().await?;
+        if removed.segments > 0 {
+            tracing::info!(dir = %self.dir.display(), segments = removed.segments,
+                bytes = removed.bytes, log_start = self.log_start_offset.get(),
+                "removed segments left below the log start by an interrupted deletion");
+        }
+        Ok(())
     }
 
     /// Drops everything in memory and recovers the log from its files, as
@@ -142,7 +159,7 @@ impl<D: Disk> PartitionLog<D> {
         self.clean_offset.set(0);
         self.tombstones_due_ms.set(None);
         self.failure.replace(None);
-        Ok(())
+        self.finish_interrupted_deletion().await
     }
 
     /// The current settings.

@@ -24,6 +24,8 @@
 //!   segments below the log start (checkpoint first, then files).
 //! - `compaction`: the cleaner (latest value per key, tombstones, crash-safe
 //!   swap of a cleaned segment through `<base>.cleaned.tmp`).
+//! - [`fault`]: test-only crash points (`--fault-abort-at`) at every durable
+//!   step of compaction and segment deletion.
 //!
 //! Who calls them: the owner shard's housekeeping task (src/shard/
 //! housekeeping.rs) runs retention and compaction every
@@ -49,6 +51,7 @@ mod compaction;
 mod disk;
 mod dma_disk;
 mod error;
+pub mod fault;
 mod flush;
 mod index;
 mod log;

@@ -16,10 +16,14 @@
 //!
 //! Crash order: the new log start is written to `partition.checkpoint`
 //! (atomic tmp + rename) *before* any file is removed, then segments leave
-//! the in-memory list, then their files are deleted oldest first. A crash
-//! in between leaves old segments below a durable log start; recovery takes
-//! the checkpoint's log start, and the next pass removes them. Nothing at
-//! or above the log start is ever touched.
+//! the in-memory list, then their files are deleted oldest first (indexes
+//! before the `.log`, so no index outlives its data), then the directory is
+//! synced once. A crash in between leaves old segments below a durable log
+//! start; recovery takes the checkpoint's log start, and `PartitionLog::open`
+//! removes them (waiting for the next retention pass would leave them for
+//! good when it deletes nothing). Nothing at or above the log start is ever
+//! touched. Each step is a crash point of `fault` (tested on the real
+//! binary by `tests/integration/test_crash_lifecycle.py`).
 //!
 //! Only segments that are sealed, whose seal is on disk and that are fully
 //! durable are candidates, so a flush never races a deletion.
@@ -29,6 +33,7 @@ use std::path::PathBuf;
 use super::checkpoint::{write_checkpoint, Checkpoint};
 use super::disk::Disk;
 use super::error::StorageError;
+use super::fault::{reached, Step};
 use super::log::PartitionLog;
 use super::segment::SEGMENT_FILES_REMOVAL_ORDER;
 
@@ -155,6 +160,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         let checkpoint = Checkpoint::new(new_start, self.high_watermark.get().max(new_start));
         write_checkpoint(&self.disk, &self.dir, checkpoint).await?;
+        reached(Step::LogStartCheckpointWritten);
         self.log_start_offset.set(new_start);
         Ok(())
     }
@@ -183,9 +189,18 @@ impl<D: Disk> PartitionLog<D> {
                     let done = self.disk.remove_file(&file).await;
                     done.map_err(StorageError::io_at("remove segment", &file, None))?;
                 }
+                reached(Step::segment_file_removed(extension));
             }
             removed.segments += 1;
             removed.bytes += bytes;
+        }
+        if removed.segments > 0 {
+            // One sync per pass makes the removals durable before the pass
+            // reports them; a power loss before it may bring back files
+            // below the log start, which the next open removes.
+            let synced = self.disk.sync_dir(&self.dir).await;
+            synced.map_err(StorageError::io_at("sync dir", &self.dir, None))?;
+            reached(Step::DeletionDirSynced);
         }
         Ok(removed)
     }
