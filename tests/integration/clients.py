@@ -219,3 +219,16 @@ def watermarks(bootstrap: str, topic: str, partition: int) -> tuple[int, int]:
         return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=20, cached=False)
     finally:
         c.close()
+
+
+def wait_for(what: str, check, timeout_s: float = 60.0, interval_s: float = 0.2):
+    """Calls check() until it returns something truthy, and returns that;
+    fails naming `what` and the last value after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")

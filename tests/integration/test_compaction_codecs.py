@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition as KTopicPartition
 
 import kafka_raw
-from clients import consume_all, create_topic, produce_all
+from clients import consume_all, create_topic, produce_all, wait_for
 from test_fetch_paths import batch_spans, fetch_v11
 
 check_interval_ms = 200
@@ -32,17 +32,6 @@ def cleaner_broker(broker_factory, tmp_path):
     cfg = tmp_path / "cleaner.toml"
     cfg.write_text(f"log.retention.check.interval.ms = {check_interval_ms}\n")
     return broker_factory(extra_args=["--config", str(cfg)])
-
-
-def wait_for(what: str, check, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def segments(b, topic: str) -> list:

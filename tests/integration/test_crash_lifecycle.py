@@ -32,7 +32,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, OffsetSpec, ResourceType
 
 import clients
-from clients import consume_all, create_topic
+from clients import consume_all, create_topic, wait_for
 
 check_interval_ms = 100
 # After the restart that must show the crash's own result, housekeeping must
@@ -181,17 +181,6 @@ def assert_all_produced(recs: list, produced: dict[int, tuple]) -> None:
         assert (r.key, r.value) == produced[r.offset], f"offset {r.offset}: {(r.key, r.value)!r}"
 
 
-def wait_for(what: str, check, timeout_s: float = wait_s_max):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
 def log_since_last_start(b) -> str:
     text = b.log_path.read_text(errors="replace")
     return text[text.rindex("===== start #"):]
@@ -244,7 +233,7 @@ def test_crash_during_compaction_keeps_every_latest_value(broker_factory, step):
         got = read_all(b, topic)
         return got if not any(r.key == b"k1" and r.offset < first_new for r in got) else None
 
-    got = wait_for("a cleaning pass to drop the superseded values", cleaned)
+    got = wait_for("a cleaning pass to drop the superseded values", cleaned, timeout_s=wait_s_max)
     assert_all_produced(got, produced)
     offsets = {r.offset for r in got}
     assert all(offset in offsets for offset, _ in latest.values())
@@ -312,7 +301,7 @@ def test_crash_during_segment_deletion_keeps_the_log_valid(broker_factory, mode,
             time.sleep(3 * check_interval_ms / 1000)
             return first if first > 0 and earliest(b, topic) == first else None
 
-        new_start = wait_for("the log start to settle", settled)
+        new_start = wait_for("the log start to settle", settled, timeout_s=wait_s_max)
     # Of the two valid starts (old, new), every step comes after the
     # checkpoint write, so it must be the new one.
     assert start_after_crash == new_start, (start_after_crash, new_start)
@@ -331,7 +320,7 @@ def test_crash_during_segment_deletion_keeps_the_log_valid(broker_factory, mode,
         return first_holds_start and not below and bases <= set(logs)
 
     try:
-        wait_for("no files of deleted segments", no_leftovers)
+        wait_for("no files of deleted segments", no_leftovers, timeout_s=wait_s_max)
     except AssertionError as e:
         raise AssertionError(f"{e}; log start {new_start}, files: {partition_files(b, topic)}") from None
     assert not [f for f in partition_files(b, topic) if f.endswith(".tmp")]

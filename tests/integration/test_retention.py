@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 import clients
-from clients import consume_all, create_topic, produce_all
+from clients import consume_all, create_topic, produce_all, wait_for
 
 check_interval_ms = 200
 wait_s_max = 30.0
@@ -28,17 +28,6 @@ def earliest(b, topic: str, partition: int = 0) -> int:
     a = clients.admin(b.bootstrap)
     tp = TopicPartition(topic, partition)
     return a.list_offsets({tp: OffsetSpec.earliest()}, request_timeout=20)[tp].result(timeout=30).offset
-
-
-def wait_for(what: str, check, timeout_s: float = wait_s_max):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def settled_earliest(b, topic: str) -> int | None:
@@ -63,10 +52,10 @@ def test_retention_by_time_deletes_old_segments(lifecycle_broker):
         produce_all(b.bootstrap, topic, old[chunk:chunk + 10])
     for chunk in range(0, 100, 10):
         produce_all(b.bootstrap, topic, new[chunk:chunk + 10])
-    wait_for("earliest offset to move", lambda: earliest(b, topic) or None)
+    wait_for("earliest offset to move", lambda: earliest(b, topic) or None, timeout_s=wait_s_max)
     # Retention may take the old segments over more than one pass: wait until
     # the log start stops moving before comparing it with what a consumer sees.
-    start = wait_for("log start to settle", lambda: settled_earliest(b, topic))
+    start = wait_for("log start to settle", lambda: settled_earliest(b, topic), timeout_s=wait_s_max)
     assert 0 < start <= 100
     recs = consume_all(b.bootstrap, topic, [0])
     assert recs[0].offset == start
@@ -80,7 +69,7 @@ def test_retention_by_time_can_empty_the_log(lifecycle_broker):
     topic = "ret-all"
     create_topic(b.bootstrap, topic, 1, {"retention.ms": "1000"})
     produce_all(b.bootstrap, topic, [(b"k", b"v") for _ in range(20)])
-    wait_for("every record to expire", lambda: earliest(b, topic) == 20)
+    wait_for("every record to expire", lambda: earliest(b, topic) == 20, timeout_s=wait_s_max)
     produce_all(b.bootstrap, topic, [(b"k", b"after")])
     assert [r.value for r in consume_all(b.bootstrap, topic, [0])] == [b"after"]
 
@@ -108,7 +97,7 @@ def test_retention_bytes_bounds_partition_size(lifecycle_broker):
         total = sum(file_size(f) for f in segment_files(b, topic))
         return total if total <= bound + slack else None
 
-    wait_for("partition within retention.bytes + one segment", size)
+    wait_for("partition within retention.bytes + one segment", size, timeout_s=wait_s_max)
     start = earliest(b, topic)
     assert start > 0
     assert len(consume_all(b.bootstrap, topic, [0])) == 500 - start
@@ -143,7 +132,7 @@ def test_compaction_keeps_latest_value_per_key(lifecycle_broker):
         got = consume_all(b.bootstrap, topic, [0])
         return got if len(got) == len(latest) else None
 
-    got = wait_for("compaction to one record per key", compacted)
+    got = wait_for("compaction to one record per key", compacted, timeout_s=wait_s_max)
     assert {r.key: (r.offset, r.value) for r in got} == latest
     assert len({r.key for r in got}) == len(got)
     assert earliest(b, topic) == 0
@@ -158,7 +147,7 @@ def test_compaction_keeps_latest_value_per_key(lifecycle_broker):
         got = consume_all(b.bootstrap, topic, [0])
         return got if not any(r.key in tombstoned for r in got) else None
 
-    got = wait_for("tombstones removed", without_tombstones)
+    got = wait_for("tombstones removed", without_tombstones, timeout_s=wait_s_max)
     values = {r.key: r.value for r in got}
     assert values[b"key50"] == latest[b"key50"][1]
     assert b"key5" not in values
@@ -188,7 +177,7 @@ def test_delete_records_moves_earliest(lifecycle_broker):
                 if m.error() is not None and m.error().code() != KafkaError._PARTITION_EOF:
                     return m.error()
             return None
-        err = wait_for("an out-of-range error", out_of_range)
+        err = wait_for("an out-of-range error", out_of_range, timeout_s=wait_s_max)
         assert err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE), err
     finally:
         c.close()
