@@ -13,7 +13,10 @@
 //!   `<segment base>.txnindex` of the segment holding its marker. Retention,
 //!   DeleteRecords and recovery truncation remove it with the segment
 //!   (storage's removal lists name the extension), so the index never
-//!   outlives the data it describes and never needs rewriting.
+//!   outlives the data it describes. The cleaner rewrites a segment's file
+//!   only to drop the entries of markers it removes
+//!   ([`AbortedIndex::remove_markers`]): an entry lives as long as its
+//!   marker.
 //! - **Appended after the marker is durable** (one write + fdatasync). An
 //!   entry lost to a crash between the two is found again at open by the
 //!   log replay (`producer::snapshot::rebuild`) and written back then

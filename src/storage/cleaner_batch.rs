@@ -337,7 +337,7 @@ pub(super) fn clean_batch(
     batch: &[u8],
     rules: &Rules<'_>,
     txns: &mut TxnTracker,
-    mut sink: Option<&mut Sink<'_>>,
+    sink: Option<&mut Sink<'_>>,
 ) -> Cleaned {
     let header = BatchHeader::parse(batch).expect("reader yields whole batches");
     let unchanged = Cleaned::default();
@@ -379,7 +379,7 @@ pub(super) fn clean_batch(
         changed: true,
         dropped: plan.dropped(),
     };
-    let Some(s) = sink.as_deref_mut() else {
+    let Some(s) = sink else {
         return cleaned;
     };
     if kept == 0 && header.producer_id() < 0 {
@@ -410,10 +410,7 @@ fn clean_marker(
     let output = match fate {
         MarkerFate::Keep | MarkerFate::Horizon { set: None } => None,
         MarkerFate::Remove => Some(None),
-        MarkerFate::Horizon { set: Some(h) } => match with_horizon(batch, header, h) {
-            Some(marked) => Some(Some(marked)),
-            None => None,
-        },
+        MarkerFate::Horizon { set: Some(h) } => with_horizon(batch, header, h).map(Some),
     };
     let Some(output) = output else {
         if let Some(s) = sink {

@@ -26,9 +26,13 @@ fn open(disk: &MemDisk) -> PartitionLog<MemDisk> {
         index_interval_bytes: 256,
         preallocate_bytes: 8 << 10,
         segment_ms: 10_000,
-        ..LogConfig::default()
     };
-    block_on(PartitionLog::open(disk.clone(), PathBuf::from("/data/txn-0"), config)).expect("open")
+    block_on(PartitionLog::open(
+        disk.clone(),
+        PathBuf::from("/data/txn-0"),
+        config,
+    ))
+    .expect("open")
 }
 
 fn policy() -> CompactionPolicy {
@@ -77,9 +81,11 @@ impl CleanerTxns for Txns {
 }
 
 type Recs<'a> = [(&'a str, Option<&'a str>)];
+/// Raw key and value of a test record.
+type RawRec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 fn plain(log: &PartitionLog<MemDisk>, recs: &Recs<'_>, ts: i64) -> i64 {
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = recs
+    let recs: Vec<RawRec<'_>> = recs
         .iter()
         .map(|(k, v)| (Some(k.as_bytes()), v.map(str::as_bytes)))
         .collect();
@@ -89,7 +95,7 @@ fn plain(log: &PartitionLog<MemDisk>, recs: &Recs<'_>, ts: i64) -> i64 {
 
 /// A transactional batch of producer `pid` (epoch 0) from sequence `seq`.
 fn txn(log: &PartitionLog<MemDisk>, pid: i64, seq: i32, recs: &Recs<'_>) -> i64 {
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = recs
+    let recs: Vec<RawRec<'_>> = recs
         .iter()
         .map(|(k, v)| (Some(k.as_bytes()), v.map(str::as_bytes)))
         .collect();
@@ -118,10 +124,17 @@ fn marker(log: &PartitionLog<MemDisk>, pid: i64, commit: bool) -> i64 {
 fn pad(log: &PartitionLog<MemDisk>, tag: &str) {
     for round in 0..10 {
         let recs: Vec<(String, String)> = (0..10)
-            .map(|i| (format!("pad-{tag}-{i}"), format!("{round}-padding-padding-padding")))
+            .map(|i| {
+                (
+                    format!("pad-{tag}-{i}"),
+                    format!("{round}-padding-padding-padding"),
+                )
+            })
             .collect();
-        let refs: Vec<(&str, Option<&str>)> =
-            recs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))).collect();
+        let refs: Vec<(&str, Option<&str>)> = recs
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+            .collect();
         plain(log, &refs, 1_000);
     }
 }
@@ -202,7 +215,12 @@ fn cleaner_txn_aborted_records_removed_and_not_mapped() {
     let committed = plain(&log, &[("k1", Some("committed"))], 1_000);
     // An aborted transaction overwriting k1 and adding k2, with its marker
     // segments later: the pass carries the transaction across segments.
-    let first = txn(&log, 7, 0, &[("k1", Some("aborted")), ("k2", Some("aborted"))]);
+    let first = txn(
+        &log,
+        7,
+        0,
+        &[("k1", Some("aborted")), ("k2", Some("aborted"))],
+    );
     pad(&log, "a");
     let abort = marker(&log, 7, false);
     let base = log.segment_base_of(abort);
@@ -222,7 +240,11 @@ fn cleaner_txn_aborted_records_removed_and_not_mapped() {
     let stats = compact(&log, NOW_MS, &txns).expect("due");
     let seen = read_batches(&log);
     let got = latest(&seen);
-    assert_eq!(got["k1"], (committed, value("committed")), "aborted value not mapped");
+    assert_eq!(
+        got["k1"],
+        (committed, value("committed")),
+        "aborted value not mapped"
+    );
     assert!(!got.contains_key("k2"), "aborted record removed: {got:?}");
     assert!(stats.records_removed >= 2, "{stats:?}");
     // The emptied batch keeps its producer (sequence numbers) but is no
@@ -250,7 +272,10 @@ fn cleaner_txn_aborted_records_removed_and_not_mapped() {
     // Reopened (recovery re-checks every batch) it reads the same.
     block_on(log.close()).unwrap();
     let log = open(&disk);
-    assert_eq!(latest(&read_batches(&log))["k1"], (committed, value("committed")));
+    assert_eq!(
+        latest(&read_batches(&log))["k1"],
+        (committed, value("committed"))
+    );
 }
 
 #[test]
@@ -300,7 +325,11 @@ fn cleaner_txn_committed_records_compacted_marker_kept_while_data_stays() {
     assert_eq!(stats.markers_removed, 1);
     let seen = read_batches(&log);
     assert_eq!(batch_at(&seen, commit).marker, None);
-    assert_eq!(*txns.removed.borrow(), vec![commit], "told, though it has no entry");
+    assert_eq!(
+        *txns.removed.borrow(),
+        vec![commit],
+        "told, though it has no entry"
+    );
 }
 
 #[test]

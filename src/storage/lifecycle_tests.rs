@@ -296,9 +296,11 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     assert_eq!(latest_in(&log), expected);
     assert_eq!(log.next_offset(), 203);
     // Nothing new is dirty: no second pass.
-    assert!(block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing))
-        .unwrap()
-        .is_none());
+    assert!(
+        block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing))
+            .unwrap()
+            .is_none()
+    );
     // Reopened (indexes rewritten by the swap) it reads the same.
     block_on(log.close()).unwrap();
     let log = open(&disk, config());
@@ -322,9 +324,11 @@ fn compaction_honours_lag_and_dirty_ratio() {
         min_compaction_lag_ms: 1_000_000,
         ..policy()
     };
-    assert!(block_on(log.compact(2_000, &lagged, &NoTxns, &mut NoPacing))
-        .unwrap()
-        .is_none());
+    assert!(
+        block_on(log.compact(2_000, &lagged, &NoTxns, &mut NoPacing))
+            .unwrap()
+            .is_none()
+    );
     let picky = CompactionPolicy {
         min_cleanable_dirty_ratio: 1.0,
         ..policy()
@@ -351,9 +355,11 @@ fn compaction_honours_lag_and_dirty_ratio() {
     }
     put(&log2, &[(Some("sentinel2"), Some("s2"))], 400_000);
     block_on(log2.flush()).unwrap();
-    assert!(block_on(log2.compact(500_000, &overdue, &NoTxns, &mut NoPacing))
-        .unwrap()
-        .is_some());
+    assert!(
+        block_on(log2.compact(500_000, &overdue, &NoTxns, &mut NoPacing))
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(latest_in(&log2)["key1"].1.as_deref(), Some("late19"));
 }
 
