@@ -57,7 +57,7 @@ use std::time::Instant;
 use corestream::protocol::batch::{batches, build_test_batch, check_crc};
 use corestream::protocol::records::records;
 use corestream::storage::{
-    CompactionPolicy, Disk, LogConfig, MemDisk, NoPacing, PartitionLog, RetentionPolicy,
+    CompactionPolicy, Disk, LogConfig, MemDisk, NoPacing, NoTxns, PartitionLog, RetentionPolicy,
     StorageError,
 };
 use futures::executor::block_on;
@@ -532,7 +532,7 @@ impl Sim {
         self.compact_now = now;
         let end_before = self.log().next_offset();
         let fault = self.maybe_fault();
-        let result = block_on(self.log().compact(now, &policy, &mut NoPacing));
+        let result = block_on(self.log().compact(now, &policy, &NoTxns, &mut NoPacing));
         // Recorded after the pass: its own horizons only count for later
         // passes. A failed pass may still have swapped some segments in.
         self.delete_horizons

@@ -13,7 +13,10 @@
 //!   `<segment base>.txnindex` of the segment holding its marker. Retention,
 //!   DeleteRecords and recovery truncation remove it with the segment
 //!   (storage's removal lists name the extension), so the index never
-//!   outlives the data it describes and never needs rewriting.
+//!   outlives the data it describes. The cleaner rewrites a segment's file
+//!   only to drop the entries of markers it removes
+//!   ([`AbortedIndex::remove_markers`]): an entry lives as long as its
+//!   marker.
 //! - **Appended after the marker is durable** (one write + fdatasync). An
 //!   entry lost to a crash between the two is found again at open by the
 //!   log replay (`producer::snapshot::rebuild`) and written back then
@@ -210,6 +213,29 @@ impl AbortedIndex {
                 first_offset: e.first_offset,
             })
             .collect()
+    }
+
+    /// Every entry, by segment, in marker order within a segment.
+    pub fn entries(&self) -> impl Iterator<Item = &AbortedEntry> {
+        self.by_segment.values().flatten()
+    }
+
+    /// Forgets the entries of the markers at `marker_offsets` in segment
+    /// `segment_base` (the cleaner is removing them) and returns the
+    /// segment's whole new index file (empty: no entry left), or `None`
+    /// if it held none of them. The caller writes the file.
+    pub fn remove_markers(&mut self, segment_base: i64, marker_offsets: &[i64]) -> Option<Vec<u8>> {
+        let entries = self.by_segment.get_mut(&segment_base)?;
+        let before = entries.len();
+        entries.retain(|e| !marker_offsets.contains(&e.last_offset));
+        if entries.len() == before {
+            return None;
+        }
+        let bytes = entries.iter().flat_map(|e| e.encode()).collect();
+        if entries.is_empty() {
+            self.by_segment.remove(&segment_base);
+        }
+        Some(bytes)
     }
 
     /// Number of entries.

@@ -104,9 +104,12 @@ pub async fn rebuild<D: Disk>(
                     table.begin_txn(h.producer_id(), h.base_offset());
                 }
                 let first_seq = h.base_sequence();
+                // From the offset range, not the record count: a batch the
+                // cleaner emptied keeps its range and sequence numbers
+                // (Kafka's `lastSequence` is base + lastOffsetDelta too).
                 let batch = BatchSeq {
                     first_seq,
-                    last_seq: last_seq(first_seq, h.records_count()),
+                    last_seq: last_seq(first_seq, h.last_offset_delta().saturating_add(1)),
                     base_offset: h.base_offset(),
                 };
                 table.record(h.producer_id(), h.producer_epoch(), batch);

@@ -25,7 +25,7 @@ use glommio::{Latency, Shares};
 use kafka_protocol::ResponseError;
 use tracing::{debug, info, warn};
 
-use super::partition::Partition;
+use super::partition::{CleanerView, Partition};
 use super::Shard;
 use crate::config::Config;
 use crate::metadata::{PartitionId, TopicConfig, TopicMeta};
@@ -113,7 +113,8 @@ async fn housekeep(partition: &Partition, config: &TopicConfig, pacer: &mut Budg
             min_cleanable_dirty_ratio: config.min_cleanable_dirty_ratio,
         };
         let started = std::time::Instant::now();
-        match partition.log.compact(now, &policy, pacer).await {
+        let txns = CleanerView(partition);
+        match partition.log.compact(now, &policy, &txns, pacer).await {
             Ok(Some(s)) if s.segments_rewritten > 0 => {
                 partition.forget_cached_tail();
                 // bytes_scanned and elapsed_us give the cleaner's throughput

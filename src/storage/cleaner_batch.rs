@@ -19,8 +19,12 @@
 //!   after the horizon drops the batch's tombstones. So a consumer that
 //!   read up to a tombstone's offset within `delete.retention.ms` of it
 //!   being cleaned sees it, whatever the producer's clock said.
-//! - Transactional and control batches are kept whole (aborted data is
-//!   not removed; see ARCHITECTURE.md).
+//! - **Transactions** (`cleaner_txn`): a batch of an aborted transaction
+//!   goes whole, a committed one is filtered like any other, and a marker
+//!   is kept, given a delete horizon, or removed by [`clean_batch`]. A
+//!   batch whose records all go keeps its header if it has a producer
+//!   (sequence numbers), with the transactional bit cleared; otherwise it
+//!   joins a run written as one empty batch with no producer.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -29,16 +33,23 @@ use crate::protocol::batch::{rebuild_batch, rebuild_batch_body, BatchHeader, BAT
 use crate::protocol::compression::Codec;
 use crate::protocol::records::{rebase_record, records_in, RecordView};
 
+use super::cleaner_txn::{horizon_of, AbortedLookup, MarkerFate, TxnTracker, ATTR_DELETE_HORIZON};
+
 /// Largest decompressed records section the cleaner handles per batch, in
 /// bytes. Kafka's batches are at most `max.message.bytes` (1 MiB by
 /// default) compressed; 64 MiB allows a ratio of 64 there while bounding
 /// what one hostile batch can make the shard allocate.
 pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 << 20;
 
-/// Attributes bit 6: the base timestamp holds the delete horizon.
-const ATTR_DELETE_HORIZON: i16 = 0x40;
 const ATTRIBUTES_AT: usize = 21;
 const BASE_TIMESTAMP_AT: usize = 27;
+const PRODUCER_ID_AT: usize = 43;
+/// Attribute bits of the codec.
+const ATTR_CODEC: i16 = 0x07;
+/// Attribute bit 4: transactional.
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// Attribute bit 5: control batch.
+const ATTR_CONTROL: i16 = 0x20;
 
 /// Latest offset per key over the mapped segments.
 pub(super) type OffsetMap = HashMap<Vec<u8>, i64>;
@@ -50,12 +61,12 @@ pub(super) struct Decoded<'a> {
     body: Cow<'a, [u8]>,
 }
 
-/// Reads `batch` for filtering. `Ok(None)`: kept whole by rule
-/// (transactional or control); `Err`: kept whole because it cannot be
-/// read (the reason, for the log).
+/// Reads `batch` for filtering. `Ok(None)`: a control batch (markers
+/// have their own rules); `Err`: kept whole because it cannot be read (the
+/// reason, for the log).
 pub(super) fn decode(batch: &[u8]) -> Result<Option<Decoded<'_>>, String> {
     let header = BatchHeader::parse(batch).map_err(|e| e.to_string())?;
-    if header.is_control() || header.is_transactional() {
+    if header.is_control() {
         return Ok(None);
     }
     let raw = batch
@@ -87,7 +98,7 @@ impl Decoded<'_> {
 
     /// The delete horizon set on this batch by an earlier cleaning.
     pub(super) fn delete_horizon(&self) -> Option<i64> {
-        (self.header.attributes() & ATTR_DELETE_HORIZON != 0).then(|| self.header.base_timestamp())
+        horizon_of(self.header)
     }
 }
 
@@ -95,6 +106,7 @@ impl Decoded<'_> {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Rules<'m> {
     pub(super) map: &'m OffsetMap,
+    pub(super) aborted: &'m AbortedLookup,
     pub(super) now_ms: i64,
     pub(super) delete_retention_ms: i64,
 }
@@ -182,9 +194,10 @@ pub(super) fn rewrite(batch: &[u8], decoded: &Decoded<'_>, plan: &Plan<'_>) -> O
     let count = plan.keep.iter().filter(|k| **k).count() as i32;
     let body = match decoded.codec {
         // An emptied batch (kept for its producer's sequence numbers) is
-        // written uncompressed, as Kafka's cleaner writes empty headers.
-        Some(_) if count == 0 => {
-            clear_codec(&mut head);
+        // written uncompressed, as Kafka's cleaner writes empty headers,
+        // and is no longer transactional (see `cleaner_txn`).
+        _ if count == 0 => {
+            clear_attributes(&mut head, ATTR_CODEC | ATTR_TRANSACTIONAL);
             body
         }
         Some(codec) => match codec.compress(&body) {
@@ -205,10 +218,48 @@ pub(super) fn rewrite(batch: &[u8], decoded: &Decoded<'_>, plan: &Plan<'_>) -> O
     ))
 }
 
-/// Turns off the codec bits of a batch header about to hold no records.
-fn clear_codec(head: &mut [u8]) {
+/// Turns off attribute `bits` of a batch header (one about to hold no
+/// records: codec, transactional, control).
+fn clear_attributes(head: &mut [u8], bits: i16) {
     let attributes = i16::from_be_bytes([head[ATTRIBUTES_AT], head[ATTRIBUTES_AT + 1]]);
-    head[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&(attributes & !0x07).to_be_bytes());
+    head[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&(attributes & !bits).to_be_bytes());
+}
+
+/// The header of `batch` holding no records and no producer: a removed
+/// marker's offsets, or a run of emptied batches, carry no producer state.
+fn neutral_header(batch: &[u8]) -> Vec<u8> {
+    let mut head = batch[..BATCH_HEADER_LEN].to_vec();
+    clear_attributes(&mut head, ATTR_CODEC | ATTR_TRANSACTIONAL | ATTR_CONTROL);
+    head[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    head[PRODUCER_ID_AT + 8..PRODUCER_ID_AT + 10].copy_from_slice(&(-1i16).to_be_bytes());
+    head[PRODUCER_ID_AT + 10..PRODUCER_ID_AT + 14].copy_from_slice(&(-1i32).to_be_bytes());
+    head
+}
+
+/// `batch` with no records, keeping its producer fields (sequence numbers)
+/// but not the transactional bit.
+fn emptied(batch: &[u8], header: &BatchHeader) -> Vec<u8> {
+    let mut head = batch[..BATCH_HEADER_LEN].to_vec();
+    clear_attributes(&mut head, ATTR_CODEC | ATTR_TRANSACTIONAL);
+    rebuild_batch(&head, &[], header.last_offset_delta())
+}
+
+/// A control batch with its delete horizon set to `horizon` (the record's
+/// timestamp is kept). `None` if it cannot be re-encoded.
+fn with_horizon(batch: &[u8], header: &BatchHeader, horizon: i64) -> Option<Vec<u8>> {
+    let body = batch.get(BATCH_HEADER_LEN..header.total_len())?;
+    let decoded = Decoded {
+        header,
+        codec: None,
+        body: Cow::Borrowed(body),
+    };
+    let records = decoded.records()?;
+    let plan = Plan {
+        keep: vec![true; records.len()],
+        records,
+        new_horizon: Some(horizon),
+    };
+    rewrite(batch, &decoded, &plan)
 }
 
 /// A run of batches whose records all went, to be written as one empty
@@ -226,9 +277,7 @@ impl EmptyRun {
                 .expect("header kept whole")
                 .base_offset();
             let delta = i32::try_from(last_offset - base).expect("run limited to i32 offsets");
-            let mut head = header;
-            clear_codec(&mut head);
-            out.extend_from_slice(&rebuild_batch(&head, &[], delta));
+            out.extend_from_slice(&rebuild_batch(&neutral_header(&header), &[], delta));
         }
     }
 
@@ -249,51 +298,138 @@ impl EmptyRun {
     }
 }
 
-/// Appends the cleaned form of `batch` to `out`; returns records dropped.
-/// `warn` names the segment in the log line for a batch kept because it
-/// cannot be read.
-pub(super) fn rewrite_batch(
+/// Where a rewrite puts its output; absent when a pass only checks
+/// whether a segment changes.
+pub(super) struct Sink<'s> {
+    pub(super) run: &'s mut EmptyRun,
+    pub(super) out: &'s mut Vec<u8>,
+    /// Logs a batch kept whole because it cannot be read.
+    pub(super) warn: &'s dyn Fn(i64, &str),
+    /// Markers removed from the segment (their index entries go).
+    pub(super) removed_markers: &'s mut Vec<i64>,
+}
+
+impl Sink<'_> {
+    fn keep(&mut self, batch: &[u8]) {
+        self.run.flush(self.out);
+        self.out.extend_from_slice(batch);
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.run.flush(self.out);
+        self.out.extend_from_slice(bytes);
+    }
+}
+
+/// What [`clean_batch`] did to one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Cleaned {
+    /// The output differs from the batch.
+    pub(super) changed: bool,
+    /// Records dropped (a removed marker counts as one).
+    pub(super) dropped: u64,
+}
+
+/// Decides the cleaned form of `batch` under `rules`, updating `txns`, and
+/// appends it to `sink` if there is one. Checking and rewriting call it
+/// with the same tracker state and so decide alike.
+pub(super) fn clean_batch(
     batch: &[u8],
     rules: &Rules<'_>,
-    run: &mut EmptyRun,
-    out: &mut Vec<u8>,
-    warn: &dyn Fn(i64, &str),
-) -> u64 {
+    txns: &mut TxnTracker,
+    sink: Option<&mut Sink<'_>>,
+) -> Cleaned {
     let header = BatchHeader::parse(batch).expect("reader yields whole batches");
+    let unchanged = Cleaned::default();
+    if header.is_control() {
+        return clean_marker(batch, header, rules, txns, sink);
+    }
+    if rules.aborted.holds(header) {
+        txns.on_data(header, false);
+        if let Some(s) = sink {
+            s.put(&emptied(batch, header));
+        }
+        return Cleaned {
+            changed: true,
+            dropped: u64::try_from(header.records_count()).unwrap_or(0),
+        };
+    }
     let decoded = match decode(batch) {
         Ok(Some(d)) => d,
-        Ok(None) => {
-            run.flush(out);
-            out.extend_from_slice(batch);
-            return 0;
-        }
+        Ok(None) => unreachable!("control batches are handled above"),
         Err(reason) => {
-            warn(header.base_offset(), &reason);
-            run.flush(out);
-            out.extend_from_slice(batch);
-            return 0;
+            txns.on_data(header, header.records_count() > 0);
+            if let Some(s) = sink {
+                (s.warn)(header.base_offset(), &reason);
+                s.keep(batch);
+            }
+            return unchanged;
         }
     };
     let plan = plan(&decoded, rules);
-    if !plan.changes() {
-        run.flush(out);
-        out.extend_from_slice(batch);
-        return 0;
-    }
     let kept = plan.keep.iter().filter(|k| **k).count();
-    if kept == 0 && header.producer_id() < 0 {
-        run.extend(batch, header, out);
-        return plan.dropped();
+    txns.on_data(header, kept > 0);
+    if !plan.changes() {
+        if let Some(s) = sink {
+            s.keep(batch);
+        }
+        return unchanged;
     }
-    run.flush(out);
+    let cleaned = Cleaned {
+        changed: true,
+        dropped: plan.dropped(),
+    };
+    let Some(s) = sink else {
+        return cleaned;
+    };
+    if kept == 0 && header.producer_id() < 0 {
+        s.run.extend(batch, header, s.out);
+        return cleaned;
+    }
     match rewrite(batch, &decoded, &plan) {
         Some(rewritten) => {
-            out.extend_from_slice(&rewritten);
-            plan.dropped()
+            s.put(&rewritten);
+            cleaned
         }
         None => {
-            out.extend_from_slice(batch);
-            0
+            s.keep(batch);
+            unchanged
         }
+    }
+}
+
+/// [`clean_batch`] for a control batch (see `cleaner_txn`).
+fn clean_marker(
+    batch: &[u8],
+    header: &BatchHeader,
+    rules: &Rules<'_>,
+    txns: &mut TxnTracker,
+    sink: Option<&mut Sink<'_>>,
+) -> Cleaned {
+    let fate = txns.on_marker(batch, header, rules.now_ms, rules.delete_retention_ms);
+    let output = match fate {
+        MarkerFate::Keep | MarkerFate::Horizon { set: None } => None,
+        MarkerFate::Remove => Some(None),
+        MarkerFate::Horizon { set: Some(h) } => with_horizon(batch, header, h).map(Some),
+    };
+    let Some(output) = output else {
+        if let Some(s) = sink {
+            s.keep(batch);
+        }
+        return Cleaned::default();
+    };
+    let removed = output.is_none();
+    if let Some(s) = sink {
+        match output {
+            Some(marked) => s.put(&marked),
+            None => {
+                s.run.extend(batch, header, s.out);
+                s.removed_markers.push(header.base_offset());
+            }
+        }
+    }
+    Cleaned {
+        changed: true,
+        dropped: u64::from(removed),
     }
 }

@@ -156,7 +156,7 @@ fn cleaner_compacts_compressed_batches_every_codec() {
         let log = open(&disk);
         let expected = fill(&log, Some(codec));
         let before = log.size_bytes();
-        let stats = block_on(log.compact(2_000, &policy(1_000), &mut NoPacing))
+        let stats = block_on(log.compact(2_000, &policy(1_000), &NoTxns, &mut NoPacing))
             .unwrap()
             .expect("due");
         assert!(stats.records_removed > 300, "{codec:?} {stats:?}");
@@ -192,7 +192,7 @@ fn cleaner_tombstones_age_from_cleaning_time() {
     // Cleaned long after the tombstones' own timestamps (1_100): they stay,
     // with a delete horizon of now + delete.retention.ms.
     let now = 50_000;
-    block_on(log.compact(now, &policy(1_000), &mut NoPacing))
+    block_on(log.compact(now, &policy(1_000), &NoTxns, &mut NoPacing))
         .unwrap()
         .expect("due");
     let (got, stamps, _) = read_all(&log);
@@ -208,12 +208,12 @@ fn cleaner_tombstones_age_from_cleaning_time() {
     assert_eq!(header.compression(), 3);
     // Not yet due: no pass.
     assert!(
-        block_on(log.compact(now + 999, &policy(1_000), &mut NoPacing))
+        block_on(log.compact(now + 999, &policy(1_000), &NoTxns, &mut NoPacing))
             .unwrap()
             .is_none()
     );
     // At the horizon the pass is due without new data, and they go.
-    let stats = block_on(log.compact(now + 1_000, &policy(1_000), &mut NoPacing))
+    let stats = block_on(log.compact(now + 1_000, &policy(1_000), &NoTxns, &mut NoPacing))
         .unwrap()
         .expect("due by the horizon");
     assert_eq!(stats.records_removed, 2);
@@ -222,7 +222,7 @@ fn cleaner_tombstones_age_from_cleaning_time() {
     without.remove("key4");
     assert_eq!(read_all(&log).0, without);
     assert!(
-        block_on(log.compact(now + 5_000, &policy(1_000), &mut NoPacing))
+        block_on(log.compact(now + 5_000, &policy(1_000), &NoTxns, &mut NoPacing))
             .unwrap()
             .is_none()
     );
@@ -242,7 +242,7 @@ fn cleaner_keeps_undecodable_compressed_batches_whole() {
     put(&log, &[("key1", Some("newer"))], 1_002, Some(Codec::Zstd));
     put(&log, &[("sentinel", Some("s"))], 100_000, None);
     block_on(log.flush()).unwrap();
-    let stats = block_on(log.compact(2_000, &policy(1_000), &mut NoPacing))
+    let stats = block_on(log.compact(2_000, &policy(1_000), &NoTxns, &mut NoPacing))
         .unwrap()
         .expect("due");
     assert_eq!(stats.records_removed, 1, "only the uncompressed 'new' goes");

@@ -2,14 +2,16 @@
 //!
 //! A pass, on the owner shard, under the log's housekeeping lock:
 //! 1. **Cleanable range**: the leading closed, fully durable segments whose
-//!    newest batch is at least `min.compaction.lag.ms` old (never the
-//!    active segment). The pass runs when dirty bytes (segments past the
+//!    newest batch is at least `min.compaction.lag.ms` old and that end at
+//!    or before the last stable offset (never the active segment, never
+//!    data of an open transaction, whose outcome is unknown). The pass runs when dirty bytes (segments past the
 //!    last pass's end) are at least `min.cleanable.dirty.ratio` of the
 //!    range, or when the oldest dirty segment is older than
 //!    `max.compaction.lag.ms`.
 //! 2. **Offset map**: one read of the range records, per key, the offset of
 //!    its latest record (full keys, at most [`OFFSET_MAP_BYTES_MAX`]; if
 //!    the map fills up, only the segments mapped completely are cleaned).
+//!    Records of aborted transactions and markers are not mapped.
 //! 3. **Rewrite**, segment by segment, skipping segments with nothing to
 //!    change. A record goes if a later record has its key, or if it is a
 //!    tombstone (null value) whose batch's delete horizon has passed; a
@@ -23,11 +25,18 @@
 //!    records all go becomes part of one empty batch covering the run of
 //!    such batches (Kafka clients skip empty batches; Kafka's own cleaner
 //!    leaves them too). Batches of idempotent producers keep their own
-//!    header, so sequence numbers survive.
+//!    header, so sequence numbers survive. Transactions follow Kafka's
+//!    rules (`cleaner_txn`): aborted data goes whole, committed data is
+//!    compacted, a marker stays while its transaction has records, then
+//!    gets a delete horizon and goes after it.
 //! 4. **Swap**, crash-safe at every step: the cleaned segment is written to
 //!    `<base>.cleaned.tmp` and fdatasynced; the old `.index` is removed;
 //!    the temp file is renamed over `<base>.log` (atomic) and the directory
-//!    synced; the new time index and offset index are written. A crash
+//!    synced; the new time index and offset index are written. If the
+//!    rewrite removes ABORT markers, their aborted-index entries are
+//!    dropped first (in memory and the segment's `.txnindex`): a marker
+//!    without its entry is harmless, an entry without its marker is not
+//!    (see `cleaner_txn`). A crash
 //!    before the rename leaves the old segment (recovery deletes `*.tmp`);
 //!    after it, the new one; a missing index is rebuilt by recovery. Either
 //!    way every latest value is in the log.
@@ -35,9 +44,7 @@
 //! Limits, documented rather than hidden:
 //! - A compressed batch over `DECOMPRESSED_BATCH_BYTES_MAX` or that does
 //!   not decode is kept whole (logged), and its keys are not mapped.
-//! - Transactional and control batches are kept whole (aborted data is
-//!   not removed).
-//! - The dirty mark and the next tombstone horizon are kept in memory:
+//! - The dirty mark and the next tombstone or marker horizon are kept in memory:
 //!   after a restart the first pass sees the whole range as dirty and
 //!   cleans once, which also finds the horizons again.
 //! - Cleaner I/O is paced by the caller's [`IoPacer`] (bytes/s budget).
@@ -47,14 +54,15 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::cleaner_batch::{decode, plan, rewrite_batch, EmptyRun, OffsetMap, Rules};
+use super::cleaner_batch::{clean_batch, decode, Cleaned, EmptyRun, OffsetMap, Rules, Sink};
 use super::cleaner_io::{BatchReader, SegmentWriter};
+use super::cleaner_txn::{AbortedLookup, CleanerTxns, TxnTracker};
 use super::disk::Disk;
 use super::error::StorageError;
 use super::fault::{reached, Step};
 use super::log::PartitionLog;
 use super::scan::batch_info;
-use super::segment::{segment_path, Segment};
+use super::segment::{segment_path, Segment, TXN_INDEX_EXTENSION};
 use super::small_file::{sync_parent, write_small_file};
 use crate::protocol::batch::BATCH_HEADER_LEN;
 
@@ -107,8 +115,10 @@ pub struct CompactionStats {
     pub bytes_before: u64,
     /// See `bytes_before`.
     pub bytes_after: u64,
-    /// Records dropped.
+    /// Records dropped (markers included).
     pub records_removed: u64,
+    /// Transaction markers removed (past their delete horizon).
+    pub markers_removed: u64,
 }
 
 /// A segment of the cleanable range, copied out of the log.
@@ -122,21 +132,24 @@ struct Target<F> {
 
 impl<D: Disk> PartitionLog<D> {
     /// Runs one compaction pass at wall-clock `now_ms` if the dirty ratio
-    /// (or the max lag, or a tombstone's delete horizon) asks for it;
-    /// `None` when nothing was due.
-    pub async fn compact<P: IoPacer>(
+    /// (or the max lag, or a tombstone's or marker's delete horizon) asks
+    /// for it; `None` when nothing was due. `txns` is the partition's
+    /// transaction state ([`super::NoTxns`] where there is none).
+    pub async fn compact<P: IoPacer, T: CleanerTxns>(
         &self,
         now_ms: i64,
         policy: &CompactionPolicy,
+        txns: &T,
         pacer: &mut P,
     ) -> Result<Option<CompactionStats>, StorageError> {
         let _serial = self.housekeeping_lock.lock().await;
         self.check_writable()?;
-        let Some(targets) = self.cleanable(now_ms, policy) else {
+        let Some(targets) = self.cleanable(now_ms, policy, txns.stable_end()) else {
             return Ok(None);
         };
+        let aborted = AbortedLookup::new(&txns.aborted());
         let (map, mapped, due) = self
-            .build_offset_map(&targets, now_ms, policy, pacer)
+            .build_offset_map(&targets, &aborted, now_ms, policy, pacer)
             .await?;
         if mapped == 0 {
             tracing::warn!(dir = %self.dir.display(),
@@ -145,6 +158,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         let rules = Rules {
             map: &map,
+            aborted: &aborted,
             now_ms,
             delete_retention_ms: policy.delete_retention_ms,
         };
@@ -153,17 +167,32 @@ impl<D: Disk> PartitionLog<D> {
             bytes_scanned: targets[..mapped].iter().map(|t| t.log_bytes).sum(),
             ..Default::default()
         };
+        let mut tracker = TxnTracker::default();
         for target in &targets[..mapped] {
-            self.clean_segment(target, &rules, pacer, &mut stats)
+            let pass = Pass {
+                rules: &rules,
+                txns,
+            };
+            self.clean_segment(target, &pass, &mut tracker, pacer, &mut stats)
                 .await?;
         }
         self.clean_offset.set(targets[mapped - 1].end_offset);
+        let due = match (due, tracker.due_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.tombstones_due_ms.set(due);
         Ok(Some(stats))
     }
 
-    /// The cleanable range, if a pass is due.
-    fn cleanable(&self, now_ms: i64, policy: &CompactionPolicy) -> Option<Vec<Target<D::File>>> {
+    /// The cleanable range, if a pass is due: it ends at or before
+    /// `stable_end` (the last stable offset).
+    fn cleanable(
+        &self,
+        now_ms: i64,
+        policy: &CompactionPolicy,
+        stable_end: i64,
+    ) -> Option<Vec<Target<D::File>>> {
         let segments = self.segments.borrow();
         let lag_horizon = now_ms.saturating_sub(policy.min_compaction_lag_ms);
         let mut targets = Vec::new();
@@ -174,7 +203,7 @@ impl<D: Disk> PartitionLog<D> {
             let Some(file) = s
                 .file
                 .clone()
-                .filter(|_| closed && s.max_timestamp <= lag_horizon)
+                .filter(|_| closed && s.max_timestamp <= lag_horizon && s.end_offset <= stable_end)
             else {
                 break;
             };
@@ -209,6 +238,7 @@ impl<D: Disk> PartitionLog<D> {
     async fn build_offset_map<P: IoPacer>(
         &self,
         targets: &[Target<D::File>],
+        aborted: &AbortedLookup,
         now_ms: i64,
         policy: &CompactionPolicy,
         pacer: &mut P,
@@ -220,9 +250,14 @@ impl<D: Disk> PartitionLog<D> {
         for (i, target) in targets.iter().enumerate() {
             let mut reader = BatchReader::new(&*target.file, &target.path, target.log_bytes);
             while let Some(batch) = reader.next().await? {
+                // Markers have no keys; aborted records never count as a
+                // key's latest value (Kafka skips them too).
                 let Ok(Some(decoded)) = decode(batch) else {
                     continue;
                 };
+                if aborted.holds(decoded.header) {
+                    continue;
+                }
                 let horizon = decoded.delete_horizon();
                 for record in decoded.records().into_iter().flatten() {
                     // A tombstone past its horizon goes in this pass; one
@@ -256,14 +291,17 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Rewrites one segment if it has anything to change, and swaps it in.
-    async fn clean_segment<P: IoPacer>(
+    /// `tracker` carries transaction state from the previous segments.
+    async fn clean_segment<P: IoPacer, T: CleanerTxns>(
         &self,
         target: &Target<D::File>,
-        rules: &Rules<'_>,
+        pass: &Pass<'_, T>,
+        tracker: &mut TxnTracker,
         pacer: &mut P,
         stats: &mut CompactionStats,
     ) -> Result<(), StorageError> {
-        if !self.has_changes(target, rules).await? {
+        let mut replay = tracker.clone();
+        if !self.has_changes(target, pass.rules, tracker).await? {
             return Ok(());
         }
         let tmp = self
@@ -273,6 +311,7 @@ impl<D: Disk> PartitionLog<D> {
         let mut segment = Segment::new(&self.dir, target.base_offset);
         let interval = u64::from(self.config.get().index_interval_bytes);
         let mut run = EmptyRun::default();
+        let mut removed_markers = Vec::new();
         let mut reader = BatchReader::new(&*target.file, &target.path, target.log_bytes);
         let mut since_pace = 0u64;
         let dir = self.dir.clone();
@@ -283,7 +322,14 @@ impl<D: Disk> PartitionLog<D> {
         while let Some(batch) = reader.next().await? {
             since_pace += batch.len() as u64;
             let mut out = Vec::new();
-            stats.records_removed += rewrite_batch(batch, rules, &mut run, &mut out, &warn);
+            let mut sink = Sink {
+                run: &mut run,
+                out: &mut out,
+                warn: &warn,
+                removed_markers: &mut removed_markers,
+            };
+            let cleaned = clean_batch(batch, pass.rules, &mut replay, Some(&mut sink));
+            stats.records_removed += cleaned.dropped;
             append_output(&mut writer, &mut segment, &out, interval);
             writer.write_full_chunks(&self.disk).await?;
             if since_pace >= CLEANER_PACE_STEP_BYTES {
@@ -309,25 +355,54 @@ impl<D: Disk> PartitionLog<D> {
         stats.segments_rewritten += 1;
         stats.bytes_before += target.log_bytes;
         stats.bytes_after += segment.log_bytes;
+        stats.markers_removed += removed_markers.len() as u64;
+        self.forget_markers(target, pass.txns, &removed_markers)
+            .await?;
         self.swap_in(target, &tmp, file, segment).await
     }
 
-    /// True if the rewrite would drop a record or set a delete horizon.
+    /// True if the rewrite would change a batch. Reads the whole segment:
+    /// `tracker` must see every transactional batch.
     async fn has_changes(
         &self,
         target: &Target<D::File>,
         rules: &Rules<'_>,
+        tracker: &mut TxnTracker,
     ) -> Result<bool, StorageError> {
         let mut reader = BatchReader::new(&*target.file, &target.path, target.log_bytes);
+        let mut changes = false;
         while let Some(batch) = reader.next().await? {
-            let Ok(Some(decoded)) = decode(batch) else {
-                continue;
-            };
-            if plan(&decoded, rules).changes() {
-                return Ok(true);
-            }
+            let cleaned: Cleaned = clean_batch(batch, rules, tracker, None);
+            changes |= cleaned.changed;
         }
-        Ok(false)
+        Ok(changes)
+    }
+
+    /// Drops the aborted-index entries of `markers` (about to be removed
+    /// from `target`), in memory and in the segment's `.txnindex`, before
+    /// the cleaned segment replaces the old one.
+    async fn forget_markers<T: CleanerTxns>(
+        &self,
+        target: &Target<D::File>,
+        txns: &T,
+        markers: &[i64],
+    ) -> Result<(), StorageError> {
+        if markers.is_empty() {
+            return Ok(());
+        }
+        let Some(bytes) = txns.remove_markers(target.base_offset, markers) else {
+            return Ok(());
+        };
+        let path = segment_path(&self.dir, target.base_offset, TXN_INDEX_EXTENSION);
+        if !bytes.is_empty() {
+            return write_small_file(&self.disk, &path, &bytes).await;
+        }
+        if self.disk.exists(&path).await.unwrap_or(true) {
+            let removed = self.disk.remove_file(&path).await;
+            removed.map_err(StorageError::io_at("remove txn index", &path, None))?;
+            sync_parent(&self.disk, &path).await?;
+        }
+        Ok(())
     }
 
     /// Replaces segment `target` by the cleaned file at `tmp` (see the
@@ -366,6 +441,12 @@ impl<D: Disk> PartitionLog<D> {
         segments[at] = segment;
         Ok(())
     }
+}
+
+/// What every segment of one pass is cleaned with.
+struct Pass<'p, T> {
+    rules: &'p Rules<'p>,
+    txns: &'p T,
 }
 
 /// Adds output batches to the writer and to the new segment's indexes.

@@ -281,7 +281,7 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     let before = log.size_bytes();
     // Tombstones survive their first cleaning: it sets their delete
     // horizon to now + delete.retention.ms (3_000).
-    let stats = block_on(log.compact(2_000, &policy(), &mut NoPacing))
+    let stats = block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing))
         .unwrap()
         .expect("due");
     assert!(
@@ -296,15 +296,17 @@ fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     assert_eq!(latest_in(&log), expected);
     assert_eq!(log.next_offset(), 203);
     // Nothing new is dirty: no second pass.
-    assert!(block_on(log.compact(2_000, &policy(), &mut NoPacing))
-        .unwrap()
-        .is_none());
+    assert!(
+        block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing))
+            .unwrap()
+            .is_none()
+    );
     // Reopened (indexes rewritten by the swap) it reads the same.
     block_on(log.close()).unwrap();
     let log = open(&disk, config());
     assert_eq!(latest_in(&log), expected);
     // At the horizon (persisted in the batch) the tombstones go.
-    let stats = block_on(log.compact(3_000, &policy(), &mut NoPacing))
+    let stats = block_on(log.compact(3_000, &policy(), &NoTxns, &mut NoPacing))
         .unwrap()
         .expect("after restart all is dirty");
     assert_eq!(stats.records_removed, 2);
@@ -322,15 +324,17 @@ fn compaction_honours_lag_and_dirty_ratio() {
         min_compaction_lag_ms: 1_000_000,
         ..policy()
     };
-    assert!(block_on(log.compact(2_000, &lagged, &mut NoPacing))
-        .unwrap()
-        .is_none());
+    assert!(
+        block_on(log.compact(2_000, &lagged, &NoTxns, &mut NoPacing))
+            .unwrap()
+            .is_none()
+    );
     let picky = CompactionPolicy {
         min_cleanable_dirty_ratio: 1.0,
         ..policy()
     };
     assert!(
-        block_on(log.compact(2_000, &picky, &mut NoPacing))
+        block_on(log.compact(2_000, &picky, &NoTxns, &mut NoPacing))
             .unwrap()
             .is_some(),
         "all dirty: ratio 1"
@@ -351,9 +355,11 @@ fn compaction_honours_lag_and_dirty_ratio() {
     }
     put(&log2, &[(Some("sentinel2"), Some("s2"))], 400_000);
     block_on(log2.flush()).unwrap();
-    assert!(block_on(log2.compact(500_000, &overdue, &mut NoPacing))
-        .unwrap()
-        .is_some());
+    assert!(
+        block_on(log2.compact(500_000, &overdue, &NoTxns, &mut NoPacing))
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(latest_in(&log2)["key1"].1.as_deref(), Some("late19"));
 }
 
@@ -361,7 +367,7 @@ fn compaction_honours_lag_and_dirty_ratio() {
 fn compaction_leaves_empty_batches_that_keep_offsets_dense() {
     let disk = MemDisk::new();
     let (log, _) = keyed(&disk);
-    block_on(log.compact(2_000, &policy(), &mut NoPacing)).unwrap();
+    block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing)).unwrap();
     let mut expected_next = 0;
     let mut offset = 0;
     while offset < log.high_watermark() {
@@ -385,7 +391,7 @@ fn crash_during_compaction_loses_nothing() {
         let disk = MemDisk::new();
         let (log, expected) = keyed(&disk);
         disk.fail_after(ops, libc::EIO);
-        let result = block_on(log.compact(2_000, &policy(), &mut NoPacing));
+        let result = block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing));
         disk.clear_faults();
         drop(log);
         disk.crash();
@@ -408,7 +414,7 @@ fn crash_during_compaction_loses_nothing() {
         assert_eq!(got, expected, "crash after {ops} operations ({result:?})");
         assert_eq!(log.next_offset(), 203);
         // And the restarted log compacts to the exact result.
-        block_on(log.compact(2_000, &policy(), &mut NoPacing)).unwrap();
+        block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing)).unwrap();
         assert_eq!(latest_in(&log), expected, "after {ops}");
         if result.is_ok() {
             finished = true;

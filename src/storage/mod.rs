@@ -47,6 +47,7 @@
 mod checkpoint;
 mod cleaner_batch;
 mod cleaner_io;
+mod cleaner_txn;
 mod compaction;
 mod disk;
 mod dma_disk;
@@ -66,6 +67,8 @@ mod small_file;
 #[cfg(test)]
 mod cleaner_tests;
 #[cfg(test)]
+mod cleaner_txn_tests;
+#[cfg(test)]
 mod full_disk_tests;
 #[cfg(test)]
 mod lifecycle_tests;
@@ -75,6 +78,7 @@ mod tests;
 pub use checkpoint::CHECKPOINT_FILE_NAME;
 pub use cleaner_batch::DECOMPRESSED_BATCH_BYTES_MAX;
 pub use cleaner_io::CLEANER_READ_BYTES;
+pub use cleaner_txn::{AbortedTxnRange, CleanerTxns, NoTxns};
 pub use compaction::{
     CompactionPolicy, CompactionStats, IoPacer, NoPacing, CLEANER_PACE_STEP_BYTES,
     OFFSET_MAP_BYTES_MAX, OFFSET_MAP_ENTRY_OVERHEAD_BYTES,

@@ -13,6 +13,7 @@
 
 mod read;
 mod txn;
+pub(crate) use txn::CleanerView;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -53,6 +54,10 @@ pub struct Partition {
     producers: RefCell<ProducerStateTable>,
     /// Aborted transactions, for read_committed fetches.
     aborted: RefCell<AbortedIndex>,
+    /// First offsets of aborted transactions whose marker is appended but
+    /// whose index entry is not in `aborted` yet: the cleaner stays below
+    /// them (it must know every aborted transaction it reads).
+    aborts_in_flight: RefCell<Vec<i64>>,
     waiters: RefCell<Vec<oneshot::Sender<PartitionReply>>>,
     /// The offset of the last producer-state snapshot written.
     producers_saved_at: Cell<i64>,
@@ -89,6 +94,7 @@ impl Partition {
             tail,
             producers: RefCell::new(producers),
             aborted: RefCell::new(aborted),
+            aborts_in_flight: RefCell::new(Vec::new()),
             producers_saved_at: Cell::new(-1),
             append_lock: futures::lock::Mutex::new(()),
             waiters: RefCell::new(Vec::new()),

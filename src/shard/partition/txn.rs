@@ -21,6 +21,7 @@ use crate::producer::aborted::{append_to_file, AbortedEntry, AbortedIndex};
 use crate::protocol::control::encode_marker;
 use crate::protocol::fetch_writer::RecordSlices;
 use crate::shard::PartitionReply;
+use crate::storage::{AbortedTxnRange, CleanerTxns};
 
 impl Partition {
     /// The last stable offset: no open transaction starts below it.
@@ -132,6 +133,9 @@ impl Partition {
                 .first_unstable_offset()
                 .unwrap_or(info.base_offset + 1)
                 .min(info.base_offset + 1);
+            if let (false, Some(first_offset)) = (commit, first) {
+                self.aborts_in_flight.borrow_mut().push(first_offset);
+            }
             let entry = match (commit, first) {
                 (false, Some(first_offset)) => Some((
                     self.log.segment_base_of(info.base_offset),
@@ -146,7 +150,16 @@ impl Partition {
             };
             (info.base_offset, entry)
         };
-        if let Err(e) = self.flush().await {
+        let flushed = self.flush().await;
+        if let Some((_, entry)) = &entry {
+            // Pushed below, before any await: the cleaner sees it in the
+            // index from now on.
+            let mut in_flight = self.aborts_in_flight.borrow_mut();
+            if let Some(at) = in_flight.iter().position(|&f| f == entry.first_offset) {
+                in_flight.swap_remove(at);
+            }
+        }
+        if let Err(e) = flushed {
             return self.storage_failure("flush", e);
         }
         if let Some((segment_base, entry)) = entry {
@@ -170,6 +183,37 @@ impl Partition {
     pub fn prune_aborted_index(&self) {
         let first = self.log.segment_base_of(i64::MIN);
         self.aborted.borrow_mut().prune_below(first);
+    }
+}
+
+/// The cleaner's view of a partition's transactions (`storage::cleaner_txn`).
+pub(crate) struct CleanerView<'p>(pub(crate) &'p Partition);
+
+impl CleanerTxns for CleanerView<'_> {
+    fn stable_end(&self) -> i64 {
+        let in_flight = self.0.aborts_in_flight.borrow().iter().copied().min();
+        let lso = self.0.last_stable_offset();
+        in_flight.map_or(lso, |first| first.min(lso))
+    }
+
+    fn aborted(&self) -> Vec<AbortedTxnRange> {
+        self.0
+            .aborted
+            .borrow()
+            .entries()
+            .map(|e| AbortedTxnRange {
+                producer_id: e.producer_id,
+                first_offset: e.first_offset,
+                marker_offset: e.last_offset,
+            })
+            .collect()
+    }
+
+    fn remove_markers(&self, segment_base: i64, marker_offsets: &[i64]) -> Option<Vec<u8>> {
+        self.0
+            .aborted
+            .borrow_mut()
+            .remove_markers(segment_base, marker_offsets)
     }
 }
 
