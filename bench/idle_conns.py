@@ -12,8 +12,8 @@ Prints "ready N" on stdout once every connection is open (or "failed K of N:
 reason" and exits 1), then waits for EOF on stdin and closes them all.
 
 With --first-request-bytes B each connection first sends a Produce v3 of
-about B bytes (one batch, to a topic that does not exist) and reads its
-answer: what an idle connection costs after a large request.
+about B bytes (one batch, to an illegal topic name, so nothing is created
+or stored) and reads its answer: what an idle connection costs after a large request.
 
 Usage: bench/idle_conns.py HOST PORT N [--first-request-bytes B]
 """
@@ -44,9 +44,9 @@ def api_versions_v0(correlation_id: int) -> bytes:
 
 
 def produce_v3(correlation_id: int, request_bytes: int) -> bytes:
-    """A Produce v3 of about `request_bytes` to a topic that does not exist."""
+    """A Produce v3 of about `request_bytes` to an illegal topic name."""
     client_id = b"idle"
-    topic = b"idle-conns-no-such-topic"
+    topic = b"idle conns: no such topic"  # illegal: never auto-created
     batch = kafka_raw.record_batch_v2([(None, b"x" * max(0, request_bytes - 200))])
     body = (
         struct.pack(">hhih", 0, 3, correlation_id, len(client_id)) + client_id
