@@ -11,15 +11,23 @@ max.connections.per.ip) is not what is measured.
 Prints "ready N" on stdout once every connection is open (or "failed K of N:
 reason" and exits 1), then waits for EOF on stdin and closes them all.
 
-Usage: bench/idle_conns.py HOST PORT N
+With --first-request-bytes B each connection first sends a Produce v3 of
+about B bytes (one batch, to an illegal topic name, so nothing is created
+or stored) and reads its answer: what an idle connection costs after a large request.
+
+Usage: bench/idle_conns.py HOST PORT N [--first-request-bytes B]
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+import kafka_raw  # noqa: E402
 
 # Connections per loopback source address.
 PER_SOURCE_MAX = 900
@@ -35,6 +43,20 @@ def api_versions_v0(correlation_id: int) -> bytes:
     return struct.pack(">i", len(body)) + body
 
 
+def produce_v3(correlation_id: int, request_bytes: int) -> bytes:
+    """A Produce v3 of about `request_bytes` to an illegal topic name."""
+    client_id = b"idle"
+    topic = b"idle conns: no such topic"  # illegal: never auto-created
+    batch = kafka_raw.record_batch_v2([(None, b"x" * max(0, request_bytes - 200))])
+    body = (
+        struct.pack(">hhih", 0, 3, correlation_id, len(client_id)) + client_id
+        + struct.pack(">hhi", -1, 1, 30_000)
+        + struct.pack(">ih", 1, len(topic)) + topic
+        + struct.pack(">iii", 1, 0, len(batch)) + batch
+    )
+    return struct.pack(">i", len(body)) + body
+
+
 def read_exact(s: socket.socket, n: int) -> bytes:
     buf = b""
     while len(buf) < n:
@@ -45,7 +67,7 @@ def read_exact(s: socket.socket, n: int) -> bytes:
     return buf
 
 
-def open_one(host: str, port: int, i: int) -> socket.socket:
+def open_one(host: str, port: int, i: int, first_request: bytes | None) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(SOCKET_TIMEOUT_S)
     s.bind((f"127.0.0.{2 + i // PER_SOURCE_MAX}", 0))
@@ -53,18 +75,25 @@ def open_one(host: str, port: int, i: int) -> socket.socket:
     s.sendall(api_versions_v0(i))
     (size,) = struct.unpack(">i", read_exact(s, 4))
     read_exact(s, size)
+    if first_request:
+        s.sendall(first_request)
+        (size,) = struct.unpack(">i", read_exact(s, 4))
+        read_exact(s, size)
     return s
 
 
 def main() -> None:
     host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    first_request = None
+    if sys.argv[4:5] == ["--first-request-bytes"]:
+        first_request = produce_v3(1, int(sys.argv[5]))
     socks = []
     deadline = time.monotonic() + OPEN_TIMEOUT_S
     try:
         for i in range(n):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"not all open within {OPEN_TIMEOUT_S:.0f} s")
-            socks.append(open_one(host, port, i))
+            socks.append(open_one(host, port, i, first_request))
     except OSError as e:
         print(f"failed {n - len(socks)} of {n}: {e}", flush=True)
         sys.exit(1)

@@ -13,11 +13,8 @@
 //!   either is full, and the reservation goes with the frame to its handler
 //!   task and is released when the handler finishes;
 //! - the read buffer never grows past the frame being read plus one read
-//!   chunk: reads ask for what the frame still lacks (at least
-//!   [`READ_CHUNK_BYTES`], at most [`READ_BYTES_MAX`]), straight into the
-//!   buffer the frame is split from (no intermediate copy); with nothing
-//!   buffered (idle, or between requests) a read asks for only
-//!   [`READ_IDLE_BYTES`], so idle connections hold 4 KiB each;
+//!   chunk, and reads go straight into the buffer the frame is split from;
+//!   an idle connection's buffer is 4 KiB (`read_buffer.rs` sizes it);
 //! - once a frame's first byte arrived, the whole frame must arrive within
 //!   `request_timeout_ms` (slowloris), else the connection is closed;
 //! - a connection with nothing in flight that sends nothing for
@@ -37,7 +34,7 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::future::{select, Either};
 use futures::io::ReadHalf;
-use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, SinkExt, StreamExt};
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 use glommio::task::JoinHandle;
@@ -45,6 +42,7 @@ use glommio::timer::Timer;
 use tracing::{debug, info};
 
 use super::limits::{ByteBudget, Reserved};
+use super::read_buffer::{prepare_read, shrink_when_idle, READ_IDLE_BYTES};
 use crate::config::ConnectionLimits;
 use crate::handlers::{handle_frame, Outcome};
 use crate::protocol::frame::{FrameDecoder, FRAME_SIZE_PREFIX_BYTES};
@@ -53,21 +51,6 @@ use crate::shard::Shard;
 /// Requests of one connection being handled or awaiting their turn to be
 /// answered.
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 32;
-/// Smallest read asked of the socket, in bytes: what a read asks for when
-/// the next frame's size is not known yet, and the most it reads past the
-/// end of the frame being read.
-pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// Largest single read, in bytes (a big frame arrives in several).
-pub(crate) const READ_BYTES_MAX: usize = 1024 * 1024;
-/// Read asked of the socket when the buffer is empty (between requests, and
-/// on an idle connection), in bytes: an idle connection holds this much
-/// buffer, not [`READ_CHUNK_BYTES`] (65 KiB of RSS per idle connection
-/// before, measured with 5,000 of them). A frame bigger than this costs one
-/// more read when it starts on an empty buffer.
-pub(crate) const READ_IDLE_BYTES: usize = 4 * 1024;
-
-const _: () = assert!(READ_CHUNK_BYTES <= READ_BYTES_MAX);
-
 /// Fetch requests of one connection whose responses are not yet written to
 /// the socket. A Fetch response can be large (up to the handler's
 /// `FETCH_RESPONSE_BYTES_MAX`); a client that pipelines fetches and reads
@@ -275,29 +258,35 @@ impl FrameReader {
 
     /// Reads once into the buffer, under the request or idle deadline.
     async fn fill(&mut self) -> Result<(), Stop> {
-        let missing = match self.frame_bytes()? {
-            Some(frame_bytes) => FRAME_SIZE_PREFIX_BYTES + frame_bytes - self.buf.len(),
-            None => 0,
-        };
-        let want = if missing == 0 && self.buf.is_empty() {
-            // Let go of a big allocation the last frames came from; the
-            // frames split from it keep their part alive until handled.
-            if self.buf.capacity() > READ_IDLE_BYTES {
-                self.buf = BytesMut::new();
-            }
-            READ_IDLE_BYTES
-        } else {
-            missing.clamp(READ_CHUNK_BYTES, READ_BYTES_MAX)
-        };
-        let (deadline, is_request) = self.deadline();
+        let frame_total_bytes = self
+            .frame_bytes()?
+            .map(|frame_bytes| FRAME_SIZE_PREFIX_BYTES + frame_bytes);
+        let mut want = prepare_read(&mut self.buf, frame_total_bytes);
         let old_len = self.buf.len();
         self.buf.resize(old_len + want, 0);
-        let timer = Timer::new(deadline.saturating_duration_since(Instant::now()));
-        let read = self.reader.read(&mut self.buf[old_len..]);
-        let result = match select(read, timer).await {
-            Either::Left((result, _)) => Some(result),
-            Either::Right(_) => None,
-        };
+        let mut result = None;
+        if old_len == 0 && want > READ_IDLE_BYTES {
+            // A big buffer with nothing in it: the last read ended on a
+            // frame boundary. Bytes already waiting (a busy client) go into
+            // it; none means the connection went idle, so it waits with a
+            // small buffer instead (the read only polls the socket: glommio
+            // reads on readiness, so dropping it mid-way loses nothing).
+            result = self.reader.read(&mut self.buf[..]).now_or_never();
+            if result.is_none() {
+                self.buf.clear();
+                want = shrink_when_idle(&mut self.buf);
+                self.buf.resize(want, 0);
+            }
+        }
+        let (deadline, is_request) = self.deadline();
+        if result.is_none() {
+            let timer = Timer::new(deadline.saturating_duration_since(Instant::now()));
+            let read = self.reader.read(&mut self.buf[old_len..]);
+            result = match select(read, timer).await {
+                Either::Left((result, _)) => Some(result),
+                Either::Right(_) => None,
+            };
+        }
         let read = result.as_ref().map_or(0, |r| *r.as_ref().unwrap_or(&0));
         self.buf.truncate(old_len + read);
         match result {

@@ -11,6 +11,7 @@
 
 mod connection;
 pub mod limits;
+mod read_buffer;
 mod send_parts;
 mod splice;
 

@@ -24,14 +24,14 @@ pub(crate) const TIME_INDEX_ENTRY_BYTES: usize = 12;
 
 /// In-memory offset index of one segment.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct OffsetIndex {
+pub struct OffsetIndex {
     /// (relative base offset, file position), both strictly increasing.
     entries: Vec<(u32, u32)>,
 }
 
 impl OffsetIndex {
     /// Adds an entry; offsets and positions must grow.
-    pub(crate) fn push(&mut self, relative_offset: u32, position: u32) {
+    pub fn push(&mut self, relative_offset: u32, position: u32) {
         if let Some(&(last_offset, last_position)) = self.entries.last() {
             assert!(relative_offset > last_offset && position > last_position);
         }
@@ -39,7 +39,7 @@ impl OffsetIndex {
     }
 
     /// The entry with the largest relative offset `<= relative_offset`.
-    pub(crate) fn floor(&self, relative_offset: u32) -> Option<(u32, u32)> {
+    pub fn floor(&self, relative_offset: u32) -> Option<(u32, u32)> {
         let after = self.entries.partition_point(|e| e.0 <= relative_offset);
         after.checked_sub(1).map(|i| self.entries[i])
     }
@@ -55,7 +55,7 @@ impl OffsetIndex {
     }
 
     /// File bytes, big-endian.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * OFFSET_INDEX_ENTRY_BYTES);
         for &(offset, position) in &self.entries {
             out.extend_from_slice(&offset.to_be_bytes());
@@ -66,7 +66,7 @@ impl OffsetIndex {
 
     /// Parses file bytes; `None` if the shape is wrong (size, ordering, a
     /// position at or past `log_bytes`).
-    pub(crate) fn decode(bytes: &[u8], log_bytes: u64) -> Option<Self> {
+    pub fn decode(bytes: &[u8], log_bytes: u64) -> Option<Self> {
         if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
             return None;
         }
@@ -86,7 +86,7 @@ impl OffsetIndex {
 
 /// In-memory time index of one segment.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct TimeIndex {
+pub struct TimeIndex {
     /// (max timestamp so far, relative offset of its batch); timestamps
     /// strictly increasing, offsets non-decreasing.
     entries: Vec<(i64, u32)>,
@@ -94,7 +94,7 @@ pub(crate) struct TimeIndex {
 
 impl TimeIndex {
     /// Adds an entry if `timestamp` is larger than the last one.
-    pub(crate) fn push_if_larger(&mut self, timestamp: i64, relative_offset: u32) {
+    pub fn push_if_larger(&mut self, timestamp: i64, relative_offset: u32) {
         if self.entries.last().is_none_or(|e| timestamp > e.0) {
             debug_assert!(self.entries.last().is_none_or(|e| relative_offset >= e.1));
             self.entries.push((timestamp, relative_offset));
@@ -104,7 +104,7 @@ impl TimeIndex {
     /// Relative offset of the last entry whose timestamp is `< timestamp`:
     /// every batch up to and including that offset has a smaller max
     /// timestamp, so a search for `timestamp` may start after it.
-    pub(crate) fn last_before(&self, timestamp: i64) -> Option<u32> {
+    pub fn last_before(&self, timestamp: i64) -> Option<u32> {
         let after = self.entries.partition_point(|e| e.0 < timestamp);
         after.checked_sub(1).map(|i| self.entries[i].1)
     }
@@ -125,7 +125,7 @@ impl TimeIndex {
     }
 
     /// File bytes, big-endian.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * TIME_INDEX_ENTRY_BYTES);
         for &(timestamp, offset) in &self.entries {
             out.extend_from_slice(&timestamp.to_be_bytes());
@@ -135,7 +135,7 @@ impl TimeIndex {
     }
 
     /// Parses file bytes; `None` if the shape is wrong.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
         if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
             return None;
         }
