@@ -20,7 +20,8 @@ use corestream::storage::index::{OffsetIndex, TimeIndex};
 use corestream::storage::{INDEX_INTERVAL_BYTES_DEFAULT, SEGMENT_BYTES_DEFAULT};
 
 /// Entries of a full index at the default segment size and interval.
-const FULL_INDEX_ENTRIES: u32 = (SEGMENT_BYTES_DEFAULT / INDEX_INTERVAL_BYTES_DEFAULT as u64) as u32;
+const FULL_INDEX_ENTRIES: u32 =
+    (SEGMENT_BYTES_DEFAULT / INDEX_INTERVAL_BYTES_DEFAULT as u64) as u32;
 /// Entries of a small index (a 4 MiB segment).
 const SMALL_INDEX_ENTRIES: u32 = 1_024;
 /// Offsets between two entries (records per indexed batch).
@@ -59,12 +60,16 @@ fn lookups(c: &mut Criterion) {
         let (offsets, times) = indexes(entries);
         let targets = probes(entries * OFFSETS_PER_ENTRY);
         let mut i = 0;
-        group.bench_with_input(BenchmarkId::new("offset_floor", entries), &offsets, |b, index| {
-            b.iter(|| {
-                i = (i + 1) % PROBES;
-                black_box(index.floor(black_box(targets[i])))
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("offset_floor", entries),
+            &offsets,
+            |b, index| {
+                b.iter(|| {
+                    i = (i + 1) % PROBES;
+                    black_box(index.floor(black_box(targets[i])))
+                })
+            },
+        );
         let stamps: Vec<i64> = probes(entries)
             .into_iter()
             .map(|p| BASE_TIMESTAMP_MS + i64::from(p))
@@ -78,9 +83,13 @@ fn lookups(c: &mut Criterion) {
         });
         let file = offsets.encode();
         group.throughput(Throughput::Bytes(file.len() as u64));
-        group.bench_with_input(BenchmarkId::new("decode_offset_index", entries), &file, |b, file| {
-            b.iter(|| black_box(OffsetIndex::decode(black_box(file), SEGMENT_BYTES_DEFAULT)))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("decode_offset_index", entries),
+            &file,
+            |b, file| {
+                b.iter(|| black_box(OffsetIndex::decode(black_box(file), SEGMENT_BYTES_DEFAULT)))
+            },
+        );
     }
     group.finish();
 }

@@ -182,7 +182,10 @@ mod tests {
             let mut wire = segment;
             read(&mut buf, want, &mut wire);
         }
-        let got = FrameDecoder::new(FRAME_BYTES_MAX).decode(&mut buf).unwrap().unwrap();
+        let got = FrameDecoder::new(FRAME_BYTES_MAX)
+            .decode(&mut buf)
+            .unwrap()
+            .unwrap();
         assert_eq!(got.len(), body);
     }
 
