@@ -44,9 +44,10 @@
 //! Limits, documented rather than hidden:
 //! - A compressed batch over `DECOMPRESSED_BATCH_BYTES_MAX` or that does
 //!   not decode is kept whole (logged), and its keys are not mapped.
-//! - The dirty mark and the next tombstone or marker horizon are kept in memory:
-//!   after a restart the first pass sees the whole range as dirty and
-//!   cleans once, which also finds the horizons again.
+//! - The dirty mark and the next tombstone or marker horizon are kept in
+//!   the partition checkpoint, written after each pass (after its last
+//!   swap, so it never marks uncleaned data clean). A lost or older
+//!   checkpoint only makes the next pass read more.
 //! - Cleaner I/O is paced by the caller's [`IoPacer`] (bytes/s budget).
 
 use std::future::Future;
@@ -54,6 +55,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use super::checkpoint::{write_checkpoint, Checkpoint};
 use super::cleaner_batch::{clean_batch, decode, Cleaned, EmptyRun, OffsetMap, Rules, Sink};
 use super::cleaner_io::{BatchReader, SegmentWriter};
 use super::cleaner_txn::{AbortedLookup, CleanerTxns, TxnTracker};
@@ -182,6 +184,14 @@ impl<D: Disk> PartitionLog<D> {
             (a, b) => a.or(b),
         };
         self.tombstones_due_ms.set(due);
+        // After every swap: the mark on disk never claims uncleaned data.
+        let next_offset = self.high_watermark.get().max(self.log_start_offset.get());
+        let checkpoint = Checkpoint::new(
+            self.log_start_offset.get(),
+            next_offset,
+            self.cleaner_state(),
+        );
+        write_checkpoint(&self.disk, &self.dir, checkpoint).await?;
         Ok(Some(stats))
     }
 

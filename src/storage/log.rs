@@ -56,12 +56,12 @@ pub struct PartitionLog<D: Disk> {
     /// Serializes retention, DeleteRecords and compaction (retention.rs,
     /// compaction.rs): each changes the segment list across awaits.
     pub(crate) housekeeping_lock: futures::lock::Mutex<()>,
-    /// Offsets below this were compacted by the last cleaning (memory only:
-    /// after a restart everything counts as dirty once).
+    /// Offsets below this were compacted by the last cleaning (kept in the
+    /// checkpoint, so a restart does not clean everything again).
     pub(crate) clean_offset: Cell<i64>,
-    /// Earliest delete horizon (ms) of tombstones the last cleaning kept:
-    /// a pass is due then even without new dirty data (memory only, like
-    /// `clean_offset`).
+    /// Earliest delete horizon (ms) of tombstones or transaction markers the
+    /// last cleaning kept: a pass is due then even without new dirty data
+    /// (in the checkpoint too).
     pub(crate) tombstones_due_ms: Cell<Option<i64>>,
 }
 
@@ -117,8 +117,8 @@ impl<D: Disk> PartitionLog<D> {
             flush_lock: futures::lock::Mutex::new(()),
             failure: RefCell::new(None),
             housekeeping_lock: futures::lock::Mutex::new(()),
-            clean_offset: Cell::new(0),
-            tombstones_due_ms: Cell::new(None),
+            clean_offset: Cell::new(recovered.cleaner.0),
+            tombstones_due_ms: Cell::new(recovered.cleaner.1),
         };
         log.finish_interrupted_deletion().await?;
         Ok(log)
@@ -156,10 +156,15 @@ impl<D: Disk> PartitionLog<D> {
         self.high_watermark.set(recovered.next_offset);
         self.log_start_offset.set(recovered.log_start_offset);
         self.pending_bytes.set(0);
-        self.clean_offset.set(0);
-        self.tombstones_due_ms.set(None);
+        self.clean_offset.set(recovered.cleaner.0);
+        self.tombstones_due_ms.set(recovered.cleaner.1);
         self.failure.replace(None);
         self.finish_interrupted_deletion().await
+    }
+
+    /// The cleaner's `(clean_offset, due_ms)`, as the checkpoint holds it.
+    pub(crate) fn cleaner_state(&self) -> (i64, Option<i64>) {
+        (self.clean_offset.get(), self.tombstones_due_ms.get())
     }
 
     /// The current settings.
@@ -316,7 +321,11 @@ impl<D: Disk> PartitionLog<D> {
             sync.map_err(StorageError::io_at("fdatasync", &path, None))?;
             self.write_indexes(self.active_base()).await?;
         }
-        let checkpoint = Checkpoint::new(self.log_start_offset(), self.next_offset());
+        let checkpoint = Checkpoint::new(
+            self.log_start_offset(),
+            self.next_offset(),
+            self.cleaner_state(),
+        );
         write_checkpoint(&self.disk, &self.dir, checkpoint).await
     }
 

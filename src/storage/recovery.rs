@@ -43,6 +43,10 @@ pub(crate) struct Recovered<D: Disk> {
     pub(crate) segments: Vec<Segment<D>>,
     pub(crate) log_start_offset: i64,
     pub(crate) next_offset: i64,
+    /// The cleaner's `(clean_offset, due_ms)` from the checkpoint, the
+    /// mark cut back to the recovered log end (offsets past it will be
+    /// written again, uncleaned).
+    pub(crate) cleaner: (i64, Option<i64>),
 }
 
 /// Outcome of recovering one segment.
@@ -94,10 +98,14 @@ pub(crate) async fn recover<D: Disk>(
             "recovered log ends before the offset recorded at the last clean close: data lost");
     }
     let log_start_offset = first.max(segments[0].base_offset).min(next_offset);
+    let cleaner = checkpoint.map_or((0, None), |c| {
+        (c.clean_offset.clamp(0, next_offset), c.cleaner_due_ms)
+    });
     Ok(Recovered {
         segments,
         log_start_offset,
         next_offset,
+        cleaner,
     })
 }
 

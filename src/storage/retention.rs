@@ -158,7 +158,8 @@ impl<D: Disk> PartitionLog<D> {
         if new_start <= self.log_start_offset.get() {
             return Ok(());
         }
-        let checkpoint = Checkpoint::new(new_start, self.high_watermark.get().max(new_start));
+        let next_offset = self.high_watermark.get().max(new_start);
+        let checkpoint = Checkpoint::new(new_start, next_offset, self.cleaner_state());
         write_checkpoint(&self.disk, &self.dir, checkpoint).await?;
         reached(Step::LogStartCheckpointWritten);
         self.log_start_offset.set(new_start);

@@ -4,6 +4,7 @@ runs housekeeping every 200 ms (log.retention.check.interval.ms in TOML)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -151,6 +152,25 @@ def test_compaction_keeps_latest_value_per_key(lifecycle_broker):
     values = {r.key: r.value for r in got}
     assert values[b"key50"] == latest[b"key50"][1]
     assert b"key5" not in values
+
+    # The cleaner's progress is in the partition checkpoint, written after
+    # each pass and kept across restarts (a restart does not clean the
+    # whole log again).
+    mark = cleaner_mark(b, topic)
+    assert 0 < mark <= updates + len(tombstoned) + 3, f"clean_offset {mark}"
+    b.kill9()
+    b.start()
+    assert cleaner_mark(b, topic) >= mark, "the mark survives a crash"
+    b.restart()
+    assert cleaner_mark(b, topic) >= mark, "and a clean restart"
+    got = consume_all(b.bootstrap, topic, [0])
+    assert {r.key: r.value for r in got} == values
+
+
+def cleaner_mark(b, topic: str) -> int:
+    """The cleaner's dirty mark in the partition checkpoint."""
+    raw = (b.data_dir / f"{topic}-0" / "partition.checkpoint").read_text()
+    return json.loads(raw).get("clean_offset", 0)
 
 
 def test_delete_records_moves_earliest(lifecycle_broker):
