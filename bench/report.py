@@ -47,7 +47,9 @@ def verdict(value: float | None, target: float | None, higher_is_better: bool = 
     if not higher_is_better:
         return f"{'met' if value <= target else 'NOT met'} ({value / target:.2f} x the target of {target:.1f} ms)"
     gap = value / target - 1
-    return f"met ({gap * 100:+.0f} % over)" if gap >= 0 else f"NOT met ({-gap * 100:.0f} % short)"
+    # One decimal under 1 %, so a near miss does not read "0 % short".
+    digits = 1 if abs(gap) < 0.01 else 0
+    return f"met ({gap * 100:+.{digits}f} % over)" if gap >= 0 else f"NOT met ({-gap * 100:.{digits}f} % short)"
 
 
 class Results:
