@@ -64,17 +64,18 @@ async fn load(dir: &Path) -> Option<Persisted> {
 /// Transactions are replayed too: a transactional batch opens its
 /// producer's transaction here, a marker closes it, and an abort marker
 /// missing from `aborted` (a crash before its index entry was written) is
-/// added back.
+/// added back. Also returns the offset of the snapshot used, if any (at
+/// the log end: the file on disk is current).
 pub async fn rebuild<D: Disk>(
     log: &PartitionLog<D>,
     aborted: &mut AbortedIndex,
-) -> Result<ProducerStateTable, StorageError> {
+) -> Result<(ProducerStateTable, Option<i64>), StorageError> {
     let end = log.high_watermark();
     let segment_bases = log.segment_bases();
     let start = log.log_start_offset();
-    let (mut table, mut offset) = match load(log.dir()).await {
-        Some(p) if p.offset >= start && p.offset <= end => (p.table, p.offset),
-        _ => (ProducerStateTable::default(), start),
+    let (mut table, mut offset, snapshot_at) = match load(log.dir()).await {
+        Some(p) if p.offset >= start && p.offset <= end => (p.table, p.offset, Some(p.offset)),
+        _ => (ProducerStateTable::default(), start, None),
     };
     while offset < end {
         let bytes = log.read(offset, REPLAY_READ_BYTES, true).await?;
@@ -121,5 +122,5 @@ pub async fn rebuild<D: Disk>(
             break;
         }
     }
-    Ok(table)
+    Ok((table, snapshot_at))
 }

@@ -562,3 +562,69 @@ fn crash_during_delete_records_leaves_no_segment_below_the_start() {
     }
     assert!(finished);
 }
+
+/// Every file of the partition directory with its contents.
+fn dir_contents(disk: &MemDisk) -> BTreeMap<String, Vec<u8>> {
+    let names = block_on(disk.list_dir(&dir())).unwrap();
+    names
+        .into_iter()
+        .map(|n| {
+            let bytes = disk.contents(&dir().join(&n)).unwrap_or_default();
+            (n, bytes)
+        })
+        .collect()
+}
+
+/// A log opened after a clean close, with nothing appended, closes without
+/// writing (no flush, truncate, index or checkpoint rewrite); after an
+/// append it closes fully again; a crash after a clean open loses nothing.
+#[test]
+fn close_after_a_clean_open_with_nothing_new_writes_nothing() {
+    let disk = MemDisk::new();
+    let log = open(&disk, config());
+    for i in 0..30 {
+        put(&log, &[(Some("k"), Some(&format!("v{i}")))], 1_000 + i);
+    }
+    block_on(log.flush()).unwrap();
+    let expected = read_records(&log);
+    block_on(log.close()).unwrap();
+    let closed = dir_contents(&disk);
+
+    let log = open(&disk, config());
+    assert_eq!(read_records(&log), expected);
+    // Any disk operation from here fails: the close must not need one.
+    disk.fail_after(0, libc::EIO);
+    block_on(log.close()).expect("an idle close does no I/O");
+    disk.clear_faults();
+    assert_eq!(
+        dir_contents(&disk),
+        closed,
+        "an idle open and close changed files"
+    );
+
+    // An append after a clean open: the first flush preallocates, the
+    // close writes indexes and checkpoint, and the next open reads it all.
+    let log = open(&disk, config());
+    let base = put(&log, &[(Some("k"), Some("after"))], 2_000);
+    block_on(log.flush()).unwrap();
+    block_on(log.close()).unwrap();
+    assert_ne!(dir_contents(&disk), closed);
+    let log = open(&disk, config());
+    let mut with_new = expected.clone();
+    with_new.push((base, Some("k".into()), Some("after".into())));
+    assert_eq!(read_records(&log), with_new);
+
+    // A crash after a clean open, then after an acknowledged append.
+    drop(log);
+    disk.crash();
+    let log = open(&disk, config());
+    assert_eq!(read_records(&log), with_new);
+    let base = put(&log, &[(Some("k"), Some("late"))], 3_000);
+    block_on(log.flush()).unwrap();
+    drop(log);
+    disk.crash();
+    let log = open(&disk, config());
+    with_new.push((base, Some("k".into()), Some("late".into())));
+    assert_eq!(read_records(&log), with_new);
+    assert_eq!(log.next_offset(), base + 1);
+}

@@ -47,6 +47,10 @@ pub(crate) struct Recovered<D: Disk> {
     /// mark cut back to the recovered log end (offsets past it will be
     /// written again, uncleaned).
     pub(crate) cleaner: (i64, Option<i64>),
+    /// The last close completed and nothing needed repair: the files are
+    /// durable as found, so opening did not preallocate or fdatasync, and
+    /// a close with nothing new has nothing to write.
+    pub(crate) clean_close: bool,
 }
 
 /// Outcome of recovering one segment.
@@ -71,15 +75,20 @@ pub(crate) async fn recover<D: Disk>(
     let checkpoint =
         checkpoint.filter(|c| 0 <= c.log_start_offset && c.log_start_offset <= c.next_offset);
     let mut segments: Vec<Segment<D>> = Vec::new();
+    // Every segment read back exactly as its indexes describe it, nothing
+    // cut or removed.
+    let mut intact = !bases.is_empty();
     for (i, &base) in bases.iter().enumerate() {
         let expected = segments.last().map(|s| s.end_offset);
         if expected.is_some_and(|e| e != base) {
             let reason = format!("segment base {base} does not follow offset {expected:?}");
             remove_segments(disk, dir, &bases[i..], &reason).await?;
+            intact = false;
             break;
         }
         let recovery = recover_segment(disk, dir, base, config).await?;
         let truncated = recovery.truncated;
+        intact &= !truncated && !recovery.indexes_changed;
         segments.push(finish_segment(disk, recovery).await?);
         if truncated {
             let reason = format!("log truncated in segment {base}");
@@ -91,8 +100,14 @@ pub(crate) async fn recover<D: Disk>(
     if segments.is_empty() {
         segments.push(Segment::new(dir, first));
     }
-    activate(disk, config, segments.last_mut().expect("one segment")).await?;
-    let next_offset = segments.last().expect("one segment").end_offset;
+    let found_end = segments.last().expect("one segment").end_offset;
+    // The last close finished: its checkpoint (written after the final
+    // flush, truncate and indexes) names the end found, and the active
+    // segment's indexes were there and matched. Everything is durable.
+    let clean_close = intact && checkpoint.is_some_and(|c| c.next_offset == found_end);
+    let active = segments.last_mut().expect("one segment");
+    activate(disk, config, active, clean_close).await?;
+    let next_offset = found_end;
     if let Some(c) = checkpoint.filter(|c| c.next_offset > next_offset) {
         tracing::error!(dir = %dir.display(), recovered = next_offset, at_close = c.next_offset,
             "recovered log ends before the offset recorded at the last clean close: data lost");
@@ -106,6 +121,7 @@ pub(crate) async fn recover<D: Disk>(
         log_start_offset,
         next_offset,
         cleaner,
+        clean_close,
     })
 }
 
@@ -275,18 +291,25 @@ async fn finish_segment<D: Disk>(
     Ok(segment)
 }
 
-/// Makes the last segment the active one: unsealed, preallocated, with its
-/// partial last block back in the pending tail.
+/// Makes the last segment the active one: unsealed, with its partial last
+/// block back in the pending tail; unless the last close was clean
+/// (`durable`), preallocated and fdatasynced. After a clean close the
+/// first flush preallocates, and a close with nothing appended leaves the
+/// file as it was.
 async fn activate<D: Disk>(
     disk: &D,
     config: &LogConfig,
     segment: &mut Segment<D>,
+    durable: bool,
 ) -> Result<(), StorageError> {
     segment.sealed = false;
     segment.seal_persisted = false;
     let Some(file) = segment.file.clone() else {
         return Ok(());
     };
+    if durable {
+        return seed_partial_block(disk, segment, &*file).await;
+    }
     if let Some(target) = config.allocation_for(segment.allocated_bytes, segment.log_bytes + 1) {
         let done = file.preallocate(target).await;
         done.map_err(StorageError::io_at(
@@ -299,12 +322,22 @@ async fn activate<D: Disk>(
     // What recovery found is what the high watermark will claim is durable.
     let sync = file.fdatasync().await;
     sync.map_err(StorageError::io_at("fdatasync", &segment.path, None))?;
+    seed_partial_block(disk, segment, &*file).await
+}
+
+/// Puts the segment's partial last block back in its pending tail, so the
+/// next append rewrites the whole block.
+async fn seed_partial_block<D: Disk>(
+    disk: &D,
+    segment: &mut Segment<D>,
+    file: &D::File,
+) -> Result<(), StorageError> {
     let block_start = align_down(segment.log_bytes);
     let partial_len = (segment.log_bytes - block_start) as usize;
     if partial_len == 0 {
         return Ok(());
     }
-    let mut window = FileWindow::new(&*file, &segment.path);
+    let mut window = FileWindow::new(file, &segment.path);
     let partial = window.get(block_start, partial_len, 0).await?;
     let Some(partial) = partial.map(<[u8]>::to_vec) else {
         return Err(StorageError::Corrupt {

@@ -84,7 +84,7 @@ impl Partition {
         topic_id: Uuid,
         log: PartitionLog<DmaDisk>,
     ) -> Result<Partition, StorageError> {
-        let (producers, aborted) = txn::load_producer_state(&id, &log).await?;
+        let (producers, aborted, snapshot_at) = txn::load_producer_state(&id, &log).await?;
         let tail = PartitionTail::new(TailCache::for_this_shard());
         tail.publish(log.high_watermark());
         Ok(Partition {
@@ -95,7 +95,9 @@ impl Partition {
             producers: RefCell::new(producers),
             aborted: RefCell::new(aborted),
             aborts_in_flight: RefCell::new(Vec::new()),
-            producers_saved_at: Cell::new(-1),
+            // A snapshot at the log end is current: a close with nothing
+            // new does not write it again.
+            producers_saved_at: Cell::new(snapshot_at.unwrap_or(-1)),
             append_lock: futures::lock::Mutex::new(()),
             waiters: RefCell::new(Vec::new()),
             failed: Cell::new(false),
@@ -280,11 +282,14 @@ impl Partition {
     /// checkpoint).
     pub async fn close(&self) -> Result<(), StorageError> {
         self.log.flush().await?;
-        let table = self.producers.borrow().clone();
-        if let Err(e) =
-            crate::producer::snapshot::save(self.log.dir(), self.log.high_watermark(), table).await
-        {
-            warn!(partition = %self.id, "producer state snapshot not written (rebuilt from the log next time): {e}");
+        let end = self.log.high_watermark();
+        // The snapshot on disk is already at the end (written by the last
+        // close or a housekeeping pass since): nothing to add.
+        if self.producers_saved_at.get() != end {
+            let table = self.producers.borrow().clone();
+            if let Err(e) = crate::producer::snapshot::save(self.log.dir(), end, table).await {
+                warn!(partition = %self.id, "producer state snapshot not written (rebuilt from the log next time): {e}");
+            }
         }
         self.log.close().await
     }
@@ -344,7 +349,7 @@ impl Partition {
             warn!(partition = %self.id, "recovery after a full disk failed, retrying later: {e}");
             return false;
         }
-        let (producers, aborted) = match txn::load_producer_state(&self.id, &self.log).await {
+        let (producers, aborted, _) = match txn::load_producer_state(&self.id, &self.log).await {
             Ok(state) => state,
             Err(e) => {
                 warn!(partition = %self.id, "producer state not rebuilt after a full disk, retrying later: {e}");

@@ -219,13 +219,25 @@ impl CleanerTxns for CleanerView<'_> {
 
 /// The producer table and aborted-transaction index of `log`, rebuilt from
 /// the files (at open, and after a full disk).
+/// Also the offset of the producer snapshot it started from, if any.
 pub(super) async fn load_producer_state(
     id: &crate::metadata::PartitionId,
     log: &crate::storage::PartitionLog<crate::storage::DmaDisk>,
-) -> Result<(crate::producer::ProducerStateTable, AbortedIndex), crate::storage::StorageError> {
+) -> Result<
+    (
+        crate::producer::ProducerStateTable,
+        AbortedIndex,
+        Option<i64>,
+    ),
+    crate::storage::StorageError,
+> {
     let mut aborted = AbortedIndex::load(log.dir(), &log.segment_bases(), log.next_offset());
-    let producers = crate::producer::snapshot::rebuild(log, &mut aborted).await?;
-    Ok((producers, persist_recovered_entries(id, aborted).await))
+    let (producers, snapshot_at) = crate::producer::snapshot::rebuild(log, &mut aborted).await?;
+    Ok((
+        producers,
+        persist_recovered_entries(id, aborted).await,
+        snapshot_at,
+    ))
 }
 
 /// Writes back, at open, the index entries found only by the log replay or
