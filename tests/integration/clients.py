@@ -8,6 +8,7 @@ uses manual assign(): it never talks to a group coordinator.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from dataclasses import dataclass
 
@@ -232,3 +233,15 @@ def wait_for(what: str, check, timeout_s: float = 60.0, interval_s: float = 0.2)
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def batch_headers(data: bytes):
+    """(attributes, record count) of each v2 batch in segment file bytes,
+    up to the first zero length (the preallocated tail)."""
+    pos = 0
+    while pos + 61 <= len(data):
+        length = struct.unpack_from(">i", data, pos + 8)[0]
+        if length <= 0:
+            return
+        yield struct.unpack_from(">h", data, pos + 21)[0], struct.unpack_from(">i", data, pos + 57)[0]
+        pos += length + 12

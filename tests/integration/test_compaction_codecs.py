@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition as KTopicPartition
 
 import kafka_raw
-from clients import consume_all, create_topic, produce_all, wait_for
+from clients import batch_headers, consume_all, create_topic, produce_all, wait_for
 from test_fetch_paths import batch_spans, fetch_v11
 
 check_interval_ms = 200
@@ -47,16 +47,9 @@ def batch_codecs(b, topic: str) -> set[int]:
     """Codec bits of every non-empty batch in the closed segments."""
     seen = set()
     for f in segments(b, topic)[:-1]:
-        data, pos = f.read_bytes(), 0
-        while pos + 61 <= len(data):
-            length = struct.unpack_from(">i", data, pos + 8)[0]
-            if length <= 0:
-                break
-            attributes = struct.unpack_from(">h", data, pos + 21)[0]
-            count = struct.unpack_from(">i", data, pos + 57)[0]
+        for attributes, count in batch_headers(f.read_bytes()):
             if count > 0:
                 seen.add(attributes & 7)
-            pos += length + 12
     return seen
 
 

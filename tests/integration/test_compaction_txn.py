@@ -8,13 +8,12 @@ markers of committed transactions none of whose records is left."""
 
 from __future__ import annotations
 
-import struct
 import time
 
 import pytest
 
 import clients
-from clients import consume_all, create_topic, produce_all, wait_for
+from clients import batch_headers, consume_all, create_topic, produce_all, wait_for
 
 check_interval_ms = 200
 delete_retention_ms = 3_000
@@ -45,19 +44,13 @@ def scan(b, topic: str) -> tuple[int, int, int]:
     segments."""
     size = records = markers = 0
     for f in closed_segments(b, topic):
-        data, pos = f.read_bytes(), 0
+        data = f.read_bytes()
         size += len(data)
-        while pos + 61 <= len(data):
-            length = struct.unpack_from(">i", data, pos + 8)[0]
-            if length <= 0:
-                break
-            attributes = struct.unpack_from(">h", data, pos + 21)[0]
-            count = struct.unpack_from(">i", data, pos + 57)[0]
+        for attributes, count in batch_headers(data):
             if attributes & 0x20:
                 markers += count > 0
             else:
                 records += count
-            pos += length + 12
     return size, records, markers
 
 
