@@ -17,10 +17,10 @@ use crate::protocol::records::records_in;
 
 use super::*;
 
-const RETENTION_MS: i64 = 1_000;
-const NOW_MS: i64 = 2_000;
+pub(super) const RETENTION_MS: i64 = 1_000;
+pub(super) const NOW_MS: i64 = 2_000;
 
-fn open(disk: &MemDisk) -> PartitionLog<MemDisk> {
+pub(super) fn open(disk: &MemDisk) -> PartitionLog<MemDisk> {
     let config = LogConfig {
         segment_bytes: 4 << 10,
         index_interval_bytes: 256,
@@ -35,7 +35,7 @@ fn open(disk: &MemDisk) -> PartitionLog<MemDisk> {
     .expect("open")
 }
 
-fn policy() -> CompactionPolicy {
+pub(super) fn policy() -> CompactionPolicy {
     CompactionPolicy {
         delete_retention_ms: RETENTION_MS,
         min_compaction_lag_ms: 0,
@@ -80,11 +80,11 @@ impl CleanerTxns for Txns {
     }
 }
 
-type Recs<'a> = [(&'a str, Option<&'a str>)];
+pub(super) type Recs<'a> = [(&'a str, Option<&'a str>)];
 /// Raw key and value of a test record.
 type RawRec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
-fn plain(log: &PartitionLog<MemDisk>, recs: &Recs<'_>, ts: i64) -> i64 {
+pub(super) fn plain(log: &PartitionLog<MemDisk>, recs: &Recs<'_>, ts: i64) -> i64 {
     let recs: Vec<RawRec<'_>> = recs
         .iter()
         .map(|(k, v)| (Some(k.as_bytes()), v.map(str::as_bytes)))
@@ -94,7 +94,7 @@ fn plain(log: &PartitionLog<MemDisk>, recs: &Recs<'_>, ts: i64) -> i64 {
 }
 
 /// A transactional batch of producer `pid` (epoch 0) from sequence `seq`.
-fn txn(log: &PartitionLog<MemDisk>, pid: i64, seq: i32, recs: &Recs<'_>) -> i64 {
+pub(super) fn txn(log: &PartitionLog<MemDisk>, pid: i64, seq: i32, recs: &Recs<'_>) -> i64 {
     let recs: Vec<RawRec<'_>> = recs
         .iter()
         .map(|(k, v)| (Some(k.as_bytes()), v.map(str::as_bytes)))
@@ -115,13 +115,13 @@ fn txn(log: &PartitionLog<MemDisk>, pid: i64, seq: i32, recs: &Recs<'_>) -> i64 
     log.append(&mut b).expect("append").base_offset
 }
 
-fn marker(log: &PartitionLog<MemDisk>, pid: i64, commit: bool) -> i64 {
+pub(super) fn marker(log: &PartitionLog<MemDisk>, pid: i64, commit: bool) -> i64 {
     let mut m = encode_marker(pid, 0, commit, 0, 1_000).unwrap().to_vec();
     log.append(&mut m).expect("append").base_offset
 }
 
 /// Enough plain records under `pad*` keys to roll a segment or two.
-fn pad(log: &PartitionLog<MemDisk>, tag: &str) {
+pub(super) fn pad(log: &PartitionLog<MemDisk>, tag: &str) {
     for round in 0..10 {
         let recs: Vec<(String, String)> = (0..10)
             .map(|i| {
@@ -141,17 +141,17 @@ fn pad(log: &PartitionLog<MemDisk>, tag: &str) {
 
 /// One batch as read back.
 #[derive(Debug)]
-struct Seen {
-    base: i64,
-    last: i64,
-    producer_id: i64,
-    transactional: bool,
-    horizon: bool,
-    marker: Option<bool>,
-    records: Vec<(i64, String, Option<String>)>,
+pub(super) struct Seen {
+    pub(super) base: i64,
+    pub(super) last: i64,
+    pub(super) producer_id: i64,
+    pub(super) transactional: bool,
+    pub(super) horizon: bool,
+    pub(super) marker: Option<bool>,
+    pub(super) records: Vec<(i64, String, Option<String>)>,
 }
 
-fn read_batches(log: &PartitionLog<MemDisk>) -> Vec<Seen> {
+pub(super) fn read_batches(log: &PartitionLog<MemDisk>) -> Vec<Seen> {
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();

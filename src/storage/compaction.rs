@@ -405,13 +405,13 @@ impl<D: Disk> PartitionLog<D> {
         };
         let path = segment_path(&self.dir, target.base_offset, TXN_INDEX_EXTENSION);
         if !bytes.is_empty() {
-            return write_small_file(&self.disk, &path, &bytes).await;
-        }
-        if self.disk.exists(&path).await.unwrap_or(true) {
+            write_small_file(&self.disk, &path, &bytes).await?;
+        } else if self.disk.exists(&path).await.unwrap_or(true) {
             let removed = self.disk.remove_file(&path).await;
             removed.map_err(StorageError::io_at("remove txn index", &path, None))?;
             sync_parent(&self.disk, &path).await?;
         }
+        reached(Step::CleanedTxnIndexWritten);
         Ok(())
     }
 

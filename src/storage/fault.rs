@@ -37,6 +37,10 @@ pub enum Step {
     CleanedTempTruncated,
     /// Compaction: the temp file fdatasynced.
     CleanedTempSynced,
+    /// Compaction: the segment's `.txnindex` rewritten (or removed) without
+    /// the entries of the ABORT markers the cleaned segment drops, before
+    /// the swap.
+    CleanedTxnIndexWritten,
     /// Compaction: the old segment's `.index` removed.
     OldIndexRemoved,
     /// Compaction: the temp file renamed over `<base>.log`.
@@ -69,6 +73,7 @@ impl Step {
         Step::CleanedDataWritten,
         Step::CleanedTempTruncated,
         Step::CleanedTempSynced,
+        Step::CleanedTxnIndexWritten,
         Step::OldIndexRemoved,
         Step::CleanedRenamed,
         Step::CleanedDirSynced,
@@ -89,6 +94,7 @@ impl Step {
             Step::CleanedDataWritten => "cleaned_data_written",
             Step::CleanedTempTruncated => "cleaned_temp_truncated",
             Step::CleanedTempSynced => "cleaned_temp_synced",
+            Step::CleanedTxnIndexWritten => "cleaned_txnindex_written",
             Step::OldIndexRemoved => "old_index_removed",
             Step::CleanedRenamed => "cleaned_renamed",
             Step::CleanedDirSynced => "cleaned_dir_synced",

@@ -69,11 +69,15 @@ mod small_file;
 #[cfg(test)]
 mod cleaner_tests;
 #[cfg(test)]
+mod cleaner_txn_crash_tests;
+#[cfg(test)]
 mod cleaner_txn_tests;
 #[cfg(test)]
 mod full_disk_tests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod recovery_tests;
 #[cfg(test)]
 mod tests;
 

@@ -74,8 +74,9 @@ BYTES_STEPS = ["log_start_checkpoint_written", "segment_index_removed", "segment
 
 
 def test_every_step_is_covered():
-    """The parametrized lists name every step the binary knows (the list the
-    broker prints for an unknown step)."""
+    """The parametrized lists (here and in test_crash_compaction_txn.py)
+    name every step the binary knows (the list the broker prints for an
+    unknown step)."""
     import subprocess
 
     from conftest import broker_binary
@@ -87,7 +88,10 @@ def test_every_step_is_covered():
     m = re.search(r"unknown step 'no_such_step'; steps: (.*)", out.stderr)
     assert m, out.stderr
     known = set(m.group(1).strip().split(", "))
-    covered = {s.split(":")[0] for s in COMPACTION_STEPS + DELETION_STEPS}
+    # Steps only the cleaner's transaction rules reach are run there.
+    from test_crash_compaction_txn import TXN_ONLY_STEPS
+
+    covered = {s.split(":")[0] for s in COMPACTION_STEPS + DELETION_STEPS + TXN_ONLY_STEPS}
     assert covered == known
 
 
