@@ -1,10 +1,14 @@
 """Brokers under test for bench/suite.py: start, stop, restart, and read
 their memory and file descriptors from /proc.
 
-- corestreamd: fresh data dir, --shards N, admin listener off, and
+- corestreamd: fresh data dir, --shards N, admin listener off,
   --connections-max raised above the default 10,000 so the 10,000
   idle-connection workload plus the load generator fit (a limit, not a
-  performance setting).
+  performance setting), and --tail-cache-bytes raised from 256 MiB to
+  640 MiB per shard so one produce run (1 GB over 2 shards) is still in the
+  tail cache when the hot-tail consume reads it; with the default the older
+  half of it would be read from disk and the row would be a mix of hot and
+  cold reads.
 - Tansu 0.6.0: `tansu broker` with the libSQL (SQLite) storage engine in
   its data dir (`--storage-engine sqlite://tansu.db`, relative to the
   working directory). Tansu opens it with journal_mode=WAL and
@@ -33,6 +37,9 @@ READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
 # corestreamd's --connections-max for the suite: 10,000 idle + clients.
 CONNECTIONS_MAX = 12_000
+# corestreamd's --tail-cache-bytes (per shard) for the suite: one produce
+# run plus its batch headers, over 2 shards.
+TAIL_CACHE_BYTES = 640 << 20
 
 
 def free_port() -> int:
@@ -92,6 +99,25 @@ class Broker:
         self.stop()
         self.start()
 
+    def drop_page_cache(self) -> int:
+        """Evicts the data dir's files from the page cache (fadvise
+        DONTNEED on clean pages, no root needed), so a cold read after a
+        restart comes from the disk: a restart alone leaves whatever an
+        earlier read cached. Returns the files advised."""
+        advised = 0
+        for root, _, files in os.walk(self.data_dir):
+            for name in files:
+                try:
+                    fd = os.open(os.path.join(root, name), os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    advised += 1
+                finally:
+                    os.close(fd)
+        return advised
+
     def _status(self, key: str) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -124,11 +150,13 @@ class Corestream(Broker):
             "--shards", str(self.shards),
             "--admin-listen", "off",
             "--connections-max", str(CONNECTIONS_MAX),
+            "--tail-cache-bytes", str(TAIL_CACHE_BYTES),
         ]
 
     def storage_note(self) -> str:
         return (f"corestreamd --shards {self.shards}, O_DIRECT segments, fdatasync before every "
-                f"acks=1/all answer (group commit), --connections-max {CONNECTIONS_MAX}")
+                f"acks=1/all answer (group commit), --connections-max {CONNECTIONS_MAX}, "
+                f"--tail-cache-bytes {TAIL_CACHE_BYTES >> 20} MiB per shard")
 
 
 class Tansu(Broker):

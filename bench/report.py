@@ -266,7 +266,8 @@ def section(res: Results, run_info: str, img: str) -> str:
         f"acks=all, 64 KiB batches, linger 5 ms; flat-out produce runs {s.get('produce_producers', 1)} producers "
         f"x {s.get('produce_max_in_flight', 5)} requests in flight, consume {s.get('consume_consumers', 1)} consumers "
         f"x {s.get('consume_max_in_flight', 5)} fetches in flight, the paced e2e producer and consumer 1 x 5; "
-        "e2e runs 10 s. "
+        "e2e runs 10 s. Hot consume reads a produce run right after it; cold consume reads it again after "
+        "a broker restart with the data dir's files dropped from the page cache (fadvise DONTNEED). "
         "MB = 10^6 bytes of record values. Raw JSON: `target/bench-results/`. "
         "Both brokers use every core of the machine, so the Tansu ratios are also per-core ratios.",
         "",

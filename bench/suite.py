@@ -198,6 +198,9 @@ class Suite:
         began = time.monotonic()
         broker.restart()
         info["restart_s"] = round(time.monotonic() - began, 3)
+        # The hot consume read part of the data from the segment files
+        # (Tansu: all of it) through the page cache; cold means the disk.
+        info["cold_files_uncached"] = broker.drop_page_cache()
         for gen in self.generators:
             self.load(broker, gen, "consume cold", "consume", f"p{BASE_PARTITIONS}-{gen}", BASE_PARTITIONS)
         for gen in self.generators:

@@ -285,6 +285,13 @@ impl Conn {
 /// One size-prefixed response frame (the size checked against
 /// [`RESPONSE_BYTES_MAX`]); shared with the load generator's connections.
 pub fn read_frame(stream: &mut impl Read) -> std::io::Result<Bytes> {
+    let mut body = vec![0u8; read_frame_size(stream)?];
+    stream.read_exact(&mut body)?;
+    Ok(Bytes::from(body))
+}
+
+/// Reads a frame's size prefix; refuses one over [`RESPONSE_BYTES_MAX`].
+pub fn read_frame_size(stream: &mut impl Read) -> std::io::Result<usize> {
     let mut size = [0u8; 4];
     stream.read_exact(&mut size)?;
     let size = i32::from_be_bytes(size);
@@ -293,9 +300,7 @@ pub fn read_frame(stream: &mut impl Read) -> std::io::Result<Bytes> {
             "response size {size} out of range"
         )));
     }
-    let mut body = vec![0u8; size as usize];
-    stream.read_exact(&mut body)?;
-    Ok(Bytes::from(body))
+    Ok(size as usize)
 }
 
 /// Reads a big-endian i32 (used by the consumer-protocol decoders).

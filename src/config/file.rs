@@ -20,6 +20,7 @@ pub(super) struct FileConfig {
     pub(super) default_partitions: Option<i32>,
     pub(super) segment_bytes: Option<u64>,
     pub(super) request_bytes_max: Option<usize>,
+    pub(super) tail_cache_bytes: Option<usize>,
     pub(super) offsets_topic_partitions: Option<i32>,
     pub(super) offsets_retention_minutes: Option<u64>,
     pub(super) offsets_retention_ms: Option<u64>,

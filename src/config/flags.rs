@@ -49,6 +49,10 @@ pub struct Flags {
     /// Largest request accepted, in bytes (Kafka's socket.request.max.bytes).
     #[arg(long, env = "CORESTREAM_REQUEST_BYTES_MAX")]
     pub request_bytes_max: Option<usize>,
+    /// Bytes of recent batches each shard keeps in memory to answer
+    /// consumers at the tail without a disk read (0: off; default 256 MiB).
+    #[arg(long, env = "CORESTREAM_TAIL_CACHE_BYTES")]
+    pub tail_cache_bytes: Option<usize>,
     /// Partitions of __consumer_offsets when it is created (Kafka's
     /// offsets.topic.num.partitions); an existing topic keeps its count.
     #[arg(long, env = "CORESTREAM_OFFSETS_TOPIC_PARTITIONS")]

@@ -83,6 +83,8 @@ mod tests;
 
 pub use connection_limits::ConnectionLimits;
 use file::{locate_error, read_file, FileConfig};
+
+use crate::fetch::tail_cache::{TAIL_CACHE_SHARD_BYTES_DEFAULT, TAIL_CACHE_SHARD_BYTES_MAX};
 pub use flags::Flags;
 pub use ops::OpsConfig;
 
@@ -156,6 +158,8 @@ pub struct Config {
     pub segment_bytes: u64,
     /// socket.request.max.bytes
     pub request_bytes_max: usize,
+    /// Byte budget of each shard's hot tail cache (0: off).
+    pub tail_cache_bytes: usize,
     /// offsets.topic.num.partitions
     pub offsets_topic_partitions: i32,
     /// offsets.retention.minutes (or the ms override), in ms.
@@ -265,6 +269,16 @@ impl Config {
             return Err(invalid(
                 "request-bytes-max",
                 format!("{request_bytes_max} is not within 1024..=2^31-1"),
+            ));
+        }
+        let tail_cache_bytes = flags
+            .tail_cache_bytes
+            .or(file.tail_cache_bytes)
+            .unwrap_or(TAIL_CACHE_SHARD_BYTES_DEFAULT);
+        if tail_cache_bytes > TAIL_CACHE_SHARD_BYTES_MAX {
+            return Err(invalid(
+                "tail-cache-bytes",
+                format!("{tail_cache_bytes} is not within 0..={TAIL_CACHE_SHARD_BYTES_MAX}"),
             ));
         }
         let offsets_topic_partitions = flags
@@ -405,6 +419,7 @@ impl Config {
             default_partitions,
             segment_bytes,
             request_bytes_max,
+            tail_cache_bytes,
             offsets_topic_partitions,
             offsets_retention_ms,
             offsets_retention_check_ms,

@@ -39,6 +39,27 @@ fn config_limits_from_file_and_flags() {
 }
 
 #[test]
+fn config_tail_cache_bytes_from_file_default_and_range() {
+    let c = Config::resolve(Flags::default()).unwrap();
+    assert_eq!(c.tail_cache_bytes, TAIL_CACHE_SHARD_BYTES_DEFAULT);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "tail_cache_bytes = 0\n").unwrap();
+    let c = Config::resolve(Flags {
+        config: Some(path),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.tail_cache_bytes, 0, "0 turns the cache off");
+    let err = Config::resolve(Flags {
+        tail_cache_bytes: Some(TAIL_CACHE_SHARD_BYTES_MAX + 1),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("tail-cache-bytes"), "{err}");
+}
+
+#[test]
 fn config_bad_shards_named() {
     let err = Config::resolve(Flags {
         shards: Some(0),

@@ -24,7 +24,8 @@
 //!   first. A read at an offset the cache does not cover returns `None` and
 //!   the caller reads the disk.
 //! - **Bounded per shard.** All partitions of a shard share one byte budget
-//!   ([`TAIL_CACHE_SHARD_BYTES_DEFAULT`]). Eviction is FIFO over the whole
+//!   (`tail_cache_bytes` in the config, [`TAIL_CACHE_SHARD_BYTES_DEFAULT`]
+//!   when unset; 0 turns the cache off and every fetch reads the disk). Eviction is FIFO over the whole
 //!   shard (oldest inserted batch first, whichever partition holds it),
 //!   through one queue of (sequence number, partition) entries; entries for
 //!   batches already gone (the partition was cleared or dropped) are skipped
@@ -33,7 +34,7 @@
 //! - `!Send` on purpose: one instance per shard; the `Bytes` it hands out
 //!   are `Send` and may travel.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
@@ -45,6 +46,9 @@ use crate::protocol::fetch_writer::RecordSlices;
 /// Default bytes of batches one shard's tail cache keeps, over all its
 /// partitions.
 pub const TAIL_CACHE_SHARD_BYTES_DEFAULT: usize = 256 << 20;
+/// Largest per-shard budget the config accepts, in bytes (a typo guard:
+/// the budget is ordinary heap memory, held until evicted).
+pub const TAIL_CACHE_SHARD_BYTES_MAX: usize = 1 << 40;
 /// Largest batch the cache takes, in bytes: bigger ones are read from disk
 /// (they would evict too much of everyone else's tail).
 pub const TAIL_CACHE_BATCH_BYTES_MAX: usize = 16 << 20;
@@ -65,7 +69,7 @@ pub struct TailCache {
 }
 
 thread_local! {
-    static SHARD_CACHE: Rc<TailCache> = TailCache::new(TAIL_CACHE_SHARD_BYTES_DEFAULT);
+    static SHARD_CACHE: OnceCell<Rc<TailCache>> = const { OnceCell::new() };
 }
 
 impl TailCache {
@@ -80,9 +84,20 @@ impl TailCache {
         })
     }
 
-    /// This shard thread's cache ([`TAIL_CACHE_SHARD_BYTES_DEFAULT`]).
+    /// Sizes this shard thread's cache; called once when the shard starts,
+    /// before any partition opens. A later call changes nothing (the cache
+    /// already holds batches under the first budget).
+    pub fn init_for_this_shard(budget_bytes: usize) {
+        SHARD_CACHE.with(|c| {
+            c.get_or_init(|| TailCache::new(budget_bytes));
+        });
+    }
+
+    /// This shard thread's cache (with [`TAIL_CACHE_SHARD_BYTES_DEFAULT`]
+    /// if [`TailCache::init_for_this_shard`] was not called: tests).
     pub fn for_this_shard() -> Rc<TailCache> {
-        SHARD_CACHE.with(Rc::clone)
+        SHARD_CACHE
+            .with(|c| Rc::clone(c.get_or_init(|| TailCache::new(TAIL_CACHE_SHARD_BYTES_DEFAULT))))
     }
 
     /// Bytes cached now, over all partitions.

@@ -7,6 +7,9 @@
 //!   the request path. Per-IP counts live in [`IP_SLOTS`] hashed slots, so
 //!   two addresses sharing a slot share a limit (conservative: a collision
 //!   can only refuse early, never admit more than the limit per address).
+//! - [`ShardConnections`]: open connections per shard, so an accept goes to
+//!   the least-loaded shard (see `server/mod.rs`). Relaxed atomics too,
+//!   touched once per accept and once per close.
 //! - [`ByteBudget`]: request bytes in flight, one per connection and one per
 //!   shard. A request frame's declared size is reserved from both before its
 //!   body is read, and released when its handler finishes. The reader waits
@@ -30,6 +33,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// Shards whose connections are counted for placement (the config's
+/// `SHARDS_MAX`; a shard id at or over it is never a target).
+pub const PLACED_SHARDS_MAX: usize = crate::config::SHARDS_MAX;
 /// Hashed per-IP connection counters.
 pub const IP_SLOTS: usize = 4096;
 /// Shortest interval between two log lines about refused connections.
@@ -106,6 +112,72 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.table.per_ip[self.slot].fetch_sub(1, Ordering::Relaxed);
         self.table.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Open connections per shard.
+pub struct ShardConnections {
+    open: [AtomicUsize; PLACED_SHARDS_MAX],
+}
+
+/// The whole broker's per-shard connection counts.
+pub static SHARD_CONNECTIONS: ShardConnections = ShardConnections::new();
+
+/// A connection counted against a shard; dropping it gives the place back.
+#[must_use]
+pub struct ShardPlace {
+    table: &'static ShardConnections,
+    shard: usize,
+}
+
+impl ShardPlace {
+    /// The shard the connection is placed on.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+}
+
+impl ShardConnections {
+    /// No connections.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        ShardConnections {
+            open: [const { AtomicUsize::new(0) }; PLACED_SHARDS_MAX],
+        }
+    }
+
+    /// Places a connection accepted on shard `here` (of `shards`) on the
+    /// shard with the fewest open connections, `here` on a tie, and counts
+    /// it there. Two shards placing at once may both pick the same target:
+    /// the next accepts even it out.
+    pub fn place(&'static self, here: usize, shards: usize) -> ShardPlace {
+        let shards = shards.clamp(1, PLACED_SHARDS_MAX);
+        let here = here.min(shards - 1);
+        let mut best = (self.open(here), here);
+        for shard in 0..shards {
+            let open = self.open(shard);
+            if open < best.0 {
+                best = (open, shard);
+            }
+        }
+        self.open[best.1].fetch_add(1, Ordering::Relaxed);
+        ShardPlace {
+            table: self,
+            shard: best.1,
+        }
+    }
+
+    /// Connections placed on `shard` and open now.
+    pub fn open(&self, shard: usize) -> usize {
+        self.open
+            .get(shard)
+            .map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for ShardPlace {
+    fn drop(&mut self) {
+        self.table.open[self.shard].fetch_sub(1, Ordering::Relaxed);
     }
 }
 

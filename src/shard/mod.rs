@@ -134,6 +134,25 @@ impl Shard {
         ))
     }
 
+    /// Starts `f` on shard `target` without waiting for it (a detached task
+    /// there; here when `target` is this shard). Dropped, with everything
+    /// it owns, if the target is gone or stopping.
+    pub fn send_job<F, Fut>(self: &Rc<Self>, target: usize, f: F)
+    where
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        if target == self.id {
+            glommio::spawn_local(f(self.clone())).detach();
+            return;
+        }
+        crate::ops::metrics::cross_shard_message();
+        let job: ShardJob = Box::new(move |shard| Box::pin(f(shard)));
+        if let Some(peer) = self.peers.get(target) {
+            let _ = peer.unbounded_send(ShardMsg::Run(job));
+        }
+    }
+
     /// Runs `f` on shard `target` and returns its result: a direct call when
     /// `target` is this shard, a [`ShardMsg::Run`] otherwise. `f` is `Send`
     /// (it crosses threads); the future it makes runs on the target shard

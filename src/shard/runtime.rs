@@ -346,6 +346,7 @@ async fn shard_main(
     ready: std_mpsc::Sender<ReadyReport>,
     admin_fd: Option<std::os::fd::OwnedFd>,
 ) {
+    crate::fetch::tail_cache::TailCache::init_for_this_shard(config.tail_cache_bytes);
     if let Err(e) = crate::storage::prime_dma_io(&config.data_dir).await {
         let _ = ready.send((
             id,

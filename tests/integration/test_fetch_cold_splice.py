@@ -10,6 +10,8 @@ clients (librdkafka, kafka-python).
 
 from __future__ import annotations
 
+import struct
+
 import clients
 import kafka_raw
 from test_fetch_paths import (
@@ -161,3 +163,43 @@ def test_cold_fetch_read_committed_cuts_file_ranges_at_the_lso(broker):
     counters = fetch_counters(broker)
     assert counters["corestream_fetch_copy_fallback_bytes_total"] == 0, counters
     assert counters["corestream_fetch_splice_bytes_total"] > 0, counters
+
+
+
+def segment_file_batches(partition_dir) -> bytes:
+    """The batches of a partition's segment files, in offset order (what a
+    fetch from offset 0 must return), without the zero padding after the
+    last batch of a file."""
+    out = bytearray()
+    for f in sorted(partition_dir.glob("*.log"), key=lambda f: int(f.stem)):
+        data, pos = f.read_bytes(), 0
+        while pos + 12 <= len(data):
+            length = struct.unpack_from(">i", data, pos + 8)[0]
+            if length <= 0:
+                break
+            out += data[pos : pos + 12 + length]
+            pos += 12 + length
+    return bytes(out)
+
+
+def test_fetch_v11_with_the_tail_cache_off_splices_what_was_just_written(broker_factory):
+    """`--tail-cache-bytes 0`: nothing is cached, so a fetch right after the
+    produce (no restart) is spliced from the segment files; the bytes are
+    the files' batches exactly, and a real client reads every record."""
+    b = broker_factory(extra_args=["--tail-cache-bytes", "0"])
+    topic = "tail-cache-off"
+    n = 1500
+    clients.create_topic(b.bootstrap, topic, PARTITIONS, config={"segment.bytes": str(SEGMENT_BYTES)})
+    produced = produce_mixed(b.bootstrap, topic, n)
+    with b.raw() as conn:
+        served = {p: read_partition(conn, topic, p) for p in range(PARTITIONS)}
+    got = consume_confluent(b.bootstrap, topic, n)
+    assert sorted((p, k, v) for p, _, k, v in got) == sorted((p, k, v) for k, v, p in produced)
+    counters = fetch_counters(b)
+    assert counters["corestream_fetch_copy_fallback_bytes_total"] == 0, counters
+    assert counters["corestream_tail_cache_hit_bytes_total"] == 0, counters
+    assert counters["corestream_fetch_splice_bytes_total"] >= 2 * sum(len(v) for v in served.values()), counters
+    b.stop()
+    for p in range(PARTITIONS):
+        assert len(batch_spans(served[p])) > 1
+        assert served[p] == segment_file_batches(b.data_dir / f"{topic}-{p}"), f"partition {p}"
