@@ -295,6 +295,36 @@ mod tests {
     use futures::FutureExt;
 
     #[test]
+    fn shard_connections_place_on_the_least_loaded_shard_and_give_back() {
+        static TABLE: ShardConnections = ShardConnections::new();
+        // Every accept on shard 0 of 3: spread 0, 1, 2, then round again.
+        let first: Vec<ShardPlace> = (0..3).map(|_| TABLE.place(0, 3)).collect();
+        assert_eq!(
+            first.iter().map(ShardPlace::shard).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        // A tie keeps the connection where it was accepted.
+        assert_eq!(
+            TABLE.place(2, 3).shard(),
+            2,
+            "a dropped place is given back at once"
+        );
+        let kept = TABLE.place(2, 3);
+        assert_eq!(kept.shard(), 2);
+        assert_eq!((TABLE.open(0), TABLE.open(1), TABLE.open(2)), (1, 1, 2));
+        assert_eq!(
+            TABLE.place(2, 3).shard(),
+            0,
+            "shard 0 has fewest (first of a tie)"
+        );
+        drop(first);
+        assert_eq!((TABLE.open(0), TABLE.open(1), TABLE.open(2)), (0, 0, 1));
+        // Out-of-range ids are clamped, never indexed.
+        assert_eq!(TABLE.place(5000, 1).shard(), 0);
+        assert_eq!(TABLE.place(0, 0).shard(), 0);
+    }
+
+    #[test]
     fn connection_table_limits_total_and_per_ip() {
         static TABLE: ConnectionTable = ConnectionTable::new();
         let a: IpAddr = "10.0.0.1".parse().unwrap();

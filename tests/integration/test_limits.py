@@ -196,6 +196,54 @@ def test_connections_per_ip_limit(broker_factory):
             c.close()
 
 
+def test_connections_are_spread_evenly_over_the_shards(broker_factory):
+    """SO_REUSEPORT hashes connections to shards; the broker then places
+    each on the shard with the fewest, so 8 connections are 4 and 4 on 2
+    shards whatever the hash did, and every one of them is served
+    (Metadata through the shard it landed on, produce and fetch across)."""
+    from test_metrics import scrape, total
+
+    b = broker_factory()
+    topic = "spread"
+    create_topic(b.bootstrap, topic, 2)
+
+    def open_per_shard() -> list[float]:
+        _, samples = scrape(b)
+        return [total(samples, "corestream_connections_open", shard=str(i)) for i in range(2)]
+
+    # The fixture's probes and create_topic's client may still be counted
+    # until the broker reads their EOF.
+    deadline = time.monotonic() + 5
+    while sum(open_per_shard()) != 0:
+        assert time.monotonic() < deadline, open_per_shard()
+        time.sleep(0.05)
+    conns = [kafka_raw.RawConn(b.host, b.port) for _ in range(8)]
+    try:
+        for c in conns:
+            c.api_versions_v0()
+            assert topic in {t["name"] for t in c.metadata([topic])["topics"]}
+        assert open_per_shard() == [4, 4]
+        for c in conns[:5]:
+            c.close()
+        deadline = time.monotonic() + 5
+        while sum(open_per_shard()) != 3:
+            assert time.monotonic() < deadline, open_per_shard()
+            time.sleep(0.05)
+        # New connections fill the emptier shard first.
+        fewer = min(open_per_shard())
+        more = [kafka_raw.RawConn(b.host, b.port) for _ in range(3 - 2 * int(fewer))]
+        conns += more
+        for c in more:
+            c.api_versions_v0()
+        got = open_per_shard()
+        assert abs(got[0] - got[1]) <= 1, got
+    finally:
+        for c in conns:
+            c.close()
+    produce_all(b.bootstrap, topic, [(None, b"v%d" % i, i % 2) for i in range(100)])
+    assert len(consume_all(b.bootstrap, topic, 2, expect=100)) == 100
+
+
 def test_slow_reader_pipelined_fetches_do_not_pin_memory(broker):
     """A client that pipelines many large fetches and reads nothing holds at
     most FETCHES_IN_FLIGHT_MAX (2) responses in the broker, not one per
