@@ -92,6 +92,18 @@ pub struct AbortedIndex {
 }
 
 impl AbortedIndex {
+    /// Every aborted transaction as the cleaner sees it (its data range
+    /// and marker offset).
+    pub fn cleaner_ranges(&self) -> Vec<crate::storage::AbortedTxnRange> {
+        self.entries()
+            .map(|e| crate::storage::AbortedTxnRange {
+                producer_id: e.producer_id,
+                first_offset: e.first_offset,
+                marker_offset: e.last_offset,
+            })
+            .collect()
+    }
+
     /// Reads the index files of the segments `segment_bases` (ascending) in
     /// `dir`. Entries whose marker is at or past `log_end` describe data a
     /// recovery truncation removed and are dropped; a torn last entry is

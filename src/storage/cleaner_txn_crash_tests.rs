@@ -53,15 +53,7 @@ impl CleanerTxns for Txns {
     }
 
     fn aborted(&self) -> Vec<AbortedTxnRange> {
-        self.index
-            .borrow()
-            .entries()
-            .map(|e| AbortedTxnRange {
-                producer_id: e.producer_id,
-                first_offset: e.first_offset,
-                marker_offset: e.last_offset,
-            })
-            .collect()
+        self.index.borrow().cleaner_ranges()
     }
 
     fn remove_markers(&self, segment_base: i64, markers: &[i64]) -> Option<Vec<u8>> {

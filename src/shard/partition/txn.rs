@@ -197,16 +197,7 @@ impl CleanerTxns for CleanerView<'_> {
     }
 
     fn aborted(&self) -> Vec<AbortedTxnRange> {
-        self.0
-            .aborted
-            .borrow()
-            .entries()
-            .map(|e| AbortedTxnRange {
-                producer_id: e.producer_id,
-                first_offset: e.first_offset,
-                marker_offset: e.last_offset,
-            })
-            .collect()
+        self.0.aborted.borrow().cleaner_ranges()
     }
 
     fn remove_markers(&self, segment_base: i64, marker_offsets: &[i64]) -> Option<Vec<u8>> {
