@@ -121,7 +121,13 @@ impl Shard {
         };
         let (reply, answer) = oneshot::channel();
         if owner == self.id {
-            self.execute_local(id, op, reply).await;
+            // A detached task, as on the remote path: the caller (a
+            // connection's request task) is cancelled when its client goes
+            // away, and an append or flush must never stop half-way.
+            // glommio polls a new task at once, so the op starts in caller
+            // order as a direct call would.
+            let me = self.clone();
+            glommio::spawn_local(async move { me.execute_local(id, op, reply).await }).detach();
         } else {
             crate::ops::metrics::cross_shard_message();
             let sent = self.peers[owner].unbounded_send(ShardMsg::Partition { id, op, reply });

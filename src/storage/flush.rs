@@ -44,6 +44,28 @@ struct FlushJob<D: Disk> {
     seal: bool,
 }
 
+/// Poisons the log if a flush that took pending chunks is dropped before it
+/// finished (its future cancelled): what those chunks held is then unknown
+/// on disk, exactly as after a failed write, so appends and flushes are
+/// refused until the owner reopens the log and recovery finds the durable
+/// end. Callers run flushes in tasks that are never cancelled (see
+/// `Shard::call_partition`); this is the backstop that turns a cancellation
+/// into a visible failure instead of an acknowledged hole.
+struct PoisonUnlessFinished<'a, D: Disk> {
+    log: &'a PartitionLog<D>,
+}
+
+impl<D: Disk> Drop for PoisonUnlessFinished<'_, D> {
+    fn drop(&mut self) {
+        tracing::error!(
+            dir = %self.log.dir().display(),
+            "a flush was cancelled mid-way: log refused until reopened"
+        );
+        *self.log.failure.borrow_mut() =
+            Some("a flush was cancelled before its writes were durable".into());
+    }
+}
+
 impl<D: Disk> PartitionLog<D> {
     /// Writes everything appended so far and fdatasyncs it. Serialized
     /// internally; concurrent callers share flushes. After `Ok`, the high
@@ -67,12 +89,18 @@ impl<D: Disk> PartitionLog<D> {
         let end_offset = self.next_offset.get();
         let taken_bytes = self.pending_bytes.get();
         let jobs = self.take_jobs();
+        // From here the taken chunks exist only in this future: dropped
+        // before they are durable, the next flush would write the chunks
+        // after them and move the high watermark over a hole.
+        let unfinished = PoisonUnlessFinished { log: self };
         for job in jobs {
             if let Err(e) = self.run_job(job).await {
                 *self.failure.borrow_mut() = Some(format!("flush failed: {e}"));
+                std::mem::forget(unfinished);
                 return Err(e);
             }
         }
+        std::mem::forget(unfinished);
         self.high_watermark.set(end_offset);
         self.pending_bytes
             .set(self.pending_bytes.get() - taken_bytes);

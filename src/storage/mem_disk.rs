@@ -48,6 +48,9 @@ struct FileImage {
 struct Faults {
     write_errno: Option<i32>,
     sync_errno: Option<i32>,
+    /// `fdatasync` never completes (a stuck device), so a test can drop a
+    /// flush while it waits.
+    syncs_stall: bool,
     /// (mutating operations still allowed, errno once they are used up).
     countdown: Option<(u64, i32)>,
 }
@@ -145,6 +148,12 @@ impl MemDisk {
     /// Makes every later `fdatasync` fail with `errno` (`None` clears it).
     pub fn fail_syncs(&self, errno: Option<i32>) {
         self.fs.borrow_mut().faults.sync_errno = errno;
+    }
+
+    /// Makes every later `fdatasync` wait forever (until
+    /// [`MemDisk::clear_faults`] and a new call), like a stuck device.
+    pub fn stall_syncs(&self) {
+        self.fs.borrow_mut().faults.syncs_stall = true;
     }
 
     /// Lets the next `ops` mutating operations (write, fdatasync, truncate,
@@ -372,6 +381,9 @@ impl DiskFile for MemFile {
     }
 
     async fn fdatasync(&self) -> io::Result<()> {
+        if self.fs.borrow().faults.syncs_stall {
+            futures::future::pending::<()>().await;
+        }
         self.injected(|f| f.sync_errno)?;
         let mut image = self.image.borrow_mut();
         image.synced = image.current.clone();

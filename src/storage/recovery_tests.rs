@@ -42,6 +42,38 @@ fn recovery_truncates_torn_last_batch() {
     assert_eq!(log.high_watermark(), 7);
 }
 
+/// A flush dropped while its fdatasync waits (its request task cancelled)
+/// poisons the log: the next flush must not write the chunks after the
+/// dropped ones and raise the high watermark over the hole. Reopening
+/// recovers every batch the dropped flush had written.
+#[test]
+fn flush_dropped_mid_way_poisons_the_log_and_reopen_recovers() {
+    use futures::FutureExt;
+    let disk = MemDisk::new();
+    let log = open_mem(&disk, small_config());
+    append_many(&log, 3, 2, 500);
+    block_on(log.flush()).unwrap();
+    append_many(&log, 2, 2, 500);
+    disk.stall_syncs();
+    assert!(log.flush().now_or_never().is_none(), "the flush waits on its fdatasync");
+    disk.clear_faults();
+    assert_eq!(log.high_watermark(), 6, "a dropped flush raises nothing");
+    assert!(
+        matches!(log.append(&mut batch(1, 1, 1)), Err(StorageError::Failed { .. })),
+        "appends refused after a dropped flush"
+    );
+    assert!(matches!(block_on(log.flush()), Err(StorageError::Failed { .. })));
+    drop(log);
+    let log = open_mem(&disk, small_config());
+    assert_eq!(log.next_offset(), 10, "the dropped flush's writes were whole");
+    let all = block_on(read_all(&log));
+    let expected: Vec<(i64, i64)> = (0..5).map(|i| (2 * i, 2 * i + 1)).collect();
+    assert_eq!(offsets(&all), expected);
+    append_many(&log, 1, 1, 10);
+    block_on(log.flush()).unwrap();
+    assert_eq!(log.high_watermark(), 11);
+}
+
 #[test]
 fn recovery_truncates_at_flipped_byte() {
     let disk = MemDisk::new();
