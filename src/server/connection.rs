@@ -1,5 +1,6 @@
 //! One client connection: read frames, run each request as its own task,
-//! write the answers back in request order.
+//! write the answers back in request order. A request's task outlives its
+//! connection unless it is a Fetch (see [`Handling`]).
 //!
 //! Requests are pipelined: up to [`REQUESTS_IN_FLIGHT_MAX`] run at once, and
 //! the reader stops reading while that many are unanswered, so a client that
@@ -65,7 +66,29 @@ const FETCH_API_KEY: i16 = 1;
 
 /// A request being handled, with the fetch slot it holds until its response
 /// is written.
-type InFlight = (glommio::Task<Outcome>, Option<StaticPermit>);
+type InFlight = (Handling, Option<StaticPermit>);
+
+/// A request's handler task. Every request but Fetch runs to completion
+/// even if its client goes away first (a dropped connection drops its
+/// queue): a produce, commit or transaction step stopped half-way would
+/// leave the partition, group or coordinator between two states. A Fetch
+/// only reads, and a long poll may wait for seconds, so it is cancelled
+/// with its connection instead of outliving it.
+enum Handling {
+    ToCompletion(JoinHandle<Outcome>),
+    Cancellable(glommio::Task<Outcome>),
+}
+
+impl Handling {
+    async fn outcome(self) -> Outcome {
+        match self {
+            Handling::Cancellable(task) => task.await,
+            Handling::ToCompletion(handle) => handle
+                .await
+                .unwrap_or_else(|| Outcome::Close("request handler stopped".into())),
+        }
+    }
+}
 
 /// Serves one connection until the client closes it, breaks the protocol or
 /// runs into a limit. `shard_budget` is the shard's request-byte budget.
@@ -115,6 +138,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
                 drop(held);
                 outcome
             });
+            let task = if is_fetch {
+                Handling::Cancellable(task)
+            } else {
+                Handling::ToCompletion(task.detach())
+            };
             if queue_tx.send((task, fetch_slot)).await.is_err() {
                 return;
             }
@@ -125,7 +153,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
         // `_fetch_slot` is released when this iteration ends: after the
         // response went to the socket.
         while let Some((task, _fetch_slot)) = queue_rx.next().await {
-            match task.await {
+            match task.outcome().await {
                 Outcome::Respond(frame) => {
                     if writer.write_all(&frame).await.is_err() {
                         return;
