@@ -1,6 +1,7 @@
 //! Unit tests of the log lifecycle on [`MemDisk`]: time-based roll,
-//! retention by time and size, DeleteRecords, compaction, and crashes at
-//! every mutating step of a compaction and of a retention pass.
+//! retention by time and size, DeleteRecords, compaction, and a clean
+//! close that writes nothing. Crashes at every step of those passes are in
+//! `lifecycle_crash_tests.rs`, which shares the helpers here.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,11 +13,11 @@ use crate::protocol::records::records;
 
 use super::*;
 
-fn dir() -> PathBuf {
+pub(super) fn dir() -> PathBuf {
     PathBuf::from("/data/life-0")
 }
 
-fn config() -> LogConfig {
+pub(super) fn config() -> LogConfig {
     LogConfig {
         segment_bytes: 2 << 10,
         index_interval_bytes: 256,
@@ -25,12 +26,16 @@ fn config() -> LogConfig {
     }
 }
 
-fn open(disk: &MemDisk, config: LogConfig) -> PartitionLog<MemDisk> {
+pub(super) fn open(disk: &MemDisk, config: LogConfig) -> PartitionLog<MemDisk> {
     block_on(PartitionLog::open(disk.clone(), dir(), config)).expect("open")
 }
 
 /// Appends one batch of (key, value) records stamped `ts`; returns its base offset.
-fn put(log: &PartitionLog<MemDisk>, recs: &[(Option<&str>, Option<&str>)], ts: i64) -> i64 {
+pub(super) fn put(
+    log: &PartitionLog<MemDisk>,
+    recs: &[(Option<&str>, Option<&str>)],
+    ts: i64,
+) -> i64 {
     let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = recs
         .iter()
         .map(|(k, v)| (k.map(str::as_bytes), v.map(str::as_bytes)))
@@ -40,9 +45,9 @@ fn put(log: &PartitionLog<MemDisk>, recs: &[(Option<&str>, Option<&str>)], ts: i
 }
 
 /// Every record from the log start: (offset, key, value).
-type Rec = (i64, Option<String>, Option<String>);
+pub(super) type Rec = (i64, Option<String>, Option<String>);
 
-fn read_records(log: &PartitionLog<MemDisk>) -> Vec<Rec> {
+pub(super) fn read_records(log: &PartitionLog<MemDisk>) -> Vec<Rec> {
     let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
@@ -63,7 +68,7 @@ fn read_records(log: &PartitionLog<MemDisk>) -> Vec<Rec> {
     out
 }
 
-fn log_files(disk: &MemDisk) -> Vec<String> {
+pub(super) fn log_files(disk: &MemDisk) -> Vec<String> {
     let names = block_on(disk.list_dir(&dir())).unwrap();
     names.into_iter().filter(|n| n.ends_with(".log")).collect()
 }
@@ -99,7 +104,7 @@ fn roll_by_time_follows_batch_timestamps() {
 }
 
 /// 30 batches of ~200 bytes with timestamps 1000, 1010, ...: several segments.
-fn filled(disk: &MemDisk) -> PartitionLog<MemDisk> {
+pub(super) fn filled(disk: &MemDisk) -> PartitionLog<MemDisk> {
     let log = open(disk, config());
     let value = "x".repeat(120);
     for i in 0..30 {
@@ -208,7 +213,7 @@ fn delete_records_moves_the_start_and_drops_whole_segments() {
     assert!(read_records(&log).is_empty());
 }
 
-fn policy() -> CompactionPolicy {
+pub(super) fn policy() -> CompactionPolicy {
     CompactionPolicy {
         delete_retention_ms: 1_000,
         min_compaction_lag_ms: 0,
@@ -220,7 +225,7 @@ fn policy() -> CompactionPolicy {
 /// 10 keys updated 20 times (batches of 5 records, some keys tombstoned at
 /// the end), then a sentinel batch in a new segment. Returns the log and
 /// the expected latest (offset, value) per key.
-fn keyed(
+pub(super) fn keyed(
     disk: &MemDisk,
 ) -> (
     PartitionLog<MemDisk>,
@@ -262,7 +267,7 @@ fn keyed(
 }
 
 /// (key -> (offset, value)) of what the log holds, asserting one record per key.
-fn latest_in(log: &PartitionLog<MemDisk>) -> BTreeMap<String, (i64, Option<String>)> {
+pub(super) fn latest_in(log: &PartitionLog<MemDisk>) -> BTreeMap<String, (i64, Option<String>)> {
     let mut out = BTreeMap::new();
     for (offset, key, value) in read_records(log) {
         let key = key.expect("keyed");
@@ -428,139 +433,6 @@ fn compaction_leaves_empty_batches_that_keep_offsets_dense() {
         offset = expected_next;
     }
     assert_eq!(expected_next, log.next_offset());
-}
-
-/// A crash (process or power) after any number of mutating operations of a
-/// compaction pass leaves a log with every latest value, at its offset.
-#[test]
-fn crash_during_compaction_loses_nothing() {
-    let mut finished = false;
-    for ops in 0..200 {
-        let disk = MemDisk::new();
-        let (log, expected) = keyed(&disk);
-        disk.fail_after(ops, libc::EIO);
-        let result = block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing));
-        disk.clear_faults();
-        drop(log);
-        disk.crash();
-        let log = open(
-            &disk,
-            LogConfig {
-                segment_ms: 10_000,
-                ..config()
-            },
-        );
-        let got: BTreeMap<String, (i64, Option<String>)> = {
-            // Before cleaning finished, older values may remain: check that
-            // the last record per key is the expected one.
-            let mut last = BTreeMap::new();
-            for (offset, key, value) in read_records(&log) {
-                last.insert(key.unwrap(), (offset, value));
-            }
-            last
-        };
-        assert_eq!(got, expected, "crash after {ops} operations ({result:?})");
-        assert_eq!(log.next_offset(), 203);
-        // And the restarted log compacts to the exact result.
-        block_on(log.compact(2_000, &policy(), &NoTxns, &mut NoPacing)).unwrap();
-        assert_eq!(latest_in(&log), expected, "after {ops}");
-        if result.is_ok() {
-            finished = true;
-            break;
-        }
-    }
-    assert!(finished, "the pass never completed within the fault budget");
-}
-
-/// The same for retention: a crash at any step keeps the data at and above
-/// the start it reports after restart, and that start never goes back.
-#[test]
-fn crash_during_retention_keeps_the_log_valid() {
-    let mut finished = false;
-    for ops in 0..100 {
-        let disk = MemDisk::new();
-        let log = filled(&disk);
-        disk.fail_after(ops, libc::EIO);
-        let policy = RetentionPolicy {
-            retention_ms: 100,
-            retention_bytes: -1,
-        };
-        let result = block_on(log.enforce_retention(1_250, policy));
-        disk.clear_faults();
-        drop(log);
-        disk.crash();
-        let log = open(&disk, config());
-        let recs = read_records(&log);
-        let start = log.log_start_offset();
-        assert_eq!(recs.first().map(|r| r.0), Some(start), "after {ops}");
-        assert_eq!(
-            recs.len() as i64,
-            30 - start,
-            "dense from the start, after {ops}"
-        );
-        if result.is_ok() {
-            assert!(start > 0);
-            finished = true;
-            break;
-        }
-    }
-    assert!(finished);
-}
-
-/// Files of the partition left by segments wholly below the log start, or
-/// index files without their `.log`.
-fn leftovers_below_start(disk: &MemDisk, log_start: i64) -> Vec<String> {
-    let names = block_on(disk.list_dir(&dir())).unwrap();
-    let base = |n: &str| n.split('.').next().and_then(|b| b.parse::<i64>().ok());
-    let mut logs: Vec<i64> = names
-        .iter()
-        .filter(|n| n.ends_with(".log"))
-        .filter_map(|n| base(n))
-        .collect();
-    logs.sort_unstable();
-    // The first segment kept is the one holding the log start.
-    let first_kept = logs
-        .iter()
-        .copied()
-        .filter(|b| *b <= log_start)
-        .max()
-        .unwrap_or(log_start);
-    names
-        .into_iter()
-        .filter(|n| base(n).is_some_and(|b| b < first_kept || !logs.contains(&b)))
-        .collect()
-}
-
-/// A crash at any step of DeleteRecords: the start is the old or the new
-/// one, the data from it is dense, and once the log is open again no file
-/// of a segment below the start is left (regression: leftovers of an
-/// interrupted removal stayed forever when no later retention pass deleted
-/// anything, e.g. DeleteRecords on a topic without retention).
-#[test]
-fn crash_during_delete_records_leaves_no_segment_below_the_start() {
-    let mut finished = false;
-    for ops in 0..100 {
-        let disk = MemDisk::new();
-        let log = filled(&disk);
-        disk.fail_after(ops, libc::EIO);
-        let result = block_on(log.delete_records(17));
-        disk.clear_faults();
-        drop(log);
-        disk.crash();
-        let log = open(&disk, config());
-        let start = log.log_start_offset();
-        assert!(start == 0 || start == 17, "start {start} after {ops}");
-        let recs = read_records(&log);
-        assert_eq!(recs.first().map(|r| r.0), Some(start), "after {ops}");
-        assert_eq!(recs.len() as i64, 30 - start, "dense, after {ops}");
-        let left = leftovers_below_start(&disk, start);
-        assert!(left.is_empty(), "after {ops} ({result:?}): {left:?}");
-        if result.is_ok() {
-            finished = true;
-            break;
-        }
-    }
-    assert!(finished);
 }
 
 /// Every file of the partition directory with its contents.

@@ -75,6 +75,8 @@ mod cleaner_txn_tests;
 #[cfg(test)]
 mod full_disk_tests;
 #[cfg(test)]
+mod lifecycle_crash_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
 mod recovery_tests;

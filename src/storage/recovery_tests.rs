@@ -55,17 +55,30 @@ fn flush_dropped_mid_way_poisons_the_log_and_reopen_recovers() {
     block_on(log.flush()).unwrap();
     append_many(&log, 2, 2, 500);
     disk.stall_syncs();
-    assert!(log.flush().now_or_never().is_none(), "the flush waits on its fdatasync");
+    assert!(
+        log.flush().now_or_never().is_none(),
+        "the flush waits on its fdatasync"
+    );
     disk.clear_faults();
     assert_eq!(log.high_watermark(), 6, "a dropped flush raises nothing");
     assert!(
-        matches!(log.append(&mut batch(1, 1, 1)), Err(StorageError::Failed { .. })),
+        matches!(
+            log.append(&mut batch(1, 1, 1)),
+            Err(StorageError::Failed { .. })
+        ),
         "appends refused after a dropped flush"
     );
-    assert!(matches!(block_on(log.flush()), Err(StorageError::Failed { .. })));
+    assert!(matches!(
+        block_on(log.flush()),
+        Err(StorageError::Failed { .. })
+    ));
     drop(log);
     let log = open_mem(&disk, small_config());
-    assert_eq!(log.next_offset(), 10, "the dropped flush's writes were whole");
+    assert_eq!(
+        log.next_offset(),
+        10,
+        "the dropped flush's writes were whole"
+    );
     let all = block_on(read_all(&log));
     let expected: Vec<(i64, i64)> = (0..5).map(|i| (2 * i, 2 * i + 1)).collect();
     assert_eq!(offsets(&all), expected);
