@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use tracing::{error, info};
 use uuid::Uuid;
 
+use super::cross_wake::cross_thread;
 use super::messages::{MetaChange, MetaResult, ShardMsg};
 use super::partition::Partition;
 use super::{Shard, METADATA_OWNER_SHARD};
@@ -47,7 +48,7 @@ impl Shard {
                 Some("metadata owner is gone".into()),
             );
         }
-        answer.await.unwrap_or((
+        cross_thread(answer).await.unwrap_or((
             ResponseError::UnknownServerError.code(),
             Some("metadata owner dropped the change".into()),
         ))
@@ -100,7 +101,7 @@ impl Shard {
         }
         self.apply_snapshot(snapshot).await;
         for ack in acks {
-            let _ = ack.await;
+            let _ = cross_thread(ack).await;
         }
     }
 

@@ -13,6 +13,7 @@
 //! What bounds them is upstream: each connection has a bounded number of
 //! requests in flight.
 
+pub mod cross_wake;
 mod housekeeping;
 pub mod internal_topic;
 mod messages;
@@ -38,6 +39,7 @@ pub use runtime::{run, run_supervised, StartError};
 
 use crate::config::Config;
 use crate::metadata::{PartitionId, Snapshot};
+use cross_wake::cross_thread;
 
 /// The sending side of one shard's inbox.
 pub type ShardSender = mpsc::UnboundedSender<ShardMsg>;
@@ -135,7 +137,7 @@ impl Shard {
                 return PartitionReply::Error(ResponseError::NotLeaderOrFollower.code());
             }
         }
-        answer.await.unwrap_or(PartitionReply::Error(
+        cross_thread(answer).await.unwrap_or(PartitionReply::Error(
             ResponseError::NotLeaderOrFollower.code(),
         ))
     }
@@ -183,7 +185,7 @@ impl Shard {
             .get(target)?
             .unbounded_send(ShardMsg::Run(job))
             .ok()?;
-        answer.await.ok()
+        cross_thread(answer).await.ok()
     }
 
     async fn execute_local(

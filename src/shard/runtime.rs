@@ -21,6 +21,7 @@ use futures::StreamExt;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};
 
+use super::cross_wake::cross_thread;
 use super::messages::ShardMsg;
 use super::placement::{io_memory_per_shard, memlock_limit_bytes, shard_cpus};
 use super::{Shard, ShardSender};
@@ -346,6 +347,8 @@ async fn shard_main(
     ready: std_mpsc::Sender<ReadyReport>,
     admin_fd: Option<std::os::fd::OwnedFd>,
 ) {
+    // Before anything here waits on another thread (cross_wake.rs).
+    super::cross_wake::start_pump();
     crate::fetch::tail_cache::TailCache::init_for_this_shard(config.tail_cache_bytes);
     if let Err(e) = crate::storage::prime_dma_io(&config.data_dir).await {
         let _ = ready.send((
@@ -378,7 +381,7 @@ async fn shard_main(
     });
     let _ = ready.send((id, Ok(())));
     let accepting = glommio::spawn_local(server::accept_loop(shard.clone(), listener));
-    while let Some(msg) = inbox.next().await {
+    while let Some(msg) = cross_thread(inbox.next()).await {
         if let ShardMsg::Shutdown { reply } = msg {
             drop(accepting); // dropping a glommio Task cancels it: no new connections
             drop(admin);
