@@ -181,6 +181,11 @@ fn run(cluster: &mut Cluster, mode: &Mode) -> Result<Summary, ClientError> {
         } else {
             shown.latency()
         },
+        produce_latency: if name == "e2e" {
+            produced.latency()
+        } else {
+            None
+        },
         errors: errors + failed,
         config: serde_json::Value::Null,
     })

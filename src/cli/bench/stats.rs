@@ -149,6 +149,9 @@ pub struct Summary {
     pub seconds: f64,
     /// Latency percentiles (produce: send to ack; e2e: send to consume).
     pub latency: Option<Latency>,
+    /// e2e only: the producers' send-to-ack percentiles of the same run
+    /// (JSON `produce_latency_ms`, as `bench/loadgen.py` writes it).
+    pub produce_latency: Option<Latency>,
     /// Failed records.
     pub errors: u64,
     /// Every flag of the run.
@@ -169,10 +172,9 @@ impl Summary {
     /// The JSON document (the contract with `scripts/bench`: exactly these
     /// keys).
     pub fn to_json(&self) -> Value {
-        let latency = self.latency.map(
-            |l| json!({"p50": l.p50, "p90": l.p90, "p99": l.p99, "p999": l.p999, "max": l.max}),
-        );
-        json!({
+        let percentiles = |l: Latency| json!({"p50": l.p50, "p90": l.p90, "p99": l.p99, "p999": l.p999, "max": l.max});
+        let latency = self.latency.map(percentiles);
+        let mut doc = json!({
             "mode": self.mode,
             "records": self.records,
             "bytes": self.bytes,
@@ -182,7 +184,11 @@ impl Summary {
             "latency_ms": latency,
             "errors": self.errors,
             "config": self.config,
-        })
+        });
+        if let Some(l) = self.produce_latency {
+            doc["produce_latency_ms"] = percentiles(l);
+        }
+        doc
     }
 
     /// The summary for people.
@@ -197,16 +203,18 @@ impl Summary {
             self.mb_per_s(),
             self.errors
         );
-        if let Some(l) = self.latency {
-            let what = if self.mode == "e2e" {
-                "send to consume"
-            } else {
-                "send to ack"
-            };
-            s += &format!(
-                "latency ms ({what}): p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
-                l.p50, l.p90, l.p99, l.p999, l.max
-            );
+        let what = if self.mode == "e2e" {
+            "send to consume"
+        } else {
+            "send to ack"
+        };
+        for (what, l) in [(what, self.latency), ("send to ack", self.produce_latency)] {
+            if let Some(l) = l {
+                s += &format!(
+                    "latency ms ({what}): p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
+                    l.p50, l.p90, l.p99, l.p999, l.max
+                );
+            }
         }
         s
     }
@@ -295,6 +303,7 @@ mod tests {
                 p999: 4.0,
                 max: 5.0,
             }),
+            produce_latency: None,
             errors: 0,
             config: json!({"acks": "all"}),
         };
@@ -328,9 +337,18 @@ mod tests {
         let consume = Summary {
             mode: "consume",
             latency: None,
+            config: s.config.clone(),
             ..s
         };
         assert!(consume.to_json()["latency_ms"].is_null());
         assert!(!consume.to_text().contains("latency"));
+        let e2e = Summary {
+            mode: "e2e",
+            produce_latency: s.latency,
+            ..s
+        };
+        assert_eq!(e2e.to_json()["produce_latency_ms"]["p99"], 3.0);
+        assert!(e2e.to_text().contains("(send to consume)"));
+        assert!(e2e.to_text().contains("(send to ack)"));
     }
 }
