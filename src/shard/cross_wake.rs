@@ -61,12 +61,10 @@ thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Starts this shard thread's pump; call once, on the shard's executor,
-/// before anything waits on another thread.
+/// Starts this shard's pump; call once per executor, on it, before anything
+/// waits on another thread. A second executor on the same thread (tests)
+/// gets a pump of its own: the old one ended with its executor.
 pub fn start_pump() {
-    if HOME.with(Cell::get).is_some() {
-        return;
-    }
     let home: &'static Home = Box::leak(Box::new(Home {
         owner: std::thread::current().id(),
         woken: Mutex::new(Vec::new()),
