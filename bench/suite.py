@@ -12,7 +12,7 @@ Workloads, per broker (fresh data dir each):
 1. produce flat out: acks=all, --record-bytes (1 KiB), 64 KiB batches,
    linger 5 ms, 6 partitions; then consume them right away (hot tail);
 2. restart the broker (timed), consume the same records again (cold);
-3. e2e: the produce of 1 paced at half the records/s it measured, and a
+3. e2e: a paced producer at half the produce records/s measured in 1 and a
    tail consumer, for E2E_SECONDS: latency percentiles;
 4. 10,000 idle connections (bench/idle_conns.py) held open while producing
    as in 1;
@@ -53,10 +53,7 @@ MAX_IN_FLIGHT = 5
 # doc): one producer with 5 requests in flight waits on its own window, not
 # on the broker (2026-11-22, 6 partitions, 64 KiB batches: 1 x 5 gave
 # 293 MB/s, 2 x 16 522, 4 x 16 604, 4 x 32 677 MB/s). The paced e2e run
-# uses the same producers, paced to half the flat-out rate: "half of max
-# throughput" is the broker at half load. With 1 x 5 it was the client at
-# its own limit (half of 682 MB/s is more than 1 x 5's 293), and records
-# queued in the client for a free request slot.
+# keeps 1 x MAX_IN_FLIGHT.
 PRODUCE_PRODUCERS = 4
 PRODUCE_MAX_IN_FLIGHT = 32
 # Concurrency of the consume workloads (1 and 2): 1,536 MB from 6
@@ -120,15 +117,16 @@ class Suite:
     def load(self, broker, gen: str, workload: str, mode: str, topic: str, partitions: int,
              rate: float = 0.0, records: int | None = None) -> dict:
         raw = os.path.join(self.out, f"{broker.name}-{gen}-{workload}.json")
-        in_flight = {"produce": PRODUCE_MAX_IN_FLIGHT, "consume": CONSUME_MAX_IN_FLIGHT,
-                     "e2e": PRODUCE_MAX_IN_FLIGHT}.get(mode, MAX_IN_FLIGHT)
+        flat_out = mode == "produce"
+        in_flight = {"produce": PRODUCE_MAX_IN_FLIGHT, "consume": CONSUME_MAX_IN_FLIGHT}.get(mode, MAX_IN_FLIGHT)
         cmd = [*self.generators[gen], mode, "--bootstrap", broker.bootstrap, "--topic", topic,
                "--partitions", str(partitions), "--record-bytes", str(self.a.record_bytes),
                "--max-in-flight", str(in_flight), "--json", raw]
         # Each mode takes only its own side's flags (the native generator
         # refuses the others).
         if mode in ("produce", "e2e"):
-            cmd += ["--producers", str(PRODUCE_PRODUCERS), "--acks", "all",
+            producers = PRODUCE_PRODUCERS if flat_out else 1
+            cmd += ["--producers", str(producers), "--acks", "all",
                     "--batch-bytes", str(BATCH_BYTES), "--linger-ms", str(LINGER_MS)]
         if mode in ("consume", "e2e"):
             cmd += ["--consumers", str(CONSUME_CONSUMERS if mode == "consume" else 1)]
