@@ -163,14 +163,11 @@ impl<F: Future + Unpin> Future for CrossThread<F> {
             })
             .clone();
         WAITING.with(|w| {
-            let mut w = w.borrow_mut();
-            match w.get_mut(&slot.id) {
-                Some(known) if known.will_wake(cx.waker()) => {}
-                Some(known) => known.clone_from(cx.waker()),
-                None => {
-                    w.insert(slot.id, cx.waker().clone());
-                }
-            }
+            // `clone_from` keeps the stored waker when it already wakes the same task.
+            w.borrow_mut()
+                .entry(slot.id)
+                .and_modify(|known| known.clone_from(cx.waker()))
+                .or_insert_with(|| cx.waker().clone());
         });
         let waker = Waker::from(slot);
         let polled = Pin::new(&mut self.inner).poll(&mut Context::from_waker(&waker));

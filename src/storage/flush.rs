@@ -93,14 +93,13 @@ impl<D: Disk> PartitionLog<D> {
         // before they are durable, the next flush would write the chunks
         // after them and move the high watermark over a hole.
         let unfinished = PoisonUnlessFinished { log: self };
-        for job in jobs {
-            if let Err(e) = self.run_job(job).await {
-                *self.failure.borrow_mut() = Some(format!("flush failed: {e}"));
-                std::mem::forget(unfinished);
-                return Err(e);
-            }
-        }
+        let written = self.run_jobs(jobs).await;
+        // Finished, well or not: a failure poisons with its own reason.
         std::mem::forget(unfinished);
+        if let Err(e) = written {
+            *self.failure.borrow_mut() = Some(format!("flush failed: {e}"));
+            return Err(e);
+        }
         self.high_watermark.set(end_offset);
         self.pending_bytes
             .set(self.pending_bytes.get() - taken_bytes);
@@ -128,6 +127,13 @@ impl<D: Disk> PartitionLog<D> {
             });
         }
         jobs
+    }
+
+    async fn run_jobs(&self, jobs: Vec<FlushJob<D>>) -> Result<(), StorageError> {
+        for job in jobs {
+            self.run_job(job).await?;
+        }
+        Ok(())
     }
 
     async fn run_job(&self, job: FlushJob<D>) -> Result<(), StorageError> {
