@@ -20,6 +20,7 @@
 //! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP).
 
 pub mod alloc;
+pub mod malloc_tune;
 pub mod cli;
 pub mod config;
 pub mod fetch;

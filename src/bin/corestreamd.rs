@@ -18,6 +18,8 @@ const EXIT_BAD_CONFIG: i32 = 2;
 const EXIT_START_FAILED: i32 = 1;
 
 fn main() {
+    // Before any thread exists: see `corestream::malloc_tune`.
+    let malloc_refused = corestream::malloc_tune::tune();
     let flags = Flags::parse();
     let config = match Config::resolve(flags.clone()) {
         Ok(c) => c,
@@ -27,6 +29,9 @@ fn main() {
         }
     };
     let log = LogControl::init(&config.ops.log_level);
+    if !malloc_refused.is_empty() {
+        tracing::warn!(settings = ?malloc_refused, "malloc settings refused: large buffers may be unmapped and faulted in again");
+    }
     corestream::storage::fault::arm(config.fault_abort_at);
     if let Err(e) = corestream::shard::run_supervised(config, Some(flags), Some(log)) {
         tracing::error!("{e}");
