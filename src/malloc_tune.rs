@@ -25,6 +25,10 @@
 //! Blocks of [`MMAP_THRESHOLD_BYTES`] or more are still mapped, and the
 //! broker's huge-reservation path (`crate::alloc`) is unaffected.
 //!
+//! Start-up is the exception: what opening the partitions allocated and
+//! freed is handed back once, with [`release_free_memory`], when the broker
+//! is ready.
+//!
 //! Setting a threshold also turns off glibc's dynamic adjustment of it,
 //! which otherwise only grows the mmap threshold after a mapped block is
 //! freed (so the first churn of each size still pays).
@@ -58,6 +62,18 @@ fn settings() -> [(&'static str, i32, usize); 2] {
         ("M_MMAP_THRESHOLD", mmap, MMAP_THRESHOLD_BYTES),
         ("M_TRIM_THRESHOLD", trim, TRIM_THRESHOLD_BYTES),
     ]
+}
+
+/// Returns the free memory of every arena to the kernel once (glibc
+/// `malloc_trim`). The broker calls it when start-up is done: opening
+/// 10,000 partitions with data left about 130 MiB freed but held.
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only releases free pages; glibc locks each arena
+    // while it does.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(target_env = "gnu")]

@@ -199,6 +199,9 @@ pub fn run_supervised(
     }
     drop(ready_tx);
     wait_ready(&partitions_per_shard, &ready_rx, &notifier)?;
+    // Opening partitions (recovery reads, index loads) left freed memory
+    // that the tuned allocator would otherwise keep for good.
+    crate::malloc_tune::release_free_memory();
     info!(
         "corestreamd ready: listening on {} with {} shards{}",
         config.listen,
