@@ -273,3 +273,48 @@ def test_slow_reader_pipelined_fetches_do_not_pin_memory(broker):
         assert r.int16() == 0
     conn.close()
     assert len(consume_all(broker.bootstrap, topic, 1)) == count
+
+
+def test_produce_v3_8_frames_in_random_fragments_and_back_to_back_arrive_whole(broker):
+    """A connection receives what is already waiting on the socket straight
+    into its buffer and waits (through glommio) only when the socket is
+    empty. Frames cut at random points, with pauses so that both paths run
+    inside size prefixes and bodies, and frames sent back to back in one
+    write, must each be read whole and in order: every produce is answered
+    in order without error, and a consumer reads every value byte for byte
+    at consecutive offsets."""
+    import random
+
+    from kafka_raw import PRODUCE, Reader, Writer, record_batch_v2
+
+    rng = random.Random(20261202)
+    topic = "fragments"
+    create_topic(broker.bootstrap, topic, 1)
+    values: list[bytes] = []
+    with broker.raw() as c:
+        v = c.pick_version(PRODUCE, 3, 8)
+        frames: list[tuple[int, bytes]] = []
+        for i in range(48):
+            value = f"{i:03d}|".encode() + rng.randbytes(rng.choice([10, 3_000, 70_000, 300_000]))
+            values.append(value)
+            body = Writer().string(None).int16(-1).int32(10_000).int32(1).string(topic)
+            body = body.int32(1).int32(0).bytes_(record_batch_v2([(None, value)])).bytes()
+            cid, frame = c.request_bytes(PRODUCE, v, body)
+            frames.append((cid, struct.pack(">i", len(frame)) + frame))
+        stream = b"".join(f for _, f in frames)
+        pos = 0
+        while pos < len(stream):
+            n = rng.choice([1, 3, 4, 5, 100, 4_096, 65_536, 200_000, 1 << 20])
+            c.send_raw(stream[pos : pos + n])
+            pos += n
+            if rng.random() < 0.3:
+                time.sleep(0.002)  # the broker drains the socket and waits
+        for i, (cid, _) in enumerate(frames):
+            r = Reader(c.recv_response(cid))
+            topics = r.array(lambda r: (r.string(), r.array(lambda r: (r.int32(), r.int16(), r.int64()))))
+            (name, [(partition, error_code, base_offset)]) = topics[0]
+            assert (name, partition, error_code) == (topic, 0, 0), f"produce {i}: {topics}"
+            assert base_offset == i, f"produce {i} landed at offset {base_offset}"
+    got = consume_all(broker.bootstrap, topic, [0], expect=len(values))
+    assert [m.offset for m in got] == list(range(len(values)))
+    assert [m.value for m in got] == values
