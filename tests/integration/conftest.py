@@ -48,6 +48,10 @@ class BrokerError(AssertionError):
     pass
 
 
+# Restarts with a new admin port when the old one was taken meanwhile.
+ADMIN_PORT_RETRIES = 2
+
+
 class Broker:
     """One corestreamd process. Keeps its port and data dir across restarts."""
 
@@ -108,6 +112,28 @@ class Broker:
         return a + self.extra_args
 
     def start(self, wait: bool = True) -> "Broker":
+        for attempt in range(ADMIN_PORT_RETRIES + 1):
+            self._spawn()
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except BrokerError:
+                if attempt == ADMIN_PORT_RETRIES or not self._admin_port_was_taken():
+                    raise
+            # The admin port was picked free at the first start; since then
+            # any socket (a client's ephemeral port) may hold it. Nothing
+            # outside the fixture knows it, so another free one serves.
+            self.admin_port = free_port(avoid=self.port)
+        return self
+
+    def _admin_port_was_taken(self) -> bool:
+        """Whether the last start exited because its admin port was in use."""
+        last_start = self.log_tail().rsplit("===== start #", 1)[-1]
+        return "cannot listen on admin address" in last_start and "Address already in use" in last_start
+
+    def _spawn(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
         if not self.binary.exists():
             raise BrokerError(f"broker binary {self.binary} not found (build it, or set CORESTREAMD)")
@@ -126,9 +152,6 @@ class Broker:
                 cwd=self.workdir,
                 env=env,
             )
-        if wait:
-            self.wait_ready()
-        return self
 
     def wait_ready(self, timeout_s: float = ready_wait_s_max) -> None:
         deadline = time.monotonic() + timeout_s

@@ -144,6 +144,23 @@ def test_admin_port_taken_refuses_start(broker_factory):
         assert "admin" in b.log_tail()
 
 
+def test_fixture_restart_moves_the_admin_port_when_it_was_taken(broker_factory):
+    """The fixture's own guard: between a stop and a restart another socket
+    (in the full run, a client's ephemeral port) may take the admin port the
+    broker had. The restart then uses a new one instead of failing the test
+    that merely restarted."""
+    b = broker_factory()
+    b.stop()
+    old = b.admin_port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", old))
+        s.listen(1)
+        b.start()
+    assert b.admin_port != old
+    assert "cannot listen on admin address" in b.log_tail()
+    assert http_get(b, "/v1/ready") == (200, "ready\n")
+
+
 # ---------------------------------------------------------------- signals and systemd
 
 
