@@ -244,6 +244,14 @@ impl DiskFile for DmaDiskFile {
         if !is_aligned(pos) || !is_aligned(len as u64) {
             return Err(misaligned("read_at", pos, len));
         }
+        if len == 0 {
+            // glommio 0.9 asks its allocator for a zero-byte buffer, gets
+            // none, and panics the whole shard: refuse it here instead.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("zero-length read at {pos}"),
+            ));
+        }
         self.file
             .read_at_aligned(pos, len)
             .await

@@ -358,3 +358,24 @@ fn dma_recovery_cuts_torn_tail() {
         assert!(!data_dir.join("t-0").exists());
     });
 }
+
+/// An empty small file (a segment's index before its first entry) reads
+/// as empty on the real disk: glommio 0.9 panics the shard on a
+/// zero-length O_DIRECT read, which once made a restart with 10,000
+/// one-batch partitions fail. A zero-length read itself is an error, not a
+/// panic.
+#[test]
+fn dma_empty_small_file_reads_empty_and_zero_length_read_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().to_path_buf();
+    run_glommio(move || async move {
+        prime_dma_io(&data_dir).await.expect("prime");
+        let path = data_dir.join("empty.index");
+        std::fs::write(&path, b"").unwrap();
+        let read = small_file::read_small_file(&DmaDisk, &path).await.unwrap();
+        assert_eq!(read, Some(Vec::new()));
+        let file = DmaDisk.open(&path).await.unwrap();
+        let err = file.read_at(0, 0).await.err().expect("zero-length read refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    });
+}
