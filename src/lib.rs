@@ -20,12 +20,12 @@
 //! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP).
 
 pub mod alloc;
-pub mod malloc_tune;
 pub mod cli;
 pub mod config;
 pub mod fetch;
 pub mod group;
 pub mod handlers;
+pub mod malloc_tune;
 pub mod metadata;
 pub mod ops;
 pub mod producer;

@@ -106,7 +106,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
     let shard_id = shard.id;
     let limits = shard.config.limits;
     let fetch_slots = Rc::new(Semaphore::new(FETCHES_IN_FLIGHT_MAX));
-    let mut frames = FrameReader::new(reader, fd, shard.config.request_bytes_max, limits, shard_budget);
+    let mut frames = FrameReader::new(
+        reader,
+        fd,
+        shard.config.request_bytes_max,
+        limits,
+        shard_budget,
+    );
 
     let reading = async move {
         loop {

@@ -375,7 +375,11 @@ fn dma_empty_small_file_reads_empty_and_zero_length_read_is_an_error() {
         let read = small_file::read_small_file(&DmaDisk, &path).await.unwrap();
         assert_eq!(read, Some(Vec::new()));
         let file = DmaDisk.open(&path).await.unwrap();
-        let err = file.read_at(0, 0).await.err().expect("zero-length read refused");
+        let err = file
+            .read_at(0, 0)
+            .await
+            .err()
+            .expect("zero-length read refused");
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     });
 }
