@@ -149,6 +149,20 @@ impl IoBuffer for DmaBuffer {
     }
 }
 
+/// What a [`DmaDiskFile`] read returns: glommio's result, or nothing for a
+/// zero-length read, which glommio cannot do (it has no empty `ReadResult`
+/// to hand out, and its reactor panics on a zero-byte buffer).
+#[derive(Debug)]
+pub struct DmaRead(Option<ReadResult>);
+
+impl std::ops::Deref for DmaRead {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
 /// An open glommio DMA file.
 #[derive(Debug)]
 pub struct DmaDiskFile {
@@ -230,7 +244,7 @@ impl Disk for DmaDisk {
 
 impl DiskFile for DmaDiskFile {
     type Buffer = DmaBuffer;
-    type ReadBuffer = ReadResult;
+    type ReadBuffer = DmaRead;
 
     async fn write_at(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<usize> {
         let len = buf.as_bytes().len();
@@ -240,22 +254,17 @@ impl DiskFile for DmaDiskFile {
         self.file.write_rc_at(buf, pos).await.map_err(glommio_io)
     }
 
-    async fn read_at(&self, pos: u64, len: usize) -> io::Result<ReadResult> {
+    async fn read_at(&self, pos: u64, len: usize) -> io::Result<DmaRead> {
         if !is_aligned(pos) || !is_aligned(len as u64) {
             return Err(misaligned("read_at", pos, len));
         }
         if len == 0 {
-            // glommio 0.9 asks its allocator for a zero-byte buffer, gets
-            // none, and panics the whole shard: refuse it here instead.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("zero-length read at {pos}"),
-            ));
+            // glommio 0.9 would ask its allocator for a zero-byte buffer,
+            // get none, and panic the whole shard.
+            return Ok(DmaRead(None));
         }
-        self.file
-            .read_at_aligned(pos, len)
-            .await
-            .map_err(glommio_io)
+        let read = self.file.read_at_aligned(pos, len).await;
+        read.map(|r| DmaRead(Some(r))).map_err(glommio_io)
     }
 
     async fn fdatasync(&self) -> io::Result<()> {

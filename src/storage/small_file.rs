@@ -36,11 +36,6 @@ pub(crate) async fn read_small_file<D: Disk>(
     if size > SMALL_FILE_BYTES_MAX {
         return Ok(None);
     }
-    if size == 0 {
-        // No read: a zero-length O_DIRECT read makes glommio 0.9 panic
-        // ("Buffer allocation failed") inside its reactor.
-        return Ok(Some(Vec::new()));
-    }
     let bytes = file
         .read_at(0, align_up(size) as usize)
         .await
