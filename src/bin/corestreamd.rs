@@ -20,6 +20,9 @@ const EXIT_START_FAILED: i32 = 1;
 fn main() {
     // Before any thread exists: see `corestream::malloc_tune`.
     let malloc_refused = corestream::malloc_tune::tune();
+    // A shard that panics must take the process with it: see
+    // `corestream::ops::fatal`.
+    corestream::ops::fatal::abort_on_panic();
     let flags = Flags::parse();
     let config = match Config::resolve(flags.clone()) {
         Ok(c) => c,

@@ -95,6 +95,15 @@ pub struct Flags {
     /// `corestream::storage::fault::Step::ALL`; an unknown one is refused.
     #[arg(long, env = "CORESTREAM_FAULT_ABORT_AT")]
     pub fault_abort_at: Option<String>,
+    /// Fault injection for tests: panic on the shard thread (as a bug
+    /// would) the Nth time a step is reached, `<step>[:<n>]`, same steps as
+    /// --fault-abort-at. The daemon's panic hook then aborts the process.
+    #[arg(
+        long,
+        env = "CORESTREAM_FAULT_PANIC_AT",
+        conflicts_with = "fault_abort_at"
+    )]
+    pub fault_panic_at: Option<String>,
     /// A KIP-848 consumer-group member without a heartbeat for this many ms
     /// is removed (Kafka's group.consumer.session.timeout.ms).
     #[arg(long, env = "CORESTREAM_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]

@@ -205,6 +205,7 @@ impl Config {
         let limits = ConnectionLimits::resolve(&flags, &file)?;
         let ops = OpsConfig::resolve(&flags, &file)?;
         let config_file = flags.config.clone();
+        let fault_abort_at = fault_point(&flags)?;
         let listen_text = flags
             .listen
             .or(file.listen)
@@ -378,15 +379,6 @@ impl Config {
                 ),
             ));
         }
-        let fault_abort_at = flags
-            .fault_abort_at
-            .as_deref()
-            .map(crate::storage::fault::AbortAt::parse)
-            .transpose()
-            .map_err(|message| ConfigError::Invalid {
-                key: "fault-abort-at",
-                message,
-            })?;
         let log_tables = [
             ("log", &file.log),
             ("message", &file.message),
@@ -478,6 +470,25 @@ fn resolve_log_defaults(
     }
     pairs.extend(segment_bytes_flag.map(segment));
     crate::metadata::LogDefaults::from_pairs(pairs).map_err(|e| invalid("log", e.message))
+}
+
+/// The test-only fault point of `--fault-abort-at` or `--fault-panic-at`
+/// (at most one of them).
+fn fault_point(flags: &Flags) -> Result<Option<crate::storage::fault::AbortAt>, ConfigError> {
+    use crate::storage::fault::{AbortAt, Action};
+    match (&flags.fault_abort_at, &flags.fault_panic_at) {
+        (Some(_), Some(_)) => Err(invalid(
+            "fault-panic-at",
+            "cannot be combined with fault-abort-at".into(),
+        )),
+        (Some(text), None) => AbortAt::parse(text, Action::Abort)
+            .map(Some)
+            .map_err(|message| invalid("fault-abort-at", message)),
+        (None, Some(text)) => AbortAt::parse(text, Action::Panic)
+            .map(Some)
+            .map_err(|message| invalid("fault-panic-at", message)),
+        (None, None) => Ok(None),
+    }
 }
 
 fn invalid(key: &'static str, message: String) -> ConfigError {

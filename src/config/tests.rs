@@ -71,7 +71,7 @@ fn config_bad_shards_named() {
 
 #[test]
 fn config_fault_abort_at_parsed_and_unknown_step_refused() {
-    use crate::storage::fault::{AbortAt, Step};
+    use crate::storage::fault::{AbortAt, Action, Step};
     let c = Config::resolve(Flags::default()).unwrap();
     assert_eq!(c.fault_abort_at, None, "off by default");
     let c = Config::resolve(Flags {
@@ -82,8 +82,26 @@ fn config_fault_abort_at_parsed_and_unknown_step_refused() {
     let at = AbortAt {
         step: Step::SegmentLogRemoved,
         nth: 2,
+        action: Action::Abort,
     };
     assert_eq!(c.fault_abort_at, Some(at));
+    let c = Config::resolve(Flags {
+        fault_panic_at: Some("segment_log_removed:2".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let at = AbortAt {
+        action: Action::Panic,
+        ..at
+    };
+    assert_eq!(c.fault_abort_at, Some(at));
+    let err = Config::resolve(Flags {
+        fault_abort_at: Some("segment_log_removed".into()),
+        fault_panic_at: Some("segment_log_removed".into()),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("cannot be combined"), "{err}");
     let err = Config::resolve(Flags {
         fault_abort_at: Some("no_such_step".into()),
         ..Default::default()

@@ -9,6 +9,7 @@
 //! - [`metrics`]: per-shard counters kept in thread-locals (no shared
 //!   locks), gathered by a scrape with `Shard::run_on` jobs; [`exposition`]
 //!   renders them in the Prometheus text format.
+//! - [`fatal`]: the daemon's panic hook: any panic aborts the process.
 //! - [`admin`]: the admin HTTP port (`admin_listen`) on shard 0: `/metrics`,
 //!   health and readiness, consumer lag as JSON.
 //!
@@ -17,6 +18,7 @@
 
 pub mod admin;
 pub mod exposition;
+pub mod fatal;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -1,6 +1,11 @@
 //! Test-only crash points: abort the process at a named durable step of
 //! compaction or segment deletion (`--fault-abort-at <step>[:<n>]`, env
-//! `CORESTREAM_FAULT_ABORT_AT`).
+//! `CORESTREAM_FAULT_ABORT_AT`), or panic there (`--fault-panic-at`, env
+//! `CORESTREAM_FAULT_PANIC_AT`).
+//!
+//! The panic form stands for a bug on a shard thread: it proves the daemon's
+//! panic hook (`corestream::ops::fatal`) turns any panic into an abort of
+//! the whole process rather than a broker with one dead shard.
 //!
 //! Why a real abort and not the `MemDisk` seam: the seam tests
 //! (`lifecycle_tests.rs`, `tests/sim_storage.rs`) prove the step order on a
@@ -23,7 +28,7 @@
 //! (`tests/integration/test_crash_lifecycle.py`) can iterate them; the
 //! names are what the flag takes. An unknown name is refused at start-up.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// A durable step of compaction or segment deletion where the process may
 /// be made to abort.
@@ -133,18 +138,32 @@ impl Step {
     }
 }
 
-/// Where to abort: `step`, the `nth` time it is reached (from 1).
+/// What the armed step does when reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `std::process::abort()` right there (`--fault-abort-at`).
+    Abort,
+    /// `panic!` on the thread that reached it, as a bug would
+    /// (`--fault-panic-at`).
+    Panic,
+}
+
+/// Where to fail: `step`, the `nth` time it is reached (from 1), with
+/// `action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbortAt {
     /// The step.
     pub step: Step,
     /// Which hit of it aborts (1 = the first).
     pub nth: u64,
+    /// Abort or panic.
+    pub action: Action,
 }
 
 impl AbortAt {
-    /// Parses `<step>[:<n>]`; the error lists the valid step names.
-    pub fn parse(text: &str) -> Result<AbortAt, String> {
+    /// Parses `<step>[:<n>]` for `action`; the error lists the valid step
+    /// names.
+    pub fn parse(text: &str, action: Action) -> Result<AbortAt, String> {
         let (name, nth) = match text.split_once(':') {
             Some((name, n)) => {
                 let nth = n
@@ -160,7 +179,7 @@ impl AbortAt {
             let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
             format!("unknown step '{name}'; steps: {}", names.join(", "))
         })?;
-        Ok(AbortAt { step, nth })
+        Ok(AbortAt { step, nth, action })
     }
 }
 
@@ -170,16 +189,20 @@ static ARMED_STEP: AtomicU32 = AtomicU32::new(0);
 static ARMED_NTH: AtomicU64 = AtomicU64::new(0);
 /// Hits of the armed step so far.
 static HITS: AtomicU64 = AtomicU64::new(0);
+/// The armed step panics instead of aborting.
+static PANICS: AtomicBool = AtomicBool::new(false);
 
 /// Arms the hook for the whole process (`None` leaves it off).
 pub fn arm(at: Option<AbortAt>) {
     let Some(at) = at else { return };
     ARMED_NTH.store(at.nth, Ordering::Relaxed);
+    PANICS.store(at.action == Action::Panic, Ordering::Relaxed);
     ARMED_STEP.store(at.step.code(), Ordering::Relaxed);
     tracing::warn!(
         step = at.step.name(),
         nth = at.nth,
-        "fault injection armed: the process aborts at this step"
+        action = ?at.action,
+        "fault injection armed: the process fails at this step"
     );
 }
 
@@ -199,6 +222,12 @@ fn hit(step: Step) {
     let hits = HITS.fetch_add(1, Ordering::Relaxed) + 1;
     if hits != nth {
         return;
+    }
+    if PANICS.load(Ordering::Relaxed) {
+        panic!(
+            "corestream fault injection: panicking at step {} (hit {hits})",
+            step.name()
+        );
     }
     // stderr is unbuffered: the line is out before the abort. (A tracing
     // event could sit in the journald or fmt layer's buffer.)
@@ -223,34 +252,36 @@ mod tests {
 
     #[test]
     fn abort_at_parses_step_and_hit_count() {
-        let at = AbortAt::parse("cleaned_renamed").unwrap();
+        let at = AbortAt::parse("cleaned_renamed", Action::Abort).unwrap();
         assert_eq!(
             at,
             AbortAt {
                 step: Step::CleanedRenamed,
-                nth: 1
+                nth: 1,
+                action: Action::Abort
             }
         );
-        let at = AbortAt::parse("segment_log_removed:3").unwrap();
+        let at = AbortAt::parse("segment_log_removed:3", Action::Panic).unwrap();
         assert_eq!(
             at,
             AbortAt {
                 step: Step::SegmentLogRemoved,
-                nth: 3
+                nth: 3,
+                action: Action::Panic
             }
         );
     }
 
     #[test]
     fn abort_at_refuses_unknown_steps_and_bad_counts() {
-        let err = AbortAt::parse("cleaned_renamd").unwrap_err();
+        let err = AbortAt::parse("cleaned_renamd", Action::Abort).unwrap_err();
         assert!(err.contains("unknown step 'cleaned_renamd'"), "{err}");
         assert!(
             err.contains("cleaned_renamed"),
             "lists the valid names: {err}"
         );
-        assert!(AbortAt::parse("cleaned_renamed:0").is_err());
-        assert!(AbortAt::parse("cleaned_renamed:x").is_err());
+        assert!(AbortAt::parse("cleaned_renamed:0", Action::Abort).is_err());
+        assert!(AbortAt::parse("cleaned_renamed:x", Action::Panic).is_err());
     }
 
     #[test]

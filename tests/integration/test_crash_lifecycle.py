@@ -330,3 +330,36 @@ def test_crash_during_segment_deletion_keeps_the_log_valid(broker_factory, mode,
     assert not [f for f in partition_files(b, topic) if f.endswith(".tmp")]
     more = produce_chunks(b.bootstrap, topic, [(b"after", b"restart")])
     assert list(more) == [end]
+
+
+# ---------------------------------------------------------------- panics
+
+
+def test_panic_on_a_shard_thread_aborts_the_whole_broker(broker_factory):
+    """A panic (a bug) on a shard thread takes the process down by SIGABRT
+    through the daemon's panic hook (src/ops/fatal.rs), instead of leaving a
+    broker whose other shards serve on while the panicked one's partitions
+    never answer. The next start recovers the log as after any crash."""
+    step = "segment_log_removed"
+    b = broker_factory(start=False)
+    b.extra_args = write_config(b, check_interval_ms) + ["--fault-panic-at", step]
+    b.start()
+    topic = "crash-panic"
+    produced, _ = deletion_setup(b, topic, "retention_ms")
+    end = max(produced) + 1
+    deadline = time.monotonic() + death_wait_s_max
+    while b.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rc = b.proc.poll()
+    assert rc is not None, f"the broker lived on after the panic\n{b.log_tail()}"
+    b.expected_down = True
+    assert rc == -signal.SIGABRT, f"exit status {rc}, expected SIGABRT\n{b.log_tail()}"
+    log = log_since_last_start(b)
+    assert f"corestream fault injection: panicking at step {step}" in log, b.log_tail()
+    assert re.search(r"corestreamd: panic on thread shard-[0-9-]+: aborting", log), b.log_tail()
+
+    restart_without_hook(b, check_interval_ms_idle)
+    start = earliest(b, topic)
+    got = read_all(b, topic)
+    assert [r.offset for r in got] == list(range(start, end))
+    assert_all_produced(got, produced)
