@@ -15,6 +15,7 @@
 //! The response itself is written by `protocol::fetch_writer` as parts, so
 //! the record slices go to the socket as they are (vectored send, splice).
 
+pub mod cache_arena;
 pub mod cold_file;
 pub mod metrics;
 pub mod session;

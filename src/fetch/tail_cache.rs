@@ -40,6 +40,7 @@ use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
 
+use crate::fetch::cache_arena::{CacheArena, StagingBuf};
 use crate::protocol::batch::batches;
 use crate::protocol::fetch_writer::RecordSlices;
 
@@ -66,6 +67,10 @@ pub struct TailCache {
     next_seq: Cell<u64>,
     /// Insertion order over all partitions: (batch seq, its partition).
     order: RefCell<VecDeque<(u64, Weak<PartitionTail>)>>,
+    /// Reserved memory the appended batches are copied into (the shard's
+    /// cache only; `None` in tests built with [`TailCache::new`] and when
+    /// the budget is 0).
+    arena: Option<CacheArena>,
 }
 
 thread_local! {
@@ -81,15 +86,35 @@ impl TailCache {
             live_batches: Cell::new(0),
             next_seq: Cell::new(0),
             order: RefCell::new(VecDeque::new()),
+            arena: None,
         })
     }
 
-    /// Sizes this shard thread's cache; called once when the shard starts,
-    /// before any partition opens. A later call changes nothing (the cache
-    /// already holds batches under the first budget).
+    /// A cache of `budget_bytes` whose batches live in a [`CacheArena`]
+    /// reserved (mapped and touched) now.
+    pub fn with_arena(budget_bytes: usize) -> Rc<TailCache> {
+        let mut cache = TailCache::new(budget_bytes);
+        if budget_bytes > 0 {
+            let arena = CacheArena::new(budget_bytes);
+            if let Some(c) = Rc::get_mut(&mut cache) {
+                c.arena = Some(arena);
+            }
+        }
+        cache
+    }
+
+    /// Bytes of memory reserved for the cache's batches (0 without an arena).
+    pub fn reserved_bytes(&self) -> usize {
+        self.arena.as_ref().map_or(0, CacheArena::reserved_bytes)
+    }
+
+    /// Sizes this shard thread's cache and reserves its memory (see
+    /// `fetch::cache_arena`); called once when the shard starts, before any
+    /// partition opens. A later call changes nothing (the cache already
+    /// holds batches under the first budget).
     pub fn init_for_this_shard(budget_bytes: usize) {
         SHARD_CACHE.with(|c| {
-            c.get_or_init(|| TailCache::new(budget_bytes));
+            c.get_or_init(|| TailCache::with_arena(budget_bytes));
         });
     }
 
@@ -168,6 +193,16 @@ impl PartitionTail {
             batches: RefCell::new(VecDeque::new()),
             durable_end: Cell::new(i64::MIN),
         })
+    }
+
+    /// A writable copy of `records` (batches about to be appended), in the
+    /// shard's reserved memory when there is room: the log rewrites their
+    /// offsets in it, then [`stage`](Self::stage) keeps it frozen.
+    pub fn writable_copy(&self, records: &[u8]) -> StagingBuf {
+        match &self.shard.arena {
+            Some(arena) => arena.copy(records),
+            None => StagingBuf::heap(records),
+        }
     }
 
     /// Stages batches just appended (whole v2 batches with their final

@@ -352,7 +352,16 @@ async fn shard_main(
 ) {
     // Before anything here waits on another thread (cross_wake.rs).
     super::cross_wake::start_pump();
+    let reserving = std::time::Instant::now();
     crate::fetch::tail_cache::TailCache::init_for_this_shard(config.tail_cache_bytes);
+    let reserved = crate::fetch::tail_cache::TailCache::for_this_shard().reserved_bytes();
+    info!(
+        shard = id,
+        "tail cache: {} MiB reserved for a budget of {} MiB in {} ms",
+        reserved >> 20,
+        config.tail_cache_bytes >> 20,
+        reserving.elapsed().as_millis()
+    );
     if let Err(e) = crate::storage::prime_dma_io(&config.data_dir).await {
         let _ = ready.send((
             id,

@@ -219,15 +219,16 @@ impl Partition {
             .is_some_and(|b| b.header.producer_id() >= 0);
         if !idempotent {
             // The log rewrites baseOffset in place; the request's bytes are
-            // shared with its frame, so they are copied once here.
-            let mut owned = records.to_vec();
+            // shared with its frame, so they are copied once here, into the
+            // tail cache's reserved memory (fetch::cache_arena).
+            let mut owned = self.tail.writable_copy(records);
             let info = self
                 .log
-                .append(&mut owned)
+                .append(owned.as_mut_slice())
                 .map_err(|e| self.storage_failure("append", e))?;
             // The log rewrote the offsets in `owned`: these are the stored
             // bytes, kept (not copied) for the tail cache.
-            self.tail.stage(Bytes::from(owned));
+            self.tail.stage(owned.freeze());
             return Ok(info.base_offset);
         }
         let mut first_base = None;
@@ -249,12 +250,12 @@ impl Partition {
             };
             let base_offset = match verdict {
                 ProducerCheck::Append => {
-                    let mut owned = batch.bytes.to_vec();
+                    let mut owned = self.tail.writable_copy(batch.bytes);
                     let info = self
                         .log
-                        .append(&mut owned)
+                        .append(owned.as_mut_slice())
                         .map_err(|e| self.storage_failure("append", e))?;
-                    self.tail.stage(Bytes::from(owned));
+                    self.tail.stage(owned.freeze());
                     if h.is_transactional() {
                         self.producers.borrow_mut().begin_txn(pid, info.base_offset);
                     }
