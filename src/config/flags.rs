@@ -51,6 +51,7 @@ pub struct Flags {
     pub request_bytes_max: Option<usize>,
     /// Bytes of recent batches each shard keeps in memory to answer
     /// consumers at the tail without a disk read (0: off; default 256 MiB).
+    /// The budget plus a quarter is reserved when the shard starts.
     #[arg(long, env = "CORESTREAM_TAIL_CACHE_BYTES")]
     pub tail_cache_bytes: Option<usize>,
     /// Partitions of __consumer_offsets when it is created (Kafka's

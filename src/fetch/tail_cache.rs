@@ -5,15 +5,18 @@
 //! Decisions:
 //! - **What is cached.** Each appended batch exactly as the log stored it
 //!   (baseOffset already rewritten): the owned buffer `Partition` appends
-//!   from, frozen into `Bytes` (no copy) after `PartitionLog::append` wrote
-//!   its offsets into it. These are the bytes that were copied into the
-//!   O_DIRECT pending chunks and written. Why not the O_DIRECT chunks
-//!   themselves: glommio's `DmaBuffer` is `!Send` (it holds an `Rc` to the
-//!   executor's registered-memory allocator), while a fetch reply crosses
-//!   shards (`PartitionReply` is `Send`), so a `Bytes` cannot own one. The
-//!   cost is the memory of a second copy of the tail, bounded below; the
-//!   number of memcpys per produced byte is unchanged (one, into the DMA
-//!   chunk) and per fetched byte it is zero.
+//!   from ([`PartitionTail::writable_copy`], in the shard's reserved memory,
+//!   `fetch::cache_arena`), frozen into `Bytes` (no copy) after
+//!   `PartitionLog::append` wrote its offsets into it. These are the bytes
+//!   that were copied into the O_DIRECT pending chunks and written. Why not
+//!   the O_DIRECT chunks themselves: glommio's `DmaBuffer` is `!Send` (it
+//!   holds an `Rc` to the executor's registered-memory allocator), while a
+//!   fetch reply crosses shards (`PartitionReply` is `Send`), so a `Bytes`
+//!   cannot own one. The cost is the memory of a second copy of the tail,
+//!   bounded below. The owned buffer exists anyway (the offset rewrite
+//!   cannot touch the request's bytes, shared with its frame), so caching
+//!   adds no memcpy: two per produced byte (into the owned buffer, into the
+//!   DMA chunk), zero per fetched byte.
 //! - **Only durable data is served.** Batches are staged at append and
 //!   become visible when a flush raises the high watermark past them
 //!   ([`PartitionTail::publish`]); a read never returns a batch at or past
