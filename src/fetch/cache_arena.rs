@@ -27,7 +27,7 @@
 //! the free list and is reused without a page fault.
 //!
 //! - The cost is resident memory: the whole reserve is RSS from the start
-//!   (with the default 256 MiB per shard, about 290 MiB per shard).
+//!   (with the default 256 MiB budget, 320 MiB per shard).
 //! - A batch larger than [`ARENA_BATCH_BYTES_MAX`], or one arriving when
 //!   every chunk is in use, is copied to the heap as before
 //!   ([`StagingBuf::heap`]): correct, just not fault-free.
