@@ -147,16 +147,22 @@ def alter(bootstrap: str, topic: str, **configs: str) -> None:
     a.incremental_alter_configs([res], request_timeout=20)[res].result(timeout=30)
 
 
-def wait_for_abort(b, step: str) -> None:
-    """The broker dies by SIGABRT after printing the hook's line for `step`."""
+def wait_for_sigabrt(b, what: str) -> None:
+    """The broker dies by SIGABRT within death_wait_s_max; `what` says what
+    should have killed it."""
     deadline = time.monotonic() + death_wait_s_max
     while b.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     rc = b.proc.poll()
-    assert rc is not None, f"broker did not reach step {step} within {death_wait_s_max}s\n{b.log_tail()}"
+    assert rc is not None, f"broker still up {death_wait_s_max}s after {what}\n{b.log_tail()}"
     b.expected_down = True
-    name = step.split(":")[0]
     assert rc == -signal.SIGABRT, f"exit status {rc}, expected SIGABRT\n{b.log_tail()}"
+
+
+def wait_for_abort(b, step: str) -> None:
+    """The broker dies by SIGABRT after printing the hook's line for `step`."""
+    wait_for_sigabrt(b, f"arming step {step}")
+    name = step.split(":")[0]
     assert f"corestream fault injection: aborting at step {name} " in b.log_path.read_text(errors="replace")
 
 
@@ -347,13 +353,7 @@ def test_panic_on_a_shard_thread_aborts_the_whole_broker(broker_factory):
     topic = "crash-panic"
     produced, _ = deletion_setup(b, topic, "retention_ms")
     end = max(produced) + 1
-    deadline = time.monotonic() + death_wait_s_max
-    while b.proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    rc = b.proc.poll()
-    assert rc is not None, f"the broker lived on after the panic\n{b.log_tail()}"
-    b.expected_down = True
-    assert rc == -signal.SIGABRT, f"exit status {rc}, expected SIGABRT\n{b.log_tail()}"
+    wait_for_sigabrt(b, f"a panic armed at step {step}")
     log = log_since_last_start(b)
     assert f"corestream fault injection: panicking at step {step}" in log, b.log_tail()
     assert re.search(r"corestreamd: panic on thread shard-[0-9-]+: aborting", log), b.log_tail()
