@@ -67,6 +67,8 @@ pub struct CacheArena {
     free: Arc<FreeList>,
     current: std::cell::RefCell<Option<(Arc<Chunk>, usize)>>,
     reserved_chunks: usize,
+    /// Bytes copied to the heap instead (too big, or every chunk in use).
+    heap_copy_bytes: std::cell::Cell<u64>,
 }
 
 /// Chunks not in use; shared with every `Bytes` that may return one.
@@ -202,12 +204,20 @@ impl CacheArena {
             }),
             current: std::cell::RefCell::new(None),
             reserved_chunks,
+            heap_copy_bytes: std::cell::Cell::new(0),
         }
     }
 
     /// Bytes reserved (mapped and touched).
     pub fn reserved_bytes(&self) -> usize {
         self.reserved_chunks * ARENA_CHUNK_BYTES
+    }
+
+    /// Bytes copied to the heap instead of the arena since start (the
+    /// `corestream_tail_cache_unreserved_copy_bytes_total` metric): batches
+    /// over [`ARENA_BATCH_BYTES_MAX`], or every chunk in use.
+    pub fn heap_copy_bytes(&self) -> u64 {
+        self.heap_copy_bytes.get()
     }
 
     /// Chunks in the free list now (tests and metrics).
@@ -220,7 +230,7 @@ impl CacheArena {
     pub fn copy(&self, src: &[u8]) -> StagingBuf {
         let len = src.len();
         if len == 0 || len > ARENA_BATCH_BYTES_MAX {
-            return StagingBuf::heap(src);
+            return self.heap_copy(src);
         }
         let mut current = self.current.borrow_mut();
         let fits = current
@@ -232,7 +242,7 @@ impl CacheArena {
             *current = self.take_free().map(|c| (c, 0));
         }
         let Some((chunk, used)) = current.as_mut() else {
-            return StagingBuf::heap(src);
+            return self.heap_copy(src);
         };
         let offset = *used;
         *used += len;
@@ -243,6 +253,12 @@ impl CacheArena {
         });
         buf.as_mut_slice().copy_from_slice(src);
         buf
+    }
+
+    fn heap_copy(&self, src: &[u8]) -> StagingBuf {
+        self.heap_copy_bytes
+            .set(self.heap_copy_bytes.get() + src.len() as u64);
+        StagingBuf::heap(src)
     }
 
     fn take_free(&self) -> Option<Arc<Chunk>> {
@@ -352,8 +368,13 @@ mod tests {
             assert!(b.in_arena());
             held.push(b.freeze());
         }
+        assert_eq!(arena.heap_copy_bytes(), ARENA_BATCH_BYTES_MAX as u64 + 1);
         let spill = arena.copy(&batch);
         assert!(!spill.in_arena(), "every chunk is held: the heap serves");
+        assert_eq!(
+            arena.heap_copy_bytes(),
+            2 * ARENA_BATCH_BYTES_MAX as u64 + 1
+        );
         assert_eq!(&spill.freeze()[..], &batch[..]);
         let none = CacheArena::new(0);
         assert!(!none.copy(b"x").in_arena());

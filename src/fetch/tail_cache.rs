@@ -111,6 +111,12 @@ impl TailCache {
         self.arena.as_ref().map_or(0, CacheArena::reserved_bytes)
     }
 
+    /// Bytes of appended batches copied to the heap because the arena had
+    /// no room for them (0 without an arena).
+    pub fn unreserved_copy_bytes(&self) -> u64 {
+        self.arena.as_ref().map_or(0, CacheArena::heap_copy_bytes)
+    }
+
     /// Sizes this shard thread's cache and reserves its memory (see
     /// `fetch::cache_arena`); called once when the shard starts, before any
     /// partition opens. A later call changes nothing (the cache already

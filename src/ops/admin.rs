@@ -264,6 +264,8 @@ fn shard_report(shard: &Shard) -> ShardReport {
         fetch: crate::fetch::FetchMetrics::this_shard(),
         tail_cache_bytes: tail_cache.used_bytes() as u64,
         tail_cache_capacity_bytes: tail_cache.budget_bytes() as u64,
+        tail_cache_reserved_bytes: tail_cache.reserved_bytes() as u64,
+        tail_cache_unreserved_copy_bytes: tail_cache.unreserved_copy_bytes(),
         fetch_sessions_open: sessions.len() as u64,
         fetch_sessions_opened: sessions.opened_total(),
         fetch_session_evictions: sessions.evictions_total(),

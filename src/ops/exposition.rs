@@ -42,7 +42,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     let mut out = String::new();
     render_process(&mut out, reports.len(), process);
     render_requests(&mut out, reports);
-    let per_shard: [ShardFamily; 18] = [
+    let per_shard: [ShardFamily; 20] = [
         (
             "corestream_bytes_received_total",
             "counter",
@@ -126,6 +126,18 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
             "gauge",
             "Byte budget of the tail cache.",
             |r| r.tail_cache_capacity_bytes,
+        ),
+        (
+            "corestream_tail_cache_reserved_bytes",
+            "gauge",
+            "Memory reserved (mapped and touched) for the tail cache at start.",
+            |r| r.tail_cache_reserved_bytes,
+        ),
+        (
+            "corestream_tail_cache_unreserved_copy_bytes_total",
+            "counter",
+            "Appended batch bytes copied to the heap, outside the reserve (batches over 1 MiB, or the reserve full).",
+            |r| r.tail_cache_unreserved_copy_bytes,
         ),
         (
             "corestream_fetch_sessions_open",
@@ -391,6 +403,7 @@ mod tests {
                 size_bytes: 300,
             }],
             tail_cache_bytes: 4096,
+            tail_cache_reserved_bytes: 8 << 20,
             ..Default::default()
         }];
         let lags = vec![GroupLagStats {
@@ -422,6 +435,8 @@ mod tests {
             "corestream_fsync_latency_seconds_count{shard=\"1\"} 0",
             "corestream_tail_cache_hits_total{shard=\"1\"} 0",
             "corestream_tail_cache_bytes{shard=\"1\"} 4096",
+            "corestream_tail_cache_reserved_bytes{shard=\"1\"} 8388608",
+            "corestream_tail_cache_unreserved_copy_bytes_total{shard=\"1\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -233,6 +233,10 @@ pub struct ShardReport {
     pub tail_cache_bytes: u64,
     /// Its tail cache's byte budget.
     pub tail_cache_capacity_bytes: u64,
+    /// Memory reserved for its tail cache at start.
+    pub tail_cache_reserved_bytes: u64,
+    /// Bytes of appended batches copied outside that reserve since start.
+    pub tail_cache_unreserved_copy_bytes: u64,
     /// Fetch sessions (KIP-227) it keeps now.
     pub fetch_sessions_open: u64,
     /// Fetch sessions it opened since start.

@@ -103,6 +103,12 @@ def test_metrics_issue_families_parse_with_values(broker):
     assert total(samples, "corestream_tail_cache_hit_bytes_total") > 0
     assert total(samples, "corestream_tail_cache_bytes") > 0
     assert total(samples, "corestream_tail_cache_capacity_bytes") == 2 * 256 * 2**20
+    # The budget plus a quarter, mapped and touched at start
+    # (fetch::cache_arena): resident, and every small batch was copied into it.
+    reserved = total(samples, "corestream_tail_cache_reserved_bytes")
+    assert reserved == 2 * 320 * 2**20, reserved
+    assert total(samples, "corestream_resident_memory_bytes") > reserved
+    assert total(samples, "corestream_tail_cache_unreserved_copy_bytes_total") == 0
     assert total(samples, "corestream_cross_shard_messages_total") > 0
     assert total(samples, "corestream_connections_open") >= 0
     assert total(samples, "corestream_resident_memory_bytes") > 1 << 20
