@@ -282,6 +282,7 @@ impl Config {
                 format!("{tail_cache_bytes} is not within 0..={TAIL_CACHE_SHARD_BYTES_MAX}"),
             ));
         }
+        check_tail_cache_reserve(tail_cache_bytes, shards, physical_memory_bytes())?;
         let offsets_topic_partitions = flags
             .offsets_topic_partitions
             .or(file.offsets_topic_partitions)
@@ -470,6 +471,52 @@ fn resolve_log_defaults(
     }
     pairs.extend(segment_bytes_flag.map(segment));
     crate::metadata::LogDefaults::from_pairs(pairs).map_err(|e| invalid("log", e.message))
+}
+
+/// Share of the machine's RAM the tail caches' reserve may take, as a
+/// fraction (3/4): it is resident from the start (`fetch::cache_arena`),
+/// and the broker, its page cache and the rest of the machine need the
+/// remainder.
+const TAIL_CACHE_RESERVE_RAM_SHARE: (usize, usize) = (3, 4);
+
+/// Refuses a tail-cache budget whose reserve over all `shards` would take
+/// more than [`TAIL_CACHE_RESERVE_RAM_SHARE`] of `ram_bytes` (0: unknown,
+/// not checked): touching it at start would end in the OOM killer.
+fn check_tail_cache_reserve(
+    tail_cache_bytes: usize,
+    shards: usize,
+    ram_bytes: usize,
+) -> Result<(), ConfigError> {
+    let reserve =
+        crate::fetch::cache_arena::reserve_bytes_for(tail_cache_bytes).saturating_mul(shards);
+    let (num, den) = TAIL_CACHE_RESERVE_RAM_SHARE;
+    if ram_bytes > 0 && reserve > ram_bytes / den * num {
+        return Err(invalid(
+            "tail-cache-bytes",
+            format!(
+                "{tail_cache_bytes} per shard reserves {} MiB over {shards} shards at start, \
+                 more than {num}/{den} of this machine's {} MiB of RAM",
+                reserve >> 20,
+                ram_bytes >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Physical memory of the machine in bytes (0 if unknown).
+fn physical_memory_bytes() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages <= 0 || page <= 0 {
+        return 0;
+    }
+    (pages as usize).saturating_mul(page as usize)
 }
 
 /// The test-only fault point of `--fault-abort-at` or `--fault-panic-at`

@@ -57,6 +57,25 @@ fn config_tail_cache_bytes_from_file_default_and_range() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("tail-cache-bytes"), "{err}");
+    // The reserve (budget plus a quarter, every shard) must fit in 3/4 of
+    // the RAM: 2 shards x 320 MiB fits in 1 GiB, not in 512 MiB.
+    assert!(super::check_tail_cache_reserve(256 << 20, 2, 1 << 30).is_ok());
+    let err = super::check_tail_cache_reserve(256 << 20, 2, 512 << 20).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("tail-cache-bytes") && text.contains("640 MiB over 2 shards"),
+        "{text}"
+    );
+    assert!(
+        super::check_tail_cache_reserve(usize::MAX, 2, 0).is_ok(),
+        "unknown RAM: not checked"
+    );
+    let err = Config::resolve(Flags {
+        tail_cache_bytes: Some(TAIL_CACHE_SHARD_BYTES_MAX),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("of RAM"), "{err}");
 }
 
 #[test]

@@ -183,13 +183,24 @@ impl AsRef<[u8]> for Frozen {
     }
 }
 
+/// Chunks reserved for a cache budget: its own plus 1/[`SLACK_DIVISOR`].
+fn chunks_for(budget_bytes: usize) -> usize {
+    let own = budget_bytes.div_ceil(ARENA_CHUNK_BYTES);
+    own + own.div_ceil(SLACK_DIVISOR)
+}
+
+/// Bytes [`CacheArena::new`] reserves for `budget_bytes` (the config
+/// checks it against the machine's memory).
+pub fn reserve_bytes_for(budget_bytes: usize) -> usize {
+    chunks_for(budget_bytes).saturating_mul(ARENA_CHUNK_BYTES)
+}
+
 impl CacheArena {
     /// Maps and touches the chunks for a cache of `budget_bytes` plus
     /// 1/[`SLACK_DIVISOR`]. Fewer chunks (down to none) if the kernel
     /// refuses a mapping: the heap copy then serves, as without an arena.
     pub fn new(budget_bytes: usize) -> CacheArena {
-        let own = budget_bytes.div_ceil(ARENA_CHUNK_BYTES);
-        let wanted = own + own.div_ceil(SLACK_DIVISOR);
+        let wanted = chunks_for(budget_bytes);
         let mut chunks = Vec::with_capacity(wanted);
         for _ in 0..wanted {
             match map_chunk() {
@@ -305,6 +316,11 @@ mod tests {
     fn arena_reserves_budget_plus_slack_in_whole_chunks() {
         let arena = CacheArena::new(4 * ARENA_CHUNK_BYTES);
         assert_eq!(arena.reserved_bytes(), 5 * ARENA_CHUNK_BYTES);
+        assert_eq!(
+            reserve_bytes_for(4 * ARENA_CHUNK_BYTES),
+            arena.reserved_bytes()
+        );
+        assert_eq!(reserve_bytes_for(256 << 20), 320 << 20);
         assert_eq!(arena.free_chunks(), 5);
         let none = CacheArena::new(0);
         assert_eq!(none.reserved_bytes(), 0);
