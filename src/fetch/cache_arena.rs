@@ -99,10 +99,15 @@ unsafe impl Sync for Chunk {}
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        // A poisoned lock only means another thread panicked while pushing
-        // (the daemon aborts on a panic anyway): the Vec is still valid.
-        let mut chunks = self.free.chunks.lock().unwrap_or_else(|p| p.into_inner());
-        chunks.push(self.ptr);
+        self.free.lock().push(self.ptr);
+    }
+}
+
+impl FreeList {
+    /// The list. A poisoned lock only means another thread panicked while
+    /// holding it (the daemon aborts on a panic anyway); the Vec is valid.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ChunkPtr>> {
+        self.chunks.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -233,7 +238,7 @@ impl CacheArena {
 
     /// Chunks in the free list now (tests and metrics).
     pub fn free_chunks(&self) -> usize {
-        self.free.chunks.lock().map(|c| c.len()).unwrap_or(0)
+        self.free.lock().len()
     }
 
     /// A writable copy of `src`: in the current chunk, or the next free
@@ -273,7 +278,7 @@ impl CacheArena {
     }
 
     fn take_free(&self) -> Option<Arc<Chunk>> {
-        let ptr = self.free.chunks.lock().ok()?.pop()?;
+        let ptr = self.free.lock().pop()?;
         Some(Arc::new(Chunk {
             ptr,
             free: Arc::clone(&self.free),

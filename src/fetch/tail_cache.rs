@@ -83,27 +83,25 @@ thread_local! {
 impl TailCache {
     /// A cache holding at most `budget_bytes` of batches.
     pub fn new(budget_bytes: usize) -> Rc<TailCache> {
+        TailCache::build(budget_bytes, None)
+    }
+
+    /// A cache of `budget_bytes` whose batches live in a [`CacheArena`]
+    /// reserved (mapped and touched) now; none for a budget of 0.
+    pub fn with_arena(budget_bytes: usize) -> Rc<TailCache> {
+        let arena = (budget_bytes > 0).then(|| CacheArena::new(budget_bytes));
+        TailCache::build(budget_bytes, arena)
+    }
+
+    fn build(budget_bytes: usize, arena: Option<CacheArena>) -> Rc<TailCache> {
         Rc::new(TailCache {
             budget_bytes,
             used_bytes: Cell::new(0),
             live_batches: Cell::new(0),
             next_seq: Cell::new(0),
             order: RefCell::new(VecDeque::new()),
-            arena: None,
+            arena,
         })
-    }
-
-    /// A cache of `budget_bytes` whose batches live in a [`CacheArena`]
-    /// reserved (mapped and touched) now.
-    pub fn with_arena(budget_bytes: usize) -> Rc<TailCache> {
-        let mut cache = TailCache::new(budget_bytes);
-        if budget_bytes > 0 {
-            let arena = CacheArena::new(budget_bytes);
-            if let Some(c) = Rc::get_mut(&mut cache) {
-                c.arena = Some(arena);
-            }
-        }
-        cache
     }
 
     /// Bytes of memory reserved for the cache's batches (0 without an arena).
