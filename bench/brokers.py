@@ -1,7 +1,8 @@
 """Brokers under test for bench/suite.py: start, stop, restart, and read
 their memory and file descriptors from /proc.
 
-- corestreamd: fresh data dir, --shards N, admin listener off,
+- corestreamd: fresh data dir, --shards N, admin listener on a free port
+  (the suite reads its fdatasync counters from /metrics),
   --connections-max raised above the default 10,000 so the 10,000
   idle-connection workload plus the load generator fit (a limit, not a
   performance setting), and --tail-cache-bytes raised from 256 MiB to
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 import kafka_raw  # noqa: E402
@@ -141,6 +143,7 @@ class Corestream(Broker):
     def __init__(self, binary: str, data_dir: str, log_path: str, shards: int) -> None:
         super().__init__(binary, data_dir, log_path)
         self.shards = shards
+        self.admin_port = free_port()
 
     def command(self) -> list[str]:
         return [
@@ -148,10 +151,28 @@ class Corestream(Broker):
             "--listen", self.bootstrap,
             "--data-dir", self.data_dir,
             "--shards", str(self.shards),
-            "--admin-listen", "off",
+            "--admin-listen", f"127.0.0.1:{self.admin_port}",
             "--connections-max", str(CONNECTIONS_MAX),
             "--tail-cache-bytes", str(TAIL_CACHE_BYTES),
         ]
+
+    def fsync_totals(self) -> tuple[int, float] | None:
+        """fdatasyncs done so far and the seconds they took, over all
+        shards (`corestream_fsync_latency_seconds` count and sum), or None
+        when /metrics does not answer."""
+        url = f"http://127.0.0.1:{self.admin_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        count, seconds = 0, 0.0
+        for line in text.splitlines():
+            if line.startswith("corestream_fsync_latency_seconds_count{"):
+                count += int(float(line.rsplit(" ", 1)[1]))
+            elif line.startswith("corestream_fsync_latency_seconds_sum{"):
+                seconds += float(line.rsplit(" ", 1)[1])
+        return count, seconds
 
     def storage_note(self) -> str:
         return (f"corestreamd --shards {self.shards}, O_DIRECT segments, fdatasync before every "

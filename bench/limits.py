@@ -4,7 +4,12 @@
 - disk: fio O_DIRECT sequential write then read of one file (1 MiB blocks,
   libaio, queue depth 16) on the filesystem of DIR, the broker's data dir's
   filesystem; and fdatasync latency (fio, one write + fdatasync per I/O,
-  4 KiB and 64 KiB writes), which bounds acks=all produce latency.
+  4 KiB and 64 KiB writes), which bounds acks=all produce latency; and
+  the most write + fdatasync pairs a second the disk completes for
+  `SYNC_WRITERS` concurrent writers appending 64 KiB with O_DIRECT to
+  preallocated files, as the broker's partitions do: with acks=all every
+  partition that took data needs its own fdatasync, so this rate, not the
+  single-writer latency, is what the disk gives a loaded broker.
 - network: loopback TCP bandwidth from the socket pump (bench/socket_pump.rs;
   its binary is given with --pump), the best of 1 and 2 streams.
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -25,6 +31,14 @@ import sys
 FIO_RUNTIME_S = 20
 # How long the fdatasync-latency jobs run, in seconds.
 FSYNC_RUNTIME_S = 5
+# Concurrent writers of the fdatasync-rate job: the suite's partition count
+# (bench/suite.py BASE_PARTITIONS), one file each.
+SYNC_WRITERS = 6
+# Size of each writer's file: large enough that a 4 s job never wraps
+# around to overwriting blocks it already wrote (cheaper to sync: no
+# extent conversion), so every write appends as a log does.
+SYNC_FILE_SIZE = "1G"
+SYNC_RATE_RUNTIME_S = 4
 # How long each socket-pump run lasts, in seconds.
 PUMP_SECONDS = 3
 
@@ -79,6 +93,34 @@ def fsync_latency(path: str, block: str) -> dict:
     }
 
 
+def fsync_rate(directory: str) -> dict:
+    """`SYNC_WRITERS` jobs, each appending 64 KiB O_DIRECT writes to its
+    own fresh file (fio preallocates it: unwritten extents, as the broker's
+    segments), each write followed by fdatasync."""
+    job = fio(
+        "--name=syncrate",
+        f"--directory={directory}",
+        "--rw=write",
+        "--bs=64k",
+        f"--size={SYNC_FILE_SIZE}",
+        "--direct=1",
+        "--ioengine=sync",
+        "--fdatasync=1",
+        "--fallocate=native",
+        f"--numjobs={SYNC_WRITERS}",
+        "--group_reporting",
+        f"--runtime={SYNC_RATE_RUNTIME_S}",
+    )
+    sync = job["sync"]["lat_ns"]["percentile"]
+    wr = job["write"]["clat_ns"]["mean"]
+    return {
+        "fdatasync_64k_writers": SYNC_WRITERS,
+        "fdatasync_64k_rate_per_s": round(job["write"]["iops"]),
+        "fdatasync_64k_rate_p50_ms": round((sync["50.000000"] + wr) / 1e6, 3),
+        "fdatasync_64k_rate_p99_ms": round((sync["99.000000"] + wr) / 1e6, 3),
+    }
+
+
 def loopback(pump: str) -> dict:
     best = {}
     for streams in (1, 2):
@@ -101,11 +143,14 @@ def main() -> None:
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
     path = os.path.join(a.dir, "fio.dat")
+    sync_dir = os.path.join(a.dir, "fio-sync")
+    os.makedirs(sync_dir, exist_ok=True)
     result: dict = {}
     steps = [
         ("disk sequential", lambda: sequential(path, a.size_gib)),
         ("fdatasync 4k", lambda: fsync_latency(path, "4k")),
         ("fdatasync 64k", lambda: fsync_latency(path, "64k")),
+        ("fdatasync rate", lambda: fsync_rate(sync_dir)),
         ("loopback", lambda: loopback(a.pump)),
     ]
     try:
@@ -123,6 +168,7 @@ def main() -> None:
     finally:
         if os.path.exists(path):
             os.unlink(path)
+        shutil.rmtree(sync_dir, ignore_errors=True)
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
 

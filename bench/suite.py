@@ -43,6 +43,7 @@ import time
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from brokers import Corestream, Tansu
+from cpu import CpuWindow
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
@@ -108,12 +109,15 @@ class Suite:
             json.dump(self.doc, f, indent=1)
 
     def record(self, broker: str, gen: str, workload: str, result: dict) -> dict:
-        self.doc["runs"].append({"broker": broker, "generator": gen, "workload": workload, **result})
+        """Stores one run and returns the stored entry: a caller that adds
+        to it calls `save` again."""
+        run = {"broker": broker, "generator": gen, "workload": workload, **result}
+        self.doc["runs"].append(run)
         self.save()
         shown = {k: result.get(k) for k in ("records_per_s", "mb_per_s", "latency_ms", "errors", "not_measured")
                  if result.get(k) is not None}
         print(f"suite: {broker:10} {gen:15} {workload:22} {shown}", flush=True)
-        return result
+        return run
 
     def load(self, broker, gen: str, workload: str, mode: str, topic: str, partitions: int,
              rate: float = 0.0, records: int | None = None) -> dict:
@@ -136,6 +140,7 @@ class Suite:
             cmd += ["--target-rate", str(int(rate))]
         err_path = raw + ".stderr"
         with open(err_path, "w") as err:
+            cpu = CpuWindow(broker.proc.pid)
             p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
             stopped = self.watch(p)
         if stopped:
@@ -147,6 +152,7 @@ class Suite:
                                {"not_measured": f"exit {p.returncode}: {' | '.join(tail)[:300]}"})
         with open(raw) as f:
             result = json.load(f)
+        result["cpu"] = cpu.done()
         if result.get("errors"):
             result["note"] = f"{result['errors']} errors"
         return self.record(broker.name, gen, workload, result)
@@ -233,7 +239,20 @@ class Suite:
             return
         topic = f"e2e-{gen}"
         self.step(broker, "create topic", lambda: create_topic(broker, topic, BASE_PARTITIONS))
-        self.load(broker, gen, "e2e half max", "e2e", topic, BASE_PARTITIONS, rate=rate / 2)
+        fsyncs = getattr(broker, "fsync_totals", lambda: None)
+        before = fsyncs()
+        result = self.load(broker, gen, "e2e half max", "e2e", topic, BASE_PARTITIONS, rate=rate / 2)
+        after = fsyncs()
+        if before and after and after[0] > before[0] and result.get("seconds"):
+            # The broker's own count: how many fdatasyncs the acks=all
+            # answers cost, against the disk's rate limit (bench/limits.py
+            # fsync_rate). Divided by the generator's measured seconds: the
+            # few before it starts measuring or after it stops sending are
+            # counted too, so the rate is a slight overestimate.
+            n = after[0] - before[0]
+            result["broker_fsyncs_per_s"] = round(n / result["seconds"])
+            result["broker_fsync_mean_ms"] = round((after[1] - before[1]) / n * 1e3, 3)
+            self.save()
 
     def idle_connections(self, broker, info: dict) -> None:
         rss0, fds0 = broker.rss_kib(), broker.fds()

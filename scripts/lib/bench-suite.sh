@@ -6,7 +6,7 @@
 # Called by scripts/bench after the venv and the broker build. Installs what
 # the suite needs and is missing (fio, matplotlib into .venv, Tansu 0.6.0
 # into $TANSU_ROOT, the socket pump built with rustc), then:
-#   1. bench/limits.py  - fio O_DIRECT write/read, fdatasync latency, pump;
+#   1. bench/limits.py  - fio O_DIRECT write/read, fdatasync latency and rate, pump;
 #   2. bench/suite.py   - workloads x brokers x generators;
 #   3. bench/report.py  - the marked block of docs/BENCHMARKS.md + PNGs.
 # A piece that is missing or fails becomes a "not measured: reason" row;
