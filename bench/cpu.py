@@ -32,16 +32,21 @@ def _machine_busy_s() -> float:
     return (sum(fields[:8]) - idle) / HZ  # guest time is already in user
 
 
-def _process_s(pid: int) -> float:
+def _process(pid: int) -> tuple[float, float, int]:
+    """User seconds, system seconds and minor page faults of a process."""
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
+    return int(fields[11]) / HZ, int(fields[12]) / HZ, int(fields[7])
 
 
-def _children_s() -> float:
+def _children() -> tuple[float, float, int]:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime, r.ru_minflt
+
+
+def _delta(after: tuple, before: tuple) -> tuple:
+    return tuple(a - b for a, b in zip(after, before))
 
 
 class CpuWindow:
@@ -51,8 +56,8 @@ class CpuWindow:
         self.pid = broker_pid
         self.t0 = time.monotonic()
         self.machine0 = _machine_busy_s()
-        self.broker0 = _process_s(broker_pid)
-        self.children0 = _children_s()
+        self.broker0 = _process(broker_pid)
+        self.children0 = _children()
 
     def done(self) -> dict:
         """CPU-seconds of the broker, the generator and the rest of the
@@ -63,15 +68,24 @@ class CpuWindow:
         is the steady-state cost plus the generator's start-up."""
         seconds = time.monotonic() - self.t0
         try:
-            broker = _process_s(self.pid) - self.broker0
+            b_user, b_sys, b_faults = _delta(_process(self.pid), self.broker0)
         except OSError:
             return {"not_measured": "the broker exited during the run"}
-        generator = _children_s() - self.children0
+        g_user, g_sys, g_faults = _delta(_children(), self.children0)
+        broker, generator = b_user + b_sys, g_user + g_sys
         machine = _machine_busy_s() - self.machine0
+        # The system share and the page faults say whether CPU went to the
+        # work or to the kernel (on this VM a fault on memory the host took
+        # back costs 4-41 us instead of ~1.5: BENCHMARKS.md, "The slowdown
+        # after a restart").
         return {
             "window_s": round(seconds, 2),
             "cpus": os.cpu_count(),
             "broker_cpu_s": round(broker, 3),
+            "broker_sys_s": round(b_sys, 3),
+            "broker_minor_faults": b_faults,
             "generator_cpu_s": round(generator, 3),
+            "generator_sys_s": round(g_sys, 3),
+            "generator_minor_faults": g_faults,
             "rest_cpu_s": round(max(machine - broker - generator, 0.0), 3),
         }

@@ -110,6 +110,10 @@ def specs(lim: dict, base: float | None) -> list[tuple]:
     # (label, workload, key, limit, limit label, target, higher is better)
     return [
         ("produce MB/s, acks=all, 6 partitions", "produce", "mb_per_s", net_disk, "min(disk write, loopback)", LIMIT_SHARE, True),
+        # The same figure against what the disk does when every 256 KiB of
+        # each partition is fdatasynced, as acks=all asks (no target).
+        ("produce MB/s, vs the disk with fdatasyncs", "produce", "mb_per_s", lim.get("write_fdatasync_256k_mb_per_s"),
+         f"disk write + fdatasync every 256 KiB, {writers} writers", None, True),
         ("consume hot tail MB/s", "consume hot", "mb_per_s", loop, "loopback", LIMIT_SHARE, True),
         ("consume cold MB/s (after restart)", "consume cold", "mb_per_s", disk_r, "disk read", LIMIT_SHARE, True),
         # The paced producer (1 connection, 5 requests in flight) may not
@@ -187,9 +191,19 @@ def cpu_rows(res: Results) -> list[str]:
     per-core comparison of the brokers."""
     out = [
         "| workload | generator | broker | MB/s | broker CPU-s/GB | generator CPU-s/GB | rest CPU-s/GB | "
-        "CPUs busy at that rate: broker + generator + rest | corestream vs Tansu, broker CPU per GB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "CPUs busy at that rate: broker + generator + rest | in the kernel: broker / generator | "
+        "page faults per MB: broker / generator | corestream vs Tansu, broker CPU per GB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def kernel(r: dict) -> tuple[str, str]:
+        c, mb = r["cpu"], r.get("bytes", 0) / 1e6
+        if "broker_sys_s" not in c:
+            return "-", "-"
+        share = [c[f"{w}_sys_s"] / c[f"{w}_cpu_s"] if c[f"{w}_cpu_s"] else 0.0 for w in ("broker", "generator")]
+        faults = [c[f"{w}_minor_faults"] / mb if mb else 0.0 for w in ("broker", "generator")]
+        return (f"{share[0]:.0%} / {share[1]:.0%}", f"{faults[0]:.1f} / {faults[1]:.1f}")
+
 
     def per_gb(r: dict | None) -> tuple | None:
         c = (r or {}).get("cpu")
@@ -211,9 +225,11 @@ def cpu_rows(res: Results) -> list[str]:
                 tansu = per_gb(res.run("tansu", gen, wl)) if broker == "corestream" else None
                 if tansu and costs[0]:
                     vs = f"{tansu[0] / costs[0]:.2f}x less"
+                sys_share, faults = kernel(r)
                 out.append(f"| {wl} | {gen} | {broker} | {fmt(r.get('mb_per_s'))} | {fmt(costs[0], 2)} | "
                            f"{fmt(costs[1], 2)} | {fmt(costs[2], 2)} | "
-                           f"{busy[0]:.2f} + {busy[1]:.2f} + {busy[2]:.2f} = {sum(busy):.2f} | {vs} |")
+                           f"{busy[0]:.2f} + {busy[1]:.2f} + {busy[2]:.2f} = {sum(busy):.2f} | "
+                           f"{sys_share} | {faults} | {vs} |")
     if len(out) == 2:
         return ["Not measured (results from before bench/cpu.py)."]
     return out
@@ -254,6 +270,10 @@ def limit_rows(lim: dict) -> list[str]:
          f"{lim.get('fdatasync_64k_writers', '?')} writers"),
         ("fdatasync_64k_rate_p50_ms", "write + fdatasync at that rate, p50 ms"),
         ("fdatasync_64k_rate_p99_ms", "write + fdatasync at that rate, p99 ms"),
+        ("write_fdatasync_256k_mb_per_s", "write + fdatasync every 256 KiB, "
+         f"{lim.get('fdatasync_64k_writers', '?')} writers, MB/s"),
+        ("write_fdatasync_1m_mb_per_s", "write + fdatasync every 1 MiB, "
+         f"{lim.get('fdatasync_64k_writers', '?')} writers, MB/s"),
         ("loopback_mb_per_s", "loopback TCP, socket pump, best of 1-2 streams, MB/s"),
     ]:
         if key in lim:
