@@ -8,7 +8,7 @@
 //!   `open` and the header `pread`s may wait on the disk, which a shard
 //!   thread must not. The preads pull the range into the page cache (with
 //!   readahead), which the splice then reads.
-//! - One `pread` of [`HEADER_READ_BYTES`] per batch: cheap for the batch
+//! - One `pread` of [`BATCH_HEADER_LEN`] bytes per batch: cheap for the batch
 //!   sizes producers send (KiBs), a syscall per batch for tiny ones. The
 //!   alternative, reading whole chunks, would copy the records into user
 //!   space, which this path exists to avoid.
@@ -33,16 +33,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::protocol::batch::{BatchHeader, BATCH_HEADER_LEN, BATCH_MAGIC_V2};
 use crate::protocol::record_slices::{BatchExtent, FileSlice, RecordSlices};
 use crate::storage::FileRangeStart;
 
-/// Bytes of a RecordBatch v2 header read per batch: the whole fixed header,
-/// up to and including the record count.
-const HEADER_READ_BYTES: usize = 61;
-/// Smallest valid batch (a v2 header with no records), in bytes.
-const BATCH_BYTES_MIN: u64 = 61;
-/// RecordBatch magic this broker stores.
-const MAGIC_V2: u8 = 2;
 /// Fewest segment fds file ranges may hold, whatever `RLIMIT_NOFILE` says.
 const SEGMENT_FDS_MIN: usize = 16;
 
@@ -186,23 +180,26 @@ impl Walk<'_> {
     /// (base offset, last offset, total length, record count) of the batch
     /// at `position`.
     fn header(&self, position: u64, expected: i64) -> io::Result<(i64, i64, u64, i32)> {
-        let mut h = [0u8; HEADER_READ_BYTES];
+        let mut h = [0u8; BATCH_HEADER_LEN];
         self.file.read_exact_at(&mut h, position).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("{}: header at {position}: {e}", self.path()),
             )
         })?;
-        let base = i64::from_be_bytes(h[0..8].try_into().expect("8 bytes"));
-        let length = i32::from_be_bytes(h[8..12].try_into().expect("4 bytes"));
-        let magic = h[16];
-        let last_delta = i32::from_be_bytes(h[23..27].try_into().expect("4 bytes"));
-        let records = i32::from_be_bytes(h[57..61].try_into().expect("4 bytes"));
-        let total = 12 + u64::try_from(length).unwrap_or(0);
-        if magic != MAGIC_V2 || total < BATCH_BYTES_MIN || last_delta < 0 {
+        let header =
+            BatchHeader::parse(&h).map_err(|e| self.corrupt(position, format!("header: {e}")))?;
+        let (base, magic) = (header.base_offset(), header.magic());
+        let (last_delta, records) = (header.last_offset_delta(), header.records_count());
+        // `total_len` is below the header length for a negative length.
+        let total = header.total_len() as u64;
+        if magic != BATCH_MAGIC_V2 || total < BATCH_HEADER_LEN as u64 || last_delta < 0 {
             return Err(self.corrupt(
                 position,
-                format!("bad header (magic {magic}, length {length})"),
+                format!(
+                    "bad header (magic {magic}, length {})",
+                    header.batch_length()
+                ),
             ));
         }
         if position + total > self.start.limit {

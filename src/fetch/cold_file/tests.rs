@@ -1,6 +1,7 @@
 //! Choosing file ranges over a real segment file of test batches.
 
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::*;
@@ -134,4 +135,23 @@ fn cold_file_range_refuses_headers_that_do_not_check_out() {
     let mut start = seg.start(1000);
     start.path = seg.path.with_extension("missing");
     assert!(find_file_range(&start, 10, 1 << 20, true).is_err());
+    // The second batch's header damaged on disk: a magic other than 2, a
+    // negative length. The first batch alone still reads.
+    let second = seg.batches[1].1;
+    for (at, byte) in [(16, 1u8), (8, 0xff)] {
+        let bad = Segment::new(4);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&bad.path)
+            .unwrap();
+        file.write_all_at(&[byte], second + at).unwrap();
+        let err = find_file_range(&bad.start(1000), 10, 1 << 20, true).unwrap_err();
+        assert!(err.to_string().contains("bad header"), "{err}");
+        let first = find_file_range(&bad.start(1000), 10, 1, true).unwrap();
+        assert_eq!(
+            first.to_contiguous(),
+            bad.span(0, 1),
+            "the first batch, whole"
+        );
+    }
 }
