@@ -91,6 +91,11 @@ pub struct GroupCoordinator {
     loaded: RefCell<HashSet<i32>>,
     load_lock: futures::lock::Mutex<()>,
     sweeper_started: Cell<bool>,
+    /// OffsetCommits of one group run one at a time, in arrival order, from
+    /// their check to their apply: what is in memory is then always what
+    /// the log's last record says, whatever order the appends' shared
+    /// flush woke them in.
+    pub(crate) commit_order: crate::shard::fifo_lock::KeyedFifoLocks<String>,
 }
 
 impl std::fmt::Debug for GroupCoordinator {

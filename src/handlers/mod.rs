@@ -121,6 +121,19 @@ pub struct RequestContext {
     pub version: i16,
     /// The client's id from the request header.
     pub client_id: Option<String>,
+    /// The request's place in its connection's order
+    /// (`server::request_order`); `None` outside a connection.
+    pub admission: Option<crate::server::request_order::Admission>,
+}
+
+impl RequestContext {
+    /// Tells the connection this request handed all its partition work to
+    /// the owners (Produce): its next produce may start.
+    pub fn dispatched(&self) {
+        if let Some(admission) = &self.admission {
+            admission.dispatched();
+        }
+    }
 }
 
 /// What the connection does with a request.
@@ -141,7 +154,11 @@ pub enum Outcome {
 /// Decodes, dispatches and answers one request frame (size prefix removed),
 /// counting it in the shard's metrics (`ops::metrics`): API, latency, bytes
 /// in and out, and in flight while it runs (graceful stop drains those).
-pub async fn handle_frame(shard: Rc<Shard>, frame: Bytes) -> Outcome {
+pub async fn handle_frame(
+    shard: Rc<Shard>,
+    frame: Bytes,
+    admission: Option<crate::server::request_order::Admission>,
+) -> Outcome {
     use crate::ops::metrics;
     use crate::protocol::frame::FRAME_SIZE_PREFIX_BYTES;
     let _in_flight = metrics::request_started();
@@ -151,7 +168,7 @@ pub async fn handle_frame(shard: Rc<Shard>, frame: Bytes) -> Outcome {
         .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
     let bytes_in = frame.len() + FRAME_SIZE_PREFIX_BYTES;
     let drop_every = shard.config.fault_drop_produce_response_every;
-    let mut outcome = handle_frame_uncounted(shard, frame).await;
+    let mut outcome = handle_frame_uncounted(shard, frame, admission).await;
     if api_key == PRODUCE_API_KEY && drop_every > 0 && fault_drop_this_response(drop_every) {
         // Test-only fault injection (off by default): the records are
         // appended but the client never hears so, and retries.
@@ -181,7 +198,11 @@ fn fault_drop_this_response(every: u64) -> bool {
     })
 }
 
-async fn handle_frame_uncounted(shard: Rc<Shard>, mut frame: Bytes) -> Outcome {
+async fn handle_frame_uncounted(
+    shard: Rc<Shard>,
+    mut frame: Bytes,
+    admission: Option<crate::server::request_order::Admission>,
+) -> Outcome {
     let header = match parse_request_header(&mut frame) {
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("bad request header: {e}")),
@@ -203,6 +224,7 @@ async fn handle_frame_uncounted(shard: Rc<Shard>, mut frame: Bytes) -> Outcome {
         shard,
         version: header.api_version,
         client_id: header.client_id.as_ref().map(|c| c.to_string()),
+        admission,
     };
     dispatch(ctx, key, &header, frame).await
 }

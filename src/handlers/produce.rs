@@ -11,7 +11,8 @@
 //! `shard::Shard::execute_local`). Control batches are written by the
 //! coordinator only; a client's are refused.
 
-use futures::future::join_all;
+use futures::future::{join_all, Either};
+use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -34,6 +35,12 @@ pub const API: ApiSpec = ApiSpec {
 };
 
 /// Answers Produce; `None` for acks=0.
+///
+/// Every partition's batches are checked and handed to its owner before
+/// any answer is awaited, in request order, and then the connection is told
+/// (`RequestContext::dispatched`): that is what keeps a connection's
+/// pipelined produces to a partition in the order they were sent
+/// (`server::request_order`).
 pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
     let transactional_id = request
@@ -41,103 +48,148 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
         .as_ref()
         .map(|t| t.0.to_string())
         .filter(|t| !t.is_empty());
-    let mut topics = Vec::with_capacity(request.topic_data.len());
-    for topic in request.topic_data {
-        let name = topic.name.0.to_string();
-        let meta = topic_or_create(ctx, &name, true).await;
-        let calls = topic.partition_data.into_iter().map(|p| {
-            let index = p.index;
-            let transactional_id = transactional_id.clone();
-            let meta = meta.clone();
-            let name = name.clone();
-            async move {
-                let error = |code: i16, message: Option<String>| {
-                    PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_error_code(code)
-                        .with_base_offset(-1)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1)
-                        .with_error_message(message.map(StrBytes::from_string))
-                };
-                let meta = match meta {
-                    Ok(meta) if (0..meta.partition_count()).contains(&index) => meta,
-                    Ok(_) => return error(ResponseError::UnknownTopicOrPartition.code(), None),
-                    Err(code) => return error(code, None),
-                };
-                if !(acks == 0 || acks == 1 || acks == -1) {
-                    return error(ResponseError::InvalidRequiredAcks.code(), None);
-                }
-                let records = p.records.unwrap_or_default();
-                let summary = match validate_produce(&records) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        debug!(topic = %name, partition = index, "produce refused: {e}");
-                        return error(e.error_code(), Some(e.to_string()));
+    // Topics first: creating one waits for the metadata owner.
+    let mut metas = Vec::with_capacity(request.topic_data.len());
+    for topic in &request.topic_data {
+        metas.push(topic_or_create(ctx, &topic.name.0, true).await);
+    }
+    let mut sent = Vec::with_capacity(request.topic_data.len());
+    for (topic, meta) in request.topic_data.into_iter().zip(metas) {
+        let partitions: Vec<_> = topic
+            .partition_data
+            .into_iter()
+            .map(|p| {
+                let index = p.index;
+                match check_partition(ctx, &meta, p, acks, transactional_id.as_deref()) {
+                    Ok(checked) => {
+                        let answer = ctx.shard.send_partition(checked.id, checked.op);
+                        Either::Left(answer_partition(index, checked.log_append_time_ms, answer))
                     }
-                };
-                if summary.has_control_batch {
-                    return error(
-                        ResponseError::InvalidRecord.code(),
-                        Some("clients may not write control batches".into()),
-                    );
+                    Err(refused) => Either::Right(std::future::ready(refused)),
                 }
-                let origin = if summary.first_batch_is_transactional {
-                    match transactional_origin(transactional_id.as_deref(), &summary) {
-                        Ok(origin) => origin,
-                        Err((code, message)) => return error(code, Some(message)),
-                    }
-                } else {
-                    ProduceOrigin::Client
-                };
-                // Topic rules: max.message.bytes, keys on compacted
-                // topics, timestamp bounds and LogAppendTime (produce_policy.rs).
-                let config = meta.config(&ctx.shard.config.log_defaults);
-                let checked = apply_topic_policy(&config, records, crate::shard::now_ms());
-                let (records, log_append_time_ms) = match checked {
-                    Ok(c) => (c.records, c.log_append_time_ms),
-                    Err((code, message)) => return error(code, Some(message)),
-                };
-                let id = PartitionId {
-                    topic: meta.name.clone(),
-                    partition: index,
-                };
-                match ctx
-                    .shard
-                    .call_partition(
-                        id,
-                        PartitionOp::Produce {
-                            records,
-                            acks,
-                            origin,
-                        },
-                    )
-                    .await
-                {
-                    PartitionReply::Produced {
-                        base_offset,
-                        log_start_offset,
-                    } => PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_base_offset(base_offset)
-                        .with_log_append_time_ms(log_append_time_ms)
-                        .with_log_start_offset(log_start_offset),
-                    PartitionReply::Error(code) => error(code, None),
-                    other => error(
-                        ResponseError::UnknownServerError.code(),
-                        Some(format!("unexpected reply {other:?}")),
-                    ),
-                }
-            }
-        });
-        let partition_responses = join_all(calls).await;
+            })
+            .collect();
+        sent.push((topic.name, partitions));
+    }
+    ctx.dispatched();
+    let mut topics = Vec::with_capacity(sent.len());
+    for (name, partitions) in sent {
         topics.push(
             TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_partition_responses(partition_responses),
+                .with_name(name)
+                .with_partition_responses(join_all(partitions).await),
         );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(topics))
+}
+
+/// A partition's batches, checked and ready for its owner.
+struct Checked {
+    id: PartitionId,
+    op: PartitionOp,
+    log_append_time_ms: i64,
+}
+
+/// The error answer for partition `index`.
+fn refused(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+/// Checks one partition's batches on this shard (the topic, acks, the
+/// batches' framing and CRCs, control and transactional rules, the topic's
+/// produce policy); no I/O.
+fn check_partition(
+    ctx: &RequestContext,
+    meta: &Result<std::sync::Arc<crate::metadata::TopicMeta>, i16>,
+    p: PartitionProduceData,
+    acks: i16,
+    transactional_id: Option<&str>,
+) -> Result<Checked, PartitionProduceResponse> {
+    let index = p.index;
+    let meta = match meta {
+        Ok(meta) if (0..meta.partition_count()).contains(&index) => meta,
+        Ok(_) => {
+            return Err(refused(
+                index,
+                ResponseError::UnknownTopicOrPartition.code(),
+                None,
+            ))
+        }
+        Err(code) => return Err(refused(index, *code, None)),
+    };
+    if !(acks == 0 || acks == 1 || acks == -1) {
+        return Err(refused(
+            index,
+            ResponseError::InvalidRequiredAcks.code(),
+            None,
+        ));
+    }
+    let records = p.records.unwrap_or_default();
+    let summary = validate_produce(&records).map_err(|e| {
+        debug!(topic = %meta.name, partition = index, "produce refused: {e}");
+        refused(index, e.error_code(), Some(e.to_string()))
+    })?;
+    if summary.has_control_batch {
+        let message = "clients may not write control batches".to_string();
+        return Err(refused(
+            index,
+            ResponseError::InvalidRecord.code(),
+            Some(message),
+        ));
+    }
+    let origin = if summary.first_batch_is_transactional {
+        transactional_origin(transactional_id, &summary)
+            .map_err(|(code, message)| refused(index, code, Some(message)))?
+    } else {
+        ProduceOrigin::Client
+    };
+    // Topic rules: max.message.bytes, keys on compacted topics, timestamp
+    // bounds and LogAppendTime (produce_policy.rs).
+    let config = meta.config(&ctx.shard.config.log_defaults);
+    let checked = apply_topic_policy(&config, records, crate::shard::now_ms())
+        .map_err(|(code, message)| refused(index, code, Some(message)))?;
+    Ok(Checked {
+        id: PartitionId {
+            topic: meta.name.clone(),
+            partition: index,
+        },
+        op: PartitionOp::Produce {
+            records: checked.records,
+            acks,
+            origin,
+        },
+        log_append_time_ms: checked.log_append_time_ms,
+    })
+}
+
+/// The answer for partition `index` once its owner replied.
+async fn answer_partition(
+    index: i32,
+    log_append_time_ms: i64,
+    answer: impl std::future::Future<Output = PartitionReply>,
+) -> PartitionProduceResponse {
+    match answer.await {
+        PartitionReply::Produced {
+            base_offset,
+            log_start_offset,
+        } => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(base_offset)
+            .with_log_append_time_ms(log_append_time_ms)
+            .with_log_start_offset(log_start_offset),
+        PartitionReply::Error(code) => refused(index, code, None),
+        other => refused(
+            index,
+            ResponseError::UnknownServerError.code(),
+            Some(format!("unexpected reply {other:?}")),
+        ),
+    }
 }
 
 /// The origin of a transactional produce: the request must name its

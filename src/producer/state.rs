@@ -165,6 +165,14 @@ impl ProducerStateTable {
             .is_some_and(|e| e.txn_first_offset.is_some())
     }
 
+    /// Whether `pid` has an open transaction in this partition at `epoch`:
+    /// a batch of it needs no KIP-890 verification (no marker closed it).
+    pub fn in_txn_at(&self, pid: i64, epoch: i16) -> bool {
+        self.producers
+            .get(&pid)
+            .is_some_and(|e| e.epoch == epoch && e.txn_first_offset.is_some())
+    }
+
     /// The first offset of the oldest open transaction, if any.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.producers

@@ -36,7 +36,9 @@ use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 #[path = "test_batch.rs"]
 pub mod test_batch;
 #[doc(hidden)]
-pub use test_batch::{build_test_batch, build_test_batch_spaced, TestRecord};
+pub use test_batch::{
+    build_test_batch, build_test_batch_spaced, build_test_producer_batch, TestRecord,
+};
 
 /// Size of the fixed RecordBatch v2 header, in bytes.
 pub const BATCH_HEADER_LEN: usize = 61;

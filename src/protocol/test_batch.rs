@@ -83,3 +83,29 @@ fn put_varlong(out: &mut Vec<u8>, value: i64) {
     }
     out.push(zigzag as u8);
 }
+
+/// As [`build_test_batch`], but written by producer `producer_id` at
+/// `epoch` from sequence `base_sequence`, with the transactional bit set
+/// when `transactional` (the CRC recomputed).
+pub fn build_test_producer_batch(
+    records: &[TestRecord<'_>],
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    transactional: bool,
+) -> Vec<u8> {
+    let plain = build_test_batch(0, records, 1_000);
+    let header = super::BatchHeader::parse(&plain).expect("a built batch parses");
+    let mut head = plain[..BATCH_HEADER_LEN].to_vec();
+    let attributes = header.attributes() | if transactional { 0x10 } else { 0 };
+    head[21..23].copy_from_slice(&attributes.to_be_bytes());
+    head[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    head[51..53].copy_from_slice(&epoch.to_be_bytes());
+    head[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    super::rebuild_batch_body(
+        &head,
+        &[&plain[BATCH_HEADER_LEN..]],
+        header.records_count(),
+        header.last_offset_delta(),
+    )
+}

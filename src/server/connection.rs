@@ -2,11 +2,13 @@
 //! write the answers back in request order. A request's task outlives its
 //! connection unless it is a Fetch (see [`Handling`]).
 //!
-//! Requests are pipelined: up to [`REQUESTS_IN_FLIGHT_MAX`] run at once, and
-//! the reader stops reading while that many are unanswered, so a client that
-//! floods requests or reads its answers slowly is held back by TCP rather
-//! than buffered in memory. Answers are written strictly in request order, as
-//! Kafka requires; a request with no answer (acks=0 produce) is skipped.
+//! Requests are pipelined: up to [`REQUESTS_IN_FLIGHT_MAX`] are in flight,
+//! and the reader stops reading while that many are unanswered, so a client
+//! that floods requests or reads its answers slowly is held back by TCP
+//! rather than buffered in memory. Which of them may *run* at once is the
+//! order gate's call (`request_order.rs`): their effects land as if they
+//! ran one at a time, in order, as in Kafka. Answers are written strictly
+//! in request order; a request with no answer (acks=0 produce) is skipped.
 //!
 //! Memory and time limits (see `limits.rs` and `config::ConnectionLimits`):
 //! - a frame's declared size is reserved from the connection's and the
@@ -44,6 +46,7 @@ use tracing::{debug, info};
 
 use super::limits::{ByteBudget, Reserved};
 use super::read_buffer::{prepare_read, shrink_when_idle, READ_CHUNK_BYTES, READ_IDLE_BYTES};
+use super::request_order::{Footprint, OrderGate};
 use crate::config::ConnectionLimits;
 use crate::handlers::{handle_frame, Outcome};
 use crate::protocol::frame::{FrameDecoder, FRAME_SIZE_PREFIX_BYTES};
@@ -106,6 +109,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
     let shard_id = shard.id;
     let limits = shard.config.limits;
     let fetch_slots = Rc::new(Semaphore::new(FETCHES_IN_FLIGHT_MAX));
+    let order = OrderGate::new();
     let mut frames = FrameReader::new(
         reader,
         fd,
@@ -138,9 +142,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
             } else {
                 None
             };
+            // Waits (reading nothing more) until the connection's earlier
+            // requests allow this one to run.
+            let admission = order.admit(Footprint::of(&frame)).await;
             let shard = shard.clone();
             let task = glommio::spawn_local(async move {
-                let outcome = handle_frame(shard, frame).await;
+                let outcome = handle_frame(shard, frame, Some(admission)).await;
                 drop(held);
                 outcome
             });

@@ -23,6 +23,7 @@
 mod connection;
 pub mod limits;
 mod read_buffer;
+pub mod request_order;
 mod send_parts;
 mod splice;
 

@@ -14,6 +14,7 @@
 //! requests in flight.
 
 pub mod cross_wake;
+pub mod fifo_lock;
 mod housekeeping;
 pub mod internal_topic;
 mod messages;
@@ -118,28 +119,59 @@ impl Shard {
         id: PartitionId,
         op: PartitionOp,
     ) -> PartitionReply {
+        self.send_partition(id, op).await
+    }
+
+    /// Hands `op` to the partition's owner now (before returning) and gives
+    /// the future of its answer. Operations sent to one partition from one
+    /// shard start there in the order they were sent (a FIFO run queue on
+    /// the owner, or the FIFO channel to it), which is how a connection's
+    /// produces to a partition keep their order (`server::request_order`).
+    pub fn send_partition(
+        self: &Rc<Self>,
+        id: PartitionId,
+        op: PartitionOp,
+    ) -> impl std::future::Future<Output = PartitionReply> + 'static {
+        let sent = self.dispatch_partition(id, op);
+        async move {
+            match sent {
+                Ok(answer) => cross_thread(answer).await.unwrap_or(PartitionReply::Error(
+                    ResponseError::NotLeaderOrFollower.code(),
+                )),
+                Err(reply) => reply,
+            }
+        }
+    }
+
+    fn dispatch_partition(
+        self: &Rc<Self>,
+        id: PartitionId,
+        op: PartitionOp,
+    ) -> Result<oneshot::Receiver<PartitionReply>, PartitionReply> {
         let Some(owner) = self.snapshot.borrow().shard_for(&id.topic, id.partition) else {
-            return PartitionReply::Error(ResponseError::UnknownTopicOrPartition.code());
+            return Err(PartitionReply::Error(
+                ResponseError::UnknownTopicOrPartition.code(),
+            ));
         };
         let (reply, answer) = oneshot::channel();
         if owner == self.id {
             // A detached task, as on the remote path: the caller (a
             // connection's request task) is cancelled when its client goes
             // away, and an append or flush must never stop half-way.
-            // glommio polls a new task at once, so the op starts in caller
-            // order as a direct call would.
+            // glommio's run queue is FIFO, so ops spawned here start in
+            // the order they were sent.
             let me = self.clone();
             glommio::spawn_local(async move { me.execute_local(id, op, reply).await }).detach();
         } else {
             crate::ops::metrics::cross_shard_message();
             let sent = self.peers[owner].unbounded_send(ShardMsg::Partition { id, op, reply });
             if sent.is_err() {
-                return PartitionReply::Error(ResponseError::NotLeaderOrFollower.code());
+                return Err(PartitionReply::Error(
+                    ResponseError::NotLeaderOrFollower.code(),
+                ));
             }
         }
-        cross_thread(answer).await.unwrap_or(PartitionReply::Error(
-            ResponseError::NotLeaderOrFollower.code(),
-        ))
+        Ok(answer)
     }
 
     /// Starts `f` on shard `target` without waiting for it (a detached task
@@ -206,21 +238,18 @@ impl Shard {
                             epoch,
                         },
                 } => {
-                    // KIP-890 part 1: take the guard, ask the coordinator,
-                    // then append only if no marker landed meanwhile.
-                    let guard = p.txn_guard(producer_id);
-                    let verdict = crate::txn::verify_partition(
+                    // KIP-890 part 1: verified with the coordinator unless
+                    // the transaction is already open here.
+                    let verify = crate::txn::verify_partition(
                         self,
                         transactional_id,
                         producer_id,
                         epoch,
                         id,
-                    )
-                    .await;
-                    let answer = match verdict {
-                        Ok(()) => p.produce_verified(records, acks, producer_id, guard).await,
-                        Err(code) => PartitionReply::Error(code),
-                    };
+                    );
+                    let answer = p
+                        .produce_transactional(records, acks, (producer_id, epoch), verify)
+                        .await;
                     let _ = reply.send(answer);
                 }
                 op => p.execute(op, reply).await,

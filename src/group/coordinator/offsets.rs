@@ -15,6 +15,7 @@ impl GroupCoordinator {
         offsets: Vec<(String, i32, OffsetValue)>,
     ) -> Vec<i16> {
         let all = |code: i16| vec![code; offsets.len()];
+        let _turn = self.commit_order.lock(&group_id.to_string()).await;
         if let Err(code) = self.ready(shard, partition).await {
             return all(code);
         }

@@ -3,8 +3,10 @@
 //!
 //! `Partition` is `!Send` on purpose: only the owner shard touches it
 //! (invariant 3). Appends to one partition are serialized by `append_lock`
-//! (a FIFO async mutex) so batches land in the order their requests arrived,
-//! even when one of them waits for back-pressure. Durability is the log's
+//! (a [`FifoLock`]: granted in the order operations reached the owner) so
+//! batches land in the order their requests arrived, even when one of them
+//! waits for back-pressure. Transactional batches that must first be
+//! verified with their coordinator keep that order too (`txn_order`). Durability is the log's
 //! flush: concurrent produces to a partition share one write + fdatasync
 //! (group commit), and acks=1/all are answered only after it.
 //!
@@ -12,6 +14,8 @@
 //! the aborted index) are in [`txn`].
 
 mod read;
+#[cfg(test)]
+mod tests;
 mod txn;
 pub(crate) use txn::CleanerView;
 
@@ -32,6 +36,7 @@ use crate::producer::aborted::AbortedIndex;
 use crate::producer::state::{last_seq, BatchSeq};
 use crate::producer::{ProducerCheck, ProducerStateTable};
 use crate::protocol::batch::batches;
+use crate::shard::fifo_lock::{FifoGuard, FifoLock};
 use crate::storage::{DmaDisk, PartitionLog, StorageError};
 
 /// Appended-but-unflushed bytes above which a produce waits for a flush
@@ -49,15 +54,22 @@ pub struct Partition {
     /// Recent durable batches in memory (the shard's tail cache): reads at
     /// the tail are answered from it without a disk read or a copy.
     tail: Rc<PartitionTail>,
-    append_lock: futures::lock::Mutex<()>,
+    append_lock: FifoLock,
+    /// Transactional produces in arrival order while they are verified
+    /// with their coordinator (KIP-890): held from arrival until the
+    /// append lock is, so a verification that answers late cannot let a
+    /// later batch of the same connection pass an earlier one.
+    txn_order: FifoLock,
     /// Idempotent producers' last batches (see [`crate::producer`]).
     producers: RefCell<ProducerStateTable>,
     /// Aborted transactions, for read_committed fetches.
     aborted: RefCell<AbortedIndex>,
-    /// First offsets of aborted transactions whose marker is appended but
-    /// whose index entry is not in `aborted` yet: the cleaner stays below
-    /// them (it must know every aborted transaction it reads).
-    aborts_in_flight: RefCell<Vec<i64>>,
+    /// First offsets of transactions whose marker is appended but not yet
+    /// durable, and for an abort not yet in `aborted`: the last stable
+    /// offset stays at or below them (`txn.rs`), so neither a read_committed
+    /// fetch nor the cleaner reads a transaction before its outcome is
+    /// known there.
+    markers_in_flight: RefCell<Vec<i64>>,
     waiters: RefCell<Vec<oneshot::Sender<PartitionReply>>>,
     /// The offset of the last producer-state snapshot written.
     producers_saved_at: Cell<i64>,
@@ -94,11 +106,12 @@ impl Partition {
             tail,
             producers: RefCell::new(producers),
             aborted: RefCell::new(aborted),
-            aborts_in_flight: RefCell::new(Vec::new()),
+            markers_in_flight: RefCell::new(Vec::new()),
             // A snapshot at the log end is current: a close with nothing
             // new does not write it again.
             producers_saved_at: Cell::new(snapshot_at.unwrap_or(-1)),
-            append_lock: futures::lock::Mutex::new(()),
+            append_lock: FifoLock::new(),
+            txn_order: FifoLock::new(),
             waiters: RefCell::new(Vec::new()),
             failed: Cell::new(false),
             out_of_space: Cell::new(false),
@@ -119,7 +132,7 @@ impl Partition {
                 records,
                 acks,
                 origin,
-            } => self.produce(records, acks, &origin, None).await,
+            } => self.produce(records, acks, &origin, None, None).await,
             PartitionOp::Read {
                 offset,
                 max_bytes,
@@ -161,16 +174,19 @@ impl Partition {
     /// Appends a produce. `guard` is the KIP-890 verification guard of a
     /// transactional produce (its producer's marker count when verification
     /// began): if a marker was written since, the transaction it was
-    /// verified for is over and the batch is refused.
+    /// verified for is over and the batch is refused. `turn` (its place in
+    /// `txn_order`) is given up once the append lock is held.
     async fn produce(
         self: &Rc<Self>,
         records: Bytes,
         acks: i16,
         origin: &ProduceOrigin,
         guard: Option<(i64, u64)>,
+        turn: Option<FifoGuard>,
     ) -> PartitionReply {
         let base_offset = {
             let _order = self.append_lock.lock().await;
+            drop(turn);
             while self.log.pending_bytes() > PENDING_BYTES_MAX {
                 if let Err(e) = self.flush().await {
                     return self.storage_failure("flush", e);

@@ -24,13 +24,18 @@ use crate::shard::PartitionReply;
 use crate::storage::{AbortedTxnRange, CleanerTxns};
 
 impl Partition {
-    /// The last stable offset: no open transaction starts below it.
+    /// The last stable offset: no open transaction starts below it, and
+    /// no transaction whose marker is still being written (the marker is
+    /// not durable yet, or an abort's index entry is not in `aborted` yet).
+    /// A transaction leaves the producer table when its marker is appended,
+    /// but read_committed readers must not pass it before they can also
+    /// see the marker and, for an abort, the aborted-index entry that tells
+    /// them to drop its records.
     pub fn last_stable_offset(&self) -> i64 {
         let hw = self.log.high_watermark();
-        self.producers
-            .borrow()
-            .first_unstable_offset()
-            .map_or(hw, |first| first.min(hw))
+        let open = self.producers.borrow().first_unstable_offset();
+        let closing = self.markers_in_flight.borrow().iter().copied().min();
+        [open, closing].into_iter().flatten().fold(hw, i64::min)
     }
 
     /// The KIP-890 verification guard of `producer_id` (markers written for
@@ -39,23 +44,39 @@ impl Partition {
         self.producers.borrow().marker_count(producer_id)
     }
 
-    /// Appends a produce verified by the transaction coordinator, unless a
-    /// marker for its producer landed since `guard` was taken.
-    pub async fn produce_verified(
+    /// Appends a client's transactional produce (KIP-890 part 1). In
+    /// arrival order (`txn_order`): when the producer's transaction is
+    /// already open here at `epoch`, no marker closed it, so the batch is
+    /// appended without asking; otherwise `verify` asks the coordinator and
+    /// the batch is appended only if the answer is yes and no marker for
+    /// the producer landed meanwhile (the guard).
+    pub async fn produce_transactional<V>(
         self: &Rc<Self>,
         records: bytes::Bytes,
         acks: i16,
-        producer_id: i64,
-        guard: u64,
-    ) -> PartitionReply {
+        (producer_id, epoch): (i64, i16),
+        verify: V,
+    ) -> PartitionReply
+    where
+        V: std::future::Future<Output = Result<(), i16>>,
+    {
+        let turn = self.txn_order.lock().await;
         if self.failed.get() {
             return PartitionReply::Error(ResponseError::KafkaStorageError.code());
         }
+        let guard = self.txn_guard(producer_id);
+        if !self.producers.borrow().in_txn_at(producer_id, epoch) {
+            if let Err(code) = verify.await {
+                return PartitionReply::Error(code);
+            }
+        }
+        let origin = crate::shard::ProduceOrigin::Client;
         self.produce(
             records,
             acks,
-            &crate::shard::ProduceOrigin::Client,
+            &origin,
             Some((producer_id, guard)),
+            Some(turn),
         )
         .await
     }
@@ -115,7 +136,7 @@ impl Partition {
                 return PartitionReply::Error(ResponseError::UnknownServerError.code());
             }
         };
-        let (base_offset, entry) = {
+        let (base_offset, first_offset, entry) = {
             let _order = self.append_lock.lock().await;
             if !self.producers.borrow().marker_allowed(producer_id, epoch) {
                 return PartitionReply::Error(ResponseError::InvalidProducerEpoch.code());
@@ -133,8 +154,8 @@ impl Partition {
                 .first_unstable_offset()
                 .unwrap_or(info.base_offset + 1)
                 .min(info.base_offset + 1);
-            if let (false, Some(first_offset)) = (commit, first) {
-                self.aborts_in_flight.borrow_mut().push(first_offset);
+            if let Some(first_offset) = first {
+                self.markers_in_flight.borrow_mut().push(first_offset);
             }
             let entry = match (commit, first) {
                 (false, Some(first_offset)) => Some((
@@ -148,14 +169,16 @@ impl Partition {
                 )),
                 _ => None,
             };
-            (info.base_offset, entry)
+            (info.base_offset, first, entry)
         };
         let flushed = self.flush().await;
-        if let Some((_, entry)) = &entry {
-            // Pushed below, before any await: the cleaner sees it in the
-            // index from now on.
-            let mut in_flight = self.aborts_in_flight.borrow_mut();
-            if let Some(at) = in_flight.iter().position(|&f| f == entry.first_offset) {
+        // The marker is durable (or the partition goes offline): the
+        // transaction stops holding the LSO back here, and an abort's entry
+        // is pushed below before any await, so no reader sees the LSO past
+        // the transaction without the entry.
+        if let Some(first_offset) = first_offset {
+            let mut in_flight = self.markers_in_flight.borrow_mut();
+            if let Some(at) = in_flight.iter().position(|&f| f == first_offset) {
                 in_flight.swap_remove(at);
             }
         }
@@ -190,10 +213,11 @@ impl Partition {
 pub(crate) struct CleanerView<'p>(pub(crate) &'p Partition);
 
 impl CleanerTxns for CleanerView<'_> {
+    /// The LSO, which already stays below every transaction whose marker
+    /// is in flight (the cleaner must know every aborted transaction it
+    /// reads).
     fn stable_end(&self) -> i64 {
-        let in_flight = self.0.aborts_in_flight.borrow().iter().copied().min();
-        let lso = self.0.last_stable_offset();
-        in_flight.map_or(lso, |first| first.min(lso))
+        self.0.last_stable_offset()
     }
 
     fn aborted(&self) -> Vec<AbortedTxnRange> {
