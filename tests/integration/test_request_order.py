@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
 from kafka.protocol.admin.configs import IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse
 from kafka.protocol.admin.topics import CreatePartitionsRequest, CreatePartitionsResponse
@@ -300,25 +301,38 @@ def test_fetch_v11_pipelined_incremental_session_fetches_keep_their_epochs(broke
         assert [r.error_code for r in responses] == [0] * depth
 
 
-def test_offset_commit_async_commits_from_librdkafka_end_at_the_last_one(broker):
+@pytest.mark.parametrize("membership", ["none", "classic", "consumer"])
+def test_offset_commit_async_commits_from_librdkafka_end_at_the_last_one(broker, membership):
     """A confluent-kafka consumer commits asynchronously 200 times back to
-    back (librdkafka pipelines them on the coordinator connection); the
+    back (librdkafka pipelines them on the coordinator connection): without
+    joining, as a classic group member, and as a KIP-848 member. The
     committed offset is the last one, also on a new connection."""
     from confluent_kafka import Consumer, TopicPartition
 
-    create_topic(broker, "ac")
+    topic = f"ac-{membership}"
+    group = f"ck-async-{membership}"
+    create_topic(broker, topic)
     commits = 200
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "ck-async"})
+    conf = {"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False}
+    if membership == "consumer":
+        conf["group.protocol"] = "consumer"
+    consumer = Consumer(conf)
     try:
+        if membership != "none":
+            consumer.subscribe([topic])
+            deadline = time.monotonic() + 30
+            while not consumer.assignment() and time.monotonic() < deadline:
+                consumer.poll(0.1)
+            assert consumer.assignment(), "never assigned"
         for offset in range(1, commits + 1):
-            consumer.commit(offsets=[TopicPartition("ac", 0, offset)], asynchronous=True)
+            consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            [tp] = consumer.committed([TopicPartition("ac", 0)], timeout=10)
+            [tp] = consumer.committed([TopicPartition(topic, 0)], timeout=10)
             if tp.offset == commits:
                 break
             consumer.poll(0.1)
         assert tp.offset == commits
     finally:
         consumer.close()
-    assert committed(broker, "ck-async", "ac") == commits
+    assert committed(broker, group, topic) == commits
