@@ -9,9 +9,11 @@
 //! owner has checked with the transaction coordinator that the partition is
 //! in the producer's ongoing transaction (KIP-890 part 1; see
 //! `shard::Shard::execute_local`). Control batches are written by the
-//! coordinator only; a client's are refused.
+//! coordinator only; a client's are refused, and so is any produce to an
+//! internal topic (INVALID_TOPIC_EXCEPTION, `metadata::internal_topics`).
 
 use futures::future::join_all;
+use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -21,7 +23,7 @@ use tracing::debug;
 use super::produce_policy::apply_topic_policy;
 use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
-use crate::metadata::PartitionId;
+use crate::metadata::{internal_topics, is_internal_topic, PartitionId};
 use crate::protocol::batch::validate_produce;
 use crate::protocol::batch::ProduceSummary;
 use crate::shard::{PartitionOp, PartitionReply, ProduceOrigin};
@@ -44,6 +46,10 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
+        if is_internal_topic(&name) {
+            topics.push(internal_topic_refused(topic));
+            continue;
+        }
         let meta = topic_or_create(ctx, &name, true).await;
         let calls = topic.partition_data.into_iter().map(|p| {
             let index = p.index;
@@ -138,6 +144,29 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
         );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(topics))
+}
+
+/// The answer for a client's produce to an internal topic: every partition
+/// INVALID_TOPIC_EXCEPTION, as Kafka answers; only the coordinators write
+/// there (`metadata::internal_topics`).
+fn internal_topic_refused(topic: TopicProduceData) -> TopicProduceResponse {
+    let message = internal_topics::produce_refusal(&topic.name.0);
+    let partitions = topic
+        .partition_data
+        .iter()
+        .map(|p| {
+            PartitionProduceResponse::default()
+                .with_index(p.index)
+                .with_error_code(ResponseError::InvalidTopicException.code())
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1)
+                .with_error_message(Some(StrBytes::from_string(message.clone())))
+        })
+        .collect();
+    TopicProduceResponse::default()
+        .with_name(topic.name)
+        .with_partition_responses(partitions)
 }
 
 /// The origin of a transactional produce: the request must name its
