@@ -235,11 +235,17 @@ mod tests {
     fn records_malformed_input_is_none_not_panic() {
         let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(None, Some(b"abc"))];
         let batch = build_test_batch(0, &records, 5);
+        assert_eq!(first_record_at_or_after(&batch, 5), Some((0, 5)));
         for cut in 0..batch.len() {
-            let _ = first_record_at_or_after(&batch[..cut], 6);
+            assert_eq!(
+                first_record_at_or_after(&batch[..cut], 5),
+                None,
+                "batch cut at {cut} of {} bytes",
+                batch.len()
+            );
         }
         let mut bad = batch.clone();
-        bad[BATCH_HEADER_LEN] = 0xff; // an endless varint
-        let _ = first_record_at_or_after(&bad, 6);
+        bad[BATCH_HEADER_LEN] = 0xff; // a record length that does not decode to a length
+        assert_eq!(first_record_at_or_after(&bad, 5), None);
     }
 }
