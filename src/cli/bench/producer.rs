@@ -51,7 +51,7 @@ const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 /// cut batches at `--batch-bytes`.
 pub const RECORD_OVERHEAD_BYTES: usize = 12;
 /// RecordBatch v2 header, in bytes.
-const BATCH_HEADER_BYTES: usize = 61;
+const BATCH_HEADER_BYTES: usize = crate::protocol::batch::BATCH_HEADER_LEN;
 
 /// What one producer thread does.
 pub struct ProducerPlan {
