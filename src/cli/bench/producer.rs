@@ -127,10 +127,11 @@ pub fn run(plan: ProducerPlan) -> Result<(), ClientError> {
     result.and(drained)
 }
 
-fn open_lanes(
-    plan: &ProducerPlan,
-    ack_tx: &Sender<usize>,
-) -> Result<(Vec<Lane>, Vec<usize>, Option<Identity>), ClientError> {
+/// What [`open_lanes`] sets up: the lanes, the lane of each partition and
+/// the idempotent producer's identity, if any.
+type OpenedLanes = (Vec<Lane>, Vec<usize>, Option<Identity>);
+
+fn open_lanes(plan: &ProducerPlan, ack_tx: &Sender<usize>) -> Result<OpenedLanes, ClientError> {
     let mut lanes = Vec::new();
     let mut by_leader: HashMap<i32, usize> = HashMap::new();
     let mut identity = None;
