@@ -20,7 +20,7 @@ const METADATA_VERSION: i16 = 12;
 const PARTITIONS_PER_TOPIC: i32 = 6;
 
 fn produce_request_bytes(batch_bytes: usize) -> Bytes {
-    let value = vec![0x5au8; 100];
+    let value = [0x5au8; 100];
     let records: Vec<_> = (0..batch_bytes / 108)
         .map(|_| (None, Some(&value[..])))
         .collect();

@@ -76,7 +76,7 @@ class CpuWindow:
         machine = _machine_busy_s() - self.machine0
         # The system share and the page faults say whether CPU went to the
         # work or to the kernel (on this VM a fault on memory the host took
-        # back costs 4-41 us instead of ~1.5: BENCHMARKS.md, "The slowdown
+        # back costs 4-41 us instead of ~1.5: BENCHMARKS_HISTORY.md, "The slowdown
         # after a restart").
         return {
             "window_s": round(seconds, 2),

@@ -1,4 +1,4 @@
-"""Consumer-group benchmark (issue 3): not a test, numbers for docs/BENCHMARKS.md.
+"""Consumer-group benchmark (issue 3): not a test, numbers for docs/BENCHMARKS_HISTORY.md.
 
 1. rebalance: a 10-member confluent-kafka group (eager "range" assignor) on
    a 20-partition topic; one member leaves (close(), i.e. LeaveGroup) and the

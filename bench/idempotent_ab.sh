@@ -2,7 +2,7 @@
 # Idempotent vs plain produce throughput at the same pipelining depth, with
 # the native generator (`corestream bench produce`, which keeps
 # --max-in-flight requests in flight for idempotent producers too, unlike
-# librdkafka; see docs/BENCHMARKS.md "Idempotent and transactional
+# librdkafka; see docs/BENCHMARKS_HISTORY.md "Idempotent and transactional
 # producers"). One fresh broker; ROUNDS alternating pairs, each to a fresh
 # 6-partition topic; prints one TSV line per run and the median ratio.
 #

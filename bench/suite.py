@@ -228,7 +228,7 @@ class Suite:
         mostly in page faults. Right after the hot consume the cache is
         full, and the e2e run's batches reuse the memory evicted ones free:
         the broker's page faults fall to ~0 once its cache is full
-        (BENCHMARKS.md, "The slowdown after a restart"). Since 0005304 the
+        (BENCHMARKS_HISTORY.md, "The slowdown after a restart"). Since 0005304 the
         broker reserves its cache memory at start (fetch::cache_arena),
         which removed that slowdown; the run stays here because the
         target is about a broker in steady state.

@@ -1,23 +1,38 @@
 //! corestream: a thread-per-core, Kafka-compatible storage node.
 //!
-//! The crate is laid out by subsystem, the way a reader looks for things:
+//! The crate is laid out by subsystem, the way a reader looks for things
+//! (docs/ARCHITECTURE.md opens with a "where is what" table):
 //!
 //! - [`protocol`]: the wire codec that does no I/O — framing, the
-//!   RecordBatch v2 header, the table of supported API versions.
+//!   RecordBatch v2 header (its one layout home), record walking,
+//!   compression, control records, the hand-written fetch response writer.
 //! - [`storage`]: the on-disk log of one partition — segments, sparse
-//!   indexes, the appender, recovery — behind a small disk seam so faults can
-//!   be injected in tests.
+//!   indexes, the appender and group-commit flusher, recovery, retention
+//!   and compaction — behind a small disk seam so faults can be injected
+//!   in tests.
+//! - [`fetch`]: the zero-copy read path's caches — the per-shard tail
+//!   cache and its arena, cold segment ranges for splice, fetch sessions.
 //! - [`metadata`]: topics, partitions and their owner shards, held as an
-//!   immutable snapshot per shard.
-//! - [`shard`]: the per-core runtime — executors, the cross-shard mesh, the
-//!   partitions a shard owns and its group-commit flusher.
-//! - [`server`]: the Kafka listener and the connection loop.
-//! - [`handlers`]: one file per Kafka API, each declaring its version range.
-//! - [`group`]: consumer groups and committed offsets, coordinated on the
-//!   shard that owns the group's `__consumer_offsets` partition.
+//!   immutable snapshot per shard; topic configs; the internal topics.
+//! - [`shard`]: the per-core runtime — executors, the cross-shard mesh and
+//!   its messages, the partitions a shard owns, the metadata owner.
+//! - [`server`]: the Kafka listener, the connection loop, per-IP and
+//!   total connection limits, vectored and spliced sends.
+//! - [`handlers`]: one file per Kafka API, each declaring its version
+//!   range; the list of served APIs.
+//! - [`group`]: consumer groups (classic and KIP-848) and committed
+//!   offsets, coordinated on the shard that owns the group's
+//!   `__consumer_offsets` partition.
+//! - [`producer`]: idempotent producers — producer ids and per-partition
+//!   sequence state.
+//! - [`txn`]: transactions — the coordinator, its `__transaction_state`
+//!   records and the COMMIT/ABORT markers.
 //! - [`config`]: broker settings from flags, environment and a TOML file.
 //! - [`ops`]: systemd notify, logging, signals, metrics, the admin HTTP port.
-//! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP).
+//! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP) and
+//!   its load generator.
+//! - [`alloc`], [`malloc_tune`]: the global allocator guard against
+//!   hostile array lengths, and glibc malloc settings for large blocks.
 
 pub mod alloc;
 pub mod cli;

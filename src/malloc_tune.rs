@@ -14,7 +14,7 @@
 //! the other cores. A profile of `corestream bench produce` at ~600 MB/s
 //! showed page faults, page clearing, memcg charging and TLB-shootdown
 //! IPIs at about 15 % of the broker's CPU; with these settings produce went
-//! from 591-636 to 665-714 MB/s on the same machine (docs/BENCHMARKS.md).
+//! from 591-636 to 665-714 MB/s on the same machine (docs/BENCHMARKS_HISTORY.md).
 //!
 //! # What
 //!

@@ -24,6 +24,7 @@ use kafka_protocol::records::{Record, RecordBatchDecoder};
 use super::client::{check, ClientError, Cluster};
 use super::output::Output;
 use super::topics::{list_offsets, OFFSET_EARLIEST, OFFSET_LATEST};
+use crate::protocol::batch::{BATCH_LENGTH_OVERHEAD, LAST_OFFSET_DELTA_OFFSET};
 
 /// Highest Fetch version this client fills in (v13 names topics by id).
 const FETCH_VERSION_MAX: i16 = 12;
@@ -33,10 +34,8 @@ const FETCH_WAIT_MS: i32 = 500;
 const FETCH_PARTITION_BYTES_MAX: i32 = 1024 * 1024;
 /// Bytes asked per fetch.
 const FETCH_BYTES_MAX: i32 = 16 * 1024 * 1024;
-/// RecordBatch v2: baseOffset (8) + batchLength (4).
-const BATCH_LENGTH_END: usize = 12;
-/// Byte position of lastOffsetDelta in a RecordBatch v2 header.
-const LAST_OFFSET_DELTA_POS: usize = 23;
+/// RecordBatch v2: the bytes up to and including batchLength.
+const BATCH_LENGTH_END: usize = BATCH_LENGTH_OVERHEAD;
 
 /// Arguments of `consume`.
 #[derive(Args, Debug)]
@@ -95,11 +94,11 @@ pub fn whole_batches(mut records: Bytes) -> Vec<Bytes> {
 
 /// The offset after a batch (from its header, so control batches count).
 pub fn next_offset_after(batch: &Bytes) -> Option<i64> {
-    if batch.len() < LAST_OFFSET_DELTA_POS + 4 {
+    if batch.len() < LAST_OFFSET_DELTA_OFFSET + 4 {
         return None;
     }
     let base = (&batch[..8]).get_i64();
-    let delta = (&batch[LAST_OFFSET_DELTA_POS..LAST_OFFSET_DELTA_POS + 4]).get_i32();
+    let delta = (&batch[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]).get_i32();
     Some(base + delta as i64 + 1)
 }
 

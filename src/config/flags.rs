@@ -31,7 +31,7 @@ pub struct Flags {
     /// How long an idle shard keeps polling before it parks its thread, in
     /// µs (glommio's spin_before_park): a message from another shard or a
     /// completion arriving within it is seen without a wake-up. 0 = park at
-    /// once. Costs CPU while idle-but-busy; see docs/BENCHMARKS.md.
+    /// once. Costs CPU while idle-but-busy; see docs/BENCHMARKS_HISTORY.md.
     #[arg(long, env = "CORESTREAM_SHARD_SPIN_US")]
     pub shard_spin_us: Option<u64>,
     /// This broker's node id.

@@ -441,7 +441,7 @@ pub struct TxnConfig {
     pub id_expiration_ms: u64,
 }
 
-/// Default spin before a shard parks, in µs (measured: docs/BENCHMARKS.md).
+/// Default spin before a shard parks, in µs (measured: docs/BENCHMARKS_HISTORY.md).
 pub const SHARD_SPIN_US_DEFAULT: u64 = 0;
 /// Longest spin before park a shard may be given, in µs.
 pub const SHARD_SPIN_US_MAX: u64 = 10_000;

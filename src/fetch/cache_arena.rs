@@ -10,7 +10,7 @@
 //! takes back memory the guest frees (free page reporting), and touching
 //! it again cost 1.3-41 us per 4 KiB page depending on the host. After a
 //! restart, the broker's produce ran at 80-150 MB/s instead of 650-700 for
-//! as long as its cache was filling (docs/BENCHMARKS.md, "The slowdown
+//! as long as its cache was filling (docs/BENCHMARKS_HISTORY.md, "The slowdown
 //! after a restart"). With the cache off, produce ran at 830 MB/s against
 //! 700 with a filling cache.
 //!

@@ -280,7 +280,8 @@ impl PartitionTail {
                 break;
             }
             let fits = out.len() + b.bytes.len() <= max_bytes;
-            if !fits && !(out.is_empty() && min_one) {
+            let first_may_overflow = out.is_empty() && min_one;
+            if !fits && !first_may_overflow {
                 break;
             }
             out.push(b.bytes.clone());

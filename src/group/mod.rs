@@ -48,7 +48,7 @@ pub use coordinator::GroupCoordinator;
 use crate::shard::{internal_topic, Shard};
 
 /// The internal topic holding offsets and group metadata.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use crate::metadata::internal_topics::OFFSETS_TOPIC;
 
 pub use crate::shard::internal_topic::{java_string_hash, partition_for};
 

@@ -1,6 +1,6 @@
 //! CreatePartitions (key 37), v0-3: grows a topic; new partitions are spread
 //! over the least-loaded shards. Explicit assignments may only name this
-//! broker.
+//! broker. Internal topics are refused (INVALID_REQUEST).
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::config::PARTITIONS_PER_TOPIC_MAX;
+use crate::metadata::{internal_topics, is_internal_topic};
 use crate::shard::MetaChange;
 
 /// Served versions.
@@ -30,6 +31,12 @@ pub async fn handle(
         let node = ctx.shard.config.node_id;
         let (code, message) = match ctx.shard.snapshot().topic(&name) {
             None => (ResponseError::UnknownTopicOrPartition.code(), None),
+            // More partitions would move groups and transactional ids to
+            // other partitions, away from their state.
+            Some(_) if is_internal_topic(&name) => (
+                ResponseError::InvalidRequest.code(),
+                Some(internal_topics::admin_refusal("add partitions to", &name)),
+            ),
             Some(_) if topic.count > PARTITIONS_PER_TOPIC_MAX => (
                 ResponseError::InvalidPartitions.code(),
                 Some(format!("Number of partitions must be at most {PARTITIONS_PER_TOPIC_MAX}.")),

@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError;
 use super::{ApiSpec, RequestContext};
 use crate::config::PARTITIONS_PER_TOPIC_MAX;
 use crate::metadata::topic_config::{resolve_entries, validate_overrides};
-use crate::metadata::validate_topic_name;
+use crate::metadata::{internal_topics, is_internal_topic, validate_topic_name};
 use crate::shard::MetaChange;
 
 /// Served versions.
@@ -50,6 +50,12 @@ async fn create_one(
     };
     if let Err(message) = validate_topic_name(&name) {
         return fail(ResponseError::InvalidTopicException.code(), message);
+    }
+    if is_internal_topic(&name) {
+        return fail(
+            ResponseError::InvalidTopicException.code(),
+            internal_topics::create_refusal(&name),
+        );
     }
     let partitions = if !topic.assignments.is_empty() {
         topic.assignments.len() as i32

@@ -1,6 +1,8 @@
 //! DeleteRecords (key 21), v0-2: moves each partition's log start offset
 //! (-1 = the high watermark) on its owner shard; whole segments below it are
 //! removed and fetches below it get OFFSET_OUT_OF_RANGE (storage/retention.rs).
+//! Internal topics are refused (INVALID_TOPIC_EXCEPTION, as Kafka's
+//! ReplicaManager does): their coordinators need every key's latest record.
 //! Answers the new low watermark per partition. An offset past the high
 //! watermark is OFFSET_OUT_OF_RANGE, as in Kafka. `timeout_ms` needs no
 //! waiting on a single broker: the change is durable when answered.
@@ -12,7 +14,10 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
 
+use tracing::debug;
+
 use super::{ApiSpec, RequestContext};
+use crate::metadata::{internal_topics, is_internal_topic};
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -40,6 +45,10 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
                 let Some(id) = id else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };
+                if is_internal_topic(&id.topic) {
+                    debug!("{}", internal_topics::delete_records_refusal(&id.topic));
+                    return error(ResponseError::InvalidTopicException.code());
+                }
                 if p.offset < HIGH_WATERMARK {
                     return error(ResponseError::OffsetOutOfRange.code());
                 }

@@ -1,5 +1,7 @@
 //! DeleteTopics (key 20), v1-6: by name (v1-5) or by name or id (v6). The
 //! partitions' files are removed by their owner shards before this answers.
+//! Internal topics are refused (INVALID_REQUEST): the coordinators keep
+//! their state there.
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -8,6 +10,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::{ApiSpec, RequestContext};
+use crate::metadata::{internal_topics, is_internal_topic};
 use crate::shard::MetaChange;
 
 /// Served versions.
@@ -65,6 +68,12 @@ async fn delete_one(
             topic.name.to_string(),
         ))))
         .with_topic_id(topic.id);
+    if is_internal_topic(&topic.name) {
+        let message = internal_topics::admin_refusal("delete", &topic.name);
+        return result
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(StrBytes::from_string(message)));
+    }
     let (code, message) = ctx
         .shard
         .change_metadata(MetaChange::DeleteTopic {

@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 use super::describe_cluster::AUTHORIZED_OPERATIONS_OMITTED;
 use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
-use crate::metadata::TopicMeta;
+use crate::metadata::{is_internal_topic, TopicMeta};
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -60,9 +60,9 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
     let topics = topics
         .into_iter()
         .map(|t| {
-            // v0 has no is_internal; "__" names are the broker's own topics.
+            // v0 has no is_internal.
             let internal =
-                ctx.version >= 1 && t.name.as_ref().is_some_and(|n| n.0.starts_with("__"));
+                ctx.version >= 1 && t.name.as_ref().is_some_and(|n| is_internal_topic(&n.0));
             t.with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
                 .with_is_internal(internal)
         })

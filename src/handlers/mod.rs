@@ -1,6 +1,9 @@
-//! One file per Kafka API. Each declares the version range it serves
+//! One file per Kafka API, named after it (`ApiKey::OffsetCommit` is
+//! `offset_commit.rs`). Each declares the version range it serves
 //! ([`ApiSpec`]); the dispatcher refuses other versions before the handler
 //! runs, and ApiVersions advertises exactly the table in [`SUPPORTED_APIS`].
+//! The list of served APIs is written once, in the `served_apis!`
+//! invocation below.
 //!
 //! A handler takes the decoded request and returns the response struct; the
 //! dispatcher encodes it with the matching response header. Kafka errors are
@@ -8,42 +11,8 @@
 //! closes it: an unknown API key, an unsupported version of an API other than
 //! ApiVersions, or a body that does not decode.
 
-pub mod add_offsets_to_txn;
-pub mod add_partitions_to_txn;
-pub mod alter_configs;
-pub mod api_versions;
-pub mod consumer_group_describe;
-pub mod consumer_group_heartbeat;
-pub mod create_partitions;
-pub mod create_topics;
-pub mod delete_groups;
-pub mod delete_records;
-pub mod delete_topics;
-pub mod describe_cluster;
-pub mod describe_configs;
-pub mod describe_groups;
-pub mod describe_transactions;
-pub mod end_txn;
-pub mod fetch;
-pub mod find_coordinator;
-pub mod heartbeat;
-pub mod incremental_alter_configs;
-pub mod init_producer_id;
-pub mod join_group;
-pub mod leave_group;
-pub mod list_groups;
-pub mod list_offsets;
-pub mod list_transactions;
-pub mod metadata;
-pub mod offset_commit;
-pub mod offset_delete;
-pub mod offset_fetch;
-pub mod produce;
 mod produce_policy;
-pub mod sync_group;
 mod topics;
-pub mod txn_offset_commit;
-pub mod write_txn_markers;
 
 use std::rc::Rc;
 
@@ -66,47 +35,95 @@ pub struct ApiSpec {
     pub max: i16,
 }
 
-/// Every API this broker implements, with its version range.
-pub const SUPPORTED_APIS: &[ApiSpec] = &[
-    produce::API,
-    init_producer_id::API,
-    fetch::API,
-    list_offsets::API,
-    metadata::API,
-    api_versions::API,
-    create_topics::API,
-    delete_topics::API,
-    create_partitions::API,
-    describe_cluster::API,
-    // configs and log lifecycle (metadata/topic_config.rs, storage/retention.rs)
-    describe_configs::API,
-    alter_configs::API,
-    incremental_alter_configs::API,
-    delete_records::API,
-    // consumer groups (src/group/)
-    find_coordinator::API,
-    join_group::API,
-    sync_group::API,
-    heartbeat::API,
-    leave_group::API,
-    offset_commit::API,
-    offset_fetch::API,
-    list_groups::API,
-    describe_groups::API,
-    delete_groups::API,
-    offset_delete::API,
-    // transactions (src/txn/)
-    add_partitions_to_txn::API,
-    add_offsets_to_txn::API,
-    end_txn::API,
-    txn_offset_commit::API,
-    describe_transactions::API,
-    list_transactions::API,
-    write_txn_markers::API,
-    // KIP-848 consumer groups (src/group/consumer/)
-    consumer_group_heartbeat::API,
-    consumer_group_describe::API,
-];
+/// The one list of served APIs: `ApiKey variant => handler module`, each
+/// module a file of this folder with its `API: ApiSpec` and `handle`. From
+/// it come the module declarations, [`SUPPORTED_APIS`] (what ApiVersions
+/// advertises) and the routing in `route`, so an API cannot be advertised
+/// without a route, nor routed without being advertised; a compile-time
+/// check holds each module's `API.key` to the key it is listed under.
+/// `special` APIs are declared and advertised here but routed by hand in
+/// [`dispatch`]: Produce may have no answer (acks=0) and Fetch's answer
+/// carries file ranges (`protocol::fetch_writer`).
+macro_rules! served_apis {
+    (
+        special: { $($special_api:ident => $special_module:ident),* $(,)? }
+        plain: { $($api:ident => $module:ident),* $(,)? }
+    ) => {
+        $(pub mod $special_module;)*
+        $(pub mod $module;)*
+
+        /// Every API this broker implements, with its version range.
+        pub const SUPPORTED_APIS: &[ApiSpec] = &[$($special_module::API,)* $($module::API,)*];
+
+        $(const _: () = assert!(
+            $special_module::API.key as i16 == ApiKey::$special_api as i16,
+            concat!(stringify!($special_module), "::API is not ", stringify!($special_api))
+        );)*
+        $(const _: () = assert!(
+            $module::API.key as i16 == ApiKey::$api as i16,
+            concat!(stringify!($module), "::API is not ", stringify!($api))
+        );)*
+
+        /// Decodes, handles and encodes a request of a `plain` API.
+        async fn route(ctx: RequestContext, key: ApiKey, header: &ParsedHeader, mut body: Bytes) -> Outcome {
+            match key {
+                $(ApiKey::$api => match decode(&mut body, ctx.version) {
+                    Ok(request) => {
+                        let response = $module::handle(&ctx, request).await;
+                        respond_or_close(header, ctx.version, &response)
+                    }
+                    Err(e) => Outcome::Close(format!("{key:?} v{} body does not decode: {e}", ctx.version)),
+                },)*
+                other => Outcome::Close(format!("{other:?} is not implemented")),
+            }
+        }
+    };
+}
+
+served_apis! {
+    special: {
+        Produce => produce,
+        Fetch => fetch,
+    }
+    plain: {
+        InitProducerId => init_producer_id,
+        ListOffsets => list_offsets,
+        Metadata => metadata,
+        ApiVersions => api_versions,
+        CreateTopics => create_topics,
+        DeleteTopics => delete_topics,
+        CreatePartitions => create_partitions,
+        DescribeCluster => describe_cluster,
+        // configs and log lifecycle (metadata/topic_config.rs, storage/retention.rs)
+        DescribeConfigs => describe_configs,
+        AlterConfigs => alter_configs,
+        IncrementalAlterConfigs => incremental_alter_configs,
+        DeleteRecords => delete_records,
+        // consumer groups (src/group/)
+        FindCoordinator => find_coordinator,
+        JoinGroup => join_group,
+        SyncGroup => sync_group,
+        Heartbeat => heartbeat,
+        LeaveGroup => leave_group,
+        OffsetCommit => offset_commit,
+        OffsetFetch => offset_fetch,
+        ListGroups => list_groups,
+        DescribeGroups => describe_groups,
+        DeleteGroups => delete_groups,
+        OffsetDelete => offset_delete,
+        // transactions (src/txn/)
+        AddPartitionsToTxn => add_partitions_to_txn,
+        AddOffsetsToTxn => add_offsets_to_txn,
+        EndTxn => end_txn,
+        TxnOffsetCommit => txn_offset_commit,
+        DescribeTransactions => describe_transactions,
+        ListTransactions => list_transactions,
+        WriteTxnMarkers => write_txn_markers,
+        // KIP-848 consumer groups (src/group/consumer/)
+        ConsumerGroupHeartbeat => consumer_group_heartbeat,
+        ConsumerGroupDescribe => consumer_group_describe,
+    }
+}
 
 /// The served range of an API, if it is implemented.
 pub fn supported(key: ApiKey) -> Option<ApiSpec> {
@@ -229,79 +246,34 @@ async fn handle_frame_uncounted(
     dispatch(ctx, key, &header, frame).await
 }
 
-macro_rules! route {
-    ($ctx:ident, $key:ident, $header:ident, $body:ident, { $($api:ident => $module:ident),* $(,)? }) => {
-        match $key {
-            $(ApiKey::$api => match decode(&mut $body, $ctx.version) {
-                Ok(request) => {
-                    let version = $ctx.version;
-                    let response = $module::handle(&$ctx, request).await;
-                    respond_or_close(&$header, version, &response)
-                }
-                Err(e) => Outcome::Close(format!("{:?} v{} body does not decode: {e}", $key, $ctx.version)),
-            },)*
-            ApiKey::Fetch => match decode(&mut $body, $ctx.version) {
-                Ok(request) => {
-                    let response = fetch::handle(&$ctx, request).await;
-                    fetch::respond(&$header, $ctx.version, &response)
-                }
-                Err(e) => Outcome::Close(format!("Fetch v{} body does not decode: {e}", $ctx.version)),
-            },
-            ApiKey::Produce => match decode(&mut $body, $ctx.version) {
-                Ok(request) => {
-                    let version = $ctx.version;
-                    match produce::handle(&$ctx, request).await {
-                        Some(response) => respond_or_close(&$header, version, &response),
-                        None => Outcome::NoResponse,
-                    }
-                }
-                Err(e) => Outcome::Close(format!("Produce v{} body does not decode: {e}", $ctx.version)),
-            },
-            other => Outcome::Close(format!("{other:?} is not implemented")),
-        }
-    };
-}
-
+/// Routes a request to its handler: Produce and Fetch here, every other
+/// served API through `route` (from [`served_apis!`]).
 async fn dispatch(
     ctx: RequestContext,
     key: ApiKey,
     header: &ParsedHeader,
     mut body: Bytes,
 ) -> Outcome {
-    route!(ctx, key, header, body, {
-        ApiVersions => api_versions,
-        InitProducerId => init_producer_id,
-        Metadata => metadata,
-        ListOffsets => list_offsets,
-        CreateTopics => create_topics,
-        DeleteTopics => delete_topics,
-        CreatePartitions => create_partitions,
-        DescribeCluster => describe_cluster,
-        DescribeConfigs => describe_configs,
-        AlterConfigs => alter_configs,
-        IncrementalAlterConfigs => incremental_alter_configs,
-        DeleteRecords => delete_records,
-        FindCoordinator => find_coordinator,
-        JoinGroup => join_group,
-        SyncGroup => sync_group,
-        Heartbeat => heartbeat,
-        LeaveGroup => leave_group,
-        OffsetCommit => offset_commit,
-        OffsetFetch => offset_fetch,
-        ListGroups => list_groups,
-        DescribeGroups => describe_groups,
-        DeleteGroups => delete_groups,
-        OffsetDelete => offset_delete,
-        AddPartitionsToTxn => add_partitions_to_txn,
-        AddOffsetsToTxn => add_offsets_to_txn,
-        EndTxn => end_txn,
-        TxnOffsetCommit => txn_offset_commit,
-        DescribeTransactions => describe_transactions,
-        ListTransactions => list_transactions,
-        WriteTxnMarkers => write_txn_markers,
-        ConsumerGroupHeartbeat => consumer_group_heartbeat,
-        ConsumerGroupDescribe => consumer_group_describe,
-    })
+    match key {
+        ApiKey::Fetch => match decode(&mut body, ctx.version) {
+            Ok(request) => {
+                let response = fetch::handle(&ctx, request).await;
+                fetch::respond(header, ctx.version, &response)
+            }
+            Err(e) => Outcome::Close(format!("Fetch v{} body does not decode: {e}", ctx.version)),
+        },
+        ApiKey::Produce => match decode(&mut body, ctx.version) {
+            Ok(request) => match produce::handle(&ctx, request).await {
+                Some(response) => respond_or_close(header, ctx.version, &response),
+                None => Outcome::NoResponse,
+            },
+            Err(e) => Outcome::Close(format!(
+                "Produce v{} body does not decode: {e}",
+                ctx.version
+            )),
+        },
+        other => route(ctx, other, header, body).await,
+    }
 }
 
 fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> anyhow::Result<T> {

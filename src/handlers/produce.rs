@@ -9,10 +9,11 @@
 //! owner has checked with the transaction coordinator that the partition is
 //! in the producer's ongoing transaction (KIP-890 part 1; see
 //! `shard::Shard::execute_local`). Control batches are written by the
-//! coordinator only; a client's are refused.
+//! coordinator only; a client's are refused, and so is any produce to an
+//! internal topic (INVALID_TOPIC_EXCEPTION, `metadata::internal_topics`).
 
 use futures::future::{join_all, Either};
-use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -22,7 +23,7 @@ use tracing::debug;
 use super::produce_policy::apply_topic_policy;
 use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
-use crate::metadata::PartitionId;
+use crate::metadata::{internal_topics, is_internal_topic, PartitionId};
 use crate::protocol::batch::validate_produce;
 use crate::protocol::batch::ProduceSummary;
 use crate::shard::{PartitionOp, PartitionReply, ProduceOrigin};
@@ -48,13 +49,22 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
         .as_ref()
         .map(|t| t.0.to_string())
         .filter(|t| !t.is_empty());
-    // Topics first: creating one waits for the metadata owner.
+    // Topics first: creating one waits for the metadata owner. Only the
+    // coordinators write to internal topics.
     let mut metas = Vec::with_capacity(request.topic_data.len());
     for topic in &request.topic_data {
-        metas.push(topic_or_create(ctx, &topic.name.0, true).await);
+        let internal = is_internal_topic(&topic.name.0);
+        metas.push(match internal {
+            true => None,
+            false => Some(topic_or_create(ctx, &topic.name.0, true).await),
+        });
     }
     let mut sent = Vec::with_capacity(request.topic_data.len());
     for (topic, meta) in request.topic_data.into_iter().zip(metas) {
+        let Some(meta) = meta else {
+            sent.push(Either::Left(internal_topic_refused(topic)));
+            continue;
+        };
         let partitions: Vec<_> = topic
             .partition_data
             .into_iter()
@@ -69,16 +79,17 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                 }
             })
             .collect();
-        sent.push((topic.name, partitions));
+        sent.push(Either::Right((topic.name, partitions)));
     }
     ctx.dispatched();
     let mut topics = Vec::with_capacity(sent.len());
-    for (name, partitions) in sent {
-        topics.push(
-            TopicProduceResponse::default()
+    for topic in sent {
+        topics.push(match topic {
+            Either::Left(refused) => refused,
+            Either::Right((name, partitions)) => TopicProduceResponse::default()
                 .with_name(name)
                 .with_partition_responses(join_all(partitions).await),
-        );
+        });
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(topics))
 }
@@ -190,6 +201,26 @@ async fn answer_partition(
             Some(format!("unexpected reply {other:?}")),
         ),
     }
+}
+
+/// Every partition of a produce to an internal topic, refused as Kafka
+/// refuses it.
+fn internal_topic_refused(topic: TopicProduceData) -> TopicProduceResponse {
+    let message = internal_topics::produce_refusal(&topic.name.0);
+    let partitions = topic
+        .partition_data
+        .iter()
+        .map(|p| {
+            refused(
+                p.index,
+                ResponseError::InvalidTopicException.code(),
+                Some(message.clone()),
+            )
+        })
+        .collect();
+    TopicProduceResponse::default()
+        .with_name(topic.name)
+        .with_partition_responses(partitions)
 }
 
 /// The origin of a transactional produce: the request must name its

@@ -149,7 +149,7 @@ fn has_keyless_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::batch::{build_test_batch, check_crc};
+    use crate::protocol::batch::{build_test_batch, check_crc, TestRecord};
 
     fn config(f: impl FnOnce(&mut TopicConfig)) -> TopicConfig {
         let mut c = TopicConfig::default();
@@ -186,7 +186,7 @@ mod tests {
     fn produce_policy_compacted_needs_keys_in_compressed_batches() {
         use crate::protocol::batch::rebuild_batch_body;
         let compact = config(|c| c.cleanup_compact = true);
-        let zstd = |recs: &[(Option<&[u8]>, Option<&[u8]>)]| {
+        let zstd = |recs: &[TestRecord<'_>]| {
             let plain = build_test_batch(0, recs, 1_000);
             let body = Codec::Zstd.compress(&plain[BATCH_HEADER_LEN..]).unwrap();
             let mut head = plain[..BATCH_HEADER_LEN].to_vec();

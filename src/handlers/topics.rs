@@ -6,11 +6,12 @@ use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::metadata::{validate_topic_name, TopicMeta};
-use crate::shard::MetaChange;
+use crate::shard::{internal_topic, MetaChange};
 
 /// The topic named `name`; when it does not exist and `auto_create` is set
-/// (and the broker allows it), creates it with the default partition count.
-/// Errors are Kafka error codes for the caller's response.
+/// (and the broker allows it), creates it with the default partition count
+/// (an internal topic: as its coordinator does). Errors are Kafka error
+/// codes for the caller's response.
 pub(super) async fn topic_or_create(
     ctx: &RequestContext,
     name: &str,
@@ -24,6 +25,17 @@ pub(super) async fn topic_or_create(
     }
     if !(auto_create && ctx.shard.config.auto_create_topics) {
         return Err(ResponseError::UnknownTopicOrPartition.code());
+    }
+    // An internal topic is created as its coordinator would (partition
+    // count, compaction), never with a client topic's defaults.
+    if let Some(partitions) = internal_topic::partitions_for_topic(&ctx.shard.config, name) {
+        internal_topic::ensure(&ctx.shard, name, partitions).await?;
+        return ctx
+            .shard
+            .snapshot()
+            .topic(name)
+            .cloned()
+            .ok_or(ResponseError::UnknownTopicOrPartition.code());
     }
     let change = MetaChange::CreateTopic {
         name: name.to_string(),

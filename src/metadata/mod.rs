@@ -14,11 +14,13 @@
 //! snapshot: [`topic_config`] has the keys, defaults, broker synonyms and
 //! validation; a change goes through the metadata owner like any other.
 
+pub mod internal_topics;
 mod snapshot;
 mod store;
 pub mod topic_config;
 mod topic_name;
 
+pub use internal_topics::{is_internal_topic, INTERNAL_TOPICS};
 pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta};
 pub use store::{
     ensure_data_dir, load, save, write_bytes_atomically, write_json_atomically, MetadataError,

@@ -4,7 +4,8 @@
 //! topic creation, deletion and config changes (topic overrides are stored
 //! per topic as `configs`, Kafka names to text). It is written whole
 //! (temporary file, fsync, rename, fsync of the directory) so a crash leaves
-//! the old or the new version, never a mix. Saving runs on glommio's blocking thread pool so the
+//! the old or the new version, never a mix. Loading checks every topic
+//! config value, so a hand-edited bad one stops start-up naming it. Saving runs on glommio's blocking thread pool so the
 //! shard thread never blocks on it.
 
 use std::collections::BTreeMap;
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::internal_topics::{check_internal_config, is_internal_topic};
 use super::snapshot::{Snapshot, TopicMeta};
+use super::topic_config::{validate_topic_value, LogDefaults, TopicConfig};
 
 /// The metadata directory below the data directory.
 pub const META_DIR_NAME: &str = "meta";
@@ -115,6 +118,7 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
         ..Default::default()
     };
     for t in state.topics {
+        let configs = checked_configs(&path, &t.name, &t.configs)?;
         let name: Arc<str> = t.name.into();
         let partition_shards = t
             .partition_shards
@@ -124,10 +128,36 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
         snapshot.topic_ids.insert(t.id, name.clone());
         snapshot.topics.insert(
             name.clone(),
-            Arc::new(TopicMeta::new(name, t.id, partition_shards, t.configs)),
+            Arc::new(TopicMeta::new(name, t.id, partition_shards, configs)),
         );
     }
     Ok(snapshot)
+}
+
+/// The config overrides of topic `topic` as read from `path`, each value
+/// checked (and normalised) as AlterConfigs would: a hand-edited bad value
+/// stops start-up with the file, topic, key and value named, instead of
+/// aborting later where the value is parsed (`TopicConfig::resolve`). An
+/// internal topic must also keep the config its coordinator relies on.
+fn checked_configs(
+    path: &Path,
+    topic: &str,
+    configs: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, MetadataError> {
+    let invalid = |message: String| MetadataError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("topic {topic}: {message}"),
+    };
+    let mut checked = BTreeMap::new();
+    for (key, value) in configs {
+        let value = validate_topic_value(key, value).map_err(|e| invalid(e.message))?;
+        checked.insert(key.clone(), value);
+    }
+    if is_internal_topic(topic) {
+        let resolved = TopicConfig::resolve(&LogDefaults::default(), &checked);
+        check_internal_config(topic, &resolved).map_err(invalid)?;
+    }
+    Ok(checked)
 }
 
 /// Kafka cluster ids are 22-character base64 of 16 random bytes.
@@ -255,5 +285,59 @@ mod tests {
             load(dir.path(), 1),
             Err(MetadataError::Invalid { .. })
         ));
+    }
+
+    fn write_one_topic(dir: &Path, name: &str, configs: &[(&str, &str)]) {
+        let state = PersistedState {
+            cluster_id: "c".into(),
+            version: 1,
+            topics: vec![PersistedTopic {
+                name: name.into(),
+                id: Uuid::new_v4(),
+                partition_shards: vec![0],
+                configs: configs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }],
+        };
+        write_atomically(&dir.join(META_DIR_NAME), &state).unwrap();
+    }
+
+    #[test]
+    fn metadata_store_bad_config_value_is_error_naming_topic_key_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        write_one_topic(dir.path(), "orders", &[("retention.ms", "soon")]);
+        let message = load(dir.path(), 1).unwrap_err().to_string();
+        for part in ["topics.json", "orders", "retention.ms", "soon"] {
+            assert!(message.contains(part), "{part:?} missing in: {message}");
+        }
+        write_one_topic(dir.path(), "orders", &[("no.such.key", "1")]);
+        assert!(load(dir.path(), 1).is_err());
+    }
+
+    #[test]
+    fn metadata_store_config_values_are_normalised() {
+        let dir = tempfile::tempdir().unwrap();
+        write_one_topic(dir.path(), "t", &[("retention.ms", " 1000 ")]);
+        let back = load(dir.path(), 1).unwrap();
+        assert_eq!(back.topic("t").unwrap().configs["retention.ms"], "1000");
+    }
+
+    #[test]
+    fn metadata_store_internal_topic_must_stay_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        write_one_topic(
+            dir.path(),
+            "__consumer_offsets",
+            &[("cleanup.policy", "delete")],
+        );
+        assert!(load(dir.path(), 1).is_err());
+        write_one_topic(
+            dir.path(),
+            "__consumer_offsets",
+            &[("cleanup.policy", "compact")],
+        );
+        assert!(load(dir.path(), 1).is_ok());
     }
 }

@@ -47,20 +47,52 @@ pub const BATCH_MAGIC_V2: i8 = 2;
 /// Bytes before and including `batchLength`, not counted by it.
 pub const BATCH_LENGTH_OVERHEAD: usize = 12;
 
-/// Offset of the `magic` byte; the same in message sets v0/v1, which lets a
-/// short legacy message be told apart from a truncated v2 batch.
-const MAGIC_OFFSET: usize = 16;
-/// Offset of `attributes`: the first byte covered by the CRC.
-const CRC_START: usize = 21;
-const CRC_OFFSET: usize = 17;
-const ATTRIBUTES_OFFSET: usize = 21;
-const MAX_TIMESTAMP_OFFSET: usize = 35;
-const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
+// The header layout and attribute bits: their one home. Code that must
+// touch raw header bytes (the cleaner's rewrites, the bench CLI's value
+// walk) uses these; the offsets are checked against [`BatchHeader`]'s
+// fields at compile time below.
 
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
-const ATTR_TIMESTAMP_LOG_APPEND: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+/// Byte offset of `baseOffset` (i64).
+pub const BASE_OFFSET_OFFSET: usize = 0;
+/// Byte offset of `batchLength` (i32).
+pub const BATCH_LENGTH_OFFSET: usize = 8;
+/// Byte offset of `partitionLeaderEpoch` (i32).
+pub const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
+/// Byte offset of the `magic` byte; the same in message sets v0/v1, which
+/// lets a short legacy message be told apart from a truncated v2 batch.
+pub const MAGIC_OFFSET: usize = 16;
+/// Byte offset of `crc` (u32).
+pub const CRC_OFFSET: usize = 17;
+/// Byte offset of `attributes` (i16).
+pub const ATTRIBUTES_OFFSET: usize = 21;
+/// The first byte covered by the CRC: `attributes`.
+pub const CRC_START: usize = ATTRIBUTES_OFFSET;
+/// Byte offset of `lastOffsetDelta` (i32).
+pub const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+/// Byte offset of `baseTimestamp` (i64).
+pub const BASE_TIMESTAMP_OFFSET: usize = 27;
+/// Byte offset of `maxTimestamp` (i64).
+pub const MAX_TIMESTAMP_OFFSET: usize = 35;
+/// Byte offset of `producerId` (i64).
+pub const PRODUCER_ID_OFFSET: usize = 43;
+/// Byte offset of `producerEpoch` (i16).
+pub const PRODUCER_EPOCH_OFFSET: usize = 51;
+/// Byte offset of `baseSequence` (i32).
+pub const BASE_SEQUENCE_OFFSET: usize = 53;
+/// Byte offset of `recordsCount` (i32).
+pub const RECORDS_COUNT_OFFSET: usize = 57;
+
+/// Attributes bits 0-2: the compression codec (0 = none).
+pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
+/// Attributes bit 3: timestamps are LogAppendTime.
+pub const ATTR_TIMESTAMP_LOG_APPEND: i16 = 0x08;
+/// Attributes bit 4: the batch is part of a transaction.
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// Attributes bit 5: a control batch (transaction marker).
+pub const ATTR_CONTROL: i16 = 0x20;
+/// Attributes bit 6: `baseTimestamp` holds the delete horizon (set by the
+/// compactor, KIP-534).
+pub const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// The fixed 61-byte header of a RecordBatch v2, read in place.
 ///
@@ -87,6 +119,22 @@ pub struct BatchHeader {
 const _: () = assert!(std::mem::size_of::<BatchHeader>() == BATCH_HEADER_LEN);
 const _: () = assert!(std::mem::align_of::<BatchHeader>() == 1);
 const _: () = assert!(CRC_START == CRC_OFFSET + 4);
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(BatchHeader, base_offset) == BASE_OFFSET_OFFSET);
+    assert!(offset_of!(BatchHeader, batch_length) == BATCH_LENGTH_OFFSET);
+    assert!(offset_of!(BatchHeader, partition_leader_epoch) == PARTITION_LEADER_EPOCH_OFFSET);
+    assert!(offset_of!(BatchHeader, magic) == MAGIC_OFFSET);
+    assert!(offset_of!(BatchHeader, crc) == CRC_OFFSET);
+    assert!(offset_of!(BatchHeader, attributes) == ATTRIBUTES_OFFSET);
+    assert!(offset_of!(BatchHeader, last_offset_delta) == LAST_OFFSET_DELTA_OFFSET);
+    assert!(offset_of!(BatchHeader, base_timestamp) == BASE_TIMESTAMP_OFFSET);
+    assert!(offset_of!(BatchHeader, max_timestamp) == MAX_TIMESTAMP_OFFSET);
+    assert!(offset_of!(BatchHeader, producer_id) == PRODUCER_ID_OFFSET);
+    assert!(offset_of!(BatchHeader, producer_epoch) == PRODUCER_EPOCH_OFFSET);
+    assert!(offset_of!(BatchHeader, base_sequence) == BASE_SEQUENCE_OFFSET);
+    assert!(offset_of!(BatchHeader, records_count) == RECORDS_COUNT_OFFSET);
+};
 const _: () = assert!(BATCH_LENGTH_OVERHEAD + 49 == BATCH_HEADER_LEN);
 
 impl std::fmt::Debug for BatchHeader {
@@ -374,10 +422,6 @@ pub fn set_max_timestamp_log_append(batch: &mut [u8], ts: i64) {
     let crc = crc32c::crc32c(&batch[CRC_START..total_len]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
-
-const LAST_OFFSET_DELTA_OFFSET: usize = 23;
-const RECORDS_COUNT_OFFSET: usize = 57;
-const BATCH_LENGTH_OFFSET: usize = 8;
 
 /// A copy of the batch `header` (its first [`BATCH_HEADER_LEN`] bytes)
 /// holding only `records` (raw records of that batch, in order), with

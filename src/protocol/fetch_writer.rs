@@ -22,7 +22,7 @@
 //!   snapshot id, node endpoints): the broker has no replication yet.
 //! - a response header v1 (with an empty tagged-field section) from v12.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::TopicName;
 use uuid::Uuid;
@@ -159,9 +159,10 @@ impl ResponseParts {
         FRAME_SIZE_PREFIX_BYTES + self.frame_bytes
     }
 
-    /// The frame as one buffer (copies, reads file parts; tests only: a
-    /// file that cannot be read panics).
-    pub fn to_contiguous(&self) -> Bytes {
+    /// The frame as one buffer (copies, reads file parts). Compiled for
+    /// tests only: a file that cannot be read panics.
+    #[cfg(test)]
+    pub fn to_contiguous(&self) -> bytes::Bytes {
         let mut out = BytesMut::with_capacity(self.total_bytes());
         for p in &self.parts {
             match p {

@@ -12,7 +12,7 @@
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::protocol::batch::batches;
 
@@ -271,14 +271,14 @@ impl RecordSlices {
     }
 
     /// The bytes as one contiguous `Bytes` (copies unless there is one
-    /// memory slice; reads file slices). For tests and callers that need a
-    /// flat buffer; the fetch path never calls it. A file that cannot be
-    /// read panics (tests only).
+    /// memory slice; reads file slices). Compiled for tests only: a file
+    /// that cannot be read panics, and the fetch path never flattens.
+    #[cfg(test)]
     pub fn to_contiguous(&self) -> Bytes {
         if let [Slice::Mem(one)] = self.slices.as_slice() {
             return one.clone();
         }
-        let mut out = BytesMut::with_capacity(self.len);
+        let mut out = bytes::BytesMut::with_capacity(self.len);
         for s in &self.slices {
             match s {
                 Slice::Mem(b) => out.extend_from_slice(b),

@@ -175,13 +175,13 @@ pub fn rebase_record(raw: &[u8], shift: i64) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::batch::build_test_batch;
+    use crate::protocol::batch::{build_test_batch, TestRecord};
 
     /// A real client-shaped batch (kafka-protocol's encoder) whose records
     /// are stamped 1000, 1005 and 1010 ms.
     /// Records stamped 1000, 1005 and 1010 ms.
     fn batch_with_timestamps(base_offset: i64) -> Vec<u8> {
-        let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+        let records: Vec<TestRecord<'_>> =
             vec![(None, Some(b"a")), (Some(b"k"), Some(b"b")), (None, None)];
         crate::protocol::batch::build_test_batch_spaced(base_offset, &records, 1_000, 5)
     }
@@ -233,13 +233,19 @@ mod tests {
 
     #[test]
     fn records_malformed_input_is_none_not_panic() {
-        let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![(None, Some(b"abc"))];
+        let records: Vec<TestRecord<'_>> = vec![(None, Some(b"abc"))];
         let batch = build_test_batch(0, &records, 5);
+        assert_eq!(first_record_at_or_after(&batch, 5), Some((0, 5)));
         for cut in 0..batch.len() {
-            let _ = first_record_at_or_after(&batch[..cut], 6);
+            assert_eq!(
+                first_record_at_or_after(&batch[..cut], 5),
+                None,
+                "batch cut at {cut} of {} bytes",
+                batch.len()
+            );
         }
         let mut bad = batch.clone();
-        bad[BATCH_HEADER_LEN] = 0xff; // an endless varint
-        let _ = first_record_at_or_after(&bad, 6);
+        bad[BATCH_HEADER_LEN] = 0xff; // a record length that does not decode to a length
+        assert_eq!(first_record_at_or_after(&bad, 5), None);
     }
 }

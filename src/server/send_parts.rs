@@ -41,6 +41,9 @@ pub(crate) const PARTS_PER_SEND_MAX: usize = 64;
 const _: () = assert!(PARTS_PER_SEND_MAX <= 1024);
 
 /// A connection's splice state: not tried yet, working, or unavailable.
+// One per connection, and a connection that splices keeps its ring for
+// life: boxing the ring would add an allocation and buy no memory.
+#[allow(clippy::large_enum_variant)]
 #[derive(Default)]
 pub(crate) enum SpliceState {
     /// No file range sent yet.

@@ -8,6 +8,8 @@ use std::rc::Rc;
 use kafka_protocol::ResponseError;
 
 use super::{MetaChange, Shard};
+use crate::config::Config;
+use crate::metadata::internal_topics::{INTERNAL_CLEANUP_POLICY, OFFSETS_TOPIC, TXN_TOPIC};
 
 /// Java's `String.hashCode` (over UTF-16 code units), which Kafka uses to
 /// place a group or transactional id; the same placement keeps tools that
@@ -22,6 +24,16 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
     (java_string_hash(key) & 0x7fff_ffff) % partitions.max(1)
 }
 
+/// The partition count internal topic `name` is created with (its
+/// coordinator's setting), or `None` when `name` is not internal.
+pub fn partitions_for_topic(config: &Config, name: &str) -> Option<i32> {
+    match name {
+        OFFSETS_TOPIC => Some(config.offsets_topic_partitions),
+        TXN_TOPIC => Some(config.txn.state_partitions),
+        _ => None,
+    }
+}
+
 /// Creates internal topic `name` (compacted: replay needs only the latest
 /// value per key) with `partitions` partitions if it does not exist yet;
 /// returns its partition count.
@@ -32,7 +44,11 @@ pub async fn ensure(shard: &Rc<Shard>, name: &str, partitions: i32) -> Result<i3
     let change = MetaChange::CreateTopic {
         name: name.to_string(),
         partitions,
-        configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+        configs: [(
+            "cleanup.policy".to_string(),
+            INTERNAL_CLEANUP_POLICY.to_string(),
+        )]
+        .into(),
     };
     let (code, message) = shard.change_metadata(change).await;
     if code != 0 && code != ResponseError::TopicAlreadyExists.code() {

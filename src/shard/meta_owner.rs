@@ -19,8 +19,11 @@ use super::cross_wake::cross_thread;
 use super::messages::{MetaChange, MetaResult, ShardMsg};
 use super::partition::Partition;
 use super::{Shard, METADATA_OWNER_SHARD};
+use crate::metadata::internal_topics::check_internal_config;
 use crate::metadata::topic_config::apply_edit;
-use crate::metadata::{self, LogDefaults, PartitionId, Snapshot, TopicMeta};
+use crate::metadata::{
+    self, is_internal_topic, LogDefaults, PartitionId, Snapshot, TopicConfig, TopicMeta,
+};
 use crate::storage::{DmaDisk, LogConfig, PartitionLog};
 
 /// How long a deleted partition may stay in use by in-flight requests.
@@ -245,6 +248,13 @@ fn next_snapshot(
             };
             let configs = apply_edit(defaults, &topic.configs, edit)
                 .map_err(|e| (e.error_code(), Some(e.message)))?;
+            // Checked on the result, not the edit: AlterConfigs replaces
+            // every override, so leaving cleanup.policy out changes it too.
+            if is_internal_topic(name) {
+                let resolved = TopicConfig::resolve(defaults, &configs);
+                check_internal_config(name, &resolved)
+                    .map_err(|message| (ResponseError::InvalidConfig.code(), Some(message)))?;
+            }
             let changed = TopicMeta::new(
                 topic.name.clone(),
                 topic.id,

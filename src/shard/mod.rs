@@ -8,10 +8,13 @@
 //! oneshot channel. Handlers send all of a request's partition operations at
 //! once and await them together, then merge the answers in request order.
 //!
-//! The channels are `futures` unbounded channels: they are `Send`, and
-//! glommio wakes a task from another thread through its foreign-wake queue.
-//! What bounds them is upstream: each connection has a bounded number of
-//! requests in flight.
+//! The channels are `futures` unbounded channels: they are `Send`. A task
+//! waiting on one never lends its glommio waker to the sending thread:
+//! every cross-thread wait goes through [`cross_wake`] (`cross_thread`),
+//! which hands the sender a thread-safe waker that queues the wake-up for
+//! the shard's own pump task (glommio's foreign waker drop could free a
+//! task twice; the module says how). What bounds the channels is upstream:
+//! each connection has a bounded number of requests in flight.
 
 pub mod cross_wake;
 pub mod fifo_lock;

@@ -29,27 +29,21 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::protocol::batch::{rebuild_batch, rebuild_batch_body, BatchHeader, BATCH_HEADER_LEN};
+use crate::protocol::batch::{
+    rebuild_batch, rebuild_batch_body, BatchHeader, ATTRIBUTES_OFFSET, ATTR_COMPRESSION_MASK,
+    ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_TRANSACTIONAL, BASE_SEQUENCE_OFFSET,
+    BASE_TIMESTAMP_OFFSET, BATCH_HEADER_LEN, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET,
+};
 use crate::protocol::compression::Codec;
 use crate::protocol::records::{rebase_record, records_in, RecordView};
 
-use super::cleaner_txn::{horizon_of, AbortedLookup, MarkerFate, TxnTracker, ATTR_DELETE_HORIZON};
+use super::cleaner_txn::{horizon_of, AbortedLookup, MarkerFate, TxnTracker};
 
 /// Largest decompressed records section the cleaner handles per batch, in
 /// bytes. Kafka's batches are at most `max.message.bytes` (1 MiB by
 /// default) compressed; 64 MiB allows a ratio of 64 there while bounding
 /// what one hostile batch can make the shard allocate.
 pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 << 20;
-
-const ATTRIBUTES_AT: usize = 21;
-const BASE_TIMESTAMP_AT: usize = 27;
-const PRODUCER_ID_AT: usize = 43;
-/// Attribute bits of the codec.
-const ATTR_CODEC: i16 = 0x07;
-/// Attribute bit 4: transactional.
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-/// Attribute bit 5: control batch.
-const ATTR_CONTROL: i16 = 0x20;
 
 /// Latest offset per key over the mapped segments.
 pub(super) type OffsetMap = HashMap<Vec<u8>, i64>;
@@ -180,8 +174,10 @@ pub(super) fn rewrite(batch: &[u8], decoded: &Decoded<'_>, plan: &Plan<'_>) -> O
     let body: Vec<u8> = match plan.new_horizon {
         Some(horizon) => {
             let attributes = header.attributes() | ATTR_DELETE_HORIZON;
-            head[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-            head[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&horizon.to_be_bytes());
+            head[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+                .copy_from_slice(&attributes.to_be_bytes());
+            head[BASE_TIMESTAMP_OFFSET..BASE_TIMESTAMP_OFFSET + 8]
+                .copy_from_slice(&horizon.to_be_bytes());
             let shift = header.base_timestamp().checked_sub(horizon)?;
             let mut body = Vec::new();
             for raw in kept {
@@ -197,7 +193,7 @@ pub(super) fn rewrite(batch: &[u8], decoded: &Decoded<'_>, plan: &Plan<'_>) -> O
         // written uncompressed, as Kafka's cleaner writes empty headers,
         // and is no longer transactional (see `cleaner_txn`).
         _ if count == 0 => {
-            clear_attributes(&mut head, ATTR_CODEC | ATTR_TRANSACTIONAL);
+            clear_attributes(&mut head, ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL);
             body
         }
         Some(codec) => match codec.compress(&body) {
@@ -221,18 +217,22 @@ pub(super) fn rewrite(batch: &[u8], decoded: &Decoded<'_>, plan: &Plan<'_>) -> O
 /// Turns off attribute `bits` of a batch header (one about to hold no
 /// records: codec, transactional, control).
 fn clear_attributes(head: &mut [u8], bits: i16) {
-    let attributes = i16::from_be_bytes([head[ATTRIBUTES_AT], head[ATTRIBUTES_AT + 1]]);
-    head[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&(attributes & !bits).to_be_bytes());
+    let attributes = i16::from_be_bytes([head[ATTRIBUTES_OFFSET], head[ATTRIBUTES_OFFSET + 1]]);
+    head[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+        .copy_from_slice(&(attributes & !bits).to_be_bytes());
 }
 
 /// The header of `batch` holding no records and no producer: a removed
 /// marker's offsets, or a run of emptied batches, carry no producer state.
 fn neutral_header(batch: &[u8]) -> Vec<u8> {
     let mut head = batch[..BATCH_HEADER_LEN].to_vec();
-    clear_attributes(&mut head, ATTR_CODEC | ATTR_TRANSACTIONAL | ATTR_CONTROL);
-    head[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
-    head[PRODUCER_ID_AT + 8..PRODUCER_ID_AT + 10].copy_from_slice(&(-1i16).to_be_bytes());
-    head[PRODUCER_ID_AT + 10..PRODUCER_ID_AT + 14].copy_from_slice(&(-1i32).to_be_bytes());
+    clear_attributes(
+        &mut head,
+        ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL | ATTR_CONTROL,
+    );
+    head[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    head[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2].copy_from_slice(&(-1i16).to_be_bytes());
+    head[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4].copy_from_slice(&(-1i32).to_be_bytes());
     head
 }
 
@@ -240,7 +240,7 @@ fn neutral_header(batch: &[u8]) -> Vec<u8> {
 /// but not the transactional bit.
 fn emptied(batch: &[u8], header: &BatchHeader) -> Vec<u8> {
     let mut head = batch[..BATCH_HEADER_LEN].to_vec();
-    clear_attributes(&mut head, ATTR_CODEC | ATTR_TRANSACTIONAL);
+    clear_attributes(&mut head, ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL);
     rebuild_batch(&head, &[], header.last_offset_delta())
 }
 

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use futures::executor::block_on;
 
 use crate::protocol::batch::{
-    batches, build_test_batch, check_crc, rebuild_batch_body, BatchHeader, BATCH_HEADER_LEN,
+    batches, build_test_batch, check_crc, rebuild_batch_body, BatchHeader, TestRecord,
+    BATCH_HEADER_LEN,
 };
 use crate::protocol::compression::Codec;
 use crate::protocol::records::records_in;
@@ -25,7 +26,6 @@ fn open(disk: &MemDisk) -> PartitionLog<MemDisk> {
         index_interval_bytes: 256,
         preallocate_bytes: 8 << 10,
         segment_ms: 10_000,
-        ..LogConfig::default()
     };
     block_on(PartitionLog::open(disk.clone(), dir(), config)).expect("open")
 }
@@ -68,7 +68,7 @@ fn put(
     ts: i64,
     codec: Option<Codec>,
 ) -> i64 {
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = recs
+    let recs: Vec<TestRecord<'_>> = recs
         .iter()
         .map(|(k, v)| (Some(k.as_bytes()), v.map(str::as_bytes)))
         .collect();

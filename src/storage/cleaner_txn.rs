@@ -40,11 +40,8 @@
 
 use std::collections::HashMap;
 
-use crate::protocol::batch::BatchHeader;
+use crate::protocol::batch::{BatchHeader, ATTR_DELETE_HORIZON};
 use crate::protocol::control::marker_kind;
-
-/// Attributes bit 6: the base timestamp holds the delete horizon.
-pub(super) const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// One aborted transaction of the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use futures::executor::block_on;
 
-use crate::protocol::batch::{batches, build_test_batch, BatchHeader};
+use crate::protocol::batch::{batches, build_test_batch, BatchHeader, TestRecord};
 use crate::protocol::records::records;
 
 use super::*;
@@ -36,7 +36,7 @@ pub(super) fn put(
     recs: &[(Option<&str>, Option<&str>)],
     ts: i64,
 ) -> i64 {
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = recs
+    let recs: Vec<TestRecord<'_>> = recs
         .iter()
         .map(|(k, v)| (k.map(str::as_bytes), v.map(str::as_bytes)))
         .collect();
@@ -222,15 +222,13 @@ pub(super) fn policy() -> CompactionPolicy {
     }
 }
 
+/// The latest (offset, value) per key a test expects after compaction.
+pub(super) type LatestByKey = BTreeMap<String, (i64, Option<String>)>;
+
 /// 10 keys updated 20 times (batches of 5 records, some keys tombstoned at
 /// the end), then a sentinel batch in a new segment. Returns the log and
 /// the expected latest (offset, value) per key.
-pub(super) fn keyed(
-    disk: &MemDisk,
-) -> (
-    PartitionLog<MemDisk>,
-    BTreeMap<String, (i64, Option<String>)>,
-) {
+pub(super) fn keyed(disk: &MemDisk) -> (PartitionLog<MemDisk>, LatestByKey) {
     let log = open(
         disk,
         LogConfig {

@@ -37,9 +37,13 @@
 //! appended before it durable (fdatasync) and only then raises the high
 //! watermark; reads never return data at or past the high watermark.
 //!
-//! Not done yet: a tail cache / zero-copy reads, an open-file limit (every
-//! segment keeps its file open and its indexes in memory), decompression in
-//! the cleaner (see compaction.rs).
+//! Reads leave this module zero-copy: the hot tail is served from the
+//! shard's tail cache and older data as file ranges (both in `crate::fetch`),
+//! and the cleaner decompresses batches (`cleaner_batch.rs`, bounded by
+//! `DECOMPRESSED_BATCH_BYTES_MAX`). Not done: an open-file limit for the
+//! log itself: a segment keeps its `.log` file open once opened, and its
+//! indexes in memory (only the fds held by fetch file ranges are capped,
+//! `fetch::cold_file::segment_fds_max`).
 //!
 //! Everything here is single-threaded and `!Send` on purpose: a partition is
 //! owned by one shard (DESIGN.md, thread per core).

@@ -38,7 +38,7 @@ use crate::metadata::PartitionId;
 use crate::shard::{internal_topic, Shard};
 
 /// The internal topic holding transaction state.
-pub const TXN_TOPIC: &str = "__transaction_state";
+pub use crate::metadata::internal_topics::TXN_TOPIC;
 
 /// Delay before a shard's first sweep after start: transactions left in a
 /// Prepare state by a crash get their markers soon after a restart.

@@ -104,10 +104,10 @@ pub fn run(plan: ConsumerPlan) -> Result<(), ClientError> {
     result
 }
 
-fn open(
-    plan: &ConsumerPlan,
-    answer_tx: Sender<Answer>,
-) -> Result<(Vec<Lane>, Vec<Slot>, Vec<std::thread::JoinHandle<()>>), ClientError> {
+/// What [`open`] sets up: the lanes, their slots and their reader threads.
+type Opened = (Vec<Lane>, Vec<Slot>, Vec<std::thread::JoinHandle<()>>);
+
+fn open(plan: &ConsumerPlan, answer_tx: Sender<Answer>) -> Result<Opened, ClientError> {
     let leader_of: HashMap<i32, i32> = plan.target.partitions.iter().copied().collect();
     let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for p in plan.start.keys() {

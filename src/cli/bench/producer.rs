@@ -51,7 +51,7 @@ const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 /// cut batches at `--batch-bytes`.
 pub const RECORD_OVERHEAD_BYTES: usize = 12;
 /// RecordBatch v2 header, in bytes.
-const BATCH_HEADER_BYTES: usize = 61;
+const BATCH_HEADER_BYTES: usize = crate::protocol::batch::BATCH_HEADER_LEN;
 
 /// What one producer thread does.
 pub struct ProducerPlan {
@@ -127,10 +127,11 @@ pub fn run(plan: ProducerPlan) -> Result<(), ClientError> {
     result.and(drained)
 }
 
-fn open_lanes(
-    plan: &ProducerPlan,
-    ack_tx: &Sender<usize>,
-) -> Result<(Vec<Lane>, Vec<usize>, Option<Identity>), ClientError> {
+/// What [`open_lanes`] sets up: the lanes, the lane of each partition and
+/// the idempotent producer's identity, if any.
+type OpenedLanes = (Vec<Lane>, Vec<usize>, Option<Identity>);
+
+fn open_lanes(plan: &ProducerPlan, ack_tx: &Sender<usize>) -> Result<OpenedLanes, ClientError> {
     let mut lanes = Vec::new();
     let mut by_leader: HashMap<i32, usize> = HashMap::new();
     let mut identity = None;

@@ -10,16 +10,10 @@
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-/// Byte position of the attributes (i16) in a batch header.
-const ATTRIBUTES_POS: usize = 21;
-/// Byte position of the record count (i32).
-const RECORD_COUNT_POS: usize = 57;
-/// Header length: records start here.
-const RECORDS_POS: usize = 61;
-/// Attributes: compression codec bits.
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
-/// Attributes: control batch bit.
-const ATTR_CONTROL: i16 = 0x20;
+// The header layout's one home is `protocol::batch`.
+use crate::protocol::batch::{
+    ATTRIBUTES_OFFSET, ATTR_COMPRESSION_MASK, ATTR_CONTROL, BATCH_HEADER_LEN, RECORDS_COUNT_OFFSET,
+};
 
 /// Calls `f` with each data record value of `batch` whose offset is at
 /// least `from_offset` (a fetch may return a batch that starts before the
@@ -29,13 +23,13 @@ pub fn for_each_value(
     from_offset: i64,
     mut f: impl FnMut(&[u8]),
 ) -> Result<(), String> {
-    if batch.len() < RECORDS_POS {
+    if batch.len() < BATCH_HEADER_LEN {
         return Err(format!(
             "batch of {} bytes is shorter than its header",
             batch.len()
         ));
     }
-    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_POS], batch[ATTRIBUTES_POS + 1]]);
+    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]);
     if attributes & ATTR_CONTROL != 0 {
         return Ok(());
     }
@@ -49,11 +43,11 @@ pub fn for_each_value(
         return Ok(());
     }
     let count = i32::from_be_bytes(
-        batch[RECORD_COUNT_POS..RECORDS_POS]
+        batch[RECORDS_COUNT_OFFSET..BATCH_HEADER_LEN]
             .try_into()
             .expect("4 bytes"),
     );
-    let mut pos = RECORDS_POS;
+    let mut pos = BATCH_HEADER_LEN;
     for _ in 0..count.max(0) {
         let length = varint(batch, &mut pos)?;
         let end = pos

@@ -26,7 +26,7 @@ impl Segment {
         let path = std::env::temp_dir().join(name);
         let (mut bytes, mut batches, mut offset) = (Vec::new(), Vec::new(), 10i64);
         for i in 0..count {
-            let value = vec![i as u8; 100];
+            let value = [i as u8; 100];
             let records: Vec<_> = (0..i % 3 + 1).map(|_| (None, Some(&value[..]))).collect();
             let batch = build_test_batch(offset, &records, 0);
             batches.push((offset, bytes.len() as u64, batch.len()));

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 
+use crate::metadata::is_internal_topic;
+
 use super::assignor::{self, MemberSubscription, ASSIGNORS, DEFAULT_ASSIGNOR};
 use super::member::{ConsumerMember, MemberState, LEAVE_EPOCH, STATIC_LEAVE_EPOCH};
 use super::reconcile::{reconcile, Step};
@@ -414,7 +416,7 @@ impl ConsumerGroup {
                     catalog
                         .names()
                         .into_iter()
-                        .filter(|t| !t.starts_with("__") && re.is_match(t)),
+                        .filter(|t| !is_internal_topic(t) && re.is_match(t)),
                 );
             }
         }
