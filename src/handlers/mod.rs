@@ -31,6 +31,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+mod legacy;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
@@ -204,6 +205,9 @@ async fn handle_frame_uncounted(shard: Rc<Shard>, mut frame: Bytes) -> Outcome {
         version: header.api_version,
         client_id: header.client_id.as_ref().map(|c| c.to_string()),
     };
+    if crate::protocol::legacy::is_legacy(key, header.api_version) {
+        return legacy::dispatch(ctx, key, &header, frame).await;
+    }
     dispatch(ctx, key, &header, frame).await
 }
 
