@@ -4,11 +4,17 @@
 //! unchanged, and so does whatever the decoder accepts from mutated bytes:
 //! `decode(encode(decode(bytes))) == decode(bytes)`. The table below must
 //! name every served API (checked), so a new handler needs a row here.
+//! Versions the crate no longer carries (KIP-896's removals that the broker
+//! still serves) are checked with `protocol::legacy`'s types, which must
+//! cover every served version the crate does not (checked).
 
 use bytes::{Bytes, BytesMut};
 use corestream::handlers::{ApiSpec, SUPPORTED_APIS};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use std::ops::RangeInclusive;
+
+use corestream::protocol::legacy::{self, LEGACY_VERSIONS};
+use kafka_protocol::protocol::{Decodable, Encodable, Message};
 use proptest::prelude::*;
 
 // As in the broker: a mutated array length may ask for a huge allocation,
@@ -54,12 +60,21 @@ where
     }
 }
 
-/// Flips `mutations` (position, xor) in `bytes` and checks what decodes.
+/// Checks `T` at the served versions the crate's `T` carries; the older
+/// ones are `protocol::legacy`'s (see `check_legacy`).
 fn check_message<T>(spec: &ApiSpec, mutations: &[(usize, u8)])
+where
+    T: Encodable + Decodable + Message + PartialEq + std::fmt::Debug + Default,
+{
+    check_versions::<T>(spec.min.max(T::VERSIONS.min)..=spec.max, mutations);
+}
+
+/// Flips `mutations` (position, xor) in `bytes` and checks what decodes.
+fn check_versions<T>(versions: RangeInclusive<i16>, mutations: &[(usize, u8)])
 where
     T: Encodable + Decodable + PartialEq + std::fmt::Debug + Default,
 {
-    for version in spec.min..=spec.max {
+    for version in versions {
         let bytes = round_trip(&T::default(), version);
         let mut mutated = bytes.to_vec();
         for &(at, xor) in mutations {
@@ -128,6 +143,53 @@ served_apis! {
     ConsumerGroupDescribe => ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
 }
 
+macro_rules! legacy_apis {
+    ($( $key:ident => $request:ty, $response:ty; )*) => {
+        fn check_legacy(mutations: &[(usize, u8)]) {
+            for (key, versions) in LEGACY_VERSIONS {
+                match key {
+                    $(ApiKey::$key => {
+                        check_versions::<$request>(versions.clone(), mutations);
+                        check_versions::<$response>(versions.clone(), mutations);
+                    })*
+                    other => panic!("legacy versions of {other:?} have no codec round-trip row"),
+                }
+            }
+        }
+    };
+}
+
+legacy_apis! {
+    ListOffsets => legacy::list_offsets::ListOffsetsRequestV0, legacy::list_offsets::ListOffsetsResponseV0;
+    OffsetCommit => legacy::offset_commit::OffsetCommitRequestV0V1, legacy::offset_commit::OffsetCommitResponseV0V1;
+    OffsetFetch => legacy::offset_fetch::OffsetFetchRequestV0, legacy::offset_fetch::OffsetFetchResponseV0;
+    CreateTopics => legacy::create_topics::CreateTopicsRequestV0V1, legacy::create_topics::CreateTopicsResponseV0V1;
+    DeleteTopics => legacy::delete_topics::DeleteTopicsRequestV0, legacy::delete_topics::DeleteTopicsResponseV0;
+    DescribeConfigs => legacy::describe_configs::DescribeConfigsRequestV0, legacy::describe_configs::DescribeConfigsResponseV0;
+}
+
+/// Every served version is coded by the crate or by `protocol::legacy`,
+/// and the legacy codec covers only served versions below the crate's.
+#[test]
+fn every_served_version_has_a_codec() {
+    for spec in SUPPORTED_APIS {
+        let crate_versions = spec.key.valid_versions();
+        for version in spec.min..=spec.max {
+            let by_crate = crate_versions.min <= version && version <= crate_versions.max;
+            assert!(
+                by_crate || legacy::is_legacy(spec.key, version),
+                "{:?} v{version} is served but has no codec",
+                spec.key
+            );
+        }
+    }
+    for (key, versions) in LEGACY_VERSIONS {
+        let spec = corestream::handlers::supported(*key).expect("legacy API is served");
+        assert!(spec.min <= *versions.start() && *versions.end() < key.valid_versions().min);
+    }
+    check_legacy(&[]);
+}
+
 #[test]
 fn every_served_api_has_a_row() {
     for spec in SUPPORTED_APIS {
@@ -170,5 +232,6 @@ proptest! {
         mutations in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..=MUTATIONS_MAX)
     ) {
         check_all(&mutations);
+        check_legacy(&mutations);
     }
 }

@@ -7,7 +7,9 @@
 use bytes::{Bytes, BytesMut};
 use corestream_fuzz::alloc::BrokerAllocator;
 use corestream_fuzz::protocol::frame::{parse_request_header, FrameDecoder};
-use kafka_protocol::messages::RequestKind;
+use corestream_fuzz::protocol::legacy;
+use kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_protocol::protocol::Decodable;
 use libfuzzer_sys::fuzz_target;
 
 #[global_allocator]
@@ -36,5 +38,40 @@ fn decode_request(mut frame: Bytes) {
     let Some(api_key) = header.api_key.filter(|_| header.body_decodable()) else {
         return;
     };
+    if legacy::is_legacy(api_key, header.api_version) {
+        decode_legacy(api_key, &mut frame, header.api_version);
+        return;
+    }
     let _ = RequestKind::decode(api_key, &mut frame, header.api_version);
+}
+
+/// The versions the crate does not carry, as `handlers::legacy` decodes them.
+fn decode_legacy(api_key: ApiKey, body: &mut Bytes, version: i16) {
+    match api_key {
+        ApiKey::ListOffsets => {
+            if let Ok(request) = legacy::list_offsets::ListOffsetsRequestV0::decode(body, version) {
+                let _ = request.to_current();
+            }
+        }
+        ApiKey::OffsetCommit => {
+            if let Ok(request) =
+                legacy::offset_commit::OffsetCommitRequestV0V1::decode(body, version)
+            {
+                let _ = request.to_current();
+            }
+        }
+        ApiKey::OffsetFetch => {
+            let _ = legacy::offset_fetch::OffsetFetchRequestV0::decode(body, version);
+        }
+        ApiKey::CreateTopics => {
+            let _ = legacy::create_topics::CreateTopicsRequestV0V1::decode(body, version);
+        }
+        ApiKey::DeleteTopics => {
+            let _ = legacy::delete_topics::DeleteTopicsRequestV0::decode(body, version);
+        }
+        ApiKey::DescribeConfigs => {
+            let _ = legacy::describe_configs::DescribeConfigsRequestV0::decode(body, version);
+        }
+        _ => {}
+    }
 }

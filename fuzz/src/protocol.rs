@@ -4,3 +4,5 @@
 pub mod batch;
 #[path = "../../src/protocol/frame.rs"]
 pub mod frame;
+#[path = "../../src/protocol/legacy/mod.rs"]
+pub mod legacy;

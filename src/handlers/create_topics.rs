@@ -1,4 +1,4 @@
-//! CreateTopics (key 19), v2-7. Single broker: replication factor must be
+//! CreateTopics (key 19), v0-7 (v0-1 through `handlers::legacy`, as v2). Single broker: replication factor must be
 //! -1 (default) or 1, and explicit replica assignments may only name this
 //! broker. Topic configs are validated (INVALID_CONFIG naming the key, as
 //! Kafka) and stored as the topic's overrides; v5+ answers list every
@@ -22,7 +22,7 @@ use crate::shard::MetaChange;
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::CreateTopics,
-    min: 2,
+    min: 0,
     max: 7,
 };
 

@@ -1,4 +1,4 @@
-//! DeleteTopics (key 20), v1-6: by name (v1-5) or by name or id (v6). The
+//! DeleteTopics (key 20), v0-6 (v0 through `handlers::legacy`, as v1): by name (v1-5) or by name or id (v6). The
 //! partitions' files are removed by their owner shards before this answers.
 //! Internal topics are refused (INVALID_REQUEST): the coordinators keep
 //! their state there.
@@ -16,7 +16,7 @@ use crate::shard::MetaChange;
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::DeleteTopics,
-    min: 1,
+    min: 0,
     max: 6,
 };
 

@@ -1,4 +1,5 @@
-//! DescribeConfigs (key 32), v1-4 (the crate's range; v0 left Kafka 4.0).
+//! DescribeConfigs (key 32), v0-4 (v0, which left Kafka 4.0, through
+//! `handlers::legacy`, as v1 without synonyms).
 //!
 //! Topic resources list every key of `metadata::topic_config` with its
 //! effective value and source (DYNAMIC_TOPIC_CONFIG for an override,
@@ -29,7 +30,7 @@ use crate::metadata::TopicMeta;
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::DescribeConfigs,
-    min: 1,
+    min: 0,
     max: 4,
 };
 
@@ -374,7 +375,9 @@ mod tests {
     #[test]
     fn describe_configs_response_encodes_every_version() {
         let c = config();
-        for v in API.min..=API.max {
+        let crate_min =
+            <DescribeConfigsResponse as kafka_protocol::protocol::Message>::VERSIONS.min;
+        for v in crate_min..=API.max {
             let detail = Detail {
                 version: v,
                 synonyms: true,

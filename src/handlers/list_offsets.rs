@@ -1,4 +1,4 @@
-//! ListOffsets (key 2), v1-8: earliest (-2), latest (-1, the high
+//! ListOffsets (key 2), v0-8 (v0 through `handlers::legacy`, as v1): earliest (-2), latest (-1, the high
 //! watermark), earliest-local (-4, the same as earliest: there is no tiered
 //! storage), and by timestamp (the first batch whose max timestamp is at or
 //! after the target; see the storage docs for the batch granularity).
@@ -17,7 +17,7 @@ use crate::shard::{PartitionOp, PartitionReply};
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::ListOffsets,
-    min: 1,
+    min: 0,
     max: 8,
 };
 

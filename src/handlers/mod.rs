@@ -11,6 +11,7 @@
 //! closes it: an unknown API key, an unsupported version of an API other than
 //! ApiVersions, or a body that does not decode.
 
+mod legacy;
 mod produce_policy;
 mod topics;
 
@@ -243,6 +244,9 @@ async fn handle_frame_uncounted(
         client_id: header.client_id.as_ref().map(|c| c.to_string()),
         admission,
     };
+    if crate::protocol::legacy::is_legacy(key, header.api_version) {
+        return legacy::dispatch(ctx, key, &header, frame).await;
+    }
     dispatch(ctx, key, &header, frame).await
 }
 

@@ -1,4 +1,4 @@
-//! OffsetCommit (key 8), v2-9 (the versions the protocol still defines).
+//! OffsetCommit (key 8), v0-9 (v0-1 through `handlers::legacy`, as v2).
 //! Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION here; the
 //! rest go to the group's coordinator shard, which checks member and
 //! generation and answers after the offsets are durable in
@@ -20,7 +20,7 @@ use crate::group::records::OffsetValue;
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::OffsetCommit,
-    min: 2,
+    min: 0,
     max: 9,
 };
 
@@ -142,7 +142,8 @@ mod tests {
 
     #[test]
     fn offset_commit_response_encodes_at_every_version() {
-        for version in API.min..=API.max {
+        let crate_min = <OffsetCommitResponse as kafka_protocol::protocol::Message>::VERSIONS.min;
+        for version in crate_min..=API.max {
             let r = OffsetCommitResponse::default().with_topics(vec![
                 OffsetCommitResponseTopic::default()
                     .with_name(TopicName(StrBytes::from_static_str("t")))

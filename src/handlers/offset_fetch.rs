@@ -1,4 +1,4 @@
-//! OffsetFetch (key 9), v1-9. v1-7 ask for one group, v8+ for several;
+//! OffsetFetch (key 9), v0-9 (v0 through `handlers::legacy`, as v1). v1-7 ask for one group, v8+ for several;
 //! a null topic list (v2+) means every partition the group committed.
 //! Partitions without a committed offset get offset -1 and no error. v9
 //! carries a KIP-848 member id and epoch: checked like OffsetCommit
@@ -21,7 +21,7 @@ use crate::group::records::OffsetValue;
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::OffsetFetch,
-    min: 1,
+    min: 0,
     max: 9,
 };
 
@@ -232,7 +232,8 @@ mod tests {
 
     #[test]
     fn offset_fetch_response_encodes_at_every_version() {
-        for version in API.min..=API.max {
+        let crate_min = <OffsetFetchResponse as kafka_protocol::protocol::Message>::VERSIONS.min;
+        for version in crate_min..=API.max {
             for answer in [sample(), Err(15)] {
                 let r = if version >= 8 {
                     OffsetFetchResponse::default().with_groups(vec![group_response(

@@ -242,7 +242,7 @@ pub fn parse_request_header(frame: &mut Bytes) -> Result<ParsedHeader, FrameErro
 
 fn version_is_valid(key: ApiKey, version: i16) -> bool {
     let range = key.valid_versions();
-    range.min <= version && version <= range.max
+    (range.min <= version && version <= range.max) || super::legacy::is_legacy(key, version)
 }
 
 /// Encodes a whole response frame: size prefix, response header

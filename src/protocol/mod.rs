@@ -12,5 +12,6 @@ pub mod compression;
 pub mod control;
 pub mod fetch_writer;
 pub mod frame;
+pub mod legacy;
 pub mod record_slices;
 pub mod records;
