@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import struct
 import subprocess
 import time
 import urllib.request
@@ -44,7 +45,6 @@ def start_zookeeper(workdir: Path) -> tuple[subprocess.Popen, int]:
     cfg = workdir / "zoo.cfg"
     cfg.write_text(
         f"tickTime=2000\ndataDir={data}\nclientPort={port}\nadmin.enableServer=false\n"
-        "4lw.commands.whitelist=ruok\n"
     )
     log = open(workdir / "zookeeper.log", "wb")
     proc = subprocess.Popen(
@@ -54,13 +54,17 @@ def start_zookeeper(workdir: Path) -> tuple[subprocess.Popen, int]:
     )
 
     def serving() -> bool:
-        # It listens before it serves sessions; "ruok" is answered once it does.
+        # It listens, and answers "ruok", before it grants sessions (Burrow
+        # does not retry its first one): open a session, as Burrow will.
+        connect = struct.pack(">iqiqi", 0, 0, 6000, 0, 16) + bytes(16)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"ruok")
-                return sock.recv(4) == b"imok"
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(struct.pack(">i", len(connect)) + connect)
+                answer = sock.recv(64)
         except OSError:
             return False
+        # length, protocol version, timeout, then the session id
+        return len(answer) >= 20 and struct.unpack(">q", answer[12:20])[0] != 0
 
     clients.wait_for("ZooKeeper to serve", serving, timeout_s=zookeeper_ready_s_max)
     return proc, port
