@@ -145,8 +145,17 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// Waits for this produce's turn to hand its batches to the owners:
+    /// the connection's earlier produces have handed theirs
+    /// (`server::request_order`).
+    pub async fn dispatch_turn(&self) {
+        if let Some(admission) = &self.admission {
+            admission.dispatch_turn().await;
+        }
+    }
+
     /// Tells the connection this request handed all its partition work to
-    /// the owners (Produce): its next produce may start.
+    /// the owners (Produce): its next produce may dispatch.
     pub fn dispatched(&self) {
         if let Some(admission) = &self.admission {
             admission.dispatched();

@@ -38,10 +38,10 @@ pub const API: ApiSpec = ApiSpec {
 /// Answers Produce; `None` for acks=0.
 ///
 /// Every partition's batches are checked and handed to its owner before
-/// any answer is awaited, in request order, and then the connection is told
-/// (`RequestContext::dispatched`): that is what keeps a connection's
-/// pipelined produces to a partition in the order they were sent
-/// (`server::request_order`).
+/// any answer is awaited, in the connection's dispatch turn, which is
+/// then given up (`RequestContext::dispatch_turn`, `dispatched`): that is
+/// what keeps a connection's pipelined produces to a partition in the
+/// order they were sent (`server::request_order`).
 pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
     let transactional_id = request
@@ -59,6 +59,7 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
             false => Some(topic_or_create(ctx, &topic.name.0, true).await),
         });
     }
+    ctx.dispatch_turn().await;
     let mut sent = Vec::with_capacity(request.topic_data.len());
     for (topic, meta) in request.topic_data.into_iter().zip(metas) {
         let Some(meta) = meta else {
