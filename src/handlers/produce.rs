@@ -92,11 +92,16 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                 };
                 // Topic rules: max.message.bytes, keys on compacted
                 // topics, timestamp bounds and LogAppendTime (produce_policy.rs).
-                let config = meta.config(&ctx.shard.config.log_defaults);
+                let config = meta.config(&ctx.shard.snapshot().log_defaults);
                 let checked = apply_topic_policy(&config, records, crate::shard::now_ms());
                 let (records, log_append_time_ms) = match checked {
                     Ok(c) => (c.records, c.log_append_time_ms),
-                    Err((code, message)) => return error(code, Some(message)),
+                    Err(refusal) => {
+                        debug!(topic = %name, partition = index, "produce refused: {}", refusal.message);
+                        // Encoded from v8 only: older clients fail the batch.
+                        return error(refusal.code, Some(refusal.message))
+                            .with_record_errors(refusal.record_errors);
+                    }
                 };
                 let id = PartitionId {
                     topic: meta.name.clone(),
