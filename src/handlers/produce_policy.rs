@@ -365,6 +365,8 @@ mod tests {
         check_crc(&checked.records).unwrap();
     }
 
+    const KV: (Option<&[u8]>, Option<&[u8]>) = (Some(b"k"), Some(b"v"));
+
     fn indexes(e: &Refusal) -> Vec<i32> {
         e.record_errors.iter().map(|r| r.batch_index).collect()
     }
@@ -372,7 +374,7 @@ mod tests {
     #[test]
     fn produce_policy_record_errors_name_keyless_records() {
         let compact = config(|c| c.cleanup_compact = true);
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = (0..100)
+        let recs: Vec<crate::protocol::batch::TestRecord<'_>> = (0..100)
             .map(|i| match i % 10 {
                 3 => (None, Some(&b"v"[..])),
                 _ => (Some(&b"k"[..]), Some(&b"v"[..])),
@@ -398,24 +400,17 @@ mod tests {
             c.timestamp_after_max_ms = 500;
         });
         // Records at 9_600, 9_800, ..., 10_600: the last one is late.
-        let spaced = |ts| {
-            crate::protocol::batch::build_test_batch_spaced(
-                0,
-                &[(Some(b"k"), Some(b"v")); 6],
-                ts,
-                200,
-            )
-        };
+        let spaced = |ts| crate::protocol::batch::build_test_batch_spaced(0, &[KV; 6], ts, 200);
         let e = apply_topic_policy(&bounded, Bytes::from(spaced(9_600)), 10_000).unwrap_err();
         assert_eq!(e.code, ResponseError::InvalidTimestamp.code());
         assert_eq!(indexes(&e), vec![5]);
         // Two batches: indexes count on across them; 8_600 and 8_800 are early.
-        let mut both = build_test_batch(0, &[(Some(b"k"), Some(b"v")); 3], 10_000);
+        let mut both = build_test_batch(0, &[KV; 3], 10_000);
         both.extend_from_slice(&spaced(8_600));
         let e = apply_topic_policy(&bounded, Bytes::from(both), 10_000).unwrap_err();
         assert_eq!(indexes(&e), vec![3, 4]);
         // A compressed batch is read to name its records once refused.
-        let plain = build_test_batch(0, &[(Some(b"k"), Some(b"v")); 2], 20_000);
+        let plain = build_test_batch(0, &[KV; 2], 20_000);
         let body = Codec::Zstd.compress(&plain[BATCH_HEADER_LEN..]).unwrap();
         let mut head = plain[..BATCH_HEADER_LEN].to_vec();
         head[21..23].copy_from_slice(&4i16.to_be_bytes());

@@ -268,6 +268,10 @@ mod tests {
                     partition_shards: vec![0, 1, 2],
                     configs: [("retention.ms".to_string(), "1000".to_string())].into(),
                 }],
+                broker_configs: PersistedBrokerConfigs {
+                    broker: [("log.retention.ms".to_string(), "5000".to_string())].into(),
+                    cluster_default: BTreeMap::new(),
+                },
             },
         )
         .unwrap();
@@ -275,6 +279,8 @@ mod tests {
         assert_eq!(back.cluster_id, s.cluster_id);
         assert_eq!(back.topic("t").unwrap().partition_shards, vec![0, 1, 0]);
         assert_eq!(back.topic("t").unwrap().configs["retention.ms"], "1000");
+        assert_eq!(back.broker_configs.broker["log.retention.ms"], "5000");
+        assert!(back.broker_configs.cluster_default.is_empty());
     }
 
     #[test]

@@ -222,3 +222,46 @@ fn config_key_without_broker_synonym_reports_its_default_under_itself() {
         )]
     );
 }
+
+#[test]
+fn config_dynamic_broker_layers_precede_static_per_key() {
+    let statics = LogDefaults::from_pairs([
+        ("log.retention.hours".to_string(), "2".to_string()),
+        ("log.segment.bytes".to_string(), "1000000".to_string()),
+    ])
+    .unwrap();
+    let dynamic = DynamicBrokerConfigs {
+        broker: map(&[("log.segment.bytes", "2000000")]),
+        cluster_default: map(&[
+            ("log.retention.ms", "60000"),
+            ("log.segment.bytes", "3000000"),
+        ]),
+    };
+    let d = statics.with_dynamic(&dynamic);
+    let c = TopicConfig::resolve(&d, &BTreeMap::new());
+    // log.retention.ms (dynamic default) precedes log.retention.hours (static).
+    assert_eq!(c.retention_ms, 60_000);
+    assert_eq!(c.segment_bytes, 2_000_000);
+    let entries = resolve_entries(&d, &BTreeMap::new());
+    let segment = entries
+        .iter()
+        .find(|e| e.key.name == "segment.bytes")
+        .unwrap();
+    assert_eq!(segment.source, source::DYNAMIC_BROKER_CONFIG);
+    let layers: Vec<i8> = segment.synonyms.iter().map(|s| s.2).collect();
+    assert_eq!(
+        layers,
+        vec![
+            source::DYNAMIC_BROKER_CONFIG,
+            source::DYNAMIC_DEFAULT_BROKER_CONFIG,
+            source::STATIC_BROKER_CONFIG,
+            source::DEFAULT_CONFIG
+        ]
+    );
+    assert!(is_dynamic_broker_key("log.flush.interval.ms"));
+    assert!(!is_dynamic_broker_key("log.retention.check.interval.ms"));
+    assert!(validate_dynamic_broker_value("log.retention.ms", "x")
+        .unwrap()
+        .is_err());
+    assert!(validate_dynamic_broker_value("node.id", "1").is_none());
+}
