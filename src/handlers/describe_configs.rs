@@ -15,6 +15,9 @@
 //! synonyms from this broker's value down to the TOML one); the other
 //! settings are read-only.
 //!
+//! The broker-logger resource (type 8, name = this node id) lists `root`
+//! and every logger given a level at run time (see `ops::logging`).
+//!
 //! Group resources (Kafka 4.0's group configs, KIP-848/932) of any name
 //! list Kafka 4.0's keys: `consumer.session.timeout.ms` and
 //! `consumer.heartbeat.interval.ms` with the broker's
@@ -52,6 +55,10 @@ pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 /// See [`RESOURCE_TOPIC`] (Kafka 4.0's group configs).
 pub const RESOURCE_GROUP: i8 = 32;
+/// See [`RESOURCE_TOPIC`]: a broker's loggers and their levels.
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// DescribeConfigs source of a logger level.
+const DYNAMIC_BROKER_LOGGER_CONFIG: i8 = 6;
 
 /// Kafka 4.0's share-group config defaults (GroupConfig / ShareGroupConfig).
 const SHARE_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
@@ -142,6 +149,17 @@ pub fn describe_resource(
             broker_entries(config, defaults)
         }
         RESOURCE_GROUP if !name.is_empty() => group_entries(config),
+        RESOURCE_BROKER_LOGGER if name == config.node_id.to_string() => {
+            match crate::ops::logging::broker_loggers() {
+                Some(loggers) => logger_entries(loggers),
+                None => {
+                    return fail(
+                        ResponseError::InvalidRequest.code(),
+                        "Logging is not initialised.".to_string(),
+                    )
+                }
+            }
+        }
         RESOURCE_GROUP => {
             return fail(
                 ResponseError::InvalidGroupId.code(),
@@ -262,6 +280,19 @@ fn broker_entries(config: &Config, defaults: &LogDefaults) -> Vec<Entry> {
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries
+}
+
+/// Loggers and their levels (BROKER_LOGGER): writable, not persisted.
+fn logger_entries(loggers: Vec<(String, String)>) -> Vec<Entry> {
+    loggers
+        .into_iter()
+        .map(|(name, level)| {
+            let mut e = static_entry(name, level, DYNAMIC_BROKER_LOGGER_CONFIG, ConfigKind::Str);
+            e.read_only = false;
+            e.synonyms.clear();
+            e
+        })
+        .collect()
 }
 
 /// A group's configs: each key with the broker setting it comes from.

@@ -272,11 +272,17 @@ INCREMENTAL_ALTER_CONFIGS = 44
 RESOURCE_BROKER = 4
 
 
-def alter_broker_raw(broker, name: str, key: str, value: str) -> tuple[int, str | None]:
-    """IncrementalAlterConfigs v0 SET, hand encoded: confluent-kafka refuses
-    the empty resource name (the cluster-wide default) client-side."""
-    w = kafka_raw.Writer().int32(1).int8(RESOURCE_BROKER).string(name)
-    w.int32(1).string(key).int8(0).string(value).boolean(False)  # SET; validate_only
+RESOURCE_BROKER_LOGGER = 8
+OP_SET, OP_DELETE = 0, 1
+
+
+def alter_broker_raw(broker, name: str, key: str, value: str | None, resource_type: int = RESOURCE_BROKER,
+                     op: int = OP_SET) -> tuple[int, str | None]:
+    """IncrementalAlterConfigs v0, hand encoded: confluent-kafka refuses the
+    empty resource name (the cluster-wide default) and has no
+    BROKER_LOGGER resource."""
+    w = kafka_raw.Writer().int32(1).int8(resource_type).string(name)
+    w.int32(1).string(key).int8(op).string(value).boolean(False)  # validate_only
     with broker.raw() as conn:
         r = kafka_raw.Reader(conn.roundtrip(INCREMENTAL_ALTER_CONFIGS, 0, w.bytes()))
     r.int32()  # throttle
@@ -330,3 +336,17 @@ def test_dynamic_broker_configs_apply_persist_and_refuse_read_only(broker):
     assert c["retention.ms"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
     alter_broker(broker.bootstrap, "0", ("log.retention.ms", None, AlterConfigOpType.DELETE))
     assert describe(broker.bootstrap, "cfg-dyn")["retention.ms"].value == "7200000"
+
+
+def test_broker_logger_level_set_and_deleted_at_run_time(broker):
+    """IncrementalAlterConfigs on BROKER_LOGGER (log level at run time):
+    WARN on the metadata owner's target hides its INFO lines until DELETE."""
+    logger = "corestream::shard::meta_owner"
+    assert alter_broker_raw(broker, "0", logger, "WARN", RESOURCE_BROKER_LOGGER) == (0, None)
+    create_topic(broker.bootstrap, "cfg-quiet", 1)
+    assert 'name: "cfg-quiet"' not in broker.log_tail()
+    code, message = alter_broker_raw(broker, "0", logger, "LOUD", RESOURCE_BROKER_LOGGER)
+    assert code == KafkaError.INVALID_CONFIG and "LOUD" in message, message
+    assert alter_broker_raw(broker, "0", logger, None, RESOURCE_BROKER_LOGGER, OP_DELETE) == (0, None)
+    create_topic(broker.bootstrap, "cfg-loud", 1)
+    clients.wait_for("the INFO line", lambda: 'name: "cfg-loud"' in broker.log_tail(), timeout_s=10)
