@@ -145,9 +145,10 @@ pub fn describe_resource(
                 )
             }
         },
-        RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => {
-            broker_entries(config, defaults)
-        }
+        // The cluster default resource holds only the dynamic defaults set
+        // on it, as Kafka describes it.
+        RESOURCE_BROKER if name.is_empty() => cluster_default_entries(defaults),
+        RESOURCE_BROKER if name == config.node_id.to_string() => broker_entries(config, defaults),
         RESOURCE_GROUP if !name.is_empty() => group_entries(config),
         RESOURCE_BROKER_LOGGER if name == config.node_id.to_string() => {
             match crate::ops::logging::broker_loggers() {
@@ -280,6 +281,25 @@ fn broker_entries(config: &Config, defaults: &LogDefaults) -> Vec<Entry> {
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries
+}
+
+/// The cluster-wide dynamic defaults (broker resource "").
+fn cluster_default_entries(defaults: &LogDefaults) -> Vec<Entry> {
+    defaults
+        .dynamic
+        .cluster_default
+        .iter()
+        .map(|(name, value)| {
+            let kind = CONFIG_KEYS
+                .iter()
+                .find(|k| k.synonyms.iter().any(|s| s.name == name.as_str()))
+                .map_or(ConfigKind::Long, |k| k.kind);
+            let source = source::DYNAMIC_DEFAULT_BROKER_CONFIG;
+            let mut e = static_entry(name.clone(), value.clone(), source, kind);
+            e.read_only = false;
+            e
+        })
+        .collect()
 }
 
 /// Loggers and their levels (BROKER_LOGGER): writable, not persisted.

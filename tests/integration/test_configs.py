@@ -309,6 +309,16 @@ def test_dynamic_broker_configs_apply_persist_and_refuse_read_only(broker):
     assert c["retention.ms"].value == "7200000"
     assert c["retention.ms"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
     assert describe(broker.bootstrap, "cfg-dyn-own")["retention.ms"].value == "1000"
+    # The cluster default resource lists what was set on it (Kafka's
+    # DescribeConfigs of --entity-default), hand encoded for the "" name.
+    w = kafka_raw.Writer().int32(1).int8(RESOURCE_BROKER).string("").int32(-1)
+    with broker.raw() as conn:
+        r = kafka_raw.Reader(conn.roundtrip(32, 1, w.boolean(False).bytes()))
+    r.int32()  # throttle
+    assert r.int32() == 1
+    assert (r.int16(), r.string(), r.int8(), r.string()) == (0, None, RESOURCE_BROKER, "")
+    assert r.int32() == 1
+    assert (r.string(), r.string(), r.boolean()) == ("log.retention.ms", "7200000", False)
     alter_broker(broker.bootstrap, "0", ("log.retention.ms", "3600000", AlterConfigOpType.SET))
     c = describe(broker.bootstrap, "cfg-dyn")
     assert c["retention.ms"].value == "3600000"
