@@ -11,6 +11,7 @@
 //! closes it: an unknown API key, an unsupported version of an API other than
 //! ApiVersions, or a body that does not decode.
 
+mod authorized_operations;
 mod legacy;
 mod produce_policy;
 mod topics;

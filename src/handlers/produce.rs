@@ -163,9 +163,14 @@ fn check_partition(
     };
     // Topic rules: max.message.bytes, keys on compacted topics, timestamp
     // bounds and LogAppendTime (produce_policy.rs).
-    let config = meta.config(&ctx.shard.config.log_defaults);
-    let checked = apply_topic_policy(&config, records, crate::shard::now_ms())
-        .map_err(|(code, message)| refused(index, code, Some(message)))?;
+    let config = meta.config(&ctx.shard.snapshot().log_defaults);
+    let checked =
+        apply_topic_policy(&config, records, crate::shard::now_ms()).map_err(|refusal| {
+            debug!(topic = %meta.name, partition = index, "produce refused: {}", refusal.message);
+            // Encoded from v8 only: older clients fail the batch.
+            refused(index, refusal.code, Some(refusal.message))
+                .with_record_errors(refusal.record_errors)
+        })?;
     Ok(Checked {
         id: PartitionId {
             topic: meta.name.clone(),

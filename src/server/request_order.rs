@@ -216,7 +216,8 @@ impl OrderGate {
 #[derive(Debug)]
 enum Turn {
     Waiting(Acquire),
-    Holding(FifoGuard),
+    /// The turn, held (for its `Drop`) until the produce dispatched.
+    Holding { _guard: FifoGuard },
 }
 
 /// A request admitted by an [`OrderGate`]; it leaves the gate when dropped
@@ -244,7 +245,7 @@ impl Admission {
             }
         };
         let guard = waiting.await;
-        *self.turn.borrow_mut() = Some(Turn::Holding(guard));
+        *self.turn.borrow_mut() = Some(Turn::Holding { _guard: guard });
     }
 
     /// The request has handed all its work to the partitions' owners: the
