@@ -217,7 +217,9 @@ impl OrderGate {
 enum Turn {
     Waiting(Acquire),
     /// The turn, held (for its `Drop`) until the produce dispatched.
-    Holding { _guard: FifoGuard },
+    Holding {
+        _guard: FifoGuard,
+    },
 }
 
 /// A request admitted by an [`OrderGate`]; it leaves the gate when dropped
