@@ -113,6 +113,9 @@ fn refused(index: i32, code: i16, message: Option<String>) -> PartitionProduceRe
         .with_error_message(message.map(StrBytes::from_string))
 }
 
+// The error is the partition's refusal answer itself, built only when a
+// batch is refused; boxing it would only add an allocation there.
+#[allow(clippy::result_large_err)]
 /// Checks one partition's batches on this shard (the topic, acks, the
 /// batches' framing and CRCs, control and transactional rules, the topic's
 /// produce policy); no I/O.

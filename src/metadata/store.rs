@@ -327,6 +327,7 @@ mod tests {
         let state = PersistedState {
             cluster_id: "c".into(),
             version: 1,
+            broker_configs: Default::default(),
             topics: vec![PersistedTopic {
                 name: name.into(),
                 id: Uuid::new_v4(),
