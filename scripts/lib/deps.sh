@@ -31,8 +31,10 @@ apt_install_missing() {
 # Build packages plus what the tests and the benchmark use.
 install_test_debian_packages() {
     # golang-go + sarama (GOPATH sources in /usr/share/gocode): the Go client
-    # in tests/integration/test_go_clients.py, built offline.
-    local wanted=(kcat golang-go golang-github-shopify-sarama-dev "${build_packages[@]}")
+    # in tests/integration/test_go_clients.py, built offline. burrow +
+    # zookeeper (jars only, no service): tests/integration/test_burrow.py.
+    local wanted=(kcat golang-go golang-github-shopify-sarama-dev burrow zookeeper
+        "${build_packages[@]}")
     # pyenv's python3 already carries venv + ensurepip; Debian's needs python3-venv.
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
         wanted+=(python3 python3-venv)

@@ -30,6 +30,7 @@ pub(super) struct FileConfig {
     pub(super) transaction_abort_check_ms: Option<u64>,
     pub(super) transactional_id_expiration_ms: Option<u64>,
     pub(super) fault_drop_produce_response_every: Option<u64>,
+    pub(super) group_initial_rebalance_delay_ms: Option<u64>,
     pub(super) group_consumer_session_timeout_ms: Option<u64>,
     pub(super) group_consumer_heartbeat_interval_ms: Option<u64>,
     pub(super) connections_max: Option<usize>,

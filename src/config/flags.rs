@@ -105,6 +105,11 @@ pub struct Flags {
         conflicts_with = "fault_abort_at"
     )]
     pub fault_panic_at: Option<String>,
+    /// How long the first rebalance of an empty classic group waits for more
+    /// members, ms, extended while they keep joining up to the rebalance
+    /// timeout (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(long, env = "CORESTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
     /// A KIP-848 consumer-group member without a heartbeat for this many ms
     /// is removed (Kafka's group.consumer.session.timeout.ms).
     #[arg(long, env = "CORESTREAM_GROUP_CONSUMER_SESSION_TIMEOUT_MS")]

@@ -172,6 +172,8 @@ pub struct Config {
     pub fault_drop_produce_response_every: u64,
     /// Test-only fault injection: abort at a storage step (flag/env only).
     pub fault_abort_at: Option<crate::storage::fault::AbortAt>,
+    /// group.initial.rebalance.delay.ms
+    pub group_initial_rebalance_delay_ms: u64,
     /// group.consumer.session.timeout.ms
     pub group_consumer_session_timeout_ms: u64,
     /// group.consumer.heartbeat.interval.ms
@@ -358,6 +360,19 @@ impl Config {
                 "must be at least 1".to_string(),
             ));
         }
+        let group_initial_rebalance_delay_ms = flags
+            .group_initial_rebalance_delay_ms
+            .or(file.group_initial_rebalance_delay_ms)
+            .unwrap_or(crate::group::INITIAL_REBALANCE_DELAY_MS_DEFAULT);
+        if group_initial_rebalance_delay_ms > crate::group::INITIAL_REBALANCE_DELAY_MS_MAX {
+            return Err(invalid(
+                "group-initial-rebalance-delay-ms",
+                format!(
+                    "{group_initial_rebalance_delay_ms} is above {}",
+                    crate::group::INITIAL_REBALANCE_DELAY_MS_MAX
+                ),
+            ));
+        }
         let group_consumer_session_timeout_ms = flags
             .group_consumer_session_timeout_ms
             .or(file.group_consumer_session_timeout_ms)
@@ -422,6 +437,7 @@ impl Config {
                 .or(file.fault_drop_produce_response_every)
                 .unwrap_or(0),
             fault_abort_at,
+            group_initial_rebalance_delay_ms,
             group_consumer_session_timeout_ms,
             group_consumer_heartbeat_interval_ms,
         })

@@ -50,6 +50,12 @@ use crate::shard::{internal_topic, Shard};
 /// The internal topic holding offsets and group metadata.
 pub use crate::metadata::internal_topics::OFFSETS_TOPIC;
 
+/// Kafka's group.initial.rebalance.delay.ms default: how long the first
+/// rebalance of an empty classic group waits for more members.
+pub const INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
+/// Its bound: Kafka's type for it is INT.
+pub const INITIAL_REBALANCE_DELAY_MS_MAX: u64 = i32::MAX as u64;
+
 pub use crate::shard::internal_topic::{java_string_hash, partition_for};
 
 /// Creates `__consumer_offsets` if it does not exist yet; returns its

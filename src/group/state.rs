@@ -10,9 +10,13 @@
 //! CompletingRebalance (joined; waiting for the leader's SyncGroup),
 //! Stable, Dead (deleted).
 //!
-//! Joins are answered as soon as every known member has rejoined; there is
-//! no initial delay (Kafka's group.initial.rebalance.delay.ms), so a lone
-//! consumer starts at once and a second one causes one more round.
+//! Joins are answered as soon as every known member has rejoined, except
+//! the first rebalance of an Empty group: it waits
+//! `group.initial.rebalance.delay.ms` (carried by the join that starts it),
+//! extended by the same delay while new members keep arriving, up to the
+//! rebalance timeout (Kafka's InitialDelayedJoin). Consumers started
+//! together then share one generation instead of a lone first member
+//! getting one of its own and a second round revoking it.
 
 use std::time::{Duration, Instant};
 
@@ -81,6 +85,22 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// v4+: a first join gets MEMBER_ID_REQUIRED and must rejoin with its id.
     pub require_known_member_id: bool,
+    /// The broker's group.initial.rebalance.delay.ms, applied when this
+    /// join starts the first rebalance of an Empty group.
+    pub initial_rebalance_delay: Duration,
+}
+
+/// The initial delay of an Empty group's first rebalance (Kafka's
+/// InitialDelayedJoin): the join phase lasts at least until `until`.
+#[derive(Debug, Clone, Copy)]
+struct InitialJoin {
+    until: Instant,
+    /// The configured delay, one extension's length.
+    delay: Duration,
+    /// Rebalance time left for extensions.
+    remaining: Duration,
+    /// A member joined since the delay (or its last extension) started.
+    new_member_added: bool,
 }
 
 /// Either an answer now or one to wait for.
@@ -110,6 +130,8 @@ pub struct Group {
     /// group.instance.id -> member id.
     static_members: IndexMap<String, String>,
     rebalance_deadline: Option<Instant>,
+    /// Set while an Empty group's first rebalance is held back.
+    initial_join: Option<InitialJoin>,
     /// Set when the stored form changed; see [`Group::take_dirty`].
     dirty: bool,
     /// Wall-clock ms of the last state change.
@@ -143,6 +165,7 @@ impl Group {
             pending: IndexMap::new(),
             static_members: IndexMap::new(),
             rebalance_deadline: None,
+            initial_join: None,
             dirty: false,
             state_timestamp_ms: wall_clock_ms(),
         }
@@ -214,7 +237,8 @@ impl Group {
         self.state_timestamp_ms = wall_clock_ms();
     }
 
-    fn prepare_rebalance(&mut self, now: Instant) {
+    /// `initial_delay` holds the join phase back when the group was Empty.
+    fn prepare_rebalance(&mut self, now: Instant, initial_delay: Duration) {
         if self.state == GroupState::CompletingRebalance {
             let rebalancing = SyncResult::error(code(ResponseError::RebalanceInProgress));
             for m in self.members.values_mut() {
@@ -231,14 +255,43 @@ impl Group {
             .max()
             .unwrap_or_default();
         self.rebalance_deadline = Some(now + timeout);
+        self.initial_join =
+            (self.state == GroupState::Empty && !initial_delay.is_zero()).then(|| InitialJoin {
+                until: now + initial_delay,
+                delay: initial_delay,
+                remaining: timeout.saturating_sub(initial_delay),
+                new_member_added: false,
+            });
         self.set_state(GroupState::PreparingRebalance);
+    }
+
+    /// Whether the initial delay still holds the join phase back at `now`;
+    /// extends it once more when members arrived during it and rebalance
+    /// time is left.
+    fn initial_delay_holds(&mut self, now: Instant) -> bool {
+        let Some(mut initial) = self.initial_join else {
+            return false;
+        };
+        if now < initial.until {
+            return true;
+        }
+        if initial.new_member_added && !initial.remaining.is_zero() {
+            let extension = initial.delay.min(initial.remaining);
+            initial.until = now + extension;
+            initial.remaining -= extension;
+            initial.new_member_added = false;
+            self.initial_join = Some(initial);
+            return true;
+        }
+        self.initial_join = None;
+        false
     }
 
     /// Completes the join phase once every member joined and no
     /// MEMBER_ID_REQUIRED member is still expected, or at the deadline
     /// (members that did not rejoin are dropped).
     fn maybe_complete_join(&mut self, now: Instant) {
-        if self.state != GroupState::PreparingRebalance {
+        if self.state != GroupState::PreparingRebalance || self.initial_delay_holds(now) {
             return;
         }
         let all_joined =
@@ -263,6 +316,7 @@ impl Group {
     fn complete_join(&mut self, now: Instant) {
         self.generation += 1;
         self.rebalance_deadline = None;
+        self.initial_join = None;
         self.dirty = true;
         if self.members.is_empty() {
             self.protocol = None;
@@ -306,7 +360,9 @@ impl Group {
     fn remove_member_and_rebalance(&mut self, id: &str, now: Instant) {
         self.drop_member(id, now);
         match self.state {
-            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now),
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now, Duration::ZERO)
+            }
             _ => {}
         }
         self.maybe_complete_join(now);

@@ -27,6 +27,8 @@ fn req(member_id: &str, protocols: &[&str]) -> JoinRequest {
             .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
             .collect(),
         require_known_member_id: true,
+        // The delay has its own tests; the others expect immediate joins.
+        initial_rebalance_delay: Duration::ZERO,
     }
 }
 
@@ -457,4 +459,75 @@ fn empty_group_keeps_when_it_became_empty_across_a_restart() {
     g = Group::from_value("g", value, now);
     assert_eq!(g.state(), GroupState::Empty);
     assert_eq!(g.state_timestamp_ms(), 12_345);
+}
+
+/// Joins a new dynamic member (MEMBER_ID_REQUIRED, then the rejoin) with
+/// the broker's initial rebalance delay.
+fn join_new_delayed(g: &mut Group, delay: Duration, now: Instant) -> oneshot::Receiver<JoinResult> {
+    let with_delay = |member_id: &str| JoinRequest {
+        initial_rebalance_delay: delay,
+        ..req(member_id, &["range"])
+    };
+    let first = now_value(g.join(with_delay(""), now));
+    assert_eq!(first.error, ResponseError::MemberIdRequired.code());
+    later(g.join(with_delay(&first.member_id), now))
+}
+
+#[test]
+fn join_group_initial_rebalance_delay_holds_a_lone_member() {
+    let delay = Duration::from_millis(3_000);
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    let mut ra = join_new_delayed(&mut g, delay, now);
+    assert!(ready(&mut ra).is_none(), "held by the initial delay");
+    g.tick(now + delay - Duration::from_millis(1));
+    assert!(ready(&mut ra).is_none());
+    g.tick(now + delay);
+    let ja = ready(&mut ra).expect("the delay ran out");
+    assert_eq!((ja.error, ja.generation_id), (0, 1));
+}
+
+#[test]
+fn join_group_initial_rebalance_delay_gathers_members_in_one_generation() {
+    let delay = Duration::from_millis(3_000);
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    let mut ra = join_new_delayed(&mut g, delay, now);
+    let second = now + Duration::from_millis(1_000);
+    g.tick(second);
+    let mut rb = join_new_delayed(&mut g, delay, second);
+    // A newcomer during the delay extends it by one more delay from its end.
+    g.tick(now + delay);
+    assert!(ready(&mut ra).is_none() && ready(&mut rb).is_none());
+    g.tick(now + delay * 2 - Duration::from_millis(1));
+    assert!(ready(&mut ra).is_none());
+    g.tick(now + delay * 2);
+    let (ja, jb) = (ready(&mut ra).unwrap(), ready(&mut rb).unwrap());
+    assert_eq!((ja.generation_id, jb.generation_id), (1, 1));
+    assert_eq!(
+        ja.members.len() + jb.members.len(),
+        2,
+        "the leader sees both"
+    );
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+}
+
+#[test]
+fn join_group_initial_rebalance_delay_capped_by_rebalance_timeout() {
+    // Extensions stop once the rebalance timeout is used up.
+    let delay = Duration::from_millis(20_000);
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    let mut ra = join_new_delayed(&mut g, delay, now);
+    let mut rb = join_new_delayed(&mut g, delay, now + Duration::from_millis(1));
+    g.tick(now + delay); // extended by min(delay, 30 s - 20 s) = 10 s
+    assert!(ready(&mut ra).is_none());
+    let _rc = join_new_delayed(&mut g, delay, now + delay);
+    g.tick(now + delay + Duration::from_millis(REBALANCE_MS as u64 - 20_000));
+    assert_eq!(
+        ready(&mut ra).unwrap().generation_id,
+        1,
+        "no time left to extend"
+    );
+    assert_eq!(ready(&mut rb).unwrap().generation_id, 1);
 }

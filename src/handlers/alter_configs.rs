@@ -3,8 +3,10 @@
 //! default), as Kafka does. Topic values are validated first (INVALID_CONFIG
 //! naming the key); the change goes through the metadata owner, is
 //! persisted in `topics.json`, and reaches every owner shard with the next
-//! snapshot, so it applies without a restart. Broker configs are static:
-//! a non-empty change to the broker resource is refused (INVALID_REQUEST).
+//! snapshot, so it applies without a restart. On the broker resource (this
+//! node id, or "" for the cluster-wide default) it replaces that layer of
+//! dynamic broker configs (the log defaults; read-only keys are
+//! INVALID_REQUEST naming them, as Kafka answers), persisted the same way.
 
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -48,8 +50,14 @@ async fn alter_one(
     let name = resource.resource_name.to_string();
     match resource.resource_type {
         RESOURCE_TOPIC => {}
-        RESOURCE_BROKER if resource.configs.is_empty() => return (0, None),
-        RESOURCE_BROKER => return broker_refusal(resource.configs.iter().map(|c| c.name.as_str())),
+        RESOURCE_BROKER => {
+            let pairs = resource
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            return broker_change(ctx, &name, ConfigEdit::Replace(pairs), validate_only).await;
+        }
         other => {
             return (
                 ResponseError::InvalidRequest.code(),
@@ -73,16 +81,30 @@ async fn alter_one(
     ctx.shard.change_metadata(change).await
 }
 
-/// The answer to a change of static broker configs.
-pub(super) fn broker_refusal<'a>(names: impl Iterator<Item = &'a str>) -> (i16, Option<String>) {
-    let names: Vec<&str> = names.collect();
-    (
-        ResponseError::InvalidRequest.code(),
-        Some(format!(
-            "Cannot update these configs dynamically: {}; broker configs are static (TOML file and flags).",
-            names.join(", ")
-        )),
-    )
+/// A change of dynamic broker configs on the broker resource `name`: ""
+/// is the cluster-wide default, this node id its own layer.
+pub(super) async fn broker_change(
+    ctx: &RequestContext,
+    name: &str,
+    edit: ConfigEdit,
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let cluster_default = name.is_empty();
+    if !cluster_default && name != ctx.shard.config.node_id.to_string() {
+        return (
+            ResponseError::InvalidRequest.code(),
+            Some(format!(
+                "Broker {name} is not this broker ({}).",
+                ctx.shard.config.node_id
+            )),
+        );
+    }
+    let change = MetaChange::AlterBrokerConfig {
+        cluster_default,
+        edit,
+        validate_only,
+    };
+    ctx.shard.change_metadata(change).await
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorized_operations::{authorized_operations, Resource};
 use super::{ApiSpec, RequestContext};
 use crate::group::consumer::coordinator::ConsumerGroupDescription;
 use crate::group::consumer::TopicPartitions;
@@ -34,6 +35,7 @@ pub async fn handle(
     ctx: &RequestContext,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
+    let operations = authorized_operations(Resource::Group, request.include_authorized_operations);
     let groups = join_all(request.group_ids.into_iter().map(|group_id| async move {
         let id = group_id.0.to_string();
         let group = id.clone();
@@ -50,6 +52,7 @@ pub async fn handle(
             ..Default::default()
         });
         described(ctx.version, &ctx.shard.snapshot(), group_id, d)
+            .with_authorized_operations(operations)
     }))
     .await;
     ConsumerGroupDescribeResponse::default().with_groups(groups)

@@ -120,7 +120,7 @@ async fn create_one(
         .topic(&name)
         .map(|t| t.id)
         .unwrap_or_default();
-    let entries = resolve_entries(&ctx.shard.config.log_defaults, &configs);
+    let entries = resolve_entries(&ctx.shard.snapshot().log_defaults, &configs);
     let described = entries.into_iter().map(|e| {
         CreatableTopicConfigs::default()
             .with_name(StrBytes::from_static_str(e.key.name))

@@ -13,7 +13,6 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
-
 use tracing::debug;
 
 use super::{ApiSpec, RequestContext};

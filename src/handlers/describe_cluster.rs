@@ -5,6 +5,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::authorized_operations::{authorized_operations, Resource};
 use super::{ApiSpec, RequestContext};
 
 /// Served versions.
@@ -14,13 +15,10 @@ pub const API: ApiSpec = ApiSpec {
     max: 1,
 };
 
-/// Kafka's "authorized operations not requested" marker.
-pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-
 /// Answers DescribeCluster.
 pub async fn handle(
     ctx: &RequestContext,
-    _request: DescribeClusterRequest,
+    request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let config = &ctx.shard.config;
     let broker = DescribeClusterBroker::default()
@@ -33,5 +31,8 @@ pub async fn handle(
         ))
         .with_controller_id(BrokerId(config.node_id))
         .with_brokers(vec![broker])
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(authorized_operations(
+            Resource::Cluster,
+            request.include_cluster_authorized_operations,
+        ))
 }

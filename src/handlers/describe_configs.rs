@@ -10,9 +10,22 @@
 //! are writable.
 //!
 //! The broker resource (name = this node id, or empty for the cluster
-//! default) lists the broker's log defaults and the main static settings,
-//! all read-only: broker configs come from the TOML file and flags, and
-//! changing them at run time is not supported.
+//! default) lists the broker's log defaults and the main static settings.
+//! The log defaults are dynamic (writable; source
+//! DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG once altered,
+//! synonyms from this broker's value down to the TOML one); the other
+//! settings are read-only.
+//!
+//! The broker-logger resource (type 8, name = this node id) lists `root`
+//! and every logger given a level at run time (see `ops::logging`).
+//!
+//! Group resources (Kafka 4.0's group configs, KIP-848/932) of any name
+//! list Kafka 4.0's keys: `consumer.session.timeout.ms` and
+//! `consumer.heartbeat.interval.ms` with the broker's
+//! `group.consumer.*` values (they apply to every group), and the share
+//! group keys with Kafka's defaults (share groups are not served). Every
+//! group has the broker's values, so they are reported read-only and
+//! IncrementalAlterConfigs on a group is refused (INVALID_REQUEST).
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
@@ -24,7 +37,10 @@ use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::config::Config;
-use crate::metadata::topic_config::{config_key, resolve_entries, source, ConfigKind, CONFIG_KEYS};
+use crate::metadata::topic_config::{
+    config_key, is_dynamic_broker_key, resolve_entries, source, ConfigKind, CONFIG_KEYS,
+};
+use crate::metadata::LogDefaults;
 use crate::metadata::TopicMeta;
 
 /// Served versions.
@@ -38,6 +54,17 @@ pub const API: ApiSpec = ApiSpec {
 pub const RESOURCE_TOPIC: i8 = 2;
 /// See [`RESOURCE_TOPIC`].
 pub const RESOURCE_BROKER: i8 = 4;
+/// See [`RESOURCE_TOPIC`] (Kafka 4.0's group configs).
+pub const RESOURCE_GROUP: i8 = 32;
+/// See [`RESOURCE_TOPIC`]: a broker's loggers and their levels.
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// DescribeConfigs source of a logger level.
+const DYNAMIC_BROKER_LOGGER_CONFIG: i8 = 6;
+
+/// Kafka 4.0's share-group config defaults (GroupConfig / ShareGroupConfig).
+const SHARE_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
+const SHARE_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
+const SHARE_RECORD_LOCK_DURATION_MS_DEFAULT: u64 = 30_000;
 
 /// What the request asks to include.
 #[derive(Debug, Clone, Copy)]
@@ -77,15 +104,23 @@ pub async fn handle(
         .into_iter()
         .map(|r| {
             let topic = snapshot.topic(&r.resource_name).cloned();
-            describe_resource(&ctx.shard.config, &r, topic.as_deref(), detail)
+            describe_resource(
+                &ctx.shard.config,
+                &snapshot.log_defaults,
+                &r,
+                topic.as_deref(),
+                detail,
+            )
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// Describes one resource (`topic` is the topic it names, if it exists).
+/// Describes one resource (`topic` is the topic it names, if it exists)
+/// under the broker's effective log `defaults` (static and dynamic).
 pub fn describe_resource(
     config: &Config,
+    defaults: &LogDefaults,
     resource: &DescribeConfigsResource,
     topic: Option<&TopicMeta>,
     detail: Detail,
@@ -103,7 +138,7 @@ pub fn describe_resource(
     };
     let entries = match resource.resource_type {
         RESOURCE_TOPIC => match topic {
-            Some(topic) => topic_entries(config, topic),
+            Some(topic) => topic_entries(defaults, topic),
             None => {
                 return fail(
                     ResponseError::UnknownTopicOrPartition.code(),
@@ -111,8 +146,27 @@ pub fn describe_resource(
                 )
             }
         },
-        RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => {
-            broker_entries(config)
+        // The cluster default resource holds only the dynamic defaults set
+        // on it, as Kafka describes it.
+        RESOURCE_BROKER if name.is_empty() => cluster_default_entries(defaults),
+        RESOURCE_BROKER if name == config.node_id.to_string() => broker_entries(config, defaults),
+        RESOURCE_GROUP if !name.is_empty() => group_entries(config),
+        RESOURCE_BROKER_LOGGER if name == config.node_id.to_string() => {
+            match crate::ops::logging::broker_loggers() {
+                Some(loggers) => logger_entries(loggers),
+                None => {
+                    return fail(
+                        ResponseError::InvalidRequest.code(),
+                        "Logging is not initialised.".to_string(),
+                    )
+                }
+            }
+        }
+        RESOURCE_GROUP => {
+            return fail(
+                ResponseError::InvalidGroupId.code(),
+                "A group name is required.".to_string(),
+            )
         }
         RESOURCE_BROKER => {
             return fail(
@@ -139,8 +193,8 @@ pub fn describe_resource(
     result.with_configs(configs)
 }
 
-fn topic_entries(config: &Config, topic: &TopicMeta) -> Vec<Entry> {
-    resolve_entries(&config.log_defaults, &topic.configs)
+fn topic_entries(defaults: &LogDefaults, topic: &TopicMeta) -> Vec<Entry> {
+    resolve_entries(defaults, &topic.configs)
         .into_iter()
         .map(|e| Entry {
             name: e.key.name.to_string(),
@@ -154,25 +208,34 @@ fn topic_entries(config: &Config, topic: &TopicMeta) -> Vec<Entry> {
         .collect()
 }
 
-fn broker_entries(config: &Config) -> Vec<Entry> {
+fn broker_entries(config: &Config, defaults: &LogDefaults) -> Vec<Entry> {
     let kind_of = |name: &str| {
         CONFIG_KEYS
             .iter()
             .find(|k| k.synonyms.iter().any(|s| s.name == name))
             .map_or(ConfigKind::Long, |k| k.kind)
     };
-    let mut entries: Vec<Entry> = config
-        .log_defaults
+    let mut entries: Vec<Entry> = defaults
         .broker_entries()
         .into_iter()
-        .map(|(name, value, set)| {
-            let source = if set {
-                source::STATIC_BROKER_CONFIG
-            } else {
-                source::DEFAULT_CONFIG
-            };
+        .map(|(name, value, source)| {
             let kind = kind_of(&name);
-            static_entry(name, value, source, kind)
+            let mut e = static_entry(name, value, source, kind);
+            if is_dynamic_broker_key(&e.name) {
+                // Writable at run time; synonyms are its layers, highest
+                // first (this broker, cluster default, TOML), then the default.
+                e.read_only = false;
+                let mut layers: Vec<(String, String, i8)> = defaults
+                    .layers(&e.name)
+                    .into_iter()
+                    .map(|(v, s)| (e.name.clone(), v, s))
+                    .collect();
+                if layers.is_empty() {
+                    layers = e.synonyms.clone();
+                }
+                e.synonyms = layers;
+            }
+            e
         })
         .collect();
     let static_settings = [
@@ -217,6 +280,97 @@ fn broker_entries(config: &Config) -> Vec<Entry> {
             kind,
         ));
     }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+/// The cluster-wide dynamic defaults (broker resource "").
+fn cluster_default_entries(defaults: &LogDefaults) -> Vec<Entry> {
+    defaults
+        .dynamic
+        .cluster_default
+        .iter()
+        .map(|(name, value)| {
+            let kind = CONFIG_KEYS
+                .iter()
+                .find(|k| k.synonyms.iter().any(|s| s.name == name.as_str()))
+                .map_or(ConfigKind::Long, |k| k.kind);
+            let source = source::DYNAMIC_DEFAULT_BROKER_CONFIG;
+            let mut e = static_entry(name.clone(), value.clone(), source, kind);
+            e.read_only = false;
+            e
+        })
+        .collect()
+}
+
+/// Loggers and their levels (BROKER_LOGGER): writable, not persisted.
+fn logger_entries(loggers: Vec<(String, String)>) -> Vec<Entry> {
+    loggers
+        .into_iter()
+        .map(|(name, level)| {
+            let mut e = static_entry(name, level, DYNAMIC_BROKER_LOGGER_CONFIG, ConfigKind::Str);
+            e.read_only = false;
+            e.synonyms.clear();
+            e
+        })
+        .collect()
+}
+
+/// A group's configs: each key with the broker setting it comes from.
+fn group_entries(config: &Config) -> Vec<Entry> {
+    use crate::group::consumer::{HEARTBEAT_INTERVAL_MS_DEFAULT, SESSION_TIMEOUT_MS_DEFAULT};
+    let keys = [
+        (
+            "consumer.heartbeat.interval.ms",
+            "group.consumer.heartbeat.interval.ms",
+            config.group_consumer_heartbeat_interval_ms,
+            HEARTBEAT_INTERVAL_MS_DEFAULT,
+        ),
+        (
+            "consumer.session.timeout.ms",
+            "group.consumer.session.timeout.ms",
+            config.group_consumer_session_timeout_ms,
+            SESSION_TIMEOUT_MS_DEFAULT,
+        ),
+        (
+            "share.heartbeat.interval.ms",
+            "group.share.heartbeat.interval.ms",
+            SHARE_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            SHARE_HEARTBEAT_INTERVAL_MS_DEFAULT,
+        ),
+        (
+            "share.record.lock.duration.ms",
+            "group.share.record.lock.duration.ms",
+            SHARE_RECORD_LOCK_DURATION_MS_DEFAULT,
+            SHARE_RECORD_LOCK_DURATION_MS_DEFAULT,
+        ),
+        (
+            "share.session.timeout.ms",
+            "group.share.session.timeout.ms",
+            SHARE_SESSION_TIMEOUT_MS_DEFAULT,
+            SHARE_SESSION_TIMEOUT_MS_DEFAULT,
+        ),
+    ];
+    let mut entries: Vec<Entry> = keys
+        .into_iter()
+        .map(|(name, broker_key, value, default)| {
+            // The resolved config keeps no trace of who set it: a value
+            // other than Kafka's default was set by the operator.
+            let source = match value == default {
+                true => source::DEFAULT_CONFIG,
+                false => source::STATIC_BROKER_CONFIG,
+            };
+            let mut e = static_entry(name.to_string(), value.to_string(), source, ConfigKind::Int);
+            e.synonyms = vec![(broker_key.to_string(), value.to_string(), source)];
+            e
+        })
+        .collect();
+    entries.push(static_entry(
+        "share.auto.offset.reset".to_string(),
+        "latest".to_string(),
+        source::DEFAULT_CONFIG,
+        ConfigKind::Str,
+    ));
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries
 }
@@ -307,6 +461,7 @@ mod tests {
         };
         let r = describe_resource(
             &c,
+            &c.log_defaults,
             &resource(RESOURCE_TOPIC, "t", None),
             Some(&topic()),
             detail,
@@ -332,13 +487,20 @@ mod tests {
         assert_eq!(segment.value.as_deref(), Some("1073741824"));
         let only = describe_resource(
             &c,
+            &c.log_defaults,
             &resource(RESOURCE_TOPIC, "t", Some(vec!["cleanup.policy"])),
             Some(&topic()),
             detail,
         );
         assert_eq!(only.configs.len(), 1);
         assert_eq!(only.configs[0].value.as_deref(), Some("compact"));
-        let missing = describe_resource(&c, &resource(RESOURCE_TOPIC, "nope", None), None, detail);
+        let missing = describe_resource(
+            &c,
+            &c.log_defaults,
+            &resource(RESOURCE_TOPIC, "nope", None),
+            None,
+            detail,
+        );
         assert_eq!(
             missing.error_code,
             ResponseError::UnknownTopicOrPartition.code()
@@ -346,14 +508,20 @@ mod tests {
     }
 
     #[test]
-    fn describe_configs_broker_is_read_only() {
+    fn describe_configs_broker_log_keys_dynamic_others_read_only() {
         let c = config();
         let detail = Detail {
             version: 2,
             synonyms: false,
             documentation: false,
         };
-        let r = describe_resource(&c, &resource(RESOURCE_BROKER, "0", None), None, detail);
+        let r = describe_resource(
+            &c,
+            &c.log_defaults,
+            &resource(RESOURCE_BROKER, "0", None),
+            None,
+            detail,
+        );
         assert_eq!(r.error_code, 0);
         let hours = r
             .configs
@@ -361,14 +529,26 @@ mod tests {
             .find(|e| e.name.as_str() == "log.retention.hours")
             .unwrap();
         assert_eq!(hours.value.as_deref(), Some("168"));
-        assert!(hours.read_only && hours.synonyms.is_empty());
+        assert!(!hours.read_only && hours.synonyms.is_empty());
+        let node = r
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == "node.id")
+            .unwrap();
+        assert!(node.read_only);
         assert!(r
             .configs
             .iter()
             .any(|e| e.name.as_str() == "log.retention.check.interval.ms"));
-        let other = describe_resource(&c, &resource(RESOURCE_BROKER, "7", None), None, detail);
+        let other = describe_resource(
+            &c,
+            &c.log_defaults,
+            &resource(RESOURCE_BROKER, "7", None),
+            None,
+            detail,
+        );
         assert_eq!(other.error_code, ResponseError::InvalidRequest.code());
-        let logger = describe_resource(&c, &resource(8, "0", None), None, detail);
+        let logger = describe_resource(&c, &c.log_defaults, &resource(8, "0", None), None, detail);
         assert_eq!(logger.error_code, ResponseError::InvalidRequest.code());
     }
 
@@ -386,12 +566,25 @@ mod tests {
             let results = vec![
                 describe_resource(
                     &c,
+                    &c.log_defaults,
                     &resource(RESOURCE_TOPIC, "t", None),
                     Some(&topic()),
                     detail,
                 ),
-                describe_resource(&c, &resource(RESOURCE_BROKER, "", None), None, detail),
-                describe_resource(&c, &resource(RESOURCE_TOPIC, "x", None), None, detail),
+                describe_resource(
+                    &c,
+                    &c.log_defaults,
+                    &resource(RESOURCE_BROKER, "", None),
+                    None,
+                    detail,
+                ),
+                describe_resource(
+                    &c,
+                    &c.log_defaults,
+                    &resource(RESOURCE_TOPIC, "x", None),
+                    None,
+                    detail,
+                ),
             ];
             let response = DescribeConfigsResponse::default().with_results(results);
             let mut buf = bytes::BytesMut::new();

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResp
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::authorized_operations::{authorized_operations, Resource};
 use super::{ApiSpec, RequestContext};
 use crate::group::coordinator::GroupDescription;
 use crate::group::on_coordinator;
@@ -24,6 +25,8 @@ pub async fn handle(
     ctx: &RequestContext,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    // The flag exists from v3; older requests decode it false.
+    let operations = authorized_operations(Resource::Group, request.include_authorized_operations);
     let groups = join_all(request.groups.into_iter().map(|group_id| async move {
         let id = group_id.0.to_string();
         let group = id.clone();
@@ -38,7 +41,7 @@ pub async fn handle(
             protocol: String::new(),
             members: Vec::new(),
         });
-        described(ctx.version, group_id, description)
+        described(ctx.version, group_id, description).with_authorized_operations(operations)
     }))
     .await;
     DescribeGroupsResponse::default().with_groups(groups)

@@ -5,7 +5,9 @@
 //! INVALID_CONFIG naming the key. The metadata owner applies the operations
 //! to the topic's current overrides (so concurrent alters compose),
 //! persists the result and broadcasts it: it applies without a restart.
-//! Broker configs are static and refused.
+//! On the broker resource the same operations edit a layer of dynamic
+//! broker configs (see `alter_configs`). Group configs are refused (every
+//! group has the broker's `group.consumer.*` values; see DescribeConfigs).
 
 use std::collections::BTreeSet;
 
@@ -17,8 +19,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::alter_configs::broker_refusal;
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::alter_configs::broker_change;
+use super::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
+};
 use super::{ApiSpec, RequestContext};
 use crate::metadata::topic_config::{AlterOp, ConfigEdit};
 use crate::shard::MetaChange;
@@ -37,7 +41,16 @@ pub async fn handle(
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
+        let broker = resource.resource_type == RESOURCE_BROKER;
         let (code, message) = match edit_of(&resource) {
+            Ok(Some(ConfigEdit::Incremental(ops)))
+                if resource.resource_type == RESOURCE_BROKER_LOGGER =>
+            {
+                alter_loggers(ctx, &resource.resource_name, &ops, request.validate_only)
+            }
+            Ok(Some(edit)) if broker => {
+                broker_change(ctx, &resource.resource_name, edit, request.validate_only).await
+            }
             Ok(Some(edit)) => {
                 let change = MetaChange::AlterTopicConfig {
                     name: resource.resource_name.to_string(),
@@ -65,11 +78,12 @@ pub async fn handle(
 fn edit_of(resource: &AlterConfigsResource) -> Result<Option<ConfigEdit>, (i16, Option<String>)> {
     let invalid = |message: String| (ResponseError::InvalidRequest.code(), Some(message));
     match resource.resource_type {
-        RESOURCE_TOPIC => {}
-        RESOURCE_BROKER if resource.configs.is_empty() => return Ok(None),
-        RESOURCE_BROKER => {
-            return Err(broker_refusal(
-                resource.configs.iter().map(|c| c.name.as_str()),
+        RESOURCE_TOPIC | RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {}
+        RESOURCE_GROUP => {
+            return Err(invalid(
+                "Group configs cannot be altered here: the broker's group.consumer.* settings \
+                 apply to every group."
+                    .to_string(),
             ))
         }
         other => return Err(invalid(format!("Unsupported resource type {other}."))),
@@ -97,6 +111,40 @@ fn edit_of(resource: &AlterConfigsResource) -> Result<Option<ConfigEdit>, (i16, 
         ));
     }
     Ok(Some(ConfigEdit::Incremental(ops)))
+}
+
+/// BROKER_LOGGER: SET a logger's level or DELETE it (back to the root
+/// level), as Kafka allows; levels are not persisted (Kafka neither).
+fn alter_loggers(
+    ctx: &RequestContext,
+    name: &str,
+    ops: &[(String, AlterOp, Option<String>)],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let invalid = |message: String| (ResponseError::InvalidRequest.code(), Some(message));
+    if name != ctx.shard.config.node_id.to_string() {
+        return invalid(format!("Broker {name} is not this broker."));
+    }
+    if let Some((logger, op, _)) = ops
+        .iter()
+        .find(|(_, op, _)| matches!(op, AlterOp::Append | AlterOp::Subtract))
+    {
+        return invalid(format!("{op:?} is not allowed for logger {logger}."));
+    }
+    if validate_only {
+        return (0, None);
+    }
+    for (logger, op, level) in ops {
+        let level = match op {
+            AlterOp::Set => level.as_deref().or(Some("")),
+            _ => None,
+        };
+        if let Err(e) = crate::ops::logging::set_broker_logger(logger, level) {
+            return (ResponseError::InvalidConfig.code(), Some(e.to_string()));
+        }
+        tracing::info!(logger = %logger, level = ?level, "broker logger level changed");
+    }
+    (0, None)
 }
 
 #[cfg(test)]
@@ -149,8 +197,13 @@ mod tests {
             ResponseError::InvalidRequest.code()
         );
         let broker = topic.clone().with_resource_type(RESOURCE_BROKER);
+        assert!(matches!(
+            edit_of(&broker),
+            Ok(Some(ConfigEdit::Incremental(_)))
+        ));
+        let group = topic.clone().with_resource_type(RESOURCE_GROUP);
         assert_eq!(
-            edit_of(&broker).unwrap_err().0,
+            edit_of(&group).unwrap_err().0,
             ResponseError::InvalidRequest.code()
         );
     }

@@ -3,6 +3,8 @@
 //! rebalance timeout passed). v4+ first joins get MEMBER_ID_REQUIRED with
 //! an id to rejoin with; v5+ static members (group.instance.id).
 
+use std::time::Duration;
+
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -49,6 +51,9 @@ pub async fn handle(ctx: &RequestContext, request: JoinGroupRequest) -> JoinGrou
             .map(|p| (p.name.to_string(), p.metadata))
             .collect(),
         require_known_member_id: ctx.version >= 4,
+        initial_rebalance_delay: Duration::from_millis(
+            ctx.shard.config.group_initial_rebalance_delay_ms,
+        ),
     };
     let group = group_id.clone();
     let result = on_coordinator(&ctx.shard, &group_id, move |shard, partition| async move {

@@ -1,8 +1,14 @@
-//! ListOffsets (key 2), v0-8 (v0 through `handlers::legacy`, as v1): earliest (-2), latest (-1, the high
-//! watermark), earliest-local (-4, the same as earliest: there is no tiered
-//! storage), and by timestamp (the first batch whose max timestamp is at or
-//! after the target; see the storage docs for the batch granularity).
-//! MAX_TIMESTAMP (-3) is not supported yet and gets INVALID_REQUEST.
+//! ListOffsets (key 2), v0-8 (v0 through `handlers::legacy`, as v1):
+//! earliest (-2), latest (-1, the high
+//! watermark), max-timestamp (-3, v7+: the first record holding the
+//! largest timestamp, KIP-734), earliest-local (-4, v8+: the same as
+//! earliest, since there is no tiered storage), and by timestamp (the first
+//! record at or after the target; see the storage docs for compressed
+//! batches). LATEST_TIERED (-5) needs v9, which is not served.
+//!
+//! A sentinel sent below the version that introduced it gets
+//! INVALID_REQUEST: Kafka's clients never send one (they fail the call with
+//! UNSUPPORTED_VERSION), so such a request is malformed.
 
 use futures::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
@@ -21,8 +27,27 @@ pub const API: ApiSpec = ApiSpec {
     max: 8,
 };
 
+const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+/// First versions that carry each sentinel (Kafka's ListOffsetsRequest).
+const MAX_TIMESTAMP_VERSION_MIN: i16 = 7;
+const EARLIEST_LOCAL_VERSION_MIN: i16 = 8;
+
+/// The timestamp to look up for `requested` at request `version`, `None`
+/// when the sentinel is unknown or newer than the version.
+fn lookup_timestamp(requested: i64, version: i16) -> Option<i64> {
+    match requested {
+        LATEST_TIMESTAMP | EARLIEST_TIMESTAMP => Some(requested),
+        MAX_TIMESTAMP if version >= MAX_TIMESTAMP_VERSION_MIN => Some(requested),
+        EARLIEST_LOCAL_TIMESTAMP if version >= EARLIEST_LOCAL_VERSION_MIN => {
+            Some(EARLIEST_TIMESTAMP)
+        }
+        t if t >= 0 => Some(t),
+        _ => None,
+    }
+}
 
 /// Answers ListOffsets.
 pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -47,14 +72,9 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
                 let Some(id) = id else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };
-                let timestamp = if p.timestamp == EARLIEST_LOCAL_TIMESTAMP {
-                    EARLIEST_TIMESTAMP
-                } else {
-                    p.timestamp
-                };
-                if timestamp < 0 && timestamp != EARLIEST_TIMESTAMP && timestamp != -1 {
+                let Some(timestamp) = lookup_timestamp(p.timestamp, ctx.version) else {
                     return error(ResponseError::InvalidRequest.code());
-                }
+                };
                 match ctx
                     .shard
                     .call_partition(
@@ -88,4 +108,26 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
         );
     }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_offsets_sentinels_by_version() {
+        assert_eq!(lookup_timestamp(MAX_TIMESTAMP, 6), None);
+        assert_eq!(lookup_timestamp(MAX_TIMESTAMP, 7), Some(MAX_TIMESTAMP));
+        assert_eq!(lookup_timestamp(EARLIEST_LOCAL_TIMESTAMP, 7), None);
+        assert_eq!(
+            lookup_timestamp(EARLIEST_LOCAL_TIMESTAMP, 8),
+            Some(EARLIEST_TIMESTAMP)
+        );
+        assert_eq!(lookup_timestamp(-5, 8), None);
+        assert_eq!(
+            lookup_timestamp(LATEST_TIMESTAMP, 1),
+            Some(LATEST_TIMESTAMP)
+        );
+        assert_eq!(lookup_timestamp(1234, 1), Some(1234));
+    }
 }

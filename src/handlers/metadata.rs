@@ -9,7 +9,9 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::describe_cluster::AUTHORIZED_OPERATIONS_OMITTED;
+use super::authorized_operations::{
+    authorized_operations, Resource, AUTHORIZED_OPERATIONS_OMITTED,
+};
 use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
 use crate::metadata::{is_internal_topic, TopicMeta};
@@ -26,6 +28,14 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
     let config = &ctx.shard.config;
     // v0 has no flag and always auto-creates; v1-3 too (the flag came in v4).
     let allow_auto_create = ctx.version < 4 || request.allow_auto_topic_creation;
+    // The flags exist from v8 (the cluster one until v10): older requests
+    // decode them false, so their answers carry the omitted marker.
+    let topic_operations =
+        authorized_operations(Resource::Topic, request.include_topic_authorized_operations);
+    let cluster_operations = authorized_operations(
+        Resource::Cluster,
+        request.include_cluster_authorized_operations,
+    );
     let mut topics = Vec::new();
     match request.topics {
         // v0: an empty list means all topics; v1+: null means all.
@@ -63,7 +73,11 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
             // v0 has no is_internal.
             let internal =
                 ctx.version >= 1 && t.name.as_ref().is_some_and(|n| is_internal_topic(&n.0));
-            t.with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+            let operations = match t.error_code {
+                0 => topic_operations,
+                _ => AUTHORIZED_OPERATIONS_OMITTED,
+            };
+            t.with_topic_authorized_operations(operations)
                 .with_is_internal(internal)
         })
         .collect();
@@ -77,7 +91,7 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         )))
         .with_controller_id(BrokerId(config.node_id))
         .with_topics(topics)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(cluster_operations)
 }
 
 fn all_topics(ctx: &RequestContext) -> Vec<MetadataResponseTopic> {

@@ -11,6 +11,7 @@
 //! closes it: an unknown API key, an unsupported version of an API other than
 //! ApiVersions, or a body that does not decode.
 
+mod authorized_operations;
 mod legacy;
 mod produce_policy;
 mod topics;
@@ -145,8 +146,17 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// Waits for this produce's turn to hand its batches to the owners:
+    /// the connection's earlier produces have handed theirs
+    /// (`server::request_order`).
+    pub async fn dispatch_turn(&self) {
+        if let Some(admission) = &self.admission {
+            admission.dispatch_turn().await;
+        }
+    }
+
     /// Tells the connection this request handed all its partition work to
-    /// the owners (Produce): its next produce may start.
+    /// the owners (Produce): its next produce may dispatch.
     pub fn dispatched(&self) {
         if let Some(admission) = &self.admission {
             admission.dispatched();

@@ -38,10 +38,10 @@ pub const API: ApiSpec = ApiSpec {
 /// Answers Produce; `None` for acks=0.
 ///
 /// Every partition's batches are checked and handed to its owner before
-/// any answer is awaited, in request order, and then the connection is told
-/// (`RequestContext::dispatched`): that is what keeps a connection's
-/// pipelined produces to a partition in the order they were sent
-/// (`server::request_order`).
+/// any answer is awaited, in the connection's dispatch turn, which is
+/// then given up (`RequestContext::dispatch_turn`, `dispatched`): that is
+/// what keeps a connection's pipelined produces to a partition in the
+/// order they were sent (`server::request_order`).
 pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
     let transactional_id = request
@@ -59,6 +59,7 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
             false => Some(topic_or_create(ctx, &topic.name.0, true).await),
         });
     }
+    ctx.dispatch_turn().await;
     let mut sent = Vec::with_capacity(request.topic_data.len());
     for (topic, meta) in request.topic_data.into_iter().zip(metas) {
         let Some(meta) = meta else {
@@ -112,6 +113,9 @@ fn refused(index: i32, code: i16, message: Option<String>) -> PartitionProduceRe
         .with_error_message(message.map(StrBytes::from_string))
 }
 
+// The error is the partition's refusal answer itself, built only when a
+// batch is refused; boxing it would only add an allocation there.
+#[allow(clippy::result_large_err)]
 /// Checks one partition's batches on this shard (the topic, acks, the
 /// batches' framing and CRCs, control and transactional rules, the topic's
 /// produce policy); no I/O.
@@ -165,9 +169,14 @@ fn check_partition(
     };
     // Topic rules: max.message.bytes, keys on compacted topics, timestamp
     // bounds and LogAppendTime (produce_policy.rs).
-    let config = meta.config(&ctx.shard.config.log_defaults);
-    let checked = apply_topic_policy(&config, records, crate::shard::now_ms())
-        .map_err(|(code, message)| refused(index, code, Some(message)))?;
+    let config = meta.config(&ctx.shard.snapshot().log_defaults);
+    let checked =
+        apply_topic_policy(&config, records, crate::shard::now_ms()).map_err(|refusal| {
+            debug!(topic = %meta.name, partition = index, "produce refused: {}", refusal.message);
+            // Encoded from v8 only: older clients fail the batch.
+            refused(index, refusal.code, Some(refusal.message))
+                .with_record_errors(refusal.record_errors)
+        })?;
     Ok(Checked {
         id: PartitionId {
             topic: meta.name.clone(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
-use crate::metadata::{validate_topic_name, TopicMeta};
+use crate::metadata::{is_internal_topic, validate_topic_name, TopicMeta};
 use crate::shard::{internal_topic, MetaChange};
 
 /// The topic named `name`; when it does not exist and `auto_create` is set
@@ -27,8 +27,12 @@ pub(super) async fn topic_or_create(
         return Err(ResponseError::UnknownTopicOrPartition.code());
     }
     // An internal topic is created as its coordinator would (partition
-    // count, compaction), never with a client topic's defaults.
-    if let Some(partitions) = internal_topic::partitions_for_topic(&ctx.shard.config, name) {
+    // count, compaction), never with a client topic's defaults; one no
+    // coordinator creates is not created at all.
+    if is_internal_topic(name) {
+        let Some(partitions) = internal_topic::partitions_for_topic(&ctx.shard.config, name) else {
+            return Err(ResponseError::InvalidTopicException.code());
+        };
         internal_topic::ensure(&ctx.shard, name, partitions).await?;
         return ctx
             .shard

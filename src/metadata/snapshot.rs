@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
-use super::topic_config::{LogDefaults, TopicConfig};
+use super::topic_config::{DynamicBrokerConfigs, LogDefaults, TopicConfig};
 
 /// One partition of one topic, by name. Names are `Arc<str>` so routing a
 /// request does not allocate per partition.
@@ -40,9 +40,10 @@ pub struct TopicMeta {
     pub resolved: ResolvedConfig,
 }
 
-/// Cache of a topic's effective [`TopicConfig`]. Broker defaults are fixed
-/// for the life of the process and a config change makes a new
-/// `TopicMeta`, so the first resolution stays right.
+/// Cache of a topic's effective [`TopicConfig`]. A topic config change
+/// makes a new `TopicMeta`, and so does a dynamic broker config change for
+/// every topic (`Snapshot::with_broker_configs`), so the first resolution
+/// stays right.
 #[derive(Clone, Debug, Default)]
 pub struct ResolvedConfig(OnceLock<Arc<TopicConfig>>);
 
@@ -95,6 +96,11 @@ pub struct Snapshot {
     pub topics: BTreeMap<Arc<str>, Arc<TopicMeta>>,
     /// Topic names by id.
     pub topic_ids: HashMap<Uuid, Arc<str>>,
+    /// Dynamic broker configs (persisted with the topics).
+    pub broker_configs: DynamicBrokerConfigs,
+    /// The broker's effective log defaults: the static ones (TOML) under
+    /// `broker_configs`. Topic configs resolve against these.
+    pub log_defaults: Arc<LogDefaults>,
 }
 
 impl Snapshot {
@@ -167,6 +173,28 @@ impl Snapshot {
         next.version += 1;
         next.topic_ids.insert(topic.id, topic.name.clone());
         next.topics.insert(topic.name.clone(), Arc::new(topic));
+        next
+    }
+
+    /// A copy with these dynamic broker configs over the `static_defaults`;
+    /// every topic gets a fresh config cache, since defaults may change.
+    pub fn with_broker_configs(
+        &self,
+        static_defaults: &LogDefaults,
+        broker_configs: DynamicBrokerConfigs,
+    ) -> Snapshot {
+        let mut next = self.clone();
+        next.version += 1;
+        next.log_defaults = Arc::new(static_defaults.with_dynamic(&broker_configs));
+        next.broker_configs = broker_configs;
+        for topic in next.topics.values_mut() {
+            *topic = Arc::new(TopicMeta::new(
+                topic.name.clone(),
+                topic.id,
+                topic.partition_shards.clone(),
+                topic.configs.clone(),
+            ));
+        }
         next
     }
 

@@ -2,7 +2,8 @@
 //!
 //! JSON because an operator can read it and it is tiny; it changes only on
 //! topic creation, deletion and config changes (topic overrides are stored
-//! per topic as `configs`, Kafka names to text). It is written whole
+//! per topic as `configs`, Kafka names to text; dynamic broker configs
+//! under `broker_configs`, so they share the one durable write). It is written whole
 //! (temporary file, fsync, rename, fsync of the directory) so a crash leaves
 //! the old or the new version, never a mix. Loading checks every topic
 //! config value, so a hand-edited bad one stops start-up naming it. Saving runs on glommio's blocking thread pool so the
@@ -18,7 +19,7 @@ use uuid::Uuid;
 
 use super::internal_topics::{check_internal_config, is_internal_topic};
 use super::snapshot::{Snapshot, TopicMeta};
-use super::topic_config::{validate_topic_value, LogDefaults, TopicConfig};
+use super::topic_config::{validate_topic_value, DynamicBrokerConfigs, LogDefaults, TopicConfig};
 
 /// The metadata directory below the data directory.
 pub const META_DIR_NAME: &str = "meta";
@@ -57,6 +58,26 @@ pub struct PersistedState {
     pub version: u64,
     /// Topics.
     pub topics: Vec<PersistedTopic>,
+    /// Dynamic broker configs (absent in files written before them).
+    #[serde(default, skip_serializing_if = "PersistedBrokerConfigs::is_empty")]
+    pub broker_configs: PersistedBrokerConfigs,
+}
+
+/// Dynamic broker configs on disk: broker key to validated text.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct PersistedBrokerConfigs {
+    /// This broker's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker: BTreeMap<String, String>,
+    /// The cluster-wide default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster_default: BTreeMap<String, String>,
+}
+
+impl PersistedBrokerConfigs {
+    fn is_empty(&self) -> bool {
+        self.broker.is_empty() && self.cluster_default.is_empty()
+    }
 }
 
 /// One topic on disk.
@@ -106,6 +127,7 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
                 cluster_id: new_cluster_id(),
                 version: 0,
                 topics: vec![],
+                broker_configs: PersistedBrokerConfigs::default(),
             };
             write_atomically(&data_dir.join(META_DIR_NAME), &fresh)?;
             fresh
@@ -115,6 +137,10 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
     let mut snapshot = Snapshot {
         version: state.version,
         cluster_id: state.cluster_id,
+        broker_configs: DynamicBrokerConfigs {
+            broker: state.broker_configs.broker,
+            cluster_default: state.broker_configs.cluster_default,
+        },
         ..Default::default()
     };
     for t in state.topics {
@@ -184,6 +210,10 @@ pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataEr
                 configs: t.configs.clone(),
             })
             .collect(),
+        broker_configs: PersistedBrokerConfigs {
+            broker: snapshot.broker_configs.broker.clone(),
+            cluster_default: snapshot.broker_configs.cluster_default.clone(),
+        },
     };
     let dir = data_dir.join(META_DIR_NAME);
     glommio::executor()
@@ -267,6 +297,10 @@ mod tests {
                     partition_shards: vec![0, 1, 2],
                     configs: [("retention.ms".to_string(), "1000".to_string())].into(),
                 }],
+                broker_configs: PersistedBrokerConfigs {
+                    broker: [("log.retention.ms".to_string(), "5000".to_string())].into(),
+                    cluster_default: BTreeMap::new(),
+                },
             },
         )
         .unwrap();
@@ -274,6 +308,8 @@ mod tests {
         assert_eq!(back.cluster_id, s.cluster_id);
         assert_eq!(back.topic("t").unwrap().partition_shards, vec![0, 1, 0]);
         assert_eq!(back.topic("t").unwrap().configs["retention.ms"], "1000");
+        assert_eq!(back.broker_configs.broker["log.retention.ms"], "5000");
+        assert!(back.broker_configs.cluster_default.is_empty());
     }
 
     #[test]
@@ -291,6 +327,7 @@ mod tests {
         let state = PersistedState {
             cluster_id: "c".into(),
             version: 1,
+            broker_configs: Default::default(),
             topics: vec![PersistedTopic {
                 name: name.into(),
                 id: Uuid::new_v4(),

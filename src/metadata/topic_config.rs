@@ -6,7 +6,8 @@
 //!    (Incremental)AlterConfigs, stored as text in the metadata snapshot and
 //!    persisted in `meta/topics.json`;
 //! 2. the broker's setting (`log.retention.ms`, `log.retention.minutes`,
-//!    `log.retention.hours`, in that precedence) from the TOML file;
+//!    `log.retention.hours`, in that precedence), each dynamic (this
+//!    broker's, then the cluster default) before the TOML file's;
 //! 3. Kafka's default.
 //!
 //! Values are kept as the text the operator gave (what DescribeConfigs
@@ -19,8 +20,9 @@
 //!   Kafka does, instead of being stored and silently ignored.
 //! - `segment.bytes` may go down to one batch header (61 bytes), smaller
 //!   than Kafka's floor, so tests and demos can roll segments quickly.
-//! - Broker-level settings are static (TOML only): describing the broker
-//!   resource reports them read-only, and altering them is refused.
+//! - Broker-level log settings may also be set at run time (dynamic broker
+//!   configs, per broker or cluster-wide, between the override and the
+//!   TOML value); other broker settings are read-only.
 //! - `cleanup.policy` may be emptied (SUBTRACT of every element): the log
 //!   is then neither deleted by retention nor compacted (Kafka 4.1's rule).
 
@@ -33,7 +35,8 @@ mod log_defaults;
 
 pub use edit::{apply_edit, validate_overrides, AlterOp, ConfigEdit};
 pub use log_defaults::{
-    toml_pairs, LogDefaults, CLEANER_IO_BYTES_PER_SECOND_DEFAULT, CLEANER_IO_BYTES_PER_SECOND_MIN,
+    is_dynamic_broker_key, toml_pairs, validate_dynamic_broker_value, DynamicBrokerConfigs,
+    LogDefaults, CLEANER_IO_BYTES_PER_SECOND_DEFAULT, CLEANER_IO_BYTES_PER_SECOND_MIN,
     RETENTION_CHECK_INTERVAL_MS_DEFAULT, RETENTION_CHECK_INTERVAL_MS_MIN,
 };
 
@@ -83,6 +86,10 @@ impl ConfigKind {
 pub mod source {
     /// A topic override.
     pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    /// This broker's dynamic config.
+    pub const DYNAMIC_BROKER_CONFIG: i8 = 2;
+    /// The cluster-wide dynamic default.
+    pub const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
     /// Set in the broker's config file.
     pub const STATIC_BROKER_CONFIG: i8 = 4;
     /// Kafka's default.
@@ -92,10 +99,20 @@ pub mod source {
 /// What a key accepts beyond its type.
 #[derive(Debug, Clone, Copy)]
 enum Rule {
+    /// Anything of the key's type.
+    Any,
     /// Integer at least this.
     AtLeast(i64),
     /// Integer in this range.
     Between(i64, i64),
+    /// Integer in this range, or this one value (`compression.gzip.level`:
+    /// 1..9 or -1 for the codec's default).
+    BetweenOr(i64, i64, i64),
+    /// Only this value: a feature this broker does not have, which Kafka
+    /// refuses too when its broker lacks it (`remote.storage.enable`).
+    Only(&'static str, &'static str),
+    /// Kafka's throttled-replica list: `*` or `partition:broker` items.
+    ThrottledReplicas,
     /// Double in 0..=1.
     Ratio,
     /// One of these words.
@@ -131,6 +148,10 @@ pub struct ConfigKey {
     pub doc: &'static str,
 }
 
+/// No broker setting stands in for the key (the default is reported under
+/// the key itself).
+const NO_SYNONYM: &[BrokerSynonym] = &[];
+
 const fn syn(name: &'static str) -> BrokerSynonym {
     BrokerSynonym { name, factor: 1 }
 }
@@ -151,21 +172,54 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey { name: "cleanup.policy", kind: ConfigKind::List, default: "delete",
         rule: Rule::ListOf(&[CLEANUP_COMPACT, CLEANUP_DELETE]), synonyms: &[syn("log.cleanup.policy")],
         doc: "delete: drop old segments by retention.ms/bytes; compact: keep the latest value per key." },
+    ConfigKey { name: "compression.gzip.level", kind: ConfigKind::Int, default: "-1",
+        rule: Rule::BetweenOr(1, 9, -1), synonyms: &[syn("compression.gzip.level")],
+        doc: "Accepted and ignored: batches are stored as the producer compressed them, never recompressed." },
+    ConfigKey { name: "compression.lz4.level", kind: ConfigKind::Int, default: "9",
+        rule: Rule::Between(1, 17), synonyms: &[syn("compression.lz4.level")],
+        doc: "Accepted and ignored: batches are stored as the producer compressed them, never recompressed." },
     ConfigKey { name: "compression.type", kind: ConfigKind::Str, default: "producer",
         rule: Rule::OneOf(COMPRESSION_TYPES), synonyms: &[syn("compression.type")],
         doc: "Codec of stored batches; only `producer` (store as received) is applied: batches are never recompressed." },
+    ConfigKey { name: "compression.zstd.level", kind: ConfigKind::Int, default: "3",
+        rule: Rule::Between(-131072, 22), synonyms: &[syn("compression.zstd.level")],
+        doc: "Accepted and ignored: batches are stored as the producer compressed them, never recompressed." },
     ConfigKey { name: "delete.retention.ms", kind: ConfigKind::Long, default: "86400000",
         rule: Rule::AtLeast(0), synonyms: &[syn("log.cleaner.delete.retention.ms")],
         doc: "How long a tombstone (null value) stays in a compacted log, from its record timestamp." },
+    ConfigKey { name: "file.delete.delay.ms", kind: ConfigKind::Long, default: "60000",
+        rule: Rule::AtLeast(0), synonyms: &[syn("log.segment.delete.delay.ms")],
+        doc: "Accepted and ignored: a segment dropped by retention or compaction is deleted at once (no reader holds it by name)." },
+    ConfigKey { name: "flush.messages", kind: ConfigKind::Long, default: "9223372036854775807",
+        rule: Rule::AtLeast(1), synonyms: &[syn("log.flush.interval.messages")],
+        doc: "Accepted and ignored: every acks=1/all produce is fdatasynced before it is answered (group commit), as if flush.messages were 1; acks=0 data is flushed with the next group commit." },
+    ConfigKey { name: "flush.ms", kind: ConfigKind::Long, default: "9223372036854775807",
+        rule: Rule::AtLeast(0), synonyms: &[syn("log.flush.interval.ms"), syn("log.flush.scheduler.interval.ms")],
+        doc: "Accepted and ignored: acknowledged data is already on stable storage (see flush.messages)." },
+    ConfigKey { name: "follower.replication.throttled.replicas", kind: ConfigKind::List, default: "",
+        rule: Rule::ThrottledReplicas, synonyms: NO_SYNONYM,
+        doc: "Accepted and ignored: a single broker has no followers to throttle." },
     ConfigKey { name: "index.interval.bytes", kind: ConfigKind::Int, default: "4096",
         rule: Rule::Between(1, i32::MAX as i64), synonyms: &[syn("log.index.interval.bytes")],
         doc: "Bytes appended between two sparse offset-index entries." },
+    ConfigKey { name: "leader.replication.throttled.replicas", kind: ConfigKind::List, default: "",
+        rule: Rule::ThrottledReplicas, synonyms: NO_SYNONYM,
+        doc: "Accepted and ignored: a single broker has no followers to throttle." },
+    ConfigKey { name: "local.retention.bytes", kind: ConfigKind::Long, default: "-2",
+        rule: Rule::AtLeast(-2), synonyms: &[syn("log.local.retention.bytes")],
+        doc: "Accepted and ignored: there is no tiered storage; every segment is local and retention.bytes rules." },
+    ConfigKey { name: "local.retention.ms", kind: ConfigKind::Long, default: "-2",
+        rule: Rule::AtLeast(-2), synonyms: &[syn("log.local.retention.ms")],
+        doc: "Accepted and ignored: there is no tiered storage; every segment is local and retention.ms rules." },
     ConfigKey { name: "max.compaction.lag.ms", kind: ConfigKind::Long, default: "9223372036854775807",
         rule: Rule::AtLeast(1), synonyms: &[syn("log.cleaner.max.compaction.lag.ms")],
         doc: "A dirty segment older than this is compacted whatever the dirty ratio." },
     ConfigKey { name: "max.message.bytes", kind: ConfigKind::Int, default: "1048588",
         rule: Rule::Between(0, i32::MAX as i64), synonyms: &[syn("message.max.bytes")],
         doc: "Largest record batch accepted, in bytes (MESSAGE_TOO_LARGE above it)." },
+    ConfigKey { name: "message.downconversion.enable", kind: ConfigKind::Boolean, default: "true",
+        rule: Rule::Any, synonyms: &[syn("log.message.downconversion.enable")],
+        doc: "Accepted and ignored (a no-op in Kafka 4 too): only RecordBatch v2 is served, never down-converted." },
     ConfigKey { name: "message.timestamp.after.max.ms", kind: ConfigKind::Long, default: "9223372036854775807",
         rule: Rule::AtLeast(0), synonyms: &[syn("log.message.timestamp.after.max.ms")],
         doc: "CreateTime timestamps may be at most this far in the future." },
@@ -184,6 +238,19 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey { name: "min.insync.replicas", kind: ConfigKind::Int, default: "1",
         rule: Rule::Between(1, i32::MAX as i64), synonyms: &[syn("min.insync.replicas")],
         doc: "Accepted for compatibility; a single broker is always in sync." },
+    ConfigKey { name: "preallocate", kind: ConfigKind::Boolean, default: "false",
+        rule: Rule::Any, synonyms: &[syn("log.preallocate")],
+        doc: "Accepted and ignored: segments are always preallocated in large extents (fallocate) for O_DIRECT appends." },
+    ConfigKey { name: "remote.log.copy.disable", kind: ConfigKind::Boolean, default: "false",
+        rule: Rule::Any, synonyms: NO_SYNONYM,
+        doc: "Accepted and ignored: there is no tiered storage." },
+    ConfigKey { name: "remote.log.delete.on.disable", kind: ConfigKind::Boolean, default: "false",
+        rule: Rule::Any, synonyms: NO_SYNONYM,
+        doc: "Accepted and ignored: there is no tiered storage." },
+    ConfigKey { name: "remote.storage.enable", kind: ConfigKind::Boolean, default: "false",
+        rule: Rule::Only("false", "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."),
+        synonyms: NO_SYNONYM,
+        doc: "Only false: there is no tiered storage (Kafka answers the same when its broker has it disabled)." },
     ConfigKey { name: "retention.bytes", kind: ConfigKind::Long, default: "-1",
         rule: Rule::AtLeast(i64::MIN), synonyms: &[syn("log.retention.bytes")],
         doc: "Delete the oldest closed segments while the partition is larger than this (-1: no limit)." },
@@ -195,10 +262,20 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey { name: "segment.bytes", kind: ConfigKind::Int, default: "1073741824",
         rule: Rule::Between(SEGMENT_BYTES_MIN as i64, i32::MAX as i64), synonyms: &[syn("log.segment.bytes")],
         doc: "Roll to a new segment when the active one would grow past this." },
+    ConfigKey { name: "segment.index.bytes", kind: ConfigKind::Int, default: "10485760",
+        rule: Rule::Between(4, i32::MAX as i64), synonyms: &[syn("log.index.size.max.bytes")],
+        doc: "Accepted and ignored: the sparse indexes grow with the segment (one entry per index.interval.bytes)." },
+    ConfigKey { name: "segment.jitter.ms", kind: ConfigKind::Long, default: "0",
+        rule: Rule::AtLeast(0),
+        synonyms: &[syn("log.roll.jitter.ms"), BrokerSynonym { name: "log.roll.jitter.hours", factor: MS_PER_HOUR }],
+        doc: "Accepted and ignored: segments roll at segment.ms exactly." },
     ConfigKey { name: "segment.ms", kind: ConfigKind::Long, default: "604800000",
         rule: Rule::AtLeast(1),
         synonyms: &[syn("log.roll.ms"), BrokerSynonym { name: "log.roll.hours", factor: MS_PER_HOUR }],
         doc: "Roll when a batch's timestamp is this much newer than the segment's first batch." },
+    ConfigKey { name: "unclean.leader.election.enable", kind: ConfigKind::Boolean, default: "false",
+        rule: Rule::Any, synonyms: &[syn("unclean.leader.election.enable")],
+        doc: "Accepted and ignored: a single broker leads every partition; there is no election." },
 ];
 
 /// The row of a topic key.
@@ -226,6 +303,23 @@ impl ConfigValueError {
             message,
             invalid_request: false,
         }
+    }
+
+    /// A misused operation on `key` (INVALID_REQUEST).
+    pub fn invalid_request(key: &str, message: String) -> Self {
+        Self {
+            invalid_request: true,
+            ..Self::new(key, message)
+        }
+    }
+
+    /// A broker key that cannot change at run time: INVALID_REQUEST with
+    /// Kafka's message.
+    pub fn read_only(key: &str) -> Self {
+        Self::invalid_request(
+            key,
+            format!("Cannot update these configs dynamically: Set({key})"),
+        )
     }
 
     /// The Kafka error code to answer.
@@ -281,6 +375,9 @@ fn validate_value(
                 Rule::Between(min, max) if n < min || n > max => Err(bad(format!(
                     "Value must be at least {min} and at most {max}"
                 ))),
+                Rule::BetweenOr(min, max, or) if n != or && (n < min || n > max) => Err(bad(
+                    format!("Value must be {or}, or at least {min} and at most {max}"),
+                )),
                 _ => Ok(value.to_string()),
             }
         }
@@ -293,8 +390,9 @@ fn validate_value(
                 false => Err(bad("Value must be between 0.0 and 1.0".into())),
             }
         }
-        ConfigKind::Boolean => match value {
-            "true" | "false" => Ok(value.to_string()),
+        ConfigKind::Boolean => match (value, key.rule) {
+            (v, Rule::Only(only, why)) if v != only => Err(bad(why.into())),
+            ("true" | "false", _) => Ok(value.to_string()),
             _ => Err(bad("Expected value to be either true or false".into())),
         },
         ConfigKind::Str => match key.rule {
@@ -305,6 +403,9 @@ fn validate_value(
         },
         ConfigKind::List => {
             let items = split_list(value);
+            if matches!(key.rule, Rule::ThrottledReplicas) {
+                check_throttled_replicas(&items).map_err(|why| bad(why.into()))?;
+            }
             if let Rule::ListOf(words) = key.rule {
                 if let Some(item) = items.iter().find(|i| !words.contains(&i.as_str())) {
                     return Err(bad(format!(
@@ -315,6 +416,23 @@ fn validate_value(
             }
             Ok(items.join(","))
         }
+    }
+}
+
+/// Kafka's ThrottledReplicaListValidator: `*` alone, or items
+/// `partition:broker` of decimal ids.
+fn check_throttled_replicas(items: &[String]) -> Result<(), &'static str> {
+    if items.len() == 1 && items[0] == "*" {
+        return Ok(());
+    }
+    let is_id = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let valid = |item: &String| {
+        item.split_once(':')
+            .is_some_and(|(partition, broker)| is_id(partition) && is_id(broker))
+    };
+    match items.iter().all(valid) {
+        true => Ok(()),
+        false => Err("must be the literal '*' or a list of replicas in the format [PartitionId]:[BrokerId],[PartitionId]:[BrokerId],..."),
     }
 }
 
@@ -357,16 +475,25 @@ pub fn resolve_entries(
                 ));
             }
             for s in key.synonyms {
-                if let Some(v) = defaults.set.get(s.name) {
-                    synonyms.push((s.name.to_string(), v.clone(), source::STATIC_BROKER_CONFIG));
+                for (v, source) in defaults.layers(s.name) {
+                    synonyms.push((s.name.to_string(), v, source));
                 }
             }
-            let last = key.synonyms.last().expect("every key has a broker synonym");
-            let shown_default = match last.factor {
-                1 => key.default.to_string(),
-                f => (key.default.parse::<i64>().unwrap_or(0) / f).to_string(),
+            // The default shows under the last broker synonym (in its
+            // unit), or under the key itself when there is none.
+            let (shown_name, shown_default) = match key.synonyms.last() {
+                Some(last) if last.factor != 1 => (
+                    last.name,
+                    (key.default.parse::<i64>().unwrap_or(0) / last.factor).to_string(),
+                ),
+                Some(last) => (last.name, key.default.to_string()),
+                None => (key.name, key.default.to_string()),
             };
-            synonyms.push((last.name.to_string(), shown_default, source::DEFAULT_CONFIG));
+            synonyms.push((
+                shown_name.to_string(),
+                shown_default,
+                source::DEFAULT_CONFIG,
+            ));
             let (value, source) = match overrides.get(key.name) {
                 Some(v) => (v.clone(), source::DYNAMIC_TOPIC_CONFIG),
                 None => defaults.default_for(key),

@@ -21,7 +21,6 @@ fn config_keys_sorted_and_defaults_valid() {
             "{}",
             key.name
         );
-        assert!(!key.synonyms.is_empty());
     }
     let c = TopicConfig::default();
     assert!(c.cleanup_delete && !c.cleanup_compact);
@@ -119,8 +118,16 @@ fn config_broker_synonyms_and_precedence() {
     assert!(pairs.contains(&("log.retention.hours".into(), "3".into())));
     assert!(pairs.contains(&("log.cleanup.policy".into(), "compact,delete".into())));
     let entries = d.broker_entries();
-    assert!(entries.contains(&("log.retention.hours".into(), "2".into(), true)));
-    assert!(entries.contains(&("log.retention.bytes".into(), "-1".into(), false)));
+    assert!(entries.contains(&(
+        "log.retention.hours".into(),
+        "2".into(),
+        source::STATIC_BROKER_CONFIG
+    )));
+    assert!(entries.contains(&(
+        "log.retention.bytes".into(),
+        "-1".into(),
+        source::DEFAULT_CONFIG
+    )));
 }
 
 #[test]
@@ -165,4 +172,96 @@ fn config_incremental_ops() {
         apply_edit(&d, &cur, &replace).unwrap(),
         map(&[("retention.bytes", "10")])
     );
+}
+
+#[test]
+fn config_kafka4_topic_keys_accepted_with_kafka_ranges() {
+    for (name, good, bad) in [
+        ("flush.ms", "1000", "-1"),
+        ("flush.messages", "1", "0"),
+        ("compression.gzip.level", "-1", "0"),
+        ("compression.gzip.level", "9", "10"),
+        ("compression.lz4.level", "17", "18"),
+        ("compression.zstd.level", "-131072", "23"),
+        ("file.delete.delay.ms", "0", "-1"),
+        ("local.retention.ms", "-2", "-3"),
+        ("local.retention.bytes", "-2", "-3"),
+        ("segment.index.bytes", "4", "3"),
+        ("segment.jitter.ms", "0", "-1"),
+        ("preallocate", "true", "yes"),
+        ("unclean.leader.election.enable", "false", "1"),
+        ("message.downconversion.enable", "false", "no"),
+        ("remote.log.copy.disable", "true", "x"),
+        ("remote.log.delete.on.disable", "true", "x"),
+        ("leader.replication.throttled.replicas", "0:1,1:1", "0-1"),
+        ("follower.replication.throttled.replicas", "*", "*,0:1"),
+    ] {
+        assert!(validate_topic_value(name, good).is_ok(), "{name}={good}");
+        let e = validate_topic_value(name, bad).unwrap_err();
+        assert_eq!(e.key, name, "{name}={bad}");
+    }
+    assert!(validate_topic_value("remote.storage.enable", "false").is_ok());
+    let e = validate_topic_value("remote.storage.enable", "true").unwrap_err();
+    assert!(e.message.contains("Tiered Storage"), "{}", e.message);
+}
+
+#[test]
+fn config_key_without_broker_synonym_reports_its_default_under_itself() {
+    let entries = resolve_entries(&LogDefaults::default(), &BTreeMap::new());
+    let e = entries
+        .iter()
+        .find(|e| e.key.name == "remote.storage.enable")
+        .unwrap();
+    assert_eq!(e.value, "false");
+    assert_eq!(
+        e.synonyms,
+        vec![(
+            "remote.storage.enable".to_string(),
+            "false".to_string(),
+            source::DEFAULT_CONFIG
+        )]
+    );
+}
+
+#[test]
+fn config_dynamic_broker_layers_precede_static_per_key() {
+    let statics = LogDefaults::from_pairs([
+        ("log.retention.hours".to_string(), "2".to_string()),
+        ("log.segment.bytes".to_string(), "1000000".to_string()),
+    ])
+    .unwrap();
+    let dynamic = DynamicBrokerConfigs {
+        broker: map(&[("log.segment.bytes", "2000000")]),
+        cluster_default: map(&[
+            ("log.retention.ms", "60000"),
+            ("log.segment.bytes", "3000000"),
+        ]),
+    };
+    let d = statics.with_dynamic(&dynamic);
+    let c = TopicConfig::resolve(&d, &BTreeMap::new());
+    // log.retention.ms (dynamic default) precedes log.retention.hours (static).
+    assert_eq!(c.retention_ms, 60_000);
+    assert_eq!(c.segment_bytes, 2_000_000);
+    let entries = resolve_entries(&d, &BTreeMap::new());
+    let segment = entries
+        .iter()
+        .find(|e| e.key.name == "segment.bytes")
+        .unwrap();
+    assert_eq!(segment.source, source::DYNAMIC_BROKER_CONFIG);
+    let layers: Vec<i8> = segment.synonyms.iter().map(|s| s.2).collect();
+    assert_eq!(
+        layers,
+        vec![
+            source::DYNAMIC_BROKER_CONFIG,
+            source::DYNAMIC_DEFAULT_BROKER_CONFIG,
+            source::STATIC_BROKER_CONFIG,
+            source::DEFAULT_CONFIG
+        ]
+    );
+    assert!(is_dynamic_broker_key("log.flush.interval.ms"));
+    assert!(!is_dynamic_broker_key("log.retention.check.interval.ms"));
+    assert!(validate_dynamic_broker_value("log.retention.ms", "x")
+        .unwrap()
+        .is_err());
+    assert!(validate_dynamic_broker_value("node.id", "1").is_none());
 }

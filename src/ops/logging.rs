@@ -12,11 +12,20 @@
 //! - The level filter sits behind a `reload` layer: SIGHUP re-reads
 //!   `log_level` from the config file and swaps the filter in place, with
 //!   no restart. `RUST_LOG`, when set, wins at start (developer override).
+//! - Kafka's BROKER_LOGGER resource (DescribeConfigs, IncrementalAlterConfigs
+//!   type 8) sets one logger's level at run time: here a logger is a tracing
+//!   target (`corestream::group`) or `root`, and the filter becomes the root
+//!   level plus one directive per logger. As in Kafka these changes are not
+//!   persisted; a SIGHUP reload replaces them with the file's `log_level`.
+//!   The logger table is process-wide behind a mutex: the filter it edits
+//!   is process-wide already, and only admin requests touch it.
 //! - Sending a journal entry is one `sendmsg` on a datagram socket, the same
 //!   class of syscall as the stderr write it replaces; logging is rare on
 //!   the hot path (errors and state changes only).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -28,6 +37,99 @@ use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 pub const JOURNAL_STREAM_ENV: &str = "JOURNAL_STREAM";
 /// Identifier of our journal entries (`journalctl -t corestreamd`).
 pub const SYSLOG_IDENTIFIER: &str = "corestreamd";
+
+/// Kafka's name of the root logger.
+pub const ROOT_LOGGER: &str = "root";
+/// Longest logger name accepted, bytes.
+const LOGGER_NAME_BYTES_MAX: usize = 256;
+
+/// The BROKER_LOGGER table: the root directive and per-logger levels.
+struct BrokerLoggers {
+    handle: reload::Handle<EnvFilter, Registry>,
+    root: String,
+    levels: BTreeMap<String, String>,
+}
+
+static BROKER_LOGGERS: OnceLock<Mutex<BrokerLoggers>> = OnceLock::new();
+
+/// Kafka's log4j level names to tracing's.
+fn tracing_level(kafka_level: &str) -> Option<&'static str> {
+    match kafka_level.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => Some("trace"),
+        "DEBUG" => Some("debug"),
+        "INFO" => Some("info"),
+        "WARN" => Some("warn"),
+        "ERROR" | "FATAL" => Some("error"),
+        "OFF" => Some("off"),
+        _ => None,
+    }
+}
+
+fn valid_logger_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= LOGGER_NAME_BYTES_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// The loggers with a level, `root` first (DescribeConfigs on
+/// BROKER_LOGGER); `None` before logging is initialised.
+pub fn broker_loggers() -> Option<Vec<(String, String)>> {
+    let loggers = BROKER_LOGGERS.get()?.lock().ok()?;
+    let mut out = vec![(ROOT_LOGGER.to_string(), loggers.root.to_uppercase())];
+    out.extend(
+        loggers
+            .levels
+            .iter()
+            .map(|(name, level)| (name.clone(), level.to_uppercase())),
+    );
+    Some(out)
+}
+
+/// Sets (`Some` Kafka level) or removes (`None`: back to the root level)
+/// one logger's level; `root` sets the root level.
+pub fn set_broker_logger(name: &str, level: Option<&str>) -> Result<(), LogLevelError> {
+    let bad = |message: &str| LogLevelError {
+        directive: format!("{name}={}", level.unwrap_or("")),
+        message: message.to_string(),
+    };
+    if !valid_logger_name(name) {
+        return Err(bad(
+            "a logger is `root` or a tracing target such as corestream::group",
+        ));
+    }
+    let level =
+        match level {
+            Some(l) => Some(tracing_level(l).ok_or_else(|| {
+                bad("valid levels are TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF")
+            })?),
+            None => None,
+        };
+    let table = BROKER_LOGGERS
+        .get()
+        .ok_or_else(|| bad("logging is not initialised"))?;
+    let mut loggers = table.lock().map_err(|_| bad("logger table poisoned"))?;
+    match (name == ROOT_LOGGER, level) {
+        (true, Some(l)) => loggers.root = l.to_string(),
+        (true, None) => return Err(bad("the root logger cannot be removed")),
+        (false, Some(l)) => {
+            loggers.levels.insert(name.to_string(), l.to_string());
+        }
+        (false, None) => {
+            loggers.levels.remove(name);
+        }
+    }
+    let mut directive = loggers.root.clone();
+    for (target, level) in &loggers.levels {
+        let _ = write!(directive, ",{target}={level}");
+    }
+    let filter = parse_level(&directive)?;
+    loggers
+        .handle
+        .reload(filter)
+        .map_err(|e| bad(&e.to_string()))
+}
 
 /// Changes the log level of the running process.
 pub struct LogControl {
@@ -89,6 +191,11 @@ impl LogControl {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         });
         let journal = to_journal.then_some(JournalLayer);
+        let _ = BROKER_LOGGERS.set(Mutex::new(BrokerLoggers {
+            handle: handle.clone(),
+            root: from_env.unwrap_or_else(|| level.to_string()),
+            levels: BTreeMap::new(),
+        }));
         let _ = tracing_subscriber::registry()
             .with(filter)
             .with(stderr)
@@ -97,9 +204,14 @@ impl LogControl {
         LogControl { handle, to_journal }
     }
 
-    /// Replaces the level filter (SIGHUP).
+    /// Replaces the level filter (SIGHUP); BROKER_LOGGER levels set at run
+    /// time are dropped.
     pub fn set_level(&self, level: &str) -> Result<(), LogLevelError> {
         let filter = parse_level(level)?;
+        if let Some(Ok(mut loggers)) = BROKER_LOGGERS.get().map(Mutex::lock) {
+            loggers.root = level.to_string();
+            loggers.levels.clear();
+        }
         self.handle.reload(filter).map_err(|e| LogLevelError {
             directive: level.to_string(),
             message: e.to_string(),

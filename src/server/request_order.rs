@@ -16,11 +16,13 @@
 //! - `SessionFetch`: a Fetch that opens or moves a fetch session (KIP-227).
 //!   It overlaps reads, but not another fetch: session epochs are a
 //!   sequence.
-//! - `Produce`: overlaps other produces once they have *dispatched*, i.e.
-//!   handed every partition's batches to the owner shard
-//!   (`RequestContext::dispatched`). Batches for one partition then reach
-//!   its owner in request order (one FIFO channel or run queue per shard
-//!   pair) and take its append lock in that order (`FifoLock`);
+//! - `Produce`: overlaps other produces. Each takes a dispatch ticket when
+//!   it is admitted (a [`FifoLock`] of the connection, so in request order)
+//!   and hands its partitions' batches to the owner shards only in its turn
+//!   (`RequestContext::dispatch_turn`), giving the turn up once all are
+//!   sent (`RequestContext::dispatched`). Batches for one partition then
+//!   reach its owner in request order (one FIFO channel or run queue per
+//!   shard pair) and take its append lock in that order (`FifoLock`);
 //!   transactional batches keep it through their coordinator check
 //!   (`Partition::produce_transactional`). So a connection's batches land
 //!   in each partition in the order it sent them, while their flushes are
@@ -39,7 +41,7 @@
 //! entries per request; a Fetch's session fields are read from fixed
 //! positions of its body.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -48,6 +50,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
 use crate::protocol::frame::parse_request_header;
+use crate::shard::fifo_lock::{Acquire, FifoGuard, FifoLock};
 
 /// How a request may overlap the connection's other requests (module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,14 +104,13 @@ impl Footprint {
     }
 
     /// Whether a request of footprint `next` may start while one of `self`
-    /// runs (`dispatched`: that one has handed its work to the owners).
-    fn admits(self, next: Footprint, dispatched: bool) -> bool {
+    /// runs (produces keep their order through dispatch turns instead).
+    fn admits(self, next: Footprint) -> bool {
         use Footprint::*;
-        match (self, next) {
-            (Read, Read) | (Read, SessionFetch) | (SessionFetch, Read) => true,
-            (Produce, Produce) => dispatched,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Read, Read) | (Read, SessionFetch) | (SessionFetch, Read) | (Produce, Produce)
+        )
     }
 }
 
@@ -146,7 +148,6 @@ fn fetch_footprint(frame: &Bytes) -> Footprint {
 struct Running {
     id: u64,
     footprint: Footprint,
-    dispatched: bool,
 }
 
 #[derive(Debug, Default)]
@@ -162,6 +163,9 @@ struct GateState {
 #[derive(Debug, Default)]
 pub struct OrderGate {
     state: RefCell<GateState>,
+    /// Produces hand their batches to the owners one at a time, in request
+    /// order.
+    dispatch_turns: FifoLock,
 }
 
 impl OrderGate {
@@ -175,11 +179,7 @@ impl OrderGate {
     pub async fn admit(self: &Rc<Self>, footprint: Footprint) -> Admission {
         poll_fn(|cx| {
             let mut state = self.state.borrow_mut();
-            let clear = state
-                .running
-                .iter()
-                .all(|r| r.footprint.admits(footprint, r.dispatched));
-            if clear {
+            if state.running.iter().all(|r| r.footprint.admits(footprint)) {
                 Poll::Ready(())
             } else {
                 state.reader = Some(cx.waker().clone());
@@ -190,26 +190,21 @@ impl OrderGate {
         let mut state = self.state.borrow_mut();
         let id = state.next_id;
         state.next_id += 1;
-        state.running.push(Running {
-            id,
-            footprint,
-            dispatched: false,
-        });
+        state.running.push(Running { id, footprint });
+        // The ticket is taken here, in the reader: in request order.
+        let turn =
+            (footprint == Footprint::Produce).then(|| Turn::Waiting(self.dispatch_turns.lock()));
         Admission {
             gate: self.clone(),
             id,
-            dispatched: Cell::new(false),
+            turn: RefCell::new(turn),
         }
     }
 
-    fn update(&self, id: u64, finished: bool) {
+    fn finished(&self, id: u64) {
         let mut state = self.state.borrow_mut();
         if let Some(at) = state.running.iter().position(|r| r.id == id) {
-            if finished {
-                state.running.swap_remove(at);
-            } else {
-                state.running[at].dispatched = true;
-            }
+            state.running.swap_remove(at);
         }
         if let Some(reader) = state.reader.take() {
             reader.wake();
@@ -217,28 +212,54 @@ impl OrderGate {
     }
 }
 
+/// A produce's place in its connection's dispatch order.
+#[derive(Debug)]
+enum Turn {
+    Waiting(Acquire),
+    /// The turn, held (for its `Drop`) until the produce dispatched.
+    Holding {
+        _guard: FifoGuard,
+    },
+}
+
 /// A request admitted by an [`OrderGate`]; it leaves the gate when dropped
-/// (its handler finished, or its task was cancelled with the connection).
+/// (its handler finished, or its task was cancelled with the connection),
+/// giving up its dispatch turn if it still has one.
 #[derive(Debug)]
 pub struct Admission {
     gate: Rc<OrderGate>,
     id: u64,
-    dispatched: Cell<bool>,
+    /// A produce's dispatch turn (`None` for other requests, or once given
+    /// up).
+    turn: RefCell<Option<Turn>>,
 }
 
 impl Admission {
-    /// The request has handed all its work to the partitions' owners: later
-    /// produces of the connection may start.
+    /// Waits until the connection's earlier produces have handed their
+    /// batches to the owners (at once when they have, the usual case).
+    pub async fn dispatch_turn(&self) {
+        let taken = self.turn.borrow_mut().take();
+        let waiting = match taken {
+            Some(Turn::Waiting(acquire)) => acquire,
+            other => {
+                *self.turn.borrow_mut() = other;
+                return;
+            }
+        };
+        let guard = waiting.await;
+        *self.turn.borrow_mut() = Some(Turn::Holding { _guard: guard });
+    }
+
+    /// The request has handed all its work to the partitions' owners: the
+    /// connection's next produce may dispatch.
     pub fn dispatched(&self) {
-        if !self.dispatched.replace(true) {
-            self.gate.update(self.id, false);
-        }
+        self.turn.borrow_mut().take();
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.gate.update(self.id, true);
+        self.gate.finished(self.id);
     }
 }
 
@@ -329,20 +350,41 @@ mod tests {
     }
 
     #[test]
-    fn order_gate_lets_a_produce_start_once_the_previous_one_dispatched() {
+    fn order_gate_runs_produces_together_but_dispatches_them_in_order() {
         futures::executor::block_on(async {
             let gate = OrderGate::new();
             let first = gate.admit(Footprint::Produce).await;
-            let mut second = Box::pin(gate.admit(Footprint::Produce));
-            assert!(second.as_mut().now_or_never().is_none());
+            let second = gate.admit(Footprint::Produce).await;
+            {
+                let mut turn = Box::pin(second.dispatch_turn());
+                assert!(
+                    turn.as_mut().now_or_never().is_none(),
+                    "first dispatches first"
+                );
+            }
+            first.dispatch_turn().await;
             first.dispatched();
-            let _second = second.await;
+            second.dispatch_turn().await;
+            second.dispatched();
             let mut fetch = Box::pin(gate.admit(Footprint::Read));
             assert!(
                 fetch.as_mut().now_or_never().is_none(),
                 "a read waits for produces"
             );
             drop(first);
+            drop(second);
+            let _ = fetch.await;
+        });
+    }
+
+    #[test]
+    fn order_gate_passes_the_dispatch_turn_on_when_a_produce_fails_early() {
+        futures::executor::block_on(async {
+            let gate = OrderGate::new();
+            let failed = gate.admit(Footprint::Produce).await;
+            let next = gate.admit(Footprint::Produce).await;
+            drop(failed); // e.g. its body did not decode: never dispatched
+            next.dispatch_turn().await;
         });
     }
 }

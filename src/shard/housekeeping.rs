@@ -27,17 +27,17 @@ use tracing::{debug, info, warn};
 
 use super::partition::{CleanerView, Partition};
 use super::Shard;
-use crate::config::Config;
-use crate::metadata::{PartitionId, TopicConfig, TopicMeta};
+use crate::metadata::{LogDefaults, PartitionId, TopicConfig, TopicMeta};
 use crate::storage::{CompactionPolicy, IoPacer, LogConfig, RetentionPolicy, StorageError};
 
 /// CPU shares of the housekeeping queue; the default queue has 1000, so
 /// under contention housekeeping gets about 1/11 of the core.
 pub const HOUSEKEEPING_SHARES: usize = 100;
 
-/// The log settings of a topic's partitions.
-pub(crate) fn log_config(config: &Config, topic: &TopicMeta) -> LogConfig {
-    let topic = topic.config(&config.log_defaults);
+/// The log settings of a topic's partitions under the broker's effective
+/// log `defaults`.
+pub(crate) fn log_config(defaults: &LogDefaults, topic: &TopicMeta) -> LogConfig {
+    let topic = topic.config(defaults);
     LogConfig {
         segment_bytes: topic.segment_bytes,
         index_interval_bytes: topic.index_interval_bytes,
@@ -69,17 +69,24 @@ pub(crate) fn spawn(shard: Rc<Shard>) {
 }
 
 async fn run(shard: Rc<Shard>) {
-    let defaults = &shard.config.log_defaults;
-    let interval = Duration::from_millis(defaults.retention_check_interval_ms);
-    let mut pacer = BudgetPacer::new(defaults.cleaner_io_bytes_per_second);
+    // The check interval is static (read-only in Kafka too); the cleaner's
+    // I/O budget and the topic defaults are read from each pass's snapshot.
+    let interval = Duration::from_millis(shard.config.log_defaults.retention_check_interval_ms);
+    let mut budget = shard.snapshot().log_defaults.cleaner_io_bytes_per_second;
+    let mut pacer = BudgetPacer::new(budget);
     loop {
         glommio::timer::sleep(interval).await;
+        let snapshot = shard.snapshot();
+        if snapshot.log_defaults.cleaner_io_bytes_per_second != budget {
+            budget = snapshot.log_defaults.cleaner_io_bytes_per_second;
+            pacer = BudgetPacer::new(budget);
+        }
         let partitions: Vec<Rc<Partition>> = shard.partitions.borrow().values().cloned().collect();
         for partition in partitions {
             let Some(topic) = shard.snapshot().topic(&partition.id.topic).cloned() else {
                 continue;
             };
-            let config = topic.config(defaults);
+            let config = topic.config(&shard.snapshot().log_defaults);
             housekeep(&partition, &config, &mut pacer).await;
         }
     }

@@ -78,3 +78,20 @@ pub async fn owner_of(
         .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
     Ok((owner, partition))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Flags;
+    use crate::metadata::INTERNAL_TOPICS;
+
+    #[test]
+    fn internal_topic_every_one_has_its_coordinators_partition_count() {
+        let config = Config::resolve(Flags::default()).expect("default config");
+        for name in INTERNAL_TOPICS {
+            let partitions = partitions_for_topic(&config, name);
+            assert!(partitions.is_some_and(|p| p >= 1), "{name}: {partitions:?}");
+        }
+        assert_eq!(partitions_for_topic(&config, "orders"), None);
+    }
+}

@@ -32,7 +32,8 @@ pub enum PartitionOp {
         /// aborted transactions in the range read.
         committed: bool,
     },
-    /// ListOffsets: -2 earliest, -1 latest, otherwise a timestamp in ms.
+    /// ListOffsets: -2 earliest, -1 latest, -3 max timestamp, otherwise a
+    /// timestamp in ms.
     ListOffset {
         /// The timestamp or sentinel.
         timestamp: i64,
@@ -137,6 +138,18 @@ pub enum MetaChange {
         /// Topic name.
         name: String,
         /// The edit.
+        edit: crate::metadata::topic_config::ConfigEdit,
+        /// Check only; change nothing.
+        validate_only: bool,
+    },
+    /// Change dynamic broker configs (AlterConfigs,
+    /// IncrementalAlterConfigs on the broker resource), applied by the
+    /// metadata owner to the current layer.
+    AlterBrokerConfig {
+        /// The cluster-wide default (resource name "") rather than this
+        /// broker's own.
+        cluster_default: bool,
+        /// The edit, by broker key.
         edit: crate::metadata::topic_config::ConfigEdit,
         /// Check only; change nothing.
         validate_only: bool,

@@ -20,7 +20,10 @@ use super::messages::{MetaChange, MetaResult, ShardMsg};
 use super::partition::Partition;
 use super::{Shard, METADATA_OWNER_SHARD};
 use crate::metadata::internal_topics::check_internal_config;
-use crate::metadata::topic_config::apply_edit;
+use crate::metadata::topic_config::{
+    apply_edit, is_dynamic_broker_key, validate_dynamic_broker_value, AlterOp, ConfigEdit,
+    ConfigValueError,
+};
 use crate::metadata::{
     self, is_internal_topic, LogDefaults, PartitionId, Snapshot, TopicConfig, TopicMeta,
 };
@@ -62,14 +65,21 @@ impl Shard {
     pub(super) async fn change_metadata_here(self: &Rc<Self>, change: MetaChange) -> MetaResult {
         let _serial = self.meta_lock.lock().await;
         let current = self.snapshot();
-        let defaults = &self.config.log_defaults;
-        let next = match next_snapshot(&current, &change, self.shard_count(), defaults) {
+        let next = match next_snapshot(
+            &current,
+            &change,
+            self.shard_count(),
+            &self.config.log_defaults,
+        ) {
             Ok(next) => next,
             Err(result) => return result,
         };
         if matches!(
             change,
             MetaChange::AlterTopicConfig {
+                validate_only: true,
+                ..
+            } | MetaChange::AlterBrokerConfig {
                 validate_only: true,
                 ..
             }
@@ -138,7 +148,7 @@ impl Shard {
             let Some(topic) = snapshot.topic(&p.id.topic) else {
                 continue;
             };
-            let config = super::housekeeping::log_config(&self.config, topic);
+            let config = super::housekeeping::log_config(&snapshot.log_defaults, topic);
             if p.log.config() != config {
                 if let Err(e) = p.log.set_config(config) {
                     error!(partition = %p.id, "topic config not applied: {e}");
@@ -182,7 +192,7 @@ impl Shard {
     ) -> Result<PartitionLog<DmaDisk>, crate::storage::StorageError> {
         let dir = self.config.data_dir.join(id.to_string());
         let config = match snapshot.topic(&id.topic) {
-            Some(topic) => super::housekeeping::log_config(&self.config, topic),
+            Some(topic) => super::housekeeping::log_config(&snapshot.log_defaults, topic),
             None => LogConfig::default(),
         };
         PartitionLog::open(DmaDisk, dir, config).await
@@ -232,13 +242,30 @@ impl Shard {
 }
 
 /// The snapshot after `change`, or the Kafka error that refuses it.
+/// `static_defaults` are the broker's TOML log defaults (dynamic broker
+/// configs go over them).
 fn next_snapshot(
     current: &Snapshot,
     change: &MetaChange,
     shards: usize,
-    defaults: &LogDefaults,
+    static_defaults: &LogDefaults,
 ) -> Result<Snapshot, MetaResult> {
+    let defaults = &*current.log_defaults;
     match change {
+        MetaChange::AlterBrokerConfig {
+            cluster_default,
+            edit,
+            ..
+        } => {
+            let mut configs = current.broker_configs.clone();
+            let layer = match cluster_default {
+                true => &mut configs.cluster_default,
+                false => &mut configs.broker,
+            };
+            *layer =
+                edit_broker_configs(layer, edit).map_err(|e| (e.error_code(), Some(e.message)))?;
+            Ok(current.with_broker_configs(static_defaults, configs))
+        }
         MetaChange::AlterTopicConfig { name, edit, .. } => {
             let Some(topic) = current.topic(name) else {
                 return Err((
@@ -304,4 +331,72 @@ fn next_snapshot(
             Ok(current.with_topic(grown))
         }
     }
+}
+
+/// Applies a broker-config edit to one layer of dynamic broker configs:
+/// a legacy AlterConfigs replaces the layer, an incremental one SETs or
+/// DELETEs single keys (APPEND/SUBTRACT on `log.cleanup.policy`, the one
+/// list key, work on its current layer value). Read-only keys are
+/// INVALID_REQUEST naming them, as Kafka answers; bad values INVALID_CONFIG.
+fn edit_broker_configs(
+    layer: &std::collections::BTreeMap<String, String>,
+    edit: &ConfigEdit,
+) -> Result<std::collections::BTreeMap<String, String>, ConfigValueError> {
+    let validate = |name: &str, value: &str| match validate_dynamic_broker_value(name, value) {
+        Some(checked) => checked,
+        None => Err(ConfigValueError::read_only(name)),
+    };
+    match edit {
+        ConfigEdit::Replace(pairs) => pairs
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), validate(name, value)?)))
+            .collect(),
+        ConfigEdit::Incremental(ops) => {
+            let mut next = layer.clone();
+            for (name, op, value) in ops {
+                if !is_dynamic_broker_key(name) {
+                    return Err(ConfigValueError::read_only(name));
+                }
+                match (op, value) {
+                    (AlterOp::Delete, _) => {
+                        next.remove(name);
+                    }
+                    (AlterOp::Set, Some(value)) => {
+                        next.insert(name.clone(), validate(name, value)?);
+                    }
+                    (AlterOp::Append | AlterOp::Subtract, Some(value)) => {
+                        let edited = edit_list(next.get(name), *op, value);
+                        next.insert(name.clone(), validate(name, &edited)?);
+                    }
+                    (_, None) => {
+                        return Err(ConfigValueError::invalid_request(
+                            name,
+                            format!("Null value not supported for : {name}"),
+                        ))
+                    }
+                }
+            }
+            Ok(next)
+        }
+    }
+}
+
+/// APPEND or SUBTRACT `value`'s items on a comma-separated list.
+fn edit_list(current: Option<&String>, op: AlterOp, value: &str) -> String {
+    let items = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut list = current.map(|c| items(c)).unwrap_or_default();
+    for item in items(value) {
+        match op {
+            AlterOp::Append if !list.contains(&item) => list.push(item),
+            AlterOp::Subtract => list.retain(|i| *i != item),
+            _ => {}
+        }
+    }
+    list.join(",")
 }

@@ -146,7 +146,10 @@ pub fn run_supervised(
         source,
     };
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
-    let snapshot = Arc::new(metadata::load(&config.data_dir, config.shards).map_err(meta_err)?);
+    let mut loaded = metadata::load(&config.data_dir, config.shards).map_err(meta_err)?;
+    // Dynamic broker configs persisted with the metadata go over the TOML's.
+    loaded.log_defaults = Arc::new(config.log_defaults.with_dynamic(&loaded.broker_configs));
+    let snapshot = Arc::new(loaded);
     check_port_free(&config)?;
     let admin_fd = bind_admin(&config)?;
     supervisor::block_signals();

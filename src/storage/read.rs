@@ -1,5 +1,6 @@
-//! Reading durable data: `PartitionLog::read` and
-//! `PartitionLog::offset_for_timestamp`.
+//! Reading durable data: `PartitionLog::read`,
+//! `PartitionLog::offset_for_timestamp` and
+//! `PartitionLog::offset_for_max_timestamp`.
 //!
 //! A read finds the segment holding the offset, asks the sparse offset index
 //! for the closest preceding batch, hops batch headers from there (reading
@@ -155,6 +156,28 @@ impl<D: Disk> PartitionLog<D> {
             }
         }
         Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (-3): the offset and timestamp of the
+    /// first record holding the log's largest timestamp (Kafka 3.8+, record
+    /// granular inside uncompressed batches), or `None` for a log with no
+    /// durable data. The largest timestamp comes from the segments' maxima,
+    /// then the ordinary timestamp lookup finds its first batch.
+    pub async fn offset_for_max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let high_watermark = self.high_watermark.get();
+        let log_start = self.log_start_offset.get();
+        let max = self
+            .segments
+            .borrow()
+            .iter()
+            .filter(|s| s.file.is_some() && s.base_offset < high_watermark)
+            .filter(|s| s.end_offset > log_start && s.max_timestamp != i64::MIN)
+            .map(|s| s.max_timestamp)
+            .max();
+        match max {
+            Some(max) => self.offset_for_timestamp(max).await,
+            None => Ok(None),
+        }
     }
 
     /// Kafka answers the first *record* at or after `timestamp`; inside an

@@ -64,6 +64,7 @@ class Broker:
         extra_args: list[str] | tuple[str, ...] = (),
         port: int | None = None,
         pass_data_dir: bool = True,
+        initial_rebalance_delay_ms: int | None = 0,
     ) -> None:
         self.name = name
         self.workdir = workdir
@@ -80,6 +81,9 @@ class Broker:
         self.node_id = node_id
         self.extra_args = list(extra_args)
         self.pass_data_dir = pass_data_dir
+        # Kafka's 3 s group.initial.rebalance.delay.ms would slow every group
+        # test's first join; tests of the delay pass None (broker default).
+        self.initial_rebalance_delay_ms = initial_rebalance_delay_ms
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         # False while the broker is meant to be running; a broker that is
@@ -141,6 +145,11 @@ class Broker:
         self.expected_down = False
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        delay_var = "CORESTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS"
+        if self.initial_rebalance_delay_ms is None:
+            env.pop(delay_var, None)
+        else:
+            env[delay_var] = str(self.initial_rebalance_delay_ms)
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(self.args())}\n".encode())
             log.flush()

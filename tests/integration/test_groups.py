@@ -696,3 +696,38 @@ def test_offsets_of_an_empty_group_expire_after_retention(broker_factory):
     # The tombstones are durable: the expired offsets stay gone after a restart.
     broker.restart()
     assert committed(broker.bootstrap, topic, "group-gone", 2) == {0: -1001, 1: -1001}
+
+
+def test_join_group_initial_rebalance_delay_default_one_generation(broker_factory):
+    """With Kafka's default group.initial.rebalance.delay.ms (3 s), two
+    consumers joining a new group within the delay share the first
+    generation: each is assigned once and nothing is revoked."""
+    broker = broker_factory(initial_rebalance_delay_ms=None)
+    topic, group = "g-initial-delay", "group-initial-delay"
+    create_topic(broker.bootstrap, topic, 4)
+    events: dict[str, list[str]] = {"c1": [], "c2": []}
+
+    def callbacks(name: str) -> dict:
+        return {
+            "on_assign": lambda c, ps: events[name].append(f"assign {len(ps)}"),
+            "on_revoke": lambda c, ps: events[name].append(f"revoke {len(ps)}"),
+        }
+
+    c1 = group_consumer(broker.bootstrap, group)
+    c2 = group_consumer(broker.bootstrap, group)
+    try:
+        c1.subscribe([topic], **callbacks("c1"))
+        started = time.monotonic()
+        c1.poll(0.5)
+        c2.subscribe([topic], **callbacks("c2"))
+        poll_until([c1, c2], lambda: len(assigned(c1)) == 2 and len(assigned(c2)) == 2)
+        waited_s = time.monotonic() - started
+        end = time.monotonic() + 2
+        while time.monotonic() < end:  # a second rebalance would show here
+            c1.poll(0.05)
+            c2.poll(0.05)
+        assert events == {"c1": ["assign 2"], "c2": ["assign 2"]}, events
+        assert waited_s >= 2.5, f"the first join waited the initial delay, not {waited_s:.1f} s"
+    finally:
+        c1.close()
+        c2.close()

@@ -8,6 +8,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 import clients
+import kafka_raw
 from clients import create_topic, produce_all
 
 # Record i of the fixture topic has timestamp T0 + i * STEP_MS.
@@ -115,3 +116,77 @@ def test_list_offsets_after_more_produce(broker):
         for p in range(4):
             assert admin_list_offsets(broker, topic, p, OffsetSpec.latest())[0] == 5 * round_
             assert admin_list_offsets(broker, topic, p, OffsetSpec.earliest())[0] == 0
+
+
+# ------------------------------------------- MAX_TIMESTAMP, EARLIEST_LOCAL
+
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LIST_OFFSETS = 2
+
+
+def raw_list_offset(broker, version: int, topic: str, partition: int, timestamp: int) -> tuple[int, int, int]:
+    """One-partition ListOffsets at `version` (flexible from v6), hand
+    encoded: (error_code, offset, timestamp)."""
+    flexible = version >= 6
+    w = kafka_raw.Writer().int32(-1).int8(0)  # replica_id, isolation_level
+
+    def name(s: str) -> None:
+        if flexible:
+            w.uvarint(len(s) + 1).raw(s.encode())
+        else:
+            w.string(s)
+
+    def count(n: int) -> None:
+        w.uvarint(n + 1) if flexible else w.int32(n)
+
+    count(1)
+    name(topic)
+    count(1)
+    w.int32(partition).int32(-1).int64(timestamp)  # current_leader_epoch (v4+)
+    if flexible:
+        w.uvarint(0).uvarint(0).uvarint(0)  # partition, topic, request tags
+    with broker.raw() as conn:
+        cid = conn.send_request(LIST_OFFSETS, version, w.bytes(), flexible_header=flexible)
+        r = kafka_raw.Reader(conn.recv_response(cid, flexible_header=flexible))
+    r.int32()  # throttle_time_ms
+    r.uvarint() if flexible else r.int32()  # one topic
+    r._take(r.uvarint() - 1) if flexible else r.string()
+    r.uvarint() if flexible else r.int32()  # one partition
+    assert r.int32() == partition
+    error = r.int16()
+    ts = r.int64()
+    offset = r.int64()
+    return error, offset, ts
+
+
+def test_list_offsets_v7_max_timestamp_confluent(broker):
+    """MAX_TIMESTAMP (-3): the record with the largest timestamp, wherever it
+    sits (in its own batch or inside one); -1/-1 on an empty partition."""
+    topic = "lo-max-ts"
+    create_topic(broker.bootstrap, topic, 3)
+    t0 = int(time.time() * 1000) - 3_600_000
+    stamps = [t0, t0 + 5_000, t0 + 2_000, t0 + 5_000, t0 + 1_000]
+    for ts in stamps:  # partition 0: one batch per record
+        produce_all(broker.bootstrap, topic, [(b"k", b"v", 0, ts)])
+    produce_all(broker.bootstrap, topic, [(b"k", b"v", 1, ts) for ts in stamps], **{"linger.ms": 1000})
+    for partition in (0, 1):
+        got = admin_list_offsets(broker, topic, partition, OffsetSpec.max_timestamp())
+        assert got == (1, t0 + 5_000), (partition, got)
+    assert admin_list_offsets(broker, topic, 2, OffsetSpec.max_timestamp()) == (-1, -1)
+    assert raw_list_offset(broker, 7, topic, 0, MAX_TIMESTAMP) == (0, 1, t0 + 5_000)
+
+
+def test_list_offsets_v8_earliest_local_and_sentinel_versions(broker):
+    """EARLIEST_LOCAL (-4, v8+) is the log start offset here (no tiered
+    storage); a sentinel below its version is INVALID_REQUEST."""
+    topic = "lo-earliest-local"
+    create_topic(broker.bootstrap, topic, 1)
+    produce_all(broker.bootstrap, topic, [(b"k", b"v", 0) for _ in range(3)])
+    a = clients.admin(broker.bootstrap)
+    a.delete_records([TopicPartition(topic, 0, 2)])[TopicPartition(topic, 0, 2)].result(timeout=30)
+    error, offset, _ = raw_list_offset(broker, 8, topic, 0, EARLIEST_LOCAL)
+    assert (error, offset) == (0, 2)
+    assert raw_list_offset(broker, 7, topic, 0, EARLIEST_LOCAL)[0] == kafka_raw.INVALID_REQUEST
+    assert raw_list_offset(broker, 6, topic, 0, MAX_TIMESTAMP)[0] == kafka_raw.INVALID_REQUEST
+    assert raw_list_offset(broker, 5, topic, 0, -2) == (0, 2, -1)

@@ -10,17 +10,28 @@ from __future__ import annotations
 import time
 
 import pytest
+from kafka.protocol.admin.configs import AlterConfigsRequest, AlterConfigsResponse
 from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
 from kafka.protocol.admin.configs import IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse
 from kafka.protocol.admin.topics import CreatePartitionsRequest, CreatePartitionsResponse
+from kafka.protocol.admin.groups import DeleteGroupsRequest, DeleteGroupsResponse
+from kafka.protocol.admin.topics import CreateTopicsRequest, CreateTopicsResponse
 from kafka.protocol.admin.topics import DeleteRecordsRequest, DeleteRecordsResponse
+from kafka.protocol.admin.topics import DeleteTopicsRequest, DeleteTopicsResponse
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
+from kafka.protocol.consumer.group import HeartbeatRequest, HeartbeatResponse
+from kafka.protocol.consumer.group import JoinGroupRequest, JoinGroupResponse
+from kafka.protocol.consumer.group import LeaveGroupRequest, LeaveGroupResponse
 from kafka.protocol.consumer.group import OffsetCommitRequest, OffsetCommitResponse
+from kafka.protocol.consumer.group import OffsetDeleteRequest, OffsetDeleteResponse
+from kafka.protocol.consumer.group import SyncGroupRequest, SyncGroupResponse
 from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
+from kafka.protocol.producer.transaction import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
 from kafka.protocol.producer.transaction import AddPartitionsToTxnRequest, AddPartitionsToTxnResponse
 from kafka.protocol.producer.transaction import EndTxnRequest, EndTxnResponse
 from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
+from kafka.protocol.producer.transaction import TxnOffsetCommitRequest, TxnOffsetCommitResponse
 
 import kafka_raw
 from pipelined import build, pipeline, receive, roundtrip, send
@@ -336,3 +347,178 @@ def test_offset_commit_async_commits_from_librdkafka_end_at_the_last_one(broker,
     finally:
         consumer.close()
     assert committed(broker, group, topic) == commits
+
+
+def all_codes(response) -> set[int]:
+    codes: list[int] = []
+
+    def walk(node) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        for key in getattr(node, "fields", {}):
+            value = getattr(node, key, None)
+            if key == "error_code":
+                codes.append(value)
+            elif isinstance(value, list) or hasattr(value, "fields"):
+                walk(value)
+
+    walk(response)
+    return set(codes)
+
+
+def test_create_delete_topics_v3_pipelined_alternation_ends_as_the_last_one(broker):
+    """CreateTopics and DeleteTopics of one name, alternating: each finds
+    the topic as the previous one left it; the last decides what is left."""
+    for depth in DEPTHS:
+        name = f"cd-{depth}"
+        requests = []
+        for i in range(depth):
+            if i % 2 == 0:
+                topic = dict(name=name, num_partitions=1 + (i // 2) % 3, replication_factor=1, assignments=[], configs=[])
+                requests.append((build(CreateTopicsRequest[3], dict(topics=[topic], timeout_ms=30_000, validate_only=False)), CreateTopicsResponse))
+            else:
+                requests.append((build(DeleteTopicsRequest[3], dict(topic_names=[name], timeout_ms=30_000)), DeleteTopicsResponse))
+        with broker.raw(timeout_s=120) as c:
+            handles = [send(c, r) for r, _ in requests]
+            codes = [all_codes(receive(c, h, cls)) for h, (_, cls) in zip(handles, requests)]
+        assert all(code == {0} for code in codes), codes
+        with broker.raw() as c:
+            topics = c.metadata([name])["topics"]
+        if depth % 2 == 1:
+            assert topics[0]["error_code"] == 0
+            assert len(topics[0]["partitions"]) == 1 + ((depth - 1) // 2) % 3
+        else:
+            assert topics[0]["error_code"] == 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_offset_commit_delete_groups_and_offset_delete_pipelined_in_order(broker):
+    """Commits alternating with DeleteGroups (then with OffsetDelete): each
+    delete finds the group the commit before it made, and the end state is
+    the last request's."""
+    create_topic(broker, "od")
+    for depth in DEPTHS:
+        for deleter in ("groups", "offsets"):
+            group = f"del-{deleter}-{depth}"
+            requests = []
+            for i in range(depth):
+                if i % 2 == 0:
+                    requests.append((commit_request(2, group, "od", i + 1), OffsetCommitResponse))
+                elif deleter == "groups":
+                    requests.append((build(DeleteGroupsRequest[1], dict(groups_names=[group])), DeleteGroupsResponse))
+                else:
+                    topics = [dict(name="od", partitions=[dict(partition_index=0)])]
+                    requests.append((build(OffsetDeleteRequest[0], dict(group_id=group, topics=topics)), OffsetDeleteResponse))
+            with broker.raw() as c:
+                handles = [send(c, r) for r, _ in requests]
+                codes = [all_codes(receive(c, h, cls)) for h, (_, cls) in zip(handles, requests)]
+            assert all(code <= {0} for code in codes), (deleter, depth, codes)
+            expected = depth if depth % 2 == 1 else -1
+            with broker.raw() as c:
+                request = build(
+                    OffsetFetchRequest[5],
+                    dict(group_id=group, topics=[dict(name="od", partition_indexes=[0])], require_stable=False),
+                )
+                response = roundtrip(c, request, OffsetFetchResponse)
+            assert response.topics[0].partitions[0].committed_offset == expected, (deleter, depth)
+
+
+def test_alter_configs_v1_pipelined_last_value_wins(broker):
+    create_topic(broker, "acfg")
+    for depth in DEPTHS:
+        requests = [
+            build(
+                AlterConfigsRequest[1],
+                dict(
+                    resources=[dict(resource_type=2, resource_name="acfg", configs=[dict(name="retention.bytes", value=str(1_000_000 + i))])],
+                    validate_only=False,
+                ),
+            )
+            for i in range(1, depth + 1)
+        ]
+        with broker.raw(timeout_s=60) as c:
+            responses = pipeline(c, requests, AlterConfigsResponse)
+        assert {r.responses[0].error_code for r in responses} == {0}
+        describe = build(
+            DescribeConfigsRequest[1],
+            dict(resources=[dict(resource_type=2, resource_name="acfg", configuration_keys=["retention.bytes"])], include_synonyms=False),
+        )
+        with broker.raw() as c:
+            [entry] = roundtrip(c, describe, DescribeConfigsResponse).results[0].configs
+        assert entry.value == str(1_000_000 + depth)
+
+
+def test_classic_group_pipelined_sync_heartbeats_and_leave_all_succeed(broker):
+    """After a JoinGroup, SyncGroup, heartbeats and LeaveGroup written back
+    to back: a heartbeat overtaking the sync would be REBALANCE_IN_PROGRESS,
+    one overtaking the leave UNKNOWN_MEMBER_ID."""
+    for depth in DEPTHS:
+        group = f"member-{depth}"
+        join = build(
+            JoinGroupRequest[3],
+            dict(
+                group_id=group,
+                session_timeout_ms=30_000,
+                rebalance_timeout_ms=30_000,
+                member_id="",
+                protocol_type="consumer",
+                protocols=[dict(name="range", metadata=b"")],
+            ),
+        )
+        with broker.raw(timeout_s=60) as c:
+            joined = roundtrip(c, join, JoinGroupResponse)
+            assert joined.error_code == 0, joined
+            member, generation = joined.member_id, joined.generation_id
+            requests = [
+                (
+                    build(
+                        SyncGroupRequest[2],
+                        dict(group_id=group, generation_id=generation, member_id=member, assignments=[dict(member_id=member, assignment=b"")]),
+                    ),
+                    SyncGroupResponse,
+                )
+            ]
+            beat = dict(group_id=group, generation_id=generation, member_id=member)
+            requests += [(build(HeartbeatRequest[2], beat), HeartbeatResponse) for _ in range(max(0, depth - 2))]
+            if depth > 1:
+                requests.append((build(LeaveGroupRequest[2], dict(group_id=group, member_id=member)), LeaveGroupResponse))
+            handles = [send(c, r) for r, _ in requests]
+            codes = [all_codes(receive(c, h, cls)) for h, (_, cls) in zip(handles, requests)]
+        assert all(code <= {0} for code in codes), codes
+
+
+def test_init_producer_id_v1_pipelined_epochs_follow_request_order(broker):
+    """InitProducerId for one transactional id N times back to back: each
+    bumps the epoch the previous one left, so the answers count up."""
+    for depth in DEPTHS:
+        request = dict(transactional_id=f"ip-{depth}", transaction_timeout_ms=60_000)
+        with broker.raw() as c:
+            responses = pipeline(c, [build(InitProducerIdRequest[1], request) for _ in range(depth)], InitProducerIdResponse)
+        assert [r.error_code for r in responses] == [0] * depth
+        epochs = [r.producer_epoch for r in responses]
+        assert epochs == list(range(epochs[0], epochs[0] + depth)), epochs
+        assert len({r.producer_id for r in responses}) == 1
+
+
+def test_txn_offset_commit_v2_pipelined_rounds_commit_the_last_offsets(broker):
+    """Rounds of AddOffsetsToTxn, TxnOffsetCommit and EndTxn(commit) back to
+    back: the group's committed offset is the last round's."""
+    create_topic(broker, "txo")
+    for depth in DEPTHS:
+        rounds = max(1, depth // 3)
+        txn_id, group = f"txo-{depth}", f"txo-group-{depth}"
+        with broker.raw(timeout_s=60) as c:
+            pid, epoch = init_producer(c, txn_id)
+            requests = []
+            for i in range(rounds):
+                ids = dict(transactional_id=txn_id, producer_id=pid, producer_epoch=epoch)
+                requests.append((build(AddOffsetsToTxnRequest[1], dict(ids, group_id=group)), AddOffsetsToTxnResponse))
+                offsets = [dict(name="txo", partitions=[dict(partition_index=0, committed_offset=i + 1, committed_leader_epoch=-1, committed_metadata="")])]
+                commit = dict(ids, group_id=group, generation_id=-1, member_id="", topics=offsets)
+                requests.append((build(TxnOffsetCommitRequest[2], commit), TxnOffsetCommitResponse))
+                requests.append((build(EndTxnRequest[1], dict(ids, committed=True)), EndTxnResponse))
+            handles = [send(c, r) for r, _ in requests]
+            codes = [all_codes(receive(c, h, cls)) for h, (_, cls) in zip(handles, requests)]
+        assert all(code <= {0} for code in codes), codes
+        assert committed(broker, group, "txo") == rounds

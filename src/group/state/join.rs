@@ -118,6 +118,7 @@ impl Group {
         now: Instant,
     ) -> Reply<JoinResult> {
         let (tx, rx) = oneshot::channel();
+        let initial_delay = req.initial_rebalance_delay;
         if let Some(instance) = &req.group_instance_id {
             self.static_members.insert(instance.clone(), id.clone());
         }
@@ -140,8 +141,15 @@ impl Group {
                 sync_waiter: None,
             },
         );
-        if self.state != GroupState::PreparingRebalance {
-            self.prepare_rebalance(now);
+        // Only a brand-new group's delay is extended by newcomers (Kafka
+        // flags new members in generation 0 only).
+        let first_generation = self.generation == 0;
+        match &mut self.initial_join {
+            Some(initial) => initial.new_member_added |= first_generation,
+            None if self.state != GroupState::PreparingRebalance => {
+                self.prepare_rebalance(now, initial_delay)
+            }
+            None => {}
         }
         self.maybe_complete_join(now);
         Reply::Later(rx)
@@ -185,7 +193,7 @@ impl Group {
             ));
         }
         if self.state != GroupState::PreparingRebalance {
-            self.prepare_rebalance(now);
+            self.prepare_rebalance(now, Duration::ZERO); // never Empty here
         }
         self.maybe_complete_join(now);
         Reply::Later(rx)

@@ -1,5 +1,12 @@
-//! Broker-level log defaults (`log.*` keys from the TOML file) that topic
-//! configs fall back to, and the TOML flattening they are read with.
+//! Broker-level log defaults (`log.*` keys from the TOML file, and the
+//! dynamic broker configs set at run time) that topic configs fall back to,
+//! and the TOML flattening they are read with.
+//!
+//! Each broker key resolves per key, as in Kafka's DynamicBrokerConfig:
+//! this broker's dynamic value, then the cluster-wide dynamic default, then
+//! the static (TOML) value; a topic key then takes the first of its broker
+//! synonyms that resolves (`log.retention.ms` before `.minutes` before
+//! `.hours`).
 
 use super::*;
 
@@ -8,8 +15,10 @@ use super::*;
 /// the two settings that only exist at broker level.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogDefaults {
-    /// Broker keys the operator set, with their text.
+    /// Broker keys the operator set in the TOML file, with their text.
     pub set: BTreeMap<String, String>,
+    /// Broker keys set at run time (AlterConfigs on the broker resource).
+    pub dynamic: DynamicBrokerConfigs,
     /// `log.retention.check.interval.ms`: how often housekeeping runs.
     pub retention_check_interval_ms: u64,
     /// `log.cleaner.io.max.bytes.per.second`: the cleaner's I/O budget.
@@ -29,10 +38,60 @@ pub const CLEANER_IO_BYTES_PER_SECOND_MIN: u64 = 64 << 10;
 const CHECK_INTERVAL_KEY: &str = "log.retention.check.interval.ms";
 const CLEANER_IO_KEY: &str = "log.cleaner.io.max.bytes.per.second";
 
+/// Dynamic broker configs, validated text by broker key: set with
+/// (Incremental)AlterConfigs on the broker resource, persisted with the
+/// metadata and broadcast in the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DynamicBrokerConfigs {
+    /// This broker's own (resource name = its node id).
+    pub broker: BTreeMap<String, String>,
+    /// The cluster-wide default (resource name "").
+    pub cluster_default: BTreeMap<String, String>,
+}
+
+/// Whether broker key `name` may change at run time: every broker synonym
+/// of a topic key and the cleaner's I/O budget, as Kafka's
+/// DynamicLogConfig and DynamicBrokerConfig allow.
+/// `log.retention.check.interval.ms` is read-only in Kafka too.
+pub fn is_dynamic_broker_key(name: &str) -> bool {
+    name == CLEANER_IO_KEY
+        || CONFIG_KEYS
+            .iter()
+            .any(|k| k.synonyms.iter().any(|s| s.name == name))
+}
+
+/// Checks a dynamic broker value; `None` when `name` is not a dynamic key.
+pub fn validate_dynamic_broker_value(
+    name: &str,
+    value: &str,
+) -> Option<Result<String, ConfigValueError>> {
+    if name == CLEANER_IO_KEY {
+        let checked = match value.trim().parse::<u64>() {
+            Ok(n) if n >= CLEANER_IO_BYTES_PER_SECOND_MIN => Ok(n.to_string()),
+            _ => Err(ConfigValueError::new(
+                name,
+                format!(
+                    "Invalid value {value} for configuration {name}: Value must be at least \
+                     {CLEANER_IO_BYTES_PER_SECOND_MIN}"
+                ),
+            )),
+        };
+        return Some(checked);
+    }
+    let (key, factor) = CONFIG_KEYS.iter().find_map(|k| {
+        k.synonyms
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| (k, s.factor))
+    })?;
+    Some(validate_value(key, name, value, factor))
+}
+
 impl Default for LogDefaults {
     fn default() -> Self {
         Self {
             set: BTreeMap::new(),
+            dynamic: DynamicBrokerConfigs::default(),
             retention_check_interval_ms: RETENTION_CHECK_INTERVAL_MS_DEFAULT,
             cleaner_io_bytes_per_second: CLEANER_IO_BYTES_PER_SECOND_DEFAULT,
         }
@@ -80,47 +139,98 @@ impl LogDefaults {
         Ok(defaults)
     }
 
-    /// The broker-level value of topic key `key` and the broker key it came
-    /// from, if the operator set one.
-    pub fn broker_value(&self, key: &ConfigKey) -> Option<(&'static str, String)> {
+    /// These static defaults under `dynamic` broker configs.
+    pub fn with_dynamic(&self, dynamic: &DynamicBrokerConfigs) -> LogDefaults {
+        let mut out = LogDefaults {
+            dynamic: dynamic.clone(),
+            ..self.clone()
+        };
+        if let Some((text, _)) = out.layered(CLEANER_IO_KEY) {
+            if let Ok(n) = text.parse::<u64>() {
+                out.cleaner_io_bytes_per_second = n;
+            }
+        }
+        out
+    }
+
+    /// Broker key `name`'s text and source: this broker's dynamic value,
+    /// the cluster default's, or the static one.
+    pub fn layered(&self, name: &str) -> Option<(&String, i8)> {
+        let layers = [
+            (&self.dynamic.broker, source::DYNAMIC_BROKER_CONFIG),
+            (
+                &self.dynamic.cluster_default,
+                source::DYNAMIC_DEFAULT_BROKER_CONFIG,
+            ),
+            (&self.set, source::STATIC_BROKER_CONFIG),
+        ];
+        layers
+            .into_iter()
+            .find_map(|(map, source)| map.get(name).map(|text| (text, source)))
+    }
+
+    /// Every layer that sets broker key `name`, highest first (DescribeConfigs
+    /// synonyms).
+    pub fn layers(&self, name: &str) -> Vec<(String, i8)> {
+        let layers = [
+            (&self.dynamic.broker, source::DYNAMIC_BROKER_CONFIG),
+            (
+                &self.dynamic.cluster_default,
+                source::DYNAMIC_DEFAULT_BROKER_CONFIG,
+            ),
+            (&self.set, source::STATIC_BROKER_CONFIG),
+        ];
+        layers
+            .into_iter()
+            .filter_map(|(map, source)| map.get(name).map(|text| (text.clone(), source)))
+            .collect()
+    }
+
+    /// The broker-level value of topic key `key`, the broker key it came
+    /// from and its source, if the operator set one.
+    pub fn broker_value(&self, key: &ConfigKey) -> Option<(&'static str, String, i8)> {
         key.synonyms.iter().find_map(|s| {
-            let text = self.set.get(s.name)?;
+            let (text, source) = self.layered(s.name)?;
             let value = match s.factor {
                 1 => text.clone(),
                 f => text.parse::<i64>().ok()?.saturating_mul(f).to_string(),
             };
-            Some((s.name, value))
+            Some((s.name, value, source))
         })
     }
 
     /// The value a topic without an override gets for `key`, and its source.
     pub fn default_for(&self, key: &ConfigKey) -> (String, i8) {
         match self.broker_value(key) {
-            Some((_, value)) => (value, source::STATIC_BROKER_CONFIG),
+            Some((_, value, source)) => (value, source),
             None => (key.default.to_string(), source::DEFAULT_CONFIG),
         }
     }
 
     /// Every broker key this broker knows, with its current text and
-    /// whether the operator set it: what DescribeConfigs on the broker
-    /// resource lists (besides the non-log settings of `Config`).
-    pub fn broker_entries(&self) -> Vec<(String, String, bool)> {
+    /// source: what DescribeConfigs on the broker resource lists (besides
+    /// the non-log settings of `Config`).
+    pub fn broker_entries(&self) -> Vec<(String, String, i8)> {
+        let source_of = |name: &str| {
+            self.layered(name)
+                .map_or(source::DEFAULT_CONFIG, |(_, source)| source)
+        };
         let mut entries = vec![
             (
                 CHECK_INTERVAL_KEY.to_string(),
                 self.retention_check_interval_ms.to_string(),
-                self.set.contains_key(CHECK_INTERVAL_KEY),
+                source_of(CHECK_INTERVAL_KEY),
             ),
             (
                 CLEANER_IO_KEY.to_string(),
                 self.cleaner_io_bytes_per_second.to_string(),
-                false,
+                source_of(CLEANER_IO_KEY),
             ),
         ];
         for key in CONFIG_KEYS {
             for s in key.synonyms {
-                let value = match (self.set.get(s.name), s.factor) {
-                    (Some(text), _) => Some(text.clone()),
+                let value = match (self.layered(s.name), s.factor) {
+                    (Some((text, _)), _) => Some(text.clone()),
                     (None, 1) => Some(key.default.to_string()),
                     // Unit synonyms (hours, minutes) show the default only on
                     // the last, which is how Kafka reports them.
@@ -130,7 +240,7 @@ impl LogDefaults {
                     (None, _) => None,
                 };
                 if let Some(value) = value {
-                    entries.push((s.name.to_string(), value, self.set.contains_key(s.name)));
+                    entries.push((s.name.to_string(), value, source_of(s.name)));
                 }
             }
         }

@@ -399,6 +399,7 @@ impl Partition {
     async fn list_offset(&self, timestamp: i64, committed: bool) -> PartitionReply {
         const LATEST: i64 = -1;
         const EARLIEST: i64 = -2;
+        const MAX_TIMESTAMP: i64 = -3;
         match timestamp {
             LATEST => PartitionReply::Offset {
                 offset: if committed {
@@ -411,6 +412,14 @@ impl Partition {
             EARLIEST => PartitionReply::Offset {
                 offset: self.log.log_start_offset(),
                 timestamp: -1,
+            },
+            MAX_TIMESTAMP => match self.log.offset_for_max_timestamp().await {
+                Ok(Some((offset, timestamp))) => PartitionReply::Offset { offset, timestamp },
+                Ok(None) => PartitionReply::Offset {
+                    offset: -1,
+                    timestamp: -1,
+                },
+                Err(e) => self.storage_failure("offset for max timestamp", e),
             },
             ts if ts < 0 => PartitionReply::Error(ResponseError::InvalidRequest.code()),
             ts => match self.log.offset_for_timestamp(ts).await {
