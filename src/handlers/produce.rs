@@ -119,9 +119,6 @@ fn refused(index: i32, code: i16, message: Option<String>) -> PartitionProduceRe
 /// Checks one partition's batches on this shard (the topic, acks, the
 /// batches' framing and CRCs, control and transactional rules, the topic's
 /// produce policy); no I/O.
-// The error is the partition's answer, built once per refused partition
-// and moved straight into the response: boxing it buys nothing.
-#[allow(clippy::result_large_err)]
 fn check_partition(
     ctx: &RequestContext,
     meta: &Result<std::sync::Arc<crate::metadata::TopicMeta>, i16>,
