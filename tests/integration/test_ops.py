@@ -158,7 +158,9 @@ def test_fixture_restart_moves_the_admin_port_when_it_was_taken(broker_factory):
         b.start()
     assert b.admin_port != old
     assert "cannot listen on admin address" in b.log_tail()
-    assert http_get(b, "/v1/ready") == (200, "ready\n")
+    # /v1/ready turns 200 just after the Kafka port answers (start-up frees
+    # its temporaries in between), so it is waited for, not sampled once.
+    clients.wait_for("/v1/ready", lambda: http_get(b, "/v1/ready") == (200, "ready\n"), timeout_s=10)
 
 
 # ---------------------------------------------------------------- signals and systemd

@@ -99,3 +99,24 @@ def test_produce_v8_record_errors_timestamp_out_of_range_confluent(broker):
     bad = {i for i, code in reports.items() if code == KafkaError.INVALID_RECORD}
     assert bad == old, sorted(reports.items())
     assert {reports[i] for i in range(10) if i not in old} == {KafkaError._INVALID_DIFFERENT_RECORD}
+
+
+def test_produce_v7_kafkajs_keyless_on_compacted_fails_the_whole_batch(broker):
+    """kafkajs 2.2.4 speaks Produce up to v7, which carries no record_errors
+    (they came with v8, KIP-467): it can only fail the whole batch, as it
+    would against Kafka. It reports INVALID_RECORD and nothing is written."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    assert node, "node not installed"
+    topic = "re-kafkajs"
+    clients.create_topic(broker.bootstrap, topic, 1, {"cleanup.policy": "compact"})
+    script = Path(__file__).resolve().parents[1] / "js" / "record_errors.js"
+    out = subprocess.run([node, str(script), broker.bootstrap, topic], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["error"] == "INVALID_RECORD", result
+    assert clients.watermarks(broker.bootstrap, topic, 0) == (0, 0)
