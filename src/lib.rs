@@ -31,11 +31,14 @@
 //! - [`ops`]: systemd notify, logging, signals, metrics, the admin HTTP port.
 //! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP) and
 //!   its load generator.
+//! - [`cluster`]: the foundation of Raft-replicated cluster metadata
+//!   (openraft on glommio, the Raft log on the disk seam); not wired in yet.
 //! - [`alloc`], [`malloc_tune`]: the global allocator guard against
 //!   hostile array lengths, and glibc malloc settings for large blocks.
 
 pub mod alloc;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod fetch;
 pub mod group;

@@ -106,6 +106,7 @@ pub use retention::{Removed, RetentionPolicy};
 pub use scan::{READ_CHUNK_BYTES, RECOVERY_READ_BYTES};
 pub(crate) use segment::segment_path as segment_file_path;
 pub use segment::{PENDING_CHUNK_BYTES, TXN_INDEX_EXTENSION, WRITE_BYTES_MAX};
+pub(crate) use small_file::{read_small_file, write_small_file};
 
 use crate::protocol::batch::BATCH_HEADER_LEN;
 

@@ -1,0 +1,30 @@
+//! What openraft needs from corestream to run on a shard:
+//!
+//! - [`runtime`]: [`GlommioRuntime`], openraft's `AsyncRuntime` on the
+//!   shard's glommio executor (timers, spawn, `!Send` channels).
+//! - [`log_store`]: [`RaftLogStore`], the Raft log and vote on a
+//!   [`Disk`](crate::storage::Disk): O_DIRECT in production, `MemDisk` with
+//!   fault injection in tests.
+//! - [`state_machine`]: [`ClusterStateMachine`], committed commands applied
+//!   to the in-memory [`ClusterState`](crate::cluster::state::ClusterState),
+//!   snapshots as JSON.
+//! - [`types`]: the type configuration ([`ControllerRaft`]) tying them
+//!   together: node ids, the command payload, the runtime.
+//!
+//! Not here yet: a network (`RaftNetworkFactory` over TCP on its own
+//! listener), durable snapshots, wiring into `corestreamd`.
+
+pub mod log_store;
+pub mod runtime;
+pub mod state_machine;
+pub mod types;
+
+pub use log_store::{LogStoreError, RaftLogReaderHandle, RaftLogStore};
+pub use runtime::GlommioRuntime;
+pub use state_machine::ClusterStateMachine;
+pub use types::{ClusterCommand, ControllerRaft, NodeId};
+
+#[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
+mod log_store_tests;
