@@ -182,22 +182,7 @@ def test_transactions_pipelined_add_produce_commit_rounds_all_succeed(broker):
 
 
 def assert_no_error(response) -> None:
-    codes = []
-
-    def walk(node) -> None:
-        if isinstance(node, list):
-            for item in node:
-                walk(item)
-            return
-        for key in getattr(node, "fields", {}):
-            value = getattr(node, key, None)
-            if key == "error_code":
-                codes.append(value)
-            elif isinstance(value, list) or hasattr(value, "fields"):
-                walk(value)
-
-    walk(response)
-    assert set(codes) <= {0}, f"{type(response).__name__}: {response}"
+    assert all_codes(response) <= {0}, f"{type(response).__name__}: {response}"
 
 
 def test_create_partitions_v1_pipelined_growth_lands_in_order(broker):
