@@ -60,6 +60,8 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
         });
     }
     ctx.dispatch_turn().await;
+    // Once per request: the broker's defaults under topic overrides.
+    let log_defaults = ctx.shard.snapshot().log_defaults.clone();
     let mut sent = Vec::with_capacity(request.topic_data.len());
     for (topic, meta) in request.topic_data.into_iter().zip(metas) {
         let Some(meta) = meta else {
@@ -71,7 +73,7 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
             .into_iter()
             .map(|p| {
                 let index = p.index;
-                match check_partition(ctx, &meta, p, acks, transactional_id.as_deref()) {
+                match check_partition(&log_defaults, &meta, p, acks, transactional_id.as_deref()) {
                     Ok(checked) => {
                         let answer = ctx.shard.send_partition(checked.id, checked.op);
                         Either::Left(answer_partition(index, checked.log_append_time_ms, answer))
@@ -120,7 +122,7 @@ fn refused(index: i32, code: i16, message: Option<String>) -> PartitionProduceRe
 /// batches' framing and CRCs, control and transactional rules, the topic's
 /// produce policy); no I/O.
 fn check_partition(
-    ctx: &RequestContext,
+    log_defaults: &crate::metadata::LogDefaults,
     meta: &Result<std::sync::Arc<crate::metadata::TopicMeta>, i16>,
     p: PartitionProduceData,
     acks: i16,
@@ -166,7 +168,7 @@ fn check_partition(
     };
     // Topic rules: max.message.bytes, keys on compacted topics, timestamp
     // bounds and LogAppendTime (produce_policy.rs).
-    let config = meta.config(&ctx.shard.snapshot().log_defaults);
+    let config = meta.config(log_defaults);
     let checked =
         apply_topic_policy(&config, records, crate::shard::now_ms()).map_err(|refusal| {
             debug!(topic = %meta.name, partition = index, "produce refused: {}", refusal.message);

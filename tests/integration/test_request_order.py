@@ -207,6 +207,17 @@ def test_create_partitions_v1_pipelined_growth_lands_in_order(broker):
         assert len(meta["partitions"]) == depth + 1
 
 
+def topic_config(broker, topic: str, key: str) -> str:
+    """A topic config's value as DescribeConfigs v1 reports it."""
+    describe = build(
+        DescribeConfigsRequest[1],
+        dict(resources=[dict(resource_type=2, resource_name=topic, configuration_keys=[key])], include_synonyms=False),
+    )
+    with broker.raw() as c:
+        [entry] = roundtrip(c, describe, DescribeConfigsResponse).results[0].configs
+    return entry.value
+
+
 def test_incremental_alter_configs_v0_pipelined_last_value_wins(broker):
     create_topic(broker, "cfg")
     for depth in DEPTHS:
@@ -229,17 +240,8 @@ def test_incremental_alter_configs_v0_pipelined_last_value_wins(broker):
         with broker.raw(timeout_s=60) as c:
             responses = pipeline(c, requests, IncrementalAlterConfigsResponse)
         assert {r.responses[0].error_code for r in responses} == {0}
-        describe = build(
-            DescribeConfigsRequest[1],
-            dict(
-                resources=[dict(resource_type=2, resource_name="cfg", configuration_keys=["retention.ms"])],
-                include_synonyms=False,
-            ),
-        )
-        with broker.raw() as c:
-            result = roundtrip(c, describe, DescribeConfigsResponse)
-        [entry] = result.results[0].configs
-        assert entry.value == str(3_600_000 + depth), f"depth {depth}"
+        entry_value = topic_config(broker, "cfg", "retention.ms")
+        assert entry_value == str(3_600_000 + depth), f"depth {depth}"
 
 
 def test_delete_records_v1_pipelined_log_start_ends_at_the_last_one(broker):
@@ -425,13 +427,8 @@ def test_alter_configs_v1_pipelined_last_value_wins(broker):
         with broker.raw(timeout_s=60) as c:
             responses = pipeline(c, requests, AlterConfigsResponse)
         assert {r.responses[0].error_code for r in responses} == {0}
-        describe = build(
-            DescribeConfigsRequest[1],
-            dict(resources=[dict(resource_type=2, resource_name="acfg", configuration_keys=["retention.bytes"])], include_synonyms=False),
-        )
-        with broker.raw() as c:
-            [entry] = roundtrip(c, describe, DescribeConfigsResponse).results[0].configs
-        assert entry.value == str(1_000_000 + depth)
+        entry_value = topic_config(broker, "acfg", "retention.bytes")
+        assert entry_value == str(1_000_000 + depth)
 
 
 def test_classic_group_pipelined_sync_heartbeats_and_leave_all_succeed(broker):

@@ -156,15 +156,7 @@ impl LogDefaults {
     /// Broker key `name`'s text and source: this broker's dynamic value,
     /// the cluster default's, or the static one.
     pub fn layered(&self, name: &str) -> Option<(&String, i8)> {
-        let layers = [
-            (&self.dynamic.broker, source::DYNAMIC_BROKER_CONFIG),
-            (
-                &self.dynamic.cluster_default,
-                source::DYNAMIC_DEFAULT_BROKER_CONFIG,
-            ),
-            (&self.set, source::STATIC_BROKER_CONFIG),
-        ];
-        layers
+        self.layer_maps()
             .into_iter()
             .find_map(|(map, source)| map.get(name).map(|text| (text, source)))
     }
@@ -172,18 +164,22 @@ impl LogDefaults {
     /// Every layer that sets broker key `name`, highest first (DescribeConfigs
     /// synonyms).
     pub fn layers(&self, name: &str) -> Vec<(String, i8)> {
-        let layers = [
+        self.layer_maps()
+            .into_iter()
+            .filter_map(|(map, source)| map.get(name).map(|text| (text.clone(), source)))
+            .collect()
+    }
+
+    /// The broker layers with their DescribeConfigs source, highest first.
+    fn layer_maps(&self) -> [(&BTreeMap<String, String>, i8); 3] {
+        [
             (&self.dynamic.broker, source::DYNAMIC_BROKER_CONFIG),
             (
                 &self.dynamic.cluster_default,
                 source::DYNAMIC_DEFAULT_BROKER_CONFIG,
             ),
             (&self.set, source::STATIC_BROKER_CONFIG),
-        ];
-        layers
-            .into_iter()
-            .filter_map(|(map, source)| map.get(name).map(|text| (text.clone(), source)))
-            .collect()
+        ]
     }
 
     /// The broker-level value of topic key `key`, the broker key it came
