@@ -1,7 +1,8 @@
 //! corestreamd: the broker daemon.
 //!
 //! Exit status: 0 after a clean stop, 1 when start-up failed, 2 for a bad
-//! flag or config value, 3 when a stop overran `shutdown_timeout_ms`.
+//! flag or config value, 3 when a stop overran `shutdown_timeout_ms`, 78
+//! when the data dir belongs to another node id or cluster.
 
 use clap::Parser;
 use corestream::config::{Config, Flags};
@@ -39,6 +40,12 @@ fn main() {
     if let Err(e) = corestream::shard::run_supervised(config, Some(flags), Some(log)) {
         tracing::error!("{e}");
         eprintln!("corestreamd: {e}");
-        std::process::exit(EXIT_START_FAILED);
+        let status = match e {
+            corestream::shard::StartError::Identity(_) => {
+                corestream::cluster::identity::EXIT_IDENTITY_MISMATCH
+            }
+            _ => EXIT_START_FAILED,
+        };
+        std::process::exit(status);
     }
 }

@@ -17,5 +17,14 @@
 //! Cargo.toml: an upgrade is a deliberate change, re-run against
 //! `raft::runtime`'s and `raft::log_store`'s tests.
 
+pub mod controller;
+pub mod identity;
+pub mod member;
+pub mod placement;
+pub mod plan;
 pub mod raft;
+pub mod rpc;
+pub mod start;
 pub mod state;
+pub mod transport;
+pub mod view;

@@ -44,6 +44,9 @@ pub(super) struct FileConfig {
     pub(super) shutdown_timeout_ms: Option<u64>,
     pub(super) lag_window_commits: Option<usize>,
     pub(super) lag_stopped_after_ms: Option<u64>,
+    pub(super) controller_quorum_voters: Option<String>,
+    pub(super) controller_listen: Option<String>,
+    pub(super) broker_session_timeout_ms: Option<u64>,
     /// Kafka's broker log settings as in server.properties: TOML reads
     /// `log.retention.hours = 168` as a dotted key, so `log.*`, `message.*`
     /// and `compression.*` arrive as tables (see `metadata::topic_config`).

@@ -153,6 +153,18 @@ pub struct Flags {
     /// its window spans) is STOPPED.
     #[arg(long, env = "CORESTREAM_LAG_STOPPED_AFTER_MS")]
     pub lag_stopped_after_ms: Option<u64>,
+    /// The controller quorum, `id@host:port,...` (Kafka's
+    /// controller.quorum.voters). Unset: a single node.
+    #[arg(long, env = "CORESTREAM_CONTROLLER_QUORUM_VOTERS")]
+    pub controller_quorum_voters: Option<String>,
+    /// Where this voter's controller listens, HOST:PORT (default: its
+    /// address in --controller-quorum-voters).
+    #[arg(long, env = "CORESTREAM_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<String>,
+    /// A broker without a heartbeat this long is fenced, ms (Kafka's
+    /// broker.session.timeout.ms).
+    #[arg(long, env = "CORESTREAM_BROKER_SESSION_TIMEOUT_MS")]
+    pub broker_session_timeout_ms: Option<u64>,
 }
 
 impl Flags {

@@ -74,6 +74,7 @@ pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Smallest accepted `shutdown_timeout_ms`.
 pub const SHUTDOWN_TIMEOUT_MS_MIN: u64 = 1_000;
 
+mod cluster;
 mod connection_limits;
 mod file;
 mod flags;
@@ -81,6 +82,10 @@ mod ops;
 #[cfg(test)]
 mod tests;
 
+pub use cluster::{
+    ClusterConfig, Voter, BROKER_SESSION_TIMEOUT_MS_DEFAULT, BROKER_SESSION_TIMEOUT_MS_MIN,
+    CONTROLLER_VOTERS_MAX,
+};
 pub use connection_limits::ConnectionLimits;
 use file::{locate_error, read_file, FileConfig};
 
@@ -182,6 +187,8 @@ pub struct Config {
     pub limits: ConnectionLimits,
     /// Operations settings: admin listener, log level, stop bound.
     pub ops: OpsConfig,
+    /// The controller quorum; empty on a single node.
+    pub cluster: ClusterConfig,
     /// The TOML file this came from (SIGHUP re-reads it).
     pub config_file: Option<PathBuf>,
     /// Broker-level topic defaults (`log.retention.ms`...) and the log
@@ -206,6 +213,8 @@ impl Config {
         };
         let limits = ConnectionLimits::resolve(&flags, &file)?;
         let ops = OpsConfig::resolve(&flags, &file)?;
+        let node_id_given = flags.node_id.or(file.node_id).unwrap_or(0);
+        let cluster = ClusterConfig::resolve(&flags, &file, node_id_given)?;
         let config_file = flags.config.clone();
         let fault_abort_at = fault_point(&flags)?;
         let listen_text = flags
@@ -406,6 +415,7 @@ impl Config {
             log_defaults,
             limits,
             ops,
+            cluster,
             config_file,
             listen,
             advertised_host,

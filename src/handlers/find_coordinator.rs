@@ -1,5 +1,6 @@
 //! FindCoordinator (key 10), v0-5. Key type 0 (group) and 1 (transaction):
-//! this broker is every coordinator, and the first lookup creates
+//! the coordinator is the leader of the key's partition of the internal
+//! topic (this broker on a single node), and the first lookup creates
 //! `__consumer_offsets` / `__transaction_state` (as Kafka does). v4+
 //! batches keys.
 
@@ -10,6 +11,9 @@ use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
 use crate::group::ensure_offsets_topic;
+use crate::metadata::internal_topics::{OFFSETS_TOPIC, TXN_TOPIC};
+use crate::metadata::{BrokerInfo, PartitionLocation};
+use crate::shard::internal_topic::partition_for;
 use crate::txn::ensure_txn_topic;
 
 /// Served versions.
@@ -36,25 +40,53 @@ pub async fn handle(
     };
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
-        let error = match request.key_type {
-            KEY_TYPE_GROUP => ensure_offsets_topic(&ctx.shard).await.err(),
-            KEY_TYPE_TRANSACTION => ensure_txn_topic(&ctx.shard).await.err(),
-            _ => Some(ResponseError::InvalidRequest.code()),
+        let found = match request.key_type {
+            KEY_TYPE_GROUP => ensure_offsets_topic(&ctx.shard)
+                .await
+                .and_then(|count| leader_of(ctx, OFFSETS_TOPIC, count, &key)),
+            KEY_TYPE_TRANSACTION => ensure_txn_topic(&ctx.shard)
+                .await
+                .and_then(|count| leader_of(ctx, TXN_TOPIC, count, &key)),
+            _ => Err(ResponseError::InvalidRequest.code()),
         };
-        coordinators.push(coordinator(ctx, key, error));
+        coordinators.push(coordinator(key, found));
     }
     response(ctx.version, coordinators)
 }
 
-fn coordinator(ctx: &RequestContext, key: StrBytes, error: Option<i16>) -> Coordinator {
+/// The broker leading `key`'s partition of internal topic `topic`: this
+/// one on a single node; in a cluster, the partition's leader, or
+/// COORDINATOR_NOT_AVAILABLE while it has none (a fenced broker's).
+fn leader_of(ctx: &RequestContext, topic: &str, count: i32, key: &str) -> Result<BrokerInfo, i16> {
     let config = &ctx.shard.config;
-    match error {
-        None => Coordinator::default()
+    let snapshot = ctx.shard.snapshot();
+    let Some(cluster) = &snapshot.cluster else {
+        return Ok(BrokerInfo {
+            id: config.node_id,
+            host: config.advertised_host.clone(),
+            port: config.advertised_port,
+            fenced: false,
+        });
+    };
+    let leader = match snapshot.locate(topic, partition_for(key, count)) {
+        PartitionLocation::Local(_) => cluster.local_node,
+        PartitionLocation::Remote { leader, .. } => leader,
+        PartitionLocation::Unknown => return Err(ResponseError::CoordinatorNotAvailable.code()),
+    };
+    cluster
+        .live_broker(leader)
+        .cloned()
+        .ok_or(ResponseError::CoordinatorNotAvailable.code())
+}
+
+fn coordinator(key: StrBytes, found: Result<BrokerInfo, i16>) -> Coordinator {
+    match found {
+        Ok(broker) => Coordinator::default()
             .with_key(key)
-            .with_node_id(BrokerId(config.node_id))
-            .with_host(StrBytes::from_string(config.advertised_host.clone()))
-            .with_port(config.advertised_port),
-        Some(code) => Coordinator::default()
+            .with_node_id(BrokerId(broker.id))
+            .with_host(StrBytes::from_string(broker.host))
+            .with_port(broker.port),
+        Err(code) => Coordinator::default()
             .with_key(key)
             .with_node_id(BrokerId(-1))
             .with_port(-1)

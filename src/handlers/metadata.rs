@@ -1,6 +1,10 @@
-//! Metadata (key 3), v0-12. This broker leads every partition; replicas and
-//! ISR are this broker alone. Unknown topics are created when the broker and
-//! the request (v4+) allow it, as Kafka's auto.create.topics.enable does.
+//! Metadata (key 3), v0-12. A single node leads every partition, and
+//! replicas and ISR are this broker alone; in a cluster the brokers,
+//! controller, leaders and replicas come from the snapshot's cluster view
+//! (fenced brokers are not listed; a partition without a leader answers
+//! LEADER_NOT_AVAILABLE with leader -1, as Kafka does). Unknown topics are
+//! created when the broker and the request (v4+) allow it, as Kafka's
+//! auto.create.topics.enable does.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -14,7 +18,7 @@ use super::authorized_operations::{
 };
 use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
-use crate::metadata::{is_internal_topic, TopicMeta};
+use crate::metadata::{is_internal_topic, ClusterView, PartitionState, TopicMeta, NO_LEADER};
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -81,15 +85,21 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
                 .with_is_internal(internal)
         })
         .collect();
+    let snapshot = ctx.shard.snapshot();
+    let (brokers, controller_id) = match &snapshot.cluster {
+        Some(cluster) => (cluster_brokers(cluster), cluster.controller_id),
+        None => (
+            vec![MetadataResponseBroker::default()
+                .with_node_id(BrokerId(config.node_id))
+                .with_host(StrBytes::from_string(config.advertised_host.clone()))
+                .with_port(config.advertised_port)],
+            config.node_id,
+        ),
+    };
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(config.node_id))
-            .with_host(StrBytes::from_string(config.advertised_host.clone()))
-            .with_port(config.advertised_port)])
-        .with_cluster_id(Some(StrBytes::from_string(
-            ctx.shard.snapshot().cluster_id.clone(),
-        )))
-        .with_controller_id(BrokerId(config.node_id))
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(snapshot.cluster_id.clone())))
+        .with_controller_id(BrokerId(controller_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_operations)
 }
@@ -104,21 +114,57 @@ fn all_topics(ctx: &RequestContext) -> Vec<MetadataResponseTopic> {
         .collect()
 }
 
-fn describe_topic(topic: &TopicMeta, node_id: i32) -> MetadataResponseTopic {
-    let partitions = (0..topic.partition_count())
-        .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(vec![BrokerId(node_id)])
+/// The live brokers of a cluster, by id.
+fn cluster_brokers(cluster: &ClusterView) -> Vec<MetadataResponseBroker> {
+    cluster
+        .live_brokers()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port)
         })
-        .collect();
+        .collect()
+}
+
+fn describe_topic(topic: &TopicMeta, node_id: i32) -> MetadataResponseTopic {
+    let partitions = match &topic.placement {
+        Some(placement) => placement
+            .iter()
+            .enumerate()
+            .map(|(p, state)| describe_placed(p as i32, state))
+            .collect(),
+        None => (0..topic.partition_count())
+            .map(|p| {
+                MetadataResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_leader_id(BrokerId(node_id))
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![BrokerId(node_id)])
+                    .with_isr_nodes(vec![BrokerId(node_id)])
+            })
+            .collect(),
+    };
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(
             topic.name.to_string(),
         ))))
         .with_topic_id(topic.id)
         .with_partitions(partitions)
+}
+
+/// One partition of a cluster topic.
+fn describe_placed(index: i32, state: &PartitionState) -> MetadataResponsePartition {
+    let ids = |nodes: &[i32]| nodes.iter().map(|n| BrokerId(*n)).collect::<Vec<_>>();
+    let error = match state.leader {
+        NO_LEADER => ResponseError::LeaderNotAvailable.code(),
+        _ => 0,
+    };
+    MetadataResponsePartition::default()
+        .with_error_code(error)
+        .with_partition_index(index)
+        .with_leader_id(BrokerId(state.leader))
+        .with_leader_epoch(state.leader_epoch)
+        .with_replica_nodes(ids(&state.replicas))
+        .with_isr_nodes(ids(&state.isr))
 }

@@ -14,6 +14,7 @@
 //! snapshot: [`topic_config`] has the keys, defaults, broker synonyms and
 //! validation; a change goes through the metadata owner like any other.
 
+pub mod cluster_view;
 pub mod internal_topics;
 mod snapshot;
 mod store;
@@ -21,9 +22,12 @@ pub mod topic_config;
 mod topic_name;
 
 pub use internal_topics::{is_internal_topic, INTERNAL_TOPICS};
+pub use cluster_view::{
+    BrokerInfo, ClusterView, PartitionLocation, PartitionState, Placement, NO_LEADER, REMOTE_SHARD,
+};
 pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta};
 pub use store::{
-    ensure_data_dir, load, save, write_bytes_atomically, write_json_atomically, MetadataError,
+    ensure_data_dir, load, new_cluster_id, save, write_bytes_atomically, write_json_atomically, MetadataError,
     PersistedState, META_DIR_NAME,
 };
 pub use topic_config::{LogDefaults, TopicConfig};

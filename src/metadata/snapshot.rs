@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
+use super::cluster_view::{ClusterView, PartitionLocation, Placement, REMOTE_SHARD};
 use super::topic_config::{DynamicBrokerConfigs, LogDefaults, TopicConfig};
 
 /// One partition of one topic, by name. Names are `Arc<str>` so routing a
@@ -31,8 +32,12 @@ pub struct TopicMeta {
     pub name: Arc<str>,
     /// Kafka topic id (KIP-516), random at creation.
     pub id: Uuid,
-    /// Owner shard of each partition.
+    /// Owner shard of each partition ([`REMOTE_SHARD`] when no replica
+    /// is on this broker).
     pub partition_shards: Vec<u16>,
+    /// In a cluster: each partition's leader and replicas. `None` on a
+    /// single node, which leads everything.
+    pub placement: Option<Placement>,
     /// Topic config overrides (Kafka names, validated text); everything
     /// else comes from the broker defaults (see `topic_config`).
     pub configs: BTreeMap<String, String>,
@@ -66,9 +71,16 @@ impl TopicMeta {
             name,
             id,
             partition_shards,
+            placement: None,
             configs,
             resolved: ResolvedConfig::default(),
         }
+    }
+
+    /// The same topic with cluster `placement` (one entry per partition).
+    pub fn with_placement(mut self, placement: Placement) -> TopicMeta {
+        self.placement = Some(placement);
+        self
     }
 
     /// The topic's effective config under the broker's `defaults`.
@@ -101,6 +113,8 @@ pub struct Snapshot {
     /// The broker's effective log defaults: the static ones (TOML) under
     /// `broker_configs`. Topic configs resolve against these.
     pub log_defaults: Arc<LogDefaults>,
+    /// The other brokers and the controller; `None` on a single node.
+    pub cluster: Option<Arc<ClusterView>>,
 }
 
 impl Snapshot {
@@ -116,13 +130,53 @@ impl Snapshot {
             .and_then(|name| self.topics.get(name))
     }
 
-    /// The owner shard of a partition, if it exists.
+    /// The shard that serves a partition: it exists, has its replica here
+    /// and (in a cluster) is led by this broker.
     pub fn shard_for(&self, topic: &str, partition: i32) -> Option<usize> {
-        let t = self.topics.get(topic)?;
-        usize::try_from(partition)
-            .ok()
-            .and_then(|p| t.partition_shards.get(p))
-            .map(|s| *s as usize)
+        match self.locate(topic, partition) {
+            PartitionLocation::Local(shard) => Some(shard),
+            _ => None,
+        }
+    }
+
+    /// [`Snapshot::shard_for`], or the Kafka error a request for the
+    /// partition gets: NOT_LEADER_OR_FOLLOWER when another broker leads it.
+    pub fn serving_shard(&self, topic: &str, partition: i32) -> Result<usize, i16> {
+        match self.locate(topic, partition) {
+            PartitionLocation::Local(shard) => Ok(shard),
+            PartitionLocation::Remote { .. } => {
+                Err(kafka_protocol::ResponseError::NotLeaderOrFollower.code())
+            }
+            PartitionLocation::Unknown => {
+                Err(kafka_protocol::ResponseError::UnknownTopicOrPartition.code())
+            }
+        }
+    }
+
+    /// Where a partition is served from this broker's point of view.
+    pub fn locate(&self, topic: &str, partition: i32) -> PartitionLocation {
+        let Some(t) = self.topics.get(topic) else {
+            return PartitionLocation::Unknown;
+        };
+        let Some(index) = usize::try_from(partition).ok() else {
+            return PartitionLocation::Unknown;
+        };
+        let Some(&shard) = t.partition_shards.get(index) else {
+            return PartitionLocation::Unknown;
+        };
+        let (Some(placement), Some(cluster)) = (&t.placement, &self.cluster) else {
+            return PartitionLocation::Local(shard as usize);
+        };
+        match placement.get(index) {
+            Some(p) if p.leader == cluster.local_node && shard != REMOTE_SHARD => {
+                PartitionLocation::Local(shard as usize)
+            }
+            Some(p) => PartitionLocation::Remote {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+            },
+            None => PartitionLocation::Unknown,
+        }
     }
 
     /// The id of partition `partition` of topic `topic`, if both exist.
@@ -188,12 +242,14 @@ impl Snapshot {
         next.log_defaults = Arc::new(static_defaults.with_dynamic(&broker_configs));
         next.broker_configs = broker_configs;
         for topic in next.topics.values_mut() {
-            *topic = Arc::new(TopicMeta::new(
+            let mut fresh = TopicMeta::new(
                 topic.name.clone(),
                 topic.id,
                 topic.partition_shards.clone(),
                 topic.configs.clone(),
-            ));
+            );
+            fresh.placement = topic.placement.clone();
+            *topic = Arc::new(fresh);
         }
         next
     }

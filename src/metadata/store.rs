@@ -187,7 +187,7 @@ fn checked_configs(
 }
 
 /// Kafka cluster ids are 22-character base64 of 16 random bytes.
-fn new_cluster_id() -> String {
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = Uuid::new_v4().as_u128();
     (0..22)

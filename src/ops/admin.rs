@@ -54,9 +54,11 @@ pub fn set_ready(ready: bool) {
     READY.store(ready, Ordering::Release);
 }
 
-/// Whether the broker is ready (see [`set_ready`]).
+/// Whether the broker is ready (see [`set_ready`]); a cluster node also
+/// needs to be registered with the controller (a fenced or stopping one
+/// is not ready).
 pub fn is_ready() -> bool {
-    READY.load(Ordering::Acquire)
+    READY.load(Ordering::Acquire) && crate::cluster::member::member_ready()
 }
 
 /// Accepts admin connections until the task is dropped.

@@ -161,17 +161,25 @@ pub fn parse_level(directive: &str) -> Result<EnvFilter, LogLevelError> {
         directive: directive.to_string(),
         message: e.to_string(),
     })?;
-    Ok(with_glommio_cap(filter, directive))
+    Ok(with_noisy_crates_capped(filter, directive))
 }
 
-fn with_glommio_cap(filter: EnvFilter, directive: &str) -> EnvFilter {
-    if directive.contains("glommio") {
-        return filter;
-    }
-    match GLOMMIO_IO_DIRECTIVE.parse() {
-        Ok(d) => filter.add_directive(d),
-        Err(_) => filter,
-    }
+/// Added unless the operator names openraft: it logs every step of an
+/// election and each start-up at info level, with multi-kilobyte state
+/// dumps; its warnings (an unreachable peer) are what an operator needs.
+pub const OPENRAFT_DIRECTIVE: &str = "openraft=warn";
+
+fn with_noisy_crates_capped(filter: EnvFilter, directive: &str) -> EnvFilter {
+    let caps = [
+        ("glommio", GLOMMIO_IO_DIRECTIVE),
+        ("openraft", OPENRAFT_DIRECTIVE),
+    ];
+    caps.iter()
+        .filter(|(target, _)| !directive.contains(target))
+        .fold(filter, |filter, (_, cap)| match cap.parse() {
+            Ok(d) => filter.add_directive(d),
+            Err(_) => filter,
+        })
 }
 
 impl LogControl {
@@ -180,7 +188,7 @@ impl LogControl {
     pub fn init(level: &str) -> LogControl {
         let from_env = std::env::var(EnvFilter::DEFAULT_ENV).ok();
         let filter = EnvFilter::try_from_default_env()
-            .map(|f| with_glommio_cap(f, from_env.as_deref().unwrap_or_default()))
+            .map(|f| with_noisy_crates_capped(f, from_env.as_deref().unwrap_or_default()))
             .or_else(|_| parse_level(level))
             .unwrap_or_else(|_| EnvFilter::new("info"));
         let (filter, handle) = reload::Layer::new(filter);

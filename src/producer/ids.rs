@@ -46,17 +46,26 @@ impl ProducerIdAllocator {
 
     /// A fresh producer id, never handed out before by this broker.
     pub async fn allocate(&self) -> Result<i64, MetadataError> {
+        let dir = self.dir.clone();
+        self.allocate_with(|known_start| async move {
+            glommio::executor()
+                .spawn_blocking(move || reserve_block(&dir, known_start))
+                .await
+        })
+        .await
+    }
+
+    /// A fresh producer id, a new block taken from `reserve` (given the
+    /// end of the last block, -1 when unknown) when this one is used up.
+    /// In a cluster the controller hands out the blocks.
+    pub async fn allocate_with<E, F, Fut>(&self, reserve: F) -> Result<i64, E>
+    where
+        F: FnOnce(i64) -> Fut,
+        Fut: std::future::Future<Output = Result<(i64, i64), E>>,
+    {
         let _serial = self.lock.lock().await;
         if self.next.get() < 0 || self.next.get() >= self.end.get() {
-            let dir = self.dir.clone();
-            let start = if self.end.get() >= 0 {
-                self.end.get()
-            } else {
-                -1
-            };
-            let (start, end) = glommio::executor()
-                .spawn_blocking(move || reserve_block(&dir, start))
-                .await?;
+            let (start, end) = reserve(self.end.get()).await?;
             self.next.set(start);
             self.end.set(end);
         }

@@ -188,9 +188,7 @@ impl Shard {
     /// start to `offset` (-1: the high watermark). Returns the new low
     /// watermark or a Kafka error code.
     pub async fn delete_records(self: &Rc<Self>, id: PartitionId, offset: i64) -> Result<i64, i16> {
-        let Some(owner) = self.snapshot().shard_for(&id.topic, id.partition) else {
-            return Err(ResponseError::UnknownTopicOrPartition.code());
-        };
+        let owner = self.snapshot().serving_shard(&id.topic, id.partition)?;
         let answer = self
             .run_on(owner, move |shard| async move {
                 let Some(partition) = shard.local_partition(&id) else {

@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 
 use super::{MetaChange, Shard};
 use crate::config::Config;
+use crate::metadata::PartitionLocation;
 use crate::metadata::internal_topics::{INTERNAL_CLEANUP_POLICY, OFFSETS_TOPIC, TXN_TOPIC};
 
 /// Java's `String.hashCode` (over UTF-16 code units), which Kafka uses to
@@ -72,10 +73,12 @@ pub async fn owner_of(
 ) -> Result<(usize, i32), i16> {
     let count = ensure(shard, name, partitions).await?;
     let partition = partition_for(key, count);
-    let owner = shard
-        .snapshot()
-        .shard_for(name, partition)
-        .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
+    // Another broker leads it: the client asks FindCoordinator again.
+    let owner = match shard.snapshot().locate(name, partition) {
+        PartitionLocation::Local(owner) => owner,
+        PartitionLocation::Remote { .. } => return Err(ResponseError::NotCoordinator.code()),
+        PartitionLocation::Unknown => return Err(ResponseError::CoordinatorNotAvailable.code()),
+    };
     Ok((owner, partition))
 }
 

@@ -120,7 +120,7 @@ pub enum PartitionReply {
 }
 
 /// A metadata change, made by the metadata owner (shard 0).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum MetaChange {
     /// Create a topic with this many partitions.
     CreateTopic {

@@ -62,7 +62,12 @@ impl Shard {
 
     /// On the metadata owner: validate against the current snapshot, persist,
     /// broadcast, await every shard.
+    /// In a cluster the controller checks and replicates the change instead;
+    /// the lock is not held then, as publishing its result takes it.
     pub(super) async fn change_metadata_here(self: &Rc<Self>, change: MetaChange) -> MetaResult {
+        if let Some(member) = self.cluster_member() {
+            return member.change(self, change).await;
+        }
         let _serial = self.meta_lock.lock().await;
         let current = self.snapshot();
         let next = match next_snapshot(
@@ -93,6 +98,16 @@ impl Shard {
         info!("metadata v{}: {change:?}", next.version);
         self.broadcast(Arc::new(next)).await;
         (0, None)
+    }
+
+    /// In a cluster: installs the snapshot `next(version)` built from the
+    /// controller's state on every shard. Nothing is saved locally: the
+    /// Raft log is the durable copy. Serialised with local changes by the
+    /// same lock so versions only grow.
+    pub async fn publish_cluster_snapshot(self: &Rc<Self>, next: impl FnOnce(u64) -> Snapshot) {
+        let _serial = self.meta_lock.lock().await;
+        let snapshot = next(self.snapshot().version + 1);
+        self.broadcast(Arc::new(snapshot)).await;
     }
 
     async fn broadcast(self: &Rc<Self>, snapshot: Arc<Snapshot>) {
@@ -243,8 +258,9 @@ impl Shard {
 
 /// The snapshot after `change`, or the Kafka error that refuses it.
 /// `static_defaults` are the broker's TOML log defaults (dynamic broker
-/// configs go over them).
-fn next_snapshot(
+/// configs go over them). The active controller of a cluster runs the same
+/// checks (`cluster::plan`).
+pub fn next_snapshot(
     current: &Snapshot,
     change: &MetaChange,
     shards: usize,

@@ -35,6 +35,7 @@ use futures::channel::{mpsc, oneshot};
 use kafka_protocol::ResponseError;
 
 pub use housekeeping::{now_ms, HOUSEKEEPING_SHARES};
+pub use meta_owner::next_snapshot;
 pub use messages::{
     MetaChange, MetaResult, PartitionOp, PartitionReply, ProduceOrigin, ShardJob, ShardMsg,
 };
@@ -42,7 +43,7 @@ pub use partition::{Partition, PENDING_BYTES_MAX};
 pub use runtime::{run, run_supervised, StartError};
 
 use crate::config::Config;
-use crate::metadata::{PartitionId, Snapshot};
+use crate::metadata::{PartitionId, PartitionLocation, Snapshot};
 use cross_wake::cross_thread;
 
 /// The sending side of one shard's inbox.
@@ -67,6 +68,8 @@ pub struct Shard {
     pub txns: crate::txn::TxnCoordinator,
     /// Fetch sessions (KIP-227) of the connections this shard accepted.
     pub fetch_sessions: RefCell<crate::fetch::FetchSessionCache>,
+    /// This node's cluster membership (shard 0 of a cluster node only).
+    cluster: RefCell<Option<Rc<crate::cluster::member::Member>>>,
 }
 
 /// The shard that makes metadata changes.
@@ -92,12 +95,23 @@ impl Shard {
             producer_ids,
             txns: crate::txn::TxnCoordinator::default(),
             fetch_sessions: RefCell::new(fetch_sessions),
+            cluster: RefCell::new(None),
         }
     }
 
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.peers.len()
+    }
+
+    /// This node's cluster membership, on shard 0 of a cluster node.
+    pub fn cluster_member(&self) -> Option<Rc<crate::cluster::member::Member>> {
+        self.cluster.borrow().clone()
+    }
+
+    /// Records the membership `cluster::start::join` made (shard 0).
+    pub fn set_cluster_member(&self, member: Rc<crate::cluster::member::Member>) {
+        *self.cluster.borrow_mut() = Some(member);
     }
 
     /// The current metadata snapshot.
@@ -151,10 +165,20 @@ impl Shard {
         id: PartitionId,
         op: PartitionOp,
     ) -> Result<oneshot::Receiver<PartitionReply>, PartitionReply> {
-        let Some(owner) = self.snapshot.borrow().shard_for(&id.topic, id.partition) else {
-            return Err(PartitionReply::Error(
-                ResponseError::UnknownTopicOrPartition.code(),
-            ));
+        let location = self.snapshot.borrow().locate(&id.topic, id.partition);
+        let owner = match location {
+            PartitionLocation::Local(owner) => owner,
+            // Another broker leads it: the client refreshes its metadata.
+            PartitionLocation::Remote { .. } => {
+                return Err(PartitionReply::Error(
+                    ResponseError::NotLeaderOrFollower.code(),
+                ))
+            }
+            PartitionLocation::Unknown => {
+                return Err(PartitionReply::Error(
+                    ResponseError::UnknownTopicOrPartition.code(),
+                ))
+            }
         };
         let (reply, answer) = oneshot::channel();
         if owner == self.id {

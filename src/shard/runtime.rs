@@ -104,6 +104,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The data dir belongs to another node or cluster.
+    #[error(transparent)]
+    Identity(#[from] crate::cluster::identity::IdentityError),
     /// A shard failed while starting.
     #[error("shard {shard} failed to start: {message}")]
     Shard {
@@ -146,7 +149,21 @@ pub fn run_supervised(
         source,
     };
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
+    let in_cluster = config.cluster.enabled();
+    let identity = crate::cluster::identity::check_node(&config.data_dir, config.node_id, in_cluster)?;
     let mut loaded = metadata::load(&config.data_dir, config.shards).map_err(meta_err)?;
+    if in_cluster {
+        // The cluster's metadata comes from the controller quorum; what a
+        // single node kept in meta/ is not imported (yet): say so.
+        if !loaded.topics.is_empty() {
+            warn!(
+                topics = loaded.topics.len(),
+                "this data dir has single-node topics; a cluster node does not serve them"
+            );
+        }
+        loaded = Snapshot::default();
+        crate::cluster::member::mark_joining();
+    }
     // Dynamic broker configs persisted with the metadata go over the TOML's.
     loaded.log_defaults = Arc::new(config.log_defaults.with_dynamic(&loaded.broker_configs));
     let snapshot = Arc::new(loaded);
@@ -184,7 +201,10 @@ pub fn run_supervised(
             snapshot.clone(),
             ready_tx.clone(),
         );
-        let admin = if shard == 0 { admin_fd.take() } else { None };
+        let owner = (shard == 0).then(|| OwnerStart {
+            admin_fd: admin_fd.take(),
+            identity: identity.clone(),
+        });
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[shard]))
             .name(&format!("shard-{shard}"))
             .io_memory(io_memory);
@@ -193,7 +213,7 @@ pub fn run_supervised(
                 builder.spin_before_park(std::time::Duration::from_micros(config.shard_spin_us));
         }
         let handle = builder
-            .spawn(move || shard_main(shard, config, peers, inbox, snapshot, ready, admin))
+            .spawn(move || shard_main(shard, config, peers, inbox, snapshot, ready, owner))
             .map_err(|e| StartError::Executor {
                 shard,
                 message: e.to_string(),
@@ -344,6 +364,14 @@ fn wait_ready(
     Ok(())
 }
 
+/// What only shard 0 (the metadata owner) gets at start.
+struct OwnerStart {
+    /// The bound admin HTTP listener.
+    admin_fd: Option<std::os::fd::OwnedFd>,
+    /// This node's identity (`meta/node.json`), for the cluster member.
+    identity: crate::cluster::identity::NodeIdentity,
+}
+
 async fn shard_main(
     id: usize,
     config: Arc<Config>,
@@ -351,7 +379,7 @@ async fn shard_main(
     mut inbox: mpsc::UnboundedReceiver<ShardMsg>,
     snapshot: Arc<Snapshot>,
     ready: std_mpsc::Sender<ReadyReport>,
-    admin_fd: Option<std::os::fd::OwnedFd>,
+    owner: Option<OwnerStart>,
 ) {
     // Before anything here waits on another thread (cross_wake.rs).
     super::cross_wake::start_pump();
@@ -386,19 +414,48 @@ async fn shard_main(
             return;
         }
     };
-    // Groups are loaded before READY (see group::load).
-    shard.groups.load_all(&shard).await;
+    let (admin_fd, identity) = match owner {
+        Some(o) => (o.admin_fd, Some(o.identity)),
+        None => (None, None),
+    };
     let admin = admin_fd.map(|fd| {
         use std::os::fd::{FromRawFd, IntoRawFd};
         // SAFETY: a bound, listening TCP socket whose ownership moves here.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) };
         glommio::spawn_local(admin::serve(shard.clone(), listener))
     });
-    let _ = ready.send((id, Ok(())));
-    let accepting = glommio::spawn_local(server::accept_loop(shard.clone(), listener));
+    if let (true, Some(identity)) = (config.cluster.enabled(), identity) {
+        match crate::cluster::start::join(&shard, identity).await {
+            Ok(member) => shard.set_cluster_member(member),
+            Err(e) => {
+                let _ = ready.send((id, Err(format!("joining the cluster: {e}"))));
+                return;
+            }
+        }
+    }
+    // Serving starts once the node has its metadata: at once on a single
+    // node, after registering with the controller in a cluster. This shard
+    // keeps handling messages meanwhile (the cluster's first snapshot
+    // arrives through them).
+    let serving = glommio::spawn_local({
+        let shard = shard.clone();
+        let in_cluster = config.cluster.enabled();
+        async move {
+            if in_cluster {
+                crate::cluster::member::wait_until_ready().await;
+            }
+            // Groups are loaded before READY (see group::load).
+            shard.groups.load_all(&shard).await;
+            let _ = ready.send((id, Ok(())));
+            server::accept_loop(shard, listener).await
+        }
+    });
     while let Some(msg) = cross_thread(inbox.next()).await {
         if let ShardMsg::Shutdown { reply } = msg {
-            drop(accepting); // dropping a glommio Task cancels it: no new connections
+            if let Some(member) = shard.cluster_member() {
+                member.controlled_shutdown().await;
+            }
+            drop(serving); // dropping a glommio Task cancels it: no new connections
             drop(admin);
             drain_in_flight(id).await;
             shard.close_all_partitions().await;

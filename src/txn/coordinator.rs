@@ -22,6 +22,7 @@ use super::state::{
 use super::TXN_TOPIC;
 use crate::group::store;
 use crate::metadata::PartitionId;
+use crate::producer::ids::PRODUCER_ID_BLOCK_SIZE;
 use crate::shard::{now_ms, Shard, METADATA_OWNER_SHARD};
 
 struct Entry {
@@ -474,11 +475,21 @@ fn needs_attention(meta: &TxnMeta, now: i64) -> bool {
 pub async fn allocate_producer_id(shard: &Rc<Shard>) -> Result<i64, i16> {
     let allocated = shard
         .run_on(METADATA_OWNER_SHARD, |shard| async move {
-            shard
-                .producer_ids
-                .allocate()
-                .await
-                .map_err(|e| e.to_string())
+            let member = shard.cluster_member();
+            match member {
+                Some(member) => {
+                    let block = |_| async move {
+                        let start = member.producer_id_block(PRODUCER_ID_BLOCK_SIZE).await?;
+                        Ok::<_, String>((start, start + PRODUCER_ID_BLOCK_SIZE))
+                    };
+                    shard.producer_ids.allocate_with(block).await
+                }
+                None => shard
+                    .producer_ids
+                    .allocate()
+                    .await
+                    .map_err(|e| e.to_string()),
+            }
         })
         .await;
     match allocated {

@@ -163,9 +163,13 @@ async fn agreed_leader(nodes: &[&TestNode], former: Option<NodeId>) -> NodeId {
 }
 
 fn topic(name: &str) -> ClusterCommand {
-    ClusterCommand::CreateTopic {
+    ClusterCommand::PutTopic {
         name: name.into(),
-        partitions: 3,
+        topic: crate::cluster::state::TopicRecord {
+            id: uuid::Uuid::new_v4(),
+            configs: BTreeMap::new(),
+            partitions: Vec::new(),
+        },
     }
 }
 

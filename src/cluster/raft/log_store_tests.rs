@@ -29,9 +29,8 @@ fn log_id(term: u64, index: u64) -> LogId {
 }
 
 fn entry(term: u64, index: u64) -> Entry {
-    let command = ClusterCommand::CreateTopic {
+    let command = ClusterCommand::RemoveTopic {
         name: format!("topic-{index}"),
-        partitions: index as u32 + 1,
     };
     Entry::new_normal(log_id(term, index), command)
 }

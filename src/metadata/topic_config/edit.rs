@@ -4,7 +4,7 @@
 use super::*;
 
 /// IncrementalAlterConfigs operations (Kafka's `OpType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AlterOp {
     /// Set the value.
     Set,
@@ -31,7 +31,7 @@ impl AlterOp {
 
 /// A change to a topic's overrides, applied by the metadata owner to the
 /// current snapshot (so concurrent alters never lose each other's edits).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConfigEdit {
     /// Legacy AlterConfigs: the overrides become exactly these.
     Replace(BTreeMap<String, String>),

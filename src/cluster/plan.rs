@@ -1,0 +1,164 @@
+//! What the active controller replicates for a metadata change.
+//!
+//! A broker's CreateTopics, DeleteTopics, CreatePartitions and
+//! AlterConfigs arrive here as the same [`MetaChange`] a single node's
+//! metadata owner handles. The checks are the single node's own
+//! (`shard::meta_owner::next_snapshot`, run on a snapshot of the cluster
+//! state), so a cluster refuses exactly what one node refuses, with the
+//! same codes and messages; what is cluster-specific is only placement
+//! over brokers (`cluster::placement`) and turning the result into
+//! [`ClusterCommand`]s.
+
+use kafka_protocol::ResponseError;
+
+use super::placement::place;
+use super::raft::types::ClusterCommand;
+use super::state::{BrokerConfigsRecord, ClusterState, TopicRecord};
+use super::view::snapshot_of;
+use crate::metadata::{LogDefaults, Snapshot};
+use crate::shard::{next_snapshot, MetaChange, MetaResult};
+
+/// Replicas per partition until partition replication lands (issue 21):
+/// CreateTopics refuses other factors before a change gets here.
+pub const REPLICATION_FACTOR: usize = 1;
+
+/// No broker: the node id the controller's own check snapshot is made for.
+const NO_NODE: i32 = -1;
+
+/// The commands that make `change` on `state`, or the Kafka error that
+/// refuses it. A `validate_only` change that passes gives no commands.
+pub fn plan(
+    state: &ClusterState,
+    change: &MetaChange,
+    static_defaults: &LogDefaults,
+) -> Result<Vec<ClusterCommand>, MetaResult> {
+    let current = snapshot_of(state, NO_NODE, 1, NO_NODE, static_defaults, 0);
+    let next = next_snapshot(&current, change, 1, static_defaults)?;
+    let topic_record = |name: &str, next: &Snapshot| -> Result<TopicRecord, MetaResult> {
+        let meta = next.topic(name).ok_or_else(unknown_topic)?;
+        let existing = state.topics.get(name);
+        Ok(TopicRecord {
+            id: meta.id,
+            configs: meta.configs.clone(),
+            partitions: existing.map(|t| t.partitions.clone()).unwrap_or_default(),
+        })
+    };
+    let commands = match change {
+        MetaChange::AlterTopicConfig {
+            validate_only: true,
+            ..
+        }
+        | MetaChange::AlterBrokerConfig {
+            validate_only: true,
+            ..
+        } => Vec::new(),
+        MetaChange::CreateTopic {
+            name, partitions, ..
+        } => {
+            let mut topic = topic_record(name, &next)?;
+            topic.partitions = place(state, *partitions as usize, REPLICATION_FACTOR)?;
+            vec![put(name, topic)]
+        }
+        MetaChange::CreatePartitions { name, total } => {
+            let mut topic = topic_record(name, &next)?;
+            let have = topic.partitions.len();
+            let added = (*total as usize).saturating_sub(have);
+            topic
+                .partitions
+                .extend(place(state, added, REPLICATION_FACTOR)?);
+            vec![put(name, topic)]
+        }
+        MetaChange::AlterTopicConfig { name, .. } => vec![put(name, topic_record(name, &next)?)],
+        MetaChange::DeleteTopic { name } => vec![ClusterCommand::RemoveTopic { name: name.clone() }],
+        MetaChange::AlterBrokerConfig { .. } => vec![ClusterCommand::SetBrokerConfigs {
+            configs: BrokerConfigsRecord {
+                broker: next.broker_configs.broker.clone(),
+                cluster_default: next.broker_configs.cluster_default.clone(),
+            },
+        }],
+    };
+    Ok(commands)
+}
+
+fn put(name: &str, topic: TopicRecord) -> ClusterCommand {
+    ClusterCommand::PutTopic {
+        name: name.to_string(),
+        topic,
+    }
+}
+
+fn unknown_topic() -> MetaResult {
+    (ResponseError::UnknownTopicOrPartition.code(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::metadata::topic_config::ConfigEdit;
+
+    fn cluster() -> ClusterState {
+        let mut state = ClusterState::default();
+        for id in 1..=3 {
+            state.apply(&ClusterCommand::RegisterBroker {
+                id,
+                host: "h".into(),
+                port: 1,
+                shards: 1,
+            });
+        }
+        state
+    }
+
+    fn apply_all(state: &mut ClusterState, change: &MetaChange) -> Result<(), MetaResult> {
+        for command in plan(state, change, &LogDefaults::default())? {
+            state.apply(&command);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn plan_create_grow_alter_delete_topic() {
+        let mut state = cluster();
+        let create = MetaChange::CreateTopic {
+            name: "t".into(),
+            partitions: 3,
+            configs: BTreeMap::new(),
+        };
+        apply_all(&mut state, &create).expect("created");
+        let leaders: Vec<i32> = state.topics["t"].partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, vec![1, 2, 3]);
+        let (code, _) = apply_all(&mut state, &create).expect_err("exists");
+        assert_eq!(code, ResponseError::TopicAlreadyExists.code());
+
+        let grow = MetaChange::CreatePartitions {
+            name: "t".into(),
+            total: 5,
+        };
+        apply_all(&mut state, &grow).expect("grown");
+        assert_eq!(state.topics["t"].partitions.len(), 5);
+        let id = state.topics["t"].id;
+
+        let alter = MetaChange::AlterTopicConfig {
+            name: "t".into(),
+            edit: ConfigEdit::Replace([("retention.ms".into(), "1000".into())].into()),
+            validate_only: false,
+        };
+        apply_all(&mut state, &alter).expect("altered");
+        assert_eq!(state.topics["t"].configs["retention.ms"], "1000");
+        assert_eq!(state.topics["t"].id, id, "the id stays");
+        assert_eq!(state.topics["t"].partitions.len(), 5, "partitions stay");
+
+        let bad = MetaChange::AlterTopicConfig {
+            name: "t".into(),
+            edit: ConfigEdit::Replace([("retention.ms".into(), "soon".into())].into()),
+            validate_only: false,
+        };
+        let (code, _) = apply_all(&mut state, &bad).expect_err("bad value");
+        assert_eq!(code, ResponseError::InvalidConfig.code());
+
+        apply_all(&mut state, &MetaChange::DeleteTopic { name: "t".into() }).expect("deleted");
+        assert!(state.topics.is_empty());
+    }
+}

@@ -1,0 +1,160 @@
+//! The shards' [`Snapshot`] of a broker in a cluster, made from the
+//! controller's [`ClusterState`] for this node.
+//!
+//! A partition with a replica here gets that replica's shard as its owner
+//! (its files are opened by that shard), every other one
+//! [`REMOTE_SHARD`]; leaders, replicas and brokers go into the
+//! snapshot's cluster view (see `metadata::cluster_view`). The effective
+//! log defaults are the static ones under the replicated dynamic broker
+//! configs, exactly as on a single node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::state::ClusterState;
+use crate::metadata::topic_config::DynamicBrokerConfigs;
+use crate::metadata::{
+    BrokerInfo, ClusterView, LogDefaults, PartitionState, Snapshot, TopicMeta, REMOTE_SHARD,
+};
+
+/// The snapshot node `local_node` (with `local_shards` shards) serves
+/// from `state`, numbered `version`, naming `controller_id` as the
+/// active controller.
+pub fn snapshot_of(
+    state: &ClusterState,
+    local_node: i32,
+    local_shards: usize,
+    controller_id: i32,
+    static_defaults: &LogDefaults,
+    version: u64,
+) -> Snapshot {
+    let mut snapshot = Snapshot {
+        version,
+        cluster_id: state.cluster_id.clone(),
+        ..Default::default()
+    };
+    for (name, record) in &state.topics {
+        let name: Arc<str> = name.as_str().into();
+        let partition_shards = record
+            .partitions
+            .iter()
+            .map(|p| local_shard(&p.replicas, &p.shards, local_node, local_shards))
+            .collect();
+        let placement: Vec<PartitionState> = record
+            .partitions
+            .iter()
+            .map(|p| PartitionState {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+            })
+            .collect();
+        let topic = TopicMeta::new(
+            name.clone(),
+            record.id,
+            partition_shards,
+            record.configs.clone(),
+        )
+        .with_placement(placement.into());
+        snapshot.topic_ids.insert(record.id, name.clone());
+        snapshot.topics.insert(name, Arc::new(topic));
+    }
+    let brokers: BTreeMap<i32, BrokerInfo> = state
+        .brokers
+        .iter()
+        .map(|(id, b)| {
+            let info = BrokerInfo {
+                id: *id,
+                host: b.host.clone(),
+                port: b.port,
+                fenced: b.fenced,
+            };
+            (*id, info)
+        })
+        .collect();
+    snapshot.cluster = Some(Arc::new(ClusterView {
+        local_node,
+        controller_id,
+        brokers,
+    }));
+    let dynamic = DynamicBrokerConfigs {
+        broker: state.broker_configs.broker.clone(),
+        cluster_default: state.broker_configs.cluster_default.clone(),
+    };
+    snapshot.with_broker_configs(static_defaults, dynamic)
+}
+
+/// The shard of this node's replica, or [`REMOTE_SHARD`]. A shard index
+/// beyond this node's shard count (it restarted with fewer) wraps, as a
+/// single node's metadata load does.
+fn local_shard(replicas: &[i32], shards: &[u16], local_node: i32, local_shards: usize) -> u16 {
+    replicas
+        .iter()
+        .position(|r| *r == local_node)
+        .and_then(|i| shards.get(i))
+        .map_or(REMOTE_SHARD, |s| (*s as usize % local_shards.max(1)) as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::raft::types::ClusterCommand;
+    use crate::cluster::state::{PartitionRecord, TopicRecord};
+    use crate::metadata::{PartitionLocation, NO_LEADER};
+
+    #[test]
+    fn snapshot_of_locates_local_remote_and_leaderless_partitions() {
+        let mut state = ClusterState::default();
+        for id in [1, 2] {
+            state.apply(&ClusterCommand::RegisterBroker {
+                id,
+                host: format!("b{id}"),
+                port: 9092,
+                shards: 2,
+            });
+        }
+        let partition = |broker: i32, shard: u16| PartitionRecord {
+            replicas: vec![broker],
+            shards: vec![shard],
+            leader: broker,
+            leader_epoch: 3,
+            isr: vec![broker],
+        };
+        state.apply(&ClusterCommand::PutTopic {
+            name: "t".into(),
+            topic: TopicRecord {
+                id: uuid::Uuid::new_v4(),
+                configs: Default::default(),
+                partitions: vec![partition(1, 1), partition(2, 0)],
+            },
+        });
+        let defaults = LogDefaults::default();
+        let on_1 = snapshot_of(&state, 1, 2, 2, &defaults, 7);
+        assert_eq!(on_1.version, 8, "with_broker_configs bumps the version once");
+        assert_eq!(on_1.locate("t", 0), PartitionLocation::Local(1));
+        assert_eq!(
+            on_1.locate("t", 1),
+            PartitionLocation::Remote {
+                leader: 2,
+                leader_epoch: 3
+            }
+        );
+        assert_eq!(on_1.owned_by(1).count(), 1);
+        assert_eq!(on_1.owned_by(0).count(), 0);
+
+        state.apply(&ClusterCommand::FenceBroker { id: 1 });
+        let fenced = snapshot_of(&state, 1, 2, 2, &defaults, 9);
+        // Still owned (files stay open), no longer served.
+        assert_eq!(fenced.owned_by(1).count(), 1);
+        assert_eq!(
+            fenced.locate("t", 0),
+            PartitionLocation::Remote {
+                leader: NO_LEADER,
+                leader_epoch: 4
+            }
+        );
+        let cluster = fenced.cluster.as_ref().expect("cluster view");
+        assert_eq!(cluster.live_brokers().count(), 1);
+    }
+}
