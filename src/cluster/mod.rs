@@ -19,3 +19,4 @@
 
 pub mod raft;
 pub mod state;
+pub mod transport;

@@ -3,42 +3,196 @@
 //!
 //! Pure data and pure functions, no I/O and no Raft: the Raft state machine
 //! (`raft::state_machine`) applies committed commands here, and a snapshot
-//! is this value as JSON. Only the two first commands exist yet.
+//! is this value as JSON.
+//!
+//! Commands carry results, not intents: the active controller validates a
+//! change against the current state and decides placement, ids and the
+//! like (`cluster::plan`), then replicates a command whose application is
+//! deterministic and cannot fail. Every controller applies the same
+//! commands in the same order and gets the same state.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-use super::raft::types::{ClusterCommand, ClusterResponse, NodeId};
+use super::raft::types::{ClusterCommand, ClusterResponse};
 
-/// Brokers and topics, as of some applied log position.
+/// The leader of a partition that has none (offline): mirrors Kafka's
+/// "no leader" `-1` in Metadata and LeaderAndIsr.
+pub const NO_LEADER: i32 = -1;
+
+/// A registered broker (Kafka's RegisterBrokerRecord / fencing records).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRecord {
+    /// Advertised host of its Kafka listener.
+    pub host: String,
+    /// Advertised port of its Kafka listener.
+    pub port: i32,
+    /// Its shard count: placement spreads partitions over them.
+    pub shards: u16,
+    /// Bumped on every registration: a heartbeat names the epoch it has.
+    pub epoch: i64,
+    /// Fenced: missed heartbeats or shut down; leads nothing.
+    pub fenced: bool,
+}
+
+/// One partition (Kafka's PartitionRecord).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    /// Replica brokers, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// The owner shard of each replica on its broker (same order).
+    pub shards: Vec<u16>,
+    /// The leading broker, or [`NO_LEADER`].
+    pub leader: i32,
+    /// Bumped on every leader change.
+    pub leader_epoch: i32,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+/// A topic (Kafka's TopicRecord plus its configs and partitions).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// Topic id (KIP-516).
+    pub id: Uuid,
+    /// Config overrides, Kafka names, validated.
+    pub configs: BTreeMap<String, String>,
+    /// Partitions by index.
+    pub partitions: Vec<PartitionRecord>,
+}
+
+/// Dynamic broker configs (AlterConfigs on the BROKER resource).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfigsRecord {
+    /// Set on a broker's own resource.
+    pub broker: BTreeMap<String, String>,
+    /// Set on the cluster-wide default resource ("").
+    pub cluster_default: BTreeMap<String, String>,
+}
+
+/// The cluster metadata as of some applied log position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
-    /// Registered brokers: node id to `host:port` of the Kafka listener.
-    pub brokers: BTreeMap<NodeId, String>,
-    /// Topics: name to partition count.
-    pub topics: BTreeMap<String, u32>,
+    /// Kafka cluster id, set once by the first active controller.
+    pub cluster_id: String,
+    /// Registered brokers by node id.
+    pub brokers: BTreeMap<i32, BrokerRecord>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicRecord>,
+    /// Dynamic broker configs.
+    pub broker_configs: BrokerConfigsRecord,
+    /// The first producer id not handed out yet (Kafka's
+    /// ProducerIdsRecord): blocks are taken from here.
+    pub next_producer_id: i64,
 }
 
 impl ClusterState {
-    /// Applies one committed command. Deterministic: every controller
-    /// applies the same commands in the same order to the same state.
+    /// Applies one committed command. Deterministic, and never fails: the
+    /// controller checked the command before it proposed it.
     pub fn apply(&mut self, command: &ClusterCommand) -> ClusterResponse {
-        let applied = match command {
-            ClusterCommand::RegisterBroker { id, addr } => {
-                self.brokers.insert(*id, addr.clone()).as_ref() != Some(addr)
-            }
-            ClusterCommand::CreateTopic { name, partitions } => {
-                // Creating an existing topic changes nothing (Kafka answers
-                // TOPIC_ALREADY_EXISTS from the response).
-                let absent = !self.topics.contains_key(name);
-                if absent {
-                    self.topics.insert(name.clone(), *partitions);
+        match command {
+            ClusterCommand::InitCluster { cluster_id } => {
+                let fresh = self.cluster_id.is_empty();
+                if fresh {
+                    self.cluster_id = cluster_id.clone();
                 }
-                absent
+                ClusterResponse::applied(fresh)
             }
-        };
-        ClusterResponse { applied }
+            ClusterCommand::RegisterBroker {
+                id,
+                host,
+                port,
+                shards,
+            } => {
+                let epoch = self.brokers.get(id).map_or(1, |b| b.epoch + 1);
+                let record = BrokerRecord {
+                    host: host.clone(),
+                    port: *port,
+                    shards: *shards,
+                    epoch,
+                    fenced: false,
+                };
+                self.brokers.insert(*id, record);
+                self.lead_orphans(*id);
+                ClusterResponse::with_value(epoch)
+            }
+            ClusterCommand::FenceBroker { id } => {
+                let Some(broker) = self.brokers.get_mut(id).filter(|b| !b.fenced) else {
+                    return ClusterResponse::applied(false);
+                };
+                broker.fenced = true;
+                self.move_leaderships_from(*id);
+                ClusterResponse::applied(true)
+            }
+            ClusterCommand::PutTopic { name, topic } => {
+                self.topics.insert(name.clone(), topic.clone());
+                ClusterResponse::applied(true)
+            }
+            ClusterCommand::RemoveTopic { name } => {
+                ClusterResponse::applied(self.topics.remove(name).is_some())
+            }
+            ClusterCommand::SetBrokerConfigs { configs } => {
+                self.broker_configs = configs.clone();
+                ClusterResponse::applied(true)
+            }
+            ClusterCommand::AllocateProducerIds { count } => {
+                let start = self.next_producer_id;
+                self.next_producer_id = start.saturating_add(*count);
+                ClusterResponse::with_value(start)
+            }
+        }
+    }
+
+    /// Live (registered, unfenced) broker ids, ascending.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// A broker that registers again leads the partitions that have no
+    /// leader and list it as a replica (with one replica, its own).
+    fn lead_orphans(&mut self, id: i32) {
+        for topic in self.topics.values_mut() {
+            for p in &mut topic.partitions {
+                if p.leader == NO_LEADER && p.replicas.contains(&id) {
+                    p.leader = id;
+                    p.leader_epoch += 1;
+                    if !p.isr.contains(&id) {
+                        p.isr.push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fenced broker's leaderships go to another live in-sync replica,
+    /// or to none (leader -1) when there is no other: then the partition
+    /// is offline until the broker returns. The last ISR member stays in
+    /// the ISR, as Kafka keeps it, so it may lead again.
+    fn move_leaderships_from(&mut self, id: i32) {
+        let live = self.live_brokers();
+        for topic in self.topics.values_mut() {
+            for p in &mut topic.partitions {
+                if p.leader != id {
+                    continue;
+                }
+                if p.isr.len() > 1 {
+                    p.isr.retain(|r| *r != id);
+                }
+                p.leader = p
+                    .isr
+                    .iter()
+                    .copied()
+                    .find(|r| *r != id && live.contains(r))
+                    .unwrap_or(NO_LEADER);
+                p.leader_epoch += 1;
+            }
+        }
     }
 }
 
@@ -46,28 +200,90 @@ impl ClusterState {
 mod tests {
     use super::*;
 
-    #[test]
-    fn create_topic_twice_keeps_the_first_partition_count() {
-        let mut state = ClusterState::default();
-        let create = |partitions| ClusterCommand::CreateTopic {
-            name: "orders".into(),
-            partitions,
-        };
-        assert!(state.apply(&create(3)).applied);
-        assert!(!state.apply(&create(9)).applied);
-        assert_eq!(state.topics.get("orders"), Some(&3));
+    fn register(id: i32) -> ClusterCommand {
+        ClusterCommand::RegisterBroker {
+            id,
+            host: "localhost".into(),
+            port: 9092 + id,
+            shards: 2,
+        }
+    }
+
+    fn one_partition_on(broker: i32) -> TopicRecord {
+        TopicRecord {
+            id: Uuid::new_v4(),
+            configs: BTreeMap::new(),
+            partitions: vec![PartitionRecord {
+                replicas: vec![broker],
+                shards: vec![1],
+                leader: broker,
+                leader_epoch: 0,
+                isr: vec![broker],
+            }],
+        }
     }
 
     #[test]
-    fn register_broker_updates_the_address() {
+    fn register_broker_bumps_the_epoch_and_unfences() {
         let mut state = ClusterState::default();
-        let register = |addr: &str| ClusterCommand::RegisterBroker {
-            id: 7,
-            addr: addr.into(),
+        assert_eq!(state.apply(&register(1)).value, 1);
+        state.apply(&ClusterCommand::FenceBroker { id: 1 });
+        assert!(state.brokers[&1].fenced);
+        assert_eq!(state.apply(&register(1)).value, 2);
+        assert!(!state.brokers[&1].fenced);
+    }
+
+    #[test]
+    fn fence_broker_with_one_replica_leaves_the_partition_offline_until_it_returns() {
+        let mut state = ClusterState::default();
+        state.apply(&register(1));
+        state.apply(&register(2));
+        state.apply(&ClusterCommand::PutTopic {
+            name: "t".into(),
+            topic: one_partition_on(2),
+        });
+        assert!(state.apply(&ClusterCommand::FenceBroker { id: 2 }).applied);
+        let p = &state.topics["t"].partitions[0];
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.isr.clone()),
+            (NO_LEADER, 1, vec![2])
+        );
+        // Fencing twice changes nothing.
+        assert!(!state.apply(&ClusterCommand::FenceBroker { id: 2 }).applied);
+        state.apply(&register(2));
+        let p = &state.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.leader_epoch), (2, 2));
+    }
+
+    #[test]
+    fn fence_broker_hands_leadership_to_another_live_isr_member() {
+        let mut state = ClusterState::default();
+        for id in 1..=3 {
+            state.apply(&register(id));
+        }
+        let mut topic = one_partition_on(1);
+        topic.partitions[0].replicas = vec![1, 2, 3];
+        topic.partitions[0].isr = vec![1, 2, 3];
+        state.apply(&ClusterCommand::PutTopic {
+            name: "t".into(),
+            topic,
+        });
+        state.apply(&ClusterCommand::FenceBroker { id: 1 });
+        let p = &state.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]));
+    }
+
+    #[test]
+    fn init_cluster_keeps_the_first_id_and_producer_ids_come_in_disjoint_blocks() {
+        let mut state = ClusterState::default();
+        let init = |id: &str| ClusterCommand::InitCluster {
+            cluster_id: id.into(),
         };
-        assert!(state.apply(&register("a:9092")).applied);
-        assert!(!state.apply(&register("a:9092")).applied);
-        assert!(state.apply(&register("b:9092")).applied);
-        assert_eq!(state.brokers.get(&7).map(String::as_str), Some("b:9092"));
+        assert!(state.apply(&init("a")).applied);
+        assert!(!state.apply(&init("b")).applied);
+        assert_eq!(state.cluster_id, "a");
+        let take = ClusterCommand::AllocateProducerIds { count: 1000 };
+        assert_eq!(state.apply(&take).value, 0);
+        assert_eq!(state.apply(&take).value, 1000);
     }
 }

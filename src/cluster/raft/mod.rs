@@ -14,8 +14,10 @@
 //! Not here yet: a network (`RaftNetworkFactory` over TCP on its own
 //! listener), durable snapshots, wiring into `corestreamd`.
 
+mod log_file;
 pub mod log_store;
 pub mod runtime;
+pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
 
@@ -25,6 +27,8 @@ pub use state_machine::ClusterStateMachine;
 pub use types::{ClusterCommand, ControllerRaft, NodeId};
 
 #[cfg(test)]
-mod cluster_tests;
+pub(crate) mod cluster_tests;
 #[cfg(test)]
 mod log_store_tests;
+#[cfg(test)]
+mod snapshot_tests;

@@ -11,38 +11,83 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::runtime::GlommioRuntime;
+use crate::cluster::state::{BrokerConfigsRecord, TopicRecord};
 
 /// A controller node id (the broker's `node.id`).
 pub type NodeId = u64;
 
-/// A change to the cluster metadata, as replicated in the Raft log.
-/// (Applied by the state machine, which is not written yet.)
+/// A change to the cluster metadata, as replicated in the Raft log. Each
+/// carries a decided result (see `cluster::state`), so applying it is
+/// deterministic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClusterCommand {
-    /// A broker joined (or came back with a new address).
-    RegisterBroker {
-        /// The broker's `node.id`.
-        id: NodeId,
-        /// `host:port` of its Kafka listener.
-        addr: String,
+    /// Names the cluster; only the first one counts.
+    InitCluster {
+        /// The Kafka cluster id.
+        cluster_id: String,
     },
-    /// A topic was created.
-    CreateTopic {
+    /// A broker (re)joined: unfenced, its epoch bumped, it leads again
+    /// the partitions that waited for it.
+    RegisterBroker {
+        /// Its `node.id`.
+        id: i32,
+        /// Advertised host.
+        host: String,
+        /// Advertised port.
+        port: i32,
+        /// Its shard count.
+        shards: u16,
+    },
+    /// A broker missed its heartbeats or shut down: fenced, its
+    /// leaderships moved.
+    FenceBroker {
+        /// Its `node.id`.
+        id: i32,
+    },
+    /// A topic created, grown or reconfigured: its whole new record.
+    PutTopic {
         /// Topic name.
         name: String,
-        /// Number of partitions.
-        partitions: u32,
+        /// The record.
+        topic: TopicRecord,
+    },
+    /// A topic deleted.
+    RemoveTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// Dynamic broker configs replaced.
+    SetBrokerConfigs {
+        /// Both layers.
+        configs: BrokerConfigsRecord,
+    },
+    /// A block of producer ids handed out; the response's value is its
+    /// first id.
+    AllocateProducerIds {
+        /// Ids in the block.
+        count: i64,
     },
 }
 
 impl fmt::Display for ClusterCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClusterCommand::RegisterBroker { id, addr } => {
-                write!(f, "register broker {id} at {addr}")
+            ClusterCommand::InitCluster { cluster_id } => write!(f, "init cluster {cluster_id}"),
+            ClusterCommand::RegisterBroker { id, host, port, .. } => {
+                write!(f, "register broker {id} at {host}:{port}")
             }
-            ClusterCommand::CreateTopic { name, partitions } => {
-                write!(f, "create topic {name} with {partitions} partitions")
+            ClusterCommand::FenceBroker { id } => write!(f, "fence broker {id}"),
+            ClusterCommand::PutTopic { name, topic } => {
+                write!(
+                    f,
+                    "put topic {name} ({} partitions)",
+                    topic.partitions.len()
+                )
+            }
+            ClusterCommand::RemoveTopic { name } => write!(f, "remove topic {name}"),
+            ClusterCommand::SetBrokerConfigs { .. } => write!(f, "set broker configs"),
+            ClusterCommand::AllocateProducerIds { count } => {
+                write!(f, "allocate {count} producer ids")
             }
         }
     }
@@ -51,8 +96,25 @@ impl fmt::Display for ClusterCommand {
 /// What applying a [`ClusterCommand`] answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterResponse {
-    /// False if the command changed nothing (e.g. the topic existed).
+    /// False if the command changed nothing (e.g. fencing a fenced broker).
     pub applied: bool,
+    /// A number the command produced: a broker epoch, a producer-id block.
+    pub value: i64,
+}
+
+impl ClusterResponse {
+    /// Changed something or not, no value.
+    pub fn applied(applied: bool) -> ClusterResponse {
+        ClusterResponse { applied, value: 0 }
+    }
+
+    /// Changed something and produced `value`.
+    pub fn with_value(value: i64) -> ClusterResponse {
+        ClusterResponse {
+            applied: true,
+            value,
+        }
+    }
 }
 
 openraft::declare_raft_types!(
