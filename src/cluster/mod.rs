@@ -5,9 +5,13 @@
 //!
 //! - [`raft`]: the pieces openraft needs from us — a glommio
 //!   `AsyncRuntime` adapter and a Raft log store on the project's
-//!   [`Disk`](crate::storage::Disk) seam, and a state machine.
+//!   [`Disk`](crate::storage::Disk) seam, and a state machine whose
+//!   snapshots are saved there too.
 //! - [`state`]: [`ClusterState`](state::ClusterState), the metadata the
-//!   log builds (brokers, topics), and how a command changes it.
+//!   log builds (brokers, topics, partitions, broker configs, producer-id
+//!   blocks), and how a command changes it.
+//! - [`transport`]: controller RPCs (Raft's and the brokers' `App`
+//!   requests) over TCP on the controller listener.
 //!
 //! Why openraft and not our own consensus: the issue asks for an
 //! established library; openraft's 0.10 line has a `single-threaded`

@@ -10,7 +10,7 @@
 //!
 //! - `raft-log`: a sequence of frames, each
 //!   `[payload length: u32 LE][CRC32C of payload: u32 LE][payload]`, the
-//!   payload a JSON [`LogRecord`]: either `{"Purged": log_id}` (only as the
+//!   payload a JSON `LogRecord` (`log_file`): either `{"Purged": log_id}` (only as the
 //!   first frame: everything up to that log id was purged) or
 //!   `{"Entry": entry}` (openraft's entry with its serde derive). Entries
 //!   follow each other by index, without holes. A zero length ends the log

@@ -2,10 +2,13 @@
 //! the body one JSON [`ControllerRequest`] or [`ControllerResponse`].
 //!
 //! The codec itself does no socket I/O beyond reading and writing whole
-//! frames on any `AsyncRead`/`AsyncWrite`; a length over
-//! [`CONTROLLER_FRAME_BYTES_MAX`] or a body that does not decode is a
-//! [`FrameError`], and the connection is closed (there is no way to find
-//! the next frame's start after a bad length).
+//! frames on any `AsyncRead`/`AsyncWrite`. A length over
+//! [`CONTROLLER_FRAME_BYTES_MAX`] (or zero) or a torn frame is a
+//! [`FrameError`] and the connection must be closed: there is no way to
+//! find the next frame's start. A whole frame whose body does not decode
+//! (garbage JSON, a request this version does not know) leaves the stream
+//! in step, so the server reads bodies with [`read_frame_body`], answers
+//! such a frame with [`RemoteError::BadRequest`] and keeps the connection.
 
 use std::io;
 
@@ -85,8 +88,8 @@ pub enum RemoteError {
     /// leader, leader is N at ADDR").
     #[error("application error on the target: {0}")]
     App(String),
-    /// The request was well-formed but cannot be served (e.g. snapshot
-    /// bytes that are not UTF-8 on the sender's side never get here).
+    /// A whole frame whose body is not a request this node knows (garbage
+    /// JSON, an unknown or malformed variant): the decode error, as text.
     #[error("bad request: {0}")]
     BadRequest(String),
 }
@@ -147,6 +150,22 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    let body = read_frame_body(reader).await?;
+    decode_body(&body)
+}
+
+/// Decodes a frame body read by [`read_frame_body`].
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    serde_json::from_slice(body).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+/// Reads one frame's body, undecoded: after an `Ok` the reader is at the
+/// next frame's start whatever the body holds. [`FrameError::Closed`] if
+/// the peer closed the connection before the frame's first byte.
+pub async fn read_frame_body<R>(reader: &mut R) -> Result<Vec<u8>, FrameError>
+where
+    R: AsyncRead + Unpin,
+{
     let mut prefix = [0u8; FRAME_LENGTH_BYTES];
     let first = reader.read(&mut prefix).await?;
     if first == 0 {
@@ -159,7 +178,7 @@ where
     }
     let mut body = vec![0u8; bytes];
     reader.read_exact(&mut body).await?;
-    serde_json::from_slice(&body).map_err(|e| FrameError::Decode(e.to_string()))
+    Ok(body)
 }
 
 #[cfg(test)]

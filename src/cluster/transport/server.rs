@@ -9,11 +9,14 @@
 //! concurrently, each its own task, at most
 //! [`CONTROLLER_CONNECTIONS_MAX`] at once.
 //!
-//! A bad frame (length over the limit, a body that does not decode, a torn
-//! frame, a stall over [`CONTROLLER_READ_IDLE_MS_MAX`]) closes that
-//! connection with a `warn!` line; the listener goes on. A request that
-//! decodes but fails (a Raft error, an application error) is answered with
-//! [`ControllerResponse::Error`] and the connection stays open.
+//! A broken frame (length zero or over the limit, a torn frame, a stall
+//! over [`CONTROLLER_READ_IDLE_MS_MAX`]) closes that connection with a
+//! `warn!` line: the next frame's start cannot be found. A whole frame
+//! whose body does not decode (garbage JSON, an unknown request) is
+//! answered with [`RemoteError::BadRequest`] and a `warn!` line, and the
+//! connection stays open, as it does for a request that decodes but fails
+//! (a Raft error, an application error: [`ControllerResponse::Error`]).
+//! The listener goes on in every case; nothing a peer sends panics it.
 //!
 //! Dropping the [`serve`] future (or cancelling its task) closes the
 //! listener and every connection it accepted.
@@ -28,7 +31,8 @@ use glommio::net::{TcpListener, TcpStream};
 use openraft::{AsyncRuntime, Raft};
 
 use super::frame::{
-    read_frame, write_frame, ControllerRequest, ControllerResponse, FrameError, RemoteError,
+    decode_body, read_frame_body, write_frame, ControllerRequest, ControllerResponse, FrameError,
+    RemoteError,
 };
 use crate::cluster::raft::runtime::GlommioRuntime;
 use crate::cluster::raft::state_machine::ClusterStateMachine;
@@ -134,7 +138,7 @@ pub async fn serve(listener: TcpListener, raft: ControllerNode, app: Rc<dyn AppH
     }
 }
 
-/// Serves one connection until the peer closes it or sends a bad frame.
+/// Serves one connection until the peer closes it or sends a broken frame.
 async fn serve_connection(
     mut stream: TcpStream,
     peer: &str,
@@ -144,9 +148,9 @@ async fn serve_connection(
     let idle = Duration::from_millis(CONTROLLER_READ_IDLE_MS_MAX);
     let write_limit = Duration::from_millis(CONTROLLER_WRITE_MS_MAX);
     loop {
-        let read = GlommioRuntime::timeout(idle, read_frame(&mut stream)).await;
-        let request: ControllerRequest = match read {
-            Ok(Ok(request)) => request,
+        let read = GlommioRuntime::timeout(idle, read_frame_body(&mut stream)).await;
+        let body = match read {
+            Ok(Ok(body)) => body,
             Ok(Err(FrameError::Closed)) => return,
             Ok(Err(e)) => {
                 tracing::warn!("controller connection from {peer}: closing: {e}");
@@ -160,7 +164,16 @@ async fn serve_connection(
                 return;
             }
         };
-        let response = answer(raft, app, request).await;
+        let response = match decode_body::<ControllerRequest>(&body) {
+            Ok(request) => answer(raft, app, request).await,
+            Err(e) => {
+                tracing::warn!(
+                    "controller connection from {peer}: refusing a {} byte frame: {e}",
+                    body.len()
+                );
+                ControllerResponse::Error(RemoteError::BadRequest(e.to_string()))
+            }
+        };
         let written = GlommioRuntime::timeout(write_limit, write_frame(&mut stream, &response));
         match written.await {
             Ok(Ok(())) => {}

@@ -1,7 +1,9 @@
 //! The transport on one glommio executor over real loopback TCP, with a
 //! one-node Raft on a real `DmaDisk` behind the listener: an `App` request
-//! round trip (answer and typed error), and bad frames (oversized length,
-//! garbage JSON) closing only their own connection.
+//! round trip (answer and typed error); broken frames (zero or oversized
+//! length) closing only their own connection; whole frames that are not a
+//! request (garbage JSON, an unknown variant) answered with `BadRequest` on
+//! a connection that goes on serving.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +17,9 @@ use glommio::net::{TcpListener, TcpStream};
 use openraft::{BasicNode, Config, Raft};
 
 use super::client::{CallError, PeerClient, PeerConnection};
-use super::frame::{ControllerRequest, ControllerResponse, RemoteError};
+use super::frame::{
+    read_frame, ControllerRequest, ControllerResponse, RemoteError, CONTROLLER_FRAME_BYTES_MAX,
+};
 use super::server::{serve, AppHandler, ControllerNode};
 use super::TcpNetwork;
 use crate::cluster::raft::{ClusterStateMachine, RaftLogStore};
@@ -74,7 +78,7 @@ async fn expect_closed(stream: &mut TcpStream) {
 }
 
 #[test]
-fn app_round_trip_and_bad_frames_close_only_their_connection() {
+fn app_round_trip_and_broken_lengths_close_only_their_connection() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data_dir = tmp.path().to_path_buf();
     on_executor(move || async move {
@@ -97,21 +101,17 @@ fn app_round_trip_and_bad_frames_close_only_their_connection() {
             "{failed:?}"
         );
 
-        // An oversized length prefix: closed without reading a body.
-        let mut oversized = TcpStream::connect(addr.as_str()).await.expect("connect");
-        oversized
-            .write_all(&u32::MAX.to_be_bytes())
-            .await
-            .expect("write");
-        expect_closed(&mut oversized).await;
-        // A body that is not a request.
-        let mut garbage = TcpStream::connect(addr.as_str()).await.expect("connect");
-        garbage.write_all(&9u32.to_be_bytes()).await.expect("write");
-        garbage.write_all(b"not json!").await.expect("write");
-        expect_closed(&mut garbage).await;
+        // Oversized and zero length prefixes: closed without reading a body.
+        for length in [u32::MAX, CONTROLLER_FRAME_BYTES_MAX as u32 + 1, 0] {
+            let mut broken = TcpStream::connect(addr.as_str()).await.expect("connect");
+            broken
+                .write_all(&length.to_be_bytes())
+                .await
+                .expect("write");
+            expect_closed(&mut broken).await;
+        }
 
-        // The listener still serves, and one connection carries many calls
-        // (a Raft RPC to an uninitialised node is answered too).
+        // The listener still serves, and one connection carries many calls.
         let mut connection = PeerConnection::new(addr.clone());
         for i in 0..3 {
             let call = ControllerRequest::App(serde_json::json!({ "n": i }));
@@ -121,6 +121,54 @@ fn app_round_trip_and_bad_frames_close_only_their_connection() {
         let members: BTreeMap<u64, BasicNode> = [(1, BasicNode::new(addr.clone()))].into();
         raft.initialize(members).await.expect("initialize");
 
+        drop(server);
+        raft.shutdown().await.expect("shutdown");
+    });
+}
+
+/// Sends `body` as one frame on `stream` and reads the answer.
+async fn raw_call(stream: &mut TcpStream, body: &[u8]) -> ControllerResponse {
+    let length = u32::try_from(body.len()).expect("small body");
+    stream
+        .write_all(&length.to_be_bytes())
+        .await
+        .expect("write");
+    stream.write_all(body).await.expect("write");
+    read_frame(stream).await.expect("an answer frame")
+}
+
+#[test]
+fn garbage_json_and_unknown_requests_get_bad_request_and_the_connection_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_dir = tmp.path().to_path_buf();
+    on_executor(move || async move {
+        let raft = one_node(&data_dir).await;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let server = glommio::spawn_local(serve(listener, raft.clone(), Rc::new(Echo)));
+        let mut stream = TcpStream::connect(addr.as_str()).await.expect("connect");
+        let bad: [&[u8]; 4] = [
+            b"not json!",
+            b"{\"Shutdown\":null}",
+            b"{\"Vote\":{\"no\":\"fields\"}}",
+            b"[1,2,3]",
+        ];
+        for body in bad {
+            let answer = raw_call(&mut stream, body).await;
+            assert!(
+                matches!(
+                    answer,
+                    ControllerResponse::Error(RemoteError::BadRequest(_))
+                ),
+                "{}: {answer:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // The same connection still serves a good request after them.
+        let good = serde_json::to_vec(&ControllerRequest::App(serde_json::json!({"n": 1})))
+            .expect("encode");
+        let answer = raw_call(&mut stream, &good).await;
+        assert!(matches!(answer, ControllerResponse::App(v) if v["echo"]["n"] == 1));
         drop(server);
         raft.shutdown().await.expect("shutdown");
     });
