@@ -1,4 +1,5 @@
-//! [`RaftLogStore`]: the controller's Raft log and vote, on the [`Disk`] seam.
+//! [`RaftLogStore`]: the controller's Raft log, vote and committed log id,
+//! on the [`Disk`] seam.
 //!
 //! openraft asks the log store for durability at two points: an appended
 //! entry is acknowledged (the `IOFlushed` callback) only once it is on
