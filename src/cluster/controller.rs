@@ -19,20 +19,18 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::Raft;
 use tracing::{info, warn};
 
 use super::plan::plan;
-use super::raft::types::{ClusterCommand, ControllerRaft, NodeId};
+use super::raft::types::{ClusterCommand, NodeId};
 use super::raft::ClusterStateMachine;
 use super::rpc::{BrokerRequest, BrokerResponse};
+use super::transport::ControllerNode;
 use crate::metadata::LogDefaults;
 
 /// How often the active controller looks for brokers to fence.
 pub const FENCE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The Raft node type of a controller.
-pub type ControllerNode = Raft<ControllerRaft, ClusterStateMachine>;
 
 /// One voter's controller (shard 0 of a voter node).
 pub struct Controller {

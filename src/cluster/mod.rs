@@ -1,13 +1,25 @@
-//! Cluster metadata: the foundation of a Raft-replicated controller log.
-//!
-//! Not wired into `corestreamd` yet: nothing here runs in the broker, no
-//! flag reaches it. What exists (see docs/ARCHITECTURE.md, "Cluster"):
+//! A cluster of corestreamd nodes: the controller quorum (metadata on a
+//! Raft log) and each broker's membership in it. A node takes part when
+//! `controller_quorum_voters` is set; without it nothing here runs and the
+//! node is the single-node broker (see docs/ARCHITECTURE.md, "Cluster").
 //!
 //! - [`raft`]: the pieces openraft needs from us — a glommio
-//!   `AsyncRuntime` adapter and a Raft log store on the project's
-//!   [`Disk`](crate::storage::Disk) seam, and a state machine.
+//!   `AsyncRuntime` adapter, a Raft log store on the project's
+//!   [`Disk`](crate::storage::Disk) seam, and a state machine whose
+//!   snapshots are saved there too.
 //! - [`state`]: [`ClusterState`](state::ClusterState), the metadata the
-//!   log builds (brokers, topics), and how a command changes it.
+//!   log builds (brokers, topics, partitions, broker configs, producer-id
+//!   blocks), and how a command changes it.
+//! - [`transport`]: controller RPCs (Raft's and the brokers' `App`
+//!   requests) over TCP on the controller listener.
+//! - [`controller`] (a voter's shard 0): answers brokers when it leads,
+//!   fences brokers whose heartbeats stop; [`plan`] and [`placement`] turn
+//!   a CreateTopics or AlterConfigs into commands; [`rpc`] is the
+//!   broker-to-controller protocol.
+//! - [`member`] (every node's shard 0): registers, heartbeats, publishes
+//!   the state to the shards as snapshots ([`view`]), forwards metadata
+//!   changes; [`start`] brings it all up; [`identity`] keeps a data dir
+//!   to one node id and one cluster.
 //!
 //! Why openraft and not our own consensus: the issue asks for an
 //! established library; openraft's 0.10 line has a `single-threaded`

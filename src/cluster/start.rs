@@ -83,7 +83,9 @@ async fn start_controller(config: &Config) -> Result<Rc<Controller>, String> {
     let log_store = RaftLogStore::open(DmaDisk, &dir)
         .await
         .map_err(|e| format!("raft log in {}: {e}", dir.display()))?;
-    let state_machine = ClusterStateMachine::default();
+    let state_machine = ClusterStateMachine::open(DmaDisk, &dir)
+        .await
+        .map_err(|e| format!("raft snapshot in {}: {e}", dir.display()))?;
     let raft = Raft::new(
         node_id,
         raft_config,

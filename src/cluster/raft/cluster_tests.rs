@@ -32,7 +32,7 @@ type Snapshot = openraft::type_config::alias::SnapshotOf<ControllerRaft, Snapsho
 
 /// The nodes reachable on the in-memory network.
 #[derive(Clone, Default)]
-struct Router {
+pub(super) struct Router {
     nodes: Rc<RefCell<BTreeMap<NodeId, Node>>>,
 }
 
@@ -43,12 +43,20 @@ impl Router {
 }
 
 /// A connection to one node through the [`Router`].
-struct Connection {
+pub(super) struct Connection {
     router: Router,
     target: NodeId,
 }
 
 impl Connection {
+    /// A connection on an empty network: every RPC finds the target down.
+    pub(super) fn unrouted(target: NodeId) -> Self {
+        Connection {
+            router: Router::default(),
+            target,
+        }
+    }
+
     fn target(&self) -> Result<Node, Unreachable<ControllerRaft>> {
         let target = self.target;
         self.router
@@ -162,7 +170,9 @@ async fn agreed_leader(nodes: &[&TestNode], former: Option<NodeId>) -> NodeId {
     }
 }
 
-fn topic(name: &str) -> ClusterCommand {
+/// A `PutTopic` of an empty topic named `name` (placement does not matter
+/// to the Raft layer).
+pub(crate) fn topic(name: &str) -> ClusterCommand {
     ClusterCommand::PutTopic {
         name: name.into(),
         topic: crate::cluster::state::TopicRecord {

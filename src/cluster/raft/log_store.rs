@@ -1,4 +1,5 @@
-//! [`RaftLogStore`]: the controller's Raft log and vote, on the [`Disk`] seam.
+//! [`RaftLogStore`]: the controller's Raft log, vote and committed log id,
+//! on the [`Disk`] seam.
 //!
 //! openraft asks the log store for durability at two points: an appended
 //! entry is acknowledged (the `IOFlushed` callback) only once it is on
@@ -10,7 +11,7 @@
 //!
 //! - `raft-log`: a sequence of frames, each
 //!   `[payload length: u32 LE][CRC32C of payload: u32 LE][payload]`, the
-//!   payload a JSON [`LogRecord`]: either `{"Purged": log_id}` (only as the
+//!   payload a JSON `LogRecord` (`log_file`): either `{"Purged": log_id}` (only as the
 //!   first frame: everything up to that log id was purged) or
 //!   `{"Entry": entry}` (openraft's entry with its serde derive). Entries
 //!   follow each other by index, without holes. A zero length ends the log
@@ -36,17 +37,31 @@
 //! - `truncate_after` cuts the file at the first removed frame and syncs
 //!   before returning, so a removed (uncommitted) entry cannot come back
 //!   after a crash.
-//! - Recovery at open: frames are read until the first that is short, has
-//!   a bad length or CRC, or does not decode; the file is cut there (a torn
-//!   write of the last append). A frame that decodes but breaks the log's
-//!   order (a hole, a second `Purged`) is an error, not a truncation: no
-//!   torn write can produce it. A bad vote file is an error too: forgetting
-//!   a vote could let this node vote twice in a term.
+//! - Recovery at open: frames are read until the first that is short or
+//!   has a bad length or CRC. If no whole record follows it, it is the torn
+//!   write of the last append and the file is cut there. If a whole record
+//!   follows, the bad frame is damage in the middle of the log, where
+//!   entries may be committed: open fails with [`LogStoreError::Corrupt`]
+//!   (path, byte position) rather than drop them. (An append spanning
+//!   several blocks torn so that a later block reached the disk and an
+//!   earlier one did not looks the same and fails safe the same way; the
+//!   node's raft directory must then be repaired or rebuilt from the
+//!   quorum.) A frame with a good CRC that does not decode, or that breaks
+//!   the log's order (a hole, a second `Purged`), is an error too: no torn
+//!   write can produce it. A bad vote file is an error too: forgetting a
+//!   vote could let this node vote twice in a term.
 //! - After a failed write or sync the store refuses all further work
 //!   ([`LogStoreError::Failed`]): what reached the disk is unknown until
 //!   it is reopened and recovered.
-//! - `save_committed` is not implemented (openraft's default): the state
-//!   machine will re-apply from its snapshot on restart.
+//! - `raft-committed`: the last committed log id openraft reported
+//!   (`save_committed`), one frame, replaced atomically like the vote, so a
+//!   restarted node re-applies every committed entry after its snapshot
+//!   at start-up. That costs a file replace per commit advance, which the
+//!   controller's low write rate affords.
+//! - Purge: the log is rewritten without the purged entries (the `Purged`
+//!   frame first), so purged records are really gone from the disk. The
+//!   state machine's snapshot (`snapshot_file`) is on disk before openraft
+//!   purges up to it.
 //!
 //! Everything here is `!Send`: the store lives on the controller's shard.
 
@@ -61,18 +76,22 @@ use std::rc::Rc;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use serde::{Deserialize, Serialize};
 
+use super::log_file::{
+    corrupt, cut_torn_tail, encode_record, read_framed_json, read_whole, record_after,
+    scan_records, write_framed_json, LogRecord, LogRecordRef,
+};
 use super::types::{ControllerRaft, Entry, LogId, Vote};
 use crate::storage::{
-    align_down, align_up, read_small_file, write_small_file, Disk, DiskFile, IoBuffer,
-    StorageError, BLOCK_BYTES,
+    align_down, align_up, write_small_file, Disk, DiskFile, IoBuffer, StorageError, BLOCK_BYTES,
 };
 
 /// Name of the log file in the store's directory.
 pub const LOG_FILE_NAME: &str = "raft-log";
 /// Name of the vote file in the store's directory.
 pub const VOTE_FILE_NAME: &str = "raft-vote";
+/// Name of the committed log id file in the store's directory.
+pub const COMMITTED_FILE_NAME: &str = "raft-committed";
 /// Frame header: payload length, then CRC32C, both u32 little-endian.
 pub const FRAME_HEADER_BYTES: usize = 8;
 /// Largest frame payload written or accepted when read back.
@@ -80,7 +99,7 @@ pub const FRAME_PAYLOAD_BYTES_MAX: usize = 16 << 20;
 /// Largest log file opened (the whole log is held in memory).
 pub const LOG_FILE_BYTES_MAX: u64 = 1 << 30;
 /// Read size while recovering the log at open.
-const RECOVERY_READ_BYTES: usize = 1 << 20;
+pub(super) const RECOVERY_READ_BYTES: usize = 1 << 20;
 
 const _: () = assert!(RECOVERY_READ_BYTES.is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(FRAME_PAYLOAD_BYTES_MAX <= u32::MAX as usize);
@@ -151,20 +170,6 @@ impl From<LogStoreError> for io::Error {
     }
 }
 
-/// One frame's payload in `raft-log` (see the module doc).
-#[derive(Debug, Deserialize)]
-enum LogRecord {
-    Purged(LogId),
-    Entry(Entry),
-}
-
-/// [`LogRecord`] by reference, for writing without cloning entries.
-#[derive(Serialize)]
-enum LogRecordRef<'a> {
-    Purged(&'a LogId),
-    Entry(&'a Entry),
-}
-
 /// What readers see: the log and vote as of the last call that returned.
 #[derive(Debug, Default)]
 struct LogMemory {
@@ -191,6 +196,9 @@ pub struct RaftLogStore<D: Disk> {
     dir: PathBuf,
     log_path: PathBuf,
     vote_path: PathBuf,
+    committed_path: PathBuf,
+    /// The last saved committed log id.
+    committed: Option<LogId>,
     file: D::File,
     /// Logical end of the log file (the bytes after it are padding).
     end: u64,
@@ -211,82 +219,31 @@ pub struct RaftLogReaderHandle {
     memory: Rc<RefCell<LogMemory>>,
 }
 
-/// Encodes one frame: header, then `payload`.
-fn encode_frame(what: impl FnOnce() -> String, payload: &[u8]) -> Result<Vec<u8>, LogStoreError> {
-    if payload.is_empty() || payload.len() > FRAME_PAYLOAD_BYTES_MAX {
-        let bytes = payload.len();
-        return Err(LogStoreError::RecordTooLarge {
-            what: what(),
-            bytes,
-        });
-    }
-    let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
-    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    frame.extend_from_slice(payload);
-    Ok(frame)
-}
-
-fn encode_record(record: &LogRecordRef<'_>) -> Result<Vec<u8>, LogStoreError> {
-    let what = || match record {
-        LogRecordRef::Purged(_) => "purge marker".to_string(),
-        LogRecordRef::Entry(e) => format!("entry {}", e.index()),
-    };
-    let payload = serde_json::to_vec(record).map_err(|e| LogStoreError::Encode {
-        what: what(),
-        reason: e.to_string(),
-    })?;
-    encode_frame(what, &payload)
-}
-
-fn read_u32(bytes: &[u8], pos: usize) -> Option<u32> {
-    let word = bytes.get(pos..pos.checked_add(4)?)?;
-    Some(u32::from_le_bytes(word.try_into().ok()?))
-}
-
-/// The payload of the whole frame at `pos`, if one is there intact.
-fn decode_frame(bytes: &[u8], pos: usize) -> Option<&[u8]> {
-    let len = read_u32(bytes, pos)? as usize;
-    let crc = read_u32(bytes, pos + 4)?;
-    if len == 0 || len > FRAME_PAYLOAD_BYTES_MAX {
-        return None;
-    }
-    let start = pos + FRAME_HEADER_BYTES;
-    let payload = bytes.get(start..start.checked_add(len)?)?;
-    (crc32c::crc32c(payload) == crc).then_some(payload)
-}
-
-/// The intact records at the start of `bytes`, each with its position, and
-/// where the intact part ends.
-fn scan_records(bytes: &[u8]) -> (Vec<(u64, LogRecord)>, u64) {
-    let mut records = Vec::new();
-    let mut pos = 0;
-    while let Some(payload) = decode_frame(bytes, pos) {
-        let Ok(record) = serde_json::from_slice::<LogRecord>(payload) else {
-            break;
-        };
-        records.push((pos as u64, record));
-        pos += FRAME_HEADER_BYTES + payload.len();
-    }
-    (records, pos as u64)
-}
-
 impl<D: Disk> RaftLogStore<D> {
     /// Opens (creating if needed) the store in `dir`, recovering the log:
-    /// a torn or corrupt tail is cut at the last whole entry.
+    /// a torn tail (a bad or short frame with no whole record after it) is
+    /// cut at the last whole entry; a bad frame with records after it is
+    /// [`LogStoreError::Corrupt`] (path, byte position).
     pub async fn open(disk: D, dir: &Path) -> Result<Self, LogStoreError> {
         disk.create_dir_all(dir)
             .await
             .map_err(StorageError::io_at("create dir", dir, None))?;
         let log_path = dir.join(LOG_FILE_NAME);
         let vote_path = dir.join(VOTE_FILE_NAME);
-        let vote = read_vote(&disk, &vote_path).await?;
+        let committed_path = dir.join(COMMITTED_FILE_NAME);
+        let vote = read_framed_json(&disk, &vote_path, "vote").await?;
+        let committed = read_framed_json(&disk, &committed_path, "committed log id").await?;
         let file = disk
             .open(&log_path)
             .await
             .map_err(StorageError::io_at("open", &log_path, None))?;
         let bytes = read_whole(&file, &log_path).await?;
-        let (records, end) = scan_records(&bytes);
+        let (records, end) = scan_records(&bytes)
+            .map_err(|(position, reason)| corrupt(&log_path, position, reason))?;
+        if let Some(next) = record_after(&bytes, end as usize) {
+            let reason = format!("bad frame followed by a whole record at byte {next}");
+            return Err(corrupt(&log_path, end, reason));
+        }
         let mut memory = LogMemory {
             vote,
             ..LogMemory::default()
@@ -305,6 +262,8 @@ impl<D: Disk> RaftLogStore<D> {
             dir: dir.to_path_buf(),
             log_path,
             vote_path,
+            committed_path,
+            committed,
             file,
             end,
             tail,
@@ -354,15 +313,31 @@ impl<D: Disk> RaftLogStore<D> {
     /// Saves `vote` durably, then makes it visible to readers.
     pub async fn save_vote_durably(&mut self, vote: &Vote) -> Result<(), LogStoreError> {
         self.check_usable()?;
-        let payload = serde_json::to_vec(vote).map_err(|e| LogStoreError::Encode {
-            what: "vote".to_string(),
-            reason: e.to_string(),
-        })?;
-        let frame = encode_frame(|| "vote".to_string(), &payload)?;
-        let written = write_small_file(&self.disk, &self.vote_path, &frame).await;
-        self.poison_on_error(written.map_err(LogStoreError::from))?;
+        let written = write_framed_json(&self.disk, &self.vote_path, "vote", vote).await;
+        self.poison_on_error(written)?;
         self.memory.borrow_mut().vote = Some(*vote);
         Ok(())
+    }
+
+    /// Saves the committed log id durably (see the module doc).
+    pub async fn save_committed_durably(
+        &mut self,
+        committed: Option<LogId>,
+    ) -> Result<(), LogStoreError> {
+        self.check_usable()?;
+        if committed == self.committed {
+            return Ok(());
+        }
+        let path = &self.committed_path;
+        let written = write_framed_json(&self.disk, path, "committed log id", &committed).await;
+        self.poison_on_error(written)?;
+        self.committed = committed;
+        Ok(())
+    }
+
+    /// The committed log id last saved.
+    pub fn committed(&self) -> Option<LogId> {
+        self.committed
     }
 
     /// Appends `entries` (readable when this returns) and makes them
@@ -511,14 +486,6 @@ impl<D: Disk> RaftLogStore<D> {
     }
 }
 
-fn corrupt(path: &Path, position: u64, reason: String) -> LogStoreError {
-    LogStoreError::Corrupt {
-        path: path.to_path_buf(),
-        position,
-        reason,
-    }
-}
-
 /// Adds one recovered record to the in-memory log; `Err` if it breaks the
 /// log's order (which no torn write can do).
 fn restore_record(
@@ -545,88 +512,6 @@ fn restore_record(
             Ok(())
         }
     }
-}
-
-/// Reads the whole log file (bounded by [`LOG_FILE_BYTES_MAX`]).
-async fn read_whole<F: DiskFile>(file: &F, path: &Path) -> Result<Vec<u8>, LogStoreError> {
-    let size = file
-        .size()
-        .await
-        .map_err(StorageError::io_at("stat", path, None))?;
-    if size > LOG_FILE_BYTES_MAX {
-        let path = path.to_path_buf();
-        return Err(LogStoreError::LogTooLarge { path, bytes: size });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    while (bytes.len() as u64) < size {
-        let pos = bytes.len() as u64;
-        let chunk = file
-            .read_at(pos, RECOVERY_READ_BYTES)
-            .await
-            .map_err(StorageError::io_at("read", path, Some(pos)))?;
-        if chunk.is_empty() {
-            break;
-        }
-        let want = (size - pos).min(chunk.len() as u64) as usize;
-        bytes.extend_from_slice(&chunk[..want]);
-    }
-    Ok(bytes)
-}
-
-/// Cuts a torn tail at `end` (durably, so a later append's padding is not
-/// mixed with old bytes).
-async fn cut_torn_tail<F: DiskFile>(
-    file: &F,
-    path: &Path,
-    end: u64,
-    size: u64,
-) -> Result<(), LogStoreError> {
-    if size > align_up(end) || has_data(file, path, end, size).await? {
-        tracing::warn!(
-            "raft log {}: cutting {} bytes of torn or corrupt tail at byte {end}",
-            path.display(),
-            size - end
-        );
-    }
-    file.truncate(end)
-        .await
-        .map_err(StorageError::io_at("truncate", path, Some(end)))?;
-    file.fdatasync()
-        .await
-        .map_err(StorageError::io_at("fdatasync", path, None))?;
-    Ok(())
-}
-
-/// True if `[end, size)` (within one block) holds anything but padding.
-async fn has_data<F: DiskFile>(
-    file: &F,
-    path: &Path,
-    end: u64,
-    size: u64,
-) -> Result<bool, LogStoreError> {
-    let base = align_down(end);
-    let block = file
-        .read_at(base, BLOCK_BYTES)
-        .await
-        .map_err(StorageError::io_at("read", path, Some(base)))?;
-    let from = (end - base) as usize;
-    let to = ((size - base) as usize).min(block.len());
-    Ok(block
-        .get(from..to)
-        .is_some_and(|b| b.iter().any(|&x| x != 0)))
-}
-
-/// The saved vote; `None` if none was ever saved.
-async fn read_vote<D: Disk>(disk: &D, path: &Path) -> Result<Option<Vote>, LogStoreError> {
-    let Some(bytes) = read_small_file(disk, path).await? else {
-        return Ok(None);
-    };
-    let payload = decode_frame(&bytes, 0)
-        .filter(|p| p.len() + FRAME_HEADER_BYTES == bytes.len())
-        .ok_or_else(|| corrupt(path, 0, "vote frame torn or bad CRC".into()))?;
-    let vote = serde_json::from_slice(payload)
-        .map_err(|e| corrupt(path, FRAME_HEADER_BYTES as u64, format!("vote: {e}")))?;
-    Ok(Some(vote))
 }
 
 impl RaftLogReader<ControllerRaft> for RaftLogReaderHandle {
@@ -689,6 +574,14 @@ impl<D: Disk + 'static> RaftLogStorage<ControllerRaft> for RaftLogStore<D> {
                 Err(e.into())
             }
         }
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        Ok(self.save_committed_durably(committed).await?)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.committed)
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

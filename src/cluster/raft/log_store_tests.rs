@@ -228,23 +228,58 @@ fn torn_tail_is_cut_at_the_last_whole_entry() {
     }
 }
 
-#[test]
-fn flipped_byte_cuts_the_log_before_the_bad_entry() {
+/// Five entries on a fresh `MemDisk`, and the byte position of each frame.
+fn five_entries() -> (MemDisk, PathBuf, Vec<usize>) {
     let disk = MemDisk::new();
     let mut store = open(&disk);
     block_on(store.append_durably(entries(1, 0..5))).unwrap();
     drop(store);
     let log_path = dir().join(LOG_FILE_NAME);
     let bytes = disk.contents(&log_path).unwrap();
-    // Find entry 3's frame: the fourth frame.
-    let mut pos = 0usize;
-    for _ in 0..3 {
+    let mut frames = vec![0usize];
+    for _ in 0..4 {
+        let pos = *frames.last().unwrap();
         let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
-        pos += 8 + len;
+        frames.push(pos + 8 + len);
     }
-    assert!(disk.corrupt(&log_path, pos as u64 + 20, 0x40));
+    (disk, log_path, frames)
+}
+
+#[test]
+fn flipped_byte_in_the_last_entry_cuts_it_as_a_torn_tail() {
+    let (disk, log_path, frames) = five_entries();
+    assert!(disk.corrupt(&log_path, frames[4] as u64 + 20, 0x40));
     let store = open(&disk);
-    assert_eq!(ids(&store), range_ids(1, 0..3));
+    assert_eq!(ids(&store), range_ids(1, 0..4));
+}
+
+#[test]
+fn flipped_byte_mid_log_fails_open_with_path_and_position() {
+    let (disk, log_path, frames) = five_entries();
+    // Entry 3's payload: entry 4 follows it whole.
+    assert!(disk.corrupt(&log_path, frames[3] as u64 + 20, 0x40));
+    let opened = block_on(RaftLogStore::open(disk.clone(), &dir()));
+    match opened {
+        Err(LogStoreError::Corrupt { path, position, .. }) => {
+            assert_eq!(path, log_path);
+            assert_eq!(position, frames[3] as u64);
+        }
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("a damaged mid-log entry must fail open"),
+    }
+    // Nothing was cut: the file still holds all five frames' bytes.
+    assert!(disk.contents(&log_path).unwrap().len() > frames[4]);
+}
+
+#[test]
+fn damaged_length_mid_log_fails_open_too() {
+    let (disk, log_path, frames) = five_entries();
+    // Entry 1's length field: the next frame is found by the byte scan.
+    assert!(disk.corrupt(&log_path, frames[1] as u64 + 2, 0x7f));
+    let opened = block_on(RaftLogStore::open(disk.clone(), &dir()));
+    assert!(
+        matches!(opened, Err(LogStoreError::Corrupt { position, .. }) if position == frames[1] as u64)
+    );
 }
 
 #[test]

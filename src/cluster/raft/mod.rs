@@ -2,20 +2,25 @@
 //!
 //! - [`runtime`]: [`GlommioRuntime`], openraft's `AsyncRuntime` on the
 //!   shard's glommio executor (timers, spawn, `!Send` channels).
-//! - [`log_store`]: [`RaftLogStore`], the Raft log and vote on a
-//!   [`Disk`](crate::storage::Disk): O_DIRECT in production, `MemDisk` with
-//!   fault injection in tests.
+//! - [`log_store`]: [`RaftLogStore`], the Raft log, vote and committed log
+//!   id on a [`Disk`](crate::storage::Disk): O_DIRECT in production,
+//!   `MemDisk` with fault injection in tests (its byte layer, frames and
+//!   recovery's scan, is the private `log_file`).
 //! - [`state_machine`]: [`ClusterStateMachine`], committed commands applied
 //!   to the in-memory [`ClusterState`](crate::cluster::state::ClusterState),
-//!   snapshots as JSON.
+//!   snapshots as JSON, saved by [`snapshot_file`] before openraft may
+//!   purge the log behind them.
 //! - [`types`]: the type configuration ([`ControllerRaft`]) tying them
 //!   together: node ids, the command payload, the runtime.
 //!
-//! Not here yet: a network (`RaftNetworkFactory` over TCP on its own
-//! listener), durable snapshots, wiring into `corestreamd`.
+//! The network openraft uses between controllers is
+//! [`transport`](crate::cluster::transport) (TCP on the controller
+//! listener). Not here yet: wiring into `corestreamd`.
 
+mod log_file;
 pub mod log_store;
 pub mod runtime;
+pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
 
@@ -25,6 +30,8 @@ pub use state_machine::ClusterStateMachine;
 pub use types::{ClusterCommand, ControllerRaft, NodeId};
 
 #[cfg(test)]
-mod cluster_tests;
+pub(crate) mod cluster_tests;
 #[cfg(test)]
 mod log_store_tests;
+#[cfg(test)]
+mod snapshot_tests;
