@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::storage::SEGMENT_BYTES_MIN;
+use crate::storage::{SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 
 mod edit;
 mod log_defaults;
@@ -260,7 +260,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
             BrokerSynonym { name: "log.retention.hours", factor: MS_PER_HOUR }],
         doc: "Delete segments whose newest record is older than this (-1: forever)." },
     ConfigKey { name: "segment.bytes", kind: ConfigKind::Int, default: "1073741824",
-        rule: Rule::Between(SEGMENT_BYTES_MIN as i64, i32::MAX as i64), synonyms: &[syn("log.segment.bytes")],
+        rule: Rule::Between(SEGMENT_BYTES_MIN as i64, SEGMENT_BYTES_MAX as i64), synonyms: &[syn("log.segment.bytes")],
         doc: "Roll to a new segment when the active one would grow past this." },
     ConfigKey { name: "segment.index.bytes", kind: ConfigKind::Int, default: "10485760",
         rule: Rule::Between(4, i32::MAX as i64), synonyms: &[syn("log.index.size.max.bytes")],
