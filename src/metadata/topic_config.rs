@@ -474,26 +474,7 @@ pub fn resolve_entries(
                     source::DYNAMIC_TOPIC_CONFIG,
                 ));
             }
-            for s in key.synonyms {
-                for (v, source) in defaults.layers(s.name) {
-                    synonyms.push((s.name.to_string(), v, source));
-                }
-            }
-            // The default shows under the last broker synonym (in its
-            // unit), or under the key itself when there is none.
-            let (shown_name, shown_default) = match key.synonyms.last() {
-                Some(last) if last.factor != 1 => (
-                    last.name,
-                    (key.default.parse::<i64>().unwrap_or(0) / last.factor).to_string(),
-                ),
-                Some(last) => (last.name, key.default.to_string()),
-                None => (key.name, key.default.to_string()),
-            };
-            synonyms.push((
-                shown_name.to_string(),
-                shown_default,
-                source::DEFAULT_CONFIG,
-            ));
+            synonyms.extend(defaults.synonyms_of(key));
             let (value, source) = match overrides.get(key.name) {
                 Some(v) => (v.clone(), source::DYNAMIC_TOPIC_CONFIG),
                 None => defaults.default_for(key),

@@ -170,6 +170,36 @@ impl LogDefaults {
             .collect()
     }
 
+    /// Kafka's DescribeConfigs synonyms of topic key `key` at the broker
+    /// level: layer by layer (this broker, the cluster default, the file),
+    /// the broker keys in precedence order within each layer, then Kafka's
+    /// default under the broker key Kafka reports it with (the last
+    /// synonym, in its unit), or under the key itself when it has none.
+    pub fn synonyms_of(&self, key: &ConfigKey) -> Vec<(String, String, i8)> {
+        let mut out = Vec::new();
+        for (map, source) in self.layer_maps() {
+            for s in key.synonyms {
+                if let Some(text) = map.get(s.name) {
+                    out.push((s.name.to_string(), text.clone(), source));
+                }
+            }
+        }
+        let (shown_name, shown_default) = match key.synonyms.last() {
+            Some(last) if last.factor != 1 => (
+                last.name,
+                (key.default.parse::<i64>().unwrap_or(0) / last.factor).to_string(),
+            ),
+            Some(last) => (last.name, key.default.to_string()),
+            None => (key.name, key.default.to_string()),
+        };
+        out.push((
+            shown_name.to_string(),
+            shown_default,
+            source::DEFAULT_CONFIG,
+        ));
+        out
+    }
+
     /// The broker layers with their DescribeConfigs source, highest first.
     fn layer_maps(&self) -> [(&BTreeMap<String, String>, i8); 3] {
         [
