@@ -12,9 +12,15 @@
 //! The broker resource (name = this node id, or empty for the cluster
 //! default) lists the broker's log defaults and the main static settings.
 //! The log defaults are dynamic (writable; source
-//! DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG once altered,
-//! synonyms from this broker's value down to the TOML one); the other
-//! settings are read-only.
+//! DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG once altered) and
+//! their synonyms are Kafka's: the key's whole synonym chain (e.g.
+//! `log.retention.ms`, `.minutes`, `.hours`) walked layer by layer (this
+//! broker, the cluster default, the TOML file, then Kafka's default), from
+//! the first entry of the described key on, so `log.retention.hours` does
+//! not list a `log.retention.ms` set above it. The other settings are
+//! read-only. Every key carries documentation from v3 when asked: topic
+//! keys their table's, broker log keys their topic key's, the rest a line
+//! here.
 //!
 //! The broker-logger resource (type 8, name = this node id) lists `root`
 //! and every logger given a level at run time (see `ops::logging`).
@@ -291,10 +297,7 @@ fn cluster_default_entries(defaults: &LogDefaults) -> Vec<Entry> {
         .cluster_default
         .iter()
         .map(|(name, value)| {
-            let kind = CONFIG_KEYS
-                .iter()
-                .find(|k| k.synonyms.iter().any(|s| s.name == name.as_str()))
-                .map_or(ConfigKind::Long, |k| k.kind);
+            let kind = topic_key_of(name).map_or(ConfigKind::Long, |k| k.kind);
             let source = source::DYNAMIC_DEFAULT_BROKER_CONFIG;
             let mut e = static_entry(name.clone(), value.clone(), source, kind);
             e.read_only = false;

@@ -204,3 +204,67 @@ fn describe_configs_v3_v4_documentation_for_every_topic_broker_and_group_key() {
         }
     }
 }
+
+#[test]
+fn describe_configs_broker_synonyms_walk_the_chain_layer_by_layer_as_kafka() {
+    use crate::metadata::topic_config::DynamicBrokerConfigs;
+    let c = config();
+    let statics =
+        LogDefaults::from_pairs([("log.retention.hours".to_string(), "2".to_string())]).unwrap();
+    let dynamic = DynamicBrokerConfigs {
+        broker: [("log.retention.ms".to_string(), "60000".to_string())].into(),
+        cluster_default: BTreeMap::new(),
+    };
+    let defaults = statics.with_dynamic(&dynamic);
+    let detail = Detail {
+        version: 4,
+        synonyms: true,
+        documentation: false,
+    };
+    let r = describe_resource(
+        &c,
+        &defaults,
+        &resource(
+            RESOURCE_BROKER,
+            &c.node_id.to_string(),
+            Some(vec!["log.retention.ms", "log.retention.hours"]),
+        ),
+        None,
+        detail,
+    );
+    let chain = |name: &str| {
+        let e = r.configs.iter().find(|e| e.name.as_str() == name).unwrap();
+        let synonyms: Vec<(String, String, i8)> = e
+            .synonyms
+            .iter()
+            .map(|s| {
+                let value = s.value.as_deref().unwrap_or("").to_string();
+                (s.name.to_string(), value, s.source)
+            })
+            .collect();
+        (e.config_source, synonyms)
+    };
+    let s = |n: &str, v: &str, source: i8| (n.to_string(), v.to_string(), source);
+    assert_eq!(
+        chain("log.retention.ms"),
+        (
+            source::DYNAMIC_BROKER_CONFIG,
+            vec![
+                s("log.retention.ms", "60000", source::DYNAMIC_BROKER_CONFIG),
+                s("log.retention.hours", "2", source::STATIC_BROKER_CONFIG),
+                s("log.retention.hours", "168", source::DEFAULT_CONFIG),
+            ]
+        )
+    );
+    assert_eq!(
+        chain("log.retention.hours"),
+        (
+            source::STATIC_BROKER_CONFIG,
+            vec![
+                s("log.retention.hours", "2", source::STATIC_BROKER_CONFIG),
+                s("log.retention.hours", "168", source::DEFAULT_CONFIG),
+            ]
+        ),
+        "the keys above the described one are left out"
+    );
+}

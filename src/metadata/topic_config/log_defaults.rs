@@ -161,15 +161,6 @@ impl LogDefaults {
             .find_map(|(map, source)| map.get(name).map(|text| (text, source)))
     }
 
-    /// Every layer that sets broker key `name`, highest first (DescribeConfigs
-    /// synonyms).
-    pub fn layers(&self, name: &str) -> Vec<(String, i8)> {
-        self.layer_maps()
-            .into_iter()
-            .filter_map(|(map, source)| map.get(name).map(|text| (text.clone(), source)))
-            .collect()
-    }
-
     /// Kafka's DescribeConfigs synonyms of topic key `key` at the broker
     /// level: layer by layer (this broker, the cluster default, the file),
     /// the broker keys in precedence order within each layer, then Kafka's
@@ -260,7 +251,12 @@ impl LogDefaults {
                     (None, 1) => Some(key.default.to_string()),
                     // Unit synonyms (hours, minutes) show the default only on
                     // the last, which is how Kafka reports them.
-                    (None, f) if std::ptr::eq(s, key.synonyms.last().expect("non-empty")) => {
+                    (None, f)
+                        if key
+                            .synonyms
+                            .last()
+                            .is_some_and(|last| std::ptr::eq(s, last)) =>
+                    {
                         key.default.parse::<i64>().ok().map(|d| (d / f).to_string())
                     }
                     (None, _) => None,
