@@ -3,9 +3,11 @@
 //! filters by state, v5 by type ("classic", or "consumer" for KIP-848
 //! groups, whose states are Empty/Assigning/Reconciling/Stable).
 //!
-//! Both filters match as Kafka 4's group coordinator matches them: case
-//! and surrounding blanks ignored, an empty filter keeps every group, and
-//! a name that is no state or type matches nothing (no error). A shard
+//! Both filters match as Kafka 4's group coordinator
+//! (`GroupMetadataManager.listGroups`) matches them: case ignored, states
+//! also trimmed of blanks (types are not: `GroupType.parse` looks the name
+//! up as given), an empty filter keeps every group, and a name that is no
+//! state or type matches nothing (no error). A shard
 //! whose coordinator fails sets the response's error code, and the groups
 //! of the other shards are still listed, as Kafka lists the groups of the
 //! coordinators that answered.
@@ -55,10 +57,8 @@ pub async fn handle(ctx: &RequestContext, request: ListGroupsRequest) -> ListGro
 /// The groups whose state is in `states` and whose type is in `types`
 /// (an empty filter keeps all), sorted by id.
 fn filtered(mut groups: Vec<Listed>, states: &[StrBytes], types: &[StrBytes]) -> Vec<Listed> {
-    let normal = |names: &[StrBytes]| -> Vec<String> {
-        names.iter().map(|s| s.trim().to_lowercase()).collect()
-    };
-    let (states, types) = (normal(states), normal(types));
+    let states: Vec<String> = states.iter().map(|s| s.trim().to_lowercase()).collect();
+    let types: Vec<String> = types.iter().map(|s| s.to_lowercase()).collect();
     groups.retain(|g| states.is_empty() || states.contains(&g.state.to_lowercase()));
     groups.retain(|g| types.is_empty() || types.iter().any(|t| t == g.group_type));
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -126,6 +126,10 @@ mod tests {
         );
         assert!(filtered(all(), &names(&["NoSuchState"]), &[]).is_empty());
         assert!(filtered(all(), &[], &names(&["share"])).is_empty());
+        assert!(
+            filtered(all(), &[], &names(&[" consumer"])).is_empty(),
+            "types are not trimmed"
+        );
     }
 
     #[test]
