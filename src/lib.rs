@@ -27,6 +27,8 @@
 //!   sequence state.
 //! - [`txn`]: transactions — the coordinator, its `__transaction_state`
 //!   records and the COMMIT/ABORT markers.
+//! - [`clock`]: the clock seam — wall and monotonic time for decisions a
+//!   client can see, driven by hand in tests.
 //! - [`config`]: broker settings from flags, environment and a TOML file.
 //! - [`ops`]: systemd notify, logging, signals, metrics, the admin HTTP port.
 //! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP) and
@@ -38,6 +40,7 @@
 
 pub mod alloc;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod fetch;

@@ -7,9 +7,13 @@
 //! errors); nothing is silently ignored, so the TOML file refuses unknown keys.
 //!
 //! Pieces: `flags` (the command line and environment), `file` (the TOML
-//! file and locating a bad value in it), `ops` and `connection_limits`
-//! (settings groups with their own rules); this module holds the resolved
-//! [`Config`], the defaults and the resolution.
+//! file and locating a bad value in it), `table` (one row per numeric or
+//! boolean setting and the one resolver that applies flag over file over
+//! default and the row's range), `broker` (the broker's rows), `ops` and
+//! `connection_limits` (settings groups with their own rules). Each group
+//! resolves itself; [`Config::resolve`] assembles the groups into the
+//! resolved [`Config`] and adds the file and line to an error whose value
+//! came from the file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,12 +24,23 @@ pub const LISTEN_DEFAULT: &str = "127.0.0.1:9092";
 pub const DATA_DIR_DEFAULT: &str = "./data";
 /// Kafka's `num.partitions` default.
 pub const DEFAULT_PARTITIONS_DEFAULT: i32 = 1;
-/// Kafka's `log.segment.bytes` default: 1 GiB.
-pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
-/// Smallest segment we accept: one index interval plus a header page.
+/// Kafka's `log.segment.bytes` default (1 GiB) and the largest segment
+/// (Kafka's `segment.bytes` is an int: i32::MAX bytes), the same bound as
+/// the topic config and the storage layer.
+pub use crate::storage::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX};
+/// Smallest broker-wide segment we accept, in bytes: one index interval
+/// plus a header page (a topic may go lower, see `metadata::topic_config`).
 pub const SEGMENT_BYTES_MIN: u64 = 64 * 1024;
 /// Kafka's `socket.request.max.bytes` default: 100 MiB.
 pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+/// Smallest `request-bytes-max` accepted, in bytes.
+pub const REQUEST_BYTES_MAX_MIN: usize = 1024;
+/// Kafka's `broker.id`/`node.id` default here (a single node).
+pub const NODE_ID_DEFAULT: i32 = 0;
+/// Kafka's `auto.create.topics.enable` default.
+pub const AUTO_CREATE_TOPICS_DEFAULT: bool = true;
+/// Milliseconds in a minute (`offsets.retention.minutes` to ms).
+const MS_PER_MINUTE: u64 = 60_000;
 /// Upper bound on shards: one per core, and we do not expect more cores.
 pub const SHARDS_MAX: usize = 1024;
 /// Partitions one CreateTopics/CreatePartitions may ask for in one topic.
@@ -74,20 +89,26 @@ pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Smallest accepted `shutdown_timeout_ms`.
 pub const SHUTDOWN_TIMEOUT_MS_MIN: u64 = 1_000;
 
+mod broker;
 mod cluster;
 mod connection_limits;
 mod file;
 mod flags;
 mod ops;
+mod table;
 #[cfg(test)]
 mod tests;
 
+use broker::BrokerSettings;
+pub use broker::GROUP_CONSUMER_TIMEOUT_MS_MAX;
 pub use cluster::{
     ClusterConfig, Voter, BROKER_SESSION_TIMEOUT_MS_DEFAULT, BROKER_SESSION_TIMEOUT_MS_MIN,
     CONTROLLER_VOTERS_MAX,
 };
 pub use connection_limits::ConnectionLimits;
 use file::{locate_error, read_file, FileConfig};
+
+use crate::protocol::frame::FRAME_BYTES_MAX;
 
 use crate::fetch::tail_cache::{TAIL_CACHE_SHARD_BYTES_DEFAULT, TAIL_CACHE_SHARD_BYTES_MAX};
 pub use flags::Flags;
@@ -206,217 +227,32 @@ impl Config {
         Config::resolve_unlocated(flags).map_err(|e| locate_error(e, file.as_deref(), &given))
     }
 
+    /// Each group resolves its own settings (flags over file over
+    /// defaults, validated); this assembles them.
     fn resolve_unlocated(flags: Flags) -> Result<Config, ConfigError> {
         let file = match &flags.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let b = BrokerSettings::resolve(&flags, &file)?;
+        b.check_relations()?;
         let limits = ConnectionLimits::resolve(&flags, &file)?;
         let ops = OpsConfig::resolve(&flags, &file)?;
-        let node_id_given = flags.node_id.or(file.node_id).unwrap_or(0);
-        let cluster = ClusterConfig::resolve(&flags, &file, node_id_given)?;
-        let config_file = flags.config.clone();
+        let cluster = ClusterConfig::resolve(&flags, &file, b.node_id)?;
         let fault_abort_at = fault_point(&flags)?;
-        let listen_text = flags
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| LISTEN_DEFAULT.to_string());
-        let listen = parse_addr("listen", &listen_text)?;
-        let advertised_text = flags
-            .advertised_addr
-            .or(file.advertised_addr)
-            .unwrap_or(listen_text);
-        let (advertised_host, advertised_port) =
-            split_host_port("advertised-addr", &advertised_text)?;
-        let shards = match flags.shards.or(file.shards) {
-            Some(n) if n == 0 || n > SHARDS_MAX => {
-                return Err(invalid(
-                    "shards",
-                    format!("{n} is not within 1..={SHARDS_MAX}"),
-                ))
-            }
-            Some(n) => n,
-            None => available_cores(),
-        };
-        if let Some(us) = flags.shard_spin_us.or(file.shard_spin_us) {
-            if us > SHARD_SPIN_US_MAX {
-                return Err(invalid(
-                    "shard-spin-us",
-                    format!("{us} is not within 0..={SHARD_SPIN_US_MAX}"),
-                ));
-            }
-        }
-        let node_id = flags.node_id.or(file.node_id).unwrap_or(0);
-        if node_id < 0 {
-            return Err(invalid("node-id", format!("{node_id} is negative")));
-        }
-        let default_partitions = flags
-            .default_partitions
-            .or(file.default_partitions)
-            .unwrap_or(DEFAULT_PARTITIONS_DEFAULT);
-        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&default_partitions) {
-            return Err(invalid(
-                "default-partitions",
-                format!("{default_partitions} is not within 1..={PARTITIONS_PER_TOPIC_MAX}"),
-            ));
-        }
-        let segment_bytes = flags
-            .segment_bytes
-            .or(file.segment_bytes)
-            .unwrap_or(SEGMENT_BYTES_DEFAULT);
-        if segment_bytes < SEGMENT_BYTES_MIN || segment_bytes > u32::MAX as u64 {
-            return Err(invalid(
-                "segment-bytes",
-                format!(
-                    "{segment_bytes} is not within {SEGMENT_BYTES_MIN}..={}",
-                    u32::MAX
-                ),
-            ));
-        }
-        let request_bytes_max = flags
-            .request_bytes_max
-            .or(file.request_bytes_max)
-            .unwrap_or(REQUEST_BYTES_MAX_DEFAULT);
-        if request_bytes_max < 1024 || request_bytes_max > i32::MAX as usize {
-            return Err(invalid(
-                "request-bytes-max",
-                format!("{request_bytes_max} is not within 1024..=2^31-1"),
-            ));
-        }
-        let tail_cache_bytes = flags
-            .tail_cache_bytes
-            .or(file.tail_cache_bytes)
-            .unwrap_or(TAIL_CACHE_SHARD_BYTES_DEFAULT);
-        if tail_cache_bytes > TAIL_CACHE_SHARD_BYTES_MAX {
-            return Err(invalid(
-                "tail-cache-bytes",
-                format!("{tail_cache_bytes} is not within 0..={TAIL_CACHE_SHARD_BYTES_MAX}"),
-            ));
-        }
-        check_tail_cache_reserve(tail_cache_bytes, shards, physical_memory_bytes())?;
-        let offsets_topic_partitions = flags
-            .offsets_topic_partitions
-            .or(file.offsets_topic_partitions)
-            .unwrap_or(OFFSETS_TOPIC_PARTITIONS_DEFAULT);
-        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&offsets_topic_partitions) {
-            return Err(invalid(
-                "offsets-topic-partitions",
-                format!("{offsets_topic_partitions} is not within 1..={PARTITIONS_PER_TOPIC_MAX}"),
-            ));
-        }
+        let (listen, advertised_host, advertised_port) = resolve_addresses(&flags, &file)?;
+        check_tail_cache_reserve(b.tail_cache_bytes, b.shards, physical_memory_bytes())?;
         let offsets_retention_ms = flags
             .offsets_retention_ms
             .or(file.offsets_retention_ms)
-            .unwrap_or_else(|| {
-                flags
-                    .offsets_retention_minutes
-                    .or(file.offsets_retention_minutes)
-                    .unwrap_or(OFFSETS_RETENTION_MINUTES_DEFAULT)
-                    .saturating_mul(60_000)
-            });
-        let offsets_retention_check_ms = flags
-            .offsets_retention_check_ms
-            .or(file.offsets_retention_check_ms)
-            .unwrap_or(OFFSETS_RETENTION_CHECK_MS_DEFAULT);
-        if offsets_retention_check_ms == 0 {
-            return Err(invalid(
-                "offsets-retention-check-ms",
-                "must be at least 1".to_string(),
-            ));
-        }
-        let txn = TxnConfig {
-            state_partitions: flags
-                .transaction_state_partitions
-                .or(file.transaction_state_partitions)
-                .unwrap_or(TRANSACTION_STATE_PARTITIONS_DEFAULT),
-            max_timeout_ms: flags
-                .transaction_max_timeout_ms
-                .or(file.transaction_max_timeout_ms)
-                .unwrap_or(TRANSACTION_MAX_TIMEOUT_MS_DEFAULT),
-            abort_check_ms: flags
-                .transaction_abort_check_ms
-                .or(file.transaction_abort_check_ms)
-                .unwrap_or(TRANSACTION_ABORT_CHECK_MS_DEFAULT),
-            id_expiration_ms: flags
-                .transactional_id_expiration_ms
-                .or(file.transactional_id_expiration_ms)
-                .unwrap_or(TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT),
-        };
-        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&txn.state_partitions) {
-            return Err(invalid(
-                "transaction-state-partitions",
-                format!(
-                    "{} is not within 1..={PARTITIONS_PER_TOPIC_MAX}",
-                    txn.state_partitions
-                ),
-            ));
-        }
-        if txn.max_timeout_ms < 1 {
-            return Err(invalid(
-                "transaction-max-timeout-ms",
-                "must be at least 1".to_string(),
-            ));
-        }
-        if txn.abort_check_ms == 0 {
-            return Err(invalid(
-                "transaction-abort-check-ms",
-                "must be at least 1".to_string(),
-            ));
-        }
-        if txn.id_expiration_ms == 0 {
-            return Err(invalid(
-                "transactional-id-expiration-ms",
-                "must be at least 1".to_string(),
-            ));
-        }
-        let group_initial_rebalance_delay_ms = flags
-            .group_initial_rebalance_delay_ms
-            .or(file.group_initial_rebalance_delay_ms)
-            .unwrap_or(crate::group::INITIAL_REBALANCE_DELAY_MS_DEFAULT);
-        if group_initial_rebalance_delay_ms > crate::group::INITIAL_REBALANCE_DELAY_MS_MAX {
-            return Err(invalid(
-                "group-initial-rebalance-delay-ms",
-                format!(
-                    "{group_initial_rebalance_delay_ms} is above {}",
-                    crate::group::INITIAL_REBALANCE_DELAY_MS_MAX
-                ),
-            ));
-        }
-        let group_consumer_session_timeout_ms = flags
-            .group_consumer_session_timeout_ms
-            .or(file.group_consumer_session_timeout_ms)
-            .unwrap_or(crate::group::consumer::SESSION_TIMEOUT_MS_DEFAULT);
-        let group_consumer_heartbeat_interval_ms = flags
-            .group_consumer_heartbeat_interval_ms
-            .or(file.group_consumer_heartbeat_interval_ms)
-            .unwrap_or(crate::group::consumer::HEARTBEAT_INTERVAL_MS_DEFAULT);
-        // Kafka requires the interval below the session timeout, or every
-        // member would expire between two heartbeats.
-        if group_consumer_heartbeat_interval_ms == 0
-            || group_consumer_heartbeat_interval_ms >= group_consumer_session_timeout_ms
-            || group_consumer_session_timeout_ms > i32::MAX as u64
-        {
-            return Err(invalid(
-                "group-consumer-heartbeat-interval-ms",
-                format!(
-                    "{group_consumer_heartbeat_interval_ms} must be at least 1 and below \
-                     group-consumer-session-timeout-ms ({group_consumer_session_timeout_ms})"
-                ),
-            ));
-        }
-        let log_tables = [
-            ("log", &file.log),
-            ("message", &file.message),
-            ("compression", &file.compression),
-        ];
-        let log_defaults =
-            resolve_log_defaults(log_tables, file.segment_bytes, flags.segment_bytes)?;
+            .unwrap_or_else(|| b.offsets_retention_minutes.saturating_mul(MS_PER_MINUTE));
+        let log_defaults = resolve_log_defaults(&file, flags.segment_bytes)?;
         Ok(Config {
             log_defaults,
             limits,
             ops,
             cluster,
-            config_file,
+            config_file: flags.config.clone(),
             listen,
             advertised_host,
             advertised_port,
@@ -424,34 +260,45 @@ impl Config {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
-            shards,
-            shard_spin_us: flags
-                .shard_spin_us
-                .or(file.shard_spin_us)
-                .unwrap_or(SHARD_SPIN_US_DEFAULT),
-            node_id,
-            auto_create_topics: flags
-                .auto_create_topics
-                .or(file.auto_create_topics)
-                .unwrap_or(true),
-            default_partitions,
-            segment_bytes,
-            request_bytes_max,
-            tail_cache_bytes,
-            offsets_topic_partitions,
+            shards: b.shards,
+            shard_spin_us: b.shard_spin_us,
+            node_id: b.node_id,
+            auto_create_topics: b.auto_create_topics,
+            default_partitions: b.default_partitions,
+            segment_bytes: b.segment_bytes,
+            request_bytes_max: b.request_bytes_max,
+            tail_cache_bytes: b.tail_cache_bytes,
+            offsets_topic_partitions: b.offsets_topic_partitions,
             offsets_retention_ms,
-            offsets_retention_check_ms,
-            txn,
-            fault_drop_produce_response_every: flags
-                .fault_drop_produce_response_every
-                .or(file.fault_drop_produce_response_every)
-                .unwrap_or(0),
+            offsets_retention_check_ms: b.offsets_retention_check_ms,
+            txn: b.txn(),
+            fault_drop_produce_response_every: b.fault_drop_produce_response_every,
             fault_abort_at,
-            group_initial_rebalance_delay_ms,
-            group_consumer_session_timeout_ms,
-            group_consumer_heartbeat_interval_ms,
+            group_initial_rebalance_delay_ms: b.group_initial_rebalance_delay_ms,
+            group_consumer_session_timeout_ms: b.group_consumer_session_timeout_ms,
+            group_consumer_heartbeat_interval_ms: b.group_consumer_heartbeat_interval_ms,
         })
     }
+}
+
+/// `listen` and `advertised-addr` (default: the listen address).
+fn resolve_addresses(
+    flags: &Flags,
+    file: &FileConfig,
+) -> Result<(SocketAddr, String, i32), ConfigError> {
+    let listen_text = flags
+        .listen
+        .clone()
+        .or_else(|| file.listen.clone())
+        .unwrap_or_else(|| LISTEN_DEFAULT.to_string());
+    let listen = parse_addr("listen", &listen_text)?;
+    let advertised_text = flags
+        .advertised_addr
+        .clone()
+        .or_else(|| file.advertised_addr.clone())
+        .unwrap_or(listen_text);
+    let (host, port) = split_host_port("advertised-addr", &advertised_text)?;
+    Ok((listen, host, port))
 }
 
 /// Transaction coordinator settings (Kafka's `transaction.*` broker keys).
@@ -485,13 +332,17 @@ pub const TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT: u64 = 7 * 24 * 3_600_000;
 /// `compression.*` keys; `segment_bytes` (file) and `--segment-bytes` stand
 /// for `log.segment.bytes`, the flag winning.
 fn resolve_log_defaults(
-    tables: [(&str, &Option<toml::Table>); 3],
-    segment_bytes_file: Option<u64>,
+    file: &FileConfig,
     segment_bytes_flag: Option<u64>,
 ) -> Result<crate::metadata::LogDefaults, ConfigError> {
     use crate::metadata::topic_config::toml_pairs;
+    let tables = [
+        ("log", &file.log),
+        ("message", &file.message),
+        ("compression", &file.compression),
+    ];
     let segment = |b: u64| ("log.segment.bytes".to_string(), b.to_string());
-    let mut pairs: Vec<(String, String)> = segment_bytes_file.map(segment).into_iter().collect();
+    let mut pairs: Vec<(String, String)> = file.segment_bytes.map(segment).into_iter().collect();
     for (prefix, table) in tables {
         pairs.extend(table.iter().flat_map(|t| toml_pairs(prefix, t)));
     }

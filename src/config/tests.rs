@@ -271,3 +271,120 @@ mod error_location {
         assert!(text.starts_with(&want), "{text}");
     }
 }
+
+mod table {
+    use super::super::broker::BrokerSettings;
+    use super::super::file::FileConfig;
+    use super::super::table::Setting;
+    use super::*;
+
+    #[test]
+    fn config_table_defaults_within_bounds() {
+        let b = BrokerSettings::resolve(&Flags::default(), &FileConfig::default()).unwrap();
+        assert_eq!(b.segment_bytes, SEGMENT_BYTES_DEFAULT);
+        assert_eq!(b.node_id, NODE_ID_DEFAULT);
+        assert!(b.auto_create_topics);
+        b.check_relations().unwrap();
+    }
+
+    #[test]
+    fn config_table_keys_are_the_flag_names() {
+        let fields: std::collections::HashSet<&str> =
+            BrokerSettings::ROWS.iter().map(|r| r.field).collect();
+        assert_eq!(
+            fields.len(),
+            BrokerSettings::ROWS.len(),
+            "one row per field"
+        );
+        for row in BrokerSettings::ROWS {
+            assert_eq!(row.key.replace('-', "_"), row.field, "{row:?}");
+            assert!(row.field.ends_with("_ms") == (row.unit == "ms"), "{row:?}");
+            assert!(
+                row.field.ends_with("_bytes") <= (row.unit == "bytes"),
+                "{row:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_table_error_names_key_value_range_and_unit() {
+        let row = Setting::<u64> {
+            key: "segment-bytes",
+            default: 1 << 20,
+            min: 64 << 10,
+            max: SEGMENT_BYTES_MAX,
+            unit: "bytes",
+        };
+        assert_eq!(row.pick(None, None).unwrap(), 1 << 20, "default");
+        assert_eq!(row.pick(None, Some(70_000)).unwrap(), 70_000, "file");
+        assert_eq!(
+            row.pick(Some(80_000), Some(70_000)).unwrap(),
+            80_000,
+            "flag wins"
+        );
+        let text = row.pick(Some(5), None).unwrap_err().to_string();
+        assert_eq!(
+            text,
+            "invalid value for segment-bytes: 5 is not within 65536..=2147483647 bytes"
+        );
+        let at_least = Setting::<u64> {
+            min: 1,
+            max: u64::MAX,
+            unit: "ms",
+            ..row
+        };
+        let text = at_least.pick(Some(0), None).unwrap_err().to_string();
+        assert!(text.ends_with(": 0 is below 1 ms"), "{text}");
+        let at_most = Setting::<i32> {
+            key: "x",
+            default: 0,
+            min: i32::MIN,
+            max: 9,
+            unit: "",
+        };
+        let text = at_most.pick(None, Some(10)).unwrap_err().to_string();
+        assert!(text.ends_with(": 10 is above 9"), "{text}");
+    }
+
+    #[test]
+    fn config_segment_bytes_bound_is_kafkas_int_in_config_and_topic_configs() {
+        assert_eq!(SEGMENT_BYTES_MAX, i32::MAX as u64);
+        let ok = Flags {
+            segment_bytes: Some(SEGMENT_BYTES_MAX),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::resolve(ok).unwrap().segment_bytes,
+            SEGMENT_BYTES_MAX
+        );
+        let over = Flags {
+            segment_bytes: Some(SEGMENT_BYTES_MAX + 1),
+            ..Default::default()
+        };
+        let text = Config::resolve(over).unwrap_err().to_string();
+        assert!(
+            text.contains("segment-bytes") && text.contains("2147483648"),
+            "{text}"
+        );
+        let topic = crate::metadata::topic_config::validate_overrides([(
+            "segment.bytes".to_string(),
+            Some((SEGMENT_BYTES_MAX + 1).to_string()),
+        )]);
+        assert!(topic.is_err(), "topic configs share the bound");
+    }
+
+    #[test]
+    fn config_heartbeat_interval_below_session_timeout() {
+        let flags = Flags {
+            group_consumer_session_timeout_ms: Some(1000),
+            group_consumer_heartbeat_interval_ms: Some(1000),
+            ..Default::default()
+        };
+        let text = Config::resolve(flags).unwrap_err().to_string();
+        assert!(
+            text.contains("group-consumer-heartbeat-interval-ms")
+                && text.contains("group-consumer-session-timeout-ms (1000)"),
+            "{text}"
+        );
+    }
+}

@@ -132,7 +132,7 @@ impl GroupCoordinator {
                     let retention_ms = expirer.config.offsets_retention_ms;
                     expirer
                         .groups
-                        .expire_offsets(&expirer, wall_clock_ms(), retention_ms)
+                        .expire_offsets(&expirer, crate::clock::wall_ms(), retention_ms)
                         .await;
                 }
             })
@@ -146,7 +146,7 @@ impl GroupCoordinator {
             return Ok(());
         }
         let started = Instant::now();
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         let session = Duration::from_millis(shard.config.group_consumer_session_timeout_ms);
         let replayed = store::replay_from(shard, super::OFFSETS_TOPIC, partition, |key, value| {
             self.apply_record(partition, key, value, now, session)
@@ -328,7 +328,7 @@ impl GroupCoordinator {
                 return JoinResult::error(code, &member_id);
             }
             let dropped = entry.consumer.take().map(|c| consumer_tombstones(&c));
-            (entry.group.join(req, Instant::now()), dropped)
+            (entry.group.join(req, crate::clock::monotonic()), dropped)
         };
         if let Some(records) = dropped {
             if let Err(code) = store::append(shard, partition, &records).await {
@@ -373,7 +373,7 @@ impl GroupCoordinator {
                     protocol_type.as_deref(),
                     protocol_name.as_deref(),
                     assignments,
-                    Instant::now(),
+                    crate::clock::monotonic(),
                 ),
             }
         };
@@ -404,7 +404,7 @@ impl GroupCoordinator {
                 &member.member_id,
                 member.group_instance_id.as_deref(),
                 member.generation,
-                Instant::now(),
+                crate::clock::monotonic(),
             ),
         }
     }
@@ -423,7 +423,7 @@ impl GroupCoordinator {
             let Some(entry) = groups.get_mut(group_id) else {
                 return Ok(vec![ResponseError::UnknownMemberId.code(); members.len()]);
             };
-            let now = Instant::now();
+            let now = crate::clock::monotonic();
             members
                 .iter()
                 .map(|(id, instance)| entry.group.leave(id, instance.as_deref(), now))
@@ -436,7 +436,7 @@ impl GroupCoordinator {
     /// Expires sessions and rebalance deadlines of every loaded group, then
     /// persists the groups that changed.
     async fn sweep(&self, shard: &Rc<Shard>) {
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         let (dirty, consumer_writes) = {
             let mut groups = self.groups.borrow_mut();
             let dirty: Vec<String> = groups
@@ -460,13 +460,6 @@ impl GroupCoordinator {
             }
         }
     }
-}
-
-pub(crate) fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Topics the members subscribe to, from the consumer protocol's

@@ -142,13 +142,6 @@ fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 mod join;
 
 impl Group {
@@ -167,7 +160,7 @@ impl Group {
             rebalance_deadline: None,
             initial_join: None,
             dirty: false,
-            state_timestamp_ms: wall_clock_ms(),
+            state_timestamp_ms: crate::clock::wall_ms(),
         }
     }
 
@@ -234,7 +227,7 @@ impl Group {
 
     fn set_state(&mut self, state: GroupState) {
         self.state = state;
-        self.state_timestamp_ms = wall_clock_ms();
+        self.state_timestamp_ms = crate::clock::wall_ms();
     }
 
     /// `initial_delay` holds the join phase back when the group was Empty.

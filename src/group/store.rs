@@ -74,13 +74,6 @@ impl StoreError {
     }
 }
 
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Transactional records not yet closed by a marker, per producer id, in
 /// log order (TxnOffsetCommit writes; applied or dropped by the marker).
 pub type OpenTxns = HashMap<i64, Vec<KeyValue>>;
@@ -94,7 +87,7 @@ pub fn encode_batch(records: &[KeyValue]) -> Result<Bytes, String> {
 /// [`encode_batch`], as a transactional batch of `(producer id, epoch)`
 /// when given (TxnOffsetCommit): no sequence, as Kafka's coordinator writes.
 pub fn encode_batch_as(records: &[KeyValue], txn: Option<(i64, i16)>) -> Result<Bytes, String> {
-    let now = wall_clock_ms();
+    let now = crate::clock::wall_ms();
     let (producer_id, producer_epoch) = txn.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()

@@ -531,3 +531,19 @@ fn join_group_initial_rebalance_delay_capped_by_rebalance_timeout() {
     );
     assert_eq!(ready(&mut rb).unwrap().generation_id, 1);
 }
+
+#[test]
+fn group_empty_since_is_read_from_the_clock_seam() {
+    let clock = crate::clock::install_manual();
+    clock.set_wall_ms(1_000_000);
+    let now = crate::clock::monotonic();
+    let (mut g, a, b) = stable_pair(now);
+    clock.advance(Duration::from_secs(90));
+    let now = crate::clock::monotonic();
+    assert_eq!(g.leave(&b, None, now), 0);
+    let mut ra = later(g.join(req(&a, &["range"]), now));
+    ready(&mut ra).unwrap();
+    assert_eq!(g.leave(&a, None, now), 0);
+    assert_eq!(g.state(), GroupState::Empty);
+    assert_eq!(g.state_timestamp_ms(), 1_090_000, "the manual wall clock");
+}

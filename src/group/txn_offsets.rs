@@ -14,7 +14,6 @@
 //! `handlers/offset_fetch.rs` asks [`GroupCoordinator::has_pending_txn_offset`]).
 
 use std::rc::Rc;
-use std::time::Instant;
 
 use super::coordinator::{offset_records, Committer, GroupCoordinator};
 use super::records::{OffsetValue, RecordKey};
@@ -89,7 +88,7 @@ impl GroupCoordinator {
             .remove(&(partition, producer_id))
             .unwrap_or_default();
         if commit {
-            let now = Instant::now();
+            let now = crate::clock::monotonic();
             for (key, value) in held {
                 self.apply_record(partition, &key, value.as_deref(), now, session);
             }

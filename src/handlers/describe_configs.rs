@@ -12,9 +12,15 @@
 //! The broker resource (name = this node id, or empty for the cluster
 //! default) lists the broker's log defaults and the main static settings.
 //! The log defaults are dynamic (writable; source
-//! DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG once altered,
-//! synonyms from this broker's value down to the TOML one); the other
-//! settings are read-only.
+//! DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG once altered) and
+//! their synonyms are Kafka's: the key's whole synonym chain (e.g.
+//! `log.retention.ms`, `.minutes`, `.hours`) walked layer by layer (this
+//! broker, the cluster default, the TOML file, then Kafka's default), from
+//! the first entry of the described key on, so `log.retention.hours` does
+//! not list a `log.retention.ms` set above it. The other settings are
+//! read-only. Every key carries documentation from v3 when asked: topic
+//! keys their table's, broker log keys their topic key's, the rest a line
+//! here.
 //!
 //! The broker-logger resource (type 8, name = this node id) lists `root`
 //! and every logger given a level at run time (see `ops::logging`).
@@ -38,7 +44,8 @@ use kafka_protocol::ResponseError;
 use super::{ApiSpec, RequestContext};
 use crate::config::Config;
 use crate::metadata::topic_config::{
-    config_key, is_dynamic_broker_key, resolve_entries, source, ConfigKind, CONFIG_KEYS,
+    config_key, is_dynamic_broker_key, resolve_entries, source, ConfigKey, ConfigKind,
+    CONFIG_KEYS,
 };
 use crate::metadata::LogDefaults;
 use crate::metadata::TopicMeta;
@@ -65,6 +72,9 @@ const DYNAMIC_BROKER_LOGGER_CONFIG: i8 = 6;
 const SHARE_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
 const SHARE_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
 const SHARE_RECORD_LOCK_DURATION_MS_DEFAULT: u64 = 30_000;
+
+/// Documentation of `node.id` and `broker.id`.
+const DOC_NODE_ID: &str = "The id of this broker in the cluster.";
 
 /// What the request asks to include.
 #[derive(Debug, Clone, Copy)]
@@ -209,12 +219,7 @@ fn topic_entries(defaults: &LogDefaults, topic: &TopicMeta) -> Vec<Entry> {
 }
 
 fn broker_entries(config: &Config, defaults: &LogDefaults) -> Vec<Entry> {
-    let kind_of = |name: &str| {
-        CONFIG_KEYS
-            .iter()
-            .find(|k| k.synonyms.iter().any(|s| s.name == name))
-            .map_or(ConfigKind::Long, |k| k.kind)
-    };
+    let kind_of = |name: &str| topic_key_of(name).map_or(ConfigKind::Long, |k| k.kind);
     let mut entries: Vec<Entry> = defaults
         .broker_entries()
         .into_iter()
@@ -222,63 +227,64 @@ fn broker_entries(config: &Config, defaults: &LogDefaults) -> Vec<Entry> {
             let kind = kind_of(&name);
             let mut e = static_entry(name, value, source, kind);
             if is_dynamic_broker_key(&e.name) {
-                // Writable at run time; synonyms are its layers, highest
-                // first (this broker, cluster default, TOML), then the default.
+                // Writable at run time. Synonyms as Kafka lists them: layer
+                // by layer over the key's synonym chain, from the first
+                // entry of this key on (the keys above it are left out).
                 e.read_only = false;
-                let mut layers: Vec<(String, String, i8)> = defaults
-                    .layers(&e.name)
-                    .into_iter()
-                    .map(|(v, s)| (e.name.clone(), v, s))
-                    .collect();
-                if layers.is_empty() {
-                    layers = e.synonyms.clone();
+                if let Some(key) = topic_key_of(&e.name) {
+                    let chain = defaults.synonyms_of(key);
+                    let from = chain.iter().position(|(n, _, _)| *n == e.name);
+                    e.synonyms = from.map_or_else(Vec::new, |i| chain[i..].to_vec());
+                    e.source = e.synonyms.first().map_or(source::DEFAULT_CONFIG, |s| s.2);
                 }
-                e.synonyms = layers;
             }
             e
         })
         .collect();
     let static_settings = [
-        ("node.id", config.node_id.to_string(), ConfigKind::Int),
-        ("broker.id", config.node_id.to_string(), ConfigKind::Int),
+        ("node.id", config.node_id.to_string(), ConfigKind::Int, DOC_NODE_ID),
+        ("broker.id", config.node_id.to_string(), ConfigKind::Int, DOC_NODE_ID),
         (
             "num.partitions",
             config.default_partitions.to_string(),
             ConfigKind::Int,
+            "The default number of partitions of an automatically created topic.",
         ),
         (
             "auto.create.topics.enable",
             config.auto_create_topics.to_string(),
             ConfigKind::Boolean,
+            "Create a topic when a client asks for one that does not exist.",
         ),
         (
             "socket.request.max.bytes",
             config.request_bytes_max.to_string(),
             ConfigKind::Int,
+            "The largest request the broker accepts, in bytes.",
         ),
         (
             "offsets.topic.num.partitions",
             config.offsets_topic_partitions.to_string(),
             ConfigKind::Int,
+            "The number of partitions of the offsets topic (fixed once it exists).",
         ),
         (
             "log.dirs",
             config.data_dir.display().to_string(),
             ConfigKind::Str,
+            "The directory in which the log data is kept.",
         ),
         (
             "listeners",
             format!("PLAINTEXT://{}", config.listen),
             ConfigKind::List,
+            "The URI the broker listens on, with its listener name.",
         ),
     ];
-    for (name, value, kind) in static_settings {
-        entries.push(static_entry(
-            name.to_string(),
-            value,
-            source::STATIC_BROKER_CONFIG,
-            kind,
-        ));
+    for (name, value, kind, doc) in static_settings {
+        let mut e = static_entry(name.to_string(), value, source::STATIC_BROKER_CONFIG, kind);
+        e.doc = doc;
+        entries.push(e);
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries
@@ -291,10 +297,7 @@ fn cluster_default_entries(defaults: &LogDefaults) -> Vec<Entry> {
         .cluster_default
         .iter()
         .map(|(name, value)| {
-            let kind = CONFIG_KEYS
-                .iter()
-                .find(|k| k.synonyms.iter().any(|s| s.name == name.as_str()))
-                .map_or(ConfigKind::Long, |k| k.kind);
+            let kind = topic_key_of(name).map_or(ConfigKind::Long, |k| k.kind);
             let source = source::DYNAMIC_DEFAULT_BROKER_CONFIG;
             let mut e = static_entry(name.clone(), value.clone(), source, kind);
             e.read_only = false;
@@ -371,13 +374,62 @@ fn group_entries(config: &Config) -> Vec<Entry> {
         source::DEFAULT_CONFIG,
         ConfigKind::Str,
     ));
+    for e in &mut entries {
+        e.doc = group_doc(&e.name);
+    }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries
 }
 
+/// The topic key that broker key `name` stands for.
+fn topic_key_of(name: &str) -> Option<&'static ConfigKey> {
+    CONFIG_KEYS
+        .iter()
+        .find(|k| k.synonyms.iter().any(|s| s.name == name))
+}
+
+/// Documentation of the broker log keys that stand for no topic key.
+fn broker_only_doc(name: &str) -> &'static str {
+    match name {
+        "log.retention.check.interval.ms" => {
+            "How often the broker looks for log segments to delete, in ms."
+        }
+        "log.cleaner.io.max.bytes.per.second" => {
+            "The most bytes per second the log cleaner reads and writes together."
+        }
+        _ => "",
+    }
+}
+
+/// Short documentation of a group config, in Kafka's manner.
+fn group_doc(name: &str) -> &'static str {
+    match name {
+        "consumer.heartbeat.interval.ms" => {
+            "The heartbeat interval given to consumer-protocol group members, in ms."
+        }
+        "consumer.session.timeout.ms" => {
+            "A consumer-protocol member without a heartbeat for this long is removed, in ms."
+        }
+        "share.heartbeat.interval.ms" => "The heartbeat interval of share group members, in ms.",
+        "share.record.lock.duration.ms" => {
+            "How long a share group member holds a record it acquired, in ms."
+        }
+        "share.session.timeout.ms" => {
+            "A share group member without a heartbeat for this long is removed, in ms."
+        }
+        "share.auto.offset.reset" => {
+            "Where a share group starts reading a partition it has no offset for."
+        }
+        _ => "",
+    }
+}
+
 fn static_entry(name: String, value: String, source: i8, kind: ConfigKind) -> Entry {
     let synonyms = vec![(name.clone(), value.clone(), source)];
-    let doc = config_key(&name).map_or("", |k| k.doc);
+    // A broker log key shares its topic key's documentation.
+    let doc = config_key(&name)
+        .or_else(|| topic_key_of(&name))
+        .map_or_else(|| broker_only_doc(&name), |k| k.doc);
     Entry {
         name,
         value,
@@ -419,178 +471,5 @@ fn to_wire(e: Entry, detail: Detail) -> DescribeConfigsResourceResult {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use kafka_protocol::protocol::Encodable;
-
-    use super::*;
-    use crate::config::Flags;
-
-    fn config() -> Config {
-        Config::resolve(Flags::default()).unwrap()
-    }
-
-    fn resource(kind: i8, name: &str, keys: Option<Vec<&str>>) -> DescribeConfigsResource {
-        DescribeConfigsResource::default()
-            .with_resource_type(kind)
-            .with_resource_name(StrBytes::from_string(name.into()))
-            .with_configuration_keys(keys.map(|k| {
-                k.into_iter()
-                    .map(|s| StrBytes::from_string(s.into()))
-                    .collect()
-            }))
-    }
-
-    fn topic() -> TopicMeta {
-        let configs: BTreeMap<String, String> = [
-            ("retention.ms".to_string(), "1000".to_string()),
-            ("cleanup.policy".to_string(), "compact".to_string()),
-        ]
-        .into();
-        TopicMeta::new("t".into(), uuid::Uuid::new_v4(), vec![0], configs)
-    }
-
-    #[test]
-    fn describe_configs_topic_sources_synonyms_and_filter() {
-        let c = config();
-        let detail = Detail {
-            version: 4,
-            synonyms: true,
-            documentation: true,
-        };
-        let r = describe_resource(
-            &c,
-            &c.log_defaults,
-            &resource(RESOURCE_TOPIC, "t", None),
-            Some(&topic()),
-            detail,
-        );
-        assert_eq!(r.error_code, 0);
-        assert_eq!(r.configs.len(), CONFIG_KEYS.len());
-        let get = |n: &str| {
-            r.configs
-                .iter()
-                .find(|e| e.name.as_str() == n)
-                .unwrap()
-                .clone()
-        };
-        let retention = get("retention.ms");
-        assert_eq!(retention.value.as_deref(), Some("1000"));
-        assert_eq!(retention.config_source, source::DYNAMIC_TOPIC_CONFIG);
-        assert_eq!(retention.synonyms.len(), 2);
-        assert_eq!(retention.synonyms[1].name.as_str(), "log.retention.hours");
-        assert_eq!(retention.config_type, ConfigKind::Long.code());
-        assert!(retention.documentation.is_some() && !retention.read_only);
-        let segment = get("segment.bytes");
-        assert_eq!(segment.config_source, source::DEFAULT_CONFIG);
-        assert_eq!(segment.value.as_deref(), Some("1073741824"));
-        let only = describe_resource(
-            &c,
-            &c.log_defaults,
-            &resource(RESOURCE_TOPIC, "t", Some(vec!["cleanup.policy"])),
-            Some(&topic()),
-            detail,
-        );
-        assert_eq!(only.configs.len(), 1);
-        assert_eq!(only.configs[0].value.as_deref(), Some("compact"));
-        let missing = describe_resource(
-            &c,
-            &c.log_defaults,
-            &resource(RESOURCE_TOPIC, "nope", None),
-            None,
-            detail,
-        );
-        assert_eq!(
-            missing.error_code,
-            ResponseError::UnknownTopicOrPartition.code()
-        );
-    }
-
-    #[test]
-    fn describe_configs_broker_log_keys_dynamic_others_read_only() {
-        let c = config();
-        let detail = Detail {
-            version: 2,
-            synonyms: false,
-            documentation: false,
-        };
-        let r = describe_resource(
-            &c,
-            &c.log_defaults,
-            &resource(RESOURCE_BROKER, "0", None),
-            None,
-            detail,
-        );
-        assert_eq!(r.error_code, 0);
-        let hours = r
-            .configs
-            .iter()
-            .find(|e| e.name.as_str() == "log.retention.hours")
-            .unwrap();
-        assert_eq!(hours.value.as_deref(), Some("168"));
-        assert!(!hours.read_only && hours.synonyms.is_empty());
-        let node = r
-            .configs
-            .iter()
-            .find(|e| e.name.as_str() == "node.id")
-            .unwrap();
-        assert!(node.read_only);
-        assert!(r
-            .configs
-            .iter()
-            .any(|e| e.name.as_str() == "log.retention.check.interval.ms"));
-        let other = describe_resource(
-            &c,
-            &c.log_defaults,
-            &resource(RESOURCE_BROKER, "7", None),
-            None,
-            detail,
-        );
-        assert_eq!(other.error_code, ResponseError::InvalidRequest.code());
-        let logger = describe_resource(&c, &c.log_defaults, &resource(8, "0", None), None, detail);
-        assert_eq!(logger.error_code, ResponseError::InvalidRequest.code());
-    }
-
-    #[test]
-    fn describe_configs_response_encodes_every_version() {
-        let c = config();
-        let crate_min =
-            <DescribeConfigsResponse as kafka_protocol::protocol::Message>::VERSIONS.min;
-        for v in crate_min..=API.max {
-            let detail = Detail {
-                version: v,
-                synonyms: true,
-                documentation: true,
-            };
-            let results = vec![
-                describe_resource(
-                    &c,
-                    &c.log_defaults,
-                    &resource(RESOURCE_TOPIC, "t", None),
-                    Some(&topic()),
-                    detail,
-                ),
-                describe_resource(
-                    &c,
-                    &c.log_defaults,
-                    &resource(RESOURCE_BROKER, "", None),
-                    None,
-                    detail,
-                ),
-                describe_resource(
-                    &c,
-                    &c.log_defaults,
-                    &resource(RESOURCE_TOPIC, "x", None),
-                    None,
-                    detail,
-                ),
-            ];
-            let response = DescribeConfigsResponse::default().with_results(results);
-            let mut buf = bytes::BytesMut::new();
-            response
-                .encode(&mut buf, v)
-                .unwrap_or_else(|e| panic!("v{v}: {e}"));
-        }
-    }
-}
+#[path = "describe_configs_tests.rs"]
+mod tests;

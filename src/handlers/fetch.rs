@@ -113,13 +113,9 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
     build_response(session_id, &partitions, &answer, replies)
 }
 
-/// Milliseconds on a monotonic clock (session idle times).
+/// Milliseconds on the monotonic clock (session idle times).
 fn now_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
+    crate::clock::monotonic_ms()
 }
 
 /// The request's session fields and partitions, keyed as its version

@@ -2,6 +2,15 @@
 //! (each shard lists the groups of the offsets partitions it owns). v4
 //! filters by state, v5 by type ("classic", or "consumer" for KIP-848
 //! groups, whose states are Empty/Assigning/Reconciling/Stable).
+//!
+//! Both filters match as Kafka 4's group coordinator
+//! (`GroupMetadataManager.listGroups`) matches them: case ignored, states
+//! also trimmed of blanks (types are not: `GroupType.parse` looks the name
+//! up as given), an empty filter keeps every group, and a name that is no
+//! state or type matches nothing (no error). A shard
+//! whose coordinator fails sets the response's error code, and the groups
+//! of the other shards are still listed, as Kafka lists the groups of the
+//! coordinators that answered.
 
 use futures::future::join_all;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -41,20 +50,19 @@ pub async fn handle(ctx: &RequestContext, request: ListGroupsRequest) -> ListGro
             None => error = ResponseError::CoordinatorNotAvailable.code(),
         }
     }
-    let states: Vec<String> = request
-        .states_filter
-        .iter()
-        .map(|s| s.to_lowercase())
-        .collect();
-    let types: Vec<String> = request
-        .types_filter
-        .iter()
-        .map(|s| s.to_lowercase())
-        .collect();
+    let groups = filtered(groups, &request.states_filter, &request.types_filter);
+    response(ctx.version, error, groups)
+}
+
+/// The groups whose state is in `states` and whose type is in `types`
+/// (an empty filter keeps all), sorted by id.
+fn filtered(mut groups: Vec<Listed>, states: &[StrBytes], types: &[StrBytes]) -> Vec<Listed> {
+    let states: Vec<String> = states.iter().map(|s| s.trim().to_lowercase()).collect();
+    let types: Vec<String> = types.iter().map(|s| s.to_lowercase()).collect();
     groups.retain(|g| states.is_empty() || states.contains(&g.state.to_lowercase()));
     groups.retain(|g| types.is_empty() || types.iter().any(|t| t == g.group_type));
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-    response(ctx.version, error, groups)
+    groups
 }
 
 fn response(version: i16, error: i16, groups: Vec<Listed>) -> ListGroupsResponse {
@@ -82,6 +90,47 @@ fn response(version: i16, error: i16, groups: Vec<Listed>) -> ListGroupsResponse
 mod tests {
     use super::*;
     use kafka_protocol::protocol::Encodable;
+
+    fn listed(id: &str, state: &'static str, group_type: &'static str) -> Listed {
+        Listed {
+            group_id: id.into(),
+            protocol_type: "consumer".into(),
+            state,
+            group_type,
+        }
+    }
+
+    fn names(list: &[&'static str]) -> Vec<StrBytes> {
+        list.iter().map(|s| StrBytes::from_static_str(s)).collect()
+    }
+
+    #[test]
+    fn list_groups_v4_v5_filters_match_as_kafka_4() {
+        let all = || {
+            vec![
+                listed("c", "Stable", "classic"),
+                listed("a", "Empty", "consumer"),
+                listed("b", "PreparingRebalance", "classic"),
+                listed("d", "Reconciling", "consumer"),
+            ]
+        };
+        let ids = |g: Vec<Listed>| g.into_iter().map(|g| g.group_id).collect::<Vec<_>>();
+        assert_eq!(ids(filtered(all(), &[], &[])), ["a", "b", "c", "d"]);
+        let states = names(&[" stable ", "EMPTY"]);
+        assert_eq!(ids(filtered(all(), &states, &[])), ["a", "c"]);
+        assert_eq!(ids(filtered(all(), &[], &names(&["Consumer"]))), ["a", "d"]);
+        assert_eq!(
+            ids(filtered(all(), &names(&["Stable"]), &names(&["consumer"]))),
+            Vec::<String>::new(),
+            "both filters apply"
+        );
+        assert!(filtered(all(), &names(&["NoSuchState"]), &[]).is_empty());
+        assert!(filtered(all(), &[], &names(&["share"])).is_empty());
+        assert!(
+            filtered(all(), &[], &names(&[" consumer"])).is_empty(),
+            "types are not trimmed"
+        );
+    }
 
     #[test]
     fn list_groups_response_encodes_at_every_version() {

@@ -24,13 +24,6 @@ pub const API: ApiSpec = ApiSpec {
     max: 9,
 };
 
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// One partition's offset as a commit request names it.
 pub(super) struct RequestedOffset {
     pub(super) topic: String,
@@ -50,7 +43,7 @@ pub(super) fn sort_offsets(
     requested: impl Iterator<Item = RequestedOffset>,
 ) -> (HashMap<(String, i32), i16>, Vec<(String, i32, OffsetValue)>) {
     let snapshot = ctx.shard.snapshot();
-    let now_ms = wall_clock_ms();
+    let now_ms = crate::clock::wall_ms();
     let mut decided = HashMap::new();
     let mut to_commit = Vec::new();
     for r in requested {

@@ -28,7 +28,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::storage::SEGMENT_BYTES_MIN;
+use crate::storage::{SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 
 mod edit;
 mod log_defaults;
@@ -260,7 +260,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
             BrokerSynonym { name: "log.retention.hours", factor: MS_PER_HOUR }],
         doc: "Delete segments whose newest record is older than this (-1: forever)." },
     ConfigKey { name: "segment.bytes", kind: ConfigKind::Int, default: "1073741824",
-        rule: Rule::Between(SEGMENT_BYTES_MIN as i64, i32::MAX as i64), synonyms: &[syn("log.segment.bytes")],
+        rule: Rule::Between(SEGMENT_BYTES_MIN as i64, SEGMENT_BYTES_MAX as i64), synonyms: &[syn("log.segment.bytes")],
         doc: "Roll to a new segment when the active one would grow past this." },
     ConfigKey { name: "segment.index.bytes", kind: ConfigKind::Int, default: "10485760",
         rule: Rule::Between(4, i32::MAX as i64), synonyms: &[syn("log.index.size.max.bytes")],
@@ -474,26 +474,7 @@ pub fn resolve_entries(
                     source::DYNAMIC_TOPIC_CONFIG,
                 ));
             }
-            for s in key.synonyms {
-                for (v, source) in defaults.layers(s.name) {
-                    synonyms.push((s.name.to_string(), v, source));
-                }
-            }
-            // The default shows under the last broker synonym (in its
-            // unit), or under the key itself when there is none.
-            let (shown_name, shown_default) = match key.synonyms.last() {
-                Some(last) if last.factor != 1 => (
-                    last.name,
-                    (key.default.parse::<i64>().unwrap_or(0) / last.factor).to_string(),
-                ),
-                Some(last) => (last.name, key.default.to_string()),
-                None => (key.name, key.default.to_string()),
-            };
-            synonyms.push((
-                shown_name.to_string(),
-                shown_default,
-                source::DEFAULT_CONFIG,
-            ));
+            synonyms.extend(defaults.synonyms_of(key));
             let (value, source) = match overrides.get(key.name) {
                 Some(v) => (v.clone(), source::DYNAMIC_TOPIC_CONFIG),
                 None => defaults.default_for(key),

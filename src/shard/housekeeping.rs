@@ -19,7 +19,7 @@
 //! start), whereas a failed append or flush does.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use glommio::{Latency, Shares};
 use kafka_protocol::ResponseError;
@@ -46,11 +46,9 @@ pub(crate) fn log_config(defaults: &LogDefaults, topic: &TopicMeta) -> LogConfig
     }
 }
 
-/// Wall-clock now, in ms since the epoch (Kafka timestamps).
-pub fn now_ms() -> i64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH);
-    since.map_or(0, |d| d.as_millis() as i64)
-}
+/// Wall-clock now, in ms since the epoch (Kafka timestamps): the clock
+/// seam's wall time, under the name the shard's callers know.
+pub use crate::clock::wall_ms as now_ms;
 
 /// Starts this shard's housekeeping task in its low-priority queue.
 pub(crate) fn spawn(shard: Rc<Shard>) {

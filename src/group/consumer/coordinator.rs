@@ -172,7 +172,7 @@ impl GroupCoordinator {
             let g = entry
                 .consumer
                 .get_or_insert_with(|| ConsumerGroup::new(group_id));
-            let result = g.heartbeat(req, Instant::now(), &catalog, &settings);
+            let result = g.heartbeat(req, crate::clock::monotonic(), &catalog, &settings);
             records.extend(dirty_records(g));
             if g.members.is_empty() && g.group_epoch == 0 {
                 entry.consumer = None; // a refused first join leaves nothing

@@ -161,13 +161,34 @@ impl LogDefaults {
             .find_map(|(map, source)| map.get(name).map(|text| (text, source)))
     }
 
-    /// Every layer that sets broker key `name`, highest first (DescribeConfigs
-    /// synonyms).
-    pub fn layers(&self, name: &str) -> Vec<(String, i8)> {
-        self.layer_maps()
-            .into_iter()
-            .filter_map(|(map, source)| map.get(name).map(|text| (text.clone(), source)))
-            .collect()
+    /// Kafka's DescribeConfigs synonyms of topic key `key` at the broker
+    /// level: layer by layer (this broker, the cluster default, the file),
+    /// the broker keys in precedence order within each layer, then Kafka's
+    /// default under the broker key Kafka reports it with (the last
+    /// synonym, in its unit), or under the key itself when it has none.
+    pub fn synonyms_of(&self, key: &ConfigKey) -> Vec<(String, String, i8)> {
+        let mut out = Vec::new();
+        for (map, source) in self.layer_maps() {
+            for s in key.synonyms {
+                if let Some(text) = map.get(s.name) {
+                    out.push((s.name.to_string(), text.clone(), source));
+                }
+            }
+        }
+        let (shown_name, shown_default) = match key.synonyms.last() {
+            Some(last) if last.factor != 1 => (
+                last.name,
+                (key.default.parse::<i64>().unwrap_or(0) / last.factor).to_string(),
+            ),
+            Some(last) => (last.name, key.default.to_string()),
+            None => (key.name, key.default.to_string()),
+        };
+        out.push((
+            shown_name.to_string(),
+            shown_default,
+            source::DEFAULT_CONFIG,
+        ));
+        out
     }
 
     /// The broker layers with their DescribeConfigs source, highest first.
@@ -230,7 +251,12 @@ impl LogDefaults {
                     (None, 1) => Some(key.default.to_string()),
                     // Unit synonyms (hours, minutes) show the default only on
                     // the last, which is how Kafka reports them.
-                    (None, f) if std::ptr::eq(s, key.synonyms.last().expect("non-empty")) => {
+                    (None, f)
+                        if key
+                            .synonyms
+                            .last()
+                            .is_some_and(|last| std::ptr::eq(s, last)) =>
+                    {
                         key.default.parse::<i64>().ok().map(|d| (d / f).to_string())
                     }
                     (None, _) => None,
