@@ -28,6 +28,8 @@
 //! - [`txn`]: transactions — the coordinator, its `__transaction_state`
 //!   records and the COMMIT/ABORT markers.
 //! - [`config`]: broker settings from flags, environment and a TOML file.
+//! - [`console`]: the web console on the admin port — `/ui/` assets and
+//!   JSON endpoints that act through the Kafka handlers.
 //! - [`ops`]: systemd notify, logging, signals, metrics, the admin HTTP port.
 //! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP) and
 //!   its load generator.
@@ -40,6 +42,7 @@ pub mod alloc;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod fetch;
 pub mod group;
 pub mod handlers;
