@@ -19,12 +19,13 @@ function check(cond, what) {
 
 async function main() {
   fs.mkdirSync(shotDir, { recursive: true });
-  const userDataDir = fs.mkdtempSync(path.join(shotDir, "profile-"));
+  // playwright-core gives the browser a fresh temporary profile and
+  // --headless; nothing is downloaded (executablePath is Debian's chromium).
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      `--user-data-dir=${userDataDir}`],
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   const out = {};
   const errors = [];
