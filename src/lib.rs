@@ -30,6 +30,8 @@
 //! - [`clock`]: the clock seam — wall and monotonic time for decisions a
 //!   client can see, driven by hand in tests.
 //! - [`config`]: broker settings from flags, environment and a TOML file.
+//! - [`console`]: the web console on the admin port — `/ui/` assets and
+//!   JSON endpoints that act through the Kafka handlers.
 //! - [`ops`]: systemd notify, logging, signals, metrics, the admin HTTP port.
 //! - [`cli`]: the `corestream` admin CLI (a Kafka client over std TCP) and
 //!   its load generator.
@@ -43,6 +45,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod fetch;
 pub mod group;
 pub mod handlers;

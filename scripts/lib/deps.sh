@@ -33,7 +33,9 @@ install_test_debian_packages() {
     # golang-go + sarama (GOPATH sources in /usr/share/gocode): the Go client
     # in tests/integration/test_go_clients.py, built offline. burrow +
     # zookeeper (jars only, no service): tests/integration/test_burrow.py.
-    local wanted=(kcat golang-go golang-github-shopify-sarama-dev burrow zookeeper
+    # chromium: the headless browser tests/integration/test_console_ui.py
+    # drives with playwright-core (tests/js); no browser is downloaded.
+    local wanted=(kcat golang-go golang-github-shopify-sarama-dev burrow zookeeper chromium
         "${build_packages[@]}")
     # pyenv's python3 already carries venv + ensurepip; Debian's needs python3-venv.
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -65,6 +67,9 @@ install_python_venv() {
 }
 
 # tests/js/node_modules from the lockfile (npm ci); re-installed when it changes.
+# tests/js/package.json: kafkajs (client round trips) and playwright-core
+# (drives Debian's /usr/bin/chromium in test_console_ui.py; it downloads no
+# browser of its own).
 install_npm_packages() {
     local stamp=tests/js/node_modules/.corestream-lock want
     if [[ -f tests/js/package-lock.json ]]; then

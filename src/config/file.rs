@@ -40,6 +40,7 @@ pub(super) struct FileConfig {
     pub(super) connection_request_bytes_in_flight_max: Option<usize>,
     pub(super) shard_request_bytes_in_flight_max: Option<usize>,
     pub(super) admin_listen: Option<String>,
+    pub(super) admin_ui: Option<bool>,
     pub(super) log_level: Option<String>,
     pub(super) shutdown_timeout_ms: Option<u64>,
     pub(super) lag_window_commits: Option<usize>,

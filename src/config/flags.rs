@@ -139,6 +139,9 @@ pub struct Flags {
     /// Admin HTTP listener (/metrics, /v1/health, /v1/ready), HOST:PORT or "off".
     #[arg(long, env = "CORESTREAM_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+    /// Serve the web console at /ui/ on the admin listener (true|false).
+    #[arg(long, env = "CORESTREAM_ADMIN_UI")]
+    pub admin_ui: Option<bool>,
     /// Log level, an EnvFilter directive ("info", "warn,corestream::group=debug");
     /// SIGHUP re-reads it from the config file. RUST_LOG overrides it at start.
     #[arg(long, env = "CORESTREAM_LOG_LEVEL")]

@@ -12,6 +12,9 @@ use super::*;
 pub struct OpsConfig {
     /// Admin HTTP listener; `None` when turned off.
     pub admin_listen: Option<SocketAddr>,
+    /// Whether the admin listener serves the web console (`/ui/` and its
+    /// `/v1/` JSON endpoints; see `src/console/`).
+    pub admin_ui: bool,
     /// Log level directive.
     pub log_level: String,
     /// Bound on a graceful stop, in ms.
@@ -19,6 +22,9 @@ pub struct OpsConfig {
     /// Consumer lag status rules (`lag_window_commits`, `lag_stopped_after_ms`).
     pub lag_rules: crate::group::lag::LagRules,
 }
+
+/// The web console is on unless turned off (`--admin-ui false`).
+pub(super) const ADMIN_UI_DEFAULT: bool = true;
 
 impl OpsConfig {
     /// Flags over file over defaults, validated.
@@ -52,6 +58,7 @@ impl OpsConfig {
         }
         Ok(OpsConfig {
             admin_listen,
+            admin_ui: flags.admin_ui.or(file.admin_ui).unwrap_or(ADMIN_UI_DEFAULT),
             log_level,
             shutdown_timeout_ms,
             lag_rules: resolve_lag_rules(flags, file)?,

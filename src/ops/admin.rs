@@ -1,6 +1,6 @@
 //! The admin HTTP port (`admin_listen`, default 127.0.0.1:9644).
 //!
-//! Routes (GET only; every answer closes the connection):
+//! Routes (every answer closes the connection):
 //! - `/metrics`: Prometheus text (see `ops::metrics`).
 //! - `/v1/health` (alias `/healthz`): 200 when every shard answers a
 //!   `run_on` ping within [`HEALTH_PING_WAIT`], 503 otherwise.
@@ -10,16 +10,19 @@
 //! - `/v1/groups/{group}/lag`: JSON per-partition lag of one group, with a
 //!   Burrow-style status per partition and for the group, evaluated over a
 //!   sliding window of the commits this port observed (docs/LAG_STATUS.md).
+//! - `/ui/` and the console's JSON endpoints (`/v1/overview`, `/v1/topics`,
+//!   `/v1/groups/{group}`, ...; reads GET, changes POST), unless
+//!   `admin_ui = false`: see `crate::console` and docs/CONSOLE.md.
 //!
 //! Decisions:
 //! - It runs on shard 0's executor with glommio's `TcpListener`, so it adds
 //!   no thread. The socket is bound by the main thread with std (no
 //!   SO_REUSEPORT: a second broker on the same port must fail to start
 //!   rather than share the port) and handed to shard 0 as a raw fd.
-//! - A minimal HTTP/1.1 responder is enough for Prometheus and curl: read
-//!   the head (at most [`HTTP_HEAD_BYTES_MAX`], within
-//!   [`HTTP_READ_TIMEOUT`]), answer with Content-Length, close. At most
-//!   [`ADMIN_CONNECTIONS_MAX`] requests are served at once.
+//! - A minimal HTTP/1.1 responder (`ops::http`) is enough for Prometheus,
+//!   curl and the console: read a bounded head and body, answer with
+//!   Content-Length, close. At most [`ADMIN_CONNECTIONS_MAX`] requests are
+//!   served at once.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -27,19 +30,15 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use crate::group::lag::{CommitSample, LagRules, LagWindow, PartitionLag, PartitionStatus};
 
+use super::http::{self, Request, Response};
 use super::metrics::{self, GroupLagStats, PartitionStats, ProcessStats, ShardReport};
 use crate::shard::Shard;
 
-/// Largest request head read, in bytes.
-pub const HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
-/// Time a client has to send its request head.
-pub const HTTP_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Admin requests served at once; more are closed on accept.
 pub const ADMIN_CONNECTIONS_MAX: usize = 16;
 /// How long `/v1/health` waits for each shard's answer.
@@ -89,90 +88,32 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// An HTTP answer.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Response {
-    /// Status line code and reason, e.g. "200 OK".
-    pub status: &'static str,
-    /// Content-Type.
-    pub content_type: &'static str,
-    /// Body.
-    pub body: String,
-}
-
-impl Response {
-    fn text(status: &'static str, body: impl Into<String>) -> Response {
-        Response {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
-        }
-    }
-
-    fn json(value: serde_json::Value) -> Response {
-        Response {
-            status: "200 OK",
-            content_type: "application/json",
-            body: value.to_string() + "\n",
-        }
-    }
-
-    /// The whole HTTP/1.1 response.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.status,
-            self.content_type,
-            self.body.len()
-        )
-        .into_bytes();
-        out.extend_from_slice(self.body.as_bytes());
-        out
-    }
-}
-
 async fn handle(shard: &Rc<Shard>, mut stream: TcpStream, started: Instant) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(HTTP_READ_TIMEOUT))?;
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() >= HTTP_HEAD_BYTES_MAX {
-            let r = Response::text("431 Request Header Fields Too Large", "head too large\n");
-            return stream.write_all(&r.encode()).await;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&chunk[..n]);
-    }
-    let response = match parse_request_line(&head) {
-        Some(("GET", path)) => route(shard, path, started).await,
-        Some(_) => Response::text("405 Method Not Allowed", "GET only\n"),
-        None => Response::text("400 Bad Request", "bad request line\n"),
+    let response = match http::read_request(&mut stream).await {
+        Ok(request) => route(shard, &request, started).await,
+        Err(e) => match e.response() {
+            Some(r) => r,
+            None => return Ok(()),
+        },
     };
-    stream.write_all(&response.encode()).await?;
-    stream.close().await
+    http::write_response(&mut stream, &response).await
 }
 
-/// Method and path (query string removed) of an HTTP request head.
-pub fn parse_request_line(head: &[u8]) -> Option<(&str, &str)> {
-    let line = head.split(|&b| b == b'\r').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
-        return None;
+async fn route(shard: &Rc<Shard>, request: &Request, started: Instant) -> Response {
+    if shard.config.ops.admin_ui {
+        if let Some(response) = crate::console::route(shard, request).await {
+            return response;
+        }
     }
-    Some((method, target.split('?').next().unwrap_or(target)))
-}
-
-async fn route(shard: &Rc<Shard>, path: &str, started: Instant) -> Response {
+    if request.method != "GET" {
+        return Response::error("405 Method Not Allowed", "GET only");
+    }
+    let path = request.path.as_str();
     match path {
         "/metrics" => Response {
             status: "200 OK",
             content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: scrape(shard, started).await,
+            body: scrape(shard, started).await.into_bytes().into(),
         },
         "/v1/health" | "/healthz" => health(shard).await,
         "/v1/ready" | "/ready" if is_ready() => Response::text("200 OK", "ready\n"),
@@ -185,34 +126,12 @@ async fn route(shard: &Rc<Shard>, path: &str, started: Instant) -> Response {
             .strip_prefix("/v1/groups/")
             .and_then(|rest| rest.strip_suffix("/lag"))
         {
-            Some(group) if !group.is_empty() => group_lag_json(shard, &percent_decode(group)).await,
-            _ => Response::text("404 Not Found", "not found\n"),
+            Some(group) if !group.is_empty() => {
+                group_lag_json(shard, &http::percent_decode(group)).await
+            }
+            _ => Response::error("404 Not Found", format!("no route {path}")),
         },
     }
-}
-
-/// Decodes %XX escapes of a path segment (group ids may hold any byte).
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn health(shard: &Rc<Shard>) -> Response {
@@ -243,7 +162,7 @@ async fn health(shard: &Rc<Shard>) -> Response {
 }
 
 /// What one shard reports: counters and the state of its partitions.
-fn shard_report(shard: &Shard) -> ShardReport {
+pub(crate) fn shard_report(shard: &Shard) -> ShardReport {
     let mut partitions: Vec<PartitionStats> = shard
         .local_partitions()
         .iter()
@@ -308,7 +227,7 @@ pub async fn scrape(shard: &Rc<Shard>, started: Instant) -> String {
 }
 
 /// Group ids of every shard's coordinator, sorted.
-async fn all_groups(shard: &Rc<Shard>) -> Result<Vec<String>, i16> {
+pub(crate) async fn all_groups(shard: &Rc<Shard>) -> Result<Vec<String>, i16> {
     let jobs = (0..shard.shard_count()).map(|target| {
         shard.run_on(target, |s| async move {
             s.groups
@@ -335,7 +254,11 @@ thread_local! {
 
 /// Feeds `partitions` (one group's lag now) into the commit windows and
 /// returns each partition's status, in the same order.
-fn observe_lag(rules: &LagRules, group: &str, partitions: &[PartitionLag]) -> Vec<PartitionStatus> {
+pub(crate) fn observe_lag(
+    rules: &LagRules,
+    group: &str,
+    partitions: &[PartitionLag],
+) -> Vec<PartitionStatus> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -367,6 +290,21 @@ fn observe_lag(rules: &LagRules, group: &str, partitions: &[PartitionLag]) -> Ve
                 window.status(now_ms, p.lag, rules)
             })
             .collect()
+    })
+}
+
+/// The commit windows this port keeps for `group`: per partition, the
+/// commits seen (offset, time, lag), oldest first (the console's chart).
+pub(crate) fn lag_history(group: &str) -> Vec<(String, i32, Vec<CommitSample>)> {
+    LAG_WINDOWS.with(|windows| {
+        let mut rows: Vec<_> = windows
+            .borrow()
+            .iter()
+            .filter(|((g, _, _), _)| g == group)
+            .map(|((_, t, p), w)| (t.clone(), *p, w.samples().copied().collect()))
+            .collect();
+        rows.sort_by(|a: &(String, i32, Vec<CommitSample>), b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        rows
     })
 }
 
@@ -414,38 +352,4 @@ async fn resident_memory_bytes() -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
     let page_bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages * u64::try_from(page_bytes).ok()?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn admin_request_line_parsing() {
-        assert_eq!(
-            parse_request_line(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
-            Some(("GET", "/metrics"))
-        );
-        assert_eq!(
-            parse_request_line(b"POST /v1/ready HTTP/1.0\r\n\r\n"),
-            Some(("POST", "/v1/ready"))
-        );
-        assert_eq!(parse_request_line(b"GET /metrics\r\n\r\n"), None);
-        assert_eq!(parse_request_line(b"\xff\xfe\r\n\r\n"), None);
-    }
-
-    #[test]
-    fn admin_response_encoding() {
-        let bytes = Response::text("200 OK", "ok\n").encode();
-        let text = String::from_utf8(bytes).unwrap();
-        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
-        assert!(text.contains("Content-Length: 3\r\n"));
-        assert!(text.ends_with("\r\n\r\nok\n"));
-    }
-
-    #[test]
-    fn admin_percent_decoding() {
-        assert_eq!(percent_decode("my%20group%2F1"), "my group/1");
-        assert_eq!(percent_decode("bad%zz"), "bad%zz");
-    }
 }

@@ -11,7 +11,8 @@
 //!   renders them in the Prometheus text format.
 //! - [`fatal`]: the daemon's panic hook: any panic aborts the process.
 //! - [`admin`]: the admin HTTP port (`admin_listen`) on shard 0: `/metrics`,
-//!   health and readiness, consumer lag as JSON.
+//!   health and readiness, consumer lag as JSON, and the web console
+//!   (`crate::console`); [`http`] is its bounded HTTP/1.1 reader.
 //!
 //! Nothing here runs on a shard's hot path except the counter updates,
 //! which are `Cell` increments on the shard's own thread.
@@ -19,6 +20,7 @@
 pub mod admin;
 pub mod exposition;
 pub mod fatal;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
