@@ -78,6 +78,7 @@ mod connection_limits;
 mod file;
 mod flags;
 mod ops;
+mod security;
 #[cfg(test)]
 mod tests;
 
@@ -87,6 +88,7 @@ use file::{locate_error, read_file, FileConfig};
 use crate::fetch::tail_cache::{TAIL_CACHE_SHARD_BYTES_DEFAULT, TAIL_CACHE_SHARD_BYTES_MAX};
 pub use flags::Flags;
 pub use ops::OpsConfig;
+pub use security::{SecurityConfig, INITIAL_USER_PASSWORD_ENV};
 
 /// A setting that could not be accepted; the message names it.
 #[derive(thiserror::Error, Debug)]
@@ -182,6 +184,8 @@ pub struct Config {
     pub limits: ConnectionLimits,
     /// Operations settings: admin listener, log level, stop bound.
     pub ops: OpsConfig,
+    /// Listeners, TLS, the initial SASL user.
+    pub security: SecurityConfig,
     /// The TOML file this came from (SIGHUP re-reads it).
     pub config_file: Option<PathBuf>,
     /// Broker-level topic defaults (`log.retention.ms`...) and the log
@@ -206,6 +210,7 @@ impl Config {
         };
         let limits = ConnectionLimits::resolve(&flags, &file)?;
         let ops = OpsConfig::resolve(&flags, &file)?;
+        let security = SecurityConfig::resolve(&flags, &file)?;
         let config_file = flags.config.clone();
         let fault_abort_at = fault_point(&flags)?;
         let listen_text = flags
@@ -406,6 +411,7 @@ impl Config {
             log_defaults,
             limits,
             ops,
+            security,
             config_file,
             listen,
             advertised_host,

@@ -23,8 +23,8 @@ pub async fn handle(
     let config = &ctx.shard.config;
     let broker = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(config.node_id))
-        .with_host(StrBytes::from_string(config.advertised_host.clone()))
-        .with_port(config.advertised_port);
+        .with_host(StrBytes::from_string(ctx.connection.listener.advertised_host.clone()))
+        .with_port(ctx.connection.listener.advertised_port);
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(
             ctx.shard.snapshot().cluster_id.clone(),

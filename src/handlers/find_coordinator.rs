@@ -52,8 +52,8 @@ fn coordinator(ctx: &RequestContext, key: StrBytes, error: Option<i16>) -> Coord
         None => Coordinator::default()
             .with_key(key)
             .with_node_id(BrokerId(config.node_id))
-            .with_host(StrBytes::from_string(config.advertised_host.clone()))
-            .with_port(config.advertised_port),
+            .with_host(StrBytes::from_string(ctx.connection.listener.advertised_host.clone()))
+            .with_port(ctx.connection.listener.advertised_port),
         Some(code) => Coordinator::default()
             .with_key(key)
             .with_node_id(BrokerId(-1))

@@ -84,8 +84,8 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(config.node_id))
-            .with_host(StrBytes::from_string(config.advertised_host.clone()))
-            .with_port(config.advertised_port)])
+            .with_host(StrBytes::from_string(ctx.connection.listener.advertised_host.clone()))
+            .with_port(ctx.connection.listener.advertised_port)])
         .with_cluster_id(Some(StrBytes::from_string(
             ctx.shard.snapshot().cluster_id.clone(),
         )))

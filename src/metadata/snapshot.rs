@@ -101,6 +101,8 @@ pub struct Snapshot {
     /// The broker's effective log defaults: the static ones (TOML) under
     /// `broker_configs`. Topic configs resolve against these.
     pub log_defaults: Arc<LogDefaults>,
+    /// SASL users and their SCRAM credentials (persisted with the topics).
+    pub users: Arc<crate::security::ScramUsers>,
 }
 
 impl Snapshot {
@@ -195,6 +197,14 @@ impl Snapshot {
                 topic.configs.clone(),
             ));
         }
+        next
+    }
+
+    /// A copy with these SASL users.
+    pub fn with_users(&self, users: crate::security::ScramUsers) -> Snapshot {
+        let mut next = self.clone();
+        next.version += 1;
+        next.users = Arc::new(users);
         next
     }
 

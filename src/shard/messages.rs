@@ -166,6 +166,20 @@ pub enum MetaChange {
         /// New total count.
         total: i32,
     },
+    /// Set or remove SASL users' SCRAM credentials
+    /// (AlterUserScramCredentials, `--initial-user`), already validated.
+    AlterScramCredentials {
+        /// Credentials to set: user, mechanism, credential.
+        upsertions: Vec<(
+            String,
+            crate::security::scram::ScramMechanism,
+            crate::security::scram::ScramCredential,
+        )>,
+        /// Credentials to remove: user, mechanism (a missing one is skipped).
+        deletions: Vec<(String, crate::security::scram::ScramMechanism)>,
+        /// Change nothing if any user exists (the initial user).
+        only_if_no_users: bool,
+    },
 }
 
 /// The outcome of a [`MetaChange`]: a Kafka error code (0 = done) and a message.

@@ -96,6 +96,12 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(crate::security::tls::TlsError),
+    /// The initial user cannot be made.
+    #[error("initial user: {0}")]
+    InitialUser(String),
     /// The admin listen address is taken or invalid.
     #[error("cannot listen on admin address {addr}: {source}")]
     AdminListen {
@@ -150,7 +156,13 @@ pub fn run_supervised(
     // Dynamic broker configs persisted with the metadata go over the TOML's.
     loaded.log_defaults = Arc::new(config.log_defaults.with_dynamic(&loaded.broker_configs));
     let snapshot = Arc::new(loaded);
-    check_port_free(&config)?;
+    for listener in config.listeners() {
+        check_port_free(listener.bind)?;
+    }
+    if let Some(files) = &config.security.tls {
+        crate::security::tls::install(files).map_err(StartError::Tls)?;
+    }
+    let mut initial_user = crate::security::initial_user::credential(&config)?;
     let admin_fd = bind_admin(&config)?;
     supervisor::block_signals();
     let partitions_per_shard: Vec<usize> = (0..config.shards)
@@ -185,6 +197,11 @@ pub fn run_supervised(
             ready_tx.clone(),
         );
         let admin = if shard == 0 { admin_fd.take() } else { None };
+        let initial_user = if shard == 0 {
+            initial_user.take()
+        } else {
+            None
+        };
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[shard]))
             .name(&format!("shard-{shard}"))
             .io_memory(io_memory);
@@ -193,7 +210,18 @@ pub fn run_supervised(
                 builder.spin_before_park(std::time::Duration::from_micros(config.shard_spin_us));
         }
         let handle = builder
-            .spawn(move || shard_main(shard, config, peers, inbox, snapshot, ready, admin))
+            .spawn(move || {
+                let start = ShardStart {
+                    id: shard,
+                    config,
+                    peers,
+                    snapshot,
+                    ready,
+                    admin_fd: admin,
+                    initial_user,
+                };
+                shard_main(start, inbox)
+            })
             .map_err(|e| StartError::Executor {
                 shard,
                 message: e.to_string(),
@@ -207,7 +235,7 @@ pub fn run_supervised(
     crate::malloc_tune::release_free_memory();
     info!(
         "corestreamd ready: listening on {} with {} shards{}",
-        config.listen,
+        listeners_text(&config),
         config.shards,
         config
             .ops
@@ -218,7 +246,8 @@ pub fn run_supervised(
     admin::set_ready(true);
     notifier.ready(&format!(
         "serving on {} with {} shards",
-        config.listen, config.shards
+        listeners_text(&config),
+        config.shards
     ));
     let mut supervisor = Supervisor {
         notifier,
@@ -276,8 +305,8 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
 /// whether anything already accepts connections there. (A plain bind would
 /// also trip over the previous run's TIME_WAIT sockets, which carry
 /// SO_REUSEPORT, and refuse a quick restart.)
-fn check_port_free(config: &Config) -> Result<(), StartError> {
-    let mut probe = config.listen;
+fn check_port_free(addr: std::net::SocketAddr) -> Result<(), StartError> {
+    let mut probe = addr;
     if probe.ip().is_unspecified() {
         probe.set_ip(match probe {
             std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -294,7 +323,7 @@ fn check_port_free(config: &Config) -> Result<(), StartError> {
         }
         if std::time::Instant::now() >= deadline {
             return Err(StartError::Listen {
-                addr: config.listen,
+                addr,
                 source: std::io::Error::new(
                     std::io::ErrorKind::AddrInUse,
                     "another process accepts connections there",
@@ -303,6 +332,16 @@ fn check_port_free(config: &Config) -> Result<(), StartError> {
         }
         std::thread::sleep(PORT_PROBE_INTERVAL);
     }
+}
+
+/// The listeners for log lines: `PLAINTEXT://127.0.0.1:9092,...`.
+fn listeners_text(config: &Config) -> String {
+    config
+        .listeners()
+        .iter()
+        .map(|l| format!("{}://{}", l.protocol, l.bind))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Binds the admin HTTP listener (std: no SO_REUSEPORT, so a taken port
@@ -344,15 +383,28 @@ fn wait_ready(
     Ok(())
 }
 
-async fn shard_main(
+/// What a shard thread starts with.
+struct ShardStart {
     id: usize,
     config: Arc<Config>,
     peers: Vec<ShardSender>,
-    mut inbox: mpsc::UnboundedReceiver<ShardMsg>,
     snapshot: Arc<Snapshot>,
     ready: std_mpsc::Sender<ReadyReport>,
     admin_fd: Option<std::os::fd::OwnedFd>,
-) {
+    /// Shard 0 only: the `--initial-user` credential to add if no user exists.
+    initial_user: Option<crate::security::initial_user::InitialUser>,
+}
+
+async fn shard_main(start: ShardStart, mut inbox: mpsc::UnboundedReceiver<ShardMsg>) {
+    let ShardStart {
+        id,
+        config,
+        peers,
+        snapshot,
+        ready,
+        admin_fd,
+        initial_user,
+    } = start;
     // Before anything here waits on another thread (cross_wake.rs).
     super::cross_wake::start_pump();
     let reserving = std::time::Instant::now();
@@ -379,13 +431,28 @@ async fn shard_main(
     shard.apply_snapshot(snapshot).await;
     super::housekeeping::spawn(shard.clone());
     crate::txn::spawn_sweeper(shard.clone());
-    let listener = match glommio::net::TcpListener::bind(config.listen) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = ready.send((id, Err(format!("cannot listen on {}: {e}", config.listen))));
+    let mut bound = Vec::new();
+    for spec in config.listeners() {
+        match glommio::net::TcpListener::bind(spec.bind) {
+            Ok(l) => bound.push((l, Rc::new(spec))),
+            Err(e) => {
+                let _ = ready.send((
+                    id,
+                    Err(format!(
+                        "cannot listen on {} ({}): {e}",
+                        spec.bind, spec.protocol
+                    )),
+                ));
+                return;
+            }
+        }
+    }
+    if let Some(user) = initial_user {
+        if let Err(message) = crate::security::initial_user::add(&shard, user).await {
+            let _ = ready.send((id, Err(message)));
             return;
         }
-    };
+    }
     // Groups are loaded before READY (see group::load).
     shard.groups.load_all(&shard).await;
     let admin = admin_fd.map(|fd| {
@@ -395,7 +462,12 @@ async fn shard_main(
         glommio::spawn_local(admin::serve(shard.clone(), listener))
     });
     let _ = ready.send((id, Ok(())));
-    let accepting = glommio::spawn_local(server::accept_loop(shard.clone(), listener));
+    let accepting: Vec<_> = bound
+        .into_iter()
+        .map(|(listener, spec)| {
+            glommio::spawn_local(server::accept_loop(shard.clone(), listener, spec))
+        })
+        .collect();
     while let Some(msg) = cross_thread(inbox.next()).await {
         if let ShardMsg::Shutdown { reply } = msg {
             drop(accepting); // dropping a glommio Task cancels it: no new connections
