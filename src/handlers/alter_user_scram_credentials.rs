@@ -109,7 +109,6 @@ pub async fn handle(
             .change_metadata(MetaChange::AlterScramCredentials {
                 upsertions,
                 deletions,
-                only_if_no_users: false,
             })
             .await;
         if code != 0 {

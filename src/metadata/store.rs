@@ -234,7 +234,21 @@ fn new_cluster_id() -> String {
 
 /// Writes the snapshot durably, off the shard thread.
 pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataError> {
-    let state = PersistedState {
+    let state = persisted(snapshot);
+    let dir = data_dir.join(META_DIR_NAME);
+    glommio::executor()
+        .spawn_blocking(move || write_atomically(&dir, &state))
+        .await
+}
+
+/// Writes the snapshot durably on the calling thread: start-up only
+/// (`--initial-user`, before the shards run).
+pub fn save_blocking(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataError> {
+    write_atomically(&data_dir.join(META_DIR_NAME), &persisted(snapshot))
+}
+
+fn persisted(snapshot: &Snapshot) -> PersistedState {
+    PersistedState {
         cluster_id: snapshot.cluster_id.clone(),
         version: snapshot.version,
         topics: snapshot
@@ -262,11 +276,7 @@ pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataEr
                     .collect(),
             })
             .collect(),
-    };
-    let dir = data_dir.join(META_DIR_NAME);
-    glommio::executor()
-        .spawn_blocking(move || write_atomically(&dir, &state))
-        .await
+    }
 }
 
 fn write_atomically(dir: &Path, state: &PersistedState) -> Result<(), MetadataError> {

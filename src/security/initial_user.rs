@@ -2,31 +2,42 @@
 //! (SCRAM-SHA-512, Kafka's 4096 iterations). Its password comes from
 //! `CORESTREAM_INITIAL_USER_PASSWORD` or the file named by
 //! `--initial-user-password-file` (trailing newline removed), never from
-//! the command line. The credential is salted on the main thread before
-//! the shards start; shard 0 adds it through the metadata owner once its
-//! snapshot is loaded, and only if no user exists yet, so a restart with
-//! the same flags changes nothing.
-
-use std::rc::Rc;
+//! the command line. It is added on the main thread to the metadata just
+//! loaded, and written to disk, before any shard starts: so no listener
+//! can accept a client before the user exists. Only when no user exists
+//! yet: a restart with the same flags changes nothing.
 
 use tracing::info;
 
 use super::scram::{ScramCredential, ScramMechanism, SCRAM_ITERATIONS_DEFAULT};
 use crate::config::{Config, INITIAL_USER_PASSWORD_ENV};
+use crate::metadata::Snapshot;
 use crate::shard::StartError;
-use crate::shard::{MetaChange, Shard};
 
-/// The initial user's name and salted credential.
-pub struct InitialUser {
-    name: String,
-    credential: ScramCredential,
+/// Adds the initial user to `loaded` (and persists it) when
+/// `--initial-user` is given and no user exists yet.
+pub fn add(config: &Config, loaded: &mut Snapshot) -> Result<(), StartError> {
+    let Some(name) = config.security.initial_user.clone() else {
+        return Ok(());
+    };
+    if !loaded.users.is_empty() {
+        return Ok(());
+    }
+    let credential = credential(config, &name)?;
+    let mut users = (*loaded.users).clone();
+    users
+        .entry(name.clone())
+        .or_default()
+        .insert(ScramMechanism::Sha512, credential);
+    *loaded = loaded.with_users(users);
+    crate::metadata::save_blocking(&config.data_dir, loaded)
+        .map_err(|e| StartError::InitialUser(format!("{name} not stored: {e}")))?;
+    info!("initial user {name} added (SCRAM-SHA-512)");
+    Ok(())
 }
 
-/// Reads the password and salts it; `None` without `--initial-user`.
-pub fn credential(config: &Config) -> Result<Option<InitialUser>, StartError> {
-    let Some(name) = config.security.initial_user.clone() else {
-        return Ok(None);
-    };
+/// Reads the password and salts it.
+fn credential(config: &Config, name: &str) -> Result<ScramCredential, StartError> {
     let error = |m: String| StartError::InitialUser(m);
     if name.is_empty() {
         return Err(error("the user name is empty".into()));
@@ -45,34 +56,10 @@ pub fn credential(config: &Config) -> Result<Option<InitialUser>, StartError> {
     if password.is_empty() {
         return Err(error(format!("{name}: the password is empty")));
     }
-    let credential = ScramCredential::new(
+    ScramCredential::new(
         ScramMechanism::Sha512,
         password.as_bytes(),
         SCRAM_ITERATIONS_DEFAULT,
     )
-    .map_err(|e| error(e.to_string()))?;
-    Ok(Some(InitialUser { name, credential }))
-}
-
-/// Adds the user unless one exists (on shard 0, before READY).
-pub async fn add(shard: &Rc<Shard>, user: InitialUser) -> Result<(), String> {
-    if !shard.snapshot().users.is_empty() {
-        return Ok(());
-    }
-    let name = user.name.clone();
-    let (code, message) = shard
-        .change_metadata(MetaChange::AlterScramCredentials {
-            upsertions: vec![(user.name, ScramMechanism::Sha512, user.credential)],
-            deletions: Vec::new(),
-            only_if_no_users: true,
-        })
-        .await;
-    if code != 0 {
-        return Err(format!(
-            "initial user {name} not stored (error {code}): {}",
-            message.unwrap_or_default()
-        ));
-    }
-    info!("initial user {name} added (SCRAM-SHA-512)");
-    Ok(())
+    .map_err(|e| error(e.to_string()))
 }

@@ -167,7 +167,7 @@ pub enum MetaChange {
         total: i32,
     },
     /// Set or remove SASL users' SCRAM credentials
-    /// (AlterUserScramCredentials, `--initial-user`), already validated.
+    /// (AlterUserScramCredentials), already validated.
     AlterScramCredentials {
         /// Credentials to set: user, mechanism, credential.
         upsertions: Vec<(
@@ -177,8 +177,6 @@ pub enum MetaChange {
         )>,
         /// Credentials to remove: user, mechanism (a missing one is skipped).
         deletions: Vec<(String, crate::security::scram::ScramMechanism)>,
-        /// Change nothing if any user exists (the initial user).
-        only_if_no_users: bool,
     },
 }
 

@@ -316,11 +316,7 @@ fn next_snapshot(
         MetaChange::AlterScramCredentials {
             upsertions,
             deletions,
-            only_if_no_users,
         } => {
-            if *only_if_no_users && !current.users.is_empty() {
-                return Err((0, Some("users exist already: nothing changed".into())));
-            }
             let mut users = (*current.users).clone();
             for (user, mechanism) in deletions {
                 if let Some(credentials) = users.get_mut(user) {

@@ -155,6 +155,7 @@ pub fn run_supervised(
     let mut loaded = metadata::load(&config.data_dir, config.shards).map_err(meta_err)?;
     // Dynamic broker configs persisted with the metadata go over the TOML's.
     loaded.log_defaults = Arc::new(config.log_defaults.with_dynamic(&loaded.broker_configs));
+    crate::security::initial_user::add(&config, &mut loaded)?;
     let snapshot = Arc::new(loaded);
     for listener in config.listeners() {
         check_port_free(listener.bind)?;
@@ -162,7 +163,6 @@ pub fn run_supervised(
     if let Some(files) = &config.security.tls {
         crate::security::tls::install(files).map_err(StartError::Tls)?;
     }
-    let mut initial_user = crate::security::initial_user::credential(&config)?;
     let admin_fd = bind_admin(&config)?;
     supervisor::block_signals();
     let partitions_per_shard: Vec<usize> = (0..config.shards)
@@ -197,11 +197,6 @@ pub fn run_supervised(
             ready_tx.clone(),
         );
         let admin = if shard == 0 { admin_fd.take() } else { None };
-        let initial_user = if shard == 0 {
-            initial_user.take()
-        } else {
-            None
-        };
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(cpus[shard]))
             .name(&format!("shard-{shard}"))
             .io_memory(io_memory);
@@ -210,18 +205,7 @@ pub fn run_supervised(
                 builder.spin_before_park(std::time::Duration::from_micros(config.shard_spin_us));
         }
         let handle = builder
-            .spawn(move || {
-                let start = ShardStart {
-                    id: shard,
-                    config,
-                    peers,
-                    snapshot,
-                    ready,
-                    admin_fd: admin,
-                    initial_user,
-                };
-                shard_main(start, inbox)
-            })
+            .spawn(move || shard_main(shard, config, peers, inbox, snapshot, ready, admin))
             .map_err(|e| StartError::Executor {
                 shard,
                 message: e.to_string(),
@@ -383,28 +367,15 @@ fn wait_ready(
     Ok(())
 }
 
-/// What a shard thread starts with.
-struct ShardStart {
+async fn shard_main(
     id: usize,
     config: Arc<Config>,
     peers: Vec<ShardSender>,
+    mut inbox: mpsc::UnboundedReceiver<ShardMsg>,
     snapshot: Arc<Snapshot>,
     ready: std_mpsc::Sender<ReadyReport>,
     admin_fd: Option<std::os::fd::OwnedFd>,
-    /// Shard 0 only: the `--initial-user` credential to add if no user exists.
-    initial_user: Option<crate::security::initial_user::InitialUser>,
-}
-
-async fn shard_main(start: ShardStart, mut inbox: mpsc::UnboundedReceiver<ShardMsg>) {
-    let ShardStart {
-        id,
-        config,
-        peers,
-        snapshot,
-        ready,
-        admin_fd,
-        initial_user,
-    } = start;
+) {
     // Before anything here waits on another thread (cross_wake.rs).
     super::cross_wake::start_pump();
     let reserving = std::time::Instant::now();
@@ -445,12 +416,6 @@ async fn shard_main(start: ShardStart, mut inbox: mpsc::UnboundedReceiver<ShardM
                 ));
                 return;
             }
-        }
-    }
-    if let Some(user) = initial_user {
-        if let Err(message) = crate::security::initial_user::add(&shard, user).await {
-            let _ = ready.send((id, Err(message)));
-            return;
         }
     }
     // Groups are loaded before READY (see group::load).
