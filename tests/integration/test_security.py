@@ -549,3 +549,20 @@ def test_aiokafka_ssl_and_sasl_ssl_scram_and_plain(secure, tmp_path):
     for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"):
         got = asyncio.run(roundtrip("SASL_SSL", mechanism, f"aio-{mechanism.lower()}"))
         assert len(got) == MESSAGES, mechanism
+
+
+# ---------------------------------------------------------------- kafkajs
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "PLAIN"])
+def test_kafkajs_sasl_ssl(secure, mechanism):
+    import shutil
+
+    node = shutil.which("node")
+    js = Path(__file__).resolve().parents[1] / "js"
+    if node is None or not (js / "node_modules" / "kafkajs").exists():
+        pytest.skip("node or kafkajs not installed")
+    r = subprocess.run([node, str(js / "secure.js"), secure.addr("SASL_SSL"), str(secure.pki / "ca.pem"),
+                        mechanism, ADMIN_USER, ADMIN_PASSWORD, f"js-{mechanism.lower()}", "10"],
+                       capture_output=True, text=True, timeout=60, cwd=js)
+    assert r.returncode == 0 and r.stdout.strip() == "10", r.stderr
