@@ -39,11 +39,18 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--compression", default="none")
     ap.add_argument("--timeout-s", type=float, default=1200.0, help="per phase")
     ap.add_argument("--json", action="store_true", help="also print one JSON result line")
+    ap.add_argument("--client-conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra librdkafka setting for every client (security.protocol, ssl.ca.location...)")
     return ap.parse_args()
 
 
+def client_conf(a: argparse.Namespace) -> dict:
+    """--client-conf pairs (security settings for TLS/SASL runs)."""
+    return dict(kv.split("=", 1) for kv in getattr(a, "client_conf", []))
+
+
 def create_topic(a: argparse.Namespace) -> None:
-    admin = AdminClient({"bootstrap.servers": a.bootstrap})
+    admin = AdminClient({"bootstrap.servers": a.bootstrap, **client_conf(a)})
     fut = admin.create_topics([NewTopic(a.topic, a.partitions, 1)], request_timeout=30)[a.topic]
     try:
         fut.result(timeout=60)
@@ -65,6 +72,7 @@ def produce(a: argparse.Namespace) -> float:
             "queue.buffering.max.kbytes": 1024 * 1024,
             "queue.buffering.max.messages": 1_000_000,
             "message.timeout.ms": int(a.timeout_s * 1000),
+            **client_conf(a),
         }
     )
     payload = os.urandom(a.size)
@@ -108,6 +116,7 @@ def consume(a: argparse.Namespace) -> float:
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
             "fetch.wait.max.ms": 100,
+            **client_conf(a),
         }
     )
     c.assign([TopicPartition(a.topic, p, OFFSET_BEGINNING) for p in range(a.partitions)])

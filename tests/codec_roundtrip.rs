@@ -116,6 +116,10 @@ served_apis! {
     DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;
     CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
     DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+    SaslHandshake => SaslHandshakeRequest, SaslHandshakeResponse;
+    SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse;
+    DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
+    AlterUserScramCredentials => AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
     DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse;
     AlterConfigs => AlterConfigsRequest, AlterConfigsResponse;
     IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;

@@ -29,6 +29,7 @@ pub mod produce;
 pub mod records;
 pub mod reset;
 pub mod topics;
+pub mod users;
 
 use clap::{Parser, Subcommand};
 
@@ -82,6 +83,9 @@ pub enum Command {
     /// Consumer groups: list, describe, lag, reset-offsets, delete.
     #[command(subcommand, visible_alias = "group")]
     Groups(groups::GroupsCommand),
+    /// SASL/SCRAM users: list, set, delete (kafka-configs --entity-type users).
+    #[command(subcommand, visible_alias = "user")]
+    Users(users::UsersCommand),
     /// Records: delete before an offset (kafka-delete-records).
     #[command(subcommand, visible_alias = "record")]
     Records(records::RecordsCommand),
@@ -123,6 +127,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Configs(cmd) => configs::run(&mut cluster, &out, cmd),
         Command::Groups(cmd) => groups::run(&mut cluster, &out, cmd),
         Command::Records(cmd) => records::run(&mut cluster, &out, cmd),
+        Command::Users(cmd) => users::run(&mut cluster, &out, cmd),
         Command::Lag(args) => groups::lag(&mut cluster, &out, &args),
         Command::Produce(args) => produce::run(&mut cluster, &args),
         Command::Consume(args) => consume::run(&mut cluster, &out, &args),

@@ -31,7 +31,6 @@ use crate::metadata::LogDefaults;
 /// How often the active controller looks for brokers to fence.
 pub const FENCE_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
-
 /// One voter's controller (shard 0 of a voter node).
 pub struct Controller {
     /// This node's id.
@@ -152,8 +151,8 @@ impl Controller {
             BrokerRequest::Propose { change } => self.propose(change).await,
             BrokerRequest::FetchState { have_index } => {
                 let applied_index = self.applied_index();
-                let state = (applied_index > have_index)
-                    .then(|| Box::new(self.state_machine.state()));
+                let state =
+                    (applied_index > have_index).then(|| Box::new(self.state_machine.state()));
                 BrokerResponse::State {
                     applied_index,
                     state,

@@ -165,14 +165,21 @@ mod tests {
         let fresh = check_node(dir.path(), 2, true).expect("first start");
         assert!(matches!(
             check_node(dir.path(), 3, true),
-            Err(IdentityError::OtherNode { stored: 2, wanted: 3, .. })
+            Err(IdentityError::OtherNode {
+                stored: 2,
+                wanted: 3,
+                ..
+            })
         ));
         let adopted = adopt_cluster_id(dir.path(), &fresh, "abc")
             .expect("adopt")
             .expect("recorded");
         let again = check_node(dir.path(), 2, false).expect("restart");
         assert_eq!(again, adopted);
-        assert_eq!(adopt_cluster_id(dir.path(), &again, "abc").expect("same"), None);
+        assert_eq!(
+            adopt_cluster_id(dir.path(), &again, "abc").expect("same"),
+            None
+        );
         let err = adopt_cluster_id(dir.path(), &again, "xyz").expect_err("other cluster");
         assert!(err.to_string().contains("belongs to cluster abc"), "{err}");
     }

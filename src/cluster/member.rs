@@ -303,7 +303,8 @@ impl Member {
             )
         };
         shard.publish_cluster_snapshot(next).await;
-        self.published_index.set(self.published_index.get().max(index));
+        self.published_index
+            .set(self.published_index.get().max(index));
     }
 
     /// A data dir that served another cluster refuses this one: stops the
@@ -340,9 +341,7 @@ impl Member {
     pub async fn change(&self, shard: &Rc<Shard>, change: MetaChange) -> MetaResult {
         let request = BrokerRequest::Propose { change };
         let index = match self.call(&request).await {
-            Ok(BrokerResponse::Proposed {
-                code: 0, index, ..
-            }) => index,
+            Ok(BrokerResponse::Proposed { code: 0, index, .. }) => index,
             Ok(BrokerResponse::Proposed { code, message, .. }) => return (code, message),
             Ok(other) => return not_available(format!("controller answered {other:?}")),
             Err(e) => return not_available(e),
@@ -352,7 +351,9 @@ impl Member {
             if Instant::now() >= deadline {
                 return (
                     ResponseError::RequestTimedOut.code(),
-                    Some(format!("change committed at {index} but not applied here yet")),
+                    Some(format!(
+                        "change committed at {index} but not applied here yet"
+                    )),
                 );
             }
             if self.controller.is_none() {

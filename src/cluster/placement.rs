@@ -128,6 +128,8 @@ mod tests {
         assert_eq!(code, ResponseError::InvalidReplicationFactor.code());
         assert!(message.is_some_and(|m| m.contains("available brokers: 1")));
         let placed = place(&state, 2, 1).expect("one replica fits");
-        assert!(placed.iter().all(|p| p.leader == 1 && p.replicas == vec![1]));
+        assert!(placed
+            .iter()
+            .all(|p| p.leader == 1 && p.replicas == vec![1]));
     }
 }

@@ -69,7 +69,12 @@ pub fn plan(
             vec![put(name, topic)]
         }
         MetaChange::AlterTopicConfig { name, .. } => vec![put(name, topic_record(name, &next)?)],
-        MetaChange::DeleteTopic { name } => vec![ClusterCommand::RemoveTopic { name: name.clone() }],
+        MetaChange::DeleteTopic { name } => {
+            vec![ClusterCommand::RemoveTopic { name: name.clone() }]
+        }
+        MetaChange::AlterScramCredentials { .. } => vec![ClusterCommand::SetUsers {
+            users: (*next.users).clone(),
+        }],
         MetaChange::AlterBrokerConfig { .. } => vec![ClusterCommand::SetBrokerConfigs {
             configs: BrokerConfigsRecord {
                 broker: next.broker_configs.broker.clone(),
@@ -127,7 +132,11 @@ mod tests {
             configs: BTreeMap::new(),
         };
         apply_all(&mut state, &create).expect("created");
-        let leaders: Vec<i32> = state.topics["t"].partitions.iter().map(|p| p.leader).collect();
+        let leaders: Vec<i32> = state.topics["t"]
+            .partitions
+            .iter()
+            .map(|p| p.leader)
+            .collect();
         assert_eq!(leaders, vec![1, 2, 3]);
         let (code, _) = apply_all(&mut state, &create).expect_err("exists");
         assert_eq!(code, ResponseError::TopicAlreadyExists.code());

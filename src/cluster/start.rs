@@ -51,7 +51,12 @@ pub async fn join(shard: &Rc<Shard>, identity: NodeIdentity) -> Result<Rc<Member
             node_id,
             host: config.advertised_host.clone(),
             port: config.advertised_port,
-            voters: config.cluster.voters.iter().map(|v| v.addr.clone()).collect(),
+            voters: config
+                .cluster
+                .voters
+                .iter()
+                .map(|v| v.addr.clone())
+                .collect(),
             static_defaults: config.log_defaults.clone(),
         },
         identity,
@@ -114,7 +119,14 @@ async fn start_controller(config: &Config) -> Result<Rc<Controller>, String> {
         .cluster
         .voters
         .iter()
-        .map(|v| (v.id as NodeId, BasicNode { addr: v.addr.clone() }))
+        .map(|v| {
+            (
+                v.id as NodeId,
+                BasicNode {
+                    addr: v.addr.clone(),
+                },
+            )
+        })
         .collect();
     // Every voter proposes the same first membership; on a log that has
     // one already (a restart, or another voter was first) this is refused.
@@ -124,7 +136,7 @@ async fn start_controller(config: &Config) -> Result<Rc<Controller>, String> {
     }
     glommio::spawn_local(controller.clone().run_duties()).detach();
     info!(node_id, %listen, "controller started");
-    if config.cluster.voters.len() % 2 == 0 {
+    if config.cluster.voters.len().is_multiple_of(2) {
         warn!(
             voters = config.cluster.voters.len(),
             "an even number of voters tolerates no more failures than one fewer"

@@ -83,6 +83,10 @@ pub struct ClusterState {
     /// The first producer id not handed out yet (Kafka's
     /// ProducerIdsRecord): blocks are taken from here.
     pub next_producer_id: i64,
+    /// SASL users and their SCRAM credentials (Kafka's
+    /// UserScramCredentialRecord), as AlterUserScramCredentials left them.
+    #[serde(default)]
+    pub users: crate::security::ScramUsers,
 }
 
 impl ClusterState {
@@ -132,6 +136,10 @@ impl ClusterState {
             }
             ClusterCommand::SetBrokerConfigs { configs } => {
                 self.broker_configs = configs.clone();
+                ClusterResponse::applied(true)
+            }
+            ClusterCommand::SetUsers { users } => {
+                self.users = users.clone();
                 ClusterResponse::applied(true)
             }
             ClusterCommand::AllocateProducerIds { count } => {
@@ -241,7 +249,10 @@ mod tests {
         });
         assert!(state.apply(&ClusterCommand::FenceBroker { id: 2 }).applied);
         let p = &state.topics["t"].partitions[0];
-        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (NO_LEADER, 1, vec![2]));
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.isr.clone()),
+            (NO_LEADER, 1, vec![2])
+        );
         // Fencing twice changes nothing.
         assert!(!state.apply(&ClusterCommand::FenceBroker { id: 2 }).applied);
         state.apply(&register(2));

@@ -31,6 +31,7 @@ pub fn snapshot_of(
     let mut snapshot = Snapshot {
         version,
         cluster_id: state.cluster_id.clone(),
+        users: Arc::new(state.users.clone()),
         ..Default::default()
     };
     for (name, record) in &state.topics {
@@ -131,7 +132,10 @@ mod tests {
         });
         let defaults = LogDefaults::default();
         let on_1 = snapshot_of(&state, 1, 2, 2, &defaults, 7);
-        assert_eq!(on_1.version, 8, "with_broker_configs bumps the version once");
+        assert_eq!(
+            on_1.version, 8,
+            "with_broker_configs bumps the version once"
+        );
         assert_eq!(on_1.locate("t", 0), PartitionLocation::Local(1));
         assert_eq!(
             on_1.locate("t", 1),

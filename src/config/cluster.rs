@@ -143,7 +143,13 @@ mod tests {
     fn voters_parse_and_reject_bad_entries() {
         let v = parse_voters("1@127.0.0.1:9093, 2@localhost:9094").unwrap();
         assert_eq!(v.len(), 2);
-        assert_eq!(v[1], Voter { id: 2, addr: "localhost:9094".into() });
+        assert_eq!(
+            v[1],
+            Voter {
+                id: 2,
+                addr: "localhost:9094".into()
+            }
+        );
         for bad in ["1@h:1,1@h:2", "x@h:1", "1h:1", "-1@h:1", "1@h", ","] {
             assert!(parse_voters(bad).is_err(), "{bad} accepted");
         }
@@ -156,8 +162,14 @@ mod tests {
             ..Flags::default()
         };
         let c = ClusterConfig::resolve(&flags, &FileConfig::default(), 2).unwrap();
-        assert_eq!(c.controller_listen, Some("127.0.0.1:19094".parse().unwrap()));
-        assert_eq!(c.broker_session_timeout_ms, BROKER_SESSION_TIMEOUT_MS_DEFAULT);
+        assert_eq!(
+            c.controller_listen,
+            Some("127.0.0.1:19094".parse().unwrap())
+        );
+        assert_eq!(
+            c.broker_session_timeout_ms,
+            BROKER_SESSION_TIMEOUT_MS_DEFAULT
+        );
         let broker_only = ClusterConfig::resolve(&flags, &FileConfig::default(), 3).unwrap();
         assert!(broker_only.enabled() && broker_only.controller_listen.is_none());
         let single = ClusterConfig::resolve(&Flags::default(), &FileConfig::default(), 0).unwrap();

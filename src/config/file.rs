@@ -11,6 +11,13 @@ use super::ConfigError;
 #[serde(deny_unknown_fields)]
 pub(super) struct FileConfig {
     pub(super) listen: Option<String>,
+    pub(super) listeners: Option<String>,
+    pub(super) advertised_listeners: Option<String>,
+    pub(super) tls_cert: Option<PathBuf>,
+    pub(super) tls_key: Option<PathBuf>,
+    pub(super) tls_client_ca: Option<PathBuf>,
+    pub(super) initial_user: Option<String>,
+    pub(super) initial_user_password_file: Option<PathBuf>,
     pub(super) advertised_addr: Option<String>,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) shards: Option<usize>,

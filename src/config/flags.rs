@@ -168,6 +168,29 @@ pub struct Flags {
     /// broker.session.timeout.ms).
     #[arg(long, env = "CORESTREAM_BROKER_SESSION_TIMEOUT_MS")]
     pub broker_session_timeout_ms: Option<u64>,
+    /// Kafka listeners, `PROTOCOL://HOST:PORT,...` with PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT or SASL_SSL (replaces --listen).
+    #[arg(long, env = "CORESTREAM_LISTENERS")]
+    pub listeners: Option<String>,
+    /// Address advertised per listener, same form (default: each listener's own).
+    #[arg(long, env = "CORESTREAM_ADVERTISED_LISTENERS")]
+    pub advertised_listeners: Option<String>,
+    /// TLS certificate chain (PEM) for SSL and SASL_SSL listeners; SIGHUP reloads it.
+    #[arg(long, env = "CORESTREAM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "CORESTREAM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) for client certificates: turns on mutual TLS.
+    #[arg(long, env = "CORESTREAM_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// SCRAM-SHA-512 user created when the data dir has no user yet; its
+    /// password comes from CORESTREAM_INITIAL_USER_PASSWORD or --initial-user-password-file.
+    #[arg(long, env = "CORESTREAM_INITIAL_USER")]
+    pub initial_user: Option<String>,
+    /// File holding the initial user's password.
+    #[arg(long, env = "CORESTREAM_INITIAL_USER_PASSWORD_FILE")]
+    pub initial_user_password_file: Option<PathBuf>,
 }
 
 impl Flags {

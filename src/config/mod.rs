@@ -95,6 +95,7 @@ mod connection_limits;
 mod file;
 mod flags;
 mod ops;
+mod security;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -113,6 +114,7 @@ use crate::protocol::frame::FRAME_BYTES_MAX;
 use crate::fetch::tail_cache::{TAIL_CACHE_SHARD_BYTES_DEFAULT, TAIL_CACHE_SHARD_BYTES_MAX};
 pub use flags::Flags;
 pub use ops::OpsConfig;
+pub use security::{SecurityConfig, INITIAL_USER_PASSWORD_ENV};
 
 /// A setting that could not be accepted; the message names it.
 #[derive(thiserror::Error, Debug)]
@@ -210,6 +212,8 @@ pub struct Config {
     pub ops: OpsConfig,
     /// The controller quorum; empty on a single node.
     pub cluster: ClusterConfig,
+    /// Listeners, TLS, the initial SASL user.
+    pub security: SecurityConfig,
     /// The TOML file this came from (SIGHUP re-reads it).
     pub config_file: Option<PathBuf>,
     /// Broker-level topic defaults (`log.retention.ms`...) and the log
@@ -239,6 +243,7 @@ impl Config {
         let limits = ConnectionLimits::resolve(&flags, &file)?;
         let ops = OpsConfig::resolve(&flags, &file)?;
         let cluster = ClusterConfig::resolve(&flags, &file, b.node_id)?;
+        let security = SecurityConfig::resolve(&flags, &file)?;
         let fault_abort_at = fault_point(&flags)?;
         let (listen, advertised_host, advertised_port) = resolve_addresses(&flags, &file)?;
         check_tail_cache_reserve(b.tail_cache_bytes, b.shards, physical_memory_bytes())?;
@@ -252,6 +257,7 @@ impl Config {
             limits,
             ops,
             cluster,
+            security,
             config_file: flags.config.clone(),
             listen,
             advertised_host,

@@ -18,6 +18,7 @@ use super::ConsoleError;
 use crate::handlers::{handle_frame, Outcome};
 use crate::protocol::frame::FRAME_SIZE_PREFIX_BYTES;
 use crate::protocol::record_slices::Slice;
+use crate::security::ConnectionContext;
 use crate::shard::Shard;
 
 /// The client id the console's requests carry (visible in request logs).
@@ -43,7 +44,19 @@ pub async fn call<R: Request>(
     request
         .encode(&mut frame, version)
         .map_err(|e| ConsoleError::Internal(format!("encoding API {api} request: {e}")))?;
-    let mut answer = match handle_frame(shard.clone(), frame.freeze(), None).await {
+    // The console speaks as a client of the first listener (addresses in
+    // answers are that listener's); it is not subject to its SASL.
+    let listener = shard
+        .config
+        .listeners()
+        .into_iter()
+        .next()
+        .ok_or_else(|| ConsoleError::Internal("no Kafka listener configured".to_string()))?;
+    let connection = Rc::new(ConnectionContext::new(
+        Rc::new(listener),
+        CONSOLE_CLIENT_ID.to_string(),
+    ));
+    let mut answer = match handle_frame(shard.clone(), frame.freeze(), None, connection).await {
         Outcome::Respond(bytes) => bytes,
         Outcome::RespondParts(parts) => contiguous(parts.into_parts()).await?,
         Outcome::NoResponse => {

@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError;
 
 use super::authorized_operations::{authorized_operations, Resource};
 use super::{ApiSpec, RequestContext};
-use crate::config::Config;
+use crate::metadata::{BrokerInfo, Snapshot};
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -33,14 +33,23 @@ pub async fn handle(
     ctx: &RequestContext,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let cluster_id = ctx.shard.snapshot().cluster_id.clone();
-    describe(&ctx.shard.config, cluster_id, &request)
+    let snapshot = ctx.shard.snapshot();
+    let listener = &ctx.connection.listener;
+    let this_broker = BrokerInfo {
+        id: ctx.shard.config.node_id,
+        host: listener.advertised_host.clone(),
+        port: listener.advertised_port,
+        fenced: false,
+    };
+    describe(&snapshot, this_broker, &request)
 }
 
-/// The answer for this broker of the cluster `cluster_id`.
+/// The answer for a broker whose metadata is `snapshot`: on a single
+/// node, `this_broker` alone; in a cluster, every live broker and the
+/// active controller.
 fn describe(
-    config: &Config,
-    cluster_id: String,
+    snapshot: &Snapshot,
+    this_broker: BrokerInfo,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let refuse = |error: ResponseError, message: String| {
@@ -66,14 +75,26 @@ fn describe(
             )
         }
     }
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(config.node_id))
-        .with_host(StrBytes::from_string(config.advertised_host.clone()))
-        .with_port(config.advertised_port);
+    let (brokers, controller_id) = match &snapshot.cluster {
+        Some(cluster) => (
+            cluster.live_brokers().cloned().collect(),
+            cluster.controller_id,
+        ),
+        None => (vec![this_broker.clone()], this_broker.id),
+    };
+    let brokers = brokers
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+        })
+        .collect();
     DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(cluster_id))
-        .with_controller_id(BrokerId(config.node_id))
-        .with_brokers(vec![broker])
+        .with_cluster_id(StrBytes::from_string(snapshot.cluster_id.clone()))
+        .with_controller_id(BrokerId(controller_id))
+        .with_brokers(brokers)
         .with_endpoint_type(ENDPOINT_TYPE_BROKER)
         .with_cluster_authorized_operations(authorized_operations(
             Resource::Cluster,
@@ -84,20 +105,36 @@ fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Flags;
+    use crate::metadata::ClusterView;
     use kafka_protocol::protocol::Encodable;
+    use std::sync::Arc;
 
     fn request(endpoint_type: i8) -> DescribeClusterRequest {
         DescribeClusterRequest::default().with_endpoint_type(endpoint_type)
     }
 
+    fn broker(id: i32, fenced: bool) -> BrokerInfo {
+        BrokerInfo {
+            id,
+            host: "127.0.0.1".into(),
+            port: 9000 + id,
+            fenced,
+        }
+    }
+
+    fn single_node() -> Snapshot {
+        Snapshot {
+            cluster_id: "c".into(),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn describe_cluster_v0_v1_brokers_endpoint_answers_itself() {
-        let config = Config::resolve(Flags::default()).unwrap();
-        let r = describe(&config, "c".into(), &request(ENDPOINT_TYPE_BROKER));
+        let r = describe(&single_node(), broker(3, false), &request(ENDPOINT_TYPE_BROKER));
         assert_eq!((r.error_code, r.endpoint_type), (0, ENDPOINT_TYPE_BROKER));
         assert_eq!(r.brokers.len(), 1);
-        assert_eq!(r.controller_id, BrokerId(config.node_id));
+        assert_eq!(r.controller_id, BrokerId(3));
         assert_eq!(r.cluster_authorized_operations, i32::MIN, "not asked");
         for version in API.min..=API.max {
             let mut buf = bytes::BytesMut::new();
@@ -107,12 +144,27 @@ mod tests {
     }
 
     #[test]
+    fn describe_cluster_v1_cluster_lists_live_brokers_and_the_controller() {
+        let mut snapshot = single_node();
+        snapshot.cluster = Some(Arc::new(ClusterView {
+            local_node: 1,
+            controller_id: 2,
+            brokers: [(1, broker(1, false)), (2, broker(2, false)), (3, broker(3, true))]
+                .into_iter()
+                .collect(),
+        }));
+        let r = describe(&snapshot, broker(1, false), &request(ENDPOINT_TYPE_BROKER));
+        let ids: Vec<i32> = r.brokers.iter().map(|b| b.broker_id.0).collect();
+        assert_eq!(ids, vec![1, 2], "the fenced broker is left out");
+        assert_eq!(r.controller_id, BrokerId(2));
+    }
+
+    #[test]
     fn describe_cluster_v1_controllers_and_unknown_endpoint_types_refused() {
-        let config = Config::resolve(Flags::default()).unwrap();
-        let r = describe(&config, "c".into(), &request(ENDPOINT_TYPE_CONTROLLER));
+        let r = describe(&single_node(), broker(0, false), &request(ENDPOINT_TYPE_CONTROLLER));
         assert_eq!(r.error_code, ResponseError::MismatchedEndpointType.code());
         assert!(r.brokers.is_empty());
-        let r = describe(&config, "c".into(), &request(7));
+        let r = describe(&single_node(), broker(0, false), &request(7));
         assert_eq!(r.error_code, ResponseError::UnsupportedEndpointType.code());
     }
 }

@@ -63,8 +63,8 @@ fn leader_of(ctx: &RequestContext, topic: &str, count: i32, key: &str) -> Result
     let Some(cluster) = &snapshot.cluster else {
         return Ok(BrokerInfo {
             id: config.node_id,
-            host: config.advertised_host.clone(),
-            port: config.advertised_port,
+            host: ctx.connection.listener.advertised_host.clone(),
+            port: ctx.connection.listener.advertised_port,
             fenced: false,
         });
     };

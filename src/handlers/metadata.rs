@@ -91,8 +91,10 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         None => (
             vec![MetadataResponseBroker::default()
                 .with_node_id(BrokerId(config.node_id))
-                .with_host(StrBytes::from_string(config.advertised_host.clone()))
-                .with_port(config.advertised_port)],
+                .with_host(StrBytes::from_string(
+                    ctx.connection.listener.advertised_host.clone(),
+                ))
+                .with_port(ctx.connection.listener.advertised_port)],
             config.node_id,
         ),
     };

@@ -124,6 +124,11 @@ served_apis! {
         // KIP-848 consumer groups (src/group/consumer/)
         ConsumerGroupHeartbeat => consumer_group_heartbeat,
         ConsumerGroupDescribe => consumer_group_describe,
+        // security (src/security/)
+        SaslHandshake => sasl_handshake,
+        SaslAuthenticate => sasl_authenticate,
+        DescribeUserScramCredentials => describe_user_scram_credentials,
+        AlterUserScramCredentials => alter_user_scram_credentials,
     }
 }
 
@@ -143,6 +148,9 @@ pub struct RequestContext {
     /// The request's place in its connection's order
     /// (`server::request_order`); `None` outside a connection.
     pub admission: Option<crate::server::request_order::Admission>,
+    /// The connection: its listener (whose address Metadata advertises),
+    /// SASL state and principal.
+    pub connection: Rc<crate::security::ConnectionContext>,
 }
 
 impl RequestContext {
@@ -186,6 +194,7 @@ pub async fn handle_frame(
     shard: Rc<Shard>,
     frame: Bytes,
     admission: Option<crate::server::request_order::Admission>,
+    connection: Rc<crate::security::ConnectionContext>,
 ) -> Outcome {
     use crate::ops::metrics;
     use crate::protocol::frame::FRAME_SIZE_PREFIX_BYTES;
@@ -196,7 +205,7 @@ pub async fn handle_frame(
         .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
     let bytes_in = frame.len() + FRAME_SIZE_PREFIX_BYTES;
     let drop_every = shard.config.fault_drop_produce_response_every;
-    let mut outcome = handle_frame_uncounted(shard, frame, admission).await;
+    let mut outcome = handle_frame_uncounted(shard, frame, admission, connection).await;
     if api_key == PRODUCE_API_KEY && drop_every > 0 && fault_drop_this_response(drop_every) {
         // Test-only fault injection (off by default): the records are
         // appended but the client never hears so, and retries.
@@ -230,6 +239,7 @@ async fn handle_frame_uncounted(
     shard: Rc<Shard>,
     mut frame: Bytes,
     admission: Option<crate::server::request_order::Admission>,
+    connection: Rc<crate::security::ConnectionContext>,
 ) -> Outcome {
     let header = match parse_request_header(&mut frame) {
         Ok(h) => h,
@@ -253,6 +263,7 @@ async fn handle_frame_uncounted(
         version: header.api_version,
         client_id: header.client_id.as_ref().map(|c| c.to_string()),
         admission,
+        connection,
     };
     if crate::protocol::legacy::is_legacy(key, header.api_version) {
         return legacy::dispatch(ctx, key, &header, frame).await;

@@ -21,14 +21,14 @@ mod store;
 pub mod topic_config;
 mod topic_name;
 
-pub use internal_topics::{is_internal_topic, INTERNAL_TOPICS};
 pub use cluster_view::{
     BrokerInfo, ClusterView, PartitionLocation, PartitionState, Placement, NO_LEADER, REMOTE_SHARD,
 };
+pub use internal_topics::{is_internal_topic, INTERNAL_TOPICS};
 pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta};
 pub use store::{
-    ensure_data_dir, load, new_cluster_id, save, write_bytes_atomically, write_json_atomically, MetadataError,
-    PersistedState, META_DIR_NAME,
+    ensure_data_dir, load, new_cluster_id, save, save_blocking, write_bytes_atomically,
+    write_json_atomically, MetadataError, PersistedState, META_DIR_NAME,
 };
 pub use topic_config::{LogDefaults, TopicConfig};
 pub use topic_name::{validate_topic_name, TOPIC_NAME_LEN_MAX};

@@ -115,6 +115,8 @@ pub struct Snapshot {
     pub log_defaults: Arc<LogDefaults>,
     /// The other brokers and the controller; `None` on a single node.
     pub cluster: Option<Arc<ClusterView>>,
+    /// SASL users and their SCRAM credentials (persisted with the topics).
+    pub users: Arc<crate::security::ScramUsers>,
 }
 
 impl Snapshot {
@@ -251,6 +253,14 @@ impl Snapshot {
             fresh.placement = topic.placement.clone();
             *topic = Arc::new(fresh);
         }
+        next
+    }
+
+    /// A copy with these SASL users.
+    pub fn with_users(&self, users: crate::security::ScramUsers) -> Snapshot {
+        let mut next = self.clone();
+        next.version += 1;
+        next.users = Arc::new(users);
         next
     }
 

@@ -61,6 +61,19 @@ pub struct PersistedState {
     /// Dynamic broker configs (absent in files written before them).
     #[serde(default, skip_serializing_if = "PersistedBrokerConfigs::is_empty")]
     pub broker_configs: PersistedBrokerConfigs,
+    /// SASL users (absent in files written before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<PersistedUser>,
+}
+
+/// One SASL user on disk: SCRAM credentials by mechanism name (salted and
+/// iterated; never a clear password).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PersistedUser {
+    /// User name.
+    pub name: String,
+    /// Credential per mechanism (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    pub scram: BTreeMap<String, crate::security::scram::ScramCredential>,
 }
 
 /// Dynamic broker configs on disk: broker key to validated text.
@@ -128,6 +141,7 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
                 version: 0,
                 topics: vec![],
                 broker_configs: PersistedBrokerConfigs::default(),
+                users: Vec::new(),
             };
             write_atomically(&data_dir.join(META_DIR_NAME), &fresh)?;
             fresh
@@ -141,6 +155,7 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
             broker: state.broker_configs.broker,
             cluster_default: state.broker_configs.cluster_default,
         },
+        users: Arc::new(users_from_disk(&path, state.users)?),
         ..Default::default()
     };
     for t in state.topics {
@@ -186,6 +201,28 @@ fn checked_configs(
     Ok(checked)
 }
 
+/// The users as read from `path`; an unknown mechanism stops start-up.
+fn users_from_disk(
+    path: &Path,
+    users: Vec<PersistedUser>,
+) -> Result<crate::security::ScramUsers, MetadataError> {
+    use crate::security::scram::ScramMechanism;
+    let mut out = crate::security::ScramUsers::new();
+    for user in users {
+        let mut by_mechanism = BTreeMap::new();
+        for (name, credential) in user.scram {
+            let mechanism =
+                ScramMechanism::from_name(&name).ok_or_else(|| MetadataError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("user {}: unknown SCRAM mechanism {name}", user.name),
+                })?;
+            by_mechanism.insert(mechanism, credential);
+        }
+        out.insert(user.name, by_mechanism);
+    }
+    Ok(out)
+}
+
 /// Kafka cluster ids are 22-character base64 of 16 random bytes.
 pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -197,7 +234,21 @@ pub fn new_cluster_id() -> String {
 
 /// Writes the snapshot durably, off the shard thread.
 pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataError> {
-    let state = PersistedState {
+    let state = persisted(snapshot);
+    let dir = data_dir.join(META_DIR_NAME);
+    glommio::executor()
+        .spawn_blocking(move || write_atomically(&dir, &state))
+        .await
+}
+
+/// Writes the snapshot durably on the calling thread: start-up only
+/// (`--initial-user`, before the shards run).
+pub fn save_blocking(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataError> {
+    write_atomically(&data_dir.join(META_DIR_NAME), &persisted(snapshot))
+}
+
+fn persisted(snapshot: &Snapshot) -> PersistedState {
+    PersistedState {
         cluster_id: snapshot.cluster_id.clone(),
         version: snapshot.version,
         topics: snapshot
@@ -214,11 +265,18 @@ pub async fn save(data_dir: &Path, snapshot: &Snapshot) -> Result<(), MetadataEr
             broker: snapshot.broker_configs.broker.clone(),
             cluster_default: snapshot.broker_configs.cluster_default.clone(),
         },
-    };
-    let dir = data_dir.join(META_DIR_NAME);
-    glommio::executor()
-        .spawn_blocking(move || write_atomically(&dir, &state))
-        .await
+        users: snapshot
+            .users
+            .iter()
+            .map(|(name, scram)| PersistedUser {
+                name: name.clone(),
+                scram: scram
+                    .iter()
+                    .map(|(m, c)| (m.name().to_string(), c.clone()))
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 fn write_atomically(dir: &Path, state: &PersistedState) -> Result<(), MetadataError> {
@@ -301,6 +359,7 @@ mod tests {
                     broker: [("log.retention.ms".to_string(), "5000".to_string())].into(),
                     cluster_default: BTreeMap::new(),
                 },
+                users: Vec::new(),
             },
         )
         .unwrap();
@@ -337,6 +396,7 @@ mod tests {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             }],
+            users: Vec::new(),
         };
         write_atomically(&dir.join(META_DIR_NAME), &state).unwrap();
     }

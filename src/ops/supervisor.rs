@@ -168,6 +168,16 @@ impl Supervisor {
 
     /// SIGHUP: re-read the config; apply the dynamic keys.
     fn reload(&mut self) {
+        // Certificates reload from the same files, flags or not; a
+        // connection keeps the session it has (security::tls).
+        if crate::security::tls::is_installed() {
+            match crate::security::tls::reload() {
+                Ok(()) => info!("SIGHUP: TLS certificates reloaded"),
+                Err(e) => {
+                    error!("SIGHUP: TLS certificates not reloaded, keeping the old ones: {e}")
+                }
+            }
+        }
         let Some(flags) = self.flags.clone() else {
             warn!("SIGHUP: nothing to reload (started without flags)");
             return;
@@ -241,6 +251,10 @@ impl Supervisor {
 pub fn static_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let checks = [
         ("listen", old.listen != new.listen),
+        (
+            "listeners, TLS files, initial user",
+            old.security != new.security,
+        ),
         (
             "advertised_addr",
             (&old.advertised_host, old.advertised_port)

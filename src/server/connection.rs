@@ -29,6 +29,12 @@
 //!   broker buffer them.
 //!
 //! The timers cost one timer per read call, never per byte.
+//!
+//! Security (`secure.rs`): on SSL and SASL_SSL listeners the TLS handshake
+//! runs first and the loop runs over the TLS stream (`fd` is `None`: no
+//! raw `recv`, no vectored sends or splice; responses are copied into TLS
+//! records). On SASL listeners, frames before authentication are handled
+//! one at a time by the reader itself.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -36,8 +42,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::future::{select, Either};
-use futures::io::ReadHalf;
-use futures::{AsyncReadExt, AsyncWriteExt, SinkExt, StreamExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, SinkExt, StreamExt};
 use glommio::net::TcpStream;
 use glommio::sync::{Semaphore, StaticPermit};
 use glommio::task::JoinHandle;
@@ -50,6 +55,7 @@ use super::request_order::{Footprint, OrderGate};
 use crate::config::ConnectionLimits;
 use crate::handlers::{handle_frame, Outcome};
 use crate::protocol::frame::{FrameDecoder, FRAME_SIZE_PREFIX_BYTES};
+use crate::security::{ConnectionContext, Listener};
 use crate::shard::Shard;
 
 /// Requests of one connection being handled or awaiting their turn to be
@@ -80,12 +86,15 @@ type InFlight = (Handling, Option<StaticPermit>);
 enum Handling {
     ToCompletion(JoinHandle<Outcome>),
     Cancellable(glommio::Task<Outcome>),
+    /// Handled already (before SASL authentication).
+    Ready(Outcome),
 }
 
 impl Handling {
     async fn outcome(self) -> Outcome {
         match self {
             Handling::Cancellable(task) => task.await,
+            Handling::Ready(outcome) => outcome,
             Handling::ToCompletion(handle) => handle
                 .await
                 .unwrap_or_else(|| Outcome::Close("request handler stopped".into())),
@@ -94,17 +103,50 @@ impl Handling {
 }
 
 /// Serves one connection until the client closes it, breaks the protocol or
-/// runs into a limit. `shard_budget` is the shard's request-byte budget.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBudget>) {
+/// runs into a limit. `shard_budget` is the shard's request-byte budget;
+/// `listener` is the listener it came in on (TLS, SASL, advertised address).
+pub async fn serve(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    shard_budget: Rc<ByteBudget>,
+    listener: Rc<Listener>,
+) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
-    // For vectored sends of multi-part responses (send_parts.rs); the fd
-    // lives as long as the stream's halves.
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let (reader, mut writer) = stream.split();
+    let connection = Rc::new(ConnectionContext::new(listener, peer));
+    if !connection.listener.protocol.uses_tls() {
+        // For raw reads (`read_waiting`) and vectored sends of multi-part
+        // responses (send_parts.rs); the fd lives as long as the stream's halves.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        let (reader, writer) = stream.split();
+        return run(shard, reader, writer, Some(fd), shard_budget, connection).await;
+    }
+    let limits = shard.config.limits;
+    let Some(tls) = super::secure::tls_accept(stream, &connection, limits).await else {
+        return;
+    };
+    let (reader, writer) = tls.split();
+    run(shard, reader, writer, None, shard_budget, connection).await
+}
+
+/// The connection loop over a plain socket (`fd` given: raw reads,
+/// vectored sends and splice) or a TLS stream (`fd` `None`: reads and
+/// writes through the stream, file ranges copied).
+async fn run<R, W>(
+    shard: Rc<Shard>,
+    reader: R,
+    mut writer: W,
+    fd: Option<std::os::fd::RawFd>,
+    shard_budget: Rc<ByteBudget>,
+    connection: Rc<ConnectionContext>,
+) where
+    R: AsyncRead + Unpin + 'static,
+    W: AsyncWrite + Unpin + 'static,
+{
+    let peer = connection.peer.clone();
     let (mut queue_tx, mut queue_rx) = mpsc::channel::<InFlight>(REQUESTS_IN_FLIGHT_MAX);
     let shard_id = shard.id;
     let limits = shard.config.limits;
@@ -132,6 +174,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
                     return;
                 }
             };
+            if connection.needs_authentication() {
+                // Before SASL authentication: one request at a time, only
+                // ApiVersions and the SASL ones (`secure.rs`).
+                let outcome =
+                    super::secure::before_authentication(&shard, frame, &connection).await;
+                drop(held);
+                let Some(outcome) = outcome else { return };
+                if queue_tx
+                    .send((Handling::Ready(outcome), None))
+                    .await
+                    .is_err()
+                    || connection.auth_failed.get()
+                {
+                    return;
+                }
+                continue;
+            }
             let is_fetch =
                 frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == FETCH_API_KEY;
             let fetch_slot = if is_fetch {
@@ -146,8 +205,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
             // requests allow this one to run.
             let admission = order.admit(Footprint::of(&frame)).await;
             let shard = shard.clone();
+            let connection = connection.clone();
             let task = glommio::spawn_local(async move {
-                let outcome = handle_frame(shard, frame, Some(admission)).await;
+                let outcome = handle_frame(shard, frame, Some(admission), connection).await;
                 drop(held);
                 outcome
             });
@@ -171,11 +231,27 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, shard_budget: Rc<ByteBud
                     if writer.write_all(&frame).await.is_err() {
                         return;
                     }
+                    // TLS: push the record out now (a plain socket has no
+                    // user-space buffer to flush).
+                    if fd.is_none() && writer.flush().await.is_err() {
+                        return;
+                    }
                 }
                 Outcome::RespondParts(parts) => {
-                    let sent =
-                        super::send_parts::send_parts(&mut writer, fd, parts.parts(), &mut splice)
-                            .await;
+                    let sent = match fd {
+                        Some(fd) => {
+                            super::send_parts::send_parts(
+                                &mut writer,
+                                fd,
+                                parts.parts(),
+                                &mut splice,
+                            )
+                            .await
+                        }
+                        None => {
+                            super::send_parts::send_parts_copying(&mut writer, parts.parts()).await
+                        }
+                    };
                     if sent.is_err() {
                         splice.close().await;
                         return;
@@ -227,10 +303,12 @@ enum Stop {
 type Held = (Reserved, Reserved);
 
 /// Splits frames off the socket under the connection's limits.
-struct FrameReader {
-    reader: ReadHalf<TcpStream>,
-    /// The socket under `reader`, for reads that skip zeroing (`read_waiting`).
-    fd: std::os::fd::RawFd,
+struct FrameReader<R> {
+    reader: R,
+    /// The socket under `reader`, for reads that skip zeroing
+    /// (`read_waiting`); `None` under TLS, where bytes must go through
+    /// the TLS stream.
+    fd: Option<std::os::fd::RawFd>,
     buf: BytesMut,
     decoder: FrameDecoder,
     limits: ConnectionLimits,
@@ -244,10 +322,10 @@ struct FrameReader {
     last_read: Instant,
 }
 
-impl FrameReader {
+impl<R: AsyncRead + Unpin> FrameReader<R> {
     fn new(
-        reader: ReadHalf<TcpStream>,
-        fd: std::os::fd::RawFd,
+        reader: R,
+        fd: Option<std::os::fd::RawFd>,
         request_bytes_max: usize,
         limits: ConnectionLimits,
         shard_budget: Rc<ByteBudget>,
@@ -274,7 +352,11 @@ impl FrameReader {
                     self.admit(frame_bytes).await;
                 }
                 if let Some(frame) = self.decoder.decode(&mut self.buf).map_err(Stop::BadFrame)? {
-                    let held = self.admitted.take().expect("admitted above");
+                    // `admit` above filled it; an empty slot would be a bug
+                    // here, answered with a close rather than a panic.
+                    let Some(held) = self.admitted.take() else {
+                        return Err(Stop::Eof);
+                    };
                     self.frame_started = (!self.buf.is_empty()).then(Instant::now);
                     return Ok((frame, held));
                 }
@@ -358,11 +440,12 @@ impl FrameReader {
     /// glommio's stream keeps no receive buffer of its own
     /// (`NonBuffered`), so bytes cannot be read out of order.
     fn read_waiting(&mut self, want: usize) -> Option<std::io::Result<usize>> {
+        let fd = self.fd?;
         let spare = self.buf.spare_capacity_mut();
         let len = want.min(spare.len());
         // SAFETY: `fd` is this connection's socket, open while `reader`
         // lives; recv writes at most `len` bytes into memory we own.
-        let n = unsafe { libc::recv(self.fd, spare.as_mut_ptr().cast(), len, libc::MSG_DONTWAIT) };
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), len, libc::MSG_DONTWAIT) };
         let Ok(n) = usize::try_from(n) else {
             let e = std::io::Error::last_os_error();
             return match e.kind() {

@@ -15,6 +15,13 @@
 //! touched once per accept and once per close. A connection then lives and
 //! dies on the shard that serves it.
 //!
+//! Every shard binds every configured listener (`security::listener`:
+//! PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) and runs one accept loop per
+//! listener; a connection knows its listener for good (TLS, SASL,
+//! advertised address). TLS connections read and write through rustls and
+//! take a copying write path (no splice, no vectored sends on the fd);
+//! plain ones keep the zero-copy paths (`secure.rs`, `send_parts.rs`).
+//!
 //! Limits (`limits.rs`): a connection over `connections_max` or
 //! `connections_per_ip_max` is closed right after accept (logged at most
 //! once a second); each shard has one request-byte budget shared by its
@@ -24,6 +31,7 @@ mod connection;
 pub mod limits;
 mod read_buffer;
 pub mod request_order;
+mod secure;
 mod send_parts;
 mod splice;
 
@@ -36,6 +44,7 @@ use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
 use glommio::net::{TcpListener, TcpStream};
 use tracing::warn;
 
+use crate::security::Listener;
 use crate::shard::Shard;
 
 pub use connection::{serve, FETCHES_IN_FLIGHT_MAX, REQUESTS_IN_FLIGHT_MAX};
@@ -46,8 +55,9 @@ use limits::{
 /// Pause after a failed accept (EMFILE and the like) before trying again.
 pub const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 
-/// Accepts connections until the task is dropped.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+/// Accepts connections on one of the shard's listeners (`spec` says which)
+/// until the task is dropped.
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, spec: Rc<Listener>) {
     let limits = shard.config.limits;
     let refusals = RateLimitedLog::default();
     loop {
@@ -80,7 +90,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         };
         let placed = SHARD_CONNECTIONS.place(shard.id, shard.shard_count());
         if placed.shard() == shard.id {
-            serve_here(&shard, stream, slot, placed);
+            serve_here(&shard, stream, slot, placed, spec.clone());
             continue;
         }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
@@ -97,17 +107,24 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         };
         // A target that is stopping drops the job: the fd closes and the
         // places are given back.
+        let spec = Listener::clone(&spec);
         shard.send_job(placed.shard(), move |target| async move {
             // SAFETY: `fd` is a connected TCP socket this job owns.
             let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
-            serve_here(&target, stream, slot, placed);
+            serve_here(&target, stream, slot, placed, Rc::new(spec));
         });
     }
 }
 
 /// Serves a connection on this shard until it closes.
-fn serve_here(shard: &Rc<Shard>, stream: TcpStream, slot: ConnectionSlot, placed: ShardPlace) {
-    let serving = serve(shard.clone(), stream, shard_budget(shard));
+fn serve_here(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    slot: ConnectionSlot,
+    placed: ShardPlace,
+    listener: Rc<Listener>,
+) {
+    let serving = serve(shard.clone(), stream, shard_budget(shard), listener);
     let counted = crate::ops::metrics::connection_opened();
     glommio::spawn_local(async move {
         serving.await;

@@ -86,6 +86,26 @@ pub(crate) async fn send_parts<W: AsyncWrite + Unpin>(
     send_bytes(writer, fd, &run).await
 }
 
+/// Writes every part of `parts` through `writer`, copying: the path of TLS
+/// connections, whose bytes must be encrypted in user space, so neither
+/// vectored sends on the fd nor splice apply. File ranges are read with
+/// `pread` (page cache) first.
+pub(crate) async fn send_parts_copying<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    parts: &[Slice],
+) -> io::Result<()> {
+    for part in parts {
+        match part {
+            Slice::Mem(bytes) => writer.write_all(bytes).await?,
+            Slice::File(file) => {
+                let bytes = file.read_to_bytes()?;
+                writer.write_all(&bytes).await?;
+            }
+        }
+    }
+    writer.flush().await
+}
+
 /// One file range: spliced, or read and sent when splicing is unavailable.
 async fn send_file<W: AsyncWrite + Unpin>(
     writer: &mut W,

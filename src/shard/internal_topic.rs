@@ -9,8 +9,8 @@ use kafka_protocol::ResponseError;
 
 use super::{MetaChange, Shard};
 use crate::config::Config;
-use crate::metadata::PartitionLocation;
 use crate::metadata::internal_topics::{INTERNAL_CLEANUP_POLICY, OFFSETS_TOPIC, TXN_TOPIC};
+use crate::metadata::PartitionLocation;
 
 /// Java's `String.hashCode` (over UTF-16 code units), which Kafka uses to
 /// place a group or transactional id; the same placement keeps tools that

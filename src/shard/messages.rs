@@ -166,6 +166,18 @@ pub enum MetaChange {
         /// New total count.
         total: i32,
     },
+    /// Set or remove SASL users' SCRAM credentials
+    /// (AlterUserScramCredentials), already validated.
+    AlterScramCredentials {
+        /// Credentials to set: user, mechanism, credential.
+        upsertions: Vec<(
+            String,
+            crate::security::scram::ScramMechanism,
+            crate::security::scram::ScramCredential,
+        )>,
+        /// Credentials to remove: user, mechanism (a missing one is skipped).
+        deletions: Vec<(String, crate::security::scram::ScramMechanism)>,
+    },
 }
 
 /// The outcome of a [`MetaChange`]: a Kafka error code (0 = done) and a message.

@@ -329,6 +329,27 @@ pub fn next_snapshot(
             None => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
             Some(_) => Ok(current.without_topic(name)),
         },
+        MetaChange::AlterScramCredentials {
+            upsertions,
+            deletions,
+        } => {
+            let mut users = (*current.users).clone();
+            for (user, mechanism) in deletions {
+                if let Some(credentials) = users.get_mut(user) {
+                    credentials.remove(mechanism);
+                    if credentials.is_empty() {
+                        users.remove(user);
+                    }
+                }
+            }
+            for (user, mechanism, credential) in upsertions {
+                users
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(*mechanism, credential.clone());
+            }
+            Ok(current.with_users(users))
+        }
         MetaChange::CreatePartitions { name, total } => {
             let Some(topic) = current.topic(name) else {
                 return Err((ResponseError::UnknownTopicOrPartition.code(), None));

@@ -35,10 +35,10 @@ use futures::channel::{mpsc, oneshot};
 use kafka_protocol::ResponseError;
 
 pub use housekeeping::{now_ms, HOUSEKEEPING_SHARES};
-pub use meta_owner::next_snapshot;
 pub use messages::{
     MetaChange, MetaResult, PartitionOp, PartitionReply, ProduceOrigin, ShardJob, ShardMsg,
 };
+pub use meta_owner::next_snapshot;
 pub use partition::{Partition, PENDING_BYTES_MAX};
 pub use runtime::{run, run_supervised, StartError};
 

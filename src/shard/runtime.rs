@@ -96,6 +96,12 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(crate::security::tls::TlsError),
+    /// The initial user cannot be made.
+    #[error("initial user: {0}")]
+    InitialUser(String),
     /// The admin listen address is taken or invalid.
     #[error("cannot listen on admin address {addr}: {source}")]
     AdminListen {
@@ -150,7 +156,8 @@ pub fn run_supervised(
     };
     let _data_dir_lock = lock_data_dir(&config.data_dir)?;
     let in_cluster = config.cluster.enabled();
-    let identity = crate::cluster::identity::check_node(&config.data_dir, config.node_id, in_cluster)?;
+    let identity =
+        crate::cluster::identity::check_node(&config.data_dir, config.node_id, in_cluster)?;
     let mut loaded = metadata::load(&config.data_dir, config.shards).map_err(meta_err)?;
     if in_cluster {
         // The cluster's metadata comes from the controller quorum; what a
@@ -166,8 +173,14 @@ pub fn run_supervised(
     }
     // Dynamic broker configs persisted with the metadata go over the TOML's.
     loaded.log_defaults = Arc::new(config.log_defaults.with_dynamic(&loaded.broker_configs));
+    crate::security::initial_user::add(&config, &mut loaded)?;
     let snapshot = Arc::new(loaded);
-    check_port_free(&config)?;
+    for listener in config.listeners() {
+        check_port_free(listener.bind)?;
+    }
+    if let Some(files) = &config.security.tls {
+        crate::security::tls::install(files).map_err(StartError::Tls)?;
+    }
     let admin_fd = bind_admin(&config)?;
     supervisor::block_signals();
     let partitions_per_shard: Vec<usize> = (0..config.shards)
@@ -227,7 +240,7 @@ pub fn run_supervised(
     crate::malloc_tune::release_free_memory();
     info!(
         "corestreamd ready: listening on {} with {} shards{}",
-        config.listen,
+        listeners_text(&config),
         config.shards,
         config
             .ops
@@ -238,7 +251,8 @@ pub fn run_supervised(
     admin::set_ready(true);
     notifier.ready(&format!(
         "serving on {} with {} shards",
-        config.listen, config.shards
+        listeners_text(&config),
+        config.shards
     ));
     let mut supervisor = Supervisor {
         notifier,
@@ -296,8 +310,8 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
 /// whether anything already accepts connections there. (A plain bind would
 /// also trip over the previous run's TIME_WAIT sockets, which carry
 /// SO_REUSEPORT, and refuse a quick restart.)
-fn check_port_free(config: &Config) -> Result<(), StartError> {
-    let mut probe = config.listen;
+fn check_port_free(addr: std::net::SocketAddr) -> Result<(), StartError> {
+    let mut probe = addr;
     if probe.ip().is_unspecified() {
         probe.set_ip(match probe {
             std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -314,7 +328,7 @@ fn check_port_free(config: &Config) -> Result<(), StartError> {
         }
         if std::time::Instant::now() >= deadline {
             return Err(StartError::Listen {
-                addr: config.listen,
+                addr,
                 source: std::io::Error::new(
                     std::io::ErrorKind::AddrInUse,
                     "another process accepts connections there",
@@ -323,6 +337,16 @@ fn check_port_free(config: &Config) -> Result<(), StartError> {
         }
         std::thread::sleep(PORT_PROBE_INTERVAL);
     }
+}
+
+/// The listeners for log lines: `PLAINTEXT://127.0.0.1:9092,...`.
+fn listeners_text(config: &Config) -> String {
+    config
+        .listeners()
+        .iter()
+        .map(|l| format!("{}://{}", l.protocol, l.bind))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Binds the admin HTTP listener (std: no SO_REUSEPORT, so a taken port
@@ -407,13 +431,22 @@ async fn shard_main(
     shard.apply_snapshot(snapshot).await;
     super::housekeeping::spawn(shard.clone());
     crate::txn::spawn_sweeper(shard.clone());
-    let listener = match glommio::net::TcpListener::bind(config.listen) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = ready.send((id, Err(format!("cannot listen on {}: {e}", config.listen))));
-            return;
+    let mut bound = Vec::new();
+    for spec in config.listeners() {
+        match glommio::net::TcpListener::bind(spec.bind) {
+            Ok(l) => bound.push((l, Rc::new(spec))),
+            Err(e) => {
+                let _ = ready.send((
+                    id,
+                    Err(format!(
+                        "cannot listen on {} ({}): {e}",
+                        spec.bind, spec.protocol
+                    )),
+                ));
+                return;
+            }
         }
-    };
+    }
     let (admin_fd, identity) = match owner {
         Some(o) => (o.admin_fd, Some(o.identity)),
         None => (None, None),
@@ -447,7 +480,14 @@ async fn shard_main(
             // Groups are loaded before READY (see group::load).
             shard.groups.load_all(&shard).await;
             let _ = ready.send((id, Ok(())));
-            server::accept_loop(shard, listener).await
+            let accepting: Vec<_> = bound
+                .into_iter()
+                .map(|(listener, spec)| {
+                    glommio::spawn_local(server::accept_loop(shard.clone(), listener, spec))
+                })
+                .collect();
+            // Dropping `serving` drops these: no new connections.
+            futures::future::join_all(accepting).await;
         }
     });
     while let Some(msg) = cross_thread(inbox.next()).await {

@@ -61,6 +61,11 @@ pub enum ClusterCommand {
         /// Both layers.
         configs: BrokerConfigsRecord,
     },
+    /// SASL users replaced (every credential: a few per user).
+    SetUsers {
+        /// Users by name.
+        users: crate::security::ScramUsers,
+    },
     /// A block of producer ids handed out; the response's value is its
     /// first id.
     AllocateProducerIds {
@@ -78,10 +83,15 @@ impl fmt::Display for ClusterCommand {
             }
             ClusterCommand::FenceBroker { id } => write!(f, "fence broker {id}"),
             ClusterCommand::PutTopic { name, topic } => {
-                write!(f, "put topic {name} ({} partitions)", topic.partitions.len())
+                write!(
+                    f,
+                    "put topic {name} ({} partitions)",
+                    topic.partitions.len()
+                )
             }
             ClusterCommand::RemoveTopic { name } => write!(f, "remove topic {name}"),
             ClusterCommand::SetBrokerConfigs { .. } => write!(f, "set broker configs"),
+            ClusterCommand::SetUsers { users } => write!(f, "set {} SASL users", users.len()),
             ClusterCommand::AllocateProducerIds { count } => {
                 write!(f, "allocate {count} producer ids")
             }

@@ -1,0 +1,126 @@
+//! Security settings: listeners, TLS files, the first SASL user.
+//!
+//! `listeners` / `advertised_listeners` take Kafka's form
+//! (`PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9094`, see
+//! `security::listener`). `listen` / `advertised_addr` stay as the
+//! shorthand for one PLAINTEXT listener; given with `listeners`, they add
+//! that PLAINTEXT listener to the list (naming PLAINTEXT in both is an
+//! error: a listener name appears once). A TLS listener needs
+//! `tls_cert` and `tls_key`. The initial user's password is never a flag or
+//! key: it comes from `CORESTREAM_INITIAL_USER_PASSWORD` or from the file
+//! named by `initial_user_password_file`, read at start.
+
+use std::path::PathBuf;
+
+use super::file::FileConfig;
+use super::flags::Flags;
+use super::*;
+use crate::security::listener::{parse_listener_list, resolve_listeners, Listener};
+use crate::security::tls::TlsFiles;
+use crate::security::SecurityProtocol;
+
+/// Environment variable holding the initial user's password.
+pub const INITIAL_USER_PASSWORD_ENV: &str = "CORESTREAM_INITIAL_USER_PASSWORD";
+
+/// Resolved security settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecurityConfig {
+    /// The listeners from `listeners`; empty when `listen` is used instead
+    /// (see [`Config::listeners`]).
+    pub listeners: Vec<Listener>,
+    /// TLS material, when given.
+    pub tls: Option<TlsFiles>,
+    /// User created with SCRAM-SHA-512 on a data dir that has no user yet.
+    pub initial_user: Option<String>,
+    /// File holding the initial user's password (else the env variable).
+    pub initial_user_password_file: Option<PathBuf>,
+}
+
+impl SecurityConfig {
+    /// Flags over file, validated.
+    pub(super) fn resolve(flags: &Flags, file: &FileConfig) -> Result<SecurityConfig, ConfigError> {
+        let text = |f: &Option<String>, t: &Option<String>| f.clone().or_else(|| t.clone());
+        let listeners_text = text(&flags.listeners, &file.listeners);
+        let advertised_text = text(&flags.advertised_listeners, &file.advertised_listeners);
+        let listen_text = text(&flags.listen, &file.listen);
+        let advertised_addr = text(&flags.advertised_addr, &file.advertised_addr);
+        let mut listeners = Vec::new();
+        if let Some(listeners_text) = &listeners_text {
+            // `listen` (and `advertised_addr`) given too: one more
+            // listener, the PLAINTEXT one they stand for.
+            let mut all = listeners_text.clone();
+            let mut shown = advertised_text.clone().unwrap_or_default();
+            if let Some(listen) = &listen_text {
+                all = format!("PLAINTEXT://{listen},{all}");
+                if let Some(addr) = &advertised_addr {
+                    shown = format!("PLAINTEXT://{addr},{shown}");
+                }
+            }
+            let parsed = parse_listener_list(&all).map_err(|e| invalid("listeners", e.0))?;
+            let advertised = match shown.trim_matches(',').is_empty() {
+                true => Vec::new(),
+                false => {
+                    parse_listener_list(&shown).map_err(|e| invalid("advertised-listeners", e.0))?
+                }
+            };
+            listeners =
+                resolve_listeners(&parsed, &advertised).map_err(|e| invalid("listeners", e.0))?;
+        } else if advertised_text.is_some() {
+            return Err(invalid(
+                "advertised-listeners",
+                "needs listeners (with listen, use advertised_addr)".into(),
+            ));
+        }
+        let path = |f: &Option<PathBuf>, t: &Option<PathBuf>| f.clone().or_else(|| t.clone());
+        let cert = path(&flags.tls_cert, &file.tls_cert);
+        let key = path(&flags.tls_key, &file.tls_key);
+        let client_ca = path(&flags.tls_client_ca, &file.tls_client_ca);
+        let tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None) if client_ca.is_none() => None,
+            _ => {
+                return Err(invalid(
+                    "tls-cert",
+                    "tls_cert and tls_key go together (and tls_client_ca needs them)".into(),
+                ))
+            }
+        };
+        if let Some(l) = listeners.iter().find(|l| l.protocol.uses_tls()) {
+            if tls.is_none() {
+                return Err(invalid(
+                    "listeners",
+                    format!("listener {} needs tls_cert and tls_key", l.protocol),
+                ));
+            }
+        }
+        Ok(SecurityConfig {
+            listeners,
+            tls,
+            initial_user: text(&flags.initial_user, &file.initial_user),
+            initial_user_password_file: path(
+                &flags.initial_user_password_file,
+                &file.initial_user_password_file,
+            ),
+        })
+    }
+}
+
+impl Config {
+    /// Every Kafka listener: `listeners`, or the PLAINTEXT one `listen`
+    /// stands for.
+    pub fn listeners(&self) -> Vec<Listener> {
+        if !self.security.listeners.is_empty() {
+            return self.security.listeners.clone();
+        }
+        vec![Listener {
+            protocol: SecurityProtocol::Plaintext,
+            bind: self.listen,
+            advertised_host: self.advertised_host.clone(),
+            advertised_port: self.advertised_port,
+        }]
+    }
+}

@@ -1,0 +1,71 @@
+//! Security: Kafka-style listeners, TLS, SASL (PLAIN, SCRAM-SHA-256/512)
+//! and the SCRAM credential store.
+//!
+//! - `listener`: parsing `PROTOCOL://host:port` lists; each listener is
+//!   bound by every shard (SO_REUSEPORT) and advertises its own address to
+//!   the clients that came in on it.
+//! - `tls`: rustls server config, reloadable on SIGHUP, and the mTLS
+//!   principal.
+//! - `sasl` / `scram`: one connection's SASL state and the SCRAM exchange.
+//!   Credentials (salted, iterated; never a clear password) are part of the
+//!   metadata snapshot (`metadata::Snapshot::users`), changed through the
+//!   metadata owner like topics (`MetaChange::AlterScramCredentials`) and
+//!   persisted with them in `meta/topics.json`.
+//!
+//! Each connection carries a [`ConnectionContext`]: its listener, its
+//! peer, its SASL state and its principal (`User:ANONYMOUS` until
+//! authenticated). It is made once per connection; a request holds an
+//! `Rc` to it, so a PLAINTEXT request pays a reference count, nothing more.
+
+pub mod initial_user;
+pub mod listener;
+pub mod sasl;
+pub mod scram;
+pub mod tls;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+pub use listener::{Listener, SecurityProtocol};
+pub use sasl::{SaslSession, ScramUsers};
+
+/// Kafka's principal for a client that did not authenticate.
+pub const ANONYMOUS_PRINCIPAL: &str = "User:ANONYMOUS";
+
+/// What one connection knows about its security.
+#[derive(Debug)]
+pub struct ConnectionContext {
+    /// The listener the client came in on.
+    pub listener: Rc<Listener>,
+    /// The client's address, for logs.
+    pub peer: String,
+    /// `User:<name>`; [`ANONYMOUS_PRINCIPAL`] until authenticated.
+    pub principal: RefCell<String>,
+    /// SASL state (SASL listeners only).
+    pub sasl: RefCell<SaslSession>,
+    /// Authentication failed: answer what is queued, then close.
+    pub auth_failed: Cell<bool>,
+}
+
+impl ConnectionContext {
+    /// A fresh connection on `listener` from `peer`.
+    pub fn new(listener: Rc<Listener>, peer: String) -> ConnectionContext {
+        ConnectionContext {
+            listener,
+            peer,
+            principal: RefCell::new(ANONYMOUS_PRINCIPAL.to_string()),
+            sasl: RefCell::new(SaslSession::default()),
+            auth_failed: Cell::new(false),
+        }
+    }
+
+    /// Whether requests other than the SASL ones may run yet.
+    pub fn needs_authentication(&self) -> bool {
+        self.listener.protocol.uses_sasl() && !self.sasl.borrow().is_authenticated()
+    }
+
+    /// The connection's principal, e.g. `User:alice`.
+    pub fn principal(&self) -> String {
+        self.principal.borrow().clone()
+    }
+}

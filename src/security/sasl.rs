@@ -1,0 +1,278 @@
+//! One connection's SASL state: handshake, then PLAIN or SCRAM tokens.
+//!
+//! The tokens arrive either inside SaslAuthenticate requests (KIP-152, after
+//! a v1 SaslHandshake) or, after a v0 SaslHandshake, as raw size-prefixed
+//! frames with no Kafka header; the connection loop (`server::connection`)
+//! tells which and frames the answer, this type only steps the mechanism.
+//!
+//! PLAIN checks the password against the user's stored SCRAM credential
+//! (SCRAM-SHA-512 first, else SCRAM-SHA-256), as Redpanda does: the broker
+//! never stores a password in clear. That check runs PBKDF2 with the
+//! credential's iterations (4096 by default, a few ms of one shard's CPU),
+//! once per connection.
+
+use std::collections::BTreeMap;
+
+use super::scram::{ScramCredential, ScramError, ScramMechanism, ScramServer, ScramStep};
+
+/// SASL mechanisms served, in the order SaslHandshake lists them.
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+/// Longest PLAIN token accepted, in bytes.
+const PLAIN_TOKEN_BYTES_MAX: usize = 1024;
+
+/// Users and their SCRAM credentials, by name and mechanism.
+pub type ScramUsers = BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>;
+
+/// A SASL mechanism chosen by SaslHandshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// RFC 4616.
+    Plain,
+    /// RFC 5802 / 7677.
+    Scram(ScramMechanism),
+}
+
+impl Mechanism {
+    /// By SASL name; `None` when not served.
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        if name.eq_ignore_ascii_case("PLAIN") {
+            return Some(Mechanism::Plain);
+        }
+        ScramMechanism::from_name(name).map(Mechanism::Scram)
+    }
+}
+
+/// Where a connection is in its SASL exchange.
+#[derive(Debug, Default)]
+pub enum SaslSession {
+    /// No handshake yet.
+    #[default]
+    AwaitingHandshake,
+    /// Handshake done; tokens expected.
+    Exchanging {
+        /// The mechanism.
+        mechanism: Mechanism,
+        /// Tokens come as raw frames (after a v0 handshake).
+        raw: bool,
+        /// SCRAM's state between its two messages.
+        scram: Option<ScramServer>,
+    },
+    /// Authenticated as this user.
+    Authenticated(String),
+}
+
+/// What a token produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SaslStep {
+    /// Send this token back and expect another.
+    Continue(Vec<u8>),
+    /// Authenticated as `user`; send `reply` (maybe empty).
+    Done {
+        /// The user name (principal `User:<user>`).
+        user: String,
+        /// The last server token.
+        reply: Vec<u8>,
+    },
+}
+
+/// Why authentication failed. The log gets this text; the client gets
+/// Kafka's generic message ([`SaslError::client_message`]).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SaslError {
+    /// SaslAuthenticate before SaslHandshake, or after success.
+    #[error("unexpected SASL token in state {0}")]
+    UnexpectedToken(&'static str),
+    /// A malformed PLAIN token.
+    #[error("malformed PLAIN token: {0}")]
+    PlainMalformed(&'static str),
+    /// PLAIN with a wrong password or unknown user.
+    #[error("PLAIN authentication failed for user {0:?}")]
+    PlainFailed(String),
+    /// The SCRAM exchange failed.
+    #[error("{0}")]
+    Scram(#[from] ScramError),
+}
+
+impl SaslError {
+    /// What the client is told (Kafka's wording; no hint which part was wrong).
+    pub fn client_message(&self, mechanism: &str) -> String {
+        format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
+    }
+}
+
+impl SaslSession {
+    /// Whether the client is authenticated.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self, SaslSession::Authenticated(_))
+    }
+
+    /// Whether the next frame is a raw token (v0 handshake done, not yet
+    /// authenticated).
+    pub fn expects_raw_token(&self) -> bool {
+        matches!(self, SaslSession::Exchanging { raw: true, .. })
+    }
+
+    /// The mechanism in use, for messages.
+    pub fn mechanism_name(&self) -> &'static str {
+        match self {
+            SaslSession::Exchanging {
+                mechanism: Mechanism::Plain,
+                ..
+            } => "PLAIN",
+            SaslSession::Exchanging {
+                mechanism: Mechanism::Scram(m),
+                ..
+            } => m.name(),
+            _ => "",
+        }
+    }
+
+    /// A SaslHandshake: selects the mechanism. `Err` when it is not
+    /// served or a handshake was already made (Kafka: ILLEGAL_SASL_STATE).
+    pub fn handshake(&mut self, name: &str, version: i16) -> Result<(), HandshakeError> {
+        if !matches!(self, SaslSession::AwaitingHandshake) {
+            return Err(HandshakeError::IllegalState);
+        }
+        let mechanism = Mechanism::from_name(name).ok_or(HandshakeError::Unsupported)?;
+        *self = SaslSession::Exchanging {
+            mechanism,
+            raw: version == 0,
+            scram: match mechanism {
+                Mechanism::Plain => None,
+                Mechanism::Scram(m) => Some(ScramServer::Start(m)),
+            },
+        };
+        Ok(())
+    }
+
+    /// One client token. On success the session is authenticated; on
+    /// failure it stays failed (the connection closes).
+    pub fn step(&mut self, token: &[u8], users: &ScramUsers) -> Result<SaslStep, SaslError> {
+        let step = match self {
+            SaslSession::Exchanging {
+                mechanism: Mechanism::Plain,
+                ..
+            } => plain(token, users)?,
+            SaslSession::Exchanging {
+                mechanism: Mechanism::Scram(m),
+                scram: Some(server),
+                ..
+            } => {
+                let m = *m;
+                let lookup = |user: &str| users.get(user).and_then(|c| c.get(&m)).cloned();
+                match server.step(token, lookup)? {
+                    ScramStep::Continue(reply) => SaslStep::Continue(reply),
+                    ScramStep::Done { user, server_final } => SaslStep::Done {
+                        user,
+                        reply: server_final,
+                    },
+                }
+            }
+            SaslSession::Exchanging { .. } => return Err(SaslError::UnexpectedToken("broken")),
+            SaslSession::AwaitingHandshake => {
+                return Err(SaslError::UnexpectedToken("awaiting handshake"))
+            }
+            SaslSession::Authenticated(_) => {
+                return Err(SaslError::UnexpectedToken("authenticated"))
+            }
+        };
+        if let SaslStep::Done { user, .. } = &step {
+            *self = SaslSession::Authenticated(user.clone());
+        }
+        Ok(step)
+    }
+}
+
+/// A SaslHandshake that cannot be accepted.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum HandshakeError {
+    /// The mechanism is not served (UNSUPPORTED_SASL_MECHANISM).
+    Unsupported,
+    /// A second handshake (ILLEGAL_SASL_STATE).
+    IllegalState,
+}
+
+/// PLAIN: `authzid NUL authcid NUL password`, checked against SCRAM.
+fn plain(token: &[u8], users: &ScramUsers) -> Result<SaslStep, SaslError> {
+    if token.len() > PLAIN_TOKEN_BYTES_MAX {
+        return Err(SaslError::PlainMalformed("token too long"));
+    }
+    let mut fields = token.split(|b| *b == 0);
+    let (Some(authzid), Some(user), Some(password), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(SaslError::PlainMalformed(
+            "expected authzid NUL user NUL password",
+        ));
+    };
+    let user =
+        std::str::from_utf8(user).map_err(|_| SaslError::PlainMalformed("user is not UTF-8"))?;
+    if user.is_empty() || password.is_empty() {
+        return Err(SaslError::PlainMalformed("empty user or password"));
+    }
+    if !authzid.is_empty() && authzid != user.as_bytes() {
+        return Err(SaslError::PlainMalformed(
+            "authorization id differs from user",
+        ));
+    }
+    let credentials = users.get(user);
+    let ok = credentials.is_some_and(|c| {
+        [ScramMechanism::Sha512, ScramMechanism::Sha256]
+            .into_iter()
+            .find_map(|m| c.get(&m).map(|cred| cred.matches_password(m, password)))
+            .unwrap_or(false)
+    });
+    if !ok {
+        return Err(SaslError::PlainFailed(user.to_string()));
+    }
+    Ok(SaslStep::Done {
+        user: user.to_string(),
+        reply: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> ScramUsers {
+        let mut u = ScramUsers::new();
+        let c = ScramCredential::new(ScramMechanism::Sha256, b"pw", 4096).unwrap();
+        u.entry("alice".into())
+            .or_default()
+            .insert(ScramMechanism::Sha256, c);
+        u
+    }
+
+    #[test]
+    fn sasl_plain_right_password_authenticates_wrong_fails() {
+        let mut s = SaslSession::default();
+        s.handshake("PLAIN", 1).unwrap();
+        assert!(s.step(b"\0alice\0nope", &users()).is_err());
+        let mut s = SaslSession::default();
+        s.handshake("PLAIN", 1).unwrap();
+        assert!(matches!(
+            s.step(b"\0alice\0pw", &users()),
+            Ok(SaslStep::Done { .. })
+        ));
+        assert!(s.is_authenticated());
+    }
+
+    #[test]
+    fn sasl_handshake_unknown_mechanism_and_second_handshake_refused() {
+        let mut s = SaslSession::default();
+        assert_eq!(s.handshake("GSSAPI", 1), Err(HandshakeError::Unsupported));
+        s.handshake("SCRAM-SHA-512", 0).unwrap();
+        assert!(s.expects_raw_token());
+        assert_eq!(s.handshake("PLAIN", 1), Err(HandshakeError::IllegalState));
+    }
+
+    #[test]
+    fn sasl_token_before_handshake_fails() {
+        let mut s = SaslSession::default();
+        assert!(s.step(b"\0alice\0pw", &users()).is_err());
+        let mut s = SaslSession::default();
+        s.handshake("PLAIN", 1).unwrap();
+        assert!(s.step(b"garbage-without-nul", &users()).is_err());
+    }
+}
