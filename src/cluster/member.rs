@@ -108,6 +108,9 @@ pub struct Member {
     controller_id: Cell<i32>,
     /// `meta/node.json` as last read or written.
     identity: RefCell<NodeIdentity>,
+    /// Set when the node stops: nothing is published any more, so no
+    /// snapshot reopens partitions while the shards close them.
+    stopping: Cell<bool>,
 }
 
 impl Member {
@@ -128,7 +131,28 @@ impl Member {
             published_index: Cell::new(0),
             controller_id: Cell::new(-1),
             identity: RefCell::new(identity),
+            stopping: Cell::new(false),
         })
+    }
+
+    /// Whether this broker is registered (and not fenced since).
+    pub fn registered(&self) -> bool {
+        self.epoch.get() > 0
+    }
+
+    /// The registration epoch, 0 while not registered.
+    pub fn epoch(&self) -> i64 {
+        self.epoch.get()
+    }
+
+    /// The controller log index of the metadata the shards have.
+    pub fn published_index(&self) -> u64 {
+        self.published_index.get()
+    }
+
+    /// This node's controller, when it is a voter.
+    pub fn controller(&self) -> Option<&Rc<Controller>> {
+        self.controller.as_ref()
     }
 
     /// Sends `request` to the active controller.
@@ -178,6 +202,9 @@ impl Member {
 
     /// One registration or heartbeat.
     async fn beat(&self, shard: &Rc<Shard>) -> Result<(), String> {
+        if self.stopping.get() {
+            return Ok(()); // fenced on purpose: do not register again
+        }
         let id = self.config.node_id;
         if self.epoch.get() == 0 {
             let request = BrokerRequest::Register {
@@ -209,6 +236,8 @@ impl Member {
             } => {
                 if fenced {
                     warn!("the controller fenced this broker: registering again");
+                    // Not ready (/v1/ready) until registered again.
+                    mark_joining();
                     self.epoch.set(0);
                     return Ok(());
                 }
@@ -277,6 +306,9 @@ impl Member {
 
     /// Makes the shards' snapshot from the current state, once registered.
     async fn publish_current(&self, shard: &Rc<Shard>) {
+        if self.stopping.get() {
+            return;
+        }
         let index = self.local_index();
         if index < self.registered_index.get() {
             return;
@@ -366,6 +398,22 @@ impl Member {
         (0, None)
     }
 
+    /// Stops this node's Raft node (a voter) before the shard's executor
+    /// ends, so its tasks finish their own way instead of being dropped
+    /// mid-flight; bounded by [`CONTROLLED_SHUTDOWN_WAIT_MAX`].
+    pub async fn stop_controller(&self) {
+        let Some(controller) = &self.controller else {
+            return;
+        };
+        let stopping = std::pin::pin!(controller.raft.shutdown());
+        let waited = std::pin::pin!(glommio::timer::sleep(CONTROLLED_SHUTDOWN_WAIT_MAX));
+        match futures::future::select(stopping, waited).await {
+            Either::Left((Ok(()), _)) => info!("controller stopped"),
+            Either::Left((Err(e), _)) => warn!("controller stop: {e}"),
+            Either::Right(_) => warn!("controller did not stop in time"),
+        }
+    }
+
     /// A block of `count` producer ids from the controller.
     pub async fn producer_id_block(&self, count: i64) -> Result<i64, String> {
         match self
@@ -381,9 +429,11 @@ impl Member {
     /// (and fences it) before the shards stop.
     /// Bounded by [`CONTROLLED_SHUTDOWN_WAIT_MAX`]: without a quorum the
     /// stop goes on and the session timeout fences this broker instead.
+    /// Publishing and heartbeats stop here too.
     pub async fn controlled_shutdown(&self) {
         let id = self.config.node_id;
         mark_joining();
+        self.stopping.set(true);
         let request = BrokerRequest::ControlledShutdown { id };
         let asked = std::pin::pin!(self.call(&request));
         let waited = std::pin::pin!(glommio::timer::sleep(CONTROLLED_SHUTDOWN_WAIT_MAX));

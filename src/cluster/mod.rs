@@ -32,6 +32,7 @@
 pub mod controller;
 pub mod identity;
 pub mod member;
+pub mod metrics;
 pub mod placement;
 pub mod plan;
 pub mod raft;

@@ -52,6 +52,7 @@ pub(super) struct FileConfig {
     pub(super) shutdown_timeout_ms: Option<u64>,
     pub(super) lag_window_commits: Option<usize>,
     pub(super) lag_stopped_after_ms: Option<u64>,
+    #[serde(alias = "controller_voters")]
     pub(super) controller_quorum_voters: Option<String>,
     pub(super) controller_listen: Option<String>,
     pub(super) broker_session_timeout_ms: Option<u64>,

@@ -158,7 +158,12 @@ pub struct Flags {
     pub lag_stopped_after_ms: Option<u64>,
     /// The controller quorum, `id@host:port,...` (Kafka's
     /// controller.quorum.voters). Unset: a single node.
-    #[arg(long, env = "CORESTREAM_CONTROLLER_QUORUM_VOTERS")]
+    /// `--controller-voters` is the same flag.
+    #[arg(
+        long,
+        visible_alias = "controller-voters",
+        env = "CORESTREAM_CONTROLLER_QUORUM_VOTERS"
+    )]
     pub controller_quorum_voters: Option<String>,
     /// Where this voter's controller listens, HOST:PORT (default: its
     /// address in --controller-quorum-voters).

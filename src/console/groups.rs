@@ -66,13 +66,6 @@ pub(super) async fn list(shard: &Rc<Shard>) -> ConsoleResult {
     Ok(json!({ "groups": groups }))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Members of a classic group: id, client, host, assignment.
 async fn classic_members(
     shard: &Rc<Shard>,
@@ -197,7 +190,7 @@ pub(super) async fn describe(shard: &Rc<Shard>, group: &str) -> ConsoleResult {
         return Err(ConsoleError::NotFound(format!("group {group:?} not found")));
     }
     let statuses = observe_lag(&shard.config.ops.lag_rules, group, &lags);
-    let now = now_ms();
+    let now = crate::clock::wall_ms();
     let mut partitions = Vec::new();
     for (p, status) in lags.iter().zip(&statuses) {
         let time_lag_ms = if p.lag > 0 {

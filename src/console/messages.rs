@@ -247,13 +247,6 @@ pub(super) struct ProduceMessage {
     headers: Vec<Header>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// `POST /v1/topics/{topic}/messages`: one record, acks=all.
 pub(super) async fn produce(
     shard: &Rc<Shard>,
@@ -278,7 +271,7 @@ pub(super) async fn produce(
         timestamp_type: TimestampType::Creation,
         offset: 0,
         sequence: -1,
-        timestamp: now_ms(),
+        timestamp: crate::clock::wall_ms(),
         key: body
             .key
             .as_ref()

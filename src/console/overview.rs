@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::MetadataRequest;
 use serde_json::json;
@@ -56,13 +56,6 @@ pub(super) async fn reports(shard: &Rc<Shard>) -> Vec<ShardReport> {
         .collect()
 }
 
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Rates derived from the samples: per shard (bytes/s in, out) and per
 /// topic (messages/s).
 #[derive(Debug, Default)]
@@ -82,7 +75,7 @@ pub(super) fn observe(reports: &[ShardReport]) -> Rates {
     }
     let sample = Sample {
         at: now,
-        unix_ms: unix_ms(),
+        unix_ms: crate::clock::wall_ms(),
         shard_bytes: reports
             .iter()
             .map(|r| (r.metrics.bytes_in, r.metrics.bytes_out))

@@ -223,7 +223,11 @@ pub async fn scrape(shard: &Rc<Shard>, started: Instant) -> String {
         uptime_seconds: started.elapsed().as_secs_f64(),
         ready: is_ready(),
     };
-    metrics::render(&reports, &lags, &process)
+    let mut text = metrics::render(&reports, &lags, &process);
+    if let Some(member) = shard.cluster_member() {
+        crate::cluster::metrics::render(&member, &mut text);
+    }
+    text
 }
 
 /// Group ids of every shard's coordinator, sorted.

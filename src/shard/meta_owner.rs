@@ -110,6 +110,12 @@ impl Shard {
         self.broadcast(Arc::new(snapshot)).await;
     }
 
+    /// Waits until no metadata change or publication is in flight (one
+    /// that started keeps the lock until every shard applied it).
+    pub async fn wait_metadata_idle(&self) {
+        let _idle = self.meta_lock.lock().await;
+    }
+
     async fn broadcast(self: &Rc<Self>, snapshot: Arc<Snapshot>) {
         let mut acks = Vec::with_capacity(self.peers.len());
         for (shard, peer) in self.peers.iter().enumerate() {

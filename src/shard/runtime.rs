@@ -493,12 +493,18 @@ async fn shard_main(
     while let Some(msg) = cross_thread(inbox.next()).await {
         if let ShardMsg::Shutdown { reply } = msg {
             if let Some(member) = shard.cluster_member() {
+                // Also stops publishing; a publication in flight finishes
+                // before the partitions close, or it would reopen them.
                 member.controlled_shutdown().await;
+                shard.wait_metadata_idle().await;
             }
             drop(serving); // dropping a glommio Task cancels it: no new connections
             drop(admin);
             drain_in_flight(id).await;
             shard.close_all_partitions().await;
+            if let Some(member) = shard.cluster_member() {
+                member.stop_controller().await;
+            }
             let _ = reply.send(());
             break;
         }

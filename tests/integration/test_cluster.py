@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from kafka import KafkaConsumer, TopicPartition
 
 import clients
@@ -110,6 +111,20 @@ def test_metadata_v8_cluster_lists_three_brokers_and_one_controller(cluster):
     assert len({md["cluster_id"] for md in views}) == 1 and views[0]["cluster_id"]
     controllers = {md["controller_id"] for md in views}
     assert len(controllers) == 1 and controllers <= {1, 2, 3}, views
+    [controller] = controllers
+    # /metrics: the quorum as each voter sees it, and the membership
+    for i, node in cluster.nodes.items():
+        text = urllib.request.urlopen(f"{node.admin_url}/metrics", timeout=10).read().decode()
+        samples = dict(
+            line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+        )
+        assert samples["corestream_cluster_broker_registered"] == "1", i
+        assert samples["corestream_controller_active"] == ("1" if i == controller else "0"), i
+        assert int(samples["corestream_controller_raft_term"]) >= 1
+        assert int(samples["corestream_controller_raft_committed_index"]) > 0
+        if i == controller:
+            lags = [k for k in samples if k.startswith("corestream_controller_voter_lag_entries{")]
+            assert len(lags) >= 2, lags
 
 
 def test_create_topics_cluster_spreads_leaders_and_clients_follow_them(cluster):
@@ -227,6 +242,12 @@ def test_controller_killed_cluster_elects_another_and_still_creates_topics(clust
     )
     # the dead broker is fenced and holds none of the new leaderships
     assert old not in leaders(md, topic).values()
+    # config changes go through the new controller too
+    resource = ConfigResource("topic", topic, set_config={"retention.ms": "3600000"})
+    admin.alter_configs([resource])[resource].result(timeout=60)
+    described = admin.describe_configs([ConfigResource("topic", topic)])
+    [entries] = [f.result(timeout=60) for f in described.values()]
+    assert entries["retention.ms"].value == "3600000"
     print(f"controller re-elected in {elected_s:.2f}s")
     # and it comes back as a broker (and voter) of the same cluster
     cluster.nodes[old].start()
@@ -284,9 +305,9 @@ def test_cluster_node_refuses_data_dir_of_another_node_id(cluster):
     node.start()
 
 
-def test_cluster_config_bad_voters_is_refused(broker_factory):
+def test_cluster_config_bad_voters_given_as_controller_voters_is_refused(broker_factory):
     node = broker_factory(
-        name="bad", start=False, shards=1, node_id=1, extra_args=["--controller-quorum-voters", "1@127.0.0.1"]
+        name="bad", start=False, shards=1, node_id=1, extra_args=["--controller-voters", "1@127.0.0.1"]
     )
     node.start(wait=False)
     assert node.proc.wait(timeout=20) == EXIT_BAD_CONFIG
