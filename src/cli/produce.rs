@@ -88,10 +88,12 @@ pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
 }
 
 /// A record to send.
+/// A plain record to send (no producer id, creation time now); the CLI's
+/// and the console's produce both build theirs here.
 pub fn record(
     key: Option<Bytes>,
-    value: Bytes,
-    headers: &IndexMap<StrBytes, Option<Bytes>>,
+    value: Option<Bytes>,
+    headers: IndexMap<StrBytes, Option<Bytes>>,
 ) -> Record {
     Record {
         transactional: false,
@@ -103,18 +105,11 @@ pub fn record(
         timestamp_type: TimestampType::Creation,
         offset: 0,
         sequence: -1,
-        timestamp: now_ms(),
+        timestamp: crate::clock::wall_ms(),
         key,
-        value: Some(value),
-        headers: headers.clone(),
+        value,
+        headers,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Sends `records` as one batch to `partition` on its leader; returns the
@@ -221,7 +216,7 @@ pub fn run(cluster: &mut Cluster, args: &ProduceArgs) -> Result<(), ClientError>
             (None, None) => leaders[round_robin % leaders.len()].0,
         };
         let batch = pending.entry(partition).or_default();
-        batch.push(record(key, Bytes::from(value), &headers));
+        batch.push(record(key, Some(Bytes::from(value)), headers.clone()));
         if batch.len() >= args.batch_records {
             let mut records = pending.remove(&partition).unwrap_or_default();
             produce_batch(

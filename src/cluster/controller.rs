@@ -124,11 +124,12 @@ impl Controller {
                 }
             }
             BrokerRequest::Heartbeat { id, epoch } => {
-                let state = self.state_machine.state();
-                let current = state
-                    .brokers
-                    .get(&id)
-                    .is_some_and(|b| !b.fenced && b.epoch == epoch);
+                let current = self.state_machine.read(|state| {
+                    state
+                        .brokers
+                        .get(&id)
+                        .is_some_and(|b| !b.fenced && b.epoch == epoch)
+                });
                 if current {
                     self.heartbeats.borrow_mut().insert(id, Instant::now());
                 }
@@ -218,9 +219,11 @@ impl Controller {
         let now = Instant::now();
         let mut clocks = self.heartbeats.borrow_mut();
         clocks.clear();
-        for id in self.state_machine.state().brokers.keys() {
-            clocks.insert(*id, now);
-        }
+        self.state_machine.read(|state| {
+            for id in state.brokers.keys() {
+                clocks.insert(*id, now);
+            }
+        });
     }
 
     /// Runs on shard 0 for the life of the node: while leader, names the
@@ -232,7 +235,7 @@ impl Controller {
                 continue;
             }
             self.start_clocks_if_new_term();
-            if self.state_machine.state().cluster_id.is_empty() {
+            if self.state_machine.read(|state| state.cluster_id.is_empty()) {
                 let cluster_id = crate::metadata::new_cluster_id();
                 if let Err(e) = self.write(ClusterCommand::InitCluster { cluster_id }).await {
                     warn!("cannot name the cluster: {e}");
@@ -253,18 +256,19 @@ impl Controller {
 
     /// Unfenced brokers whose last heartbeat is older than the session.
     fn expired_brokers(&self) -> Vec<i32> {
-        let state = self.state_machine.state();
         let now = Instant::now();
         let mut clocks = self.heartbeats.borrow_mut();
-        state
-            .brokers
-            .iter()
-            .filter(|(_, b)| !b.fenced)
-            .filter(|(id, _)| {
-                let last = *clocks.entry(**id).or_insert(now);
-                now.duration_since(last) > self.session_timeout
-            })
-            .map(|(id, _)| *id)
-            .collect()
+        self.state_machine.read(|state| {
+            state
+                .brokers
+                .iter()
+                .filter(|(_, b)| !b.fenced)
+                .filter(|(id, _)| {
+                    let last = *clocks.entry(**id).or_insert(now);
+                    now.duration_since(last) > self.session_timeout
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        })
     }
 }

@@ -19,7 +19,7 @@ use kafka_protocol::messages::produce_request::{
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -261,38 +261,22 @@ pub(super) async fn produce(
             body.partition
         )));
     }
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: crate::clock::wall_ms(),
-        key: body
-            .key
-            .as_ref()
-            .map(|k| Bytes::from(k.clone().into_bytes())),
-        value: body
-            .value
-            .as_ref()
-            .map(|v| Bytes::from(v.clone().into_bytes())),
-        headers: body
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    StrBytes::from_string(h.key.clone()),
-                    h.value
-                        .as_ref()
-                        .map(|v| Bytes::from(v.clone().into_bytes())),
-                )
-            })
-            .collect(),
-    };
+    let text = |t: &String| Bytes::from(t.clone().into_bytes());
+    let headers = body
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                StrBytes::from_string(h.key.clone()),
+                h.value.as_ref().map(text),
+            )
+        })
+        .collect();
+    let record = crate::cli::produce::record(
+        body.key.as_ref().map(text),
+        body.value.as_ref().map(text),
+        headers,
+    );
     let mut batch = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,

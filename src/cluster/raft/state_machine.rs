@@ -107,6 +107,13 @@ impl ClusterStateMachine {
         self.applied.borrow().state.clone()
     }
 
+    /// Reads the current state without copying it (heartbeats and the
+    /// fencing check read a few fields several times a second). `read`
+    /// must not call back into the state machine.
+    pub fn read<R>(&self, read: impl FnOnce(&ClusterState) -> R) -> R {
+        read(&self.applied.borrow().state)
+    }
+
     /// The log id of the last applied entry.
     pub fn last_applied(&self) -> Option<LogId> {
         self.applied.borrow().last_applied
