@@ -54,6 +54,7 @@ pub mod metadata;
 pub mod ops;
 pub mod producer;
 pub mod protocol;
+pub mod replication;
 pub mod security;
 pub mod server;
 pub mod shard;

@@ -159,6 +159,57 @@ impl Controller {
                     state,
                 }
             }
+            BrokerRequest::AlterPartition {
+                id,
+                topic,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                let _serial = self.proposals.lock().await;
+                let refused = self.state_machine.read(|state| {
+                    state.check_alter_partition(
+                        id,
+                        &topic,
+                        partition,
+                        (leader_epoch, partition_epoch),
+                        &isr,
+                    )
+                });
+                if let Some(error) = refused {
+                    return BrokerResponse::PartitionAltered {
+                        code: error.code(),
+                        partition_epoch,
+                        index: 0,
+                    };
+                }
+                let command = ClusterCommand::AlterPartition {
+                    topic: topic.clone(),
+                    partition,
+                    leader_epoch,
+                    partition_epoch,
+                    isr: isr.clone(),
+                };
+                match self.write(command).await {
+                    // Not applied (value 0: partition epochs after a change
+                    // start at 1): a fence moved the partition meanwhile.
+                    Ok((index, 0)) => BrokerResponse::PartitionAltered {
+                        code: kafka_protocol::ResponseError::InvalidUpdateVersion.code(),
+                        partition_epoch,
+                        index,
+                    },
+                    Ok((index, epoch)) => {
+                        info!(broker = id, %topic, partition, ?isr, "ISR changed");
+                        BrokerResponse::PartitionAltered {
+                            code: 0,
+                            partition_epoch: epoch as i32,
+                            index,
+                        }
+                    }
+                    Err(message) => BrokerResponse::Failed { message },
+                }
+            }
             BrokerRequest::AllocateProducerIds { count } => {
                 match self
                     .write(ClusterCommand::AllocateProducerIds { count })

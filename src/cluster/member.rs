@@ -414,6 +414,34 @@ impl Member {
         }
     }
 
+    /// Asks the controller to set a partition's ISR (AlterPartition) at
+    /// the leader and partition epochs this leader holds. The new ISR
+    /// reaches the shards in a snapshot, like every change.
+    pub async fn alter_partition(
+        &self,
+        topic: String,
+        partition: i32,
+        (leader_epoch, partition_epoch): (i32, i32),
+        isr: Vec<i32>,
+    ) -> Result<(), String> {
+        let request = BrokerRequest::AlterPartition {
+            id: self.config.node_id,
+            topic,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        };
+        match self.call(&request).await? {
+            BrokerResponse::PartitionAltered { code: 0, .. } => Ok(()),
+            BrokerResponse::PartitionAltered { code, .. } => Err(format!(
+                "controller refused: {:?}",
+                kafka_protocol::ResponseError::try_from_code(code)
+            )),
+            other => Err(format!("AlterPartition answered {other:?}")),
+        }
+    }
+
     /// A block of `count` producer ids from the controller.
     pub async fn producer_id_block(&self, count: i64) -> Result<i64, String> {
         match self

@@ -44,6 +44,7 @@ pub fn place(
                 isr: replicas.clone(),
                 replicas,
                 shards,
+                partition_epoch: 0,
             }
         })
         .collect())

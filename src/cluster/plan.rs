@@ -15,12 +15,14 @@ use super::placement::place;
 use super::raft::types::ClusterCommand;
 use super::state::{BrokerConfigsRecord, ClusterState, TopicRecord};
 use super::view::snapshot_of;
-use crate::metadata::{LogDefaults, Snapshot};
+use crate::metadata::{is_internal_topic, LogDefaults, Snapshot};
 use crate::shard::{next_snapshot, MetaChange, MetaResult};
 
-/// Replicas per partition until partition replication lands (issue 21):
-/// CreateTopics refuses other factors before a change gets here.
-pub const REPLICATION_FACTOR: usize = 1;
+/// Replicas of an internal topic's partitions at most (Kafka's
+/// offsets.topic.replication.factor and
+/// transaction.state.log.replication.factor), fewer when fewer brokers
+/// are live: group and transaction state survive a broker.
+pub const INTERNAL_REPLICATION_FACTOR_MAX: usize = 3;
 
 /// No broker: the node id the controller's own check snapshot is made for.
 const NO_NODE: i32 = -1;
@@ -53,19 +55,23 @@ pub fn plan(
             ..
         } => Vec::new(),
         MetaChange::CreateTopic {
-            name, partitions, ..
+            name,
+            partitions,
+            replication_factor,
+            ..
         } => {
             let mut topic = topic_record(name, &next)?;
-            topic.partitions = place(state, *partitions as usize, REPLICATION_FACTOR)?;
+            let factor = replicas_for(state, name, *replication_factor);
+            topic.partitions = place(state, *partitions as usize, factor)?;
             vec![put(name, topic)]
         }
         MetaChange::CreatePartitions { name, total } => {
             let mut topic = topic_record(name, &next)?;
             let have = topic.partitions.len();
             let added = (*total as usize).saturating_sub(have);
-            topic
-                .partitions
-                .extend(place(state, added, REPLICATION_FACTOR)?);
+            // New partitions get as many replicas as the topic's first.
+            let factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+            topic.partitions.extend(place(state, added, factor)?);
             vec![put(name, topic)]
         }
         MetaChange::AlterTopicConfig { name, .. } => vec![put(name, topic_record(name, &next)?)],
@@ -83,6 +89,21 @@ pub fn plan(
         }],
     };
     Ok(commands)
+}
+
+/// The replicas a new topic's partitions get: the request's factor, or for
+/// [`crate::shard::DEFAULT_REPLICATION`] min(3, live brokers) for an
+/// internal topic and one for any other (the broker resolved
+/// default.replication.factor before asking).
+fn replicas_for(state: &ClusterState, name: &str, requested: i16) -> usize {
+    match usize::try_from(requested) {
+        Ok(n) => n,
+        Err(_) if is_internal_topic(name) => state
+            .live_brokers()
+            .len()
+            .clamp(1, INTERNAL_REPLICATION_FACTOR_MAX),
+        Err(_) => 1,
+    }
 }
 
 fn put(name: &str, topic: TopicRecord) -> ClusterCommand {
@@ -130,6 +151,7 @@ mod tests {
             name: "t".into(),
             partitions: 3,
             configs: BTreeMap::new(),
+            replication_factor: 2,
         };
         apply_all(&mut state, &create).expect("created");
         let leaders: Vec<i32> = state.topics["t"]
@@ -138,6 +160,12 @@ mod tests {
             .map(|p| p.leader)
             .collect();
         assert_eq!(leaders, vec![1, 2, 3]);
+        let replicas: Vec<usize> = state.topics["t"]
+            .partitions
+            .iter()
+            .map(|p| p.replicas.len())
+            .collect();
+        assert_eq!(replicas, vec![2, 2, 2]);
         let (code, _) = apply_all(&mut state, &create).expect_err("exists");
         assert_eq!(code, ResponseError::TopicAlreadyExists.code());
 
@@ -147,6 +175,7 @@ mod tests {
         };
         apply_all(&mut state, &grow).expect("grown");
         assert_eq!(state.topics["t"].partitions.len(), 5);
+        assert_eq!(state.topics["t"].partitions[4].replicas.len(), 2);
         let id = state.topics["t"].id;
 
         let alter = MetaChange::AlterTopicConfig {

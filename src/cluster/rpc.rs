@@ -61,6 +61,22 @@ pub enum BrokerRequest {
         /// Ids wanted.
         count: i64,
     },
+    /// A partition leader shrinks or expands its ISR (Kafka's
+    /// AlterPartition).
+    AlterPartition {
+        /// The leader's `node.id`.
+        id: i32,
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The leader epoch the leader holds.
+        leader_epoch: i32,
+        /// The partition epoch its ISR is at.
+        partition_epoch: i32,
+        /// The ISR it wants.
+        isr: Vec<i32>,
+    },
 }
 
 /// The active controller's answer.
@@ -100,6 +116,16 @@ pub enum BrokerResponse {
         applied_index: u64,
         /// The state, when newer than the broker's.
         state: Option<Box<ClusterState>>,
+    },
+    /// An AlterPartition's outcome: a Kafka error code (0: written at
+    /// `index`, the partition now at `partition_epoch`).
+    PartitionAltered {
+        /// Kafka error code.
+        code: i16,
+        /// The new partition epoch.
+        partition_epoch: i32,
+        /// Log index of the change.
+        index: u64,
     },
     /// The first id of a block of the asked size.
     ProducerIds {

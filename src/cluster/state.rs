@@ -47,6 +47,10 @@ pub struct PartitionRecord {
     pub leader_epoch: i32,
     /// In-sync replicas.
     pub isr: Vec<i32>,
+    /// Bumped on every change of leader or ISR (Kafka's partition epoch):
+    /// an ISR change based on an older one is refused.
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 /// A topic (Kafka's TopicRecord plus its configs and partitions).
@@ -147,7 +151,66 @@ impl ClusterState {
                 self.next_producer_id = start.saturating_add(*count);
                 ClusterResponse::with_value(start)
             }
+            ClusterCommand::AlterPartition {
+                topic,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                let Some(p) = self.partition_mut(topic, *partition) else {
+                    return ClusterResponse::applied(false);
+                };
+                if p.leader_epoch != *leader_epoch || p.partition_epoch != *partition_epoch {
+                    return ClusterResponse::applied(false);
+                }
+                p.isr = isr.clone();
+                p.partition_epoch += 1;
+                ClusterResponse::with_value(i64::from(p.partition_epoch))
+            }
         }
+    }
+
+    /// Partition `index` of `topic`.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<&PartitionRecord> {
+        let index = usize::try_from(index).ok()?;
+        self.topics.get(topic)?.partitions.get(index)
+    }
+
+    fn partition_mut(&mut self, topic: &str, index: i32) -> Option<&mut PartitionRecord> {
+        let index = usize::try_from(index).ok()?;
+        self.topics.get_mut(topic)?.partitions.get_mut(index)
+    }
+
+    /// Why an ISR change from broker `from` would be refused, as the Kafka
+    /// error AlterPartition answers, or `None` when it may be written:
+    /// only the current leader, at the current leader and partition
+    /// epochs, may change the ISR, to a non-empty subset of the replicas
+    /// that holds the leader and adds no fenced broker (KIP-841).
+    pub fn check_alter_partition(
+        &self,
+        from: i32,
+        topic: &str,
+        index: i32,
+        (leader_epoch, partition_epoch): (i32, i32),
+        isr: &[i32],
+    ) -> Option<kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError as E;
+        let Some(p) = self.partition(topic, index) else {
+            return Some(E::UnknownTopicOrPartition);
+        };
+        if p.leader != from || leader_epoch < p.leader_epoch {
+            return Some(E::FencedLeaderEpoch);
+        }
+        if leader_epoch > p.leader_epoch || partition_epoch != p.partition_epoch {
+            return Some(E::InvalidUpdateVersion);
+        }
+        let fenced = |r: &i32| self.brokers.get(r).is_none_or(|b| b.fenced);
+        let added_fenced = isr.iter().any(|r| !p.isr.contains(r) && fenced(r));
+        if !isr.contains(&from) || isr.iter().any(|r| !p.replicas.contains(r)) || added_fenced {
+            return Some(E::IneligibleReplica);
+        }
+        None
     }
 
     /// Live (registered, unfenced) broker ids, ascending.
@@ -160,34 +223,40 @@ impl ClusterState {
     }
 
     /// A broker that registers again leads the partitions that have no
-    /// leader and list it as a replica (with one replica, its own).
+    /// leader and keep it in their ISR (clean election: the last ISR
+    /// member of an offline partition has every acknowledged record; one
+    /// out of the ISR may not lead, as unclean.leader.election.enable=false
+    /// says).
     fn lead_orphans(&mut self, id: i32) {
         for topic in self.topics.values_mut() {
             for p in &mut topic.partitions {
-                if p.leader == NO_LEADER && p.replicas.contains(&id) {
+                if p.leader == NO_LEADER && p.isr.contains(&id) {
                     p.leader = id;
                     p.leader_epoch += 1;
-                    if !p.isr.contains(&id) {
-                        p.isr.push(id);
-                    }
+                    p.partition_epoch += 1;
                 }
             }
         }
     }
 
-    /// A fenced broker's leaderships go to another live in-sync replica,
-    /// or to none (leader -1) when there is no other: then the partition
-    /// is offline until the broker returns. The last ISR member stays in
-    /// the ISR, as Kafka keeps it, so it may lead again.
+    /// A fenced broker leaves every ISR it is in (but the last member stays,
+    /// as Kafka keeps it, so it may lead again), and its leaderships go to
+    /// another live in-sync replica, or to none (leader -1) when there is
+    /// no other: then the partition is offline until an ISR member returns.
     fn move_leaderships_from(&mut self, id: i32) {
         let live = self.live_brokers();
         for topic in self.topics.values_mut() {
             for p in &mut topic.partitions {
-                if p.leader != id {
+                let in_isr = p.isr.contains(&id);
+                if p.leader != id && !in_isr {
                     continue;
                 }
-                if p.isr.len() > 1 {
+                if in_isr && p.isr.len() > 1 {
                     p.isr.retain(|r| *r != id);
+                }
+                p.partition_epoch += 1;
+                if p.leader != id {
+                    continue;
                 }
                 p.leader = p
                     .isr
@@ -224,6 +293,7 @@ mod tests {
                 leader: broker,
                 leader_epoch: 0,
                 isr: vec![broker],
+                partition_epoch: 0,
             }],
         }
     }

@@ -49,6 +49,7 @@ pub fn snapshot_of(
                 leader_epoch: p.leader_epoch,
                 replicas: p.replicas.clone(),
                 isr: p.isr.clone(),
+                partition_epoch: p.partition_epoch,
             })
             .collect();
         let topic = TopicMeta::new(
@@ -121,6 +122,7 @@ mod tests {
             leader: broker,
             leader_epoch: 3,
             isr: vec![broker],
+            partition_epoch: 0,
         };
         state.apply(&ClusterCommand::PutTopic {
             name: "t".into(),

@@ -17,6 +17,13 @@ use super::*;
 pub const BROKER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 9_000;
 /// Below this a broker on a busy machine is fenced between two heartbeats.
 pub const BROKER_SESSION_TIMEOUT_MS_MIN: u64 = 2_000;
+/// Kafka's replica.lag.time.max.ms default: a follower that has not caught
+/// up with the leader's log end for this long leaves the ISR.
+pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
+/// Below this a follower on a busy machine leaves the ISR between fetches.
+pub const REPLICA_LAG_TIME_MAX_MS_MIN: u64 = 1_000;
+/// Kafka's default.replication.factor default.
+pub const DEFAULT_REPLICATION_FACTOR_DEFAULT: i16 = 1;
 /// Voters a quorum may name; Raft quorums are small by design.
 pub const CONTROLLER_VOTERS_MAX: usize = 9;
 
@@ -30,7 +37,7 @@ pub struct Voter {
 }
 
 /// Cluster settings; `voters` empty means a single node.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
     /// The controller quorum.
     pub voters: Vec<Voter>,
@@ -38,6 +45,23 @@ pub struct ClusterConfig {
     pub controller_listen: Option<SocketAddr>,
     /// broker.session.timeout.ms
     pub broker_session_timeout_ms: u64,
+    /// replica.lag.time.max.ms
+    pub replica_lag_time_max_ms: u64,
+    /// default.replication.factor: replicas of a topic created without
+    /// one (CreateTopics -1, auto-creation).
+    pub default_replication_factor: i16,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            voters: Vec::new(),
+            controller_listen: None,
+            broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS_DEFAULT,
+            replica_lag_time_max_ms: REPLICA_LAG_TIME_MAX_MS_DEFAULT,
+            default_replication_factor: DEFAULT_REPLICATION_FACTOR_DEFAULT,
+        }
+    }
 }
 
 impl ClusterConfig {
@@ -70,6 +94,26 @@ impl ClusterConfig {
                 format!("{broker_session_timeout_ms} is below {BROKER_SESSION_TIMEOUT_MS_MIN}"),
             ));
         }
+        let replica_lag_time_max_ms = flags
+            .replica_lag_time_max_ms
+            .or(file.replica_lag_time_max_ms)
+            .unwrap_or(REPLICA_LAG_TIME_MAX_MS_DEFAULT);
+        if replica_lag_time_max_ms < REPLICA_LAG_TIME_MAX_MS_MIN {
+            return Err(invalid(
+                "replica-lag-time-max-ms",
+                format!("{replica_lag_time_max_ms} is below {REPLICA_LAG_TIME_MAX_MS_MIN}"),
+            ));
+        }
+        let default_replication_factor = flags
+            .default_replication_factor
+            .or(file.default_replication_factor)
+            .unwrap_or(DEFAULT_REPLICATION_FACTOR_DEFAULT);
+        if default_replication_factor < 1 {
+            return Err(invalid(
+                "default-replication-factor",
+                format!("{default_replication_factor} is below 1"),
+            ));
+        }
         let listen_text = flags
             .controller_listen
             .clone()
@@ -90,6 +134,8 @@ impl ClusterConfig {
             voters,
             controller_listen,
             broker_session_timeout_ms,
+            replica_lag_time_max_ms,
+            default_replication_factor,
         })
     }
 

@@ -56,6 +56,8 @@ pub(super) struct FileConfig {
     pub(super) controller_quorum_voters: Option<String>,
     pub(super) controller_listen: Option<String>,
     pub(super) broker_session_timeout_ms: Option<u64>,
+    pub(super) replica_lag_time_max_ms: Option<u64>,
+    pub(super) default_replication_factor: Option<i16>,
     /// Kafka's broker log settings as in server.properties: TOML reads
     /// `log.retention.hours = 168` as a dotted key, so `log.*`, `message.*`
     /// and `compression.*` arrive as tables (see `metadata::topic_config`).

@@ -173,6 +173,14 @@ pub struct Flags {
     /// broker.session.timeout.ms).
     #[arg(long, env = "CORESTREAM_BROKER_SESSION_TIMEOUT_MS")]
     pub broker_session_timeout_ms: Option<u64>,
+    /// A follower not caught up with its leader for this long leaves the
+    /// ISR, ms (Kafka's replica.lag.time.max.ms).
+    #[arg(long, env = "CORESTREAM_REPLICA_LAG_TIME_MAX_MS")]
+    pub replica_lag_time_max_ms: Option<u64>,
+    /// Replicas of a topic created without a replication factor, in a
+    /// cluster (Kafka's default.replication.factor).
+    #[arg(long, env = "CORESTREAM_DEFAULT_REPLICATION_FACTOR")]
+    pub default_replication_factor: Option<i16>,
     /// Kafka listeners, `PROTOCOL://HOST:PORT,...` with PLAINTEXT, SSL,
     /// SASL_PLAINTEXT or SASL_SSL (replaces --listen).
     #[arg(long, env = "CORESTREAM_LISTENERS")]

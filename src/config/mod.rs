@@ -104,7 +104,8 @@ use broker::BrokerSettings;
 pub use broker::GROUP_CONSUMER_TIMEOUT_MS_MAX;
 pub use cluster::{
     ClusterConfig, Voter, BROKER_SESSION_TIMEOUT_MS_DEFAULT, BROKER_SESSION_TIMEOUT_MS_MIN,
-    CONTROLLER_VOTERS_MAX,
+    CONTROLLER_VOTERS_MAX, DEFAULT_REPLICATION_FACTOR_DEFAULT, REPLICA_LAG_TIME_MAX_MS_DEFAULT,
+    REPLICA_LAG_TIME_MAX_MS_MIN,
 };
 pub use connection_limits::ConnectionLimits;
 use file::{locate_error, read_file, FileConfig};

@@ -113,6 +113,24 @@ impl GroupCoordinator {
         GroupCoordinator::default()
     }
 
+    /// Forgets the groups of offsets partition `partition` (its leadership
+    /// moved to another broker): if it comes back, the groups are replayed
+    /// from the log again, with what the other leader wrote meanwhile.
+    pub(crate) fn unload(&self, partition: i32) {
+        if self.loaded.borrow_mut().remove(&partition) {
+            self.groups
+                .borrow_mut()
+                .retain(|_, g| g.partition != partition);
+            self.txn_offsets
+                .borrow_mut()
+                .retain(|(p, _), _| *p != partition);
+            tracing::info!(
+                partition,
+                "offsets partition led elsewhere: its groups unloaded"
+            );
+        }
+    }
+
     /// Starts the sweeper and replays `partition` if not done yet.
     pub(crate) async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
         if !self.sweeper_started.replace(true) {

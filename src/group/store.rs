@@ -25,6 +25,10 @@ use crate::protocol::batch::batches;
 use crate::protocol::control::marker_kind;
 use crate::shard::{PartitionOp, PartitionReply, ProduceOrigin, Shard};
 
+/// How long a coordinator's write waits for the ISR (acks=all), ms:
+/// Kafka's offsets.commit.timeout.ms default.
+const COORDINATOR_WRITE_TIMEOUT_MS: i32 = 5_000;
+
 /// Bytes read per step while replaying.
 pub const REPLAY_READ_BYTES_MAX: usize = 1024 * 1024;
 
@@ -149,6 +153,7 @@ pub async fn append_to(
     let op = PartitionOp::Produce {
         records: batch,
         acks: -1,
+        timeout_ms: COORDINATOR_WRITE_TIMEOUT_MS,
         origin: ProduceOrigin::Coordinator,
     };
     match shard.call_partition(id, op).await {

@@ -1,6 +1,8 @@
-//! CreateTopics (key 19), v0-7 (v0-1 through `handlers::legacy`, as v2). Single broker: replication factor must be
-//! -1 (default) or 1, and explicit replica assignments may only name this
-//! broker. Topic configs are validated (INVALID_CONFIG naming the key, as
+//! CreateTopics (key 19), v0-7 (v0-1 through `handlers::legacy`, as v2).
+//! Single broker: replication factor must be -1 (default) or 1. In a
+//! cluster -1 means `default.replication.factor` and the controller places
+//! the replicas (INVALID_REPLICATION_FACTOR when fewer brokers are live).
+//! Explicit replica assignments may only name this broker. Topic configs are validated (INVALID_CONFIG naming the key, as
 //! Kafka) and stored as the topic's overrides; v5+ answers list every
 //! effective config with its source. The topic is ready on every shard when
 //! this answers.
@@ -67,15 +69,25 @@ async fn create_one(
     if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
         return fail(ResponseError::InvalidPartitions.code(), format!("Number of partitions must be within 1..={PARTITIONS_PER_TOPIC_MAX}, not {partitions}."));
     }
-    if !(topic.replication_factor == -1 || topic.replication_factor == 1) {
-        return fail(
-            ResponseError::InvalidReplicationFactor.code(),
-            format!(
-                "Replication factor {} is larger than the 1 available broker.",
-                topic.replication_factor
-            ),
-        );
-    }
+    let in_cluster = ctx.shard.snapshot().cluster.is_some();
+    let replication_factor = match topic.replication_factor {
+        -1 if in_cluster => ctx.shard.config.cluster.default_replication_factor,
+        -1 | 1 => 1,
+        // The controller checks it against the live brokers.
+        n if n > 1 && in_cluster => n,
+        n if n < 1 => {
+            return fail(
+                ResponseError::InvalidReplicationFactor.code(),
+                "Replication factor must be larger than 0.".into(),
+            )
+        }
+        n => {
+            return fail(
+                ResponseError::InvalidReplicationFactor.code(),
+                format!("Replication factor {n} is larger than the 1 available broker."),
+            )
+        }
+    };
     let node = ctx.shard.config.node_id;
     if topic
         .assignments
@@ -108,6 +120,7 @@ async fn create_one(
                 name: name.clone(),
                 partitions,
                 configs: configs.clone(),
+                replication_factor,
             })
             .await;
         if code != 0 {
@@ -130,6 +143,6 @@ async fn create_one(
     result
         .with_topic_id(topic_id)
         .with_num_partitions(partitions)
-        .with_replication_factor(1)
+        .with_replication_factor(replication_factor)
         .with_configs(Some(described.collect()))
 }

@@ -55,6 +55,17 @@ pub const FETCH_WAIT_MS_MAX: i32 = 30_000;
 /// Kafka's isolation level for read_committed.
 const READ_COMMITTED: i8 = 1;
 
+/// Who reads, which decides where reads stop and what a long poll waits on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// A consumer, read_uncommitted: up to the high watermark.
+    Uncommitted,
+    /// A consumer, read_committed: up to the last stable offset.
+    Committed,
+    /// A follower (its node id): up to the leader's durable end.
+    Replica(i32),
+}
+
 /// One partition to read, resolved against the metadata snapshot.
 struct Wanted {
     id: Result<PartitionId, i16>,
@@ -88,7 +99,7 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
         } => (partitions, Some(session_id)),
     };
     let wanted = resolve(ctx, &partitions);
-    let replies = read_or_wait(ctx, &request, &wanted).await;
+    let replies = read_or_wait(ctx, &request, &wanted, replica_of(ctx.version, &request)).await;
     let answer: Vec<bool> = partitions
         .iter_mut()
         .zip(&replies)
@@ -111,6 +122,16 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
     };
     drop(sessions);
     build_response(session_id, &partitions, &answer, replies)
+}
+
+/// The follower's node id of a replica fetch (ReplicaId, or ReplicaState
+/// from v15), `None` for a consumer's.
+fn replica_of(version: i16, request: &FetchRequest) -> Option<i32> {
+    let id = match version {
+        ..=14 => request.replica_id.0,
+        _ => request.replica_state.replica_id.0,
+    };
+    (id >= 0).then_some(id)
 }
 
 /// Milliseconds on the monotonic clock (session idle times).
@@ -164,6 +185,7 @@ async fn read_or_wait(
     ctx: &RequestContext,
     request: &FetchRequest,
     wanted: &[Wanted],
+    replica: Option<i32>,
 ) -> Vec<PartitionReply> {
     // The client's budget, capped by the broker's (Kafka's broker-side
     // fetch.max.bytes): a hostile max_bytes of 2 GiB must not make one
@@ -173,15 +195,20 @@ async fn read_or_wait(
         .clamp(1, FETCH_RESPONSE_BYTES_MAX);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let committed = request.isolation_level == READ_COMMITTED;
-    let replies = read_all(ctx, wanted, response_max, committed).await;
+    let reader = match (replica, committed) {
+        (Some(id), _) => Reader::Replica(id),
+        (None, true) => Reader::Committed,
+        (None, false) => Reader::Uncommitted,
+    };
+    let replies = read_all(ctx, wanted, response_max, reader).await;
     let total: usize = replies.iter().map(records_len).sum();
     let any_error = replies
         .iter()
         .any(|r| matches!(r, PartitionReply::Error(_)));
     if total < min_bytes.max(1) && request.max_wait_ms > 0 && !any_error && !wanted.is_empty() {
         let wait = Duration::from_millis(request.max_wait_ms.min(FETCH_WAIT_MS_MAX) as u64);
-        wait_for_data(ctx, wanted, wait, committed).await;
-        return read_all(ctx, wanted, response_max, committed).await;
+        wait_for_data(ctx, wanted, wait, reader).await;
+        return read_all(ctx, wanted, response_max, reader).await;
     }
     replies
 }
@@ -255,17 +282,25 @@ async fn read_all(
     ctx: &RequestContext,
     wanted: &[Wanted],
     response_max: usize,
-    committed: bool,
+    reader: Reader,
 ) -> Vec<PartitionReply> {
     let reads = wanted.iter().map(|w| async move {
         match &w.id {
             Err(code) => PartitionReply::Error(*code),
             Ok(id) => {
-                let op = PartitionOp::Read {
-                    offset: w.offset,
-                    max_bytes: w.max_bytes.min(response_max),
-                    min_one: true,
-                    committed,
+                let max_bytes = w.max_bytes.min(response_max);
+                let op = match reader {
+                    Reader::Replica(replica_id) => PartitionOp::ReplicaFetch {
+                        replica_id,
+                        offset: w.offset,
+                        max_bytes,
+                    },
+                    _ => PartitionOp::Read {
+                        offset: w.offset,
+                        max_bytes,
+                        min_one: true,
+                        committed: reader == Reader::Committed,
+                    },
                 };
                 ctx.shard.call_partition(id.clone(), op).await
             }
@@ -311,14 +346,19 @@ fn whole_batches_within(records: &RecordSlices, budget: usize) -> usize {
 /// Parks on the owners of every readable partition until one of them has
 /// data past the fetch offset, or `wait` passes. Dropping the losing waits
 /// cancels them on their owners.
-async fn wait_for_data(ctx: &RequestContext, wanted: &[Wanted], wait: Duration, committed: bool) {
+async fn wait_for_data(ctx: &RequestContext, wanted: &[Wanted], wait: Duration, reader: Reader) {
     let waits: Vec<_> = wanted
         .iter()
         .filter_map(|w| w.id.as_ref().ok().map(|id| (id.clone(), w.offset)))
         .map(|(id, offset)| {
-            ctx.shard
-                .call_partition(id, PartitionOp::WaitForData { offset, committed })
-                .boxed_local()
+            let op = match reader {
+                Reader::Replica(_) => PartitionOp::ReplicaWait { offset },
+                _ => PartitionOp::WaitForData {
+                    offset,
+                    committed: reader == Reader::Committed,
+                },
+            };
+            ctx.shard.call_partition(id, op).boxed_local()
         })
         .collect();
     if waits.is_empty() {

@@ -44,6 +44,7 @@ pub const API: ApiSpec = ApiSpec {
 /// order they were sent (`server::request_order`).
 pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms;
     let transactional_id = request
         .transactional_id
         .as_ref()
@@ -73,7 +74,8 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
             .into_iter()
             .map(|p| {
                 let index = p.index;
-                match check_partition(&log_defaults, &meta, p, acks, transactional_id.as_deref()) {
+                let request_acks = (acks, timeout_ms);
+                match check_partition(&log_defaults, &meta, p, request_acks, transactional_id.as_deref()) {
                     Ok(checked) => {
                         let answer = ctx.shard.send_partition(checked.id, checked.op);
                         Either::Left(answer_partition(index, checked.log_append_time_ms, answer))
@@ -125,7 +127,7 @@ fn check_partition(
     log_defaults: &crate::metadata::LogDefaults,
     meta: &Result<std::sync::Arc<crate::metadata::TopicMeta>, i16>,
     p: PartitionProduceData,
-    acks: i16,
+    (acks, timeout_ms): (i16, i32),
     transactional_id: Option<&str>,
 ) -> Result<Checked, PartitionProduceResponse> {
     let index = p.index;
@@ -185,6 +187,7 @@ fn check_partition(
             records: checked.records,
             acks,
             origin,
+            timeout_ms,
         },
         log_append_time_ms: checked.log_append_time_ms,
     })

@@ -45,6 +45,7 @@ pub(super) async fn topic_or_create(
         name: name.to_string(),
         partitions: ctx.shard.config.default_partitions,
         configs: Default::default(),
+        replication_factor: ctx.shard.config.cluster.default_replication_factor,
     };
     let (code, _) = ctx.shard.change_metadata(change).await;
     // Another request may have created it first: that is success too.

@@ -69,6 +69,8 @@ pub struct PartitionState {
     pub replicas: Vec<i32>,
     /// In-sync replicas.
     pub isr: Vec<i32>,
+    /// Bumped on every leader or ISR change (Kafka's partition epoch).
+    pub partition_epoch: i32,
 }
 
 /// Leaders and replicas of a topic's partitions, by index.

@@ -517,6 +517,8 @@ pub struct TopicConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `min.compaction.lag.ms`.
     pub min_compaction_lag_ms: i64,
+    /// `min.insync.replicas`: acks=all needs an ISR this large.
+    pub min_insync_replicas: i32,
     /// `retention.bytes` (negative: unlimited).
     pub retention_bytes: i64,
     /// `retention.ms` (negative: forever).
@@ -560,6 +562,7 @@ impl TopicConfig {
                 .parse()
                 .expect("validated DOUBLE"),
             min_compaction_lag_ms: long("min.compaction.lag.ms"),
+            min_insync_replicas: long("min.insync.replicas") as i32,
             retention_bytes: long("retention.bytes"),
             retention_ms: long("retention.ms"),
             segment_bytes: long("segment.bytes") as u64,

@@ -50,6 +50,7 @@ pub async fn ensure(shard: &Rc<Shard>, name: &str, partitions: i32) -> Result<i3
             INTERNAL_CLEANUP_POLICY.to_string(),
         )]
         .into(),
+        replication_factor: crate::shard::DEFAULT_REPLICATION,
     };
     let (code, message) = shard.change_metadata(change).await;
     if code != 0 && code != ResponseError::TopicAlreadyExists.code() {

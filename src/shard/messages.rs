@@ -19,6 +19,24 @@ pub enum PartitionOp {
         acks: i16,
         /// Who writes, which decides the checks made before appending.
         origin: ProduceOrigin,
+        /// How long acks=all may wait for the ISR, ms (the request's
+        /// timeout).
+        timeout_ms: i32,
+    },
+    /// A follower's fetch (Fetch with a replica id): its fetch offset is
+    /// its durable log end; read up to the leader's durable end.
+    ReplicaFetch {
+        /// The follower's node id.
+        replica_id: i32,
+        /// Its fetch offset.
+        offset: i64,
+        /// Byte budget for this partition.
+        max_bytes: usize,
+    },
+    /// A follower's long poll: answer once the durable end passes `offset`.
+    ReplicaWait {
+        /// The follower's fetch offset.
+        offset: i64,
     },
     /// Read whole batches from `offset`.
     Read {
@@ -130,6 +148,12 @@ pub enum MetaChange {
         partitions: i32,
         /// Topic config overrides, already validated (`topic_config`).
         configs: std::collections::BTreeMap<String, String>,
+        /// Replicas per partition; [`DEFAULT_REPLICATION`] lets the
+        /// controller choose (internal topics: min(3, live brokers), as
+        /// Kafka's offsets.topic.replication.factor; others: 1). A single
+        /// node has one replica whatever this says (checked by the handler).
+        #[serde(default = "default_replication")]
+        replication_factor: i16,
     },
     /// Change a topic's config overrides (AlterConfigs,
     /// IncrementalAlterConfigs). Applied to the current overrides by the
@@ -178,6 +202,13 @@ pub enum MetaChange {
         /// Credentials to remove: user, mechanism (a missing one is skipped).
         deletions: Vec<(String, crate::security::scram::ScramMechanism)>,
     },
+}
+
+/// CreateTopics' "broker default" replication factor.
+pub const DEFAULT_REPLICATION: i16 = -1;
+
+fn default_replication() -> i16 {
+    DEFAULT_REPLICATION
 }
 
 /// The outcome of a [`MetaChange`]: a Kafka error code (0 = done) and a message.

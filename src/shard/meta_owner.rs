@@ -177,6 +177,7 @@ impl Shard {
             }
         }
         self.open_missing(missing, &snapshot).await;
+        self.apply_roles(&snapshot).await;
         *self.snapshot.borrow_mut() = snapshot;
     }
 
@@ -316,6 +317,7 @@ pub fn next_snapshot(
             name,
             partitions,
             configs,
+            ..
         } => {
             if current.topic(name).is_some() {
                 return Err((

@@ -37,8 +37,10 @@ use kafka_protocol::ResponseError;
 pub use housekeeping::{now_ms, HOUSEKEEPING_SHARES};
 pub use messages::{
     MetaChange, MetaResult, PartitionOp, PartitionReply, ProduceOrigin, ShardJob, ShardMsg,
+    DEFAULT_REPLICATION,
 };
 pub use meta_owner::next_snapshot;
+pub(crate) use partition::{IsrProposal, RoleChange};
 pub use partition::{Partition, PENDING_BYTES_MAX};
 pub use runtime::{run, run_supervised, StartError};
 
@@ -70,6 +72,8 @@ pub struct Shard {
     pub fetch_sessions: RefCell<crate::fetch::FetchSessionCache>,
     /// This node's cluster membership (shard 0 of a cluster node only).
     cluster: RefCell<Option<Rc<crate::cluster::member::Member>>>,
+    /// The followers' fetchers of this shard (cluster only).
+    pub replication: crate::replication::ShardReplication,
 }
 
 /// The shard that makes metadata changes.
@@ -96,6 +100,7 @@ impl Shard {
             txns: crate::txn::TxnCoordinator::default(),
             fetch_sessions: RefCell::new(fetch_sessions),
             cluster: RefCell::new(None),
+            replication: Default::default(),
         }
     }
 
@@ -258,6 +263,7 @@ impl Shard {
                 PartitionOp::Produce {
                     records,
                     acks,
+                    timeout_ms,
                     origin:
                         ProduceOrigin::Transactional {
                             transactional_id,
@@ -275,8 +281,21 @@ impl Shard {
                         id,
                     );
                     let answer = p
-                        .produce_transactional(records, acks, (producer_id, epoch), verify)
+                        .produce_transactional(
+                            records,
+                            (acks, timeout_ms),
+                            (producer_id, epoch),
+                            verify,
+                        )
                         .await;
+                    let _ = reply.send(answer);
+                }
+                PartitionOp::ReplicaFetch {
+                    replica_id,
+                    offset,
+                    max_bytes,
+                } => {
+                    let answer = self.replica_fetch(&p, replica_id, offset, max_bytes).await;
                     let _ = reply.send(answer);
                 }
                 op => p.execute(op, reply).await,
@@ -313,6 +332,7 @@ impl Shard {
                 glommio::spawn_local(job(self.clone())).detach();
             }
             ShardMsg::Shutdown { reply } => {
+                self.replication.stop_all();
                 self.close_all_partitions().await;
                 let _ = reply.send(());
             }

@@ -476,6 +476,7 @@ async fn shard_main(
         async move {
             if in_cluster {
                 crate::cluster::member::wait_until_ready().await;
+                glommio::spawn_local(shard.clone().run_isr_checks()).detach();
             }
             // Groups are loaded before READY (see group::load).
             shard.groups.load_all(&shard).await;

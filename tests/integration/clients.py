@@ -46,12 +46,14 @@ def admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 20000, "logger": librdkafka_log})
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, config: dict | None = None) -> None:
+def create_topic(
+    bootstrap: str, topic: str, partitions: int, config: dict | None = None, replication_factor: int = 1
+) -> None:
     # keep the AdminClient referenced until the future resolves: a collected
     # client destroys its handle and fails pending futures with _DESTROY
     a = admin(bootstrap)
     fs = a.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})],
+        [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor, config=config or {})],
         operation_timeout=20,
         request_timeout=20,
     )

@@ -36,7 +36,7 @@ LEADER_NOT_AVAILABLE = 5
 
 
 class Cluster:
-    def __init__(self, broker_factory) -> None:
+    def __init__(self, broker_factory, extra_args: list[str] | None = None) -> None:
         self.controller_ports = {i: free_port() for i in range(1, NODES + 1)}
         voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in self.controller_ports.items())
         self.nodes: dict[int, Broker] = {}
@@ -51,6 +51,7 @@ class Cluster:
                     voters,
                     "--broker-session-timeout-ms",
                     str(SESSION_TIMEOUT_MS),
+                    *(extra_args or []),
                 ],
             )
 

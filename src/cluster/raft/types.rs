@@ -72,6 +72,21 @@ pub enum ClusterCommand {
         /// Ids in the block.
         count: i64,
     },
+    /// A partition leader's ISR change (Kafka's AlterPartition), checked by
+    /// the controller against the leader epoch and partition epoch it was
+    /// based on; the response's value is the new partition epoch.
+    AlterPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The leader epoch the change was made under.
+        leader_epoch: i32,
+        /// The partition epoch the change was based on.
+        partition_epoch: i32,
+        /// The new ISR.
+        isr: Vec<i32>,
+    },
 }
 
 impl fmt::Display for ClusterCommand {
@@ -95,6 +110,12 @@ impl fmt::Display for ClusterCommand {
             ClusterCommand::AllocateProducerIds { count } => {
                 write!(f, "allocate {count} producer ids")
             }
+            ClusterCommand::AlterPartition {
+                topic,
+                partition,
+                isr,
+                ..
+            } => write!(f, "alter partition {topic}-{partition} isr {isr:?}"),
         }
     }
 }

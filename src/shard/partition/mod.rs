@@ -14,9 +14,12 @@
 //! the aborted index) are in [`txn`].
 
 mod read;
+mod replica;
+mod replica_ops;
 #[cfg(test)]
 mod tests;
 mod txn;
+pub(crate) use replica::{IsrProposal, RoleChange};
 pub(crate) use txn::CleanerView;
 
 use std::cell::{Cell, RefCell};
@@ -84,6 +87,15 @@ pub struct Partition {
     out_of_space: Cell<bool>,
     /// When recovery was last tried.
     recovery_tried_at: Cell<Option<Instant>>,
+    /// Leader, follower or sole replica (`replica`).
+    role: RefCell<replica::Role>,
+    /// Shares its log with other replicas: the high watermark is `hw`,
+    /// not the log's durable end.
+    replicated: Cell<bool>,
+    /// The replicated high watermark (meaningful when `replicated`).
+    hw: Cell<i64>,
+    /// Followers' long polls: woken when the durable end moves.
+    replica_waiters: RefCell<Vec<oneshot::Sender<PartitionReply>>>,
 }
 
 /// How often a partition offline for a full disk tries to come back.
@@ -116,6 +128,10 @@ impl Partition {
             failed: Cell::new(false),
             out_of_space: Cell::new(false),
             recovery_tried_at: Cell::new(None),
+            role: RefCell::new(replica::Role::Sole),
+            replicated: Cell::new(false),
+            hw: Cell::new(0),
+            replica_waiters: RefCell::new(Vec::new()),
         })
     }
 
@@ -132,7 +148,11 @@ impl Partition {
                 records,
                 acks,
                 origin,
-            } => self.produce(records, acks, &origin, None, None).await,
+                timeout_ms,
+            } => {
+                self.produce(records, (acks, timeout_ms), &origin, None, None)
+                    .await
+            }
             PartitionOp::Read {
                 offset,
                 max_bytes,
@@ -152,11 +172,26 @@ impl Partition {
                 self.write_marker(producer_id, epoch, commit, coordinator_epoch)
                     .await
             }
+            PartitionOp::ReplicaWait { offset } => {
+                if self.log.high_watermark() > offset {
+                    PartitionReply::DataReady
+                } else {
+                    let mut waiters = self.replica_waiters.borrow_mut();
+                    waiters.retain(|w| !w.is_canceled());
+                    waiters.push(reply);
+                    return;
+                }
+            }
+            PartitionOp::ReplicaFetch { .. } => {
+                // Answered by the shard (`replica_ops`), which may also ask
+                // the controller for an ISR change.
+                PartitionReply::Error(ResponseError::UnknownServerError.code())
+            }
             PartitionOp::WaitForData { offset, committed } => {
                 let end = if committed {
                     self.last_stable_offset()
                 } else {
-                    self.log.high_watermark()
+                    self.high_watermark()
                 };
                 if end > offset || offset < self.log.log_start_offset() {
                     PartitionReply::DataReady
@@ -179,14 +214,23 @@ impl Partition {
     async fn produce(
         self: &Rc<Self>,
         records: Bytes,
-        acks: i16,
+        (acks, timeout_ms): (i16, i32),
         origin: &ProduceOrigin,
         guard: Option<(i64, u64)>,
         turn: Option<FifoGuard>,
     ) -> PartitionReply {
-        let base_offset = {
+        let (base_offset, end) = {
             let _order = self.append_lock.lock().await;
             drop(turn);
+            if self.replicated.get() {
+                let check = match acks {
+                    -1 => self.check_min_insync(),
+                    _ => self.check_leader(),
+                };
+                if let Err(code) = check {
+                    return PartitionReply::Error(code);
+                }
+            }
             while self.log.pending_bytes() > PENDING_BYTES_MAX {
                 if let Err(e) = self.flush().await {
                     return self.storage_failure("flush", e);
@@ -199,7 +243,7 @@ impl Partition {
             }
             let trusted = *origin == ProduceOrigin::Coordinator;
             match self.append_checked(&records, trusted) {
-                Ok(base_offset) => base_offset,
+                Ok(base_offset) => (base_offset, self.log.next_offset()),
                 Err(reply) => return reply,
             }
         };
@@ -213,6 +257,13 @@ impl Partition {
             .detach();
         } else if let Err(e) = self.flush().await {
             return self.storage_failure("flush", e);
+        }
+        if acks == -1 && self.replicated.get() {
+            let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+            match self.wait_replicated(end, timeout).await {
+                0 => {}
+                code => return PartitionReply::Error(code),
+            }
         }
         PartitionReply::Produced {
             base_offset,
@@ -301,8 +352,9 @@ impl Partition {
         self.log.flush().await?;
         let end = self.log.high_watermark();
         // The snapshot on disk is already at the end (written by the last
-        // close or a housekeeping pass since): nothing to add.
-        if self.producers_saved_at.get() != end {
+        // close or a housekeeping pass since): nothing to add. A follower
+        // keeps no producer table (rebuilt when it leads): none to save.
+        if self.producers_saved_at.get() != end && self.leads() {
             let table = self.producers.borrow().clone();
             if let Err(e) = crate::producer::snapshot::save(self.log.dir(), end, table).await {
                 warn!(partition = %self.id, "producer state snapshot not written (rebuilt from the log next time): {e}");
@@ -318,6 +370,7 @@ impl Partition {
     /// matches the log exactly at its offset.
     pub async fn snapshot_producers(&self) {
         if self.failed.get()
+            || !self.leads()
             || self.producers.borrow().is_empty()
             || self.log.high_watermark() == self.producers_saved_at.get()
         {
@@ -385,15 +438,30 @@ impl Partition {
         true
     }
 
-    /// Flushes the log and wakes long-poll fetches waiting on new data.
+    /// Flushes the log and wakes long-poll fetches waiting on new data:
+    /// followers' always, consumers' when the high watermark moved (with
+    /// one replica it is the durable end).
     pub async fn flush(&self) -> Result<(), StorageError> {
         self.log.flush().await?;
         self.tail.publish(self.log.high_watermark());
+        if self.replicated.get() {
+            let followers = std::mem::take(&mut *self.replica_waiters.borrow_mut());
+            for w in followers {
+                let _ = w.send(PartitionReply::DataReady);
+            }
+            self.advance_hw();
+        } else {
+            self.wake_consumers();
+        }
+        Ok(())
+    }
+
+    /// Answers the consumers' long polls (the high watermark moved).
+    fn wake_consumers(&self) {
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
         for w in waiters {
             let _ = w.send(PartitionReply::DataReady);
         }
-        Ok(())
     }
 
     async fn list_offset(&self, timestamp: i64, committed: bool) -> PartitionReply {
@@ -405,7 +473,7 @@ impl Partition {
                 offset: if committed {
                     self.last_stable_offset()
                 } else {
-                    self.log.high_watermark()
+                    self.high_watermark()
                 },
                 timestamp: -1,
             },

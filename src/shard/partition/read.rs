@@ -45,7 +45,7 @@ impl Partition {
         };
         let end = match committed {
             true => self.last_stable_offset(),
-            false => self.log.high_watermark(),
+            false => self.high_watermark(),
         };
         for _ in 0..EMPTY_RUN_READS_MAX {
             let Some(next) = after_emptied_batches(&records) else {
@@ -67,7 +67,28 @@ impl Partition {
                 }
             }
         }
+        if self.is_replicated() {
+            // Consumers read below the high watermark only.
+            super::txn::cut_at_offset(&mut records, self.high_watermark());
+        }
         self.read_reply(offset, records, committed)
+    }
+
+    /// A follower's read: whole batches up to the durable end.
+    pub(crate) async fn read_for_replica(&self, offset: i64, max_bytes: usize) -> PartitionReply {
+        match self.read_batches(offset, max_bytes, true).await {
+            Ok(records) => PartitionReply::Read {
+                records,
+                high_watermark: self.high_watermark(),
+                log_start_offset: self.log.log_start_offset(),
+                last_stable_offset: self.last_stable_offset(),
+                aborted: None,
+            },
+            Err(StorageError::OffsetOutOfRange { .. }) => {
+                PartitionReply::Error(ResponseError::OffsetOutOfRange.code())
+            }
+            Err(e) => self.storage_failure("replica read", e),
+        }
     }
 
     /// One read: from the tail cache when it holds the offset (within the

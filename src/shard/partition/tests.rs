@@ -50,6 +50,7 @@ async fn produce(p: &Rc<Partition>, batch: Vec<u8>) -> i64 {
         records: bytes::Bytes::from(batch),
         acks: -1,
         origin: ProduceOrigin::Client,
+        timeout_ms: 30_000,
     };
     match run(p, op).await {
         PartitionReply::Produced { base_offset, .. } => base_offset,

@@ -32,7 +32,7 @@ impl Partition {
     /// see the marker and, for an abort, the aborted-index entry that tells
     /// them to drop its records.
     pub fn last_stable_offset(&self) -> i64 {
-        let hw = self.log.high_watermark();
+        let hw = self.high_watermark();
         let open = self.producers.borrow().first_unstable_offset();
         let closing = self.markers_in_flight.borrow().iter().copied().min();
         [open, closing].into_iter().flatten().fold(hw, i64::min)
@@ -53,7 +53,7 @@ impl Partition {
     pub async fn produce_transactional<V>(
         self: &Rc<Self>,
         records: bytes::Bytes,
-        acks: i16,
+        (acks, timeout_ms): (i16, i32),
         (producer_id, epoch): (i64, i16),
         verify: V,
     ) -> PartitionReply
@@ -73,7 +73,7 @@ impl Partition {
         let origin = crate::shard::ProduceOrigin::Client;
         self.produce(
             records,
-            acks,
+            (acks, timeout_ms),
             &origin,
             Some((producer_id, guard)),
             Some(turn),
@@ -93,7 +93,7 @@ impl Partition {
         let aborted = committed.then(|| {
             // Reads never pass the high watermark: with no open transaction
             // there is nothing to cut (the common case costs no parsing).
-            let end = if last_stable_offset < self.log.high_watermark() {
+            let end = if last_stable_offset < self.high_watermark() {
                 cut_at_offset(&mut records, last_stable_offset)
             } else {
                 last_stable_offset
@@ -107,7 +107,7 @@ impl Partition {
         });
         PartitionReply::Read {
             records,
-            high_watermark: self.log.high_watermark(),
+            high_watermark: self.high_watermark(),
             log_start_offset: self.log.log_start_offset(),
             last_stable_offset,
             aborted,
@@ -284,7 +284,7 @@ async fn persist_recovered_entries(
 
 /// Cuts `records` before the first batch at or past `end`; returns the
 /// offset after the last batch kept (`end` when nothing was cut).
-fn cut_at_offset(records: &mut RecordSlices, end: i64) -> i64 {
+pub(super) fn cut_at_offset(records: &mut RecordSlices, end: i64) -> i64 {
     let mut keep = 0usize;
     let mut next: Option<i64> = None;
     let mut cut = None;

@@ -1,0 +1,225 @@
+//! A follower shard's fetcher for one leader broker: a loop of Kafka
+//! Fetch v12 requests with this node's ReplicaId over one connection,
+//! carrying every partition the shard follows from that broker.
+//!
+//! Each partition is fetched from its durable end (every append is made
+//! durable before the next fetch, so the offset the leader records is on
+//! this disk) with its LastFetchedEpoch, the leader epoch of its last
+//! batch. A leader that finds the follower's tail diverging from its own
+//! log answers DivergingEpoch instead of records; the follower truncates
+//! to the end of that epoch as both logs agree on it (KIP-595's check,
+//! Kafka's follower truncation) and fetches again. Received batches are
+//! appended as they are, through the partition (no re-encoding).
+//! Errors back off and retry: a moved leadership is fixed by the next
+//! snapshot, which reassigns the partition to another fetcher.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use tracing::{debug, info, warn};
+
+use super::client::BrokerConnection;
+use crate::shard::{Partition, Shard};
+
+/// Fetch version: v12 is the first with LastFetchedEpoch and
+/// DivergingEpoch, and still names topics (no id lookups) and carries
+/// ReplicaId as a field.
+pub const FETCH_VERSION: i16 = 12;
+/// A replica fetch's response budget, bytes.
+pub const FETCH_MAX_BYTES: i32 = 16 * 1024 * 1024;
+/// Per partition, bytes.
+pub const PARTITION_FETCH_MAX_BYTES: i32 = 4 * 1024 * 1024;
+/// How long the leader may hold a fetch with nothing new, ms (Kafka's
+/// replica.fetch.wait.max.ms default).
+pub const FETCH_MAX_WAIT_MS: i32 = 500;
+/// Wait before retrying after an error or with nothing to fetch.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// A fetch unanswered this long past its wait is given up (reconnect).
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One follower shard's fetcher for one leader broker.
+pub struct Fetcher {
+    local: i32,
+    leader: i32,
+    partitions: RefCell<Vec<Rc<Partition>>>,
+    stopped: Cell<bool>,
+}
+
+impl Fetcher {
+    /// A fetcher (not running yet) of node `local` from broker `leader`.
+    pub fn new(local: i32, leader: i32) -> Rc<Fetcher> {
+        Rc::new(Fetcher {
+            local,
+            leader,
+            partitions: RefCell::new(Vec::new()),
+            stopped: Cell::new(false),
+        })
+    }
+
+    /// Runs the fetch loop on this shard until [`Fetcher::stop`].
+    pub fn spawn(me: Rc<Fetcher>, shard: Rc<Shard>) {
+        glommio::spawn_local(async move { me.run(shard).await }).detach();
+    }
+
+    /// Ends the loop after its current fetch.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+    }
+
+    /// The partitions to fetch from now on.
+    pub fn set_partitions(&self, partitions: Vec<Rc<Partition>>) {
+        *self.partitions.borrow_mut() = partitions;
+    }
+
+    async fn run(self: Rc<Self>, shard: Rc<Shard>) {
+        let mut conn: Option<BrokerConnection> = None;
+        let mut failures = 0u32;
+        while !self.stopped.get() {
+            let partitions = self.partitions.borrow().clone();
+            let addr = shard.snapshot().cluster.as_ref().and_then(|c| {
+                c.live_broker(self.leader)
+                    .map(|b| format!("{}:{}", b.host, b.port))
+            });
+            let (false, Some(addr)) = (partitions.is_empty(), addr) else {
+                glommio::timer::sleep(RETRY_BACKOFF).await;
+                continue;
+            };
+            if conn.is_none() {
+                match BrokerConnection::connect(&addr).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        self.failed(&mut failures, &format!("connect: {e}")).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            let request = self.request(&shard, &partitions);
+            let timeout = FETCH_TIMEOUT + Duration::from_millis(FETCH_MAX_WAIT_MS as u64);
+            match c.send(&request, FETCH_VERSION, timeout).await {
+                Ok(response) => {
+                    failures = 0;
+                    if !self.take(response, &partitions).await {
+                        glommio::timer::sleep(RETRY_BACKOFF).await;
+                    }
+                }
+                Err(e) => {
+                    conn = None;
+                    self.failed(&mut failures, &format!("fetch: {e}")).await;
+                }
+            }
+        }
+        debug!(leader = self.leader, "replica fetcher stopped");
+    }
+
+    /// Logs the first failure of a run (then every 50th) and backs off.
+    async fn failed(&self, failures: &mut u32, what: &str) {
+        if *failures % 50 == 0 {
+            warn!(leader = self.leader, "replica fetcher: {what} (retrying)");
+        }
+        *failures += 1;
+        glommio::timer::sleep(RETRY_BACKOFF).await;
+    }
+
+    fn request(&self, shard: &Shard, partitions: &[Rc<Partition>]) -> FetchRequest {
+        let snapshot = shard.snapshot();
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for p in partitions {
+            let leader_epoch = match snapshot.locate(&p.id.topic, p.id.partition) {
+                crate::metadata::PartitionLocation::Remote { leader_epoch, .. } => leader_epoch,
+                _ => -1,
+            };
+            let partition = FetchPartition::default()
+                .with_partition(p.id.partition)
+                .with_current_leader_epoch(leader_epoch)
+                .with_fetch_offset(p.log.next_offset())
+                .with_last_fetched_epoch(p.log.latest_epoch().unwrap_or(-1))
+                .with_log_start_offset(p.log.log_start_offset())
+                .with_partition_max_bytes(PARTITION_FETCH_MAX_BYTES);
+            match topics.last_mut() {
+                Some(t) if *t.topic.0 == *p.id.topic => t.partitions.push(partition),
+                _ => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(p.id.topic.to_string())))
+                        .with_partitions(vec![partition]),
+                ),
+            }
+        }
+        FetchRequest::default()
+            .with_replica_id(BrokerId(self.local))
+            .with_max_wait_ms(FETCH_MAX_WAIT_MS)
+            .with_min_bytes(1)
+            .with_max_bytes(FETCH_MAX_BYTES)
+            .with_session_epoch(-1)
+            .with_topics(topics)
+    }
+
+    /// Appends what the leader sent; false when every partition failed
+    /// (back off before asking again).
+    async fn take(&self, response: FetchResponse, partitions: &[Rc<Partition>]) -> bool {
+        if response.error_code != 0 {
+            debug!(
+                leader = self.leader,
+                code = response.error_code,
+                "replica fetch refused"
+            );
+            return false;
+        }
+        let mut any_ok = false;
+        for topic in response.responses {
+            for answer in topic.partitions {
+                let Some(p) = partitions.iter().find(|p| {
+                    *p.id.topic == *topic.topic.0 && p.id.partition == answer.partition_index
+                }) else {
+                    continue;
+                };
+                if answer.error_code != 0 {
+                    self.partition_error(p, answer.error_code);
+                    continue;
+                }
+                if answer.diverging_epoch.epoch >= 0 {
+                    let (epoch, end) = (
+                        answer.diverging_epoch.epoch,
+                        answer.diverging_epoch.end_offset,
+                    );
+                    let (_, local_end) = p.log.end_offset_for(epoch);
+                    let to = if local_end >= 0 {
+                        end.min(local_end)
+                    } else {
+                        end
+                    };
+                    info!(partition = %p.id, epoch, leader_end = end, to, "log diverges from the leader's: truncating");
+                    match p.truncate_replica(to).await {
+                        Ok(()) => any_ok = true,
+                        Err(e) => warn!(partition = %p.id, "truncation failed: {e}"),
+                    }
+                    continue;
+                }
+                let records = answer.records.unwrap_or_default();
+                match p.append_replica(&records, answer.high_watermark).await {
+                    Ok(()) => any_ok = true,
+                    Err(e) => warn!(partition = %p.id, "appending fetched batches failed: {e}"),
+                }
+            }
+        }
+        any_ok
+    }
+
+    fn partition_error(&self, p: &Partition, code: i16) {
+        let error = ResponseError::try_from_code(code);
+        match error {
+            Some(ResponseError::NotLeaderOrFollower)
+            | Some(ResponseError::FencedLeaderEpoch)
+            | Some(ResponseError::UnknownLeaderEpoch)
+            | Some(ResponseError::UnknownTopicOrPartition) => {
+                debug!(partition = %p.id, leader = self.leader, ?error, "waiting for new metadata")
+            }
+            _ => warn!(partition = %p.id, leader = self.leader, ?error, "replica fetch error"),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! What a follower replica does to its partition (append the leader's
+//! batches as they are, truncate a divergent tail) and what a replica
+//! does when it becomes leader (rebuild producer state from its log).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tracing::{info, warn};
+
+use super::{txn, Partition};
+use crate::storage::StorageError;
+
+impl Partition {
+    /// Refuses writes on a replica that does not lead (a snapshot moved the
+    /// leadership while the request was on its way).
+    pub(super) fn check_leader(&self) -> Result<(), i16> {
+        match self.is_follower() || !self.leads() {
+            true => Err(ResponseError::NotLeaderOrFollower.code()),
+            false => Ok(()),
+        }
+    }
+
+    /// Appends batches fetched from the leader exactly as they are (their
+    /// offsets, leader epochs and CRCs), makes them durable, then takes the
+    /// leader's high watermark up to this replica's durable end. A follower
+    /// reports its new end only by fetching again, so an offset the leader
+    /// counts for acks=all is on this disk.
+    pub async fn append_replica(
+        self: &Rc<Self>,
+        records: &Bytes,
+        leader_hw: i64,
+    ) -> Result<(), StorageError> {
+        if !records.is_empty() {
+            let _order = self.append_lock.lock().await;
+            let mut owned = self.tail.writable_copy(records);
+            self.log.append_replica(owned.as_mut_slice())?;
+            self.tail.stage(owned.freeze());
+            self.flush().await?;
+        }
+        self.follow_hw(leader_hw);
+        Ok(())
+    }
+
+    /// Drops this replica's log from `offset` on (a tail the new leader
+    /// does not have). The tail cache and producer state go with it; the
+    /// producer table is rebuilt from the log when this replica leads.
+    pub async fn truncate_replica(&self, offset: i64) -> Result<(), StorageError> {
+        let _order = self.append_lock.lock().await;
+        let before = self.log.next_offset();
+        if offset >= before {
+            return Ok(());
+        }
+        self.log.truncate_to(offset).await?;
+        self.tail.clear();
+        self.tail.publish(self.log.high_watermark());
+        if self.hw.get() > self.log.high_watermark() {
+            self.hw.set(self.log.high_watermark());
+        }
+        self.producers_saved_at.set(-1);
+        warn!(partition = %self.id, from = before, to = self.log.next_offset(),
+            "divergent tail truncated (the new leader does not have it)");
+        Ok(())
+    }
+
+    /// Rebuilds the idempotent-producer table and the aborted index from
+    /// the log: a follower's table was not kept while it followed, and the
+    /// new leader must judge retries of batches the old leader wrote.
+    pub async fn rebuild_as_leader(&self) {
+        let _order = self.append_lock.lock().await;
+        match txn::load_producer_state(&self.id, &self.log).await {
+            Ok((producers, aborted, _)) => {
+                *self.producers.borrow_mut() = producers;
+                *self.aborted.borrow_mut() = aborted;
+                self.producers_saved_at.set(-1);
+                info!(partition = %self.id, log_end = self.log.next_offset(),
+                    "leading: producer state rebuilt from the log");
+            }
+            Err(e) => {
+                self.storage_failure("producer state rebuild", e);
+            }
+        }
+    }
+}
