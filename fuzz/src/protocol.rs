@@ -1,6 +1,6 @@
 //! `corestream::protocol`, the parts that are fuzzed.
 
-#[path = "../../src/protocol/batch.rs"]
+#[path = "../../src/protocol/batch/mod.rs"]
 pub mod batch;
 #[path = "../../src/protocol/frame.rs"]
 pub mod frame;

@@ -17,6 +17,11 @@
 //! rebalance timeout (Kafka's InitialDelayedJoin). Consumers started
 //! together then share one generation instead of a lone first member
 //! getting one of its own and a second round revoking it.
+//!
+//! This file holds the types, the rebalance (prepare, complete, drop a
+//! member) and the timeouts; one file per request beside it: [`join`]
+//! (JoinGroup), [`sync`] (SyncGroup), [`membership`] (Heartbeat, LeaveGroup,
+//! the OffsetCommit check), and [`stored`] (the `__consumer_offsets` form).
 
 use std::time::{Duration, Instant};
 
@@ -143,6 +148,9 @@ fn code(e: ResponseError) -> i16 {
 }
 
 mod join;
+mod membership;
+mod stored;
+mod sync;
 
 impl Group {
     /// A new, empty group.
@@ -361,159 +369,6 @@ impl Group {
         self.maybe_complete_join(now);
     }
 
-    /// Checks that a request comes from the current member of this
-    /// generation. Static members must use their current member id.
-    fn check_member(
-        &self,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-    ) -> Result<(), i16> {
-        if let Some(instance) = instance {
-            if let Some(current) = self.static_members.get(instance) {
-                if current != member_id {
-                    return Err(code(ResponseError::FencedInstanceId));
-                }
-            }
-        }
-        if !self.members.contains_key(member_id) {
-            return Err(code(ResponseError::UnknownMemberId));
-        }
-        if generation != self.generation {
-            return Err(code(ResponseError::IllegalGeneration));
-        }
-        Ok(())
-    }
-
-    /// SyncGroup: the leader's call carries every assignment.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sync(
-        &mut self,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-        protocol_type: Option<&str>,
-        protocol_name: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-        now: Instant,
-    ) -> Reply<SyncResult> {
-        if matches!(self.state, GroupState::Empty | GroupState::Dead) {
-            return Reply::Now(SyncResult::error(code(ResponseError::UnknownMemberId)));
-        }
-        if let Err(e) = self.check_member(member_id, instance, generation) {
-            return Reply::Now(SyncResult::error(e));
-        }
-        let type_mismatch = protocol_type.is_some_and(|t| Some(t) != self.protocol_type.as_deref());
-        let name_mismatch = protocol_name.is_some_and(|n| Some(n) != self.protocol.as_deref());
-        if type_mismatch || name_mismatch {
-            return Reply::Now(SyncResult::error(code(
-                ResponseError::InconsistentGroupProtocol,
-            )));
-        }
-        match self.state {
-            GroupState::PreparingRebalance => {
-                Reply::Now(SyncResult::error(code(ResponseError::RebalanceInProgress)))
-            }
-            GroupState::Stable => {
-                let member = &self.members[member_id];
-                Reply::Now(self.sync_result(member.assignment.clone()))
-            }
-            _ if self.leader.as_deref() == Some(member_id) => {
-                self.apply_assignments(assignments, now);
-                let member = &self.members[member_id];
-                Reply::Now(self.sync_result(member.assignment.clone()))
-            }
-            _ => {
-                let (tx, rx) = oneshot::channel();
-                let member = self.members.get_mut(member_id).expect("checked");
-                member.last_seen = now;
-                member.sync_waiter = Some(tx);
-                Reply::Later(rx)
-            }
-        }
-    }
-
-    fn sync_result(&self, assignment: Bytes) -> SyncResult {
-        SyncResult {
-            error: 0,
-            protocol_type: self.protocol_type.clone(),
-            protocol_name: self.protocol.clone(),
-            assignment,
-        }
-    }
-
-    /// The leader's assignments: stored, handed to every waiting member,
-    /// group Stable. Members the leader left out get an empty assignment.
-    fn apply_assignments(&mut self, assignments: Vec<(String, Bytes)>, now: Instant) {
-        for (id, assignment) in assignments {
-            if let Some(m) = self.members.get_mut(&id) {
-                m.assignment = assignment;
-            }
-        }
-        self.set_state(GroupState::Stable);
-        self.dirty = true;
-        let ids: Vec<String> = self.members.keys().cloned().collect();
-        for id in ids {
-            let result = self.sync_result(self.members[&id].assignment.clone());
-            if let Some(m) = self.members.get_mut(&id) {
-                m.answer_sync(result, now);
-            }
-        }
-    }
-
-    /// Heartbeat; returns the error code.
-    pub fn heartbeat(
-        &mut self,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-        now: Instant,
-    ) -> i16 {
-        if matches!(self.state, GroupState::Empty | GroupState::Dead) {
-            return code(ResponseError::UnknownMemberId);
-        }
-        if let Err(e) = self.check_member(member_id, instance, generation) {
-            return e;
-        }
-        if let Some(m) = self.members.get_mut(member_id) {
-            m.last_seen = now;
-        }
-        match self.state {
-            GroupState::PreparingRebalance => code(ResponseError::RebalanceInProgress),
-            _ => 0,
-        }
-    }
-
-    /// LeaveGroup of one member (by member id, or by instance id when the
-    /// member id is empty); returns the error code.
-    pub fn leave(&mut self, member_id: &str, instance: Option<&str>, now: Instant) -> i16 {
-        let id = match (member_id.is_empty(), instance) {
-            (true, Some(instance)) => match self.static_members.get(instance) {
-                Some(id) => id.clone(),
-                None => return code(ResponseError::UnknownMemberId),
-            },
-            (false, Some(instance)) => {
-                if self
-                    .static_members
-                    .get(instance)
-                    .is_some_and(|id| id != member_id)
-                {
-                    return code(ResponseError::FencedInstanceId);
-                }
-                member_id.to_string()
-            }
-            _ => member_id.to_string(),
-        };
-        if self.pending.shift_remove(&id).is_some() {
-            return 0;
-        }
-        if !self.members.contains_key(&id) {
-            return code(ResponseError::UnknownMemberId);
-        }
-        self.remove_member_and_rebalance(&id, now);
-        0
-    }
-
     /// Expires sessions, MEMBER_ID_REQUIRED ids and rebalance deadlines.
     pub fn tick(&mut self, now: Instant) {
         self.pending.retain(|_, deadline| *deadline > now);
@@ -528,100 +383,5 @@ impl Group {
             self.remove_member_and_rebalance(&id, now);
         }
         self.maybe_complete_join(now);
-    }
-
-    /// Checks an OffsetCommit against the group (Kafka's rules: an empty
-    /// group takes commits with generation -1 from anyone, e.g. admin tools
-    /// or assign() consumers; otherwise the current member and generation).
-    pub fn check_commit(
-        &self,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-    ) -> Result<(), i16> {
-        if self.state == GroupState::Dead {
-            return Err(code(ResponseError::CoordinatorNotAvailable));
-        }
-        if generation < 0 && self.state == GroupState::Empty {
-            return Ok(());
-        }
-        if self.state == GroupState::CompletingRebalance {
-            return Err(code(ResponseError::RebalanceInProgress));
-        }
-        self.check_member(member_id, instance, generation)
-    }
-
-    /// The stored form of the group.
-    pub fn to_value(&self) -> GroupValue {
-        let protocol = self.protocol.clone().unwrap_or_default();
-        GroupValue {
-            protocol_type: self.protocol_type.clone().unwrap_or_default(),
-            generation: self.generation,
-            protocol: self.protocol.clone(),
-            leader: self.leader.clone(),
-            current_state_timestamp_ms: self.state_timestamp_ms,
-            members: self
-                .members
-                .values()
-                .map(|m| MemberValue {
-                    member_id: m.member_id.clone(),
-                    group_instance_id: m.group_instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
-                    session_timeout_ms: m.session_timeout.as_millis() as i32,
-                    subscription: m.metadata_for(&protocol),
-                    assignment: m.assignment.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    /// Rebuilds a group from its stored form (at start-up). Members come
-    /// back Stable with a fresh session, so running consumers carry on
-    /// without a rebalance; dead ones expire after their session timeout.
-    pub fn from_value(id: &str, value: GroupValue, now: Instant) -> Group {
-        let mut group = Group::new(id);
-        group.generation = value.generation;
-        group.protocol_type = (!value.protocol_type.is_empty()).then_some(value.protocol_type);
-        group.protocol = value.protocol.clone();
-        group.leader = value.leader;
-        let stored_state_timestamp_ms = value.current_state_timestamp_ms;
-        let protocol = value.protocol.unwrap_or_default();
-        for m in value.members {
-            if let Some(instance) = &m.group_instance_id {
-                group
-                    .static_members
-                    .insert(instance.clone(), m.member_id.clone());
-            }
-            group.members.insert(
-                m.member_id.clone(),
-                Member {
-                    member_id: m.member_id,
-                    group_instance_id: m.group_instance_id,
-                    client_id: m.client_id,
-                    client_host: m.client_host,
-                    session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
-                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
-                    protocols: vec![(protocol.clone(), m.subscription)],
-                    assignment: m.assignment,
-                    last_seen: now,
-                    join_waiter: None,
-                    sync_waiter: None,
-                },
-            );
-        }
-        let state = if group.members.is_empty() {
-            GroupState::Empty
-        } else {
-            GroupState::Stable
-        };
-        group.set_state(state);
-        // An empty group stays empty across a restart: keep when it became
-        // so, as offsets retention counts from then.
-        if state == GroupState::Empty && stored_state_timestamp_ms >= 0 {
-            group.state_timestamp_ms = stored_state_timestamp_ms;
-        }
-        group
     }
 }

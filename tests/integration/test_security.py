@@ -35,6 +35,9 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-secret"
 openssl_wait_s_max = 30
 client_wait_s = 20.0
+# How long a refused client's metadata request may take to fail: an accepted
+# one answers in milliseconds, a refused one only ends at this timeout.
+refused_metadata_wait_s = 1.5
 MESSAGES = 20
 
 SASL_HANDSHAKE = 17
@@ -144,16 +147,22 @@ def confluent_roundtrip(conf: dict, topic: str, n: int = MESSAGES) -> list[bytes
     return got
 
 
-def confluent_fails(conf: dict) -> str:
+def confluent_fails(conf: dict, reason: str = "") -> str:
     """The errors a metadata request fails with (the client must fail):
     the request's own and those librdkafka reports through error_cb
-    (where the authentication failure shows)."""
+    (where the authentication failure shows). Waits until error_cb has
+    reported an error containing `reason` (any error when empty), rather
+    than a fixed time: a refused client never gets its metadata, so the
+    request only ends at its timeout, and the reason comes long before."""
     errors: list[str] = []
     admin = AdminClient({**conf, "socket.timeout.ms": 5000, "log_level": 0,
                          "error_cb": lambda e: errors.append(str(e))})
     with pytest.raises(KafkaException) as e:
-        admin.list_topics(timeout=5)
-    admin.poll(0.5)
+        admin.list_topics(timeout=refused_metadata_wait_s)
+    deadline = time.monotonic() + client_wait_s
+    while not any(reason in x for x in errors) and time.monotonic() < deadline:
+        admin.poll(0.1)
+    admin.poll(0.1)  # whatever else is queued already
     return " | ".join([str(e.value), *errors])
 
 
@@ -173,9 +182,19 @@ def kafka_python_roundtrip(secure: Secure, protocol: str, mechanism: str | None,
         p.send(topic, f"kp{i}".encode())
     p.flush(timeout=client_wait_s)
     p.close()
-    c = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=8000,
-                      group_id=None, **conf)
-    got = [m.value for m in c]
+    c = KafkaConsumer(topic, auto_offset_reset="earliest", group_id=None, **conf)
+    # Everything in the topic, read to its end offsets (nothing else writes
+    # to it now), instead of iterating until an idle timeout.
+    got: list[bytes] = []
+    end: dict | None = None
+    deadline = time.monotonic() + client_wait_s
+    while time.monotonic() < deadline:
+        for records in c.poll(timeout_ms=200).values():
+            got.extend(m.value for m in records)
+        if end is None and c.assignment():
+            end = c.end_offsets(list(c.assignment()))
+        if end is not None and all(c.position(tp) >= offset for tp, offset in end.items()):
+            break
     c.close()
     return got
 
@@ -309,7 +328,7 @@ def test_sasl_plain_scram256_scram512_roundtrip_and_wrong_password(secure, tmp_p
         topic = f"{protocol}-{mechanism}".lower()
         got = confluent_roundtrip(conf, topic, 5)
         assert len(got) == 5, (protocol, mechanism)
-        error = confluent_fails(secure.conf(protocol, mechanism, user, password + "x"))
+        error = confluent_fails(secure.conf(protocol, mechanism, user, password + "x"), "uthentication")
         assert "uthentication" in error, error
     confluent_fails(secure.conf(protocol, "SCRAM-SHA-512", "nobody", "x"))
     # SCRAM-SHA-512 for bob has no credential: refused.
