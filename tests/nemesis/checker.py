@@ -220,6 +220,25 @@ def _check_lost(
             report.add("lost_after_read", f"{value!r} read at {(topic, partition, offset)} by {e['process']}")
 
 
+def check_transform(events: list[dict], in_topic: str, out_topic: str, prefix: str) -> dict[str, list[str]]:
+    """Exactly-once of a consume-transform-produce loop, from the final
+    reads: every input value has exactly one output `prefix + value`, and
+    every output has its input. Returns {"skipped": [...], "processed_twice":
+    [...], "unsourced": [...]}; all empty when the loop was exactly-once.
+    Call it after the loop caught up with its input."""
+    finals = [r for e in events if e.get("type") == "poll" and e.get("final") for r in e["records"]]
+    inputs = {r[3] for r in finals if r[0] == in_topic}
+    outputs: dict[str, int] = defaultdict(int)
+    for r in finals:
+        if r[0] == out_topic:
+            outputs[r[3]] += 1
+    return {
+        "skipped": sorted(v for v in inputs if outputs.get(prefix + v, 0) == 0),
+        "processed_twice": sorted(v for v, n in outputs.items() if n > 1),
+        "unsourced": sorted(v for v in outputs if v[len(prefix):] not in inputs),
+    }
+
+
 def main(argv: list[str]) -> int:
     from nemesis import history
 

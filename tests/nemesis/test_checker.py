@@ -216,6 +216,22 @@ def test_torn_last_line_of_a_killed_run_is_ignored(tmp_path):
     assert len(history.read(path)) == len(clean().events)
 
 
+def transform_history(outputs: list[str]) -> list[dict]:
+    final = [["in", 0, i, v] for i, v in enumerate(["a", "b", "c"])]
+    final += [["out", 0, i, v] for i, v in enumerate(outputs)]
+    return [{"t": 1.0, "type": "poll", "process": "final", "final": True, "epoch": 0, "records": final}]
+
+
+def test_transform_loop_exactly_once_reports_nothing():
+    found = checker.check_transform(transform_history(["out:a", "out:b", "out:c"]), "in", "out", "out:")
+    assert not any(found.values()), found
+
+
+def test_transform_loop_skipping_or_repeating_an_input_is_reported():
+    found = checker.check_transform(transform_history(["out:a", "out:a", "out:z"]), "in", "out", "out:")
+    assert found == {"skipped": ["b", "c"], "processed_twice": ["out:a"], "unsourced": ["out:z"]}
+
+
 @pytest.mark.parametrize("kind", checker.FAULT_KINDS)
 def test_every_fault_kind_has_a_test(kind):
     tested = {
