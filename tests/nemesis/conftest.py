@@ -37,3 +37,14 @@ def netns_cluster(request, tmp_path):
         request.node._corestream_brokers = list(cluster.nodes.values())
     if errors:
         pytest.fail("cluster did not stop cleanly:\n" + "\n".join(errors), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report carries every node's stderr (as
+    tests/integration/conftest.py does for its brokers)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for b in getattr(item, "_corestream_brokers", []):
+            rep.sections.append((f"corestreamd stderr: {b.name}", b.log_tail()))
