@@ -27,7 +27,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from nemesis import netns  # noqa: F401  (sys.path for the helpers below)
+import nemesis  # noqa: F401  (puts tests/integration on sys.path for the helpers below)
 from nemesis.netns import NetnsNetwork
 
 import clients  # noqa: E402  (tests/integration, on sys.path via nemesis/__init__)

@@ -100,6 +100,14 @@ class Nemesis:
     def stop(self) -> None:
         self.stop_event.set()
 
+    def begin(self, step: Step, node: int) -> None:
+        """For a fault a scenario applies itself (to act during it)."""
+        self._record(step, node, "start")
+
+    def end(self, step: Step, node: int) -> None:
+        self._record(step, node, "end")
+        self.applied.append({**asdict(step), "node": node})
+
     def _record(self, step: Step, node: int, phase: str) -> None:
         self.history.append({"type": "nemesis", "process": "nemesis", "op": step.op, "target": step.target,
                              "node": node, "hold_s": step.hold_s, "phase": phase})

@@ -2,10 +2,11 @@
 replication factor.
 
 `smoke` runs today at RF 1 (it is in the pytest suite). The others are the
-RF 3 scenarios of issue 21; they take `replication_factor` and are meant to
-be enabled (in test_scenarios_rf3.py and scripts/crash-test --cluster) once
-replication lands. At RF 1 they would fail by design: a killed or
-partitioned leader's partitions have no leader until it returns.
+RF 3 scenarios of issue 21; they take `replication_factor` and wait for
+replication: tests/nemesis/rf3_scenarios.py holds their tests, out of the
+suite until then, and scripts/crash-test --cluster runs each. At RF 1 they
+fail by design: a cut-off RF 1 leader acks acks=all writes alone, and a
+dead leader's partitions have no leader until it returns.
 
 Every run prints its seed and history path first (replay: pass the same
 seed; the fault schedule and every random choice of the workload come from
@@ -15,7 +16,6 @@ it) and returns a Result whose `report` is the checker's.
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -186,7 +186,8 @@ def leader_partitioned(cluster: NetnsCluster, cfg: RunConfig, hold_s: float | No
         time.sleep(1.0)
         old = cluster.leader(cfg.topic, 0)
         majority = [i for i in cluster.nodes if i != old]
-        nem._record(Step(0.0, "isolate", f"node:{old}", hold_s), old, "start")
+        step = Step(0.0, "isolate", f"node:{old}", hold_s)
+        nem.begin(step, old)
         cluster.net.isolate(old)
         violations, new_leader = [], None
         try:
@@ -198,7 +199,7 @@ def leader_partitioned(cluster: NetnsCluster, cfg: RunConfig, hold_s: float | No
                     new_leader = led if led not in (NO_LEADER, old) else None
         finally:
             cluster.net.heal()
-            nem._record(Step(0.0, "isolate", f"node:{old}", hold_s), old, "end")
+            nem.end(step, old)
         if new_leader is None:
             violations.append(f"no new leader for partition 0 on the majority side within {hold_s}s")
         return {"violations": violations, "old_leader": old, "new_leader": new_leader}
@@ -260,8 +261,8 @@ def controller_paused(cluster: NetnsCluster, cfg: RunConfig, pause_s: float | No
     def faults(nem: Nemesis) -> dict:
         time.sleep(1.0)
         controller = cluster.controller()
-        stop = threading.Event()
-        nem._record(Step(0.0, "pause", "controller", pause_s), controller, "start")
+        step = Step(0.0, "pause", "controller", pause_s)
+        nem.begin(step, controller)
         cluster.nodes[controller].pause()
         try:
             deadline = time.monotonic() + pause_s
@@ -270,8 +271,7 @@ def controller_paused(cluster: NetnsCluster, cfg: RunConfig, pause_s: float | No
                 time.sleep(PROBE_INTERVAL_S)
         finally:
             cluster.nodes[controller].resume()
-            nem._record(Step(0.0, "pause", "controller", pause_s), controller, "end")
-        stop.set()
+            nem.end(step, controller)
         settle = time.monotonic() + cluster.session_timeout_ms / 1000 * 2
         while time.monotonic() < settle:
             sample()
