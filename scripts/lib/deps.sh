@@ -39,7 +39,9 @@ install_test_debian_packages() {
     # zookeeper (jars only, no service): tests/integration/test_burrow.py.
     # chromium: the headless browser tests/integration/test_console_ui.py
     # drives with playwright-core (tests/js); no browser is downloaded.
-    local wanted=(kcat golang-go golang-github-shopify-sarama-dev burrow zookeeper chromium
+    # iptables: the network partitions of the cluster fault harness
+    # (tests/nemesis/netns.py, DROP rules inside each broker's namespace).
+    local wanted=(kcat golang-go golang-github-shopify-sarama-dev burrow zookeeper chromium iptables
         "${build_packages[@]}")
     # pyenv's python3 already carries venv + ensurepip; Debian's needs python3-venv.
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
