@@ -54,6 +54,31 @@ pub enum StorageError {
         /// What was wrong.
         reason: String,
     },
+    /// A replicated append whose batches do not continue the log: the
+    /// first batch must start at the log end and each next one right after
+    /// the previous one (nothing was written).
+    #[error("replicated batch at offset {found} does not continue the log at offset {expected} ({})", dir.display())]
+    NonContiguousReplica {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The base offset the batch had to have.
+        expected: i64,
+        /// The base offset it had.
+        found: i64,
+    },
+    /// A truncation that would remove data below the log start (the
+    /// target, or the start of the batch holding it, is below it).
+    #[error("truncation to offset {offset} refused: log start {log_start}, cut would start at {cut_at} ({})", dir.display())]
+    TruncateBelowLogStart {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The offset asked for.
+        offset: i64,
+        /// Base offset of the first batch the cut removes.
+        cut_at: i64,
+        /// The log start offset.
+        log_start: i64,
+    },
     /// `LogConfig` values out of their allowed ranges.
     #[error("invalid log config: {0}")]
     InvalidConfig(String),

@@ -93,7 +93,12 @@ impl<D: Disk> PartitionLog<D> {
         // before they are durable, the next flush would write the chunks
         // after them and move the high watermark over a hole.
         let unfinished = PoisonUnlessFinished { log: self };
-        let written = self.run_jobs(jobs).await;
+        // The leader-epoch file goes first: it may be ahead of the durable
+        // log after a crash, never behind it (epochs.rs).
+        let written = match self.persist_epochs().await {
+            Ok(()) => self.run_jobs(jobs).await,
+            Err(e) => Err(e),
+        };
         // Finished, well or not: a failure poisons with its own reason.
         std::mem::forget(unfinished);
         if let Err(e) = written {

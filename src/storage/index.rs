@@ -49,6 +49,11 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
+    /// Drops entries at or past file position `position` (a cut there).
+    pub(crate) fn truncate_at_position(&mut self, position: u64) {
+        self.entries.retain(|e| u64::from(e.1) < position);
+    }
+
     /// Number of entries.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

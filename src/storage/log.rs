@@ -21,6 +21,7 @@ use crate::protocol::batch::{batches, set_base_offset, BatchError};
 
 use super::checkpoint::{write_checkpoint, Checkpoint};
 use super::disk::{align_up, Disk, DiskFile};
+use super::epochs::EpochState;
 use super::error::StorageError;
 use super::segment::{BatchInfo, Segment};
 use super::small_file::write_small_file;
@@ -67,6 +68,8 @@ pub struct PartitionLog<D: Disk> {
     /// (`log_start_offset`, `next_offset`, cleaner state). A close that
     /// finds the same has nothing to write (see `close`).
     opened_clean: Cell<Option<DurableState>>,
+    /// The leader-epoch cache and its file (epochs.rs).
+    pub(crate) epochs: EpochState,
 }
 
 /// What a clean close leaves in the checkpoint: log start, log end, and
@@ -132,8 +135,10 @@ impl<D: Disk> PartitionLog<D> {
                 recovered.next_offset,
                 recovered.cleaner,
             ))),
+            epochs: EpochState::default(),
         };
         log.finish_interrupted_deletion().await?;
+        log.load_epochs().await?;
         Ok(log)
     }
 
@@ -162,6 +167,12 @@ impl<D: Disk> PartitionLog<D> {
     pub async fn reopen(&self) -> Result<(), StorageError> {
         let _flush = self.flush_lock.lock().await;
         let _housekeeping = self.housekeeping_lock.lock().await;
+        self.reload().await
+    }
+
+    /// `reopen`'s work; the caller holds the flush and housekeeping locks
+    /// (`truncate_to` reuses it after cutting the files).
+    pub(crate) async fn reload(&self) -> Result<(), StorageError> {
         let config = self.config.get();
         let recovered = super::recovery::recover(&self.disk, &self.dir, &config).await?;
         self.segments.replace(recovered.segments);
@@ -173,7 +184,8 @@ impl<D: Disk> PartitionLog<D> {
         self.tombstones_due_ms.set(recovered.cleaner.1);
         self.opened_clean.set(None);
         self.failure.replace(None);
-        self.finish_interrupted_deletion().await
+        self.finish_interrupted_deletion().await?;
+        self.load_epochs().await
     }
 
     /// The cleaner's `(clean_offset, due_ms)`, as the checkpoint holds it.
@@ -213,10 +225,7 @@ impl<D: Disk> PartitionLog<D> {
         for f in &framed {
             let bytes = &mut batches[f.position..f.position + f.total_len];
             let info = self.assign(bytes, f);
-            self.roll_if_needed(&mut segments, &info);
-            let active = segments.last_mut().expect("log has an active segment");
-            active.copy_to_pending(&self.disk, bytes);
-            active.index_batch(&info, u64::from(self.config.get().index_interval_bytes));
+            self.place(&mut segments, bytes, &info);
         }
         let appended: usize = framed.iter().map(|f| f.total_len).sum();
         self.pending_bytes.set(self.pending_bytes.get() + appended);
@@ -224,6 +233,17 @@ impl<D: Disk> PartitionLog<D> {
             base_offset: first,
             last_offset: self.next_offset.get() - 1,
         })
+    }
+
+    /// Queues one batch whose offsets are final (`append` assigned them,
+    /// `append_replica` kept the leader's): rolls if needed, copies it into
+    /// the active segment's pending tail, indexes it, notes its epoch.
+    pub(crate) fn place(&self, segments: &mut Vec<Segment<D>>, bytes: &[u8], info: &BatchInfo) {
+        self.roll_if_needed(segments, info);
+        let active = segments.last_mut().expect("log has an active segment");
+        active.copy_to_pending(&self.disk, bytes);
+        active.index_batch(info, u64::from(self.config.get().index_interval_bytes));
+        self.epochs.observe(info.leader_epoch, info.base_offset);
     }
 
     /// Rewrites the batch's baseOffset to the log end and advances it.
@@ -237,6 +257,7 @@ impl<D: Disk> PartitionLog<D> {
             last_offset,
             total_len: framed.total_len as u64,
             max_timestamp: framed.max_timestamp,
+            leader_epoch: framed.leader_epoch,
         }
     }
 
@@ -421,15 +442,19 @@ impl<D: Disk> PartitionLog<D> {
 }
 
 /// One batch of an append, as framed by the protocol's iterator.
-struct Framed {
-    position: usize,
-    total_len: usize,
-    last_offset_delta: i32,
-    max_timestamp: i64,
+pub(crate) struct Framed {
+    pub(crate) position: usize,
+    pub(crate) total_len: usize,
+    pub(crate) last_offset_delta: i32,
+    pub(crate) max_timestamp: i64,
+    pub(crate) leader_epoch: i32,
+    /// The batch's baseOffset as received (`append` overwrites it,
+    /// `append_replica` keeps it).
+    pub(crate) base_offset: i64,
 }
 
 /// Frames `buf` into whole batches; refuses partial or inconsistent ones.
-fn frame(buf: &[u8]) -> Result<Vec<Framed>, StorageError> {
+pub(crate) fn frame(buf: &[u8]) -> Result<Vec<Framed>, StorageError> {
     let mut framed = Vec::new();
     for batch in batches(buf) {
         let batch = batch?;
@@ -447,6 +472,8 @@ fn frame(buf: &[u8]) -> Result<Vec<Framed>, StorageError> {
             total_len: batch.bytes.len(),
             last_offset_delta: delta,
             max_timestamp: batch.header.max_timestamp(),
+            leader_epoch: batch.header.partition_leader_epoch(),
+            base_offset: batch.header.base_offset(),
         });
     }
     if framed.is_empty() {

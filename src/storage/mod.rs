@@ -55,6 +55,8 @@ mod cleaner_txn;
 mod compaction;
 mod disk;
 mod dma_disk;
+mod epoch_cache;
+mod epochs;
 mod error;
 pub mod fault;
 mod flush;
@@ -65,10 +67,12 @@ mod log;
 mod mem_disk;
 mod read;
 mod recovery;
+mod replica;
 mod retention;
 mod scan;
 mod segment;
 mod small_file;
+mod truncate;
 
 #[cfg(test)]
 mod cleaner_tests;
@@ -85,6 +89,8 @@ mod lifecycle_tests;
 #[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]
+mod replica_tests;
+#[cfg(test)]
 mod tests;
 
 pub use checkpoint::CHECKPOINT_FILE_NAME;
@@ -97,6 +103,10 @@ pub use compaction::{
 };
 pub use disk::{align_down, align_up, is_aligned, Disk, DiskFile, IoBuffer, BLOCK_BYTES};
 pub use dma_disk::{prime_dma_io, DmaDisk, DmaDiskFile, DMA_PROBE_FILE_NAME};
+pub use epoch_cache::{
+    Divergence, EpochEntry, LeaderEpochCache, LEADER_EPOCH_FILE_NAME, UNDEFINED_EPOCH,
+    UNDEFINED_EPOCH_OFFSET,
+};
 pub use error::StorageError;
 pub use flush::WRITES_IN_FLIGHT_MAX;
 pub use log::{AppendInfo, PartitionLog};

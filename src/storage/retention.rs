@@ -163,7 +163,10 @@ impl<D: Disk> PartitionLog<D> {
         write_checkpoint(&self.disk, &self.dir, checkpoint).await?;
         reached(Step::LogStartCheckpointWritten);
         self.log_start_offset.set(new_start);
-        Ok(())
+        // After the checkpoint: a crash before this write leaves entries
+        // below the start, which loading trims (epochs.rs).
+        self.epochs.change(|c| c.truncate_from_start(new_start));
+        self.persist_epochs().await
     }
 
     /// Drops every closed segment that ends at or below the log start from

@@ -99,6 +99,7 @@ pub(crate) fn batch_info(header_bytes: &[u8]) -> Result<BatchInfo, String> {
         last_offset,
         total_len: header.total_len() as u64,
         max_timestamp: header.max_timestamp(),
+        leader_epoch: header.partition_leader_epoch(),
     })
 }
 

@@ -82,6 +82,8 @@ pub(crate) struct BatchInfo {
     pub(crate) total_len: u64,
     /// Its max timestamp.
     pub(crate) max_timestamp: i64,
+    /// Its partitionLeaderEpoch (-1 when no leader stamped it).
+    pub(crate) leader_epoch: i32,
 }
 
 /// One segment of a partition log. Single-threaded; owned by the log state.
@@ -121,6 +123,10 @@ pub(crate) struct Segment<D: Disk> {
     pub(crate) seal_persisted: bool,
     /// Offset-index entries loaded from the file by recovery.
     pub(crate) loaded_index_len: usize,
+    /// partitionLeaderEpoch of the last batch indexed (-1 if none): after
+    /// recovery, the last segment with data tells whether the
+    /// leader-epoch file is behind the log (`epochs.rs`).
+    pub(crate) last_leader_epoch: i32,
 }
 
 impl<D: Disk> Segment<D> {
@@ -144,6 +150,7 @@ impl<D: Disk> Segment<D> {
             sealed: false,
             seal_persisted: false,
             loaded_index_len: 0,
+            last_leader_epoch: -1,
         }
     }
 
@@ -184,6 +191,7 @@ impl<D: Disk> Segment<D> {
         self.bytes_since_index += batch.total_len;
         self.log_bytes += batch.total_len;
         self.end_offset = batch.last_offset + 1;
+        self.last_leader_epoch = batch.leader_epoch;
     }
 
     /// Adds the final time-index entry (the segment's max timestamp), so a

@@ -285,7 +285,7 @@ fn delete_removes_the_directory() {
 
 // ---- real disk (glommio DmaDisk) ----
 
-fn run_glommio<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
+pub(super) fn run_glommio<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
 where
     F: std::future::Future<Output = T> + 'static,
     T: Send + 'static,
@@ -296,7 +296,7 @@ where
     ex.run(async move { f().await })
 }
 
-async fn open_dma(data_dir: &Path, config: LogConfig) -> PartitionLog<DmaDisk> {
+pub(super) async fn open_dma(data_dir: &Path, config: LogConfig) -> PartitionLog<DmaDisk> {
     prime_dma_io(data_dir).await.expect("prime");
     PartitionLog::open(DmaDisk, data_dir.join("t-0"), config)
         .await
