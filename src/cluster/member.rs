@@ -41,6 +41,10 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1_000);
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(20);
 /// Bound on one request to a controller.
 pub const CONTROLLER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on one heartbeat or registration attempt: a controller that went
+/// silent (paused, cut off) must not hold the broker past its session
+/// timeout (2 s at least) before it tries the next voter.
+pub const HEARTBEAT_CALL_TIMEOUT: Duration = Duration::from_millis(700);
 /// How long a forwarded change waits for its result to reach this
 /// broker's shards before it answers REQUEST_TIMED_OUT.
 pub const CHANGE_VISIBLE_WAIT_MAX: Duration = Duration::from_secs(15);
@@ -167,7 +171,13 @@ impl Member {
             if tried > CONTROLLER_ATTEMPTS_MAX.max(self.config.voters.len() + 1) {
                 break;
             }
-            match call_app(&addr, request, CONTROLLER_CALL_TIMEOUT).await {
+            let timeout = match request {
+                BrokerRequest::Heartbeat { .. } | BrokerRequest::Register { .. } => {
+                    HEARTBEAT_CALL_TIMEOUT
+                }
+                _ => CONTROLLER_CALL_TIMEOUT,
+            };
+            match call_app(&addr, request, timeout).await {
                 Ok(BrokerResponse::NotController { leader_addr }) => {
                     last_error = format!("{addr} is not the active controller");
                     if let Some(leader) = leader_addr.filter(|l| *l != addr) {

@@ -60,7 +60,8 @@ impl ShardReplication {
 impl Shard {
     /// Applies the snapshot's leaders and ISRs to this shard's partitions
     /// and hands each followed partition to the fetcher for its leader.
-    /// A replica that starts leading rebuilds its producer state first
+    /// A replica that starts leading (after following or being offline)
+    /// rebuilds its producer state first
     /// (awaited here, before the snapshot routes produces to it).
     pub(crate) async fn apply_roles(self: &Rc<Self>, snapshot: &Snapshot) {
         let Some(cluster) = snapshot.cluster.clone() else {
@@ -80,14 +81,16 @@ impl Shard {
                 continue;
             };
             let min_insync = topic.config(&snapshot.log_defaults).min_insync_replicas;
-            let was_follower = p.is_follower();
+            let led_before = p.leads();
             let change = p.set_role(local, state, usize::try_from(min_insync).unwrap_or(1));
             if !p.leads() && *p.id.topic == *crate::group::OFFSETS_TOPIC {
                 self.groups.unload(p.id.partition);
             }
             match change {
                 RoleChange::Follow(leader) => follows.entry(leader).or_default().push(p),
-                RoleChange::StopFollowing if was_follower && p.leads() => {
+                // Leading again after following or being offline: what
+                // this replica's producer table knew is stale.
+                RoleChange::StopFollowing if !led_before && p.leads() => {
                     p.rebuild_as_leader().await
                 }
                 _ => {}

@@ -72,6 +72,8 @@ pub(crate) struct LeaderState {
     /// An ISR change asked of the controller and not answered in a
     /// snapshot yet (the ISR it asked for).
     pending_isr: Option<Vec<i32>>,
+    /// No ISR change is asked before this (monotonic ms) after a refusal.
+    isr_retry_at_ms: u64,
     min_insync: usize,
     followers: HashMap<i32, FollowerProgress>,
     acks: Vec<AckWaiter>,
@@ -100,6 +102,9 @@ pub(crate) enum RoleChange {
     /// Now leads (or went offline): no fetcher takes it any more.
     StopFollowing,
 }
+
+/// Wait after a refused or failed ISR change before asking another, ms.
+pub const ISR_RETRY_BACKOFF_MS: u64 = 1_000;
 
 /// An ISR change for the controller: (leader epoch, partition epoch, ISR).
 pub(crate) type IsrProposal = (i32, i32, Vec<i32>);
@@ -240,7 +245,13 @@ impl Partition {
             let Some(progress) = l.followers.get_mut(&replica) else {
                 return Err(ResponseError::NotLeaderOrFollower.code());
             };
-            let end = fetch_offset.min(leader_end);
+            if fetch_offset > leader_end {
+                // A tail this leader does not have: the follower must
+                // truncate first (DivergingEpoch); its progress does not
+                // count until then.
+                return Err(ResponseError::OffsetOutOfRange.code());
+            }
+            let end = fetch_offset;
             if end >= leader_end {
                 progress.caught_up_ms = now_ms;
             } else if end >= progress.leader_end_at_last_fetch {
@@ -249,8 +260,10 @@ impl Partition {
             progress.end = end;
             progress.last_fetch_ms = now_ms;
             progress.leader_end_at_last_fetch = leader_end;
-            let joins =
-                !l.isr.contains(&replica) && l.pending_isr.is_none() && end >= self.hw.get();
+            let joins = !l.isr.contains(&replica)
+                && l.pending_isr.is_none()
+                && now_ms >= l.isr_retry_at_ms
+                && end >= self.hw.get();
             joins.then(|| {
                 let mut isr = l.isr.clone();
                 isr.push(replica);
@@ -269,7 +282,7 @@ impl Partition {
         let Role::Leader(l) = &mut *role else {
             return None;
         };
-        if l.pending_isr.is_some() {
+        if l.pending_isr.is_some() || now_ms < l.isr_retry_at_ms {
             return None;
         }
         let lagging = |r: &i32| {
@@ -290,10 +303,13 @@ impl Partition {
         Some((l.leader_epoch, l.partition_epoch, kept))
     }
 
-    /// The controller refused or failed an ISR change: another may be asked.
+    /// The controller refused or failed an ISR change: another may be
+    /// asked after [`ISR_RETRY_BACKOFF_MS`] (a refused expansion, e.g. of a
+    /// fenced broker, is not asked again at every fetch).
     pub(crate) fn isr_change_failed(&self) {
         if let Role::Leader(l) = &mut *self.role.borrow_mut() {
             l.pending_isr = None;
+            l.isr_retry_at_ms = crate::clock::monotonic_ms() + ISR_RETRY_BACKOFF_MS;
         }
     }
 
@@ -361,6 +377,7 @@ impl LeaderState {
             replicas: Vec::new(),
             isr: state.isr.clone(),
             pending_isr: None,
+            isr_retry_at_ms: 0,
             min_insync,
             followers: HashMap::new(),
             acks: Vec::new(),
