@@ -39,7 +39,7 @@ pub use messages::{
     MetaChange, MetaResult, PartitionOp, PartitionReply, ProduceOrigin, ShardJob, ShardMsg,
 };
 pub use meta_owner::next_snapshot;
-pub use partition::{Partition, PENDING_BYTES_MAX};
+pub use partition::{check_leader_epoch, Partition, NO_LEADER_EPOCH_CHECK, PENDING_BYTES_MAX};
 pub use runtime::{run, run_supervised, StartError};
 
 use crate::config::Config;

@@ -13,10 +13,12 @@
 //! Transactions (markers, the last stable offset, read_committed reads,
 //! the aborted index) are in [`txn`].
 
+mod epochs;
 mod read;
 #[cfg(test)]
 mod tests;
 mod txn;
+pub use epochs::{check_leader_epoch, NO_LEADER_EPOCH_CHECK};
 pub(crate) use txn::CleanerView;
 
 use std::cell::{Cell, RefCell};
@@ -84,6 +86,8 @@ pub struct Partition {
     out_of_space: Cell<bool>,
     /// When recovery was last tried.
     recovery_tried_at: Cell<Option<Instant>>,
+    /// The current leader epoch, from the metadata snapshot (epochs.rs).
+    leader_epoch: Cell<i32>,
 }
 
 /// How often a partition offline for a full disk tries to come back.
@@ -116,6 +120,7 @@ impl Partition {
             failed: Cell::new(false),
             out_of_space: Cell::new(false),
             recovery_tried_at: Cell::new(None),
+            leader_epoch: Cell::new(0),
         })
     }
 
@@ -138,11 +143,19 @@ impl Partition {
                 max_bytes,
                 min_one,
                 committed,
-            } => self.read(offset, max_bytes, min_one, committed).await,
+                last_fetched_epoch,
+            } => match self.diverging_reply(offset, last_fetched_epoch, committed) {
+                Some(reply) => reply,
+                None => self.read(offset, max_bytes, min_one, committed).await,
+            },
             PartitionOp::ListOffset {
                 timestamp,
                 committed,
             } => self.list_offset(timestamp, committed).await,
+            PartitionOp::OffsetForLeaderEpoch {
+                current_leader_epoch,
+                leader_epoch,
+            } => self.offset_for_leader_epoch(current_leader_epoch, leader_epoch),
             PartitionOp::WriteTxnMarker {
                 producer_id,
                 epoch,
@@ -238,6 +251,7 @@ impl Partition {
             // shared with its frame, so they are copied once here, into the
             // tail cache's reserved memory (fetch::cache_arena).
             let mut owned = self.tail.writable_copy(records);
+            self.stamp(owned.as_mut_slice());
             let info = self
                 .log
                 .append(owned.as_mut_slice())
@@ -267,6 +281,7 @@ impl Partition {
             let base_offset = match verdict {
                 ProducerCheck::Append => {
                     let mut owned = self.tail.writable_copy(batch.bytes);
+                    self.stamp(owned.as_mut_slice());
                     let info = self
                         .log
                         .append(owned.as_mut_slice())
