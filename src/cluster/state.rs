@@ -361,4 +361,65 @@ mod tests {
         assert_eq!(state.apply(&take).value, 0);
         assert_eq!(state.apply(&take).value, 1000);
     }
+
+    fn three_replicas(state: &mut ClusterState) {
+        for id in 1..=3 {
+            state.apply(&register(id));
+        }
+        let mut topic = one_partition_on(1);
+        topic.partitions[0].replicas = vec![1, 2, 3];
+        topic.partitions[0].isr = vec![1, 2, 3];
+        state.apply(&ClusterCommand::PutTopic {
+            name: "t".into(),
+            topic,
+        });
+    }
+
+    #[test]
+    fn alter_partition_checks_leader_epochs_and_eligibility_then_bumps_the_partition_epoch() {
+        use kafka_protocol::ResponseError as E;
+        let mut state = ClusterState::default();
+        three_replicas(&mut state);
+        let check = |s: &ClusterState, from, epochs, isr: &[i32]| {
+            s.check_alter_partition(from, "t", 0, epochs, isr)
+        };
+        assert_eq!(check(&state, 2, (0, 0), &[1, 2]), Some(E::FencedLeaderEpoch), "not the leader");
+        assert_eq!(check(&state, 1, (0, 5), &[1, 2]), Some(E::InvalidUpdateVersion));
+        assert_eq!(check(&state, 1, (0, 0), &[2, 3]), Some(E::IneligibleReplica), "leader left out");
+        assert_eq!(check(&state, 1, (0, 0), &[1, 9]), Some(E::IneligibleReplica), "not a replica");
+        assert_eq!(check(&state, 1, (0, 0), &[1, 2]), None);
+        let shrink = ClusterCommand::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            isr: vec![1, 2],
+        };
+        assert_eq!(state.apply(&shrink).value, 1);
+        assert_eq!(state.topics["t"].partitions[0].isr, vec![1, 2]);
+        // The same change again is based on an old partition epoch.
+        assert!(!state.apply(&shrink).applied);
+        // Adding a fenced broker back is refused.
+        state.apply(&ClusterCommand::FenceBroker { id: 3 });
+        let epochs = (0, state.topics["t"].partitions[0].partition_epoch);
+        assert_eq!(check(&state, 1, epochs, &[1, 2, 3]), Some(E::IneligibleReplica));
+    }
+
+    #[test]
+    fn fence_broker_removes_a_follower_from_the_isr_and_reelects_only_isr_members() {
+        let mut state = ClusterState::default();
+        three_replicas(&mut state);
+        state.apply(&ClusterCommand::FenceBroker { id: 3 });
+        let p = &state.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 2]), "follower out, leader stays");
+        state.apply(&ClusterCommand::FenceBroker { id: 1 });
+        state.apply(&ClusterCommand::FenceBroker { id: 2 });
+        let p = &state.topics["t"].partitions[0];
+        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![2]), "the last member stays");
+        // 3 is not in the ISR: it may not lead (no unclean election).
+        state.apply(&register(3));
+        assert_eq!(state.topics["t"].partitions[0].leader, NO_LEADER);
+        state.apply(&register(2));
+        assert_eq!(state.topics["t"].partitions[0].leader, 2);
+    }
 }

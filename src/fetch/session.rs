@@ -87,6 +87,12 @@ pub struct SessionPartition {
     pub last_stable_offset: i64,
     /// Log start offset last sent.
     pub log_start_offset: i64,
+    /// The client's CurrentLeaderEpoch (v9+; -1: no check), kept by the
+    /// session as Kafka's cached partition keeps it.
+    pub current_leader_epoch: i32,
+    /// The epoch of the last batch the client fetched (v12+; -1: none):
+    /// the DivergingEpoch check runs when it is set.
+    pub last_fetched_epoch: i32,
 }
 
 impl SessionPartition {
@@ -107,6 +113,17 @@ impl SessionPartition {
             high_watermark: -1,
             last_stable_offset: -1,
             log_start_offset: -1,
+            current_leader_epoch: -1,
+            last_fetched_epoch: -1,
+        }
+    }
+
+    /// The same with the request's CurrentLeaderEpoch and LastFetchedEpoch.
+    pub fn with_epochs(self, current_leader_epoch: i32, last_fetched_epoch: i32) -> Self {
+        Self {
+            current_leader_epoch,
+            last_fetched_epoch,
+            ..self
         }
     }
 
@@ -134,6 +151,8 @@ pub struct PartitionResult {
     pub last_stable_offset: i64,
     /// Log start offset answered.
     pub log_start_offset: i64,
+    /// The answer carries a DivergingEpoch (the fetcher must truncate).
+    pub diverging: bool,
 }
 
 /// Whether an incremental answer must carry this partition (Kafka's
@@ -156,7 +175,7 @@ pub fn must_respond(cached: &mut SessionPartition, result: &PartitionResult) -> 
         cached.log_start_offset = result.log_start_offset;
         respond = true;
     }
-    if result.error_code != 0 {
+    if result.error_code != 0 || result.diverging {
         cached.high_watermark = -1;
         respond = true;
     }
@@ -305,6 +324,8 @@ impl FetchSessionCache {
                 Some(cached) => {
                     cached.fetch_offset = p.fetch_offset;
                     cached.max_bytes = p.max_bytes;
+                    cached.current_leader_epoch = p.current_leader_epoch;
+                    cached.last_fetched_epoch = p.last_fetched_epoch;
                 }
                 None => {
                     session.partitions.insert(p.key(ids), p.clone());

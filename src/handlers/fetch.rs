@@ -16,6 +16,15 @@
 //! read_committed (isolation level 1) reads stop at each partition's last
 //! stable offset and carry the aborted transactions overlapping them; the
 //! long poll then waits on the last stable offset (`shard::partition::txn`).
+//!
+//! Leader epochs (KIP-320, KIP-595): from v9 a partition's
+//! CurrentLeaderEpoch is checked against this shard's snapshot (an integer
+//! compare: FENCED_LEADER_EPOCH below, UNKNOWN_LEADER_EPOCH above, -1
+//! none); from v12 a LastFetchedEpoch >= 0 makes the owner check the
+//! fetcher's log against its leader-epoch cache first, and a divergent one
+//! is answered at once with no records and the DivergingEpoch to truncate
+//! to (`shard::partition::epochs`). Sessions keep both epochs per
+//! partition, as Kafka's cached partitions do.
 
 use std::time::Duration;
 
@@ -35,7 +44,7 @@ use crate::protocol::fetch_writer::{
     encode_fetch_response, FetchResponseOut, PartitionOut, RecordSlices, TopicOut,
 };
 use crate::protocol::frame::ParsedHeader;
-use crate::shard::{PartitionOp, PartitionReply};
+use crate::shard::{check_leader_epoch, PartitionOp, PartitionReply};
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -71,6 +80,8 @@ struct Wanted {
     id: Result<PartitionId, i16>,
     offset: i64,
     max_bytes: usize,
+    /// -1 unless v12+ sent one.
+    last_fetched_epoch: i32,
 }
 
 /// Answers Fetch. The session (KIP-227, `fetch::session`) decides which
@@ -155,6 +166,10 @@ fn session_request(version: i16, request: &FetchRequest) -> SessionRequest {
                     p.fetch_offset,
                     p.partition_max_bytes,
                 )
+                .with_epochs(
+                    if version >= 9 { p.current_leader_epoch } else { -1 },
+                    if version >= 12 { p.last_fetched_epoch } else { -1 },
+                )
             })
         })
         .collect();
@@ -202,9 +217,17 @@ async fn read_or_wait(
     };
     let replies = read_all(ctx, wanted, response_max, reader).await;
     let total: usize = replies.iter().map(records_len).sum();
-    let any_error = replies
-        .iter()
-        .any(|r| matches!(r, PartitionReply::Error(_)));
+    // An error or a divergence is answered at once, as in Kafka.
+    let any_error = replies.iter().any(|r| {
+        matches!(
+            r,
+            PartitionReply::Error(_)
+                | PartitionReply::Read {
+                    diverging_epoch: Some(_),
+                    ..
+                }
+        )
+    });
     if total < min_bytes.max(1) && request.max_wait_ms > 0 && !any_error && !wanted.is_empty() {
         let wait = Duration::from_millis(request.max_wait_ms.min(FETCH_WAIT_MS_MAX) as u64);
         wait_for_data(ctx, wanted, wait, reader).await;
@@ -221,6 +244,7 @@ fn summary(reply: &PartitionReply) -> PartitionResult {
             high_watermark,
             log_start_offset,
             last_stable_offset,
+            diverging_epoch,
             ..
         } => PartitionResult {
             records_bytes: records.len(),
@@ -228,6 +252,7 @@ fn summary(reply: &PartitionReply) -> PartitionResult {
             high_watermark: *high_watermark,
             last_stable_offset: *last_stable_offset,
             log_start_offset: *log_start_offset,
+            diverging: diverging_epoch.is_some(),
         },
         PartitionReply::Error(code) => error_result(*code),
         _ => error_result(ResponseError::UnknownServerError.code()),
@@ -241,6 +266,7 @@ fn error_result(code: i16) -> PartitionResult {
         high_watermark: -1,
         last_stable_offset: -1,
         log_start_offset: -1,
+        diverging: false,
     }
 }
 
@@ -259,10 +285,13 @@ fn resolve(ctx: &RequestContext, partitions: &[SessionPartition]) -> Vec<Wanted>
                     .ok_or(ResponseError::UnknownTopicOrPartition.code())
             };
             let id = match meta {
-                Ok(m) if (0..m.partition_count()).contains(&p.partition) => Ok(PartitionId {
-                    topic: m.name.clone(),
-                    partition: p.partition,
-                }),
+                Ok(m) if (0..m.partition_count()).contains(&p.partition) => {
+                    let current = snapshot.leader_epoch(&m.name, p.partition);
+                    check_leader_epoch(p.current_leader_epoch, current).map(|()| PartitionId {
+                        topic: m.name.clone(),
+                        partition: p.partition,
+                    })
+                }
                 Ok(_) => Err(ResponseError::UnknownTopicOrPartition.code()),
                 Err(code) => Err(code),
             };
@@ -270,6 +299,7 @@ fn resolve(ctx: &RequestContext, partitions: &[SessionPartition]) -> Vec<Wanted>
                 id,
                 offset: p.fetch_offset,
                 max_bytes: usize::try_from(p.max_bytes).unwrap_or(0),
+                last_fetched_epoch: p.last_fetched_epoch,
             }
         })
         .collect()
@@ -294,12 +324,14 @@ async fn read_all(
                         replica_id,
                         offset: w.offset,
                         max_bytes,
+                        last_fetched_epoch: w.last_fetched_epoch,
                     },
                     _ => PartitionOp::Read {
                         offset: w.offset,
                         max_bytes,
                         min_one: true,
                         committed: reader == Reader::Committed,
+                        last_fetched_epoch: w.last_fetched_epoch,
                     },
                 };
                 ctx.shard.call_partition(id.clone(), op).await
@@ -418,12 +450,14 @@ fn build_response(
                 log_start_offset,
                 last_stable_offset,
                 aborted,
+                diverging_epoch,
             } => PartitionOut {
                 high_watermark,
                 last_stable_offset,
                 log_start_offset,
                 aborted_transactions: aborted,
                 records: Some(records),
+                diverging_epoch,
                 ..base
             },
             PartitionReply::Error(code) => error_partition(base, code),

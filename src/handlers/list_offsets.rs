@@ -18,7 +18,7 @@ use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
-use crate::shard::{PartitionOp, PartitionReply};
+use crate::shard::{check_leader_epoch, PartitionOp, PartitionReply};
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -60,6 +60,7 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
         let snapshot = &snapshot;
         let calls = topic.partitions.into_iter().map(|p| {
             let id = snapshot.partition_id(&name, p.partition_index);
+            let current = snapshot.leader_epoch(&name, p.partition_index);
             async move {
                 let base =
                     ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
@@ -72,6 +73,13 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
                 let Some(id) = id else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };
+                // CurrentLeaderEpoch (v4+, KIP-320), against this shard's
+                // snapshot: an integer compare.
+                if ctx.version >= 4 {
+                    if let Err(code) = check_leader_epoch(p.current_leader_epoch, current) {
+                        return error(code);
+                    }
+                }
                 let Some(timestamp) = lookup_timestamp(p.timestamp, ctx.version) else {
                     return error(ResponseError::InvalidRequest.code());
                 };
@@ -89,7 +97,7 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
                     PartitionReply::Offset { offset, timestamp } => {
                         // leader_epoch exists from v4; the crate refuses a
                         // non-default value on older versions.
-                        let epoch = if ctx.version >= 4 { 0 } else { -1 };
+                        let epoch = if ctx.version >= 4 { current } else { -1 };
                         base.clone()
                             .with_offset(offset)
                             .with_timestamp(timestamp)

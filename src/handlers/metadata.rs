@@ -141,7 +141,7 @@ fn describe_topic(topic: &TopicMeta, node_id: i32) -> MetadataResponseTopic {
                 MetadataResponsePartition::default()
                     .with_partition_index(p)
                     .with_leader_id(BrokerId(node_id))
-                    .with_leader_epoch(0)
+                    .with_leader_epoch(crate::metadata::SINGLE_NODE_LEADER_EPOCH)
                     .with_replica_nodes(vec![BrokerId(node_id)])
                     .with_isr_nodes(vec![BrokerId(node_id)])
             })

@@ -101,6 +101,8 @@ served_apis! {
         AlterConfigs => alter_configs,
         IncrementalAlterConfigs => incremental_alter_configs,
         DeleteRecords => delete_records,
+        // replication (storage/epochs.rs, shard/partition/epochs.rs)
+        OffsetForLeaderEpoch => offset_for_leader_epoch,
         // consumer groups (src/group/)
         FindCoordinator => find_coordinator,
         JoinGroup => join_group,

@@ -25,7 +25,7 @@ pub use cluster_view::{
     BrokerInfo, ClusterView, PartitionLocation, PartitionState, Placement, NO_LEADER, REMOTE_SHARD,
 };
 pub use internal_topics::{is_internal_topic, INTERNAL_TOPICS};
-pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta};
+pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta, SINGLE_NODE_LEADER_EPOCH};
 pub use store::{
     ensure_data_dir, load, new_cluster_id, save, save_blocking, write_bytes_atomically,
     write_json_atomically, MetadataError, PersistedState, META_DIR_NAME,

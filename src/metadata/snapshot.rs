@@ -8,6 +8,9 @@ use uuid::Uuid;
 use super::cluster_view::{ClusterView, PartitionLocation, Placement, REMOTE_SHARD};
 use super::topic_config::{DynamicBrokerConfigs, LogDefaults, TopicConfig};
 
+/// Leader epoch of every partition of a single node (Metadata answers it).
+pub const SINGLE_NODE_LEADER_EPOCH: i32 = 0;
+
 /// One partition of one topic, by name. Names are `Arc<str>` so routing a
 /// request does not allocate per partition.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -179,6 +182,16 @@ impl Snapshot {
             },
             None => PartitionLocation::Unknown,
         }
+    }
+
+    /// A partition's current leader epoch: the PartitionRecord's in a
+    /// cluster; [`SINGLE_NODE_LEADER_EPOCH`] on a single node, which has led
+    /// every partition since it was created (and for unknown partitions).
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> i32 {
+        let placement = self.topics.get(topic).and_then(|t| t.placement.as_ref());
+        let index = usize::try_from(partition).ok();
+        let state = placement.zip(index).and_then(|(p, i)| p.get(i));
+        state.map_or(SINGLE_NODE_LEADER_EPOCH, |s| s.leader_epoch)
     }
 
     /// The id of partition `partition` of topic `topic`, if both exist.

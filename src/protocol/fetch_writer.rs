@@ -18,8 +18,9 @@
 //! - `log_start_offset`: v5+ (dropped below);
 //! - `preferred_read_replica`: v11+; anything but -1 below v11 is an error;
 //! - flexible (compact lengths, tagged-field sections) from v12. This
-//!   writer never emits tagged fields (diverging epoch, current leader,
-//!   snapshot id, node endpoints): the broker has no replication yet.
+//!   writer emits one tagged field, a partition's DivergingEpoch (tag 0,
+//!   KIP-595), and none of the others (current leader, snapshot id, node
+//!   endpoints).
 //! - a response header v1 (with an empty tagged-field section) from v12.
 
 use bytes::{BufMut, BytesMut};
@@ -93,6 +94,9 @@ pub struct PartitionOut {
     pub preferred_read_replica: i32,
     /// Record batches; `None` encodes null.
     pub records: Option<RecordSlices>,
+    /// v12+: `(epoch, end_offset)` where the fetcher's log diverges from
+    /// this one (tagged field 0); `None` is not written.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl Default for PartitionOut {
@@ -106,6 +110,7 @@ impl Default for PartitionOut {
             aborted_transactions: None,
             preferred_read_replica: -1,
             records: None,
+            diverging_epoch: None,
         }
     }
 }
@@ -282,7 +287,24 @@ impl<'a> Writer<'a> {
             self.slots.push((self.buf.len(), records));
             self.record_bytes += records.len();
         }
-        self.tagged_fields();
+        match p.diverging_epoch.filter(|_| self.flexible) {
+            None => self.tagged_fields(),
+            Some((epoch, end_offset)) => self.diverging_epoch(epoch, end_offset),
+        }
+    }
+
+    /// A partition's tagged-field section holding DivergingEpoch (tag 0):
+    /// one field of `DIVERGING_EPOCH_BYTES` (epoch, end offset, and the
+    /// struct's own empty tagged fields).
+    fn diverging_epoch(&mut self, epoch: i32, end_offset: i64) {
+        const DIVERGING_EPOCH_TAG: u32 = 0;
+        const DIVERGING_EPOCH_BYTES: u32 = 4 + 8 + 1;
+        self.uvarint(1);
+        self.uvarint(DIVERGING_EPOCH_TAG);
+        self.uvarint(DIVERGING_EPOCH_BYTES);
+        self.buf.put_i32(epoch);
+        self.buf.put_i64(end_offset);
+        self.uvarint(0);
     }
 
     fn uvarint(&mut self, mut value: u32) {

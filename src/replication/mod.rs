@@ -114,16 +114,20 @@ impl Shard {
         }
     }
 
-    /// A follower's fetch of a partition this shard leads: its progress
-    /// first (which may move the high watermark and ask for an ISR
-    /// expansion), then the read up to the durable end.
+    /// A follower's fetch of a partition this shard leads: the
+    /// DivergingEpoch check (a follower whose tail differs truncates
+    /// before its offset counts), its progress (which may move the high
+    /// watermark and ask for an ISR expansion), then the read up to the
+    /// durable end. `fetch` is (offset, last fetched epoch, max bytes).
     pub(crate) async fn replica_fetch(
         self: &Rc<Self>,
         p: &Rc<Partition>,
         replica_id: i32,
-        offset: i64,
-        max_bytes: usize,
+        (offset, last_fetched_epoch, max_bytes): (i64, i32, usize),
     ) -> PartitionReply {
+        if let Some(reply) = p.diverging_reply(offset, last_fetched_epoch, false) {
+            return reply;
+        }
         match p.on_replica_fetch(replica_id, offset, crate::clock::monotonic_ms()) {
             Err(code) => return PartitionReply::Error(code),
             Ok(Some(proposal)) => self.propose_isr(p.clone(), proposal),

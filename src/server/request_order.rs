@@ -90,6 +90,7 @@ impl Footprint {
             ApiKey::ApiVersions
             | ApiKey::Metadata
             | ApiKey::ListOffsets
+            | ApiKey::OffsetForLeaderEpoch
             | ApiKey::DescribeConfigs
             | ApiKey::DescribeCluster
             | ApiKey::FindCoordinator

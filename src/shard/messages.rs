@@ -32,6 +32,8 @@ pub enum PartitionOp {
         offset: i64,
         /// Byte budget for this partition.
         max_bytes: usize,
+        /// The epoch of the follower's last batch (DivergingEpoch check).
+        last_fetched_epoch: i32,
     },
     /// A follower's long poll: answer once the durable end passes `offset`.
     ReplicaWait {
@@ -49,6 +51,9 @@ pub enum PartitionOp {
         /// read_committed: stop at the last stable offset and list the
         /// aborted transactions in the range read.
         committed: bool,
+        /// Fetch v12+: the epoch of the fetcher's last batch (-1: none);
+        /// when set, the DivergingEpoch check runs first.
+        last_fetched_epoch: i32,
     },
     /// ListOffsets: -2 earliest, -1 latest, -3 max timestamp, otherwise a
     /// timestamp in ms.
@@ -65,6 +70,14 @@ pub enum PartitionOp {
         offset: i64,
         /// Wait on the last stable offset instead of the high watermark.
         committed: bool,
+    },
+    /// OffsetForLeaderEpoch (KIP-101/KIP-279): where `leader_epoch` ends in
+    /// this log, after Kafka's CurrentLeaderEpoch check.
+    OffsetForLeaderEpoch {
+        /// The requester's view of the current epoch (-1: no check).
+        current_leader_epoch: i32,
+        /// The epoch whose end offset is wanted.
+        leader_epoch: i32,
     },
     /// Write a transaction marker (from the transaction coordinator).
     WriteTxnMarker {
@@ -123,6 +136,9 @@ pub enum PartitionReply {
         last_stable_offset: i64,
         /// read_committed: aborted transactions overlapping the batches.
         aborted: Option<Vec<crate::protocol::fetch_writer::AbortedTxn>>,
+        /// `(epoch, end_offset)` when the fetcher's log diverges from this
+        /// one (then `records` is empty).
+        diverging_epoch: Option<(i32, i64)>,
     },
     /// A ListOffsets answer.
     Offset {
@@ -130,6 +146,14 @@ pub enum PartitionReply {
         offset: i64,
         /// Its timestamp, -1 if not by time.
         timestamp: i64,
+    },
+    /// An OffsetForLeaderEpoch answer (Kafka's `endOffsetFor`; -1, -1 when
+    /// unknown).
+    EpochEndOffset {
+        /// The largest epoch `<=` the one asked for.
+        leader_epoch: i32,
+        /// Where it ends.
+        end_offset: i64,
     },
     /// The high watermark passed the awaited offset.
     DataReady,

@@ -166,6 +166,7 @@ impl Shard {
             // Config changes apply without a restart: roll size/time and
             // index interval here, the rest is read by housekeeping and
             // produce from the snapshot.
+            p.set_leader_epoch(snapshot.leader_epoch(&p.id.topic, p.id.partition));
             let Some(topic) = snapshot.topic(&p.id.topic) else {
                 continue;
             };
@@ -198,6 +199,7 @@ impl Shard {
         while let Some((id, opened)) = opening.next().await {
             match opened {
                 Ok(partition) => {
+                    partition.set_leader_epoch(snapshot.leader_epoch(&id.topic, id.partition));
                     self.partitions
                         .borrow_mut()
                         .insert(id.clone(), Rc::new(partition));

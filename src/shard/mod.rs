@@ -41,7 +41,7 @@ pub use messages::{
 };
 pub use meta_owner::next_snapshot;
 pub(crate) use partition::{IsrProposal, RoleChange};
-pub use partition::{Partition, PENDING_BYTES_MAX};
+pub use partition::{check_leader_epoch, Partition, NO_LEADER_EPOCH_CHECK, PENDING_BYTES_MAX};
 pub use runtime::{run, run_supervised, StartError};
 
 use crate::config::Config;
@@ -294,8 +294,10 @@ impl Shard {
                     replica_id,
                     offset,
                     max_bytes,
+                    last_fetched_epoch,
                 } => {
-                    let answer = self.replica_fetch(&p, replica_id, offset, max_bytes).await;
+                    let fetch = (offset, last_fetched_epoch, max_bytes);
+                    let answer = self.replica_fetch(&p, replica_id, fetch).await;
                     let _ = reply.send(answer);
                 }
                 op => p.execute(op, reply).await,

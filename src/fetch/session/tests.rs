@@ -41,6 +41,7 @@ fn result(hw: i64, records_bytes: usize) -> PartitionResult {
         high_watermark: hw,
         last_stable_offset: hw,
         log_start_offset: 0,
+        diverging: false,
     }
 }
 

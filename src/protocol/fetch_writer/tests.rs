@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -42,6 +42,14 @@ fn to_crate(r: &FetchResponseOut) -> FetchResponse {
                 }))
                 .with_preferred_read_replica(BrokerId(p.preferred_read_replica))
                 .with_records(p.records.as_ref().map(RecordSlices::to_contiguous))
+                .with_diverging_epoch(p.diverging_epoch.map_or_else(
+                    EpochEndOffset::default,
+                    |(epoch, end_offset)| {
+                        EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end_offset)
+                    },
+                ))
         });
         FetchableTopicResponse::default()
             .with_topic(t.name.clone())
@@ -302,4 +310,46 @@ fn record_slices_truncate_at_batch_ends() {
     );
     r.truncate(0);
     assert!(r.is_empty() && r.slices().is_empty());
+}
+
+/// DivergingEpoch is tagged field 0 of a partition from v12 (KIP-595);
+/// older versions have no place for it and the writer leaves it out.
+#[test]
+fn fetch_response_v12_diverging_epoch_tagged_field() {
+    let diverging = PartitionOut {
+        diverging_epoch: Some((3, 1_234_567)),
+        records: Some(RecordSlices::new()),
+        ..partition(0, None)
+    };
+    let r = FetchResponseOut {
+        topics: vec![TopicOut {
+            name: name("t"),
+            topic_id: Uuid::from_u128(7),
+            partitions: vec![diverging.clone(), partition(1, Some(RecordSlices::new()))],
+        }],
+        ..FetchResponseOut::default()
+    };
+    for version in 12..=FETCH_VERSION_MAX {
+        let expected = crate_frame(version, &r).expect("crate encodes");
+        let ours = encode_fetch_response(CORRELATION_ID, version, &r).expect("writer encodes");
+        assert_eq!(ours.to_contiguous(), expected, "v{version}");
+    }
+    let without = FetchResponseOut {
+        topics: vec![TopicOut {
+            partitions: vec![
+                PartitionOut {
+                    diverging_epoch: None,
+                    ..diverging
+                },
+                partition(1, Some(RecordSlices::new())),
+            ],
+            ..r.topics[0].clone()
+        }],
+        ..r.clone()
+    };
+    for version in FETCH_VERSION_MIN..12 {
+        let ours = encode_fetch_response(CORRELATION_ID, version, &r).expect("writer encodes");
+        let plain = encode_fetch_response(CORRELATION_ID, version, &without).expect("plain");
+        assert_eq!(ours.to_contiguous(), plain.to_contiguous(), "v{version}");
+    }
 }

@@ -13,6 +13,7 @@
 //! Transactions (markers, the last stable offset, read_committed reads,
 //! the aborted index) are in [`txn`].
 
+mod epochs;
 mod read;
 mod replica;
 mod replica_ops;
@@ -20,6 +21,7 @@ mod replica_ops;
 mod tests;
 mod txn;
 pub(crate) use replica::{IsrProposal, RoleChange};
+pub use epochs::{check_leader_epoch, NO_LEADER_EPOCH_CHECK};
 pub(crate) use txn::CleanerView;
 
 use std::cell::{Cell, RefCell};
@@ -96,6 +98,8 @@ pub struct Partition {
     hw: Cell<i64>,
     /// Followers' long polls: woken when the durable end moves.
     replica_waiters: RefCell<Vec<oneshot::Sender<PartitionReply>>>,
+    /// The current leader epoch, from the metadata snapshot (epochs.rs).
+    leader_epoch: Cell<i32>,
 }
 
 /// How often a partition offline for a full disk tries to come back.
@@ -132,6 +136,7 @@ impl Partition {
             replicated: Cell::new(false),
             hw: Cell::new(0),
             replica_waiters: RefCell::new(Vec::new()),
+            leader_epoch: Cell::new(0),
         })
     }
 
@@ -158,11 +163,19 @@ impl Partition {
                 max_bytes,
                 min_one,
                 committed,
-            } => self.read(offset, max_bytes, min_one, committed).await,
+                last_fetched_epoch,
+            } => match self.diverging_reply(offset, last_fetched_epoch, committed) {
+                Some(reply) => reply,
+                None => self.read(offset, max_bytes, min_one, committed).await,
+            },
             PartitionOp::ListOffset {
                 timestamp,
                 committed,
             } => self.list_offset(timestamp, committed).await,
+            PartitionOp::OffsetForLeaderEpoch {
+                current_leader_epoch,
+                leader_epoch,
+            } => self.offset_for_leader_epoch(current_leader_epoch, leader_epoch),
             PartitionOp::WriteTxnMarker {
                 producer_id,
                 epoch,
@@ -289,6 +302,7 @@ impl Partition {
             // shared with its frame, so they are copied once here, into the
             // tail cache's reserved memory (fetch::cache_arena).
             let mut owned = self.tail.writable_copy(records);
+            self.stamp(owned.as_mut_slice());
             let info = self
                 .log
                 .append(owned.as_mut_slice())
@@ -318,6 +332,7 @@ impl Partition {
             let base_offset = match verdict {
                 ProducerCheck::Append => {
                     let mut owned = self.tail.writable_copy(batch.bytes);
+                    self.stamp(owned.as_mut_slice());
                     let info = self
                         .log
                         .append(owned.as_mut_slice())

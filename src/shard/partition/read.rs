@@ -83,6 +83,7 @@ impl Partition {
                 log_start_offset: self.log.log_start_offset(),
                 last_stable_offset: self.last_stable_offset(),
                 aborted: None,
+                diverging_epoch: None,
             },
             Err(StorageError::OffsetOutOfRange { .. }) => {
                 PartitionReply::Error(ResponseError::OffsetOutOfRange.code())

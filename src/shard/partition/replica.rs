@@ -104,7 +104,7 @@ pub(crate) enum RoleChange {
 }
 
 /// Wait after a refused or failed ISR change before asking another, ms.
-pub const ISR_RETRY_BACKOFF_MS: u64 = 1_000;
+pub(super) const ISR_RETRY_BACKOFF_MS: u64 = 1_000;
 
 /// An ISR change for the controller: (leader epoch, partition epoch, ISR).
 pub(crate) type IsrProposal = (i32, i32, Vec<i32>);
@@ -425,5 +425,71 @@ impl LeaderState {
         for w in self.acks.drain(..) {
             let _ = w.reply.send(code);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(isr: &[i32]) -> PartitionState {
+        PartitionState {
+            leader: 1,
+            leader_epoch: 4,
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            partition_epoch: 7,
+        }
+    }
+
+    fn fetched(l: &mut LeaderState, replica: i32, end: i64) {
+        l.followers.get_mut(&replica).expect("a replica").end = end;
+    }
+
+    #[test]
+    fn high_watermark_is_the_minimum_over_the_isr_and_waits_for_unfetched_members() {
+        let mut l = LeaderState::new(&state(&[1, 2, 3]), 1, 2, 0);
+        // Nobody fetched yet under this leader: nothing is known committed.
+        assert_eq!(l.high_watermark(100), -1);
+        fetched(&mut l, 2, 80);
+        fetched(&mut l, 3, 60);
+        assert_eq!(l.high_watermark(100), 60);
+        // A member out of the ISR does not hold the high watermark back...
+        l.isr = vec![1, 2];
+        assert_eq!(l.high_watermark(100), 80);
+        // ...but one being added already counts (maximal ISR).
+        l.pending_isr = Some(vec![1, 2, 3]);
+        assert_eq!(l.high_watermark(100), 60);
+        // The leader's own durable end bounds it.
+        l.pending_isr = None;
+        fetched(&mut l, 2, 120);
+        assert_eq!(l.high_watermark(100), 100);
+    }
+
+    #[test]
+    fn leader_state_update_keeps_progress_of_remaining_replicas_and_clears_a_pending_change() {
+        let mut l = LeaderState::new(&state(&[1, 2, 3]), 1, 2, 0);
+        fetched(&mut l, 2, 50);
+        l.pending_isr = Some(vec![1, 2]);
+        let mut next = state(&[1, 2]);
+        next.partition_epoch = 8;
+        next.replicas = vec![1, 2];
+        l.update(&next, 2, 10);
+        assert!(l.pending_isr.is_none(), "the controller answered");
+        assert_eq!(l.followers.get(&2).map(|f| f.end), Some(50));
+        assert!(!l.followers.contains_key(&3), "no longer a replica");
+        assert!(!l.followers.contains_key(&1), "the leader tracks no progress of its own");
+    }
+
+    #[test]
+    fn fail_acks_answers_every_waiter_with_the_code() {
+        let mut l = LeaderState::new(&state(&[1, 2]), 1, 2, 0);
+        let (tx, mut rx) = oneshot::channel();
+        l.acks.push(AckWaiter { end: 10, reply: tx });
+        l.fail_acks(ResponseError::NotEnoughReplicasAfterAppend.code());
+        assert_eq!(
+            rx.try_recv().expect("answered"),
+            Some(ResponseError::NotEnoughReplicasAfterAppend.code())
+        );
     }
 }

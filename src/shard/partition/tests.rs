@@ -79,6 +79,7 @@ async fn read_committed(p: &Rc<Partition>, offset: i64) -> (Vec<i64>, Vec<(i64, 
         max_bytes: 1 << 20,
         min_one: true,
         committed: true,
+        last_fetched_epoch: -1,
     };
     match run(p, op).await {
         PartitionReply::Read {

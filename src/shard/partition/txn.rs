@@ -111,6 +111,7 @@ impl Partition {
             log_start_offset: self.log.log_start_offset(),
             last_stable_offset,
             aborted,
+            diverging_epoch: None,
         }
     }
 
@@ -142,6 +143,7 @@ impl Partition {
                 return PartitionReply::Error(ResponseError::InvalidProducerEpoch.code());
             }
             let mut owned = marker.to_vec();
+            self.stamp(&mut owned);
             let info = match self.log.append(&mut owned) {
                 Ok(info) => info,
                 Err(e) => return self.storage_failure("append marker", e),
