@@ -8,6 +8,7 @@
 //!     00000000000000000000.timeindex        sparse time index (index.rs)
 //!     00000000000000000000.txnindex         aborted transactions (producer::aborted)
 //!     partition.checkpoint                  log start offset (checkpoint.rs)
+//!     leader-epoch-checkpoint               leader epochs, Kafka's text format (epoch_cache.rs)
 //! ```
 //!
 //! Pieces, each a small module with its decisions in its doc:
@@ -20,6 +21,10 @@
 //!   timestamp, `segment.ms`); `flush`: group commit;
 //!   `read`: fetch and timestamp lookup; `scan`: batch walking;
 //!   `recovery`: open; `checkpoint`, `small_file`: small durable files.
+//! - `replica`: `append_replica` (a follower's append, the leader's bytes
+//!   as written); `truncate`: `truncate_to` (crash-safe cut of the tail);
+//!   `epoch_cache`, `epochs`: the leader-epoch cache, its file and its
+//!   place in append, flush, truncation and log-start moves.
 //! - `retention`: retention by time and size, DeleteRecords, removal of
 //!   segments below the log start (checkpoint first, then files).
 //! - `compaction`: the cleaner (latest value per key, tombstones, crash-safe
