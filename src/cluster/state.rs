@@ -383,10 +383,25 @@ mod tests {
         let check = |s: &ClusterState, from, epochs, isr: &[i32]| {
             s.check_alter_partition(from, "t", 0, epochs, isr)
         };
-        assert_eq!(check(&state, 2, (0, 0), &[1, 2]), Some(E::FencedLeaderEpoch), "not the leader");
-        assert_eq!(check(&state, 1, (0, 5), &[1, 2]), Some(E::InvalidUpdateVersion));
-        assert_eq!(check(&state, 1, (0, 0), &[2, 3]), Some(E::IneligibleReplica), "leader left out");
-        assert_eq!(check(&state, 1, (0, 0), &[1, 9]), Some(E::IneligibleReplica), "not a replica");
+        assert_eq!(
+            check(&state, 2, (0, 0), &[1, 2]),
+            Some(E::FencedLeaderEpoch),
+            "not the leader"
+        );
+        assert_eq!(
+            check(&state, 1, (0, 5), &[1, 2]),
+            Some(E::InvalidUpdateVersion)
+        );
+        assert_eq!(
+            check(&state, 1, (0, 0), &[2, 3]),
+            Some(E::IneligibleReplica),
+            "leader left out"
+        );
+        assert_eq!(
+            check(&state, 1, (0, 0), &[1, 9]),
+            Some(E::IneligibleReplica),
+            "not a replica"
+        );
         assert_eq!(check(&state, 1, (0, 0), &[1, 2]), None);
         let shrink = ClusterCommand::AlterPartition {
             topic: "t".into(),
@@ -402,7 +417,10 @@ mod tests {
         // Adding a fenced broker back is refused.
         state.apply(&ClusterCommand::FenceBroker { id: 3 });
         let epochs = (0, state.topics["t"].partitions[0].partition_epoch);
-        assert_eq!(check(&state, 1, epochs, &[1, 2, 3]), Some(E::IneligibleReplica));
+        assert_eq!(
+            check(&state, 1, epochs, &[1, 2, 3]),
+            Some(E::IneligibleReplica)
+        );
     }
 
     #[test]
@@ -411,11 +429,19 @@ mod tests {
         three_replicas(&mut state);
         state.apply(&ClusterCommand::FenceBroker { id: 3 });
         let p = &state.topics["t"].partitions[0];
-        assert_eq!((p.leader, p.isr.clone()), (1, vec![1, 2]), "follower out, leader stays");
+        assert_eq!(
+            (p.leader, p.isr.clone()),
+            (1, vec![1, 2]),
+            "follower out, leader stays"
+        );
         state.apply(&ClusterCommand::FenceBroker { id: 1 });
         state.apply(&ClusterCommand::FenceBroker { id: 2 });
         let p = &state.topics["t"].partitions[0];
-        assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![2]), "the last member stays");
+        assert_eq!(
+            (p.leader, p.isr.clone()),
+            (NO_LEADER, vec![2]),
+            "the last member stays"
+        );
         // 3 is not in the ISR: it may not lead (no unclean election).
         state.apply(&register(3));
         assert_eq!(state.topics["t"].partitions[0].leader, NO_LEADER);

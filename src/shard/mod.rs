@@ -40,8 +40,8 @@ pub use messages::{
     DEFAULT_REPLICATION,
 };
 pub use meta_owner::next_snapshot;
-pub(crate) use partition::{IsrProposal, RoleChange};
 pub use partition::{check_leader_epoch, Partition, NO_LEADER_EPOCH_CHECK, PENDING_BYTES_MAX};
+pub(crate) use partition::{IsrProposal, RoleChange};
 pub use runtime::{run, run_supervised, StartError};
 
 use crate::config::Config;

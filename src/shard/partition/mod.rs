@@ -20,8 +20,8 @@ mod replica_ops;
 #[cfg(test)]
 mod tests;
 mod txn;
-pub(crate) use replica::{IsrProposal, RoleChange};
 pub use epochs::{check_leader_epoch, NO_LEADER_EPOCH_CHECK};
+pub(crate) use replica::{IsrProposal, RoleChange};
 pub(crate) use txn::CleanerView;
 
 use std::cell::{Cell, RefCell};

@@ -172,6 +172,9 @@ impl Partition {
             };
             self.hw.set(hw.min(self.log.high_watermark()));
             self.replicated.set(true);
+            // The new epoch starts at this log's end (Kafka's makeLeader),
+            // so a follower's DivergingEpoch check sees it before a write.
+            self.log.assign_leader_epoch(state.leader_epoch);
             *role = Role::Leader(LeaderState::new(state, local, min_insync, now_ms));
             drop(role);
             self.advance_hw();
@@ -478,7 +481,10 @@ mod tests {
         assert!(l.pending_isr.is_none(), "the controller answered");
         assert_eq!(l.followers.get(&2).map(|f| f.end), Some(50));
         assert!(!l.followers.contains_key(&3), "no longer a replica");
-        assert!(!l.followers.contains_key(&1), "the leader tracks no progress of its own");
+        assert!(
+            !l.followers.contains_key(&1),
+            "the leader tracks no progress of its own"
+        );
     }
 
     #[test]
