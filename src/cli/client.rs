@@ -23,6 +23,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
 
+use crate::protocol::request_frame::put_request;
+
 /// Client id sent in every request header.
 pub const CLIENT_ID: &str = "corestream-cli";
 /// Connect timeout.
@@ -235,20 +237,10 @@ impl Conn {
 
     fn encode<R: Request>(&mut self, request: &R, version: i16) -> Result<Bytes, ClientError> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        let encoded = header
-            .encode(&mut buf, R::header_version(version))
-            .and_then(|_| request.encode(&mut buf, version));
-        encoded.map_err(|e| self.protocol_err::<R>(format!("encoding v{version}: {e}")))?;
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        Ok(buf.freeze())
+        let mut frame = BytesMut::new();
+        put_request(&mut frame, request, version, self.correlation_id, CLIENT_ID)
+            .map_err(|message| self.protocol_err::<R>(message))?;
+        Ok(frame.freeze())
     }
 
     fn decode<R: Request>(

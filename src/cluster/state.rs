@@ -333,16 +333,7 @@ mod tests {
     #[test]
     fn fence_broker_hands_leadership_to_another_live_isr_member() {
         let mut state = ClusterState::default();
-        for id in 1..=3 {
-            state.apply(&register(id));
-        }
-        let mut topic = one_partition_on(1);
-        topic.partitions[0].replicas = vec![1, 2, 3];
-        topic.partitions[0].isr = vec![1, 2, 3];
-        state.apply(&ClusterCommand::PutTopic {
-            name: "t".into(),
-            topic,
-        });
+        three_replicas(&mut state);
         state.apply(&ClusterCommand::FenceBroker { id: 1 });
         let p = &state.topics["t"].partitions[0];
         assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]));

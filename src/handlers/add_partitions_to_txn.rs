@@ -1,18 +1,22 @@
-//! AddPartitionsToTxn (key 24), v0-3: a transactional producer names the
+//! AddPartitionsToTxn (key 24), v0-4: a transactional producer names the
 //! partitions it is about to write. The coordinator adds them to the open
 //! transaction (opening it) durably before answering; only then may the
 //! producer write to them (checked at produce, KIP-890 part 1).
 //!
-//! v4+ is the broker-to-broker batched form (verify-only), which this
-//! single-node broker does in-process; it is not served.
+//! v4 is the broker-to-broker batched form: a partition leader on another
+//! broker asks the coordinator, `verify_only`, whether a transactional
+//! produce's partition is in the transaction (`txn::remote`); a
+//! coordinator on the same broker is asked in-process. Kafka limits v4 to
+//! brokers (ClusterAction); there is no authorizer yet, as for every API.
 
 use kafka_protocol::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey};
 use kafka_protocol::ResponseError;
 
 use super::{ApiSpec, RequestContext};
+use crate::metadata::PartitionId;
 use crate::txn::coordinator_code;
 use crate::txn::state::TxnPartition;
 
@@ -20,8 +24,11 @@ use crate::txn::state::TxnPartition;
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::AddPartitionsToTxn,
     min: 0,
-    max: 3,
+    max: 4,
 };
+
+/// The first version of the broker-to-broker form.
+const BROKER_FORM_SINCE_VERSION: i16 = 4;
 
 /// First version whose clients understand PRODUCER_FENCED (KIP-588).
 const FENCED_SINCE_VERSION: i16 = 2;
@@ -31,6 +38,9 @@ pub async fn handle(
     ctx: &RequestContext,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
+    if ctx.version >= BROKER_FORM_SINCE_VERSION {
+        return handle_batched(ctx, request).await;
+    }
     let snapshot = ctx.shard.snapshot();
     // Unknown partitions fail the request; the others are not attempted.
     let unknown = |topic: &str, p: i32| {
@@ -83,6 +93,72 @@ pub async fn handle(
         })
         .collect();
     AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+}
+
+/// v4: every transaction of the batch, each verified (`verify_only`) or
+/// added partition by partition on its coordinator.
+async fn handle_batched(
+    ctx: &RequestContext,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let mut results = Vec::with_capacity(request.transactions.len());
+    for txn in request.transactions {
+        let id = txn.transactional_id.0.to_string();
+        let (pid, epoch) = (txn.producer_id.0, txn.producer_epoch);
+        let mut topic_results = Vec::with_capacity(txn.topics.len());
+        for topic in &txn.topics {
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for &p in &topic.partitions {
+                let partition = PartitionId {
+                    topic: topic.name.0.to_string().into(),
+                    partition: p,
+                };
+                let code = match txn.verify_only {
+                    true => verify_here(ctx, id.clone(), (pid, epoch), partition).await,
+                    false => {
+                        let added = vec![(partition.topic.to_string(), p)];
+                        add_to_txn(ctx, id.clone(), pid, epoch, added, FENCED_SINCE_VERSION).await
+                    }
+                };
+                partitions.push(
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_partition_error_code(code),
+                );
+            }
+            topic_results.push(
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(topic.name.clone())
+                    .with_results_by_partition(partitions),
+            );
+        }
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(txn.transactional_id)
+                .with_topic_results(topic_results),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+/// KIP-890 verification on this broker's coordinator of `id`: 0 when
+/// `partition` is in the ongoing transaction at (`pid`, `epoch`).
+async fn verify_here(
+    ctx: &RequestContext,
+    id: String,
+    (pid, epoch): (i64, i16),
+    partition: PartitionId,
+) -> i16 {
+    let key = id.clone();
+    let verified = crate::txn::on_coordinator(&ctx.shard, &key, move |shard, p| async move {
+        shard.txns.ready(&shard, p).await?;
+        shard.txns.verify(&id, pid, epoch, &partition)
+    })
+    .await;
+    match verified {
+        Ok(Ok(())) => 0,
+        Ok(Err(code)) | Err(code) => code,
+    }
 }
 
 /// Adds `partitions` to `id`'s transaction on its coordinator; the code

@@ -169,10 +169,11 @@ pub(crate) fn shard_report(shard: &Shard) -> ShardReport {
         .map(|p| PartitionStats {
             topic: p.id.topic.to_string(),
             partition: p.id.partition,
-            high_watermark: p.log.high_watermark(),
+            high_watermark: p.high_watermark(),
             log_end_offset: p.log.next_offset(),
             log_start_offset: p.log.log_start_offset(),
             size_bytes: p.log.size_bytes(),
+            replication: p.replication_stats(),
         })
         .collect();
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));

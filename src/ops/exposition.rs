@@ -172,6 +172,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     }
     render_fsync(&mut out, reports);
     render_partitions(&mut out, reports);
+    render_replication(&mut out, reports);
     render_lags(&mut out, lags);
     out
 }
@@ -301,7 +302,7 @@ fn render_partitions(out: &mut String, reports: &[ShardReport]) {
     let gauges: [PartitionFamily; 4] = [
         (
             "corestream_partition_high_watermark",
-            "Durable end offset consumers can read.",
+            "Offset consumers can read up to (with replicas: what the ISR holds).",
             |p| p.high_watermark.to_string(),
         ),
         (
@@ -333,6 +334,49 @@ fn render_partitions(out: &mut String, reports: &[ShardReport]) {
                     get(p)
                 );
             }
+        }
+    }
+}
+
+/// Replication of the partitions this broker leads (issue 21): under
+/// replicated (ISR smaller than the replica set) and each follower's lag.
+fn render_replication(out: &mut String, reports: &[ShardReport]) {
+    let led = || {
+        reports.iter().flat_map(|r| {
+            r.partitions
+                .iter()
+                .filter_map(move |p| p.replication.as_ref().map(|s| (r.shard, p, s)))
+        })
+    };
+    family(
+        out,
+        "corestream_partition_under_replicated",
+        "gauge",
+        "1 when a partition this broker leads has fewer in-sync replicas than replicas.",
+    );
+    for (shard, p, s) in led() {
+        let _ = writeln!(
+            out,
+            "corestream_partition_under_replicated{{topic=\"{}\",partition=\"{}\",shard=\"{shard}\"}} {}",
+            escape_label(&p.topic),
+            p.partition,
+            u8::from(s.isr < s.replicas)
+        );
+    }
+    family(
+        out,
+        "corestream_replica_lag_offsets",
+        "gauge",
+        "Offsets a follower is behind the leader's durable end.",
+    );
+    for (shard, p, s) in led() {
+        for (replica, lag) in &s.follower_lag {
+            let _ = writeln!(
+                out,
+                "corestream_replica_lag_offsets{{topic=\"{}\",partition=\"{}\",shard=\"{shard}\",replica=\"{replica}\"}} {lag}",
+                escape_label(&p.topic),
+                p.partition,
+            );
         }
     }
 }
@@ -401,6 +445,11 @@ mod tests {
                 log_end_offset: 5,
                 log_start_offset: 0,
                 size_bytes: 300,
+                replication: Some(crate::ops::metrics::ReplicationStats {
+                    isr: 2,
+                    replicas: 3,
+                    follower_lag: vec![(2, 0), (3, 7)],
+                }),
             }],
             tail_cache_bytes: 4096,
             tail_cache_reserved_bytes: 8 << 20,
@@ -430,6 +479,8 @@ mod tests {
             "corestream_bytes_received_total{shard=\"1\"} 10",
             "corestream_partition_high_watermark{topic=\"t\",partition=\"2\",shard=\"1\"} 5",
             "corestream_partition_size_bytes{topic=\"t\",partition=\"2\",shard=\"1\"} 300",
+            "corestream_partition_under_replicated{topic=\"t\",partition=\"2\",shard=\"1\"} 1",
+            "corestream_replica_lag_offsets{topic=\"t\",partition=\"2\",shard=\"1\",replica=\"3\"} 7",
             "corestream_group_lag{group=\"g\\\"1\",topic=\"t\",partition=\"2\"} 2",
             "# TYPE corestream_fsync_latency_seconds histogram",
             "corestream_fsync_latency_seconds_count{shard=\"1\"} 0",

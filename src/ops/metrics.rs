@@ -208,7 +208,8 @@ pub struct PartitionStats {
     pub topic: String,
     /// Partition index.
     pub partition: i32,
-    /// Durable end of the log (what consumers see).
+    /// What consumers may read up to: the durable end, or with replicas
+    /// the ISR's (replication).
     pub high_watermark: i64,
     /// Next offset to assign (includes unflushed batches).
     pub log_end_offset: i64,
@@ -216,6 +217,20 @@ pub struct PartitionStats {
     pub log_start_offset: i64,
     /// Bytes of batches in all segments.
     pub size_bytes: u64,
+    /// Its replica set, when this broker leads other replicas of it.
+    pub replication: Option<ReplicationStats>,
+}
+
+/// A led partition's replica set, for /metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationStats {
+    /// In-sync replicas (the leader included).
+    pub isr: usize,
+    /// Replicas.
+    pub replicas: usize,
+    /// Each follower's node id and how many offsets it is behind the
+    /// leader's durable end (its whole log until it first fetches).
+    pub follower_lag: Vec<(i32, i64)>,
 }
 
 /// What one shard reports to a scrape.

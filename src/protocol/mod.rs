@@ -15,3 +15,4 @@ pub mod frame;
 pub mod legacy;
 pub mod record_slices;
 pub mod records;
+pub mod request_frame;

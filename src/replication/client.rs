@@ -6,11 +6,13 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::messages::ResponseHeader;
+use kafka_protocol::protocol::{Decodable, HeaderVersion, Request};
+
+use crate::protocol::request_frame::put_request;
 
 /// Client id in the request header: the leader's logs name replica fetches.
 pub const CLIENT_ID: &str = "corestream-replica";
@@ -129,22 +131,13 @@ impl BrokerConnection {
 
     fn encode<R: Request>(&mut self, request: &R, version: i16) -> Result<Bytes, ClientError> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, R::header_version(version))
-            .and_then(|_| request.encode(&mut buf, version))
-            .map_err(|e| ClientError::Protocol {
+        let mut frame = BytesMut::new();
+        put_request(&mut frame, request, version, self.correlation_id, CLIENT_ID).map_err(
+            |message| ClientError::Protocol {
                 addr: self.addr.clone(),
-                message: format!("encoding v{version}: {e}"),
-            })?;
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        Ok(buf.freeze())
+                message,
+            },
+        )?;
+        Ok(frame.freeze())
     }
 }

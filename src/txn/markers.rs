@@ -15,9 +15,10 @@ use futures::future::join_all;
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
+use super::remote;
 use super::state::TxnPartition;
 use crate::group::OFFSETS_TOPIC;
-use crate::metadata::PartitionId;
+use crate::metadata::{PartitionId, PartitionLocation};
 use crate::shard::{PartitionOp, PartitionReply, Shard};
 
 /// Attempts per partition before giving up until the next sweep.
@@ -74,8 +75,17 @@ pub(crate) async fn write_one(
     commit: bool,
     coordinator_epoch: i32,
 ) -> Result<(), i16> {
-    let Some(owner) = shard.snapshot().shard_for(&id.topic, id.partition) else {
-        return Ok(()); // deleted: nothing to mark
+    let owner = match shard.snapshot().locate(&id.topic, id.partition) {
+        PartitionLocation::Local(owner) => owner,
+        PartitionLocation::Unknown => return Ok(()), // deleted: nothing to mark
+        // Led by another broker: through it (`remote`); with no leader
+        // now, the coordinator retries later.
+        PartitionLocation::Remote { leader, .. } if leader >= 0 => {
+            let producer = (producer_id, epoch);
+            return remote::write_marker(shard, leader, &id, producer, commit, coordinator_epoch)
+                .await;
+        }
+        PartitionLocation::Remote { .. } => return Err(ResponseError::NotLeaderOrFollower.code()),
     };
     let answer = shard
         .run_on(owner, move |shard| async move {

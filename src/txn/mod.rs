@@ -24,6 +24,7 @@
 pub mod coordinator;
 pub mod markers;
 pub mod records;
+pub mod remote;
 pub mod state;
 
 use std::future::Future;
@@ -34,7 +35,7 @@ use kafka_protocol::ResponseError;
 
 pub use coordinator::TxnCoordinator;
 
-use crate::metadata::PartitionId;
+use crate::metadata::{PartitionId, PartitionLocation};
 use crate::shard::{internal_topic, Shard};
 
 /// The internal topic holding transaction state.
@@ -104,6 +105,17 @@ pub async fn verify_partition(
     epoch: i16,
     id: PartitionId,
 ) -> Result<(), i16> {
+    // The coordinator on another broker (a cluster): asked over the wire.
+    let count = internal_topic::ensure(shard, TXN_TOPIC, shard.config.txn.state_partitions).await?;
+    let coordinator_partition = internal_topic::partition_for(&transactional_id, count);
+    if let PartitionLocation::Remote { leader, .. } =
+        shard.snapshot().locate(TXN_TOPIC, coordinator_partition)
+    {
+        if leader < 0 {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        }
+        return remote::verify(shard, leader, transactional_id, (producer_id, epoch), &id).await;
+    }
     let key = transactional_id.clone();
     on_coordinator(shard, &key, move |shard, partition| async move {
         let coordinator = &shard.txns;

@@ -319,3 +319,32 @@ def test_cluster_config_bad_voters_given_as_controller_voters_is_refused(broker_
     assert node.proc.wait(timeout=20) == EXIT_BAD_CONFIG
     node.expected_down = True
     assert "controller-quorum-voters" in node.log_tail()
+
+
+def test_transactions_cluster_spanning_every_broker_commit_and_abort(cluster):
+    """A transaction over partitions led by all three brokers: the leaders
+    verify it with the coordinator's broker (AddPartitionsToTxn v4) and the
+    coordinator writes markers through them (WriteTxnMarkers)."""
+    topic = topic_name()
+    clients.create_topic(cluster.bootstrap(1), topic, 6)
+    md = cluster.wait_for(
+        "6 partitions led", lambda md: -1 not in leaders(md, topic).values(), via=1, topics=[topic]
+    )
+    assert set(leaders(md, topic).values()) == {1, 2, 3}
+    p = clients.producer(
+        cluster.bootstrap(), **{"transactional.id": f"tx-{uuid.uuid4().hex[:6]}", "enable.idempotence": True}
+    )
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(60):
+        p.produce(topic, f"committed-{i}".encode(), partition=i % 6)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for i in range(30):
+        p.produce(topic, f"aborted-{i}".encode(), partition=i % 6)
+    p.flush(30)
+    p.abort_transaction(30)
+    got = clients.consume_all(
+        cluster.bootstrap(), topic, 6, expect=60, **{"isolation.level": "read_committed"}
+    )
+    assert sorted(r.value for r in got) == sorted(f"committed-{i}".encode() for i in range(60))

@@ -12,6 +12,7 @@ are in sync while acks=1 still works.
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -125,3 +126,8 @@ def test_replication_rf3_min_insync_refuses_acks_all_but_not_acks_1(cluster):
         assert refused["error_code"] == NOT_ENOUGH_REPLICAS, refused
         one = c.produce(topic, 0, kafka_raw.record_batch_v2([(b"k", b"acks-1")]), acks=1)
         assert one["error_code"] == 0, one
+    # the leader's /metrics shows the partition under-replicated
+    text = urllib.request.urlopen(f"{cluster.nodes[leader].admin_url}/metrics", timeout=10).read().decode()
+    labels = f'topic="{topic}",partition="0",shard="0"'
+    assert f"corestream_partition_under_replicated{{{labels}}} 1" in text, text[-2000:]
+    assert f'corestream_replica_lag_offsets{{{labels},replica="{follower}"}}' in text

@@ -2,14 +2,11 @@
 min.insync.replicas 2, acks=all idempotent producers), each checked by the
 history checker: a leader SIGKILLed repeatedly, a leader cut off from the
 other two by iptables, the active controller paused past the session
-timeout. About 30-60 s each on the two-core CI machine;
-`scripts/crash-test --cluster --replication-factor 3 --scenario NAME`
-runs each alone, longer with --steps.
-
-The group and transactional loop through coordinator kills
-(`scenarios.group_txn_loop`, `--scenario txn-loop`) is not here: a
-transaction whose partitions are led by brokers other than its
-coordinator's does not complete yet (see docs/ARCHITECTURE.md).
+timeout, and a consumer group with a transactional consume-transform-
+produce loop through kills of its coordinators' brokers. About 30-60 s
+each on the two-core CI machine; `scripts/crash-test --cluster
+--replication-factor 3 --scenario NAME` runs each alone, longer with
+--steps.
 """
 
 from __future__ import annotations
@@ -46,4 +43,10 @@ def test_rf3_controller_paused_past_session_timeout_has_one_leader_per_epoch(net
     cfg = config(seed, tmp_path)
     result = scenarios.controller_paused(netns_cluster, cfg)
     assert result.extra["samples"] > 0
+    assert_passed(result, cfg)
+
+
+def test_rf3_group_and_transactional_loop_survive_coordinator_kills_exactly_once(netns_cluster, seed, tmp_path):
+    cfg = config(seed, tmp_path)
+    result = scenarios.group_txn_loop(netns_cluster, cfg)
     assert_passed(result, cfg)

@@ -22,6 +22,7 @@ use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 use crate::cli::client::{ClientError, Conn, CLIENT_ID};
+use crate::protocol::request_frame::put_request;
 
 /// Socket read buffer of a reader half, in bytes.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -104,23 +105,18 @@ impl PipeWriter {
     /// correlation id.
     pub fn send<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, ClientError> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        self.frame.clear();
-        self.frame.put_i32(0);
-        header
-            .encode(&mut self.frame, R::header_version(version))
-            .and_then(|_| request.encode(&mut self.frame, version))
-            .map_err(|e| ClientError::Protocol {
-                api: format!("api {}", R::KEY),
-                addr: self.addr.clone(),
-                message: format!("encoding v{version}: {e}"),
-            })?;
-        let size = (self.frame.len() - 4) as i32;
-        self.frame[..4].copy_from_slice(&size.to_be_bytes());
+        put_request(
+            &mut self.frame,
+            request,
+            version,
+            self.correlation_id,
+            CLIENT_ID,
+        )
+        .map_err(|message| ClientError::Protocol {
+            api: format!("api {}", R::KEY),
+            addr: self.addr.clone(),
+            message,
+        })?;
         self.stream
             .write_all(&self.frame)
             .map_err(|source| ClientError::Io {

@@ -186,8 +186,10 @@ impl Partition {
         };
         let previous = std::mem::replace(&mut *role, next);
         if !self.replicated.replace(true) {
-            // Was the sole replica: everything durable was committed.
-            self.hw.set(self.log.high_watermark());
+            // Just opened: what of this log the ISR holds is not known (no
+            // high-watermark checkpoint yet), so nothing is until the
+            // leader says (`follow_hw`).
+            self.hw.set(self.log.log_start_offset());
         }
         drop(role);
         if let Role::Leader(mut leader) = previous {
@@ -359,13 +361,25 @@ impl Partition {
         }
     }
 
-    /// The follower ids this leader tracks with their log end offsets
-    /// (metrics, admin).
-    pub fn follower_ends(&self) -> Vec<(i32, i64)> {
-        match &*self.role.borrow() {
-            Role::Leader(l) => l.followers.iter().map(|(id, f)| (*id, f.end)).collect(),
-            _ => Vec::new(),
-        }
+    /// What /metrics shows of a partition this replica leads: ISR and
+    /// replica counts and each follower's lag in offsets behind the
+    /// leader's durable end; `None` unless it leads other replicas.
+    pub fn replication_stats(&self) -> Option<crate::ops::metrics::ReplicationStats> {
+        let Role::Leader(l) = &*self.role.borrow() else {
+            return None;
+        };
+        let end = self.log.high_watermark();
+        let mut follower_lag: Vec<(i32, i64)> = l
+            .followers
+            .iter()
+            .map(|(id, f)| (*id, (end - f.end.max(0)).max(0)))
+            .collect();
+        follower_lag.sort_unstable();
+        Some(crate::ops::metrics::ReplicationStats {
+            isr: l.isr.len(),
+            replicas: l.replicas.len(),
+            follower_lag,
+        })
     }
 }
 

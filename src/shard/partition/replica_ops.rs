@@ -33,6 +33,11 @@ impl Partition {
     ) -> Result<(), StorageError> {
         if !records.is_empty() {
             let _order = self.append_lock.lock().await;
+            if !self.is_follower() {
+                // A fetch answered after this replica started leading:
+                // its own clients write here now.
+                return Ok(());
+            }
             let mut owned = self.tail.writable_copy(records);
             self.log.append_replica(owned.as_mut_slice())?;
             self.tail.stage(owned.freeze());
