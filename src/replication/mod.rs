@@ -86,6 +86,9 @@ impl Shard {
             if !p.leads() && *p.id.topic == *crate::group::OFFSETS_TOPIC {
                 self.groups.unload(p.id.partition);
             }
+            if !p.leads() && *p.id.topic == *crate::txn::TXN_TOPIC {
+                self.txns.unload(p.id.partition);
+            }
             match change {
                 RoleChange::Follow(leader) => follows.entry(leader).or_default().push(p),
                 // Leading again after following or being offline: what

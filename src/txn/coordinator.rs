@@ -49,6 +49,22 @@ pub struct TxnView {
 }
 
 impl TxnCoordinator {
+    /// Forgets the transactional ids of state partition `partition` (its
+    /// leadership moved to another broker, whose coordinator now owns
+    /// them): if it comes back they are replayed from the log again, with
+    /// what the other coordinator wrote meanwhile.
+    pub fn unload(&self, partition: i32) {
+        if self.loaded.borrow_mut().remove(&partition) {
+            self.txns
+                .borrow_mut()
+                .retain(|_, e| e.partition != partition);
+            info!(
+                partition,
+                "{TXN_TOPIC} partition led elsewhere: its transactional ids unloaded"
+            );
+        }
+    }
+
     /// Replays state partition `partition` if not done since start.
     pub async fn ready(&self, shard: &Rc<Shard>, partition: i32) -> Result<(), i16> {
         if self.loaded.borrow().contains(&partition) {
