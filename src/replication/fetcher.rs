@@ -119,7 +119,7 @@ impl Fetcher {
 
     /// Logs the first failure of a run (then every 50th) and backs off.
     async fn failed(&self, failures: &mut u32, what: &str) {
-        if *failures % 50 == 0 {
+        if failures.is_multiple_of(50) {
             warn!(leader = self.leader, "replica fetcher: {what} (retrying)");
         }
         *failures += 1;
