@@ -195,14 +195,22 @@ mod tests {
 
     #[test]
     fn add_partitions_to_txn_response_encodes_every_version() {
-        let r = AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(vec![
-            AddPartitionsToTxnTopicResult::default()
-                .with_name(TopicName(StrBytes::from_static_str("t")))
-                .with_results_by_partition(vec![AddPartitionsToTxnPartitionResult::default()
-                    .with_partition_index(0)
-                    .with_partition_error_code(0)]),
+        let topic = AddPartitionsToTxnTopicResult::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_results_by_partition(vec![AddPartitionsToTxnPartitionResult::default()
+                .with_partition_index(0)
+                .with_partition_error_code(0)]);
+        // v0-3 answer by topic; v4 (broker to broker) by transaction.
+        let client_form =
+            AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(vec![topic.clone()]);
+        let broker_form = AddPartitionsToTxnResponse::default().with_results_by_transaction(vec![
+            AddPartitionsToTxnResult::default().with_topic_results(vec![topic]),
         ]);
         for v in API.min..=API.max {
+            let r = match v < BROKER_FORM_SINCE_VERSION {
+                true => &client_form,
+                false => &broker_form,
+            };
             let mut buf = bytes::BytesMut::new();
             r.encode(&mut buf, v)
                 .unwrap_or_else(|e| panic!("v{v}: {e}"));
