@@ -9,7 +9,8 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, 
 
 use super::add_partitions_to_txn::add_to_txn;
 use super::{ApiSpec, RequestContext};
-use crate::group::{coordinator_for, OFFSETS_TOPIC};
+use crate::group::OFFSETS_TOPIC;
+use crate::shard::internal_topic;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -26,9 +27,14 @@ pub async fn handle(
     ctx: &RequestContext,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
-    let code = match coordinator_for(&ctx.shard, &request.group_id.0).await {
+    // Only the group's offsets partition is needed: its coordinator may be
+    // on another broker than the transaction's (a cluster).
+    let partitions = ctx.shard.config.offsets_topic_partitions;
+    let count = internal_topic::ensure(&ctx.shard, OFFSETS_TOPIC, partitions).await;
+    let code = match count {
         Err(code) => code,
-        Ok((_, offsets_partition)) => {
+        Ok(count) => {
+            let offsets_partition = internal_topic::partition_for(&request.group_id.0, count);
             let id = request.transactional_id.0.to_string();
             let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
             let partitions = vec![(OFFSETS_TOPIC.to_string(), offsets_partition)];

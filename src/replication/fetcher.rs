@@ -71,8 +71,10 @@ impl Fetcher {
         self.stopped.set(true);
     }
 
-    /// The partitions to fetch from now on.
-    pub fn set_partitions(&self, partitions: Vec<Rc<Partition>>) {
+    /// The partitions to fetch from now on, sorted so that each topic is
+    /// one FetchTopic of the request (`request` groups runs).
+    pub fn set_partitions(&self, mut partitions: Vec<Rc<Partition>>) {
+        partitions.sort_by(|a, b| a.id.cmp(&b.id));
         *self.partitions.borrow_mut() = partitions;
     }
 

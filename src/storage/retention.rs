@@ -187,12 +187,8 @@ impl<D: Disk> PartitionLog<D> {
         let mut removed = Removed::default();
         for (path, bytes) in gone {
             for extension in SEGMENT_FILES_REMOVAL_ORDER {
-                let file = path.with_extension(extension);
-                let exists = self.disk.exists(&file).await;
-                if exists.map_err(StorageError::io_at("stat", &file, None))? {
-                    let done = self.disk.remove_file(&file).await;
-                    done.map_err(StorageError::io_at("remove segment", &file, None))?;
-                }
+                self.remove_if_present(&path.with_extension(extension))
+                    .await?;
                 reached(Step::segment_file_removed(extension));
             }
             removed.segments += 1;

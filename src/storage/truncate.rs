@@ -185,13 +185,23 @@ impl<D: Disk> PartitionLog<D> {
         };
         for path in later {
             for extension in SEGMENT_FILES_REMOVAL_ORDER {
-                let file = path.with_extension(extension);
-                let exists = self.disk.exists(&file).await;
-                if exists.map_err(StorageError::io_at("stat", &file, None))? {
-                    let done = self.disk.remove_file(&file).await;
-                    done.map_err(StorageError::io_at("remove segment", &file, None))?;
-                }
+                self.remove_if_present(&path.with_extension(extension))
+                    .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Removes one file of a segment being dropped, if it is there (a
+    /// crash may have removed it already: removal is resumable).
+    pub(crate) async fn remove_if_present(
+        &self,
+        file: &std::path::Path,
+    ) -> Result<(), StorageError> {
+        let exists = self.disk.exists(file).await;
+        if exists.map_err(StorageError::io_at("stat", file, None))? {
+            let done = self.disk.remove_file(file).await;
+            done.map_err(StorageError::io_at("remove segment", file, None))?;
         }
         Ok(())
     }

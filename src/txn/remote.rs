@@ -26,7 +26,7 @@ use kafka_protocol::messages::write_txn_markers_request::{
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
@@ -41,11 +41,31 @@ pub const MARKERS_VERSION: i16 = 1;
 /// Bound on one broker-to-broker transaction request.
 pub const REMOTE_TXN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// HOST:PORT of live broker `id`, as this broker's snapshot has it.
-fn broker_addr(shard: &Shard, id: i32) -> Option<String> {
-    let snapshot = shard.snapshot();
-    let broker = snapshot.cluster.as_ref()?.live_broker(id)?;
-    Some(format!("{}:{}", broker.host, broker.port))
+/// Sends `request` at `version` to live broker `broker` on a fresh
+/// connection; any failure to get an answer is `unreachable` (logged).
+async fn exchange<R: Request>(
+    shard: &Shard,
+    broker: i32,
+    (request, version): (&R, i16),
+    unreachable: i16,
+) -> Result<R::Response, i16> {
+    let addr = {
+        let snapshot = shard.snapshot();
+        let b = snapshot
+            .cluster
+            .as_ref()
+            .and_then(|c| c.live_broker(broker))
+            .ok_or(unreachable)?;
+        format!("{}:{}", b.host, b.port)
+    };
+    let failed = |e: crate::replication::client::ClientError| {
+        debug!("transaction request to broker {broker}: {e}");
+        unreachable
+    };
+    let mut conn = BrokerConnection::connect(&addr).await.map_err(failed)?;
+    conn.send(request, version, REMOTE_TXN_TIMEOUT)
+        .await
+        .map_err(failed)
 }
 
 /// Asks broker `coordinator` whether `partition` is in `transactional_id`'s
@@ -58,7 +78,6 @@ pub async fn verify(
     partition: &PartitionId,
 ) -> Result<(), i16> {
     let unavailable = ResponseError::CoordinatorNotAvailable.code();
-    let addr = broker_addr(shard, coordinator).ok_or(unavailable)?;
     let topic = AddPartitionsToTxnTopic::default()
         .with_name(TopicName(StrBytes::from_string(
             partition.topic.to_string(),
@@ -71,17 +90,7 @@ pub async fn verify(
         .with_verify_only(true)
         .with_topics(vec![topic]);
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![transaction]);
-    let mut conn = BrokerConnection::connect(&addr).await.map_err(|e| {
-        debug!("transaction verification: {e}");
-        unavailable
-    })?;
-    let response = conn
-        .send(&request, VERIFY_VERSION, REMOTE_TXN_TIMEOUT)
-        .await
-        .map_err(|e| {
-            debug!("transaction verification: {e}");
-            unavailable
-        })?;
+    let response = exchange(shard, coordinator, (&request, VERIFY_VERSION), unavailable).await?;
     if response.error_code != 0 {
         return Err(response.error_code);
     }
@@ -110,7 +119,6 @@ pub async fn write_marker(
     coordinator_epoch: i32,
 ) -> Result<(), i16> {
     let unavailable = ResponseError::NotLeaderOrFollower.code();
-    let addr = broker_addr(shard, leader).ok_or(unavailable)?;
     let topic = WritableTxnMarkerTopic::default()
         .with_name(TopicName(StrBytes::from_string(
             partition.topic.to_string(),
@@ -123,17 +131,7 @@ pub async fn write_marker(
         .with_coordinator_epoch(coordinator_epoch)
         .with_topics(vec![topic]);
     let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
-    let mut conn = BrokerConnection::connect(&addr).await.map_err(|e| {
-        debug!(%partition, "marker to broker {leader}: {e}");
-        unavailable
-    })?;
-    let response = conn
-        .send(&request, MARKERS_VERSION, REMOTE_TXN_TIMEOUT)
-        .await
-        .map_err(|e| {
-            debug!(%partition, "marker to broker {leader}: {e}");
-            unavailable
-        })?;
+    let response = exchange(shard, leader, (&request, MARKERS_VERSION), unavailable).await?;
     let code = response
         .markers
         .iter()

@@ -15,7 +15,7 @@ impl Partition {
     /// Refuses writes on a replica that does not lead (a snapshot moved the
     /// leadership while the request was on its way).
     pub(super) fn check_leader(&self) -> Result<(), i16> {
-        match self.is_follower() || !self.leads() {
+        match !self.leads() {
             true => Err(ResponseError::NotLeaderOrFollower.code()),
             false => Ok(()),
         }
