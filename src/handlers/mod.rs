@@ -200,11 +200,11 @@ pub async fn handle_frame(
 ) -> Outcome {
     use crate::ops::metrics;
     use crate::protocol::frame::FRAME_SIZE_PREFIX_BYTES;
-    let _in_flight = metrics::request_started();
     let started = std::time::Instant::now();
     let api_key = frame
         .get(..2)
         .map_or(-1, |b| i16::from_be_bytes([b[0], b[1]]));
+    let _in_flight = metrics::request_started(api_key);
     let bytes_in = frame.len() + FRAME_SIZE_PREFIX_BYTES;
     let drop_every = shard.config.fault_drop_produce_response_every;
     let mut outcome = handle_frame_uncounted(shard, frame, admission, connection).await;

@@ -79,7 +79,25 @@ pub struct ShardMetrics {
     connections_open: Cell<u64>,
     cross_shard_messages: Cell<u64>,
     requests_in_flight: Cell<u64>,
+    /// In-flight requests per API key (keys below [`API_KEYS_TRACKED`]),
+    /// for the log line of a stop whose drain timed out.
+    in_flight_by_api: PerApiCounts,
     fsync: RefCell<Histogram>,
+}
+
+/// API keys whose in-flight requests are counted one by one (Kafka's keys
+/// stay below 100); other keys count in the total only.
+const API_KEYS_TRACKED: usize = 100;
+
+/// One counter per tracked API key (`Default` is not derived for arrays
+/// this long).
+#[derive(Debug)]
+struct PerApiCounts([Cell<u32>; API_KEYS_TRACKED]);
+
+impl Default for PerApiCounts {
+    fn default() -> Self {
+        PerApiCounts(std::array::from_fn(|_| Cell::new(0)))
+    }
 }
 
 thread_local! {
@@ -141,24 +159,52 @@ pub fn cross_shard_message() {
     with(|m| add(&m.cross_shard_messages, 1));
 }
 
-/// A request started; the guard counts it in flight until dropped (also
-/// when its task is cancelled). Graceful stop waits for this to reach 0.
-pub fn request_started() -> InFlightGuard {
-    with(|m| add(&m.requests_in_flight, 1));
-    InFlightGuard(())
+/// A request of `api_key` started; the guard counts it in flight until
+/// dropped (also when its task is cancelled). Graceful stop waits for this
+/// to reach 0.
+pub fn request_started(api_key: i16) -> InFlightGuard {
+    let tracked = usize::try_from(api_key)
+        .ok()
+        .filter(|&k| k < API_KEYS_TRACKED);
+    with(|m| {
+        add(&m.requests_in_flight, 1);
+        if let Some(k) = tracked {
+            let c = &m.in_flight_by_api.0[k];
+            c.set(c.get().saturating_add(1));
+        }
+    });
+    InFlightGuard { tracked }
 }
 
 /// See [`request_started`].
 #[derive(Debug)]
-pub struct InFlightGuard(());
+pub struct InFlightGuard {
+    tracked: Option<usize>,
+}
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         with(|m| {
             m.requests_in_flight
-                .set(m.requests_in_flight.get().saturating_sub(1))
+                .set(m.requests_in_flight.get().saturating_sub(1));
+            if let Some(k) = self.tracked {
+                let c = &m.in_flight_by_api.0[k];
+                c.set(c.get().saturating_sub(1));
+            }
         });
     }
+}
+
+/// The API keys with requests in flight on this shard, with their counts.
+pub fn requests_in_flight_by_api() -> Vec<(i16, u32)> {
+    with(|m| {
+        (0..API_KEYS_TRACKED)
+            .filter_map(|k| {
+                let n = m.in_flight_by_api.0[k].get();
+                (n > 0).then_some((k as i16, n))
+            })
+            .collect()
+    })
 }
 
 /// Requests being handled on this shard now.
@@ -354,9 +400,13 @@ mod tests {
     #[test]
     fn metrics_thread_local_counters() {
         record_request(3, Duration::from_millis(1), 100, 200);
-        let guard = request_started();
-        assert_eq!(requests_in_flight(), 1);
+        let guard = request_started(1);
+        let _untracked = request_started(-1);
+        assert_eq!(requests_in_flight(), 2);
+        assert_eq!(requests_in_flight_by_api(), vec![(1, 1)]);
         drop(guard);
+        assert_eq!(requests_in_flight_by_api(), vec![]);
+        drop(_untracked);
         let s = snapshot();
         assert_eq!(s.requests[&3].count, 1);
         assert_eq!(

@@ -213,10 +213,17 @@ impl Supervisor {
     pub fn stop_shards(&self, senders: &[ShardSender]) -> Result<(), Vec<usize>> {
         let timeout = Duration::from_millis(self.config.ops.shutdown_timeout_ms);
         let (done_tx, done_rx) = std_mpsc::channel::<usize>();
+        let draining = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(senders.len()));
         for (shard, sender) in senders.iter().enumerate() {
             let (reply, ack) = oneshot::channel();
-            if sender.unbounded_send(ShardMsg::Shutdown { reply }).is_err() {
-                let _ = done_tx.send(shard); // already gone: nothing to wait for
+            let stop = ShardMsg::Shutdown {
+                reply,
+                draining: draining.clone(),
+            };
+            if sender.unbounded_send(stop).is_err() {
+                // Already gone: nothing to wait for, nothing it drains.
+                draining.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                let _ = done_tx.send(shard);
                 continue;
             }
             let done = done_tx.clone();

@@ -174,6 +174,14 @@ async fn run<R, W>(
                     return;
                 }
             };
+            if shard.is_stopping() {
+                // The broker is stopping: this request is not handled (the
+                // client sees the connection close and retries elsewhere,
+                // as when a Kafka broker shuts down); those already read
+                // are answered first.
+                info!(shard = shard_id, %peer, "closing connection: broker is stopping");
+                return;
+            }
             if connection.needs_authentication() {
                 // Before SASL authentication: one request at a time, only
                 // ApiVersions and the SASL ones (`secure.rs`).

@@ -277,5 +277,8 @@ pub enum ShardMsg {
     Shutdown {
         /// Acknowledged once every partition is closed.
         reply: oneshot::Sender<()>,
+        /// Shards still draining their in-flight requests (one count per
+        /// shard, shared by all of them): partitions close once it is 0.
+        draining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     },
 }

@@ -74,6 +74,10 @@ pub struct Shard {
     cluster: RefCell<Option<Rc<crate::cluster::member::Member>>>,
     /// The followers' fetchers of this shard (cluster only).
     pub replication: crate::replication::ShardReplication,
+    /// Set when this shard starts to stop: connections read no new request
+    /// (see `server::connection`), so the drain ends once the requests
+    /// already read are answered, as Kafka closes its sockets on shutdown.
+    stopping: std::cell::Cell<bool>,
 }
 
 /// The shard that makes metadata changes.
@@ -101,7 +105,18 @@ impl Shard {
             fetch_sessions: RefCell::new(fetch_sessions),
             cluster: RefCell::new(None),
             replication: Default::default(),
+            stopping: std::cell::Cell::new(false),
         }
+    }
+
+    /// Whether this shard is stopping (no new requests are read).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Marks this shard as stopping; see [`Shard::is_stopping`].
+    pub fn begin_stopping(&self) {
+        self.stopping.set(true);
     }
 
     /// Number of shards.
@@ -333,7 +348,7 @@ impl Shard {
             ShardMsg::Run(job) => {
                 glommio::spawn_local(job(self.clone())).detach();
             }
-            ShardMsg::Shutdown { reply } => {
+            ShardMsg::Shutdown { reply, .. } => {
                 self.replication.stop_all();
                 self.close_all_partitions().await;
                 let _ = reply.send(());

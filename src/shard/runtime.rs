@@ -14,9 +14,11 @@
 //! serves the admin HTTP port (`ops::admin`), bound here by the main thread.
 
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 
 use futures::channel::mpsc;
+use futures::future::{select, Either};
 use futures::StreamExt;
 use glommio::{LocalExecutorBuilder, Placement};
 use tracing::{error, info, warn};
@@ -492,7 +494,7 @@ async fn shard_main(
         }
     });
     while let Some(msg) = cross_thread(inbox.next()).await {
-        if let ShardMsg::Shutdown { reply } = msg {
+        if let ShardMsg::Shutdown { reply, draining } = msg {
             if let Some(member) = shard.cluster_member() {
                 // Also stops publishing; a publication in flight finishes
                 // before the partitions close, or it would reopen them.
@@ -500,8 +502,25 @@ async fn shard_main(
                 shard.wait_metadata_idle().await;
             }
             drop(serving); // dropping a glommio Task cancels it: no new connections
+            shard.begin_stopping(); // and no new requests on the open ones
             drop(admin);
-            drain_in_flight(id).await;
+            // Other shards' messages are still handled while the shards
+            // drain: a request in flight here may wait on a partition of
+            // another shard and theirs on ours, so each shard keeps serving
+            // its partitions until every shard has drained.
+            let mut drained = std::pin::pin!(drain_all_shards(id, &draining));
+            loop {
+                let next = std::pin::pin!(cross_thread(inbox.next()));
+                match select(drained.as_mut(), next).await {
+                    Either::Left(((), _)) => break,
+                    Either::Right((Some(ShardMsg::Shutdown { .. }), _)) => {}
+                    Either::Right((Some(msg), _)) => shard.handle_message(msg).await,
+                    Either::Right((None, _)) => {
+                        drained.as_mut().await;
+                        break;
+                    }
+                }
+            }
             shard.close_all_partitions().await;
             if let Some(member) = shard.cluster_member() {
                 member.stop_controller().await;
@@ -514,19 +533,26 @@ async fn shard_main(
 }
 
 /// Waits (at most [`DRAIN_WAIT_MAX`]) until this shard has no request in
-/// flight, so requests already being handled finish before partitions close.
-async fn drain_in_flight(shard: usize) {
+/// flight, then until every shard is in that state (`draining` counts the
+/// shards not yet drained), so requests already being handled anywhere
+/// finish before partitions close.
+async fn drain_all_shards(shard: usize, draining: &AtomicUsize) {
     let deadline = std::time::Instant::now() + DRAIN_WAIT_MAX;
     while metrics::requests_in_flight() > 0 {
         if std::time::Instant::now() >= deadline {
             warn!(
                 shard,
                 in_flight = metrics::requests_in_flight(),
+                by_api_key = ?metrics::requests_in_flight_by_api(),
                 "requests still in flight after {} ms: closing partitions anyway",
                 DRAIN_WAIT_MAX.as_millis()
             );
-            return;
+            break;
         }
+        glommio::timer::sleep(DRAIN_POLL_INTERVAL).await;
+    }
+    draining.fetch_sub(1, Ordering::AcqRel);
+    while draining.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(DRAIN_POLL_INTERVAL).await;
     }
 }
