@@ -286,6 +286,44 @@ def test_sigterm_under_produce_load_loses_no_acked_record(broker):
     assert not missing, f"{len(missing)} acknowledged records lost or changed, first: {missing[:5]}"
 
 
+def test_sigterm_with_consumers_fetching_across_shards_drains_without_timeout(broker):
+    """SIGTERM while consumers long-poll partitions of both shards: a Fetch
+    handled on one shard waits on a partition of the other, so each shard
+    must keep answering the other's messages until all have drained (they
+    once stopped doing so, and the stop sat out the whole drain limit with
+    Fetches in flight)."""
+    topic = "ops-sigterm-fetch"
+    create_topic(broker.bootstrap, topic, 4)
+    produce_all(broker.bootstrap, topic, [(None, b"r%d" % p, p) for p in range(4)])
+    consumers = []
+    try:
+        for i in range(3):
+            c = clients.consumer(broker.bootstrap, **{"group.id": f"sigterm-fetch-{i}",
+                                                      "fetch.wait.max.ms": 100})
+            c.subscribe([topic])
+            consumers.append(c)
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < 4 * len(consumers) and time.monotonic() < deadline:
+            for c in consumers:
+                m = c.poll(0.1)
+                got += m is not None and m.error() is None
+        assert got == 4 * len(consumers), f"consumers read {got} records"
+        # They keep long-polling (nothing new arrives) while the broker stops.
+        stopping = threading.Thread(target=broker.stop)
+        stopping.start()
+        while stopping.is_alive():
+            for c in consumers:
+                c.poll(0.05)
+        stopping.join()
+    finally:
+        for c in consumers:
+            c.close()
+    log = broker.log_tail()
+    assert "corestreamd stopped" in log
+    assert "requests still in flight" not in log, log
+
+
 # ---------------------------------------------------------------- config
 
 
