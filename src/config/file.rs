@@ -18,6 +18,8 @@ pub(super) struct FileConfig {
     pub(super) tls_client_ca: Option<PathBuf>,
     pub(super) initial_user: Option<String>,
     pub(super) initial_user_password_file: Option<PathBuf>,
+    pub(super) connection_failed_authentication_delay_ms: Option<u64>,
+    pub(super) admin_token_file: Option<PathBuf>,
     pub(super) advertised_addr: Option<String>,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) shards: Option<usize>,

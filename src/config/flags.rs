@@ -204,6 +204,14 @@ pub struct Flags {
     /// File holding the initial user's password.
     #[arg(long, env = "CORESTREAM_INITIAL_USER_PASSWORD_FILE")]
     pub initial_user_password_file: Option<PathBuf>,
+    /// How long a failed SASL authentication waits before its answer and
+    /// close (Kafka's connection.failed.authentication.delay.ms; default 100).
+    #[arg(long, env = "CORESTREAM_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]
+    pub connection_failed_authentication_delay_ms: Option<u64>,
+    /// File holding a bearer token the admin HTTP port then requires
+    /// (`Authorization: Bearer ...`) on every route but health and readiness.
+    #[arg(long, env = "CORESTREAM_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Flags {

@@ -115,7 +115,7 @@ use crate::protocol::frame::FRAME_BYTES_MAX;
 use crate::fetch::tail_cache::{TAIL_CACHE_SHARD_BYTES_DEFAULT, TAIL_CACHE_SHARD_BYTES_MAX};
 pub use flags::Flags;
 pub use ops::OpsConfig;
-pub use security::{SecurityConfig, INITIAL_USER_PASSWORD_ENV};
+pub use security::{AdminToken, SecurityConfig, INITIAL_USER_PASSWORD_ENV};
 
 /// A setting that could not be accepted; the message names it.
 #[derive(thiserror::Error, Debug)]

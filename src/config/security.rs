@@ -22,6 +22,56 @@ use crate::security::SecurityProtocol;
 /// Environment variable holding the initial user's password.
 pub const INITIAL_USER_PASSWORD_ENV: &str = "CORESTREAM_INITIAL_USER_PASSWORD";
 
+/// Kafka's default `connection.failed.authentication.delay.ms`.
+pub(super) const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_DEFAULT: u64 = 100;
+/// Upper bound: the delay holds a connection (and the client's retry), so
+/// it must stay well inside the clients' request timeouts.
+pub(super) const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_MAX: u64 = 10_000;
+/// Shortest admin token accepted: a guessable token is no guard.
+pub(super) const ADMIN_TOKEN_BYTES_MIN: usize = 16;
+
+/// The admin HTTP port's bearer token. `Debug` never shows it: the config
+/// is logged at start.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// Whether `presented` is the token, in time independent of where
+    /// they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// Reads the token file: its first line, trimmed, at least
+/// [`ADMIN_TOKEN_BYTES_MIN`] bytes.
+fn read_admin_token(path: &std::path::Path) -> Result<AdminToken, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            "admin-token-file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.len() < ADMIN_TOKEN_BYTES_MIN {
+        return Err(invalid(
+            "admin-token-file",
+            format!(
+                "{}: the token must be at least {ADMIN_TOKEN_BYTES_MIN} bytes",
+                path.display()
+            ),
+        ));
+    }
+    Ok(AdminToken(token.to_string()))
+}
+
 /// Resolved security settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SecurityConfig {
@@ -34,6 +84,10 @@ pub struct SecurityConfig {
     pub initial_user: Option<String>,
     /// File holding the initial user's password (else the env variable).
     pub initial_user_password_file: Option<PathBuf>,
+    /// Wait before a failed SASL authentication is answered and closed.
+    pub connection_failed_authentication_delay_ms: u64,
+    /// Bearer token the admin HTTP port requires, when set.
+    pub admin_token: Option<AdminToken>,
 }
 
 impl SecurityConfig {
@@ -97,7 +151,23 @@ impl SecurityConfig {
                 ));
             }
         }
+        let delay_ms = flags
+            .connection_failed_authentication_delay_ms
+            .or(file.connection_failed_authentication_delay_ms)
+            .unwrap_or(CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_DEFAULT);
+        if delay_ms > CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_MAX {
+            return Err(invalid(
+                "connection-failed-authentication-delay-ms",
+                format!("at most {CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_MAX} ms"),
+            ));
+        }
+        let admin_token = match path(&flags.admin_token_file, &file.admin_token_file) {
+            Some(p) => Some(read_admin_token(&p)?),
+            None => None,
+        };
         Ok(SecurityConfig {
+            connection_failed_authentication_delay_ms: delay_ms,
+            admin_token,
             listeners,
             tls,
             initial_user: text(&flags.initial_user, &file.initial_user),

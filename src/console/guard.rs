@@ -63,7 +63,7 @@ fn is_loopback_host(host: &str) -> bool {
 /// The DNS-rebinding rule: on a loopback listener, the request's `Host`
 /// must name loopback. A request without `Host` is not from a browser
 /// (browsers always send it) and passes.
-pub(super) fn check_host(
+pub(crate) fn check_host(
     request: &Request,
     listen: Option<SocketAddr>,
 ) -> Result<(), ConsoleError> {

@@ -21,8 +21,9 @@
 //!   page escapes every broker-supplied string before it reaches the DOM,
 //!   and the responses carry a Content-Security-Policy (`ops::http`).
 //! - Access control is one hook, [`admin_token_check`], run before every
-//!   console route: the security work decides there whether a request may
-//!   pass (and later, as which principal the console acts).
+//!   console API route and the admin port's own routes (not the health and
+//!   readiness probes, not the static assets): a bearer token when
+//!   `admin_token_file` is set.
 
 mod assets;
 mod groups;
@@ -102,7 +103,8 @@ impl ConsoleError {
         }
     }
 
-    fn into_response(self) -> Response {
+    /// The JSON error answer.
+    pub fn into_response(self) -> Response {
         let mut body = serde_json::json!({ "error": self.to_string() });
         if let ConsoleError::Kafka { code, name, .. } = &self {
             body["kafka_error_code"] = (*code).into();
@@ -115,13 +117,25 @@ impl ConsoleError {
 /// What a console endpoint returns.
 pub type ConsoleResult = Result<serde_json::Value, ConsoleError>;
 
-/// The access hook every console route passes first. Today it admits
-/// every request: the admin port listens on loopback by default. The
-/// security work (TLS/SASL/ACLs) makes this check an admin token from the
-/// `Authorization` header and, with ACLs, pick the principal the
-/// console acts as.
-pub fn admin_token_check(_shard: &Shard, _request: &Request) -> Result<(), ConsoleError> {
-    Ok(())
+/// The admin token check every console API route and every monitoring
+/// route but the probes pass (`ops::admin`): with `admin_token_file` set,
+/// the request must carry `Authorization: Bearer <token>`; without it, the
+/// port is guarded by listening on loopback (the default). The console's
+/// static assets need no token, so the page can load and ask for it.
+pub fn admin_token_check(shard: &Shard, request: &Request) -> Result<(), ConsoleError> {
+    let Some(token) = &shard.config.security.admin_token else {
+        return Ok(());
+    };
+    let presented = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(p) if token.matches(p) => Ok(()),
+        _ => Err(ConsoleError::Unauthorized(
+            "this admin port requires Authorization: Bearer <token> (admin_token_file)".into(),
+        )),
+    }
 }
 
 /// Parses a JSON request body into `T`.

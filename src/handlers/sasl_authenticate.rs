@@ -30,7 +30,7 @@ pub async fn handle(
     let connection = &ctx.connection;
     let response = SaslAuthenticateResponse::default();
     if !connection.listener.protocol.uses_sasl() || connection.sasl.borrow().expects_raw_token() {
-        connection.auth_failed.set(true);
+        connection.fail_authentication();
         return response.with_error_code(ResponseError::IllegalSaslState.code());
     }
     let users = ctx.shard.snapshot().users.clone();
@@ -58,12 +58,13 @@ pub fn step(
             info!(peer = %connection.peer, listener = %connection.listener.protocol,
                 mechanism, "authenticated User:{user}");
             *connection.principal.borrow_mut() = format!("User:{user}");
+            crate::ops::metrics::authentication(true);
             Ok(reply)
         }
         Err(e) => {
             warn!(peer = %connection.peer, listener = %connection.listener.protocol,
                 mechanism, "authentication failed: {e}");
-            connection.auth_failed.set(true);
+            connection.fail_authentication();
             Err(e.client_message(mechanism))
         }
     }

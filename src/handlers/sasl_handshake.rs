@@ -39,11 +39,11 @@ pub async fn handle(ctx: &RequestContext, request: SaslHandshakeRequest) -> Sasl
         Err(HandshakeError::Unsupported) => {
             info!(peer = %connection.peer, listener = %connection.listener.protocol,
                 "SASL handshake with unsupported mechanism {:?}: closing", request.mechanism.as_str());
-            connection.auth_failed.set(true);
+            connection.fail_authentication();
             response.with_error_code(ResponseError::UnsupportedSaslMechanism.code())
         }
         Err(HandshakeError::IllegalState) => {
-            connection.auth_failed.set(true);
+            connection.fail_authentication();
             response.with_error_code(ResponseError::IllegalSaslState.code())
         }
     }

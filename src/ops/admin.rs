@@ -23,6 +23,11 @@
 //!   curl and the console: read a bounded head and body, answer with
 //!   Content-Length, close. At most [`ADMIN_CONNECTIONS_MAX`] requests are
 //!   served at once.
+//! - Guards: every route but the probes checks the `Host` header while the
+//!   port listens on loopback (DNS rebinding: a rebound page could read
+//!   the metrics' topic and group names) and, with `admin_token_file`,
+//!   a bearer token (`console::admin_token_check`). The probes stay open
+//!   for systemd, load balancers and orchestrators.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -109,6 +114,16 @@ async fn route(shard: &Rc<Shard>, request: &Request, started: Instant) -> Respon
         return Response::error("405 Method Not Allowed", "GET only");
     }
     let path = request.path.as_str();
+    let probe = matches!(path, "/v1/health" | "/healthz" | "/v1/ready" | "/ready");
+    if !probe {
+        // /metrics and the lag routes show topic and group names: the same
+        // DNS-rebinding and token guards as the console's reads.
+        let guarded = crate::console::guard::check_host(request, shard.config.ops.admin_listen)
+            .and_then(|()| crate::console::admin_token_check(shard, request));
+        if let Err(e) = guarded {
+            return e.into_response();
+        }
+    }
     match path {
         "/metrics" => Response {
             status: "200 OK",

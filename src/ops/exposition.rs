@@ -42,7 +42,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     let mut out = String::new();
     render_process(&mut out, reports.len(), process);
     render_requests(&mut out, reports);
-    let per_shard: [ShardFamily; 20] = [
+    let per_shard: [ShardFamily; 22] = [
         (
             "corestream_bytes_received_total",
             "counter",
@@ -60,6 +60,18 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
             "counter",
             "Client connections accepted.",
             |r| r.metrics.connections_accepted,
+        ),
+        (
+            "corestream_authentications_total",
+            "counter",
+            "SASL authentications that succeeded.",
+            |r| r.metrics.authentications,
+        ),
+        (
+            "corestream_authentication_failures_total",
+            "counter",
+            "SASL authentications refused (client address and reason in the log).",
+            |r| r.metrics.authentication_failures,
         ),
         (
             "corestream_connections_open",

@@ -78,6 +78,8 @@ pub struct ShardMetrics {
     connections_accepted: Cell<u64>,
     connections_open: Cell<u64>,
     cross_shard_messages: Cell<u64>,
+    authentications: Cell<u64>,
+    authentication_failures: Cell<u64>,
     requests_in_flight: Cell<u64>,
     /// In-flight requests per API key (keys below [`API_KEYS_TRACKED`]),
     /// for the log line of a stop whose drain timed out.
@@ -130,6 +132,20 @@ pub fn record_request(api_key: i16, elapsed: Duration, bytes_in: usize, bytes_ou
 /// One log flush's fdatasync took `elapsed` (see `storage::flush`).
 pub fn record_fsync(elapsed: Duration) {
     with(|m| m.fsync.borrow_mut().observe(elapsed))
+}
+
+/// A SASL exchange ended: authenticated (`ok`) or refused.
+pub fn authentication(ok: bool) {
+    with(|m| {
+        add(
+            if ok {
+                &m.authentications
+            } else {
+                &m.authentication_failures
+            },
+            1,
+        )
+    });
 }
 
 /// A connection was accepted; the returned guard counts it open until dropped.
@@ -227,6 +243,11 @@ pub struct MetricsSnapshot {
     pub connections_open: u64,
     /// Messages sent to other shards.
     pub cross_shard_messages: u64,
+    /// SASL authentications that succeeded.
+    pub authentications: u64,
+    /// SASL authentications refused (bad credentials, unknown user or
+    /// mechanism, a SASL request out of order).
+    pub authentication_failures: u64,
     /// Requests being handled now.
     pub requests_in_flight: u64,
     /// Log flush fdatasync latency.
@@ -242,6 +263,8 @@ pub fn snapshot() -> MetricsSnapshot {
         connections_accepted: m.connections_accepted.get(),
         connections_open: m.connections_open.get(),
         cross_shard_messages: m.cross_shard_messages.get(),
+        authentications: m.authentications.get(),
+        authentication_failures: m.authentication_failures.get(),
         requests_in_flight: m.requests_in_flight.get(),
         fsync: m.fsync.borrow().clone(),
     })

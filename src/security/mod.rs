@@ -68,4 +68,13 @@ impl ConnectionContext {
     pub fn principal(&self) -> String {
         self.principal.borrow().clone()
     }
+
+    /// Marks the SASL exchange as failed (the connection answers what is
+    /// queued, after `connection_failed_authentication_delay_ms`, then
+    /// closes) and counts it once in /metrics.
+    pub fn fail_authentication(&self) {
+        if !self.auth_failed.replace(true) {
+            crate::ops::metrics::authentication(false);
+        }
+    }
 }

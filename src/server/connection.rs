@@ -189,6 +189,16 @@ async fn run<R, W>(
                     super::secure::before_authentication(&shard, frame, &connection).await;
                 drop(held);
                 let Some(outcome) = outcome else { return };
+                if connection.auth_failed.get() {
+                    // Kafka's connection.failed.authentication.delay.ms: a
+                    // client guessing passwords gets its answer (and the
+                    // close) only after this, one guess per connection.
+                    let delay_ms = shard
+                        .config
+                        .security
+                        .connection_failed_authentication_delay_ms;
+                    glommio::timer::sleep(Duration::from_millis(delay_ms)).await;
+                }
                 if queue_tx
                     .send((Handling::Ready(outcome), None))
                     .await

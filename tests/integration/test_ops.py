@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import clients
 from clients import consume_all, create_topic, produce_all
-from conftest import REPO_ROOT, broker_binary, free_port
+from conftest import REPO_ROOT, BrokerError, broker_binary, free_port
 
 http_wait_s_max = 20.0
 cli_wait_s_max = 60.0
@@ -49,6 +49,15 @@ def cli(broker, *args: str, stdin: str | None = None, check: bool = True) -> sub
 def http_get(broker, path: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(broker.admin_url + path, timeout=http_wait_s_max) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def http_get_with(broker, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    req = urllib.request.Request(broker.admin_url + path, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=http_wait_s_max) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -128,6 +137,51 @@ def test_health_and_ready_endpoints(broker):
     with socket.create_connection(("127.0.0.1", broker.admin_port), timeout=10) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\n")
         assert http_get(broker, "/v1/health")[0] == 200
+
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+
+
+def test_admin_token_required_on_every_route_but_the_probes(broker_factory, tmp_path):
+    """With admin_token_file, /metrics, the lag routes and the console's
+    API answer 401 without `Authorization: Bearer <token>` (or with a wrong
+    one); health and readiness probes and the console's page stay open; the
+    token is never logged."""
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    b = broker_factory(extra_args=["--admin-token-file", str(token_file)])
+    create_topic(b.bootstrap, "token-guarded", 1)
+    bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for path in ("/metrics", "/v1/groups", "/v1/groups/g/lag", "/v1/overview", "/v1/topics"):
+        assert http_get_with(b, path, {})[0] == 401, path
+        assert http_get_with(b, path, {"Authorization": "Bearer " + "x" * len(ADMIN_TOKEN)})[0] == 401, path
+        status, body = http_get_with(b, path, bearer)
+        assert status in (200, 404), (path, status, body)  # g has no lag: 404 with the token
+    status, body = http_get_with(b, "/v1/topics", bearer)
+    assert status == 200 and "token-guarded" in body, body
+    assert "corestream_connections_open" in http_get_with(b, "/metrics", bearer)[1]
+    for path in ("/v1/health", "/v1/ready", "/ui/"):
+        assert http_get_with(b, path, {})[0] == 200, path
+    b.stop()
+    assert ADMIN_TOKEN not in b.log_tail()
+
+
+def test_admin_token_file_too_short_refuses_start(broker_factory, tmp_path):
+    token_file = tmp_path / "admin-token"
+    token_file.write_text("short\n")
+    b = broker_factory(start=False, extra_args=["--admin-token-file", str(token_file)])
+    with pytest.raises(BrokerError, match="at least 16 bytes"):
+        b.start()
+
+
+def test_metrics_and_lag_refuse_a_rebound_host_on_loopback(broker):
+    """DNS rebinding: a page whose name re-resolves to 127.0.0.1 must not
+    read the metrics (they name topics and groups); probes stay open."""
+    for path in ("/metrics", "/v1/groups", "/v1/groups/g/lag"):
+        status, body = http_get_with(broker, path, {"Host": "evil.example:9644"})
+        assert status == 403 and "not loopback" in body, (path, status, body)
+    assert http_get_with(broker, "/v1/health", {"Host": "evil.example:9644"})[0] == 200
+    assert http_get_with(broker, "/metrics", {"Host": "localhost:9644"})[0] == 200
 
 
 def test_admin_port_taken_refuses_start(broker_factory):

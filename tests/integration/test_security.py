@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 import kafka_raw
 from conftest import free_port
+from test_metrics import scrape, total
 from test_ops import cli
 
 ADMIN_USER = "admin"
@@ -102,7 +103,8 @@ class Secure:
         return c
 
 
-def start_secure(broker_factory, pki: Path, monkeypatch, client_ca: bool = False) -> Secure:
+def start_secure(broker_factory, pki: Path, monkeypatch, client_ca: bool = False,
+                 extra_args: tuple[str, ...] = ()) -> Secure:
     monkeypatch.setenv("CORESTREAM_INITIAL_USER_PASSWORD", ADMIN_PASSWORD)
     ports: dict[str, int] = {}
     for protocol in ("SSL", "SASL_PLAINTEXT", "SASL_SSL"):
@@ -116,7 +118,7 @@ def start_secure(broker_factory, pki: Path, monkeypatch, client_ca: bool = False
             "--initial-user", ADMIN_USER]
     if client_ca:
         args += ["--tls-client-ca", str(pki / "ca.pem")]
-    broker = broker_factory(extra_args=args)
+    broker = broker_factory(extra_args=args + list(extra_args))
     return Secure(broker, pki, ports, cert, key)
 
 
@@ -390,6 +392,41 @@ def test_sasl_authenticate_v1_wrong_plain_password_answers_sasl_authentication_f
         assert r.int16() == 58  # SASL_AUTHENTICATION_FAILED
         assert "invalid credentials" in r.string()
         assert conn.wait_closed(10)
+
+
+def test_sasl_failed_authentication_is_delayed_counted_and_logged_with_the_address(
+        broker_factory, pki, monkeypatch):
+    """Kafka's connection.failed.authentication.delay.ms: the failure is
+    answered (and the connection closed) only after the delay; each
+    failure and success is counted in /metrics; the log names the client's
+    address and never the password."""
+    delay_s = 0.7
+    secure = start_secure(broker_factory, pki, monkeypatch, extra_args=(
+        "--connection-failed-authentication-delay-ms", str(int(delay_s * 1000))))
+    samples = scrape(secure.broker)[1]
+    failed_before = total(samples, "corestream_authentication_failures_total")
+    ok_before = total(samples, "corestream_authentications_total")
+    with sasl_conn(secure) as conn:
+        local_port = conn.sock.getsockname()[1]
+        conn.roundtrip(SASL_HANDSHAKE, 1, kafka_raw.Writer().string("PLAIN").bytes())
+        token = b"\0" + ADMIN_USER.encode() + b"\0guess-1"
+        started = time.monotonic()
+        body = conn.roundtrip(SASL_AUTHENTICATE, 1, kafka_raw.Writer().bytes_(token).bytes())
+        took = time.monotonic() - started
+        assert kafka_raw.Reader(body).int16() == 58  # SASL_AUTHENTICATION_FAILED
+        assert took >= delay_s, f"failure answered after {took:.3f} s, before the delay"
+        assert conn.wait_closed(10)
+    with sasl_conn(secure) as conn:
+        conn.roundtrip(SASL_HANDSHAKE, 1, kafka_raw.Writer().string("PLAIN").bytes())
+        token = b"\0" + ADMIN_USER.encode() + b"\0" + ADMIN_PASSWORD.encode()
+        body = conn.roundtrip(SASL_AUTHENTICATE, 1, kafka_raw.Writer().bytes_(token).bytes())
+        assert kafka_raw.Reader(body).int16() == 0
+    samples = scrape(secure.broker)[1]
+    assert total(samples, "corestream_authentication_failures_total") == failed_before + 1
+    assert total(samples, "corestream_authentications_total") == ok_before + 1
+    wait_logged(secure.broker, f"peer=127.0.0.1:{local_port}")
+    log = secure.broker.log_tail()
+    assert "authentication failed" in log and "guess-1" not in log and ADMIN_PASSWORD not in log
 
 
 # ---------------------------------------------------------------- users

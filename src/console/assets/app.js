@@ -12,14 +12,29 @@ let routeToken = 0;
 // ---- helpers ---------------------------------------------------------------
 // Every change is a POST with X-Corestream-Console (the admin port's CSRF
 // defence: another site's page cannot send this header).
-async function api(method, path, body) {
+// With admin_token_file set, the port answers 401 until the request
+// carries the bearer token: asked once, kept for this tab only.
+const TOKEN_KEY = "corestream-admin-token";
+async function api(method, path, body, retried) {
   const init = { method, headers: {} };
   if (method !== "GET") init.headers["X-Corestream-Console"] = "1";
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) init.headers["Authorization"] = "Bearer " + token;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const res = await fetch(path, init);
+  if (res.status === 401 && !retried) {
+    // Another request may have asked for the token meanwhile.
+    const stored = sessionStorage.getItem(TOKEN_KEY);
+    const entered = stored !== token ? stored
+      : window.prompt("This admin port needs its token (admin_token_file):");
+    if (entered) {
+      sessionStorage.setItem(TOKEN_KEY, entered.trim());
+      return api(method, path, body, true);
+    }
+  }
   const text = await res.text();
   let data;
   try { data = JSON.parse(text); } catch { data = { error: text }; }
