@@ -12,6 +12,7 @@
 //! ApiVersions, or a body that does not decode.
 
 mod authorized_operations;
+mod leader_hint;
 mod legacy;
 mod produce_policy;
 mod topics;
