@@ -150,6 +150,7 @@ impl Controller {
                 }
             }
             BrokerRequest::Propose { change } => self.propose(change).await,
+            BrokerRequest::DescribeQuorum => BrokerResponse::Quorum(super::quorum::status(self)),
             BrokerRequest::FetchState { have_index } => {
                 let applied_index = self.applied_index();
                 let state =

@@ -28,6 +28,7 @@ use tracing::{error, info, warn};
 
 use super::controller::Controller;
 use super::identity::{self, NodeIdentity};
+use super::quorum::{self, QuorumStatus};
 use super::rpc::{call_app, BrokerRequest, BrokerResponse};
 use super::state::ClusterState;
 use super::view::snapshot_of;
@@ -449,6 +450,19 @@ impl Member {
                 kafka_protocol::ResponseError::try_from_code(code)
             )),
             other => Err(format!("AlterPartition answered {other:?}")),
+        }
+    }
+
+    /// The quorum's status from the active controller: this node's own
+    /// when it leads, else asked of the leader (only it knows each voter's
+    /// progress).
+    pub async fn describe_quorum(&self) -> Result<QuorumStatus, String> {
+        if let Some(controller) = self.controller.as_ref().filter(|c| c.is_leader()) {
+            return Ok(quorum::status(controller));
+        }
+        match self.call(&BrokerRequest::DescribeQuorum).await? {
+            BrokerResponse::Quorum(status) => Ok(status),
+            other => Err(format!("DescribeQuorum answered {other:?}")),
         }
     }
 

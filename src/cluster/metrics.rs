@@ -3,14 +3,16 @@
 //! Rendered only in a cluster, so a single node's scrape is unchanged.
 //!
 //! Voter lag is what the active controller knows: each voter's last
-//! replicated log index behind the leader's last one; followers export
-//! no lag (they do not know it).
+//! replicated log index (matched index) and how far that is behind the
+//! leader's last one; followers export neither (they do not know it).
+//! Every node exports each registered broker's state (fenced or not) as
+//! its metadata has it.
 
 use std::fmt::Write;
 
-use openraft::async_runtime::watch::WatchReceiver;
-
 use super::member::Member;
+use super::quorum::status;
+use crate::metadata::{ClusterView, Snapshot};
 
 /// One gauge family with one sample.
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
@@ -20,7 +22,7 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
 }
 
 /// Appends the cluster metric families to `out`.
-pub fn render(member: &Member, out: &mut String) {
+pub fn render(member: &Member, snapshot: &Snapshot, out: &mut String) {
     gauge(
         out,
         "corestream_cluster_broker_registered",
@@ -39,60 +41,102 @@ pub fn render(member: &Member, out: &mut String) {
         "Controller log index of the metadata this broker's shards have.",
         member.published_index(),
     );
+    if let Some(cluster) = &snapshot.cluster {
+        broker_states(cluster, out);
+    }
     let Some(controller) = member.controller() else {
         return;
     };
-    let metrics = controller.raft.metrics().borrow_watched().clone();
-    let leader = metrics.current_leader;
+    let quorum = status(controller);
     gauge(
         out,
         "corestream_controller_active",
         "1 on the active controller (the Raft leader).",
-        u64::from(leader == Some(controller.node_id)),
+        u64::from(quorum.is_leader()),
     );
     gauge(
         out,
         "corestream_controller_leader_id",
         "Node id of the active controller as this voter knows it (0 when none is known).",
-        leader.unwrap_or(0),
+        quorum.leader_id.unwrap_or(0),
     );
     gauge(
         out,
         "corestream_controller_raft_term",
         "Current Raft term.",
-        metrics.current_term,
+        quorum.term,
     );
     gauge(
         out,
         "corestream_controller_raft_last_log_index",
         "Index of the last entry in this voter's Raft log.",
-        metrics.last_log_index.unwrap_or(0),
+        quorum.last_log_index,
     );
     gauge(
         out,
         "corestream_controller_raft_committed_index",
         "Index of the last entry this voter knows to be committed.",
-        metrics.local_committed.map_or(0, |l| l.index),
+        quorum.committed_index,
     );
     gauge(
         out,
         "corestream_controller_raft_applied_index",
         "Index of the last entry applied to this voter's metadata.",
-        metrics.last_applied.map_or(0, |l| l.index),
+        quorum.applied_index,
     );
-    if let Some(replication) = &metrics.replication {
-        let last = metrics.last_log_index.unwrap_or(0);
+    // Per voter, on the active controller only: the others do not know.
+    let known: Vec<_> = quorum
+        .voters
+        .iter()
+        .filter_map(|v| Some((v.id, v.matched_index?, v.lag_entries?)))
+        .collect();
+    if known.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "corestream_controller_voter_matched_index",
+        "Index of the last entry the active controller knows a voter holds.",
+    );
+    for (voter, matched, _) in &known {
         let _ = writeln!(
             out,
-            "# HELP corestream_controller_voter_lag_entries Entries a voter's log is behind the active controller's."
+            "corestream_controller_voter_matched_index{{voter=\"{voter}\"}} {matched}"
         );
-        let _ = writeln!(out, "# TYPE corestream_controller_voter_lag_entries gauge");
-        for (voter, matched) in replication {
-            let behind = last.saturating_sub(matched.map_or(0, |l| l.index));
-            let _ = writeln!(
-                out,
-                "corestream_controller_voter_lag_entries{{voter=\"{voter}\"}} {behind}"
-            );
-        }
+    }
+    family(
+        out,
+        "corestream_controller_voter_lag_entries",
+        "Entries a voter's log is behind the active controller's.",
+    );
+    for (voter, _, lag) in &known {
+        let _ = writeln!(
+            out,
+            "corestream_controller_voter_lag_entries{{voter=\"{voter}\"}} {lag}"
+        );
+    }
+}
+
+/// The HELP and TYPE lines of a gauge family with labelled samples.
+fn family(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+/// Every registered broker's state as this broker's metadata has it:
+/// 1 fenced, 0 registered and unfenced.
+fn broker_states(cluster: &ClusterView, out: &mut String) {
+    family(
+        out,
+        "corestream_cluster_broker_fenced",
+        "Per registered broker: 1 when fenced (missed its heartbeats or shut down), 0 when live.",
+    );
+    for broker in cluster.brokers.values() {
+        let _ = writeln!(
+            out,
+            "corestream_cluster_broker_fenced{{broker=\"{}\"}} {}",
+            broker.id,
+            u64::from(broker.fenced)
+        );
     }
 }

@@ -20,6 +20,8 @@
 //!   the state to the shards as snapshots ([`view`]), forwards metadata
 //!   changes; [`start`] brings it all up; [`identity`] keeps a data dir
 //!   to one node id and one cluster.
+//! - [`quorum`]: the quorum's status (leader, term, indexes, voter lag)
+//!   from openraft's metrics, for `/metrics` and DescribeQuorum.
 //!
 //! Why openraft and not our own consensus: the issue asks for an
 //! established library; openraft's 0.10 line has a `single-threaded`
@@ -35,6 +37,7 @@ pub mod member;
 pub mod metrics;
 pub mod placement;
 pub mod plan;
+pub mod quorum;
 pub mod raft;
 pub mod rpc;
 pub mod start;

@@ -77,6 +77,9 @@ pub enum BrokerRequest {
         /// The ISR it wants.
         isr: Vec<i32>,
     },
+    /// The quorum's status as the active controller sees it
+    /// (DescribeQuorum; only the leader knows each voter's progress).
+    DescribeQuorum,
 }
 
 /// The active controller's answer.
@@ -127,6 +130,8 @@ pub enum BrokerResponse {
         /// Log index of the change.
         index: u64,
     },
+    /// The quorum's status (`DescribeQuorum`).
+    Quorum(super::quorum::QuorumStatus),
     /// The first id of a block of the asked size.
     ProducerIds {
         /// First id.

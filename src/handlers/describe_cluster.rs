@@ -1,5 +1,11 @@
-//! DescribeCluster (key 60), v0-1: this broker is the whole cluster and its
-//! controller.
+//! DescribeCluster (key 60), v0-2: on a single node this broker is the
+//! whole cluster and its controller; in a cluster, the live brokers and
+//! the active controller.
+//!
+//! v2 (KIP-1073) may ask for fenced brokers too (`IncludeFencedBrokers`),
+//! each marked `IsFenced`; `corestream cluster info` shows broker states
+//! from it. Without the flag, and before v2, fenced brokers are left out,
+//! as from Metadata.
 //!
 //! v1 (KIP-919) asks for an endpoint type: brokers (1) or controllers (2).
 //! This is a broker endpoint, so, as Kafka's brokers do, it answers
@@ -20,7 +26,7 @@ use crate::metadata::{BrokerInfo, Snapshot};
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::DescribeCluster,
     min: 0,
-    max: 1,
+    max: 2,
 };
 
 /// KIP-919's endpoint types.
@@ -76,6 +82,10 @@ fn describe(
         }
     }
     let (brokers, controller_id) = match &snapshot.cluster {
+        Some(cluster) if request.include_fenced_brokers => (
+            cluster.brokers.values().cloned().collect(),
+            cluster.controller_id,
+        ),
         Some(cluster) => (
             cluster.live_brokers().cloned().collect(),
             cluster.controller_id,
@@ -89,6 +99,7 @@ fn describe(
                 .with_broker_id(BrokerId(b.id))
                 .with_host(StrBytes::from_string(b.host))
                 .with_port(b.port)
+                .with_is_fenced(b.fenced)
         })
         .collect();
     DescribeClusterResponse::default()
@@ -157,6 +168,13 @@ mod tests {
         let ids: Vec<i32> = r.brokers.iter().map(|b| b.broker_id.0).collect();
         assert_eq!(ids, vec![1, 2], "the fenced broker is left out");
         assert_eq!(r.controller_id, BrokerId(2));
+        // v2 asks for fenced brokers too, each marked
+        let with_fenced = request(ENDPOINT_TYPE_BROKER).with_include_fenced_brokers(true);
+        let r = describe(&snapshot, broker(1, false), &with_fenced);
+        let states: Vec<(i32, bool)> = r.brokers.iter().map(|b| (b.broker_id.0, b.is_fenced)).collect();
+        assert_eq!(states, vec![(1, false), (2, false), (3, true)]);
+        let mut buf = bytes::BytesMut::new();
+        r.encode(&mut buf, 2).expect("v2 encodes");
     }
 
     #[test]

@@ -25,7 +25,12 @@
 //! is answered at once with no records and the DivergingEpoch to truncate
 //! to (`shard::partition::epochs`). Sessions keep both epochs per
 //! partition, as Kafka's cached partitions do.
+//!
+//! In a cluster, a partition led elsewhere is answered NOT_LEADER_OR_FOLLOWER
+//! with, from v16, the KIP-951 hint: the leader's id and epoch and its
+//! address (`handlers::leader_hint`).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::future::{join_all, select, select_all, Either};
@@ -34,6 +39,7 @@ use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
+use super::leader_hint::{endpoints, leader_of, FETCH_HINT_VERSION_MIN};
 use super::{ApiSpec, Outcome, RequestContext};
 use crate::fetch::session::{
     must_respond, FetchPlan, PartitionResult, SessionPartition, SessionRequest, TopicKey,
@@ -41,7 +47,8 @@ use crate::fetch::session::{
 };
 use crate::metadata::PartitionId;
 use crate::protocol::fetch_writer::{
-    encode_fetch_response, FetchResponseOut, PartitionOut, RecordSlices, TopicOut,
+    encode_fetch_response, FetchResponseOut, NodeEndpointOut, PartitionOut, RecordSlices,
+    TopicOut,
 };
 use crate::protocol::frame::ParsedHeader;
 use crate::shard::{check_leader_epoch, PartitionOp, PartitionReply};
@@ -132,7 +139,52 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
         (false, None) => NO_SESSION_ID,
     };
     drop(sessions);
-    build_response(session_id, &partitions, &answer, replies)
+    let mut response = build_response(session_id, &partitions, &answer, replies);
+    if ctx.version >= FETCH_HINT_VERSION_MIN {
+        add_leader_hints(&ctx.shard.snapshot(), &mut response);
+    }
+    response
+}
+
+/// KIP-951: every NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition
+/// names the leader this broker knows of, and the response carries those
+/// leaders' addresses (`handlers::leader_hint`). Nothing to do on a single
+/// node.
+fn add_leader_hints(snapshot: &crate::metadata::Snapshot, response: &mut FetchResponseOut) {
+    if snapshot.cluster.is_none() {
+        return;
+    }
+    let moved = [
+        ResponseError::NotLeaderOrFollower.code(),
+        ResponseError::FencedLeaderEpoch.code(),
+    ];
+    let mut leaders = BTreeSet::new();
+    for topic in &mut response.topics {
+        let Some(meta) = snapshot
+            .topic_by_id(&topic.topic_id)
+            .or_else(|| snapshot.topic(&topic.name.0))
+        else {
+            continue;
+        };
+        for p in &mut topic.partitions {
+            if !moved.contains(&p.error_code) {
+                continue;
+            }
+            if let Some(hint) = leader_of(snapshot, &meta.name, p.partition_index) {
+                p.current_leader = Some((hint.leader_id, hint.leader_epoch));
+                leaders.insert(hint.leader_id);
+            }
+        }
+    }
+    response.node_endpoints = endpoints(snapshot, leaders)
+        .into_iter()
+        .map(|b| NodeEndpointOut {
+            node_id: b.id,
+            host: b.host,
+            port: b.port,
+            rack: None,
+        })
+        .collect();
 }
 
 /// The follower's node id of a replica fetch (ReplicaId, or ReplicaState

@@ -12,6 +12,7 @@
 //! ApiVersions, or a body that does not decode.
 
 mod authorized_operations;
+mod leader_hint;
 mod legacy;
 mod produce_policy;
 mod topics;
@@ -96,6 +97,8 @@ served_apis! {
         DeleteTopics => delete_topics,
         CreatePartitions => create_partitions,
         DescribeCluster => describe_cluster,
+        // the controller quorum (src/cluster/)
+        DescribeQuorum => describe_quorum,
         // configs and log lifecycle (metadata/topic_config.rs, storage/retention.rs)
         DescribeConfigs => describe_configs,
         AlterConfigs => alter_configs,

@@ -11,15 +11,24 @@
 //! `shard::Shard::execute_local`). Control batches are written by the
 //! coordinator only; a client's are refused, and so is any produce to an
 //! internal topic (INVALID_TOPIC_EXCEPTION, `metadata::internal_topics`).
+//!
+//! In a cluster, a partition led elsewhere is answered NOT_LEADER_OR_FOLLOWER
+//! with, from v10, the KIP-951 hint: the leader's id and epoch and its
+//! address (`handlers::leader_hint`).
+
+use std::collections::BTreeSet;
 
 use futures::future::{join_all, Either};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
+use super::leader_hint::{endpoints, leader_of, PRODUCE_HINT_VERSION_MIN};
 use super::produce_policy::apply_topic_policy;
 use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
@@ -96,7 +105,44 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                 .with_partition_responses(join_all(partitions).await),
         });
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(topics))
+    let mut response = ProduceResponse::default().with_responses(topics);
+    if ctx.version >= PRODUCE_HINT_VERSION_MIN && acks != 0 {
+        add_leader_hints(&ctx.shard.snapshot(), &mut response);
+    }
+    (acks != 0).then_some(response)
+}
+
+/// KIP-951: every NOT_LEADER_OR_FOLLOWER partition names the leader this
+/// broker knows of, and the response carries those leaders' addresses
+/// (`handlers::leader_hint`). Nothing to do on a single node.
+fn add_leader_hints(snapshot: &crate::metadata::Snapshot, response: &mut ProduceResponse) {
+    if snapshot.cluster.is_none() {
+        return;
+    }
+    let not_leader = ResponseError::NotLeaderOrFollower.code();
+    let mut leaders = BTreeSet::new();
+    for topic in &mut response.responses {
+        for p in &mut topic.partition_responses {
+            if p.error_code != not_leader {
+                continue;
+            }
+            if let Some(hint) = leader_of(snapshot, &topic.name.0, p.index) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(hint.leader_id))
+                    .with_leader_epoch(hint.leader_epoch);
+                leaders.insert(hint.leader_id);
+            }
+        }
+    }
+    response.node_endpoints = endpoints(snapshot, leaders)
+        .into_iter()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+        })
+        .collect();
 }
 
 /// A partition's batches, checked and ready for its owner.

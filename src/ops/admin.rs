@@ -241,7 +241,7 @@ pub async fn scrape(shard: &Rc<Shard>, started: Instant) -> String {
     };
     let mut text = metrics::render(&reports, &lags, &process);
     if let Some(member) = shard.cluster_member() {
-        crate::cluster::metrics::render(&member, &mut text);
+        crate::cluster::metrics::render(&member, &shard.snapshot(), &mut text);
     }
     text
 }

@@ -18,9 +18,11 @@
 //! - `log_start_offset`: v5+ (dropped below);
 //! - `preferred_read_replica`: v11+; anything but -1 below v11 is an error;
 //! - flexible (compact lengths, tagged-field sections) from v12. This
-//!   writer emits one tagged field, a partition's DivergingEpoch (tag 0,
-//!   KIP-595), and none of the others (current leader, snapshot id, node
-//!   endpoints).
+//!   writer emits a partition's DivergingEpoch (tag 0, KIP-595) and
+//!   CurrentLeader (tag 1) from v12, and the response's NodeEndpoints
+//!   (tag 0, KIP-951) from v16; not SnapshotId (tag 2), which only KRaft's
+//!   own fetches use. Like the crate, it drops these tagged fields from
+//!   versions that have no place for them.
 //! - a response header v1 (with an empty tagged-field section) from v12.
 
 use bytes::{BufMut, BytesMut};
@@ -37,6 +39,8 @@ pub const FETCH_VERSION_MIN: i16 = 4;
 pub const FETCH_VERSION_MAX: i16 = 16;
 /// First flexible (compact, tagged fields) version.
 const FLEXIBLE_VERSION_MIN: i16 = 12;
+/// First version with the response's NodeEndpoints (KIP-951).
+const NODE_ENDPOINTS_VERSION_MIN: i16 = 16;
 /// Metadata bytes per partition the writer reserves up front (a guess that
 /// avoids regrowth for the common case; growth is still correct).
 const PARTITION_METADATA_BYTES_ESTIMATE: usize = 64;
@@ -97,6 +101,10 @@ pub struct PartitionOut {
     /// v12+: `(epoch, end_offset)` where the fetcher's log diverges from
     /// this one (tagged field 0); `None` is not written.
     pub diverging_epoch: Option<(i32, i64)>,
+    /// v12+: `(leader_id, leader_epoch)` of the partition's leader as this
+    /// broker knows it (tagged field 1; KIP-951 fills it from v16);
+    /// `None` is not written.
+    pub current_leader: Option<(i32, i32)>,
 }
 
 impl Default for PartitionOut {
@@ -111,6 +119,7 @@ impl Default for PartitionOut {
             preferred_read_replica: -1,
             records: None,
             diverging_epoch: None,
+            current_leader: None,
         }
     }
 }
@@ -137,6 +146,22 @@ pub struct FetchResponseOut {
     pub session_id: i32,
     /// Topics in request order.
     pub topics: Vec<TopicOut>,
+    /// v16+: addresses of the leaders named by partitions' CurrentLeader
+    /// (tagged field 0, KIP-951); empty is not written.
+    pub node_endpoints: Vec<NodeEndpointOut>,
+}
+
+/// A broker's address in a FetchResponse's NodeEndpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEndpointOut {
+    /// Node id.
+    pub node_id: i32,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: i32,
+    /// Rack, `None` encodes null.
+    pub rack: Option<String>,
 }
 
 /// An encoded response frame as parts to send back to back: the first part
@@ -247,7 +272,35 @@ impl<'a> Writer<'a> {
         for topic in &r.topics {
             self.topic(version, topic);
         }
-        self.tagged_fields();
+        if version >= NODE_ENDPOINTS_VERSION_MIN && !r.node_endpoints.is_empty() {
+            self.node_endpoints(&r.node_endpoints);
+        } else {
+            self.tagged_fields();
+        }
+    }
+
+    /// The response's tagged-field section holding NodeEndpoints (tag 0):
+    /// a compact array of (node id, host, port, rack, empty tagged fields).
+    fn node_endpoints(&mut self, endpoints: &[NodeEndpointOut]) {
+        const NODE_ENDPOINTS_TAG: u32 = 0;
+        let mut field = Writer {
+            buf: BytesMut::new(),
+            flexible: true,
+            slots: Vec::new(),
+            record_bytes: 0,
+        };
+        field.array_len(Some(endpoints.len()));
+        for e in endpoints {
+            field.buf.put_i32(e.node_id);
+            field.string(&e.host);
+            field.buf.put_i32(e.port);
+            field.nullable_string(e.rack.as_deref());
+            field.uvarint(0);
+        }
+        self.uvarint(1);
+        self.uvarint(NODE_ENDPOINTS_TAG);
+        self.uvarint(field.buf.len() as u32);
+        self.buf.put_slice(&field.buf);
     }
 
     fn topic(&mut self, version: i16, t: &'a TopicOut) {
@@ -287,24 +340,36 @@ impl<'a> Writer<'a> {
             self.slots.push((self.buf.len(), records));
             self.record_bytes += records.len();
         }
-        match p.diverging_epoch.filter(|_| self.flexible) {
-            None => self.tagged_fields(),
-            Some((epoch, end_offset)) => self.diverging_epoch(epoch, end_offset),
+        if self.flexible {
+            self.partition_tagged_fields(p);
         }
     }
 
-    /// A partition's tagged-field section holding DivergingEpoch (tag 0):
-    /// one field of `DIVERGING_EPOCH_BYTES` (epoch, end offset, and the
-    /// struct's own empty tagged fields).
-    fn diverging_epoch(&mut self, epoch: i32, end_offset: i64) {
+    /// A partition's tagged-field section, tags in ascending order:
+    /// DivergingEpoch (tag 0: epoch, end offset) and CurrentLeader (tag 1:
+    /// leader id, leader epoch), each with the struct's own empty tagged
+    /// fields.
+    fn partition_tagged_fields(&mut self, p: &PartitionOut) {
         const DIVERGING_EPOCH_TAG: u32 = 0;
         const DIVERGING_EPOCH_BYTES: u32 = 4 + 8 + 1;
-        self.uvarint(1);
-        self.uvarint(DIVERGING_EPOCH_TAG);
-        self.uvarint(DIVERGING_EPOCH_BYTES);
-        self.buf.put_i32(epoch);
-        self.buf.put_i64(end_offset);
-        self.uvarint(0);
+        const CURRENT_LEADER_TAG: u32 = 1;
+        const CURRENT_LEADER_BYTES: u32 = 4 + 4 + 1;
+        let count = u32::from(p.diverging_epoch.is_some()) + u32::from(p.current_leader.is_some());
+        self.uvarint(count);
+        if let Some((epoch, end_offset)) = p.diverging_epoch {
+            self.uvarint(DIVERGING_EPOCH_TAG);
+            self.uvarint(DIVERGING_EPOCH_BYTES);
+            self.buf.put_i32(epoch);
+            self.buf.put_i64(end_offset);
+            self.uvarint(0);
+        }
+        if let Some((leader_id, leader_epoch)) = p.current_leader {
+            self.uvarint(CURRENT_LEADER_TAG);
+            self.uvarint(CURRENT_LEADER_BYTES);
+            self.buf.put_i32(leader_id);
+            self.buf.put_i32(leader_epoch);
+            self.uvarint(0);
+        }
     }
 
     fn uvarint(&mut self, mut value: u32) {
@@ -338,6 +403,15 @@ impl<'a> Writer<'a> {
             self.buf.put_i16(s.len() as i16);
         }
         self.buf.put_slice(s.as_bytes());
+    }
+
+    /// Nullable string: compact (length + 1, 0 = null) or i16 (-1 = null).
+    fn nullable_string(&mut self, s: Option<&str>) {
+        match (self.flexible, s) {
+            (_, Some(s)) => self.string(s),
+            (true, None) => self.uvarint(0),
+            (false, None) => self.buf.put_i16(-1),
+        }
     }
 
     fn tagged_fields(&mut self) {

@@ -281,6 +281,10 @@ def test_cli_cluster_info_config_get_set_delete_and_produce_options(broker):
     assert info["controller_id"] == 0 and info["cluster_id"], info
     [b] = info["brokers"]
     assert b["port"] == broker.port and any(a["api"] == "JoinGroup" for a in b["apis"]), b
+    # a single node is its own one-voter quorum, with no Raft log
+    q = info["quorum"]
+    assert (q["leader_id"], q["term"], [v["id"] for v in q["voters"]]) == (0, 0, [0]), q
+    assert [s["state"] for s in info["broker_states"]] == ["registered"], info
     text = cli(broker, "cluster", "info").stdout
     assert text.startswith(f"cluster {info['cluster_id']}, controller 0, 1 broker(s)") and "Produce" in text
 

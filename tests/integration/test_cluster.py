@@ -10,6 +10,7 @@ returns (replication is issue 21).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import urllib.request
@@ -33,6 +34,10 @@ PARTITIONS = 12
 EXIT_IDENTITY_MISMATCH = 78
 EXIT_BAD_CONFIG = 2
 LEADER_NOT_AVAILABLE = 5
+# A follower voter's lag behind the active controller's log, in entries,
+# right after a write: replication is pipelined and a heartbeat may be in
+# flight, so a few entries, never more on an idle three-node cluster.
+VOTER_LAG_ENTRIES_MAX = 5
 
 
 class Cluster:
@@ -348,3 +353,51 @@ def test_transactions_cluster_spanning_every_broker_commit_and_abort(cluster):
         cluster.bootstrap(), topic, 6, expect=60, **{"isolation.level": "read_committed"}
     )
     assert sorted(r.value for r in got) == sorted(f"committed-{i}".encode() for i in range(60))
+
+
+def test_cluster_info_cli_describe_quorum_shows_quorum_and_broker_states(cluster):
+    """`corestream cluster info` (DescribeQuorum forwarded to the active
+    controller, DescribeCluster v2 with fenced brokers) from every node,
+    and the same quorum in the active controller's /metrics."""
+    from test_ops import cli
+
+    clients.create_topic(cluster.bootstrap(1), topic_name(), 3)  # some log entries
+    controller = cluster.metadata(1)["controller_id"]
+    for i, node in cluster.nodes.items():
+        info = json.loads(cli(node, "--json", "cluster", "info").stdout)
+        q = info["quorum"]
+        assert q["leader_id"] == controller and q["term"] >= 1, (i, q)
+        assert q["committed_index"] > 0 and q["last_log_index"] >= q["committed_index"], (i, q)
+        assert sorted(v["id"] for v in q["voters"]) == [1, 2, 3], (i, q)
+        # heartbeats keep the log moving; followers are at most a few entries behind
+        for v in q["voters"]:
+            assert 0 <= v["lag"] <= VOTER_LAG_ENTRIES_MAX and v["matched_index"] > 0, (i, q)
+        [leader] = [v for v in q["voters"] if v["id"] == controller]
+        assert (leader["matched_index"], leader["lag"]) == (q["last_log_index"], 0), (i, q)
+        states = {s["node_id"]: s["state"] for s in info["broker_states"]}
+        assert states == {1: "registered", 2: "registered", 3: "registered"}, (i, info)
+    text = cli(cluster.nodes[1], "cluster", "info").stdout
+    assert f"quorum: leader {controller}, term " in text and "MATCHED INDEX" in text and "registered" in text
+    # the active controller's /metrics: the same voters, with matched indexes
+    metrics = urllib.request.urlopen(f"{cluster.nodes[controller].admin_url}/metrics", timeout=10).read().decode()
+    matched = [line for line in metrics.splitlines() if line.startswith("corestream_controller_voter_matched_index{")]
+    assert len(matched) == 3 and all(int(line.rsplit(" ", 1)[1]) > 0 for line in matched), matched
+    assert 'corestream_cluster_broker_fenced{broker="2"} 0' in metrics
+
+    # a broker stopped (SIGKILL, no controlled shutdown) is shown fenced
+    victim = next(i for i in cluster.nodes if i != controller)
+    cluster.nodes[victim].kill9()
+    cluster.wait_for(
+        "the dead broker fenced",
+        lambda md: victim not in {b["node_id"] for b in md["brokers"]},
+        via=controller,
+        timeout_s=SESSION_TIMEOUT_MS / 1000 + 15,
+    )
+    info = json.loads(cli(cluster.nodes[controller], "--json", "cluster", "info").stdout)
+    states = {s["node_id"]: s["state"] for s in info["broker_states"]}
+    assert states[victim] == "fenced" and list(states.values()).count("registered") == 2, info
+    # the dead voter missed the fence (written after it died); the other
+    # follower has it
+    q = info["quorum"]
+    lag = {v["id"]: v["lag"] for v in q["voters"]}
+    assert q["leader_id"] == controller and lag[victim] > 0, q

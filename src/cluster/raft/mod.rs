@@ -32,6 +32,8 @@ pub use types::{ClusterCommand, ControllerRaft, NodeId};
 #[cfg(test)]
 pub(crate) mod cluster_tests;
 #[cfg(test)]
+mod log_sim_tests;
+#[cfg(test)]
 mod log_store_tests;
 #[cfg(test)]
 mod snapshot_tests;

@@ -4,7 +4,8 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -50,6 +51,14 @@ fn to_crate(r: &FetchResponseOut) -> FetchResponse {
                             .with_end_offset(end_offset)
                     },
                 ))
+                .with_current_leader(p.current_leader.map_or_else(
+                    LeaderIdAndEpoch::default,
+                    |(leader_id, leader_epoch)| {
+                        LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(leader_id))
+                            .with_leader_epoch(leader_epoch)
+                    },
+                ))
         });
         FetchableTopicResponse::default()
             .with_topic(t.name.clone())
@@ -61,6 +70,18 @@ fn to_crate(r: &FetchResponseOut) -> FetchResponse {
         .with_error_code(r.error_code)
         .with_session_id(r.session_id)
         .with_responses(topics.collect())
+        .with_node_endpoints(
+            r.node_endpoints
+                .iter()
+                .map(|e| {
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(e.node_id))
+                        .with_host(StrBytes::from_string(e.host.clone()))
+                        .with_port(e.port)
+                        .with_rack(e.rack.clone().map(StrBytes::from_string))
+                })
+                .collect(),
+        )
 }
 
 fn crate_frame(version: i16, r: &FetchResponseOut) -> anyhow::Result<Bytes> {
@@ -351,5 +372,74 @@ fn fetch_response_v12_diverging_epoch_tagged_field() {
         let ours = encode_fetch_response(CORRELATION_ID, version, &r).expect("writer encodes");
         let plain = encode_fetch_response(CORRELATION_ID, version, &without).expect("plain");
         assert_eq!(ours.to_contiguous(), plain.to_contiguous(), "v{version}");
+    }
+}
+
+/// KIP-951: a NOT_LEADER_OR_FOLLOWER partition's CurrentLeader (tag 1,
+/// alone and after a DivergingEpoch) and the response's NodeEndpoints
+/// (tag 0, v16), byte for byte against the crate at v16.
+#[test]
+fn fetch_response_v16_current_leader_and_node_endpoints() {
+    let not_leader = PartitionOut {
+        error_code: 6,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        records: Some(RecordSlices::new()),
+        current_leader: Some((2, 9)),
+        ..PartitionOut::default()
+    };
+    let both = PartitionOut {
+        partition_index: 1,
+        diverging_epoch: Some((3, 77)),
+        current_leader: Some((3, 300)),
+        ..not_leader.clone()
+    };
+    let r = FetchResponseOut {
+        topics: vec![TopicOut {
+            name: name("t"),
+            topic_id: Uuid::from_u128(7),
+            partitions: vec![not_leader, both, partition(2, Some(RecordSlices::new()))],
+        }],
+        node_endpoints: vec![
+            NodeEndpointOut {
+                node_id: 2,
+                host: "broker-2.example".into(),
+                port: 19092,
+                rack: None,
+            },
+            NodeEndpointOut {
+                node_id: 3,
+                host: "b3".into(),
+                port: 9092,
+                rack: Some("rack-a".into()),
+            },
+        ],
+        ..FetchResponseOut::default()
+    };
+    let expected = crate_frame(16, &r).expect("crate encodes");
+    let ours = encode_fetch_response(CORRELATION_ID, 16, &r).expect("writer encodes");
+    assert_eq!(ours.total_bytes(), expected.len(), "size");
+    assert_eq!(ours.to_contiguous(), expected, "bytes");
+    // Decoded back by the crate: the client sees the hint.
+    let mut body = expected.slice(4 + 4 + 1..);
+    let decoded = <FetchResponse as kafka_protocol::protocol::Decodable>::decode(&mut body, 16)
+        .expect("decodes");
+    let p0 = &decoded.responses[0].partitions[0];
+    assert_eq!(
+        (
+            p0.current_leader.leader_id.0,
+            p0.current_leader.leader_epoch
+        ),
+        (2, 9)
+    );
+    assert_eq!(decoded.node_endpoints.len(), 2);
+    assert_eq!(decoded.node_endpoints[0].host.as_str(), "broker-2.example");
+    // v4-15 have no NodeEndpoints (and v4-11 no CurrentLeader): dropped,
+    // as the crate drops them.
+    for version in FETCH_VERSION_MIN..16 {
+        let expected = crate_frame(version, &r).expect("crate encodes");
+        let ours = encode_fetch_response(CORRELATION_ID, version, &r).expect("writer encodes");
+        assert_eq!(ours.to_contiguous(), expected, "v{version}");
     }
 }

@@ -1,0 +1,242 @@
+//! DescribeQuorum (key 55), v0-1 (KIP-595, KIP-836): the controller
+//! quorum's leader, term, committed index and each voter's progress, what
+//! `kafka-metadata-quorum describe --status` and `corestream cluster info`
+//! show.
+//!
+//! Decisions:
+//! - A broker forwards it to the active controller (through its shard 0's
+//!   `cluster::member::Member::describe_quorum`), as Kafka's brokers do:
+//!   only the Raft leader knows how far each voter has replicated.
+//! - The quorum is Kafka's `__cluster_metadata` partition 0; a request
+//!   for anything else gets UNKNOWN_TOPIC_OR_PARTITION for it, as Kafka's
+//!   Raft client answers.
+//! - Raft log indexes are reported as they are: LeaderEpoch is the Raft
+//!   term, HighWatermark the committed index, a voter's LogEndOffset the
+//!   index of the last entry the leader knows it holds (-1 when unknown).
+//!   The timestamps of v1 are -1 (openraft does not keep them).
+//!   Observers (broker-only nodes) are not listed: they do not replicate
+//!   the Raft log.
+//! - A single node (no `--controller-quorum-voters`) has no Raft log; it
+//!   answers itself as the only voter and leader at term 0 with no
+//!   entries (HighWatermark and LogEndOffset -1), so tools still see who
+//!   the controller is.
+//! - With no reachable controller the partition's error is
+//!   NOT_LEADER_OR_FOLLOWER (Kafka's answer while the quorum has no
+//!   leader), and the client retries.
+//! - v2 (directory ids, controller listeners) is not served yet.
+
+use kafka_protocol::messages::describe_quorum_response::{
+    PartitionData, ReplicaState, TopicData,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{ApiSpec, RequestContext};
+use crate::cluster::quorum::{QuorumStatus, VoterStatus};
+use crate::shard::METADATA_OWNER_SHARD;
+
+/// Served versions.
+pub const API: ApiSpec = ApiSpec {
+    key: ApiKey::DescribeQuorum,
+    min: 0,
+    max: 1,
+};
+
+/// The metadata log's topic name in Kafka (KIP-595).
+pub const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
+/// Its only partition.
+const CLUSTER_METADATA_PARTITION: i32 = 0;
+
+/// Answers DescribeQuorum.
+pub async fn handle(ctx: &RequestContext, request: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    let asks_quorum = matches!(
+        request.topics.as_slice(),
+        [t] if t.topic_name.0.as_str() == CLUSTER_METADATA_TOPIC
+            && matches!(t.partitions.as_slice(), [p] if p.partition_index == CLUSTER_METADATA_PARTITION)
+    );
+    if !asks_quorum {
+        return refused(&request, ResponseError::UnknownTopicOrPartition);
+    }
+    let node_id = ctx.shard.config.node_id;
+    let status = ctx
+        .shard
+        .run_on(METADATA_OWNER_SHARD, |shard| async move {
+            match shard.cluster_member() {
+                Some(member) => Some(member.describe_quorum().await),
+                None => None,
+            }
+        })
+        .await;
+    let partition = match status {
+        // A single node: itself, no Raft log.
+        Some(None) => single_node(node_id),
+        Some(Some(Ok(status))) => from_status(&status),
+        Some(Some(Err(e))) => {
+            tracing::debug!("DescribeQuorum: no active controller answered: {e}");
+            partition_error(ResponseError::NotLeaderOrFollower)
+        }
+        None => partition_error(ResponseError::NotLeaderOrFollower),
+    };
+    DescribeQuorumResponse::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str(CLUSTER_METADATA_TOPIC)))
+        .with_partitions(vec![partition])])
+}
+
+/// Every asked partition refused with `error`.
+fn refused(request: &DescribeQuorumRequest, error: ResponseError) -> DescribeQuorumResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            TopicData::default()
+                .with_topic_name(t.topic_name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| partition_error(error).with_partition_index(p.partition_index))
+                        .collect(),
+                )
+        })
+        .collect();
+    DescribeQuorumResponse::default().with_topics(topics)
+}
+
+fn partition_error(error: ResponseError) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(CLUSTER_METADATA_PARTITION)
+        .with_error_code(error.code())
+        .with_error_message(Some(StrBytes::from_string(error.to_string())))
+        .with_leader_id(BrokerId(-1))
+        .with_leader_epoch(-1)
+        .with_high_watermark(-1)
+}
+
+/// Raft ids are `u64`, Kafka's node ids `i32`; node ids come from
+/// `--node-id`, an `i32`, so this only saturates on a corrupt value.
+fn node(id: u64) -> BrokerId {
+    BrokerId(i32::try_from(id).unwrap_or(i32::MAX))
+}
+
+fn replica(id: BrokerId, log_end_offset: i64) -> ReplicaState {
+    ReplicaState::default()
+        .with_replica_id(id)
+        .with_log_end_offset(log_end_offset)
+        .with_last_fetch_timestamp(-1)
+        .with_last_caught_up_timestamp(-1)
+}
+
+fn from_status(status: &QuorumStatus) -> PartitionData {
+    let voters = status
+        .voters
+        .iter()
+        .map(|VoterStatus { id, matched_index, .. }| {
+            replica(node(*id), matched_index.map_or(-1, |m| m as i64))
+        })
+        .collect();
+    PartitionData::default()
+        .with_partition_index(CLUSTER_METADATA_PARTITION)
+        .with_leader_id(status.leader_id.map_or(BrokerId(-1), node))
+        .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
+        .with_high_watermark(status.committed_index as i64)
+        .with_current_voters(voters)
+}
+
+fn single_node(node_id: i32) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(CLUSTER_METADATA_PARTITION)
+        .with_leader_id(BrokerId(node_id))
+        .with_leader_epoch(0)
+        .with_high_watermark(-1)
+        .with_current_voters(vec![replica(BrokerId(node_id), -1)])
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::protocol::{Decodable, Encodable};
+
+    use super::*;
+
+    fn status() -> QuorumStatus {
+        QuorumStatus {
+            node_id: 2,
+            leader_id: Some(2),
+            term: 5,
+            committed_index: 41,
+            last_log_index: 42,
+            applied_index: 41,
+            voters: vec![
+                VoterStatus {
+                    id: 1,
+                    matched_index: Some(40),
+                    lag_entries: Some(2),
+                },
+                VoterStatus {
+                    id: 2,
+                    matched_index: Some(42),
+                    lag_entries: Some(0),
+                },
+                VoterStatus {
+                    id: 3,
+                    matched_index: None,
+                    lag_entries: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn describe_quorum_v0_v1_reports_leader_term_and_voter_progress() {
+        let p = from_status(&status());
+        assert_eq!((p.leader_id.0, p.leader_epoch, p.high_watermark), (2, 5, 41));
+        let voters: Vec<_> = p
+            .current_voters
+            .iter()
+            .map(|v| (v.replica_id.0, v.log_end_offset))
+            .collect();
+        assert_eq!(voters, vec![(1, 40), (2, 42), (3, -1)]);
+        // both versions encode and decode it
+        let response = DescribeQuorumResponse::default().with_topics(vec![TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str(CLUSTER_METADATA_TOPIC)))
+            .with_partitions(vec![p])]);
+        for version in API.min..=API.max {
+            let mut buf = bytes::BytesMut::new();
+            response.encode(&mut buf, version).expect("encodes");
+            let back = DescribeQuorumResponse::decode(&mut buf.freeze(), version).expect("decodes");
+            let p = &back.topics[0].partitions[0];
+            assert_eq!((p.leader_id.0, p.current_voters.len()), (2, 3), "v{version}");
+        }
+    }
+
+    #[test]
+    fn describe_quorum_no_leader_known_and_single_node() {
+        let p = from_status(&QuorumStatus {
+            leader_id: None,
+            ..status()
+        });
+        assert_eq!(p.leader_id.0, -1);
+        let p = single_node(7);
+        assert_eq!((p.leader_id.0, p.leader_epoch, p.high_watermark), (7, 0, -1));
+        assert_eq!(p.current_voters[0].replica_id.0, 7);
+    }
+
+    #[test]
+    fn describe_quorum_other_partition_refused_unknown() {
+        use kafka_protocol::messages::describe_quorum_request;
+        let request = DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(3),
+                ]),
+        ]);
+        let r = refused(&request, ResponseError::UnknownTopicOrPartition);
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.partition_index, p.error_code),
+            (3, ResponseError::UnknownTopicOrPartition.code())
+        );
+    }
+}
