@@ -80,6 +80,10 @@ pub struct ShardMetrics {
     cross_shard_messages: Cell<u64>,
     requests_in_flight: Cell<u64>,
     fsync: RefCell<Histogram>,
+    isr_shrinks: Cell<u64>,
+    isr_expands: Cell<u64>,
+    replication_fetched_bytes: Cell<u64>,
+    acks_all_wait: RefCell<Histogram>,
 }
 
 thread_local! {
@@ -112,6 +116,27 @@ pub fn record_request(api_key: i16, elapsed: Duration, bytes_in: usize, bytes_ou
 /// One log flush's fdatasync took `elapsed` (see `storage::flush`).
 pub fn record_fsync(elapsed: Duration) {
     with(|m| m.fsync.borrow_mut().observe(elapsed))
+}
+
+/// The ISR of a partition this shard leads changed in a snapshot: a
+/// shrink (a follower dropped, by this leader or by a fence) or an
+/// expansion (one added back).
+pub fn record_isr_change(shrink: bool) {
+    with(|m| match shrink {
+        true => add(&m.isr_shrinks, 1),
+        false => add(&m.isr_expands, 1),
+    })
+}
+
+/// A follower fetcher of this shard received `bytes` of record batches.
+pub fn record_replication_fetch(bytes: usize) {
+    with(|m| add(&m.replication_fetched_bytes, bytes as u64))
+}
+
+/// An acks=all produce waited `elapsed` for the ISR (after its own durable
+/// write), whatever the outcome.
+pub fn record_acks_all_wait(elapsed: Duration) {
+    with(|m| m.acks_all_wait.borrow_mut().observe(elapsed))
 }
 
 /// A connection was accepted; the returned guard counts it open until dropped.
@@ -185,6 +210,14 @@ pub struct MetricsSnapshot {
     pub requests_in_flight: u64,
     /// Log flush fdatasync latency.
     pub fsync: Histogram,
+    /// ISR shrinks of partitions this shard leads.
+    pub isr_shrinks: u64,
+    /// ISR expansions of partitions this shard leads.
+    pub isr_expands: u64,
+    /// Record bytes this shard's follower fetchers received.
+    pub replication_fetched_bytes: u64,
+    /// acks=all waits for the ISR.
+    pub acks_all_wait: Histogram,
 }
 
 /// This shard's counters, copied.
@@ -198,6 +231,10 @@ pub fn snapshot() -> MetricsSnapshot {
         cross_shard_messages: m.cross_shard_messages.get(),
         requests_in_flight: m.requests_in_flight.get(),
         fsync: m.fsync.borrow().clone(),
+        isr_shrinks: m.isr_shrinks.get(),
+        isr_expands: m.isr_expands.get(),
+        replication_fetched_bytes: m.replication_fetched_bytes.get(),
+        acks_all_wait: m.acks_all_wait.borrow().clone(),
     })
 }
 
