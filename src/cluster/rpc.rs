@@ -77,6 +77,24 @@ pub enum BrokerRequest {
         /// The ISR it wants.
         isr: Vec<i32>,
     },
+    /// ElectLeaders from a client (KIP-460).
+    ElectLeaders {
+        /// 0 PREFERRED, 1 UNCLEAN.
+        kind: i8,
+        /// (topic, partitions); `None`: every partition.
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    },
+}
+
+/// One partition's ElectLeaders outcome.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ElectionResult {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Kafka error code (0: elected).
+    pub code: i16,
 }
 
 /// The active controller's answer.
@@ -126,6 +144,11 @@ pub enum BrokerResponse {
         partition_epoch: i32,
         /// Log index of the change.
         index: u64,
+    },
+    /// ElectLeaders' outcome per partition.
+    LeadersElected {
+        /// In request order.
+        results: Vec<ElectionResult>,
     },
     /// The first id of a block of the asked size.
     ProducerIds {
