@@ -154,6 +154,7 @@ mod tests {
         futures::executor::block_on(async {
             let disk = crate::storage::MemDisk::new();
             let dir = Path::new("/data");
+            disk.create_dir_all(dir).await.expect("mkdir");
             let id = Uuid::new_v4();
             assert!(read_hw_checkpoint(&disk, dir, 0)
                 .await
