@@ -42,13 +42,16 @@ pub struct Controller {
     /// `broker.session.timeout.ms`.
     session_timeout: Duration,
     /// The broker's static log defaults (TOML), for change checks.
-    static_defaults: LogDefaults,
+    pub(super) static_defaults: LogDefaults,
     /// Last heartbeat per broker; reset when this node becomes leader.
     heartbeats: RefCell<HashMap<i32, Instant>>,
     /// The term the heartbeat clocks were started in.
     clocks_term: RefCell<Option<u64>>,
     /// Serialises check-and-write of proposals.
-    proposals: futures::lock::Mutex<()>,
+    pub(super) proposals: futures::lock::Mutex<()>,
+    /// How often leaderships move back to preferred replicas
+    /// (`auto.leader.rebalance.enable`); `None`: never by itself.
+    rebalance_every: Option<Duration>,
 }
 
 impl Controller {
@@ -59,6 +62,7 @@ impl Controller {
         state_machine: ClusterStateMachine,
         session_timeout: Duration,
         static_defaults: LogDefaults,
+        rebalance_every: Option<Duration>,
     ) -> Controller {
         Controller {
             node_id,
@@ -69,6 +73,7 @@ impl Controller {
             heartbeats: RefCell::new(HashMap::new()),
             clocks_term: RefCell::new(None),
             proposals: futures::lock::Mutex::new(()),
+            rebalance_every,
         }
     }
 
@@ -211,6 +216,9 @@ impl Controller {
                     Err(message) => BrokerResponse::Failed { message },
                 }
             }
+            BrokerRequest::ElectLeaders { kind, partitions } => {
+                self.elect_leaders(kind, partitions).await
+            }
             BrokerRequest::AllocateProducerIds { count } => {
                 match self
                     .write(ClusterCommand::AllocateProducerIds { count })
@@ -252,7 +260,7 @@ impl Controller {
     }
 
     /// Writes one command; its log index and response value once applied.
-    async fn write(&self, command: ClusterCommand) -> Result<(u64, i64), String> {
+    pub(super) async fn write(&self, command: ClusterCommand) -> Result<(u64, i64), String> {
         let written = self
             .raft
             .client_write(command)
@@ -281,6 +289,7 @@ impl Controller {
     /// Runs on shard 0 for the life of the node: while leader, names the
     /// cluster if needed and fences brokers whose heartbeats stopped.
     pub async fn run_duties(self: Rc<Self>) {
+        let mut rebalanced_at = Instant::now();
         loop {
             glommio::timer::sleep(FENCE_CHECK_INTERVAL).await;
             if !self.is_leader() {
@@ -302,6 +311,14 @@ impl Controller {
                 if let Err(e) = self.write(ClusterCommand::FenceBroker { id }).await {
                     warn!(broker = id, "fencing failed: {e}");
                 }
+            }
+            self.elect_unclean().await;
+            if self
+                .rebalance_every
+                .is_some_and(|every| rebalanced_at.elapsed() >= every)
+            {
+                rebalanced_at = Instant::now();
+                self.rebalance().await;
             }
         }
     }

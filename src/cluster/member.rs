@@ -466,6 +466,21 @@ impl Member {
         }
     }
 
+    /// ElectLeaders through the controller: each partition's outcome.
+    pub async fn elect_leaders(
+        &self,
+        kind: i8,
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<Vec<super::rpc::ElectionResult>, String> {
+        match self
+            .call(&BrokerRequest::ElectLeaders { kind, partitions })
+            .await?
+        {
+            BrokerResponse::LeadersElected { results } => Ok(results),
+            other => Err(format!("ElectLeaders answered {other:?}")),
+        }
+    }
+
     /// A block of `count` producer ids from the controller.
     pub async fn producer_id_block(&self, count: i64) -> Result<i64, String> {
         match self

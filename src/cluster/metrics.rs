@@ -14,6 +14,22 @@ use super::member::Member;
 use super::quorum::status;
 use crate::metadata::{ClusterView, Snapshot};
 
+/// Unclean leader elections this node's controller made (an out-of-sync
+/// replica given an offline partition; records may have been lost).
+pub static UNCLEAN_LEADER_ELECTIONS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+/// Clean elections this node's controller made outside a fence
+/// (preferred-leader rebalance, ElectLeaders).
+pub static CLEAN_LEADER_ELECTIONS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
+/// One counter family with one sample.
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// One gauge family with one sample.
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -44,10 +60,42 @@ pub fn render(member: &Member, snapshot: &Snapshot, out: &mut String) {
     if let Some(cluster) = &snapshot.cluster {
         broker_states(cluster, out);
     }
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    counter(
+        out,
+        "corestream_unclean_leader_elections_total",
+        "Unclean leader elections made by this node's controller while active (records may have been lost).",
+        UNCLEAN_LEADER_ELECTIONS.load(relaxed),
+    );
+    counter(
+        out,
+        "corestream_clean_leader_elections_total",
+        "Preferred and ElectLeaders elections made by this node's controller while active (fences not counted).",
+        CLEAN_LEADER_ELECTIONS.load(relaxed),
+    );
     let Some(controller) = member.controller() else {
         return;
     };
     let quorum = status(controller);
+    // Kafka's OfflinePartitionsCount: the active controller's count, 0 on
+    // the other voters, so a sum over nodes is the cluster's.
+    let offline = match quorum.is_leader() {
+        true => controller.state_machine.read(|state| {
+            state
+                .topics
+                .values()
+                .flat_map(|t| &t.partitions)
+                .filter(|p| p.leader == crate::metadata::NO_LEADER)
+                .count() as u64
+        }),
+        false => 0,
+    };
+    gauge(
+        out,
+        "corestream_offline_partitions",
+        "Partitions without a leader (every ISR member fenced), as the active controller counts them; 0 on other voters.",
+        offline,
+    );
     gauge(
         out,
         "corestream_controller_active",

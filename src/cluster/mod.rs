@@ -13,7 +13,8 @@
 //! - [`transport`]: controller RPCs (Raft's and the brokers' `App`
 //!   requests) over TCP on the controller listener.
 //! - [`controller`] (a voter's shard 0): answers brokers when it leads,
-//!   fences brokers whose heartbeats stop; [`plan`] and [`placement`] turn
+//!   fences brokers whose heartbeats stop, and makes the elections
+//!   [`election`] decides (unclean, preferred, ElectLeaders); [`plan`] and [`placement`] turn
 //!   a CreateTopics or AlterConfigs into commands; [`rpc`] is the
 //!   broker-to-controller protocol.
 //! - [`member`] (every node's shard 0): registers, heartbeats, publishes
@@ -32,6 +33,8 @@
 //! `raft::runtime`'s and `raft::log_store`'s tests.
 
 pub mod controller;
+mod controller_elections;
+pub mod election;
 pub mod identity;
 pub mod member;
 pub mod metrics;

@@ -80,6 +80,24 @@ pub enum BrokerRequest {
     /// The quorum's status as the active controller sees it
     /// (DescribeQuorum; only the leader knows each voter's progress).
     DescribeQuorum,
+    /// ElectLeaders from a client (KIP-460).
+    ElectLeaders {
+        /// 0 PREFERRED, 1 UNCLEAN.
+        kind: i8,
+        /// (topic, partitions); `None`: every partition.
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    },
+}
+
+/// One partition's ElectLeaders outcome.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ElectionResult {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Kafka error code (0: elected).
+    pub code: i16,
 }
 
 /// The active controller's answer.
@@ -132,6 +150,11 @@ pub enum BrokerResponse {
     },
     /// The quorum's status (`DescribeQuorum`).
     Quorum(super::quorum::QuorumStatus),
+    /// ElectLeaders' outcome per partition.
+    LeadersElected {
+        /// In request order.
+        results: Vec<ElectionResult>,
+    },
     /// The first id of a block of the asked size.
     ProducerIds {
         /// First id.

@@ -108,6 +108,10 @@ async fn start_controller(config: &Config) -> Result<Rc<Controller>, String> {
         state_machine,
         Duration::from_millis(config.cluster.broker_session_timeout_ms),
         config.log_defaults.clone(),
+        config
+            .cluster
+            .auto_leader_rebalance_enable
+            .then(|| Duration::from_secs(config.cluster.leader_imbalance_check_interval_s)),
     ));
     glommio::spawn_local(transport::serve(
         listener,

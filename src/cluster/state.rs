@@ -168,6 +168,27 @@ impl ClusterState {
                 p.partition_epoch += 1;
                 ClusterResponse::with_value(i64::from(p.partition_epoch))
             }
+            ClusterCommand::ElectLeader {
+                topic,
+                partition,
+                leader,
+                partition_epoch,
+                unclean,
+            } => {
+                let Some(p) = self.partition_mut(topic, *partition) else {
+                    return ClusterResponse::applied(false);
+                };
+                if p.partition_epoch != *partition_epoch || !p.replicas.contains(leader) {
+                    return ClusterResponse::applied(false);
+                }
+                p.leader = *leader;
+                if *unclean {
+                    p.isr = vec![*leader];
+                }
+                p.leader_epoch += 1;
+                p.partition_epoch += 1;
+                ClusterResponse::with_value(i64::from(p.leader_epoch))
+            }
         }
     }
 

@@ -24,6 +24,13 @@ pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: u64 = 30_000;
 pub const REPLICA_LAG_TIME_MAX_MS_MIN: u64 = 1_000;
 /// Kafka's default.replication.factor default.
 pub const DEFAULT_REPLICATION_FACTOR_DEFAULT: i16 = 1;
+/// Kafka's auto.leader.rebalance.enable default.
+pub const AUTO_LEADER_REBALANCE_ENABLE_DEFAULT: bool = true;
+/// Kafka's leader.imbalance.check.interval.seconds default.
+pub const LEADER_IMBALANCE_CHECK_INTERVAL_S_DEFAULT: u64 = 300;
+/// Shortest imbalance check interval accepted, s (tests use it; a shorter
+/// one would move leaderships back while a restarted broker catches up).
+pub const LEADER_IMBALANCE_CHECK_INTERVAL_S_MIN: u64 = 1;
 /// Voters a quorum may name; Raft quorums are small by design.
 pub const CONTROLLER_VOTERS_MAX: usize = 9;
 
@@ -50,6 +57,10 @@ pub struct ClusterConfig {
     /// default.replication.factor: replicas of a topic created without
     /// one (CreateTopics -1, auto-creation).
     pub default_replication_factor: i16,
+    /// auto.leader.rebalance.enable
+    pub auto_leader_rebalance_enable: bool,
+    /// leader.imbalance.check.interval.seconds
+    pub leader_imbalance_check_interval_s: u64,
 }
 
 impl Default for ClusterConfig {
@@ -60,6 +71,8 @@ impl Default for ClusterConfig {
             broker_session_timeout_ms: BROKER_SESSION_TIMEOUT_MS_DEFAULT,
             replica_lag_time_max_ms: REPLICA_LAG_TIME_MAX_MS_DEFAULT,
             default_replication_factor: DEFAULT_REPLICATION_FACTOR_DEFAULT,
+            auto_leader_rebalance_enable: AUTO_LEADER_REBALANCE_ENABLE_DEFAULT,
+            leader_imbalance_check_interval_s: LEADER_IMBALANCE_CHECK_INTERVAL_S_DEFAULT,
         }
     }
 }
@@ -114,6 +127,22 @@ impl ClusterConfig {
                 format!("{default_replication_factor} is below 1"),
             ));
         }
+        let auto_leader_rebalance_enable = flags
+            .auto_leader_rebalance_enable
+            .or(file.auto_leader_rebalance_enable)
+            .unwrap_or(AUTO_LEADER_REBALANCE_ENABLE_DEFAULT);
+        let leader_imbalance_check_interval_s = flags
+            .leader_imbalance_check_interval_seconds
+            .or(file.leader_imbalance_check_interval_seconds)
+            .unwrap_or(LEADER_IMBALANCE_CHECK_INTERVAL_S_DEFAULT);
+        if leader_imbalance_check_interval_s < LEADER_IMBALANCE_CHECK_INTERVAL_S_MIN {
+            return Err(invalid(
+                "leader-imbalance-check-interval-seconds",
+                format!(
+                    "{leader_imbalance_check_interval_s} is below {LEADER_IMBALANCE_CHECK_INTERVAL_S_MIN}"
+                ),
+            ));
+        }
         let listen_text = flags
             .controller_listen
             .clone()
@@ -136,6 +165,8 @@ impl ClusterConfig {
             broker_session_timeout_ms,
             replica_lag_time_max_ms,
             default_replication_factor,
+            auto_leader_rebalance_enable,
+            leader_imbalance_check_interval_s,
         })
     }
 

@@ -60,6 +60,9 @@ pub(super) struct FileConfig {
     pub(super) broker_session_timeout_ms: Option<u64>,
     pub(super) replica_lag_time_max_ms: Option<u64>,
     pub(super) default_replication_factor: Option<i16>,
+    pub(super) unclean_leader_election_enable: Option<bool>,
+    pub(super) auto_leader_rebalance_enable: Option<bool>,
+    pub(super) leader_imbalance_check_interval_seconds: Option<u64>,
     /// Kafka's broker log settings as in server.properties: TOML reads
     /// `log.retention.hours = 168` as a dotted key, so `log.*`, `message.*`
     /// and `compression.*` arrive as tables (see `metadata::topic_config`).

@@ -181,6 +181,19 @@ pub struct Flags {
     /// cluster (Kafka's default.replication.factor).
     #[arg(long, env = "CORESTREAM_DEFAULT_REPLICATION_FACTOR")]
     pub default_replication_factor: Option<i16>,
+    /// Whether an offline partition may be led by an out-of-sync replica,
+    /// losing what it lacks, for topics that do not say (Kafka's
+    /// unclean.leader.election.enable; the topic key overrides it).
+    #[arg(long, env = "CORESTREAM_UNCLEAN_LEADER_ELECTION_ENABLE")]
+    pub unclean_leader_election_enable: Option<bool>,
+    /// Whether the controller moves leaderships back to the preferred
+    /// replicas (Kafka's auto.leader.rebalance.enable).
+    #[arg(long, env = "CORESTREAM_AUTO_LEADER_REBALANCE_ENABLE")]
+    pub auto_leader_rebalance_enable: Option<bool>,
+    /// How often the controller checks for leaderships to move back, s
+    /// (Kafka's leader.imbalance.check.interval.seconds).
+    #[arg(long, env = "CORESTREAM_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS")]
+    pub leader_imbalance_check_interval_seconds: Option<u64>,
     /// Kafka listeners, `PROTOCOL://HOST:PORT,...` with PLAINTEXT, SSL,
     /// SASL_PLAINTEXT or SASL_SSL (replaces --listen).
     #[arg(long, env = "CORESTREAM_LISTENERS")]

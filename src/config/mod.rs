@@ -103,9 +103,10 @@ mod tests;
 use broker::BrokerSettings;
 pub use broker::GROUP_CONSUMER_TIMEOUT_MS_MAX;
 pub use cluster::{
-    ClusterConfig, Voter, BROKER_SESSION_TIMEOUT_MS_DEFAULT, BROKER_SESSION_TIMEOUT_MS_MIN,
-    CONTROLLER_VOTERS_MAX, DEFAULT_REPLICATION_FACTOR_DEFAULT, REPLICA_LAG_TIME_MAX_MS_DEFAULT,
-    REPLICA_LAG_TIME_MAX_MS_MIN,
+    ClusterConfig, Voter, AUTO_LEADER_REBALANCE_ENABLE_DEFAULT, BROKER_SESSION_TIMEOUT_MS_DEFAULT,
+    BROKER_SESSION_TIMEOUT_MS_MIN, CONTROLLER_VOTERS_MAX, DEFAULT_REPLICATION_FACTOR_DEFAULT,
+    LEADER_IMBALANCE_CHECK_INTERVAL_S_DEFAULT, LEADER_IMBALANCE_CHECK_INTERVAL_S_MIN,
+    REPLICA_LAG_TIME_MAX_MS_DEFAULT, REPLICA_LAG_TIME_MAX_MS_MIN,
 };
 pub use connection_limits::ConnectionLimits;
 use file::{locate_error, read_file, FileConfig};
@@ -252,7 +253,10 @@ impl Config {
             .offsets_retention_ms
             .or(file.offsets_retention_ms)
             .unwrap_or_else(|| b.offsets_retention_minutes.saturating_mul(MS_PER_MINUTE));
-        let log_defaults = resolve_log_defaults(&file, flags.segment_bytes)?;
+        let unclean = flags
+            .unclean_leader_election_enable
+            .or(file.unclean_leader_election_enable);
+        let log_defaults = resolve_log_defaults(&file, flags.segment_bytes, unclean)?;
         Ok(Config {
             log_defaults,
             limits,
@@ -337,10 +341,12 @@ pub const TRANSACTIONAL_ID_EXPIRATION_MS_DEFAULT: u64 = 7 * 24 * 3_600_000;
 
 /// Kafka's broker log settings from the file's `log.*`, `message.*` and
 /// `compression.*` keys; `segment_bytes` (file) and `--segment-bytes` stand
-/// for `log.segment.bytes`, the flag winning.
+/// for `log.segment.bytes`, the flag winning; `unclean` (flag over file) for
+/// `unclean.leader.election.enable`.
 fn resolve_log_defaults(
     file: &FileConfig,
     segment_bytes_flag: Option<u64>,
+    unclean: Option<bool>,
 ) -> Result<crate::metadata::LogDefaults, ConfigError> {
     use crate::metadata::topic_config::toml_pairs;
     let tables = [
@@ -354,6 +360,8 @@ fn resolve_log_defaults(
         pairs.extend(table.iter().flat_map(|t| toml_pairs(prefix, t)));
     }
     pairs.extend(segment_bytes_flag.map(segment));
+    let unclean_pair = |on: bool| ("unclean.leader.election.enable".to_string(), on.to_string());
+    pairs.extend(unclean.map(unclean_pair));
     crate::metadata::LogDefaults::from_pairs(pairs).map_err(|e| invalid("log", e.message))
 }
 

@@ -106,6 +106,7 @@ served_apis! {
         DeleteRecords => delete_records,
         // replication (storage/epochs.rs, shard/partition/epochs.rs)
         OffsetForLeaderEpoch => offset_for_leader_epoch,
+        ElectLeaders => elect_leaders,
         // consumer groups (src/group/)
         FindCoordinator => find_coordinator,
         JoinGroup => join_group,

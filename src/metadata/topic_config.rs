@@ -275,7 +275,7 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         doc: "Roll when a batch's timestamp is this much newer than the segment's first batch." },
     ConfigKey { name: "unclean.leader.election.enable", kind: ConfigKind::Boolean, default: "false",
         rule: Rule::Any, synonyms: &[syn("unclean.leader.election.enable")],
-        doc: "Accepted and ignored: a single broker leads every partition; there is no election." },
+        doc: "In a cluster, whether an offline partition (no live ISR member) may be led by a live out-of-sync replica, losing the records it lacks (logged, counted in corestream_unclean_leader_elections_total)." },
 ];
 
 /// The row of a topic key.
@@ -527,6 +527,9 @@ pub struct TopicConfig {
     pub segment_bytes: u64,
     /// `segment.ms`.
     pub segment_ms: i64,
+    /// `unclean.leader.election.enable`: an out-of-sync replica may lead
+    /// an offline partition.
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for TopicConfig {
@@ -567,6 +570,8 @@ impl TopicConfig {
             retention_ms: long("retention.ms"),
             segment_bytes: long("segment.bytes") as u64,
             segment_ms: long("segment.ms"),
+            unclean_leader_election_enable: text("unclean.leader.election.enable")
+                .eq_ignore_ascii_case("true"),
         }
     }
 }

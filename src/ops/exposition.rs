@@ -42,7 +42,25 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     let mut out = String::new();
     render_process(&mut out, reports.len(), process);
     render_requests(&mut out, reports);
-    let per_shard: [ShardFamily; 22] = [
+    let per_shard: [ShardFamily; 25] = [
+        (
+            "corestream_isr_shrinks_total",
+            "counter",
+            "ISR shrinks of partitions this shard leads (a follower fell behind or its broker was fenced).",
+            |r| r.metrics.isr_shrinks,
+        ),
+        (
+            "corestream_isr_expands_total",
+            "counter",
+            "ISR expansions of partitions this shard leads (a follower caught up).",
+            |r| r.metrics.isr_expands,
+        ),
+        (
+            "corestream_replication_fetched_bytes_total",
+            "counter",
+            "Record bytes this shard's followers fetched from their leaders.",
+            |r| r.metrics.replication_fetched_bytes,
+        ),
         (
             "corestream_bytes_received_total",
             "counter",
@@ -307,6 +325,17 @@ fn render_fsync(out: &mut String, reports: &[ShardReport]) {
             &format!("shard=\"{}\"", r.shard),
             &r.metrics.fsync,
         );
+    }
+    let name = "corestream_acks_all_wait_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "Time an acks=all produce waited for the ISR after the leader's durable write, per shard.",
+    );
+    for r in reports {
+        let labels = format!("shard=\"{}\"", r.shard);
+        render_histogram(out, name, &labels, &r.metrics.acks_all_wait);
     }
 }
 

@@ -85,6 +85,10 @@ pub struct ShardMetrics {
     /// for the log line of a stop whose drain timed out.
     in_flight_by_api: PerApiCounts,
     fsync: RefCell<Histogram>,
+    isr_shrinks: Cell<u64>,
+    isr_expands: Cell<u64>,
+    replication_fetched_bytes: Cell<u64>,
+    acks_all_wait: RefCell<Histogram>,
 }
 
 /// API keys whose in-flight requests are counted one by one (Kafka's keys
@@ -146,6 +150,27 @@ pub fn authentication(ok: bool) {
             1,
         )
     });
+}
+
+/// The ISR of a partition this shard leads changed in a snapshot: a
+/// shrink (a follower dropped, by this leader or by a fence) or an
+/// expansion (one added back).
+pub fn record_isr_change(shrink: bool) {
+    with(|m| match shrink {
+        true => add(&m.isr_shrinks, 1),
+        false => add(&m.isr_expands, 1),
+    })
+}
+
+/// A follower fetcher of this shard received `bytes` of record batches.
+pub fn record_replication_fetch(bytes: usize) {
+    with(|m| add(&m.replication_fetched_bytes, bytes as u64))
+}
+
+/// An acks=all produce waited `elapsed` for the ISR (after its own durable
+/// write), whatever the outcome.
+pub fn record_acks_all_wait(elapsed: Duration) {
+    with(|m| m.acks_all_wait.borrow_mut().observe(elapsed))
 }
 
 /// A connection was accepted; the returned guard counts it open until dropped.
@@ -252,6 +277,14 @@ pub struct MetricsSnapshot {
     pub requests_in_flight: u64,
     /// Log flush fdatasync latency.
     pub fsync: Histogram,
+    /// ISR shrinks of partitions this shard leads.
+    pub isr_shrinks: u64,
+    /// ISR expansions of partitions this shard leads.
+    pub isr_expands: u64,
+    /// Record bytes this shard's follower fetchers received.
+    pub replication_fetched_bytes: u64,
+    /// acks=all waits for the ISR.
+    pub acks_all_wait: Histogram,
 }
 
 /// This shard's counters, copied.
@@ -267,6 +300,10 @@ pub fn snapshot() -> MetricsSnapshot {
         authentication_failures: m.authentication_failures.get(),
         requests_in_flight: m.requests_in_flight.get(),
         fsync: m.fsync.borrow().clone(),
+        isr_shrinks: m.isr_shrinks.get(),
+        isr_expands: m.isr_expands.get(),
+        replication_fetched_bytes: m.replication_fetched_bytes.get(),
+        acks_all_wait: m.acks_all_wait.borrow().clone(),
     })
 }
 

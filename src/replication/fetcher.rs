@@ -106,7 +106,7 @@ impl Fetcher {
             match c.send(&request, FETCH_VERSION, timeout).await {
                 Ok(response) => {
                     failures = 0;
-                    if !self.take(response, &partitions).await {
+                    if !self.take(&shard, response, &partitions).await {
                         glommio::timer::sleep(RETRY_BACKOFF).await;
                     }
                 }
@@ -163,7 +163,12 @@ impl Fetcher {
 
     /// Appends what the leader sent; false when every partition failed
     /// (back off before asking again).
-    async fn take(&self, response: FetchResponse, partitions: &[Rc<Partition>]) -> bool {
+    async fn take(
+        &self,
+        shard: &Shard,
+        response: FetchResponse,
+        partitions: &[Rc<Partition>],
+    ) -> bool {
         if response.error_code != 0 {
             debug!(
                 leader = self.leader,
@@ -197,12 +202,18 @@ impl Fetcher {
                     };
                     info!(partition = %p.id, epoch, leader_end = end, to, "log diverges from the leader's: truncating");
                     match p.truncate_replica(to).await {
-                        Ok(()) => any_ok = true,
+                        Ok(hw_lowered) => {
+                            any_ok = true;
+                            if hw_lowered {
+                                shard.write_hw_checkpoint().await;
+                            }
+                        }
                         Err(e) => warn!(partition = %p.id, "truncation failed: {e}"),
                     }
                     continue;
                 }
                 let records = answer.records.unwrap_or_default();
+                crate::ops::metrics::record_replication_fetch(records.len());
                 match p.append_replica(&records, answer.high_watermark).await {
                     Ok(()) => any_ok = true,
                     Err(e) => warn!(partition = %p.id, "appending fetched batches failed: {e}"),

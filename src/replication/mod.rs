@@ -25,6 +25,7 @@
 
 pub mod client;
 pub mod fetcher;
+pub mod hw_checkpoint;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +47,8 @@ pub const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Default)]
 pub struct ShardReplication {
     fetchers: RefCell<HashMap<i32, Rc<Fetcher>>>,
+    /// The high-watermark checkpoint ([`hw_checkpoint`]).
+    hw: hw_checkpoint::HwCheckpoints,
 }
 
 impl ShardReplication {

@@ -186,6 +186,9 @@ impl Shard {
     /// [`PARTITION_OPENS_IN_FLIGHT_MAX`] at once; one that fails stays
     /// offline with a log line.
     async fn open_missing(&self, missing: Vec<(PartitionId, Uuid)>, snapshot: &Snapshot) {
+        if !missing.is_empty() {
+            self.load_hw_checkpoint().await;
+        }
         let opening = futures::stream::iter(missing)
             .map(|(id, topic_id)| async move {
                 let opened = match self.open_partition(&id, snapshot).await {
@@ -199,6 +202,7 @@ impl Shard {
         while let Some((id, opened)) = opening.next().await {
             match opened {
                 Ok(partition) => {
+                    self.restore_hw(&partition);
                     partition.set_leader_epoch(snapshot.leader_epoch(&id.topic, id.partition));
                     self.partitions
                         .borrow_mut()
@@ -249,6 +253,9 @@ impl Shard {
 
     /// Clean shutdown: flush, write indexes and checkpoints of every partition.
     pub(super) async fn close_all_partitions(&self) {
+        // The high watermarks as they are at the end (cluster only): a
+        // restarted replica starts from them.
+        self.write_hw_checkpoint().await;
         let parts: Vec<Rc<Partition>> = self
             .partitions
             .borrow_mut()

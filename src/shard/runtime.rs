@@ -479,6 +479,7 @@ async fn shard_main(
             if in_cluster {
                 crate::cluster::member::wait_until_ready().await;
                 glommio::spawn_local(shard.clone().run_isr_checks()).detach();
+                glommio::spawn_local(shard.clone().run_hw_checkpoints()).detach();
             }
             // Groups are loaded before READY (see group::load).
             shard.groups.load_all(&shard).await;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <data_dir>/.dma-probe                     see dma_disk.rs (prime_dma_io)
+//! <data_dir>/replication-offset-checkpoint.<shard>   high watermarks (hw_checkpoint.rs)
 //! <data_dir>/<topic>-<partition>/
 //!     00000000000000000000.log              RecordBatch v2 bytes back to back
 //!     00000000000000000000.index            sparse offset index (index.rs)
@@ -65,6 +66,7 @@ mod epochs;
 mod error;
 pub mod fault;
 mod flush;
+mod hw_checkpoint;
 /// Public only so `bench/index_lookup.rs` can time lookups; not an API.
 #[doc(hidden)]
 pub mod index;
@@ -114,6 +116,9 @@ pub use epoch_cache::{
 };
 pub use error::StorageError;
 pub use flush::WRITES_IN_FLIGHT_MAX;
+pub use hw_checkpoint::{
+    read_hw_checkpoint, write_hw_checkpoint, HwCheckpoint, HW_CHECKPOINT_FILE_PREFIX,
+};
 pub use log::{AppendInfo, PartitionLog};
 pub use mem_disk::{MemBuffer, MemDisk, MemFile};
 pub use read::FileRangeStart;

@@ -87,6 +87,24 @@ pub enum ClusterCommand {
         /// The new ISR.
         isr: Vec<i32>,
     },
+    /// A leader chosen by the controller outside a fence: the preferred
+    /// replica (ElectLeaders PREFERRED, the automatic rebalance) or, for
+    /// an offline partition whose topic allows it, an out-of-sync replica
+    /// (unclean election: the ISR becomes that replica alone). Checked
+    /// against the partition epoch it was chosen at; the response's value
+    /// is the new leader epoch.
+    ElectLeader {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The new leader.
+        leader: i32,
+        /// The partition epoch the choice was made at.
+        partition_epoch: i32,
+        /// An out-of-sync replica leads: the ISR becomes `[leader]`.
+        unclean: bool,
+    },
 }
 
 impl fmt::Display for ClusterCommand {
@@ -116,6 +134,16 @@ impl fmt::Display for ClusterCommand {
                 isr,
                 ..
             } => write!(f, "alter partition {topic}-{partition} isr {isr:?}"),
+            ClusterCommand::ElectLeader {
+                topic,
+                partition,
+                leader,
+                unclean,
+                ..
+            } => {
+                let kind = if *unclean { "unclean" } else { "clean" };
+                write!(f, "elect {leader} ({kind}) for {topic}-{partition}")
+            }
         }
     }
 }

@@ -115,6 +115,8 @@ impl Partition {
         let (producers, aborted, snapshot_at) = txn::load_producer_state(&id, &log).await?;
         let tail = PartitionTail::new(TailCache::for_this_shard());
         tail.publish(log.high_watermark());
+        // Until `restore_hw`: nothing of a replicated log is known committed.
+        let log_start = log.log_start_offset();
         Ok(Partition {
             id,
             topic_id,
@@ -134,7 +136,7 @@ impl Partition {
             recovery_tried_at: Cell::new(None),
             role: RefCell::new(replica::Role::Sole),
             replicated: Cell::new(false),
-            hw: Cell::new(0),
+            hw: Cell::new(log_start),
             replica_waiters: RefCell::new(Vec::new()),
             leader_epoch: Cell::new(0),
         })

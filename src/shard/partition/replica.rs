@@ -27,8 +27,10 @@
 //!   NOT_ENOUGH_REPLICAS_AFTER_APPEND, a leadership lost
 //!   NOT_LEADER_OR_FOLLOWER, and the request's timeout REQUEST_TIMED_OUT.
 //! - A **new leader** starts from the high watermark it knew as a
-//!   follower (after a restart: its log start, until the followers
-//!   report), so no consumer reads a record the ISR may not hold.
+//!   follower (after a restart: the checkpointed one, `min(checkpoint, log
+//!   end)`, see `storage::hw_checkpoint`; without a checkpoint its log
+//!   start until the followers report), so no consumer reads a record the
+//!   ISR may not hold, and a restarted cluster serves what it served.
 //!
 //! A partition with one replica keeps the single-node path: no state
 //! here, the high watermark is the log's durable end.
@@ -165,12 +167,10 @@ impl Partition {
                 }
             }
             // A new leadership: the high watermark known so far stays (a
-            // follower's, or the log start after a restart).
-            let hw = match *role {
-                Role::Follower => self.hw.get(),
-                _ => self.log.log_start_offset(),
-            };
-            self.hw.set(hw.min(self.log.high_watermark()));
+            // follower's, the checkpointed one after a restart, else the
+            // log start), so it never moves back and never covers a
+            // record the ISR may not hold.
+            self.hw.set(self.hw.get().min(self.log.high_watermark()));
             self.replicated.set(true);
             // The new epoch starts at this log's end (Kafka's makeLeader),
             // so a follower's DivergingEpoch check sees it before a write.
@@ -185,12 +185,9 @@ impl Partition {
             _ => Role::Follower,
         };
         let previous = std::mem::replace(&mut *role, next);
-        if !self.replicated.replace(true) {
-            // Just opened: what of this log the ISR holds is not known (no
-            // high-watermark checkpoint yet), so nothing is until the
-            // leader says (`follow_hw`).
-            self.hw.set(self.log.log_start_offset());
-        }
+        // Just opened, `hw` is the checkpointed high watermark or the log
+        // start (`restore_hw`): what the leader says moves it on.
+        self.replicated.set(true);
         drop(role);
         if let Role::Leader(mut leader) = previous {
             leader.fail_acks(ResponseError::NotLeaderOrFollower.code());
@@ -215,7 +212,17 @@ impl Partition {
     /// Waits until the high watermark reaches `end` (acks=all); 0 or the
     /// Kafka error (module doc).
     pub(super) async fn wait_replicated(&self, end: i64, timeout: Duration) -> i16 {
-        if !self.replicated.get() || self.hw.get() >= end {
+        if !self.replicated.get() {
+            return 0;
+        }
+        let started = std::time::Instant::now();
+        let code = self.wait_for_hw(end, timeout).await;
+        crate::ops::metrics::record_acks_all_wait(started.elapsed());
+        code
+    }
+
+    async fn wait_for_hw(&self, end: i64, timeout: Duration) -> i16 {
+        if self.hw.get() >= end {
             return 0;
         }
         let (reply, answer) = oneshot::channel();
@@ -344,6 +351,20 @@ impl Partition {
         self.wake_consumers();
     }
 
+    /// Sets the high watermark a just-opened replica starts from: the
+    /// checkpointed one (`storage::hw_checkpoint`) cut to this log, or the
+    /// log start when there is none (nothing is known committed then).
+    pub(crate) fn restore_hw(&self, checkpointed: Option<i64>) {
+        let start = self.log.log_start_offset();
+        let hw = checkpointed.map_or(start, |hw| hw.min(self.log.high_watermark()).max(start));
+        self.hw.set(hw);
+    }
+
+    /// The high watermark to checkpoint: `Some` for a replicated partition.
+    pub(crate) fn hw_to_checkpoint(&self) -> Option<i64> {
+        self.replicated.get().then(|| self.hw.get())
+    }
+
     /// A follower's high watermark after a fetch: the leader's, but never
     /// past what this replica holds durably.
     pub(super) fn follow_hw(&self, leader_hw: i64) {
@@ -408,6 +429,11 @@ impl LeaderState {
             self.pending_isr = None;
         }
         self.partition_epoch = state.partition_epoch;
+        // Counted as the leader sees them, whoever made them: its own
+        // AlterPartition or the controller's fence of a follower's broker.
+        if state.isr.len() != self.isr.len() {
+            crate::ops::metrics::record_isr_change(state.isr.len() < self.isr.len());
+        }
         self.isr = state.isr.clone();
         self.min_insync = min_insync;
         self.set_replicas(&state.replicas, now_ms);

@@ -50,22 +50,26 @@ impl Partition {
     /// Drops this replica's log from `offset` on (a tail the new leader
     /// does not have). The tail cache and producer state go with it; the
     /// producer table is rebuilt from the log when this replica leads.
-    pub async fn truncate_replica(&self, offset: i64) -> Result<(), StorageError> {
+    /// Returns whether the high watermark went down with the log (then the
+    /// high-watermark checkpoint must be written again before a crash
+    /// could bring the old one back over a refilled log).
+    pub async fn truncate_replica(&self, offset: i64) -> Result<bool, StorageError> {
         let _order = self.append_lock.lock().await;
         let before = self.log.next_offset();
         if offset >= before {
-            return Ok(());
+            return Ok(false);
         }
         self.log.truncate_to(offset).await?;
         self.tail.clear();
         self.tail.publish(self.log.high_watermark());
-        if self.hw.get() > self.log.high_watermark() {
+        let hw_lowered = self.hw.get() > self.log.high_watermark();
+        if hw_lowered {
             self.hw.set(self.log.high_watermark());
         }
         self.producers_saved_at.set(-1);
         warn!(partition = %self.id, from = before, to = self.log.next_offset(),
             "divergent tail truncated (the new leader does not have it)");
-        Ok(())
+        Ok(hw_lowered)
     }
 
     /// Rebuilds the idempotent-producer table and the aborted index from

@@ -204,3 +204,26 @@ fn write_txn_marker_commit_keeps_the_lso_until_the_marker_is_durable() {
         assert_eq!(p.last_stable_offset(), txn_first + 11);
     });
 }
+
+#[test]
+fn restore_hw_starts_a_replica_at_the_checkpoint_cut_to_its_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    run_glommio(move || async move {
+        let p = open_partition(&dir).await;
+        let owned = vec![(b"k".to_vec(), b"v".to_vec()); 10];
+        produce(&p, build_test_batch(0, &as_test_records(&owned), 1_000)).await;
+        assert_eq!(p.log.high_watermark(), 10);
+        // No checkpoint: nothing of a replicated log is known committed.
+        p.restore_hw(None);
+        assert_eq!(p.hw.get(), 0);
+        // A checkpoint within the log is taken as it is...
+        p.restore_hw(Some(7));
+        assert_eq!(p.hw.get(), 7);
+        // ...one past the log's end (a tail lost since) is cut to it.
+        p.restore_hw(Some(25));
+        assert_eq!(p.hw.get(), 10);
+        // Only a replicated partition is checkpointed.
+        assert_eq!(p.hw_to_checkpoint(), None);
+    });
+}
