@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use super::file::FileConfig;
 use super::flags::Flags;
 use super::*;
+use crate::security::acl::{parse_super_users, AclAuthorizer};
 use crate::security::listener::{parse_listener_list, resolve_listeners, Listener};
 use crate::security::tls::TlsFiles;
 use crate::security::SecurityProtocol;
@@ -34,6 +35,9 @@ pub struct SecurityConfig {
     pub initial_user: Option<String>,
     /// File holding the initial user's password (else the env variable).
     pub initial_user_password_file: Option<PathBuf>,
+    /// The ACL authorizer (`authorizer = "acl"`); `None` allows every
+    /// request.
+    pub authorizer: Option<AclAuthorizer>,
 }
 
 impl SecurityConfig {
@@ -97,7 +101,9 @@ impl SecurityConfig {
                 ));
             }
         }
+        let authorizer = resolve_authorizer(flags, file)?;
         Ok(SecurityConfig {
+            authorizer,
             listeners,
             tls,
             initial_user: text(&flags.initial_user, &file.initial_user),
@@ -106,6 +112,43 @@ impl SecurityConfig {
                 &file.initial_user_password_file,
             ),
         })
+    }
+}
+
+/// The `authorizer`, `super_users` and `allow_everyone_if_no_acl_found`
+/// settings: the latter two need `authorizer = "acl"`.
+fn resolve_authorizer(
+    flags: &Flags,
+    file: &FileConfig,
+) -> Result<Option<AclAuthorizer>, ConfigError> {
+    let kind = flags.authorizer.clone().or_else(|| file.authorizer.clone());
+    let super_users = flags
+        .super_users
+        .clone()
+        .or_else(|| file.super_users.clone());
+    let allow_everyone = flags
+        .allow_everyone_if_no_acl_found
+        .or(file.allow_everyone_if_no_acl_found);
+    match kind.as_deref().map(str::trim) {
+        None | Some("none") | Some("") => {
+            if super_users.is_some() || allow_everyone.is_some() {
+                return Err(invalid(
+                    "super-users",
+                    "super_users and allow_everyone_if_no_acl_found need authorizer = \"acl\""
+                        .into(),
+                ));
+            }
+            Ok(None)
+        }
+        Some("acl") => Ok(Some(AclAuthorizer {
+            super_users: parse_super_users(super_users.as_deref().unwrap_or(""))
+                .map_err(|e| invalid("super-users", e.0))?,
+            allow_everyone_if_no_acl_found: allow_everyone.unwrap_or(false),
+        })),
+        Some(other) => Err(invalid(
+            "authorizer",
+            format!("{other:?} is not an authorizer (none or acl)"),
+        )),
     }
 }
 
