@@ -356,3 +356,23 @@ def test_acl_apis_without_authorizer_answer_security_disabled(broker_factory):
                                    request_timeout=10).values():
             f.result()
     assert e.value.args[0].code() == KafkaError.SECURITY_DISABLED, e.value
+
+
+def test_rf3_cluster_with_authorizer_replicates_when_brokers_are_super_users(broker_factory):
+    """The brokers' replica fetches come over PLAINTEXT as User:ANONYMOUS,
+    made a super user here: with min.insync.replicas=3, an acks=all
+    produce is answered only if both followers replicate."""
+    import clients
+    from test_cluster import Cluster
+    from test_replication import REPLICA_LAG_MS, create_rf3, isr
+
+    cluster = Cluster(broker_factory, extra_args=[
+        "--replica-lag-time-max-ms", str(REPLICA_LAG_MS),
+        "--authorizer", "acl", "--super-users", "User:ANONYMOUS"]).start()
+    topic = f"acl-repl-{uuid.uuid4().hex[:8]}"
+    create_rf3(cluster, topic, 1, min_insync=3)
+    records = [(f"k{i}".encode(), f"v{i}".encode(), 0) for i in range(100)]
+    clients.produce_all(cluster.bootstrap(), topic, records, acks="all")
+    md = cluster.wait_for("the ISR still whole", lambda md: isr(md, topic)[0] == [1, 2, 3],
+                          via=1, topics=[topic])
+    assert isr(md, topic)[0] == [1, 2, 3]
