@@ -407,7 +407,11 @@ fn config_authorizer_from_file_and_flags() {
     assert!(a.allow_everyone_if_no_acl_found);
     assert_eq!(a.super_users.len(), 2);
     assert!(a.super_users.contains("User:broker"));
-    assert!(Config::resolve(Flags::default()).unwrap().security.authorizer.is_none());
+    assert!(Config::resolve(Flags::default())
+        .unwrap()
+        .security
+        .authorizer
+        .is_none());
     for bad in [
         Flags {
             authorizer: Some("simple".into()),

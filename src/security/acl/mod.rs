@@ -29,6 +29,10 @@ pub use model::{
     CLUSTER_RESOURCE_NAME, WILDCARD, WILDCARD_PRINCIPAL,
 };
 
+/// The resource name [`AclAuthorizer::authorize_any`] asks about first
+/// (Kafka's `authorizeByResourceType` uses the same one).
+const UNNAMED_RESOURCE: &str = "hardcode";
+
 /// The ACL authorizer's settings (`--authorizer acl`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AclAuthorizer {
@@ -73,8 +77,17 @@ impl AclAuthorizer {
         operation: Operation,
         resource_type: ResourceType,
     ) -> bool {
-        self.super_users.contains(principal)
-            || acls.authorize_any(principal, host, operation, resource_type)
+        // As Kafka's default `authorizeByResourceType`: first the answer
+        // for a name no ACL is meant to name, which lets
+        // allow_everyone_if_no_acl_found (and wildcard ALLOWs) through.
+        self.authorize(
+            acls,
+            principal,
+            host,
+            operation,
+            resource_type,
+            UNNAMED_RESOURCE,
+        ) || acls.authorize_any(principal, host, operation, resource_type)
     }
 }
 

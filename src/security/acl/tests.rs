@@ -419,3 +419,29 @@ fn acl_filter_match_selects_what_applies_to_the_name() {
     assert!(AclFilter::from_wire(0, None, 1, None, None, 1, 1).is_err());
     assert!(AclFilter::from_wire(1, None, 0, None, None, 1, 1).is_err());
 }
+
+#[test]
+fn acl_authorize_any_follows_allow_everyone_if_no_acl_found() {
+    let open = AclAuthorizer {
+        super_users: Default::default(),
+        allow_everyone_if_no_acl_found: true,
+    };
+    let any = |a: &AclAuthorizer, index: &AclIndex| {
+        a.authorize_any(index, ALICE, HOST, Operation::Write, ResourceType::Topic)
+    };
+    assert!(
+        any(&open, &AclIndex::default()),
+        "no ACL at all: allowed when the flag is on"
+    );
+    let closed = AclAuthorizer::default();
+    assert!(!any(&closed, &AclIndex::default()));
+    let deny_all = AclIndex::new([acl(
+        ResourceType::Topic,
+        WILDCARD,
+        PatternType::Literal,
+        ALICE,
+        Operation::Write,
+        Permission::Deny,
+    )]);
+    assert!(!any(&open, &deny_all));
+}
