@@ -1,5 +1,6 @@
-//! CreateAcls (key 30), v0-3 (flexible from v2; v0 has no pattern type:
-//! LITERAL). Needs ALTER on the cluster (else every result is
+//! CreateAcls (key 30), v1-3 (flexible from v2). v0, without pattern types, is
+//! what Kafka 4 removed (KIP-896) and the codec crate does not carry;
+//! clients ask for v1 or later. Needs ALTER on the cluster (else every result is
 //! CLUSTER_AUTHORIZATION_FAILED); without an authorizer it answers
 //! SECURITY_DISABLED, as Kafka does. Each creation is checked as Kafka
 //! checks it (`AclBinding::from_wire`; INVALID_REQUEST with the reason),
@@ -17,7 +18,7 @@ use crate::shard::MetaChange;
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::CreateAcls,
-    min: 0,
+    min: 1,
     max: 3,
 };
 

@@ -1,4 +1,6 @@
-//! DeleteAcls (key 31), v0-3 (flexible from v2; v0 filters are LITERAL).
+//! DeleteAcls (key 31), v1-3 (flexible from v2). v0, without pattern types, is
+//! what Kafka 4 removed (KIP-896) and the codec crate does not carry;
+//! clients ask for v1 or later.
 //! Needs ALTER on the cluster (else every filter's result is
 //! CLUSTER_AUTHORIZATION_FAILED); without an authorizer
 //! SECURITY_DISABLED, as Kafka. Each filter selects ACLs of the broker's
@@ -20,7 +22,7 @@ use crate::shard::MetaChange;
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::DeleteAcls,
-    min: 0,
+    min: 1,
     max: 3,
 };
 

@@ -1,5 +1,6 @@
-//! DescribeAcls (key 29), v0-3 (flexible from v2; v0 filters are
-//! LITERAL). Needs DESCRIBE on the cluster (else
+//! DescribeAcls (key 29), v1-3 (flexible from v2). v0, without pattern types, is
+//! what Kafka 4 removed (KIP-896) and the codec crate does not carry;
+//! clients ask for v1 or later. Needs DESCRIBE on the cluster (else
 //! CLUSTER_AUTHORIZATION_FAILED); without an authorizer
 //! SECURITY_DISABLED, as Kafka. Answers the snapshot's ACLs the filter
 //! selects (`security::acl::filter`, with ANY and MATCH), grouped by
@@ -16,7 +17,7 @@ use crate::security::acl::{AclBinding, AclFilter, Operation};
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
     key: ApiKey::DescribeAcls,
-    min: 0,
+    min: 1,
     max: 3,
 };
 
