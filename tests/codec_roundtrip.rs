@@ -122,6 +122,9 @@ served_apis! {
     SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse;
     DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
     AlterUserScramCredentials => AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
+    DescribeAcls => DescribeAclsRequest, DescribeAclsResponse;
+    CreateAcls => CreateAclsRequest, CreateAclsResponse;
+    DeleteAcls => DeleteAclsRequest, DeleteAclsResponse;
     DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse;
     AlterConfigs => AlterConfigsRequest, AlterConfigsResponse;
     IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;

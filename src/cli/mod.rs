@@ -2,7 +2,8 @@
 //! kafka-consumer-groups, kafka-console-producer/-consumer and
 //! kafka-broker-api-versions.
 //!
-//! Commands: `cluster info`, `topics`, `configs`, `groups`, `records`,
+//! Commands: `cluster info`, `topics`, `configs`, `groups`, `users`,
+//! `acls`, `records`,
 //! `lag`, `produce`, `consume`, `api-versions`, `bench` (see
 //! `corestream --help` and docs/CLI.md). The singular forms of the issue
 //! (`topic`, `config get|set|delete`, `group`, `record`) are aliases.
@@ -16,6 +17,7 @@
 //! error (or a protocol failure); 2 bad usage (clap's own code); 3 no
 //! broker reachable.
 
+pub mod acls;
 pub mod bench;
 pub mod client;
 pub mod cluster;
@@ -86,6 +88,9 @@ pub enum Command {
     /// SASL/SCRAM users: list, set, delete (kafka-configs --entity-type users).
     #[command(subcommand, visible_alias = "user")]
     Users(users::UsersCommand),
+    /// Kafka ACLs: list, add, remove (kafka-acls.sh's options).
+    #[command(subcommand, visible_alias = "acl")]
+    Acls(acls::AclsCommand),
     /// Records: delete before an offset (kafka-delete-records).
     #[command(subcommand, visible_alias = "record")]
     Records(records::RecordsCommand),
@@ -128,6 +133,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Groups(cmd) => groups::run(&mut cluster, &out, cmd),
         Command::Records(cmd) => records::run(&mut cluster, &out, cmd),
         Command::Users(cmd) => users::run(&mut cluster, &out, cmd),
+        Command::Acls(cmd) => acls::run(&mut cluster, &out, cmd),
         Command::Lag(args) => groups::lag(&mut cluster, &out, &args),
         Command::Produce(args) => produce::run(&mut cluster, &args),
         Command::Consume(args) => consume::run(&mut cluster, &out, &args),

@@ -81,6 +81,9 @@ pub fn plan(
         MetaChange::AlterScramCredentials { .. } => vec![ClusterCommand::SetUsers {
             users: (*next.users).clone(),
         }],
+        MetaChange::AlterAcls { .. } => vec![ClusterCommand::SetAcls {
+            acls: next.acls.bindings().cloned().collect(),
+        }],
         MetaChange::AlterBrokerConfig { .. } => vec![ClusterCommand::SetBrokerConfigs {
             configs: BrokerConfigsRecord {
                 broker: next.broker_configs.broker.clone(),

@@ -91,6 +91,10 @@ pub struct ClusterState {
     /// UserScramCredentialRecord), as AlterUserScramCredentials left them.
     #[serde(default)]
     pub users: crate::security::ScramUsers,
+    /// ACLs (Kafka's AccessControlEntryRecord), as CreateAcls and
+    /// DeleteAcls left them.
+    #[serde(default)]
+    pub acls: Vec<crate::security::acl::AclBinding>,
 }
 
 impl ClusterState {
@@ -144,6 +148,10 @@ impl ClusterState {
             }
             ClusterCommand::SetUsers { users } => {
                 self.users = users.clone();
+                ClusterResponse::applied(true)
+            }
+            ClusterCommand::SetAcls { acls } => {
+                self.acls = acls.clone();
                 ClusterResponse::applied(true)
             }
             ClusterCommand::AllocateProducerIds { count } => {

@@ -32,6 +32,9 @@ pub fn snapshot_of(
         version,
         cluster_id: state.cluster_id.clone(),
         users: Arc::new(state.users.clone()),
+        acls: Arc::new(crate::security::acl::AclIndex::new(
+            state.acls.iter().cloned(),
+        )),
         ..Default::default()
     };
     for (name, record) in &state.topics {

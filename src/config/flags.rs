@@ -225,6 +225,18 @@ pub struct Flags {
     /// (`Authorization: Bearer ...`) on every route but health and readiness.
     #[arg(long, env = "CORESTREAM_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// `acl` turns on Kafka ACL checks on every request; `none` (the
+    /// default) allows every request.
+    #[arg(long, env = "CORESTREAM_AUTHORIZER")]
+    pub authorizer: Option<String>,
+    /// Principals allowed everything with `--authorizer acl`, e.g.
+    /// `User:admin;User:broker` (`;` or `,` separated; Kafka's super.users).
+    #[arg(long, env = "CORESTREAM_SUPER_USERS")]
+    pub super_users: Option<String>,
+    /// With `--authorizer acl`, allow requests on resources no ACL names
+    /// (Kafka's allow.everyone.if.no.acl.found; default false).
+    #[arg(long, env = "CORESTREAM_ALLOW_EVERYONE_IF_NO_ACL_FOUND", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 impl Flags {

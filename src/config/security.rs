@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use super::file::FileConfig;
 use super::flags::Flags;
 use super::*;
+use crate::security::acl::{parse_super_users, AclAuthorizer};
 use crate::security::listener::{parse_listener_list, resolve_listeners, Listener};
 use crate::security::tls::TlsFiles;
 use crate::security::SecurityProtocol;
@@ -88,6 +89,9 @@ pub struct SecurityConfig {
     pub connection_failed_authentication_delay_ms: u64,
     /// Bearer token the admin HTTP port requires, when set.
     pub admin_token: Option<AdminToken>,
+    /// The ACL authorizer (`authorizer = "acl"`); `None` allows every
+    /// request.
+    pub authorizer: Option<AclAuthorizer>,
 }
 
 impl SecurityConfig {
@@ -165,7 +169,9 @@ impl SecurityConfig {
             Some(p) => Some(read_admin_token(&p)?),
             None => None,
         };
+        let authorizer = resolve_authorizer(flags, file)?;
         Ok(SecurityConfig {
+            authorizer,
             connection_failed_authentication_delay_ms: delay_ms,
             admin_token,
             listeners,
@@ -176,6 +182,43 @@ impl SecurityConfig {
                 &file.initial_user_password_file,
             ),
         })
+    }
+}
+
+/// The `authorizer`, `super_users` and `allow_everyone_if_no_acl_found`
+/// settings: the latter two need `authorizer = "acl"`.
+fn resolve_authorizer(
+    flags: &Flags,
+    file: &FileConfig,
+) -> Result<Option<AclAuthorizer>, ConfigError> {
+    let kind = flags.authorizer.clone().or_else(|| file.authorizer.clone());
+    let super_users = flags
+        .super_users
+        .clone()
+        .or_else(|| file.super_users.clone());
+    let allow_everyone = flags
+        .allow_everyone_if_no_acl_found
+        .or(file.allow_everyone_if_no_acl_found);
+    match kind.as_deref().map(str::trim) {
+        None | Some("none") | Some("") => {
+            if super_users.is_some() || allow_everyone.is_some() {
+                return Err(invalid(
+                    "super-users",
+                    "super_users and allow_everyone_if_no_acl_found need authorizer = \"acl\""
+                        .into(),
+                ));
+            }
+            Ok(None)
+        }
+        Some("acl") => Ok(Some(AclAuthorizer {
+            super_users: parse_super_users(super_users.as_deref().unwrap_or(""))
+                .map_err(|e| invalid("super-users", e.0))?,
+            allow_everyone_if_no_acl_found: allow_everyone.unwrap_or(false),
+        })),
+        Some(other) => Err(invalid(
+            "authorizer",
+            format!("{other:?} is not an authorizer (none or acl)"),
+        )),
     }
 }
 

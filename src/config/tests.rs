@@ -388,3 +388,45 @@ mod table {
         );
     }
 }
+
+#[test]
+fn config_authorizer_from_file_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "authorizer = \"acl\"\nsuper_users = \"User:admin;User:broker\"\nallow_everyone_if_no_acl_found = true\n",
+    )
+    .unwrap();
+    let c = Config::resolve(Flags {
+        config: Some(path),
+        ..Default::default()
+    })
+    .unwrap();
+    let a = c.security.authorizer.expect("authorizer on");
+    assert!(a.allow_everyone_if_no_acl_found);
+    assert_eq!(a.super_users.len(), 2);
+    assert!(a.super_users.contains("User:broker"));
+    assert!(Config::resolve(Flags::default())
+        .unwrap()
+        .security
+        .authorizer
+        .is_none());
+    for bad in [
+        Flags {
+            authorizer: Some("simple".into()),
+            ..Default::default()
+        },
+        Flags {
+            super_users: Some("User:admin".into()),
+            ..Default::default()
+        },
+        Flags {
+            authorizer: Some("acl".into()),
+            super_users: Some("admin".into()),
+            ..Default::default()
+        },
+    ] {
+        assert!(Config::resolve(bad).is_err());
+    }
+}

@@ -5,6 +5,8 @@
 //! the offsets become visible (or vanish) with the transaction. v4 only
 //! adds an error code (TRANSACTION_ABORTABLE) this broker never returns.
 
+use kafka_protocol::ResponseError;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
 
 use super::add_partitions_to_txn::add_to_txn;
@@ -29,6 +31,15 @@ pub async fn handle(
 ) -> AddOffsetsToTxnResponse {
     // Only the group's offsets partition is needed: its coordinator may be
     // on another broker than the transaction's (a cluster).
+    // Kafka: WRITE on the transactional id, READ on the group.
+    if !ctx.authorize(Operation::Write, ResourceType::TransactionalId, &request.transactional_id.0) {
+        return AddOffsetsToTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &request.group_id.0) {
+        return AddOffsetsToTxnResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let partitions = ctx.shard.config.offsets_topic_partitions;
     let count = internal_topic::ensure(&ctx.shard, OFFSETS_TOPIC, partitions).await;
     let code = match count {

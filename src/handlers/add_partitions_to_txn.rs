@@ -9,6 +9,7 @@
 //! coordinator on the same broker is asked in-process. Kafka limits v4 to
 //! brokers (ClusterAction); there is no authorizer yet, as for every API.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
@@ -48,11 +49,22 @@ pub async fn handle(
             .topic(topic)
             .is_none_or(|t| !(0..t.partition_count()).contains(&p))
     };
-    let any_unknown = request
-        .v3_and_below_topics
-        .iter()
-        .any(|t| t.partitions.iter().any(|&p| unknown(&t.name.0, p)));
-    let code = if any_unknown {
+    // Kafka: WRITE on the transactional id (else every partition fails
+    // with TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (else
+    // its partitions fail with TOPIC_AUTHORIZATION_FAILED, the others are
+    // not attempted).
+    let txn_allowed = ctx.authorize(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &request.v3_and_below_transactional_id.0,
+    );
+    let refused_topic = |topic: &str| !ctx.authorize(Operation::Write, ResourceType::Topic, topic);
+    let any_unknown = request.v3_and_below_topics.iter().any(|t| {
+        refused_topic(&t.name.0) || t.partitions.iter().any(|&p| unknown(&t.name.0, p))
+    });
+    let code = if !txn_allowed {
+        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if any_unknown {
         None
     } else {
         let partitions: Vec<TxnPartition> = request
@@ -77,6 +89,9 @@ pub async fn handle(
                 .map(|&p| {
                     let code = match code {
                         Some(code) => code,
+                        None if refused_topic(&t.name.0) => {
+                            ResponseError::TopicAuthorizationFailed.code()
+                        }
                         None if unknown(&t.name.0, p) => {
                             ResponseError::UnknownTopicOrPartition.code()
                         }
@@ -101,6 +116,11 @@ async fn handle_batched(
     ctx: &RequestContext,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
+    // Kafka: v4 is the brokers' form: CLUSTER_ACTION on the cluster.
+    if !ctx.authorize_cluster(Operation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let mut results = Vec::with_capacity(request.transactions.len());
     for txn in request.transactions {
         let id = txn.transactional_id.0.to_string();

@@ -8,13 +8,14 @@
 //! dynamic broker configs (the log defaults; read-only keys are
 //! INVALID_REQUEST naming them, as Kafka answers), persisted the same way.
 
+use crate::security::acl::Operation;
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{config_refusal, RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{ApiSpec, RequestContext};
 use crate::metadata::topic_config::{validate_overrides, ConfigEdit};
 use crate::shard::MetaChange;
@@ -48,6 +49,9 @@ async fn alter_one(
     validate_only: bool,
 ) -> (i16, Option<String>) {
     let name = resource.resource_name.to_string();
+    if let Some(code) = config_refusal(ctx, Operation::AlterConfigs, resource.resource_type, &name) {
+        return (code, None);
+    }
     match resource.resource_type {
         RESOURCE_TOPIC => {}
         RESOURCE_BROKER => {

@@ -6,8 +6,7 @@
 //! name, salt or salted password UNACCEPTABLE_CREDENTIAL; the same user and
 //! mechanism twice DUPLICATE_RESOURCE; deleting a credential that does not
 //! exist RESOURCE_NOT_FOUND. The accepted ones go to the metadata owner as
-//! one change. Until ACLs exist, any client that may connect may do this;
-//! on a SASL listener that means an authenticated one.
+//! one change. With an authorizer it needs ALTER on the cluster.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,6 +37,21 @@ pub async fn handle(
     ctx: &RequestContext,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    // Kafka: ALTER on the cluster, else every user named fails.
+    if !ctx.authorize_cluster(crate::security::acl::Operation::Alter) {
+        let mut named: Vec<StrBytes> = request.deletions.iter().map(|d| d.name.clone()).collect();
+        named.extend(request.upsertions.iter().map(|u| u.name.clone()));
+        named.dedup();
+        let results = named
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(user)
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            })
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(results);
+    }
     let users = ctx.shard.snapshot().users.clone();
     // Every user named, in request order, with the first error found.
     let mut outcome: BTreeMap<String, Option<UserError>> = BTreeMap::new();

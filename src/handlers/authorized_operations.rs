@@ -2,51 +2,40 @@
 //! DescribeGroups and ConsumerGroupDescribe (not an API: a helper of
 //! those).
 //!
-//! There is no authorizer, so, as Kafka answers without one, every
-//! operation valid for the resource type is authorized: Kafka's
-//! `AclEntry.supportedOperations` sets (4.x: groups include the config
-//! operations of KIP-848's group configs), as bits at each `AclOperation`
-//! code. A field not requested carries `i32::MIN`. An authorizer would
-//! plug in here, answering per principal and resource.
+//! Each operation valid for the resource type (Kafka's
+//! `AclEntry.supportedOperations` sets; 4.x groups include the config
+//! operations of KIP-848's group configs) is a bit at its `AclOperation`
+//! code, set when the connection's principal may do it on the resource
+//! (`RequestContext::authorize`): without an authorizer, every one, as
+//! Kafka answers without one. A field not requested carries `i32::MIN`.
+
+use super::RequestContext;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_RESOURCE_NAME};
 
 /// Kafka's "authorized operations not requested" marker.
 pub(super) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// Kafka's `AclOperation` codes of the operations used below.
-mod acl_operation {
-    pub(super) const READ: u8 = 3;
-    pub(super) const WRITE: u8 = 4;
-    pub(super) const CREATE: u8 = 5;
-    pub(super) const DELETE: u8 = 6;
-    pub(super) const ALTER: u8 = 7;
-    pub(super) const DESCRIBE: u8 = 8;
-    pub(super) const CLUSTER_ACTION: u8 = 9;
-    pub(super) const DESCRIBE_CONFIGS: u8 = 10;
-    pub(super) const ALTER_CONFIGS: u8 = 11;
-    pub(super) const IDEMPOTENT_WRITE: u8 = 12;
-}
+use Operation::*;
 
-use acl_operation::*;
-
-const TOPIC_OPERATIONS: &[u8] = &[
-    READ,
-    WRITE,
-    CREATE,
-    DESCRIBE,
-    DELETE,
-    ALTER,
-    DESCRIBE_CONFIGS,
-    ALTER_CONFIGS,
+const TOPIC_OPERATIONS: &[Operation] = &[
+    Read,
+    Write,
+    Create,
+    Describe,
+    Delete,
+    Alter,
+    DescribeConfigs,
+    AlterConfigs,
 ];
-const GROUP_OPERATIONS: &[u8] = &[READ, DESCRIBE, DELETE, DESCRIBE_CONFIGS, ALTER_CONFIGS];
-const CLUSTER_OPERATIONS: &[u8] = &[
-    CREATE,
-    CLUSTER_ACTION,
-    DESCRIBE_CONFIGS,
-    ALTER_CONFIGS,
-    IDEMPOTENT_WRITE,
-    ALTER,
-    DESCRIBE,
+const GROUP_OPERATIONS: &[Operation] = &[Read, Describe, Delete, DescribeConfigs, AlterConfigs];
+const CLUSTER_OPERATIONS: &[Operation] = &[
+    Create,
+    ClusterAction,
+    DescribeConfigs,
+    AlterConfigs,
+    IdempotentWrite,
+    Alter,
+    Describe,
 ];
 
 /// The resource types that report authorized operations.
@@ -60,28 +49,51 @@ pub(super) enum Resource {
     Cluster,
 }
 
-/// Kafka's `Utils.to32BitField`: bit `code` set for each operation.
-const fn bitfield(operations: &[u8]) -> i32 {
-    let mut bits = 0i32;
-    let mut i = 0;
-    while i < operations.len() {
-        bits |= 1 << operations[i];
-        i += 1;
+impl Resource {
+    fn operations(self) -> &'static [Operation] {
+        match self {
+            Resource::Topic => TOPIC_OPERATIONS,
+            Resource::Group => GROUP_OPERATIONS,
+            Resource::Cluster => CLUSTER_OPERATIONS,
+        }
     }
-    bits
+
+    fn acl_type(self) -> ResourceType {
+        match self {
+            Resource::Topic => ResourceType::Topic,
+            Resource::Group => ResourceType::Group,
+            Resource::Cluster => ResourceType::Cluster,
+        }
+    }
 }
 
-/// The field for `resource` when the client asked (`requested`), else the
-/// omitted marker.
-pub(super) fn authorized_operations(resource: Resource, requested: bool) -> i32 {
+/// Kafka's `Utils.to32BitField`: bit `code` set for each operation.
+fn bitfield(operations: impl Iterator<Item = Operation>) -> i32 {
+    operations.fold(0i32, |bits, o| bits | 1 << o.code())
+}
+
+/// The field for the resource `name` (ignored for the cluster) when the
+/// client asked (`requested`), else the omitted marker.
+pub(super) fn authorized_operations(
+    ctx: &RequestContext,
+    resource: Resource,
+    name: &str,
+    requested: bool,
+) -> i32 {
     if !requested {
         return AUTHORIZED_OPERATIONS_OMITTED;
     }
-    match resource {
-        Resource::Topic => bitfield(TOPIC_OPERATIONS),
-        Resource::Group => bitfield(GROUP_OPERATIONS),
-        Resource::Cluster => bitfield(CLUSTER_OPERATIONS),
-    }
+    let name = match resource {
+        Resource::Cluster => CLUSTER_RESOURCE_NAME,
+        _ => name,
+    };
+    bitfield(
+        resource
+            .operations()
+            .iter()
+            .copied()
+            .filter(|o| ctx.authorize(*o, resource.acl_type(), name)),
+    )
 }
 
 #[cfg(test)]
@@ -90,14 +102,12 @@ mod tests {
 
     #[test]
     fn authorized_operations_without_authorizer_are_kafkas_supported_sets() {
+        let all = |r: Resource| bitfield(r.operations().iter().copied());
         // READ|WRITE|CREATE|DELETE|ALTER|DESCRIBE|DESCRIBE_CONFIGS|ALTER_CONFIGS
-        assert_eq!(authorized_operations(Resource::Topic, true), 3576);
+        assert_eq!(all(Resource::Topic), 3576);
         // READ|DELETE|DESCRIBE|DESCRIBE_CONFIGS|ALTER_CONFIGS
-        assert_eq!(authorized_operations(Resource::Group, true), 3400);
+        assert_eq!(all(Resource::Group), 3400);
         // CREATE|ALTER|DESCRIBE|CLUSTER_ACTION|DESCRIBE_CONFIGS|ALTER_CONFIGS|IDEMPOTENT_WRITE
-        assert_eq!(authorized_operations(Resource::Cluster, true), 8096);
-        for r in [Resource::Topic, Resource::Group, Resource::Cluster] {
-            assert_eq!(authorized_operations(r, false), i32::MIN);
-        }
+        assert_eq!(all(Resource::Cluster), 8096);
     }
 }

@@ -12,8 +12,12 @@ use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
-use super::authorized_operations::{authorized_operations, Resource};
+use super::authorized_operations::{
+    authorized_operations, Resource, AUTHORIZED_OPERATIONS_OMITTED,
+};
+use crate::security::acl::{Operation, ResourceType};
 use super::{ApiSpec, RequestContext};
 use crate::group::consumer::coordinator::ConsumerGroupDescription;
 use crate::group::consumer::TopicPartitions;
@@ -35,9 +39,20 @@ pub async fn handle(
     ctx: &RequestContext,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
-    let operations = authorized_operations(Resource::Group, request.include_authorized_operations);
+    let include_operations = request.include_authorized_operations;
     let groups = join_all(request.group_ids.into_iter().map(|group_id| async move {
         let id = group_id.0.to_string();
+        // Kafka: DESCRIBE on the group.
+        if !ctx.authorize(Operation::Describe, ResourceType::Group, &id) {
+            let refused = ConsumerGroupDescription {
+                error: ResponseError::GroupAuthorizationFailed.code(),
+                state: "",
+                ..Default::default()
+            };
+            return described(ctx.version, &ctx.shard.snapshot(), group_id, refused)
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+        }
+        let operations = authorized_operations(ctx, Resource::Group, &id, include_operations);
         let group = id.clone();
         let d = on_coordinator(&ctx.shard, &id, move |shard, partition| async move {
             shard

@@ -3,6 +3,7 @@
 //! `group::consumer`). v0 lets the broker choose a joining member's id; v1
 //! requires the client to (KIP-1082), so an empty id is INVALID_REQUEST.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
     Assignment, TopicPartitions as ResponseTopicPartitions,
 };
@@ -34,6 +35,23 @@ pub async fn handle(
         return error_response(HeartbeatError {
             code: ResponseError::InvalidRequest.code(),
             message: Some("GroupId can't be empty.".into()),
+        });
+    }
+    // Kafka: READ on the group, DESCRIBE on every subscribed topic.
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &group_id) {
+        return error_response(HeartbeatError {
+            code: ResponseError::GroupAuthorizationFailed.code(),
+            message: None,
+        });
+    }
+    let subscribed = request.subscribed_topic_names.iter().flatten();
+    if subscribed
+        .into_iter()
+        .any(|t| !ctx.authorize(Operation::Describe, ResourceType::Topic, &t.0))
+    {
+        return error_response(HeartbeatError {
+            code: ResponseError::TopicAuthorizationFailed.code(),
+            message: None,
         });
     }
     let mut member_id = request.member_id.to_string();

@@ -2,6 +2,7 @@
 //! over the least-loaded shards. Explicit assignments may only name this
 //! broker. Internal topics are refused (INVALID_REQUEST).
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -30,6 +31,10 @@ pub async fn handle(
         let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
         let node = ctx.shard.config.node_id;
         let (code, message) = match ctx.shard.snapshot().topic(&name) {
+            // Kafka: ALTER on the topic.
+            _ if !ctx.authorize(Operation::Alter, ResourceType::Topic, &name) => {
+                (ResponseError::TopicAuthorizationFailed.code(), None)
+            }
             None => (ResponseError::UnknownTopicOrPartition.code(), None),
             // More partitions would move groups and transactional ids to
             // other partitions, away from their state.

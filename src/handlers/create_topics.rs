@@ -7,6 +7,7 @@
 //! effective config with its source. The topic is ready on every shard when
 //! this answers.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -50,6 +51,12 @@ async fn create_one(
             .with_error_code(code)
             .with_error_message(Some(StrBytes::from_string(message)))
     };
+    // Kafka: CREATE on the cluster or on the topic.
+    if !ctx.authorize_cluster(Operation::Create)
+        && !ctx.authorize(Operation::Create, ResourceType::Topic, &name)
+    {
+        return fail(ResponseError::TopicAuthorizationFailed.code(), "Authorization failed.".into());
+    }
     if let Err(message) = validate_topic_name(&name) {
         return fail(ResponseError::InvalidTopicException.code(), message);
     }

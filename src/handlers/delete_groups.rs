@@ -1,6 +1,7 @@
 //! DeleteGroups (key 42), v0-2: deletes empty groups (NON_EMPTY_GROUP
 //! otherwise), writing tombstones for their offsets and metadata.
 
+use crate::security::acl::{Operation, ResourceType};
 use futures::future::join_all;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
@@ -22,6 +23,8 @@ pub async fn handle(ctx: &RequestContext, request: DeleteGroupsRequest) -> Delet
         let id = group_id.0.to_string();
         let code = if id.is_empty() {
             ResponseError::InvalidGroupId.code()
+        } else if !ctx.authorize(Operation::Delete, ResourceType::Group, &id) {
+            ResponseError::GroupAuthorizationFailed.code()
         } else {
             let group = id.clone();
             on_coordinator(&ctx.shard, &id, move |shard, partition| async move {

@@ -7,6 +7,7 @@
 //! watermark is OFFSET_OUT_OF_RANGE, as in Kafka. `timeout_ms` needs no
 //! waiting on a single broker: the change is durable when answered.
 
+use crate::security::acl::{Operation, ResourceType};
 use futures::future::join_all;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -35,12 +36,17 @@ pub async fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Dele
     for topic in request.topics {
         let name = topic.name.0.clone();
         let snapshot = &snapshot;
+        // Kafka: DELETE on the topic.
+        let allowed = ctx.authorize(Operation::Delete, ResourceType::Topic, &name);
         let calls = topic.partitions.into_iter().map(|p| {
             let id = snapshot.partition_id(&name, p.partition_index);
             async move {
                 let result =
                     DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
                 let error = |code: i16| result.clone().with_low_watermark(-1).with_error_code(code);
+                if !allowed {
+                    return error(ResponseError::TopicAuthorizationFailed.code());
+                }
                 let Some(id) = id else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };

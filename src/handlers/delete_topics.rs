@@ -3,6 +3,7 @@
 //! Internal topics are refused (INVALID_REQUEST): the coordinators keep
 //! their state there.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -55,6 +56,15 @@ async fn delete_one(
     let result = DeletableTopicResult::default()
         .with_name(name.clone())
         .with_topic_id(id);
+    // Kafka: DELETE on the topic (a refused one is not revealed to exist).
+    let refused = match (&found, &name) {
+        (Some(t), _) => !ctx.authorize(Operation::Delete, ResourceType::Topic, &t.name),
+        (None, Some(n)) => !ctx.authorize(Operation::Delete, ResourceType::Topic, &n.0),
+        (None, None) => false,
+    };
+    if refused {
+        return result.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+    }
     let Some(topic) = found else {
         let code = if name.is_none() {
             ResponseError::UnknownTopicId

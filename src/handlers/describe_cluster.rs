@@ -18,9 +18,12 @@ use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, Describ
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::authorized_operations::{authorized_operations, Resource};
+use super::authorized_operations::{
+    authorized_operations, Resource, AUTHORIZED_OPERATIONS_OMITTED,
+};
 use super::{ApiSpec, RequestContext};
 use crate::metadata::{BrokerInfo, Snapshot};
+use crate::security::acl::Operation;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -47,7 +50,24 @@ pub async fn handle(
         port: listener.advertised_port,
         fenced: false,
     };
-    describe(&snapshot, this_broker, &request)
+    // Kafka: DESCRIBE on the cluster.
+    if !ctx.authorize_cluster(Operation::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_endpoint_type(ENDPOINT_TYPE_BROKER)
+            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+    }
+    let operations = authorized_operations(
+        ctx,
+        Resource::Cluster,
+        "",
+        request.include_cluster_authorized_operations,
+    );
+    let answer = describe(&snapshot, this_broker, &request);
+    match answer.error_code {
+        0 => answer.with_cluster_authorized_operations(operations),
+        _ => answer,
+    }
 }
 
 /// The answer for a broker whose metadata is `snapshot`: on a single
@@ -107,10 +127,6 @@ fn describe(
         .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers)
         .with_endpoint_type(ENDPOINT_TYPE_BROKER)
-        .with_cluster_authorized_operations(authorized_operations(
-            Resource::Cluster,
-            request.include_cluster_authorized_operations,
-        ))
 }
 
 #[cfg(test)]

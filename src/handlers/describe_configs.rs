@@ -33,6 +33,7 @@
 //! group has the broker's values, so they are reported read-only and
 //! IncrementalAlterConfigs on a group is refused (INVALID_REQUEST).
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -98,6 +99,34 @@ struct Entry {
     synonyms: Vec<(String, String, i8)>,
 }
 
+/// The authorization error for `operation` (DESCRIBE_CONFIGS or
+/// ALTER_CONFIGS) on a config resource, as Kafka checks it: a topic or a
+/// group by name, a broker or its loggers on the cluster. `None` when
+/// allowed (or for a resource type the handler refuses itself).
+pub(super) fn config_refusal(
+    ctx: &RequestContext,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<i16> {
+    let (allowed, error) = match resource_type {
+        RESOURCE_TOPIC => (
+            ctx.authorize(operation, ResourceType::Topic, name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_GROUP => (
+            ctx.authorize(operation, ResourceType::Group, name),
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => (
+            ctx.authorize_cluster(operation),
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        _ => (true, ResponseError::UnknownServerError),
+    };
+    (!allowed).then(|| error.code())
+}
+
 /// Answers DescribeConfigs.
 pub async fn handle(
     ctx: &RequestContext,
@@ -113,6 +142,14 @@ pub async fn handle(
         .resources
         .into_iter()
         .map(|r| {
+            if let Some(code) =
+                config_refusal(ctx, Operation::DescribeConfigs, r.resource_type, &r.resource_name)
+            {
+                return DescribeConfigsResult::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone())
+                    .with_error_code(code);
+            }
             let topic = snapshot.topic(&r.resource_name).cloned();
             describe_resource(
                 &ctx.shard.config,

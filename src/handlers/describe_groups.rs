@@ -8,7 +8,10 @@ use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResp
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::authorized_operations::{authorized_operations, Resource};
+use super::authorized_operations::{
+    authorized_operations, Resource, AUTHORIZED_OPERATIONS_OMITTED,
+};
+use crate::security::acl::{Operation, ResourceType};
 use super::{ApiSpec, RequestContext};
 use crate::group::coordinator::GroupDescription;
 use crate::group::on_coordinator;
@@ -26,9 +29,22 @@ pub async fn handle(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     // The flag exists from v3; older requests decode it false.
-    let operations = authorized_operations(Resource::Group, request.include_authorized_operations);
+    let include_operations = request.include_authorized_operations;
     let groups = join_all(request.groups.into_iter().map(|group_id| async move {
         let id = group_id.0.to_string();
+        // Kafka: DESCRIBE on the group.
+        if !ctx.authorize(Operation::Describe, ResourceType::Group, &id) {
+            let refused = GroupDescription {
+                error: ResponseError::GroupAuthorizationFailed.code(),
+                state: "",
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+            return described(ctx.version, group_id, refused)
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+        }
+        let operations = authorized_operations(ctx, Resource::Group, &id, include_operations);
         let group = id.clone();
         let description = on_coordinator(&ctx.shard, &id, move |shard, partition| async move {
             shard.groups.describe(&shard, partition, &group).await

@@ -2,6 +2,7 @@
 //! (Kafka's `kafka-transactions describe`), each from its coordinator
 //! shard. An id no coordinator knows gets TRANSACTIONAL_ID_NOT_FOUND.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{
     ApiKey, DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
@@ -27,6 +28,15 @@ pub async fn handle(
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for id in request.transactional_ids {
         let key = id.0.to_string();
+        // Kafka: DESCRIBE on the transactional id.
+        if !ctx.authorize(Operation::Describe, ResourceType::TransactionalId, &key) {
+            states.push(
+                TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let answer = crate::txn::on_coordinator(
             &ctx.shard,
             &key.clone(),

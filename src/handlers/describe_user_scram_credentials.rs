@@ -29,6 +29,11 @@ pub async fn handle(
     ctx: &RequestContext,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    // Kafka: DESCRIBE on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code());
+    }
     let users = ctx.shard.snapshot().users.clone();
     let names: Vec<String> = match request.users {
         Some(named) if !named.is_empty() => named.iter().map(|u| u.name.to_string()).collect(),

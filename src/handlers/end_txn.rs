@@ -5,6 +5,7 @@
 //! error code (TRANSACTION_ABORTABLE) this broker never returns; v5
 //! (KIP-890 part 2, an epoch bump per transaction) is not served.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse};
 
 use super::{ApiSpec, RequestContext};
@@ -22,6 +23,11 @@ const FENCED_SINCE_VERSION: i16 = 2;
 
 /// Answers EndTxn.
 pub async fn handle(ctx: &RequestContext, request: EndTxnRequest) -> EndTxnResponse {
+    // Kafka: WRITE on the transactional id.
+    if !ctx.authorize(Operation::Write, ResourceType::TransactionalId, &request.transactional_id.0) {
+        return EndTxnResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
     let id = request.transactional_id.0.to_string();
     let (pid, epoch, commit) = (
         request.producer_id.0,

@@ -31,6 +31,7 @@
 //! address (`handlers::leader_hint`).
 
 use std::collections::BTreeSet;
+use crate::security::acl::{Operation, ResourceType};
 use std::time::Duration;
 
 use futures::future::{join_all, select, select_all, Either};
@@ -116,8 +117,9 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
             partitions,
         } => (partitions, Some(session_id)),
     };
-    let wanted = resolve(ctx, &partitions);
-    let replies = read_or_wait(ctx, &request, &wanted, replica_of(ctx.version, &request)).await;
+    let replica = replica_of(ctx.version, &request);
+    let wanted = resolve(ctx, &partitions, replica.is_some());
+    let replies = read_or_wait(ctx, &request, &wanted, replica).await;
     let answer: Vec<bool> = partitions
         .iter_mut()
         .zip(&replies)
@@ -322,8 +324,17 @@ fn error_result(code: i16) -> PartitionResult {
     }
 }
 
-fn resolve(ctx: &RequestContext, partitions: &[SessionPartition]) -> Vec<Wanted> {
+/// The partitions to read, or each one's error. With an authorizer, a
+/// consumer needs READ on the topic and a follower (`from_replica`)
+/// CLUSTER_ACTION on the cluster; either refusal is the partition's
+/// TOPIC_AUTHORIZATION_FAILED, as in Kafka.
+fn resolve(ctx: &RequestContext, partitions: &[SessionPartition], from_replica: bool) -> Vec<Wanted> {
     let snapshot = ctx.shard.snapshot();
+    let replica_allowed = from_replica && ctx.authorize_cluster(Operation::ClusterAction);
+    let allowed = |topic: &str| match from_replica {
+        true => replica_allowed,
+        false => ctx.authorize(Operation::Read, ResourceType::Topic, topic),
+    };
     partitions
         .iter()
         .map(|p| {
@@ -337,6 +348,7 @@ fn resolve(ctx: &RequestContext, partitions: &[SessionPartition]) -> Vec<Wanted>
                     .ok_or(ResponseError::UnknownTopicOrPartition.code())
             };
             let id = match meta {
+                Ok(m) if !allowed(&m.name) => Err(ResponseError::TopicAuthorizationFailed.code()),
                 Ok(m) if (0..m.partition_count()).contains(&p.partition) => {
                     let current = snapshot.leader_epoch(&m.name, p.partition);
                     check_leader_epoch(p.current_leader_epoch, current).map(|()| PartitionId {

@@ -4,6 +4,7 @@
 //! `__consumer_offsets` / `__transaction_state` (as Kafka does). v4+
 //! batches keys.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -41,6 +42,15 @@ pub async fn handle(
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
         let found = match request.key_type {
+            // Kafka: DESCRIBE on the group or transactional id.
+            KEY_TYPE_GROUP if !ctx.authorize(Operation::Describe, ResourceType::Group, &key) => {
+                Err(ResponseError::GroupAuthorizationFailed.code())
+            }
+            KEY_TYPE_TRANSACTION
+                if !ctx.authorize(Operation::Describe, ResourceType::TransactionalId, &key) =>
+            {
+                Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+            }
             KEY_TYPE_GROUP => ensure_offsets_topic(&ctx.shard)
                 .await
                 .and_then(|count| leader_of(ctx, OFFSETS_TOPIC, count, &key)),

@@ -1,6 +1,7 @@
 //! Heartbeat (key 12), v0-4: keeps a member's session alive; answers
 //! REBALANCE_IN_PROGRESS while the group rebalances, so members rejoin.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::ResponseError;
 
@@ -20,6 +21,11 @@ pub async fn handle(ctx: &RequestContext, request: HeartbeatRequest) -> Heartbea
     let group_id = request.group_id.0.to_string();
     if group_id.is_empty() {
         return HeartbeatResponse::default().with_error_code(ResponseError::InvalidGroupId.code());
+    }
+    // Kafka: READ on the group.
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
     let member = Committer {
         member_id: request.member_id.to_string(),

@@ -9,6 +9,7 @@
 //! broker configs (see `alter_configs`). Group configs are refused (every
 //! group has the broker's `group.consumer.*` values; see DescribeConfigs).
 
+use crate::security::acl::Operation;
 use std::collections::BTreeSet;
 
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
@@ -21,7 +22,7 @@ use kafka_protocol::ResponseError;
 
 use super::alter_configs::broker_change;
 use super::describe_configs::{
-    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
+    config_refusal, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use super::{ApiSpec, RequestContext};
 use crate::metadata::topic_config::{AlterOp, ConfigEdit};
@@ -42,7 +43,14 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let broker = resource.resource_type == RESOURCE_BROKER;
+        let refusal = config_refusal(
+            ctx,
+            Operation::AlterConfigs,
+            resource.resource_type,
+            &resource.resource_name,
+        );
         let (code, message) = match edit_of(&resource) {
+            _ if refusal.is_some() => (refusal.unwrap_or_default(), None),
             Ok(Some(ConfigEdit::Incremental(ops)))
                 if resource.resource_type == RESOURCE_BROKER_LOGGER =>
             {

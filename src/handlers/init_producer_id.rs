@@ -8,6 +8,8 @@
 //! epoch bumped, which fences the previous producer instance and aborts its
 //! open transaction.
 
+use kafka_protocol::ResponseError;
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use tracing::debug;
 
@@ -41,6 +43,10 @@ pub async fn handle(
         .as_ref()
         .filter(|t| !t.0.is_empty())
     {
+        // Kafka: WRITE on the transactional id.
+        if !ctx.authorize(Operation::Write, ResourceType::TransactionalId, &txn.0) {
+            return refused(ResponseError::TransactionalIdAuthorizationFailed.code());
+        }
         let id = txn.0.to_string();
         let timeout_ms = request.transaction_timeout_ms;
         let expected = (ctx.version >= 3 && request.producer_id.0 >= 0)
@@ -65,6 +71,13 @@ pub async fn handle(
                 refused(for_version(code, ctx.version, FENCED_SINCE_VERSION))
             }
         };
+    }
+    // Kafka (KIP-679): an idempotent producer needs IDEMPOTENT_WRITE on the
+    // cluster, or WRITE on some topic.
+    if !ctx.authorize_cluster(Operation::IdempotentWrite)
+        && !ctx.authorize_any(Operation::Write, ResourceType::Topic)
+    {
+        return refused(ResponseError::ClusterAuthorizationFailed.code());
     }
     match allocate_producer_id(&ctx.shard).await {
         Ok(id) => InitProducerIdResponse::default()

@@ -3,6 +3,7 @@
 //! rebalance timeout passed). v4+ first joins get MEMBER_ID_REQUIRED with
 //! an id to rejoin with; v5+ static members (group.instance.id).
 
+use crate::security::acl::{Operation, ResourceType};
 use std::time::Duration;
 
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -30,6 +31,13 @@ pub async fn handle(ctx: &RequestContext, request: JoinGroupRequest) -> JoinGrou
         return response(
             ctx.version,
             JoinResult::error(ResponseError::InvalidGroupId.code(), &member_id),
+        );
+    }
+    // Kafka: READ on the group.
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &group_id) {
+        return response(
+            ctx.version,
+            JoinResult::error(ResponseError::GroupAuthorizationFailed.code(), &member_id),
         );
     }
     let join = JoinRequest {

@@ -1,6 +1,7 @@
 //! LeaveGroup (key 13), v0-5. v0-2 name one member; v3+ a batch of members
 //! (by member id or group.instance.id) with a code each.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::ResponseError;
@@ -28,6 +29,11 @@ pub async fn handle(ctx: &RequestContext, request: LeaveGroupRequest) -> LeaveGr
     };
     if group_id.is_empty() {
         return LeaveGroupResponse::default().with_error_code(ResponseError::InvalidGroupId.code());
+    }
+    // Kafka: READ on the group.
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
     let members: Vec<(String, Option<String>)> = identities
         .iter()

@@ -12,6 +12,7 @@
 //! of the other shards are still listed, as Kafka lists the groups of the
 //! coordinators that answered.
 
+use crate::security::acl::{Operation, ResourceType};
 use futures::future::join_all;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -50,7 +51,12 @@ pub async fn handle(ctx: &RequestContext, request: ListGroupsRequest) -> ListGro
             None => error = ResponseError::CoordinatorNotAvailable.code(),
         }
     }
-    let groups = filtered(groups, &request.states_filter, &request.types_filter);
+    let mut groups = filtered(groups, &request.states_filter, &request.types_filter);
+    // Kafka: DESCRIBE on the cluster lists every group; else only the
+    // groups the principal may DESCRIBE.
+    if !ctx.authorize_cluster(Operation::Describe) {
+        groups.retain(|g| ctx.authorize(Operation::Describe, ResourceType::Group, &g.group_id));
+    }
     response(ctx.version, error, groups)
 }
 

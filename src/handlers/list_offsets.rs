@@ -10,6 +10,7 @@
 //! INVALID_REQUEST: Kafka's clients never send one (they fail the call with
 //! UNSUPPORTED_VERSION), so such a request is malformed.
 
+use crate::security::acl::{Operation, ResourceType};
 use futures::future::join_all;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -58,6 +59,8 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
     for topic in request.topics {
         let name = topic.name.0.clone();
         let snapshot = &snapshot;
+        // Kafka: DESCRIBE on the topic.
+        let allowed = ctx.authorize(Operation::Describe, ResourceType::Topic, &name);
         let calls = topic.partitions.into_iter().map(|p| {
             let id = snapshot.partition_id(&name, p.partition_index);
             let current = snapshot.leader_epoch(&name, p.partition_index);
@@ -70,6 +73,9 @@ pub async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOf
                         .with_offset(-1)
                         .with_timestamp(-1)
                 };
+                if !allowed {
+                    return error(ResponseError::TopicAuthorizationFailed.code());
+                }
                 let Some(id) = id else {
                     return error(ResponseError::UnknownTopicOrPartition.code());
                 };

@@ -4,6 +4,7 @@
 //! echoed back in `unknown_state_filters`, as Kafka does. v2's id pattern
 //! is not served.
 
+use crate::security::acl::{Operation, ResourceType};
 use futures::future::join_all;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
@@ -77,6 +78,8 @@ pub async fn handle(
                     .producer_id_filters
                     .contains(&ProducerId(t.meta.producer_id))
         })
+        // Kafka: only the transactional ids the principal may DESCRIBE.
+        .filter(|t| ctx.authorize(Operation::Describe, ResourceType::TransactionalId, &t.transactional_id))
         .filter(|t| {
             duration < 0 || (t.meta.state == TxnState::Ongoing && now - t.meta.start_ms > duration)
         })

@@ -5,6 +5,11 @@
 //! LEADER_NOT_AVAILABLE with leader -1, as Kafka does). Unknown topics are
 //! created when the broker and the request (v4+) allow it, as Kafka's
 //! auto.create.topics.enable does.
+//!
+//! With an authorizer, a principal sees only the topics it may DESCRIBE
+//! (others are left out of a full listing, and TOPIC_AUTHORIZATION_FAILED
+//! when named), and auto-creation needs CREATE on the cluster or the
+//! topic (`topics::topic_or_create`).
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -18,6 +23,7 @@ use super::authorized_operations::{
 };
 use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
+use crate::security::acl::{Operation, ResourceType};
 use crate::metadata::{is_internal_topic, ClusterView, PartitionState, TopicMeta, NO_LEADER};
 
 /// Served versions.
@@ -34,10 +40,11 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
     let allow_auto_create = ctx.version < 4 || request.allow_auto_topic_creation;
     // The flags exist from v8 (the cluster one until v10): older requests
     // decode them false, so their answers carry the omitted marker.
-    let topic_operations =
-        authorized_operations(Resource::Topic, request.include_topic_authorized_operations);
+    let include_topic_operations = request.include_topic_authorized_operations;
     let cluster_operations = authorized_operations(
+        ctx,
         Resource::Cluster,
+        "",
         request.include_cluster_authorized_operations,
     );
     let mut topics = Vec::new();
@@ -52,6 +59,14 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
                     ctx.shard.snapshot().topic_by_id(&wanted.topic_id),
                 ) {
                     (Some(name), _) => name.0.to_string(),
+                    (None, Some(t)) if !may_describe(ctx, &t.name) => {
+                        topics.push(
+                            MetadataResponseTopic::default()
+                                .with_topic_id(wanted.topic_id)
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                        );
+                        continue;
+                    }
                     (None, Some(t)) => t.name.to_string(),
                     (None, None) => {
                         topics.push(
@@ -62,6 +77,16 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
                         continue;
                     }
                 };
+                // Kafka: a topic named but not describable is refused,
+                // whether it exists or not (no existence is revealed).
+                if !may_describe(ctx, &name) {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(name))))
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                    );
+                    continue;
+                }
                 topics.push(match topic_or_create(ctx, &name, allow_auto_create).await {
                     Ok(t) => describe_topic(&t, config.node_id),
                     Err(code) => MetadataResponseTopic::default()
@@ -77,8 +102,10 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
             // v0 has no is_internal.
             let internal =
                 ctx.version >= 1 && t.name.as_ref().is_some_and(|n| is_internal_topic(&n.0));
-            let operations = match t.error_code {
-                0 => topic_operations,
+            let operations = match (t.error_code, &t.name) {
+                (0, Some(name)) => {
+                    authorized_operations(ctx, Resource::Topic, &name.0, include_topic_operations)
+                }
                 _ => AUTHORIZED_OPERATIONS_OMITTED,
             };
             t.with_topic_authorized_operations(operations)
@@ -112,8 +139,15 @@ fn all_topics(ctx: &RequestContext) -> Vec<MetadataResponseTopic> {
         .snapshot()
         .topics
         .values()
+        .filter(|t| may_describe(ctx, &t.name))
         .map(|t| describe_topic(t, node))
         .collect()
+}
+
+/// Kafka: Metadata shows a topic only to a principal with DESCRIBE on it;
+/// a listing of all topics leaves the others out.
+fn may_describe(ctx: &RequestContext, topic: &str) -> bool {
+    ctx.authorize(Operation::Describe, ResourceType::Topic, topic)
 }
 
 /// The live brokers of a cluster, by id.

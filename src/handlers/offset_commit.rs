@@ -4,6 +4,7 @@
 //! generation and answers after the offsets are durable in
 //! `__consumer_offsets`.
 
+use crate::security::acl::{Operation, ResourceType};
 use std::collections::HashMap;
 
 use kafka_protocol::messages::offset_commit_response::{
@@ -46,11 +47,17 @@ pub(super) fn sort_offsets(
     let now_ms = crate::clock::wall_ms();
     let mut decided = HashMap::new();
     let mut to_commit = Vec::new();
+    // Kafka: READ on the group, then READ on each topic.
+    let group_allowed = ctx.authorize(Operation::Read, ResourceType::Group, group_id);
     for r in requested {
         let count = snapshot.topic(&r.topic).map(|t| t.partition_count());
         let key = (r.topic.clone(), r.partition);
         if group_id.is_empty() {
             decided.insert(key, ResponseError::InvalidGroupId.code());
+        } else if !group_allowed {
+            decided.insert(key, ResponseError::GroupAuthorizationFailed.code());
+        } else if !ctx.authorize(Operation::Read, ResourceType::Topic, &r.topic) {
+            decided.insert(key, ResponseError::TopicAuthorizationFailed.code());
         } else if !count.is_some_and(|c| (0..c).contains(&r.partition)) {
             decided.insert(key, ResponseError::UnknownTopicOrPartition.code());
         } else {

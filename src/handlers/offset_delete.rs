@@ -1,6 +1,7 @@
 //! OffsetDelete (key 47), v0: deletes committed offsets of partitions the
 //! group is not subscribed to (GROUP_SUBSCRIBED_TO_TOPIC otherwise).
 
+use crate::security::acl::{Operation, ResourceType};
 use std::collections::HashMap;
 
 use kafka_protocol::messages::offset_delete_response::{
@@ -26,14 +27,25 @@ pub async fn handle(ctx: &RequestContext, request: OffsetDeleteRequest) -> Offse
         return OffsetDeleteResponse::default()
             .with_error_code(ResponseError::InvalidGroupId.code());
     }
+    // Kafka: DELETE on the group, READ on each topic.
+    if !ctx.authorize(Operation::Delete, ResourceType::Group, &group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let snapshot = ctx.shard.snapshot();
     let mut decided: HashMap<(String, i32), i16> = HashMap::new();
     let mut asked = Vec::new();
     for t in &request.topics {
         let name = t.name.0.to_string();
         let count = snapshot.topic(&name).map(|t| t.partition_count());
+        let readable = ctx.authorize(Operation::Read, ResourceType::Topic, &name);
         for p in &t.partitions {
-            if count.is_some_and(|c| (0..c).contains(&p.partition_index)) {
+            if !readable {
+                decided.insert(
+                    (name.clone(), p.partition_index),
+                    ResponseError::TopicAuthorizationFailed.code(),
+                );
+            } else if count.is_some_and(|c| (0..c).contains(&p.partition_index)) {
                 asked.push((name.clone(), p.partition_index));
             } else {
                 decided.insert(

@@ -4,6 +4,7 @@
 //! carries a KIP-848 member id and epoch: checked like OffsetCommit
 //! (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH).
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -90,6 +91,12 @@ async fn fetch_group(
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId.code());
     }
+    // Kafka: READ on the group; then topics without READ are refused
+    // when named, and left out of an all-topics answer.
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &group_id) {
+        return Err(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let named = topics.is_some();
     let asked = topics.clone();
     let group = group_id.clone();
     let flat = on_coordinator(&ctx.shard, &group_id, move |shard, partition| async move {
@@ -123,6 +130,15 @@ async fn fetch_group(
         match out.last_mut() {
             Some((t, parts)) if *t == topic => parts.push((partition, value)),
             _ => out.push((topic, vec![(partition, value)])),
+        }
+    }
+    let readable = |topic: &str| ctx.authorize(Operation::Read, ResourceType::Topic, topic);
+    if !named {
+        out.retain(|(topic, _)| readable(topic));
+    }
+    for (_, parts) in out.iter_mut().filter(|(topic, _)| !readable(topic)) {
+        for (_, value) in parts.iter_mut() {
+            *value = Err(ResponseError::TopicAuthorizationFailed.code());
         }
     }
     Ok(out)

@@ -13,6 +13,7 @@
 //! NOT_LEADER_OR_FOLLOWER, an unknown one UNKNOWN_TOPIC_OR_PARTITION, as
 //! in Kafka. Errors carry leader_epoch -1 and end_offset -1.
 
+use crate::security::acl::{Operation, ResourceType};
 use futures::future::join_all;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -43,9 +44,18 @@ pub async fn handle(
     for topic in request.topics {
         let name = topic.topic.0.clone();
         let snapshot = &snapshot;
+        // Kafka: a follower's request (ReplicaId >= 0) needs CLUSTER_ACTION
+        // on the cluster, a client's DESCRIBE on the topic.
+        let allowed = match request.replica_id.0 >= 0 {
+            true => ctx.authorize_cluster(Operation::ClusterAction),
+            false => ctx.authorize(Operation::Describe, ResourceType::Topic, &name),
+        };
         let calls = topic.partitions.into_iter().map(|p| {
             let id = snapshot.partition_id(&name, p.partition);
             async move {
+                if !allowed {
+                    return error(p.partition, ResponseError::TopicAuthorizationFailed.code());
+                }
                 let Some(id) = id else {
                     return error(p.partition, ResponseError::UnknownTopicOrPartition.code());
                 };

@@ -11,6 +11,9 @@
 //! `shard::Shard::execute_local`). Control batches are written by the
 //! coordinator only; a client's are refused, and so is any produce to an
 //! internal topic (INVALID_TOPIC_EXCEPTION, `metadata::internal_topics`).
+//! With an authorizer, a topic needs WRITE (else TOPIC_AUTHORIZATION_FAILED)
+//! and a transactional producer WRITE on its transactional id (else
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition).
 //!
 //! In a cluster, a partition led elsewhere is answered NOT_LEADER_OR_FOLLOWER
 //! with, from v10, the KIP-951 hint: the leader's id and epoch and its
@@ -34,6 +37,7 @@ use super::topics::topic_or_create;
 use super::{ApiSpec, RequestContext};
 use crate::metadata::{internal_topics, is_internal_topic, PartitionId};
 use crate::protocol::batch::validate_produce;
+use crate::security::acl::{Operation, ResourceType};
 use crate::protocol::batch::ProduceSummary;
 use crate::shard::{PartitionOp, PartitionReply, ProduceOrigin};
 
@@ -61,8 +65,21 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
         .filter(|t| !t.is_empty());
     // Topics first: creating one waits for the metadata owner. Only the
     // coordinators write to internal topics.
+    // With an authorizer: WRITE on the transactional id (for the whole
+    // request) and on each topic, checked before anything is created.
+    let txn_refused = transactional_id.as_deref().is_some_and(|id| {
+        !ctx.authorize(Operation::Write, ResourceType::TransactionalId, id)
+    });
     let mut metas = Vec::with_capacity(request.topic_data.len());
     for topic in &request.topic_data {
+        if txn_refused {
+            metas.push(Some(Err(ResponseError::TransactionalIdAuthorizationFailed.code())));
+            continue;
+        }
+        if !ctx.authorize(Operation::Write, ResourceType::Topic, &topic.name.0) {
+            metas.push(Some(Err(ResponseError::TopicAuthorizationFailed.code())));
+            continue;
+        }
         let internal = is_internal_topic(&topic.name.0);
         metas.push(match internal {
             true => None,

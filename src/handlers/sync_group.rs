@@ -2,6 +2,7 @@
 //! which are passed through untouched; the others wait on the coordinator
 //! shard until it arrives. v5 checks protocol type and name.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -25,6 +26,13 @@ pub async fn handle(ctx: &RequestContext, request: SyncGroupRequest) -> SyncGrou
         return response(
             ctx.version,
             SyncResult::error(ResponseError::InvalidGroupId.code()),
+        );
+    }
+    // Kafka: READ on the group.
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &group_id) {
+        return response(
+            ctx.version,
+            SyncResult::error(ResponseError::GroupAuthorizationFailed.code()),
         );
     }
     let member = Committer {

@@ -6,6 +6,7 @@ use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::metadata::{is_internal_topic, validate_topic_name, TopicMeta};
+use crate::security::acl::{Operation, ResourceType};
 use crate::shard::{internal_topic, MetaChange};
 
 /// The topic named `name`; when it does not exist and `auto_create` is set
@@ -25,6 +26,12 @@ pub(super) async fn topic_or_create(
     }
     if !(auto_create && ctx.shard.config.auto_create_topics) {
         return Err(ResponseError::UnknownTopicOrPartition.code());
+    }
+    // Kafka: auto-creation needs CREATE on the cluster or on the topic.
+    if !ctx.authorize_cluster(Operation::Create)
+        && !ctx.authorize(Operation::Create, ResourceType::Topic, name)
+    {
+        return Err(ResponseError::TopicAuthorizationFailed.code());
     }
     // An internal topic is created as its coordinator would (partition
     // count, compaction), never with a client topic's defaults; one no

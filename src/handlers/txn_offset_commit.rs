@@ -7,6 +7,7 @@
 //! checked like OffsetCommit's when the generation is not -1. v4 only adds
 //! an error code this broker never returns.
 
+use crate::security::acl::{Operation, ResourceType};
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -50,7 +51,16 @@ pub async fn handle(
             metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
         })
     });
-    let (mut decided, to_commit) = sort_offsets(ctx, &group_id, requested);
+    // Kafka: WRITE on the transactional id first (every partition fails
+    // without it); READ on the group and topics in `sort_offsets`.
+    let txn_allowed =
+        ctx.authorize(Operation::Write, ResourceType::TransactionalId, &request.transactional_id.0);
+    let (mut decided, mut to_commit) = sort_offsets(ctx, &group_id, requested);
+    if !txn_allowed {
+        let refused = ResponseError::TransactionalIdAuthorizationFailed.code();
+        decided.values_mut().for_each(|code| *code = refused);
+        decided.extend(to_commit.drain(..).map(|(t, p, _)| ((t, p), refused)));
+    }
     if !to_commit.is_empty() {
         let keys: Vec<(String, i32)> = to_commit.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
         let codes = match verify(ctx, &request, &group_id).await {

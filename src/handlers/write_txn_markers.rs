@@ -13,6 +13,7 @@
 //! INVALID_PRODUCER_EPOCH for an epoch older than the producer's, else the
 //! marker's append result. Partitions are written concurrently.
 
+use crate::security::acl::Operation;
 use futures::future::join_all;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
@@ -36,6 +37,9 @@ pub async fn handle(
     ctx: &RequestContext,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
+    // Kafka: the brokers' request: CLUSTER_ACTION on the cluster, else
+    // every partition fails with CLUSTER_AUTHORIZATION_FAILED.
+    let allowed = ctx.authorize_cluster(Operation::ClusterAction);
     let mut markers = Vec::with_capacity(request.markers.len());
     for marker in request.markers {
         let (pid, epoch) = (marker.producer_id.0, marker.producer_epoch);
@@ -50,7 +54,9 @@ pub async fn handle(
                 let shard = ctx.shard.clone();
                 async move {
                     let exists = shard.snapshot().shard_for(&id.topic, partition).is_some();
-                    let code = if !exists {
+                    let code = if !allowed {
+                        ResponseError::ClusterAuthorizationFailed.code()
+                    } else if !exists {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else {
                         match write_one(&shard, id, pid, epoch, commit, coordinator_epoch).await {

@@ -120,6 +120,9 @@ pub struct Snapshot {
     pub cluster: Option<Arc<ClusterView>>,
     /// SASL users and their SCRAM credentials (persisted with the topics).
     pub users: Arc<crate::security::ScramUsers>,
+    /// ACLs, indexed for the per-request check (persisted with the
+    /// topics; see `security::acl`).
+    pub acls: Arc<crate::security::acl::AclIndex>,
 }
 
 impl Snapshot {
@@ -274,6 +277,14 @@ impl Snapshot {
         let mut next = self.clone();
         next.version += 1;
         next.users = Arc::new(users);
+        next
+    }
+
+    /// A copy with these ACLs.
+    pub fn with_acls(&self, acls: crate::security::acl::AclIndex) -> Snapshot {
+        let mut next = self.clone();
+        next.version += 1;
+        next.acls = Arc::new(acls);
         next
     }
 

@@ -1,7 +1,7 @@
 //! Persistence of the metadata snapshot: `<data_dir>/meta/topics.json`.
 //!
 //! JSON because an operator can read it and it is tiny; it changes only on
-//! topic creation, deletion and config changes (topic overrides are stored
+//! topic creation, deletion, config, user and ACL changes (topic overrides are stored
 //! per topic as `configs`, Kafka names to text; dynamic broker configs
 //! under `broker_configs`, so they share the one durable write). It is written whole
 //! (temporary file, fsync, rename, fsync of the directory) so a crash leaves
@@ -64,6 +64,9 @@ pub struct PersistedState {
     /// SASL users (absent in files written before them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<PersistedUser>,
+    /// ACLs (absent in files written before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acls: Vec<crate::security::acl::AclBinding>,
 }
 
 /// One SASL user on disk: SCRAM credentials by mechanism name (salted and
@@ -142,6 +145,7 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
                 topics: vec![],
                 broker_configs: PersistedBrokerConfigs::default(),
                 users: Vec::new(),
+                acls: Vec::new(),
             };
             write_atomically(&data_dir.join(META_DIR_NAME), &fresh)?;
             fresh
@@ -156,6 +160,7 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
             cluster_default: state.broker_configs.cluster_default,
         },
         users: Arc::new(users_from_disk(&path, state.users)?),
+        acls: Arc::new(crate::security::acl::AclIndex::new(state.acls)),
         ..Default::default()
     };
     for t in state.topics {
@@ -276,6 +281,7 @@ fn persisted(snapshot: &Snapshot) -> PersistedState {
                     .collect(),
             })
             .collect(),
+        acls: snapshot.acls.bindings().cloned().collect(),
     }
 }
 
@@ -360,6 +366,7 @@ mod tests {
                     cluster_default: BTreeMap::new(),
                 },
                 users: Vec::new(),
+                acls: Vec::new(),
             },
         )
         .unwrap();
@@ -397,6 +404,7 @@ mod tests {
                     .collect(),
             }],
             users: Vec::new(),
+            acls: Vec::new(),
         };
         write_atomically(&dir.join(META_DIR_NAME), &state).unwrap();
     }

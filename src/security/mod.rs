@@ -1,6 +1,7 @@
 //! Security: Kafka-style listeners, TLS, SASL (PLAIN, SCRAM-SHA-256/512)
 //! and the SCRAM credential store.
 //!
+//! - `acl`: Kafka ACLs and the per-shard authorizer check.
 //! - `listener`: parsing `PROTOCOL://host:port` lists; each listener is
 //!   bound by every shard (SO_REUSEPORT) and advertises its own address to
 //!   the clients that came in on it.
@@ -17,6 +18,7 @@
 //! authenticated). It is made once per connection; a request holds an
 //! `Rc` to it, so a PLAINTEXT request pays a reference count, nothing more.
 
+pub mod acl;
 pub mod initial_user;
 pub mod listener;
 pub mod sasl;
@@ -39,6 +41,8 @@ pub struct ConnectionContext {
     pub listener: Rc<Listener>,
     /// The client's address, for logs.
     pub peer: String,
+    /// The client's IP address alone, as ACL hosts name it.
+    pub host: String,
     /// `User:<name>`; [`ANONYMOUS_PRINCIPAL`] until authenticated.
     pub principal: RefCell<String>,
     /// SASL state (SASL listeners only).
@@ -52,6 +56,7 @@ impl ConnectionContext {
     pub fn new(listener: Rc<Listener>, peer: String) -> ConnectionContext {
         ConnectionContext {
             listener,
+            host: host_of(&peer),
             peer,
             principal: RefCell::new(ANONYMOUS_PRINCIPAL.to_string()),
             sasl: RefCell::new(SaslSession::default()),
@@ -76,5 +81,14 @@ impl ConnectionContext {
         if !self.auth_failed.replace(true) {
             crate::ops::metrics::authentication(false);
         }
+    }
+}
+
+/// The IP of a `host:port` (or `[v6]:port`) peer; the whole text when it
+/// is not one (the console's internal client).
+fn host_of(peer: &str) -> String {
+    match peer.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().to_string(),
+        Err(_) => peer.to_string(),
     }
 }

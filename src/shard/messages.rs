@@ -226,6 +226,16 @@ pub enum MetaChange {
         /// Credentials to remove: user, mechanism (a missing one is skipped).
         deletions: Vec<(String, crate::security::scram::ScramMechanism)>,
     },
+    /// Add and remove ACLs (CreateAcls, DeleteAcls), already validated.
+    /// Removals are the bindings the request's filters matched in the
+    /// broker's snapshot; one already gone is skipped, one already there
+    /// is kept once.
+    AlterAcls {
+        /// ACLs to add.
+        creations: Vec<crate::security::acl::AclBinding>,
+        /// ACLs to remove.
+        deletions: Vec<crate::security::acl::AclBinding>,
+    },
 }
 
 /// CreateTopics' "broker default" replication factor.

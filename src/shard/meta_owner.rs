@@ -367,6 +367,18 @@ pub fn next_snapshot(
             }
             Ok(current.with_users(users))
         }
+        MetaChange::AlterAcls {
+            creations,
+            deletions,
+        } => {
+            let mut acls: std::collections::BTreeSet<_> =
+                current.acls.bindings().cloned().collect();
+            for acl in deletions {
+                acls.remove(acl);
+            }
+            acls.extend(creations.iter().cloned());
+            Ok(current.with_acls(crate::security::acl::AclIndex::new(acls)))
+        }
         MetaChange::CreatePartitions { name, total } => {
             let Some(topic) = current.topic(name) else {
                 return Err((ResponseError::UnknownTopicOrPartition.code(), None));

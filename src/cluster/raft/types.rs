@@ -66,6 +66,11 @@ pub enum ClusterCommand {
         /// Users by name.
         users: crate::security::ScramUsers,
     },
+    /// ACLs replaced (all of them: a change is rare and the set small).
+    SetAcls {
+        /// Every ACL.
+        acls: Vec<crate::security::acl::AclBinding>,
+    },
     /// A block of producer ids handed out; the response's value is its
     /// first id.
     AllocateProducerIds {
@@ -125,6 +130,7 @@ impl fmt::Display for ClusterCommand {
             ClusterCommand::RemoveTopic { name } => write!(f, "remove topic {name}"),
             ClusterCommand::SetBrokerConfigs { .. } => write!(f, "set broker configs"),
             ClusterCommand::SetUsers { users } => write!(f, "set {} SASL users", users.len()),
+            ClusterCommand::SetAcls { acls } => write!(f, "set {} ACLs", acls.len()),
             ClusterCommand::AllocateProducerIds { count } => {
                 write!(f, "allocate {count} producer ids")
             }
