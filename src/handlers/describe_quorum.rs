@@ -60,6 +60,10 @@ pub async fn handle(ctx: &RequestContext, request: DescribeQuorumRequest) -> Des
     if !asks_quorum {
         return refused(&request, ResponseError::UnknownTopicOrPartition);
     }
+    // Kafka's authorizer: DESCRIBE on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::Operation::Describe) {
+        return refused(&request, ResponseError::ClusterAuthorizationFailed);
+    }
     let node_id = ctx.shard.config.node_id;
     let status = ctx
         .shard

@@ -31,6 +31,11 @@ type Wanted = Option<Vec<(String, Vec<i32>)>>;
 pub async fn handle(ctx: &RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse {
     // v0 has no type: it elects preferred leaders.
     let kind = if ctx.version == 0 { 0 } else { request.election_type };
+    // Kafka's authorizer: ALTER on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::Operation::Alter) {
+        return ElectLeadersResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     if ElectionType::from_code(kind).is_none() {
         return ElectLeadersResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code());
