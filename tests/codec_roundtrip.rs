@@ -118,6 +118,7 @@ served_apis! {
     CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
     DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
     DescribeQuorum => DescribeQuorumRequest, DescribeQuorumResponse;
+    ElectLeaders => ElectLeadersRequest, ElectLeadersResponse;
     SaslHandshake => SaslHandshakeRequest, SaslHandshakeResponse;
     SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse;
     DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
