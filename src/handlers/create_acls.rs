@@ -30,14 +30,8 @@ pub async fn handle(ctx: &RequestContext, request: CreateAclsRequest) -> CreateA
             .with_error_message(Some(StrBytes::from_string(message.to_string())));
         CreateAclsResponse::default().with_results(vec![result; request.creations.len()])
     };
-    if !ctx.authorizer_on() {
-        return refused(
-            ResponseError::SecurityDisabled.code(),
-            "No Authorizer is configured.",
-        );
-    }
-    if !ctx.authorize_cluster(Operation::Alter) {
-        return refused(ResponseError::ClusterAuthorizationFailed.code(), "");
+    if let Err((code, message)) = ctx.acl_api_gate(Operation::Alter) {
+        return refused(code, message);
     }
     let checked: Vec<Result<AclBinding, String>> = request
         .creations

@@ -34,14 +34,8 @@ pub async fn handle(ctx: &RequestContext, request: DeleteAclsRequest) -> DeleteA
             .with_error_message(Some(StrBytes::from_string(message.to_string())));
         DeleteAclsResponse::default().with_filter_results(vec![result; request.filters.len()])
     };
-    if !ctx.authorizer_on() {
-        return refused(
-            ResponseError::SecurityDisabled.code(),
-            "No Authorizer is configured.",
-        );
-    }
-    if !ctx.authorize_cluster(Operation::Alter) {
-        return refused(ResponseError::ClusterAuthorizationFailed.code(), "");
+    if let Err((code, message)) = ctx.acl_api_gate(Operation::Alter) {
+        return refused(code, message);
     }
     let acls = ctx.shard.snapshot().acls.clone();
     let mut taken: BTreeSet<&AclBinding> = BTreeSet::new();

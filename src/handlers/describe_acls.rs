@@ -28,14 +28,8 @@ pub async fn handle(ctx: &RequestContext, request: DescribeAclsRequest) -> Descr
             .with_error_code(code)
             .with_error_message(Some(StrBytes::from_string(message)))
     };
-    if !ctx.authorizer_on() {
-        return refused(
-            ResponseError::SecurityDisabled.code(),
-            "No Authorizer is configured.".into(),
-        );
-    }
-    if !ctx.authorize_cluster(Operation::Describe) {
-        return refused(ResponseError::ClusterAuthorizationFailed.code(), String::new());
+    if let Err((code, message)) = ctx.acl_api_gate(Operation::Describe) {
+        return refused(code, message.to_string());
     }
     let filter = match AclFilter::from_wire(
         request.resource_type_filter,

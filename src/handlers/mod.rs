@@ -213,6 +213,27 @@ impl RequestContext {
         self.shard.config.security.authorizer.is_some()
     }
 
+    /// The gate of the ACL APIs (Create/Describe/DeleteAcls): Kafka answers
+    /// SECURITY_DISABLED without an authorizer and
+    /// CLUSTER_AUTHORIZATION_FAILED without `operation` on the cluster.
+    /// `Err` carries the code and message for every result.
+    pub fn acl_api_gate(
+        &self,
+        operation: crate::security::acl::Operation,
+    ) -> Result<(), (i16, &'static str)> {
+        use kafka_protocol::ResponseError;
+        if !self.authorizer_on() {
+            return Err((
+                ResponseError::SecurityDisabled.code(),
+                "No Authorizer is configured.",
+            ));
+        }
+        if !self.authorize_cluster(operation) {
+            return Err((ResponseError::ClusterAuthorizationFailed.code(), ""));
+        }
+        Ok(())
+    }
+
     /// Waits for this produce's turn to hand its batches to the owners:
     /// the connection's earlier produces have handed theirs
     /// (`server::request_order`).
