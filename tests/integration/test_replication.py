@@ -461,3 +461,59 @@ def test_replication_metrics_count_isr_changes_acks_all_waits_and_fetched_bytes(
     served = {line.split("{")[0].split(" ")[0] for t in texts.values() for line in t.splitlines() if not line.startswith("#")}
     wanted = dashboard_metric_names() & CLUSTER_ONLY_METRICS
     assert wanted <= served, sorted(wanted - served)
+
+
+def txn_coordinator(cluster: Cluster, via: int, transactional_id: str) -> int:
+    """The broker coordinating `transactional_id` (FindCoordinator v1)."""
+    body = kafka_raw.Writer().string(transactional_id).int8(1).bytes()
+    with cluster.nodes[via].raw() as c:
+        r = kafka_raw.Reader(c.roundtrip(10, 1, body))
+    r.int32()  # throttle_time_ms
+    error, _message, node_id = r.int16(), r.string(), r.int32()
+    assert error == 0, f"FindCoordinator error {error}"
+    return node_id
+
+
+def test_txn_markers_wait_for_the_isr_so_a_commit_is_not_visible_on_the_leader_alone(cluster):
+    """A transaction marker is written with acks=all, as Kafka writes it: a
+    partition whose ISR is below min.insync.replicas refuses it, so the
+    commit is not complete (and read_committed readers see nothing) until a
+    replica returns; then the commit finishes and every record is seen once.
+    Before, the marker was acknowledged once on the leader's disk: a
+    failover could lose it and leave the transaction open forever."""
+    topic = topic_name()
+    placed = create_rf3(cluster, topic, 1, min_insync=3)
+    leader = placed[0]
+    txn_id = f"tx-{uuid.uuid4().hex[:8]}"
+    p = clients.producer(cluster.bootstrap(), **{"transactional.id": txn_id, "enable.idempotence": True})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(10):
+        p.produce(topic, f"v{i}".encode(), partition=0)
+    p.flush(30)
+    coordinator = txn_coordinator(cluster, leader, txn_id)
+    follower = next(i for i in cluster.nodes if i not in (leader, coordinator))
+    cluster.nodes[follower].kill9()
+    cluster.wait_for(
+        "the dead follower out of the ISR",
+        lambda md: follower not in isr(md, topic)[0],
+        via=leader,
+        topics=[topic],
+        timeout_s=SESSION_TIMEOUT_MS / 1000 + LEADER_WAIT_S,
+    )
+    with pytest.raises(KafkaException):
+        p.commit_transaction(5)
+    committed = {"isolation.level": "read_committed"}
+    seen = clients.consume_all(cluster.bootstrap(leader), topic, 1, timeout_s=15, **committed)
+    assert seen == [], "a commit was visible with its marker on too few replicas"
+
+    cluster.nodes[follower].start()
+    cluster.wait_for(
+        "the follower back in the ISR",
+        lambda md: isr(md, topic)[0] == [1, 2, 3],
+        via=leader,
+        topics=[topic],
+    )
+    p.commit_transaction(30)  # a timed-out commit is retried (librdkafka's contract)
+    got = clients.consume_all(cluster.bootstrap(leader), topic, 1, expect=10, **committed)
+    assert sorted(r.value for r in got) == sorted(f"v{i}".encode() for i in range(10))

@@ -8,10 +8,20 @@
 //! - The coordinator ends it with a marker (`WriteTxnMarker`): appended and
 //!   made durable like a produce with acks=all, then, for an abort, an entry
 //!   in the aborted index, so read_committed consumers drop its batches.
+//!   On a replicated partition the marker is also acks=all in the
+//!   replication sense, as Kafka appends markers with requiredAcks=-1: too
+//!   small an ISR refuses it (NOT_ENOUGH_REPLICAS) and the write is answered
+//!   only once the high watermark passes it. Otherwise the coordinator could
+//!   record the transaction complete while its marker exists on the leader
+//!   alone; a failover then leaves the transaction open forever on the new
+//!   leader, holding its LSO back. A marker that times out is retried by
+//!   the coordinator (a second marker for a closed transaction is harmless:
+//!   it opens nothing and consumers skip control batches).
 //! - read_committed reads stop before the first batch at or past the LSO
 //!   and carry the aborted transactions overlapping what they return.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use tracing::warn;
@@ -22,6 +32,11 @@ use crate::protocol::control::encode_marker;
 use crate::protocol::fetch_writer::RecordSlices;
 use crate::shard::PartitionReply;
 use crate::storage::{AbortedTxnRange, CleanerTxns};
+
+/// How long a marker write waits for the ISR to have it: as long as a
+/// coordinator's own acks=all write (`group::store`), so a coordinator's
+/// EndTxn stays bounded while it retries (`txn::markers`).
+const MARKER_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Partition {
     /// The last stable offset: no open transaction starts below it, and
@@ -139,6 +154,11 @@ impl Partition {
         };
         let (base_offset, first_offset, entry) = {
             let _order = self.append_lock.lock().await;
+            if self.replicated.get() {
+                if let Err(code) = self.check_min_insync() {
+                    return PartitionReply::Error(code);
+                }
+            }
             if !self.producers.borrow().marker_allowed(producer_id, epoch) {
                 return PartitionReply::Error(ResponseError::InvalidProducerEpoch.code());
             }
@@ -196,6 +216,13 @@ impl Partition {
                 // The marker is durable; the entry is rebuilt from it at open.
                 warn!(partition = %self.id, "aborted-transaction index not written (rebuilt from the log at open): {e}");
             }
+        }
+        match self
+            .wait_replicated(base_offset + 1, MARKER_REPLICATION_TIMEOUT)
+            .await
+        {
+            0 => {}
+            code => return PartitionReply::Error(code),
         }
         PartitionReply::Produced {
             base_offset,
