@@ -12,19 +12,32 @@
 //! appended as they are, through the partition (no re-encoding).
 //! Errors back off and retry: a moved leadership is fixed by the next
 //! snapshot, which reassigns the partition to another fetcher.
+//! OFFSET_OUT_OF_RANGE means the leader's log no longer starts at or below
+//! this replica's end (its retention or DeleteRecords ran while this
+//! replica was away): the fetcher asks the leader for its log start
+//! (ListOffsets, earliest) and, when that is past this replica's end,
+//! empties the replica's log and starts it again there, as Kafka's
+//! follower does (`Partition::reset_replica`). That start may fall inside
+//! a batch (DeleteRecords moves it to any offset); the leader then sends
+//! the whole batch, and the still empty log starts again at the batch's
+//! base offset to take it, as Kafka's follower does.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tracing::{debug, info, warn};
 
 use super::client::BrokerConnection;
 use crate::shard::{Partition, Shard};
+use crate::storage::StorageError;
 
 /// Fetch version: v12 is the first with LastFetchedEpoch and
 /// DivergingEpoch, and still names topics (no id lookups) and carries
@@ -41,6 +54,11 @@ pub const FETCH_MAX_WAIT_MS: i32 = 500;
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// A fetch unanswered this long past its wait is given up (reconnect).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// ListOffsets version for the leader's log start: v4 carries
+/// CurrentLeaderEpoch and is still non-flexible, as `FETCH_VERSION` is.
+pub const LIST_OFFSETS_VERSION: i16 = 4;
+/// ListOffsets' timestamp for the earliest offset (the log start).
+const EARLIEST_TIMESTAMP: i64 = -2;
 
 /// One follower shard's fetcher for one leader broker.
 pub struct Fetcher {
@@ -106,8 +124,20 @@ impl Fetcher {
             match c.send(&request, FETCH_VERSION, timeout).await {
                 Ok(response) => {
                     failures = 0;
-                    if !self.take(&shard, response, &partitions).await {
+                    let mut behind = Vec::new();
+                    if !self.take(&shard, response, &partitions, &mut behind).await {
                         glommio::timer::sleep(RETRY_BACKOFF).await;
+                    }
+                    let mut lost = None;
+                    for p in behind {
+                        if let Err(e) = self.catch_up_to_log_start(c, &p).await {
+                            lost = Some(e);
+                            break;
+                        }
+                    }
+                    if let Some(e) = lost {
+                        conn = None;
+                        self.failed(&mut failures, &format!("list offsets: {e}")).await;
                     }
                 }
                 Err(e) => {
@@ -162,12 +192,14 @@ impl Fetcher {
     }
 
     /// Appends what the leader sent; false when every partition failed
-    /// (back off before asking again).
+    /// (back off before asking again). Partitions the leader answered
+    /// OFFSET_OUT_OF_RANGE go to `behind`.
     async fn take(
         &self,
         shard: &Shard,
         response: FetchResponse,
         partitions: &[Rc<Partition>],
+        behind: &mut Vec<Rc<Partition>>,
     ) -> bool {
         if response.error_code != 0 {
             debug!(
@@ -185,6 +217,10 @@ impl Fetcher {
                 }) else {
                     continue;
                 };
+                if answer.error_code == ResponseError::OffsetOutOfRange.code() {
+                    behind.push(p.clone());
+                    continue;
+                }
                 if answer.error_code != 0 {
                     self.partition_error(p, answer.error_code);
                     continue;
@@ -214,13 +250,70 @@ impl Fetcher {
                 }
                 let records = answer.records.unwrap_or_default();
                 crate::ops::metrics::record_replication_fetch(records.len());
-                match p.append_replica(&records, answer.high_watermark).await {
+                let mut appended = p.append_replica(&records, answer.high_watermark).await;
+                if let Err(StorageError::NonContiguousReplica { expected, found, .. }) = appended {
+                    // Reset to a log start inside a batch (module doc):
+                    // start the empty log again at the batch's base.
+                    let empty = p.log.log_start_offset() == p.log.next_offset();
+                    if empty && found < expected {
+                        appended = match p.reset_replica(found).await {
+                            Ok(()) => p.append_replica(&records, answer.high_watermark).await,
+                            Err(e) => Err(e),
+                        };
+                    }
+                }
+                match appended {
                     Ok(()) => any_ok = true,
                     Err(e) => warn!(partition = %p.id, "appending fetched batches failed: {e}"),
                 }
             }
         }
         any_ok
+    }
+
+    /// After OFFSET_OUT_OF_RANGE: asks the leader for its log start and,
+    /// when it is past this replica's end, starts the replica's log again
+    /// there. `Err` only for a connection failure; a partition error is
+    /// logged and the next fetch tries again.
+    async fn catch_up_to_log_start(
+        &self,
+        conn: &mut BrokerConnection,
+        p: &Partition,
+    ) -> Result<(), super::client::ClientError> {
+        let partition = ListOffsetsPartition::default()
+            .with_partition_index(p.id.partition)
+            .with_current_leader_epoch(p.leader_epoch())
+            .with_timestamp(EARLIEST_TIMESTAMP);
+        let topic = ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(p.id.topic.to_string())))
+            .with_partitions(vec![partition]);
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(self.local))
+            .with_topics(vec![topic]);
+        let response: ListOffsetsResponse =
+            conn.send(&request, LIST_OFFSETS_VERSION, FETCH_TIMEOUT).await?;
+        let answer = response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .find(|a| a.partition_index == p.id.partition);
+        let Some(answer) = answer.filter(|a| a.error_code == 0) else {
+            let code = answer.map(|a| a.error_code);
+            warn!(partition = %p.id, leader = self.leader, ?code, "leader's log start unknown after OFFSET_OUT_OF_RANGE");
+            return Ok(());
+        };
+        let end = p.log.next_offset();
+        if answer.offset <= end {
+            // Not behind the leader's start: a fetch past the leader's end
+            // (a leader that lost data) is the epoch check's to settle.
+            warn!(partition = %p.id, leader = self.leader, end, leader_log_start = answer.offset,
+                "replica fetch out of range but not below the leader's log start");
+            return Ok(());
+        }
+        if let Err(e) = p.reset_replica(answer.offset).await {
+            warn!(partition = %p.id, "log reset to the leader's log start failed: {e}");
+        }
+        Ok(())
     }
 
     fn partition_error(&self, p: &Partition, code: i16) {

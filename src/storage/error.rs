@@ -66,6 +66,17 @@ pub enum StorageError {
         /// The base offset it had.
         found: i64,
     },
+    /// `reset_to` below the end of a log that holds batches (a reset only
+    /// moves such a log forward).
+    #[error("log reset to offset {offset} refused: the log ends at {end} ({})", dir.display())]
+    ResetBelowLogEnd {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The offset asked for.
+        offset: i64,
+        /// The log end offset.
+        end: i64,
+    },
     /// A truncation that would remove data below the log start (the
     /// target, or the start of the batch holding it, is below it).
     #[error("truncation to offset {offset} refused: log start {log_start}, cut would start at {cut_at} ({})", dir.display())]

@@ -75,6 +75,7 @@ mod mem_disk;
 mod read;
 mod recovery;
 mod replica;
+mod reset;
 mod retention;
 mod scan;
 mod segment;

@@ -362,3 +362,85 @@ fn dma_append_replica_truncate_and_epoch_file() {
         assert_eq!(log.end_offset_for(2), (2, 90));
     });
 }
+
+#[test]
+fn reset_to_past_the_end_empties_the_log_and_continues_at_the_target() {
+    let disk = MemDisk::new();
+    let log = leader_log(&disk);
+    assert_eq!(log.next_offset(), 120);
+    let err = block_on(log.reset_to(119)).expect_err("below the end");
+    assert!(
+        matches!(err, StorageError::ResetBelowLogEnd { end: 120, .. }),
+        "{err}"
+    );
+    block_on(log.reset_to(500)).expect("reset");
+    assert_eq!(
+        (log.log_start_offset(), log.next_offset(), log.high_watermark()),
+        (500, 500, 500)
+    );
+    assert_eq!(log.segment_bases(), vec![500]);
+    assert!(pairs(&log).is_empty(), "the epoch cache starts again");
+    assert!(block_on(read_all(&log)).is_empty());
+    // Still empty, it may move back (a leader's log start inside a batch).
+    block_on(log.reset_to(490)).expect("an empty log moves back");
+    assert_eq!((log.log_start_offset(), log.next_offset()), (490, 490));
+    block_on(log.reset_to(500)).expect("reset");
+    // The leader's batches continue at the target, and survive a reopen.
+    let mut b = epoch_batch(8, 2, 9_000);
+    crate::protocol::batch::set_base_offset(&mut b, 500);
+    let info = log.append_replica(&mut b).expect("append at the target");
+    assert_eq!((info.base_offset, info.last_offset), (500, 501));
+    block_on(log.close()).expect("close");
+    let log = open_mem(&disk, small_config());
+    assert_eq!((log.log_start_offset(), log.next_offset()), (500, 502));
+    assert_eq!(pairs(&log), [(8, 500)]);
+    assert_eq!(offsets(&block_on(read_all(&log))), [(500, 501)]);
+}
+
+/// A crash after any number of mutating disk operations of a reset leaves
+/// either the whole old log or an empty log whose start is at most the
+/// target (from which the follower is refused again and resets again);
+/// never a log with a hole or a stale epoch cache.
+#[test]
+fn crash_during_reset_to_leaves_the_old_log_or_an_empty_one() {
+    let mut finished = false;
+    for ops in 0..200 {
+        let disk = MemDisk::new();
+        let log = leader_log(&disk);
+        let before = block_on(read_all(&log));
+        disk.fail_after(ops, libc::EIO);
+        let result = block_on(log.reset_to(300));
+        disk.clear_faults();
+        drop(log);
+        disk.crash();
+        let log = open_mem(&disk, small_config());
+        let after = block_on(read_all(&log));
+        assert!(before.ends_with(&after), "not a suffix after {ops}");
+        if after.is_empty() {
+            assert!(log.log_start_offset() <= 300, "after {ops}");
+            assert_eq!(log.log_start_offset(), log.next_offset(), "after {ops}");
+        } else {
+            assert_eq!(log.next_offset(), 120, "after {ops}");
+        }
+        let expected: Vec<(i32, i64)> = batch_epochs(&after)
+            .into_iter()
+            .fold(Vec::new(), |mut acc, (base, epoch)| {
+                if acc.last().is_none_or(|&(e, _)| e != epoch) {
+                    acc.push((epoch, base));
+                }
+                acc
+            });
+        let got = pairs(&log);
+        assert_eq!(
+            got.iter().map(|p| p.0).collect::<Vec<_>>(),
+            expected.iter().map(|p| p.0).collect::<Vec<_>>(),
+            "epochs after {ops} ({result:?})"
+        );
+        if result.is_ok() {
+            assert_eq!((log.log_start_offset(), log.next_offset()), (300, 300));
+            finished = true;
+            break;
+        }
+    }
+    assert!(finished, "the reset never completed within the fault budget");
+}

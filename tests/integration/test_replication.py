@@ -517,3 +517,79 @@ def test_txn_markers_wait_for_the_isr_so_a_commit_is_not_visible_on_the_leader_a
     p.commit_transaction(30)  # a timed-out commit is retried (librdkafka's contract)
     got = clients.consume_all(cluster.bootstrap(leader), topic, 1, expect=10, **committed)
     assert sorted(r.value for r in got) == sorted(f"v{i}".encode() for i in range(10))
+
+
+def partition_gauges(node, topic: str) -> dict[str, int]:
+    text = urllib.request.urlopen(f"{node.admin_url}/metrics", timeout=10).read().decode()
+    out = {}
+    for name in ("log_start_offset", "log_end_offset"):
+        prefix = f'corestream_partition_{name}{{topic="{topic}",partition="0",'
+        [line] = [line for line in text.splitlines() if line.startswith(prefix)]
+        out[name] = int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def test_follower_behind_the_leaders_log_start_resets_its_log_and_rejoins_the_isr(cluster):
+    """A follower away while DeleteRecords (or retention) moved the leader's
+    log start past the follower's end cannot fetch what it lacks: the
+    leader answers OFFSET_OUT_OF_RANGE. As Kafka's follower does, it asks
+    the leader for its log start, empties its own log, starts again there,
+    catches up and rejoins the ISR; a new leader elected from it serves
+    every record from that log start on."""
+    from confluent_kafka import TopicPartition
+
+    topic = topic_name()
+    clients.create_topic(
+        cluster.bootstrap(1), topic, 1,
+        config={"min.insync.replicas": "2", "segment.bytes": str(64 * 1024)},
+        replication_factor=3,
+    )
+    md = cluster.wait_for(
+        "the partition led with three in sync",
+        lambda md: isr(md, topic).get(0) == [1, 2, 3] and leaders(md, topic)[0] != -1,
+        via=1, topics=[topic],
+    )
+    leader = leaders(md, topic)[0]
+    follower = next(i for i in cluster.nodes if i != leader)
+    first = [(None, f"a{i:05d}".encode() * 100, 0) for i in range(200)]
+    clients.produce_all(cluster.bootstrap(), topic, first, acks="all")
+    cluster.nodes[follower].kill9()
+    cluster.wait_for(
+        "the dead follower out of the ISR",
+        lambda md: follower not in isr(md, topic)[0],
+        via=leader, topics=[topic], timeout_s=SESSION_TIMEOUT_MS / 1000 + LEADER_WAIT_S,
+    )
+    second = [(None, f"b{i:05d}".encode() * 100, 0) for i in range(400)]
+    clients.produce_all(cluster.bootstrap(leader), topic, second, acks="all")
+    cut = 500  # past the follower's end (200), in a later segment
+    admin = clients.admin(cluster.bootstrap(leader))
+    for f in admin.delete_records([TopicPartition(topic, 0, cut)]).values():
+        f.result(15)
+    assert partition_gauges(cluster.nodes[leader], topic)["log_start_offset"] >= 200
+
+    cluster.nodes[follower].start()
+    cluster.wait_for(
+        "the follower back in the ISR",
+        lambda md: isr(md, topic)[0] == [1, 2, 3],
+        via=leader, topics=[topic],
+    )
+    lead, back = partition_gauges(cluster.nodes[leader], topic), partition_gauges(cluster.nodes[follower], topic)
+    assert back["log_end_offset"] == lead["log_end_offset"] == 600, (back, lead)
+    # The leader's start (500) is inside the second produce's batch (200..599):
+    # the reset replica starts at that batch's base, as Kafka's follower does.
+    assert 200 <= back["log_start_offset"] <= lead["log_start_offset"] == cut, (back, lead)
+    log = open(cluster.nodes[follower].log_path, errors="replace").read()
+    assert "log reset: the leader's log starts past this replica's end" in log
+
+    # The reset replica holds the same records: lead from it.
+    cluster.nodes[leader].kill9()
+    md = cluster.wait_for(
+        "another ISR member leads",
+        lambda md: leaders(md, topic)[0] not in (-1, leader),
+        via=follower, topics=[topic], timeout_s=SESSION_TIMEOUT_MS / 1000 + LEADER_WAIT_S,
+    )
+    new_leader = leaders(md, topic)[0]
+    start = lead["log_start_offset"]
+    got = clients.consume_all(cluster.bootstrap(new_leader), topic, 1, start_offset=start, expect=600 - start)
+    assert [r.offset for r in got] == list(range(start, 600))
+    assert [r.value for r in got] == [v for _, v, _ in (first + second)[start:]]

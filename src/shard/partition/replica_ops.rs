@@ -1,5 +1,6 @@
 //! What a follower replica does to its partition (append the leader's
-//! batches as they are, truncate a divergent tail) and what a replica
+//! batches as they are, truncate a divergent tail, start again at the
+//! leader's log start when it fell behind it) and what a replica
 //! does when it becomes leader (rebuild producer state from its log).
 
 use std::rc::Rc;
@@ -70,6 +71,32 @@ impl Partition {
         warn!(partition = %self.id, from = before, to = self.log.next_offset(),
             "divergent tail truncated (the new leader does not have it)");
         Ok(hw_lowered)
+    }
+
+    /// Empties this replica's log and starts it again at `offset`, the
+    /// leader's log start, when the leader no longer has what this replica
+    /// lacks (its retention or DeleteRecords moved past this replica's end
+    /// while it was away): Kafka's `truncateFullyAndStartAt`. The tail
+    /// cache and aborted-index entries go with the segments; the producer
+    /// table is rebuilt from the log when this replica leads. The high
+    /// watermark moves up to `offset` (nothing below it exists any more).
+    /// An empty log may also move back (`PartitionLog::reset_to`).
+    pub async fn reset_replica(&self, offset: i64) -> Result<(), StorageError> {
+        let _order = self.append_lock.lock().await;
+        let before = (self.log.log_start_offset(), self.log.next_offset());
+        let empty = before.0 == before.1;
+        if (offset <= before.1 && !empty) || (empty && offset == before.1) {
+            return Ok(());
+        }
+        self.log.reset_to(offset).await?;
+        self.tail.clear();
+        self.tail.publish(self.log.high_watermark());
+        self.hw.set(self.hw.get().max(self.log.high_watermark()));
+        self.prune_aborted_index();
+        self.producers_saved_at.set(-1);
+        warn!(partition = %self.id, log_start = before.0, log_end = before.1, leader_log_start = offset,
+            "log reset: the leader's log starts past this replica's end (retention or DeleteRecords ran while it was away)");
+        Ok(())
     }
 
     /// Rebuilds the idempotent-producer table and the aborted index from
