@@ -11,6 +11,7 @@
 
 use clap::Subcommand;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::describe_quorum_response::PartitionData as QuorumPartition;
 use kafka_protocol::messages::{
     DescribeClusterRequest, DescribeQuorumRequest, MetadataResponse, TopicName,
 };
@@ -75,6 +76,21 @@ fn quorum(cluster: &mut Cluster) -> Result<Option<Quorum>, ClientError> {
     check(p.error_code, || {
         "DescribeQuorum of the metadata partition".into()
     })?;
+    let (last_log_index, voters) = voter_progress(p);
+    Ok(Some(Quorum {
+        leader_id: p.leader_id.0,
+        term: p.leader_epoch,
+        committed_index: p.high_watermark,
+        last_log_index,
+        voters,
+    }))
+}
+
+/// From a DescribeQuorum partition answer: the leader's last log index
+/// (its own LogEndOffset; -1 unknown) and, per voter, (id, matched index,
+/// entries behind the leader), -1 where unknown. The console's overview
+/// shows the same figures.
+pub fn voter_progress(p: &QuorumPartition) -> (i64, Vec<(i32, i64, i64)>) {
     let last_log_index = p
         .current_voters
         .iter()
@@ -93,13 +109,7 @@ fn quorum(cluster: &mut Cluster) -> Result<Option<Quorum>, ClientError> {
             (v.replica_id.0, v.log_end_offset, lag)
         })
         .collect();
-    Ok(Some(Quorum {
-        leader_id: p.leader_id.0,
-        term: p.leader_epoch,
-        committed_index: p.high_watermark,
-        last_log_index,
-        voters,
-    }))
+    (last_log_index, voters)
 }
 
 /// (node, address, fenced) of every registered broker: DescribeCluster v2

@@ -23,6 +23,7 @@ pub(super) struct FileConfig {
     pub(super) authorizer: Option<String>,
     pub(super) super_users: Option<String>,
     pub(super) allow_everyone_if_no_acl_found: Option<bool>,
+    pub(super) admin_ui_principal: Option<String>,
     pub(super) advertised_addr: Option<String>,
     pub(super) data_dir: Option<PathBuf>,
     pub(super) shards: Option<usize>,

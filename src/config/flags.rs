@@ -237,6 +237,11 @@ pub struct Flags {
     /// (Kafka's allow.everyone.if.no.acl.found; default false).
     #[arg(long, env = "CORESTREAM_ALLOW_EVERYONE_IF_NO_ACL_FOUND", num_args = 0..=1, default_missing_value = "true")]
     pub allow_everyone_if_no_acl_found: Option<bool>,
+    /// The principal the web console acts as with `--authorizer acl`
+    /// (`Type:name`, e.g. `User:console`; default `User:ANONYMOUS`, as a
+    /// Kafka client without credentials).
+    #[arg(long, env = "CORESTREAM_ADMIN_UI_PRINCIPAL")]
+    pub admin_ui_principal: Option<String>,
 }
 
 impl Flags {

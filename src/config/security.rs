@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use super::file::FileConfig;
 use super::flags::Flags;
 use super::*;
-use crate::security::acl::{parse_super_users, AclAuthorizer};
+use crate::security::acl::{parse_principal, parse_super_users, AclAuthorizer};
 use crate::security::listener::{parse_listener_list, resolve_listeners, Listener};
 use crate::security::tls::TlsFiles;
 use crate::security::SecurityProtocol;
@@ -74,7 +74,7 @@ fn read_admin_token(path: &std::path::Path) -> Result<AdminToken, ConfigError> {
 }
 
 /// Resolved security settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityConfig {
     /// The listeners from `listeners`; empty when `listen` is used instead
     /// (see [`Config::listeners`]).
@@ -92,6 +92,26 @@ pub struct SecurityConfig {
     /// The ACL authorizer (`authorizer = "acl"`); `None` allows every
     /// request.
     pub authorizer: Option<AclAuthorizer>,
+    /// The principal the web console's Kafka requests act as
+    /// (`admin_ui_principal`, `Type:name`); checked by the authorizer like
+    /// any client's (`console::access`).
+    pub admin_ui_principal: String,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> SecurityConfig {
+        SecurityConfig {
+            listeners: Vec::new(),
+            tls: None,
+            initial_user: None,
+            initial_user_password_file: None,
+            connection_failed_authentication_delay_ms:
+                CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_DEFAULT,
+            admin_token: None,
+            authorizer: None,
+            admin_ui_principal: crate::security::ANONYMOUS_PRINCIPAL.to_string(),
+        }
+    }
 }
 
 impl SecurityConfig {
@@ -170,8 +190,15 @@ impl SecurityConfig {
             None => None,
         };
         let authorizer = resolve_authorizer(flags, file)?;
+        // Kafka UIs connect as a configured user; without one, the console
+        // is what a client without credentials is: User:ANONYMOUS.
+        let admin_ui_principal = match text(&flags.admin_ui_principal, &file.admin_ui_principal) {
+            Some(p) => parse_principal(&p).map_err(|e| invalid("admin-ui-principal", e.0))?,
+            None => crate::security::ANONYMOUS_PRINCIPAL.to_string(),
+        };
         Ok(SecurityConfig {
             authorizer,
+            admin_ui_principal,
             connection_failed_authentication_delay_ms: delay_ms,
             admin_token,
             listeners,

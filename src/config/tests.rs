@@ -430,3 +430,24 @@ fn config_authorizer_from_file_and_flags() {
         assert!(Config::resolve(bad).is_err());
     }
 }
+
+#[test]
+fn config_admin_ui_principal_defaults_to_anonymous_and_must_be_type_name() {
+    let c = Config::resolve(Flags::default()).unwrap();
+    assert_eq!(c.security.admin_ui_principal, "User:ANONYMOUS");
+    let c = Config::resolve(Flags {
+        admin_ui_principal: Some(" User:console ".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.security.admin_ui_principal, "User:console");
+    for bad in ["console", "User:", ":x", "User:a;User:b"] {
+        let e = Config::resolve(Flags {
+            admin_ui_principal: Some(bad.into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("admin-ui-principal"), "{bad}: {e}");
+    }
+}

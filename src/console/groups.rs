@@ -15,11 +15,13 @@ use kafka_protocol::messages::GroupId;
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 
+use super::access::{self, Need};
 use super::kafka::{self, check, check_message};
 use super::messages::{decode_records, fetch_once};
 use super::{ConsoleError, ConsoleResult};
 use crate::cli::groups::decode_assignment;
 use crate::ops::admin::{lag_history, observe_lag};
+use crate::security::acl::Operation;
 use crate::shard::Shard;
 
 const LIST_GROUPS_VERSION: i16 = 5;
@@ -189,7 +191,24 @@ pub(super) async fn describe(shard: &Rc<Shard>, group: &str) -> ConsoleResult {
     if kind.is_none() && lags.is_empty() && members.is_empty() {
         return Err(ConsoleError::NotFound(format!("group {group:?} not found")));
     }
-    let statuses = observe_lag(&shard.config.ops.lag_rules, group, &lags);
+    // The lag monitor sees every partition (its window is shared with
+    // `/v1/groups/{g}/lag`); the answer shows only the topics the
+    // console's principal may DESCRIBE, as Metadata would list them: the
+    // rows come from the coordinator, not from a Kafka request (`access`).
+    let all_statuses = observe_lag(&shard.config.ops.lag_rules, group, &lags);
+    let mut visible_topics = std::collections::BTreeSet::new();
+    for p in &lags {
+        if !visible_topics.contains(p.topic.as_str())
+            && access::allowed(shard, Need::topic(Operation::Describe, &p.topic))?
+        {
+            visible_topics.insert(p.topic.clone());
+        }
+    }
+    let (lags, statuses): (Vec<_>, Vec<_>) = lags
+        .into_iter()
+        .zip(all_statuses)
+        .filter(|(p, _)| visible_topics.contains(&p.topic))
+        .unzip();
     let now = crate::clock::wall_ms();
     let mut partitions = Vec::new();
     for (p, status) in lags.iter().zip(&statuses) {
@@ -213,6 +232,7 @@ pub(super) async fn describe(shard: &Rc<Shard>, group: &str) -> ConsoleResult {
     }
     let history: Vec<Value> = lag_history(group)
         .into_iter()
+        .filter(|(topic, _, _)| visible_topics.contains(topic))
         .map(|(topic, partition, samples)| {
             let points: Vec<Value> = samples
                 .iter()

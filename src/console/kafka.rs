@@ -44,18 +44,7 @@ pub async fn call<R: Request>(
     request
         .encode(&mut frame, version)
         .map_err(|e| ConsoleError::Internal(format!("encoding API {api} request: {e}")))?;
-    // The console speaks as a client of the first listener (addresses in
-    // answers are that listener's); it is not subject to its SASL.
-    let listener = shard
-        .config
-        .listeners()
-        .into_iter()
-        .next()
-        .ok_or_else(|| ConsoleError::Internal("no Kafka listener configured".to_string()))?;
-    let connection = Rc::new(ConnectionContext::new(
-        Rc::new(listener),
-        CONSOLE_CLIENT_ID.to_string(),
-    ));
+    let connection = console_connection(shard)?;
     let mut answer = match handle_frame(shard.clone(), frame.freeze(), None, connection).await {
         Outcome::Respond(bytes) => bytes,
         Outcome::RespondParts(parts) => contiguous(parts.into_parts()).await?,
@@ -72,6 +61,23 @@ pub async fn call<R: Request>(
         .map_err(|e| ConsoleError::Internal(format!("API {api} response header: {e}")))?;
     R::Response::decode(&mut answer, version)
         .map_err(|e| ConsoleError::Internal(format!("API {api} response: {e}")))
+}
+
+/// The connection the console's requests come in on: a client of the
+/// first listener (addresses in answers are that listener's), not subject
+/// to its SASL, acting as `admin_ui_principal` (`console::access`). Its
+/// peer, and so the host ACLs see, is [`CONSOLE_CLIENT_ID`], not an IP:
+/// only ACLs for host `*` apply to the console.
+pub fn console_connection(shard: &Shard) -> Result<Rc<ConnectionContext>, ConsoleError> {
+    let listener = shard
+        .config
+        .listeners()
+        .into_iter()
+        .next()
+        .ok_or_else(|| ConsoleError::Internal("no Kafka listener configured".to_string()))?;
+    let connection = ConnectionContext::new(Rc::new(listener), CONSOLE_CLIENT_ID.to_string());
+    *connection.principal.borrow_mut() = shard.config.security.admin_ui_principal.clone();
+    Ok(Rc::new(connection))
 }
 
 /// Joins a fetch response's parts. File parts (cold segments) are read on
@@ -123,6 +129,9 @@ pub fn error_name(code: i16) -> String {
     crate::cli::client::kafka_error_name(code)
 }
 
+/// Kafka's TOPIC_AUTHORIZATION_FAILED.
+pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+
 /// ListOffsets' timestamp for "the log end".
 pub const OFFSET_LATEST: i64 = -1;
 /// ListOffsets' timestamp for "the log start".
@@ -165,6 +174,11 @@ pub async fn partition_count(shard: &Rc<Shard>, topic: &str) -> Result<i32, Cons
         .topics
         .first()
         .ok_or_else(|| ConsoleError::NotFound(format!("topic {topic:?} not found")))?;
+    if meta.error_code == TOPIC_AUTHORIZATION_FAILED {
+        // Refused, not missing: 403 (Kafka answers this whether or not
+        // the topic exists).
+        check(meta.error_code, &format!("topic {topic:?}"))?;
+    }
     if meta.error_code != 0 {
         return Err(ConsoleError::NotFound(format!(
             "topic {topic:?}: {}",

@@ -20,11 +20,17 @@
 //!   rebinding); changes naming an internal topic are refused (403). The
 //!   page escapes every broker-supplied string before it reaches the DOM,
 //!   and the responses carry a Content-Security-Policy (`ops::http`).
-//! - Access control is one hook, [`admin_token_check`], run before every
-//!   console API route and the admin port's own routes (not the health and
-//!   readiness probes, not the static assets): a bearer token when
-//!   `admin_token_file` is set.
+//! - Access control is two layers. [`admin_token_check`], run before
+//!   every console API route and the admin port's own routes (not the
+//!   health and readiness probes, not the static assets), asks for a
+//!   bearer token when `admin_token_file` is set: who may use the port.
+//!   With `--authorizer acl`, [`access`] then decides what the console may
+//!   do: it acts as `admin_ui_principal` and every route and every Kafka
+//!   request it sends is checked by the broker's own authorizer, so the
+//!   pages show only what that principal may see (403 naming the missing
+//!   operation otherwise).
 
+mod access;
 mod assets;
 mod groups;
 pub mod guard;
@@ -56,6 +62,22 @@ pub enum ConsoleError {
     /// A guard refused the request (cross-site, foreign Host, internal topic).
     #[error("{0}")]
     Forbidden(String),
+    /// The ACL authorizer refused the console's principal an operation
+    /// (`access`).
+    #[error(
+        "{principal} may not {operation} {resource_type} {resource:?} \
+         (ACL authorizer; the console acts as admin_ui_principal)"
+    )]
+    Denied {
+        /// The console's principal.
+        principal: String,
+        /// Kafka's name of the missing operation, e.g. "READ".
+        operation: &'static str,
+        /// Kafka's name of the resource type, e.g. "TOPIC".
+        resource_type: &'static str,
+        /// The resource's name.
+        resource: String,
+    },
     /// The method is not served on a console path.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -80,6 +102,9 @@ const KAFKA_NOT_FOUND_CODES: &[i16] = &[3, 69, 100];
 const KAFKA_CONFLICT_CODES: &[i16] = &[36, 68];
 /// Kafka error codes that mean "try again" (coordinator loading or moving).
 const KAFKA_UNAVAILABLE_CODES: &[i16] = &[14, 15, 16];
+/// Kafka error codes that mean "refused by the authorizer": TOPIC_,
+/// GROUP_, CLUSTER_ and TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+const KAFKA_FORBIDDEN_CODES: &[i16] = &[29, 30, 31, 53];
 
 impl ConsoleError {
     fn status(&self) -> &'static str {
@@ -87,7 +112,7 @@ impl ConsoleError {
             ConsoleError::BadRequest(_) => "400 Bad Request",
             ConsoleError::NotFound(_) => "404 Not Found",
             ConsoleError::Unauthorized(_) => "401 Unauthorized",
-            ConsoleError::Forbidden(_) => "403 Forbidden",
+            ConsoleError::Forbidden(_) | ConsoleError::Denied { .. } => "403 Forbidden",
             ConsoleError::MethodNotAllowed(_) => "405 Method Not Allowed",
             ConsoleError::Kafka { code, .. } if KAFKA_NOT_FOUND_CODES.contains(code) => {
                 "404 Not Found"
@@ -98,6 +123,9 @@ impl ConsoleError {
             ConsoleError::Kafka { code, .. } if KAFKA_UNAVAILABLE_CODES.contains(code) => {
                 "503 Service Unavailable"
             }
+            ConsoleError::Kafka { code, .. } if KAFKA_FORBIDDEN_CODES.contains(code) => {
+                "403 Forbidden"
+            }
             ConsoleError::Kafka { .. } => "400 Bad Request",
             ConsoleError::Internal(_) => "500 Internal Server Error",
         }
@@ -106,9 +134,23 @@ impl ConsoleError {
     /// The JSON error answer.
     pub fn into_response(self) -> Response {
         let mut body = serde_json::json!({ "error": self.to_string() });
-        if let ConsoleError::Kafka { code, name, .. } = &self {
-            body["kafka_error_code"] = (*code).into();
-            body["kafka_error"] = name.as_str().into();
+        match &self {
+            ConsoleError::Kafka { code, name, .. } => {
+                body["kafka_error_code"] = (*code).into();
+                body["kafka_error"] = name.as_str().into();
+            }
+            ConsoleError::Denied {
+                principal,
+                operation,
+                resource_type,
+                resource,
+            } => {
+                body["principal"] = principal.as_str().into();
+                body["missing_operation"] = (*operation).into();
+                body["resource_type"] = (*resource_type).into();
+                body["resource"] = resource.as_str().into();
+            }
+            _ => {}
         }
         Response::json_status(self.status(), body)
     }
@@ -169,7 +211,11 @@ pub async fn route(shard: &Rc<Shard>, request: &Request) -> Option<Response> {
     }
     let checks = host_check()
         .and_then(|()| admin_token_check(shard, request))
-        .and_then(|()| guard::check_write(request));
+        .and_then(|()| guard::check_write(request))
+        .and_then(|()| match access::need(&request.method, &segments) {
+            Some(need) => access::require(shard, need),
+            None => Ok(()),
+        });
     if let Err(e) = checks {
         return Some(e.into_response());
     }
@@ -270,5 +316,21 @@ mod tests {
         );
         let r = ConsoleError::NotFound("nope".into()).into_response();
         assert_eq!(r.status, "404 Not Found");
+        let refused = ConsoleError::Kafka {
+            code: 29,
+            name: "TOPIC_AUTHORIZATION_FAILED".into(),
+            context: "c".into(),
+        };
+        assert_eq!(refused.status(), "403 Forbidden");
+        let denied = ConsoleError::Denied {
+            principal: "User:console".into(),
+            operation: "READ",
+            resource_type: "TOPIC",
+            resource: "b".into(),
+        };
+        assert_eq!(denied.status(), "403 Forbidden");
+        assert!(denied
+            .to_string()
+            .contains("User:console may not READ TOPIC \"b\""));
     }
 }

@@ -1,6 +1,17 @@
-//! `GET /v1/overview`: brokers (from a Metadata request, as a client sees
-//! them), per-shard throughput in and out, partitions per shard and disk
-//! use (from the shards' metric reports, which the Kafka protocol lacks).
+//! `GET /v1/overview`: the brokers with their state (DescribeCluster v2,
+//! fenced brokers included) and the controller quorum (DescribeQuorum:
+//! leader, epoch, high watermark, each voter's log end and lag), as
+//! `corestream cluster info` shows them; the topic count (Metadata); and
+//! per-shard throughput in and out, partitions per shard and disk use
+//! (from the shards' metric reports, which the Kafka protocol lacks).
+//!
+//! The brokers and quorum come from Kafka requests, so any node answers
+//! for the whole cluster (DescribeQuorum is forwarded to the active
+//! controller), and both need DESCRIBE on the cluster, as the page does
+//! (`access`). A single node is its own only broker and voter at epoch 0
+//! with no Raft log (`handlers::describe_quorum`): it renders the same
+//! way. "Shutting down" is not a state of its own: a controlled shutdown
+//! fences the broker at once (`cluster::controller`), so it shows fenced.
 //!
 //! Rates come from a short history of samples kept on shard 0: a sample is
 //! taken when a console call asks and the newest is older than
@@ -13,10 +24,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::MetadataRequest;
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest};
 use serde_json::json;
 
-use super::{kafka, ConsoleResult};
+use super::{kafka, ConsoleError, ConsoleResult};
+use crate::handlers::describe_quorum::CLUSTER_METADATA_TOPIC;
 use crate::ops::admin::shard_report;
 use crate::ops::metrics::ShardReport;
 use crate::shard::Shard;
@@ -27,8 +39,12 @@ const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 const RATE_SPAN: Duration = Duration::from_secs(10);
 /// Samples kept (at one per second, about five minutes).
 const SAMPLES_MAX: usize = 300;
-/// Metadata version the console speaks.
-const METADATA_VERSION: i16 = 12;
+/// DescribeCluster version the console speaks (v2: fenced brokers).
+const DESCRIBE_CLUSTER_VERSION: i16 = 2;
+/// DescribeQuorum version the console speaks.
+const DESCRIBE_QUORUM_VERSION: i16 = 1;
+/// DescribeCluster's endpoint type for brokers (KIP-919).
+const ENDPOINT_TYPE_BROKER: i8 = 1;
 
 /// One reading of the counters.
 #[derive(Debug, Clone)]
@@ -148,22 +164,87 @@ fn history() -> Vec<Vec<serde_json::Value>> {
     })
 }
 
-/// The overview document.
-pub(super) async fn overview(shard: &Rc<Shard>) -> ConsoleResult {
-    let metadata = kafka::call(shard, METADATA_VERSION, &MetadataRequest::default()).await?;
-    let brokers: Vec<_> = metadata
+/// Brokers as DescribeCluster v2 reports them, fenced ones included
+/// (KIP-1073), with the controller marked: `(brokers, controller id,
+/// cluster id)`.
+async fn brokers(
+    shard: &Rc<Shard>,
+) -> Result<(Vec<serde_json::Value>, i32, Option<String>), ConsoleError> {
+    let request = DescribeClusterRequest::default()
+        .with_endpoint_type(ENDPOINT_TYPE_BROKER)
+        .with_include_fenced_brokers(true);
+    let answer = kafka::call(shard, DESCRIBE_CLUSTER_VERSION, &request).await?;
+    kafka::check_message(
+        answer.error_code,
+        answer.error_message.as_ref(),
+        "describe the cluster",
+    )?;
+    let controller = answer.controller_id.0;
+    let mut brokers: Vec<_> = answer
         .brokers
         .iter()
         .map(|b| {
             json!({
-                "node_id": b.node_id.0,
+                "node_id": b.broker_id.0,
                 "host": b.host.as_str(),
                 "port": b.port,
                 "rack": b.rack.as_ref().map(|r| r.as_str()),
-                "controller": b.node_id == metadata.controller_id,
+                "controller": b.broker_id.0 == controller,
+                "fenced": b.is_fenced,
+                "state": if b.is_fenced { "fenced" } else { "unfenced" },
+                "local": b.broker_id.0 == shard.config.node_id,
             })
         })
         .collect();
+    brokers.sort_by_key(|b| b["node_id"].as_i64());
+    let cluster_id = Some(answer.cluster_id.to_string()).filter(|c| !c.is_empty());
+    Ok((brokers, controller, cluster_id))
+}
+
+/// The controller quorum as DescribeQuorum reports it (the active
+/// controller answers; `corestream cluster info` shows the same): leader,
+/// epoch (the Raft term), high watermark (the committed index) and each
+/// voter's log end (matched index) and lag in entries behind the leader
+/// (null when unknown). A quorum without a leader (an election) is an
+/// `error` field, not a failed overview.
+async fn quorum(shard: &Rc<Shard>) -> Result<serde_json::Value, ConsoleError> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(kafka::topic_name(CLUSTER_METADATA_TOPIC))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let answer = kafka::call(shard, DESCRIBE_QUORUM_VERSION, &request).await?;
+    kafka::check(answer.error_code, "describe the quorum")?;
+    let partition = answer
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .next()
+        .ok_or_else(|| ConsoleError::Internal("DescribeQuorum: no partition".into()))?;
+    if let Err(e) = kafka::check(partition.error_code, "describe the quorum") {
+        return Ok(json!({ "error": e.to_string() }));
+    }
+    let (last_log_index, voters) = crate::cli::cluster::voter_progress(partition);
+    let unknown_as_null = |n: i64| if n < 0 { None } else { Some(n) };
+    Ok(json!({
+        "leader_id": partition.leader_id.0,
+        "epoch": partition.leader_epoch,
+        "high_watermark": unknown_as_null(partition.high_watermark),
+        "last_log_index": unknown_as_null(last_log_index),
+        "voters": voters.iter().map(|&(id, log_end, lag)| json!({
+            "id": id,
+            "log_end_offset": unknown_as_null(log_end),
+            "lag": unknown_as_null(lag),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// The overview document.
+pub(super) async fn overview(shard: &Rc<Shard>) -> ConsoleResult {
+    let (brokers, controller_id, cluster_id) = brokers(shard).await?;
+    let quorum = quorum(shard).await?;
+    // The topics the console's principal may see, cluster-wide (the
+    // shard reports below hold this node's partitions only).
+    let topics = kafka::metadata(shard, None).await?.topics.len();
     let reports = reports(shard).await;
     let rates = observe(&reports);
     let shards: Vec<_> = reports
@@ -183,16 +264,13 @@ pub(super) async fn overview(shard: &Rc<Shard>) -> ConsoleResult {
             })
         })
         .collect();
-    let topics = reports
-        .iter()
-        .flat_map(|r| &r.partitions)
-        .map(|p| p.topic.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
     Ok(json!({
-        "cluster_id": metadata.cluster_id.as_ref().map(|c| c.as_str()),
-        "controller_id": metadata.controller_id.0,
+        "cluster_id": cluster_id,
+        "controller_id": controller_id,
+        "node_id": shard.config.node_id,
+        "cluster_mode": shard.snapshot().cluster.is_some(),
         "brokers": brokers,
+        "quorum": quorum,
         "topics": topics,
         "shards": shards,
         "disk_bytes": reports.iter().flat_map(|r| &r.partitions).map(|p| p.size_bytes).sum::<u64>(),

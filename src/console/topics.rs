@@ -27,10 +27,12 @@ use kafka_protocol::protocol::StrBytes;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::{self, Need};
 use super::guard::refuse_internal_topic;
 use super::kafka::{self, check, check_message, topic_name};
 use super::overview::{observe, reports};
 use super::{ConsoleError, ConsoleResult};
+use crate::security::acl::Operation;
 use crate::shard::Shard;
 
 /// How long an admin request may wait for the broker, in ms.
@@ -178,6 +180,14 @@ fn minus_one_i16() -> i16 {
 /// `POST /v1/topics`.
 pub(super) async fn create(shard: &Rc<Shard>, body: &CreateTopic) -> ConsoleResult {
     refuse_internal_topic("create", &body.name)?;
+    // Kafka's CreateTopics rule: CREATE on the cluster or on the topic.
+    access::require_any(
+        shard,
+        &[
+            Need::cluster(Operation::Create),
+            Need::topic(Operation::Create, &body.name),
+        ],
+    )?;
     let configs = body
         .configs
         .iter()

@@ -401,3 +401,43 @@ def test_cluster_info_cli_describe_quorum_shows_quorum_and_broker_states(cluster
     q = info["quorum"]
     lag = {v["id"]: v["lag"] for v in q["voters"]}
     assert q["leader_id"] == controller and lag[victim] > 0, q
+
+
+def test_console_overview_cluster_shows_broker_states_and_the_quorum(cluster):
+    """The console's /v1/overview (issue 24) on every node: three unfenced
+    brokers, the active controller, the quorum's leader, epoch, high
+    watermark and each voter's log end and lag, as DescribeQuorum and
+    DescribeCluster v2 report them; a SIGKILLed broker then shown fenced."""
+    clients.create_topic(cluster.bootstrap(1), topic_name(), 3)  # some log entries
+    controller = cluster.metadata(1)["controller_id"]
+
+    def overview(i: int) -> dict:
+        with urllib.request.urlopen(f"{cluster.nodes[i].admin_url}/v1/overview", timeout=10) as r:
+            return json.loads(r.read())
+
+    for i in cluster.nodes:
+        o = overview(i)
+        assert o["cluster_mode"] is True and o["node_id"] == i and o["controller_id"] == controller, o
+        brokers = {b["node_id"]: b for b in o["brokers"]}
+        assert sorted(brokers) == [1, 2, 3], o["brokers"]
+        assert {b["state"] for b in brokers.values()} == {"unfenced"}, o["brokers"]
+        assert {n for n, b in brokers.items() if b["controller"]} == {controller}
+        assert {n for n, b in brokers.items() if b["local"]} == {i}
+        assert all(brokers[n]["port"] == node.port for n, node in cluster.nodes.items())
+        q = o["quorum"]
+        assert q["leader_id"] == controller and q["epoch"] >= 1 and q["high_watermark"] > 0, (i, q)
+        voters = {v["id"]: v for v in q["voters"]}
+        assert sorted(voters) == [1, 2, 3], (i, q)
+        for v in voters.values():
+            assert v["log_end_offset"] > 0 and 0 <= v["lag"] <= VOTER_LAG_ENTRIES_MAX, (i, q)
+        assert (voters[controller]["log_end_offset"], voters[controller]["lag"]) == (q["last_log_index"], 0), q
+
+    victim = next(i for i in cluster.nodes if i != controller)
+    cluster.nodes[victim].kill9()
+    clients.wait_for(
+        "the dead broker shown fenced",
+        lambda: {b["node_id"]: b["state"] for b in overview(controller)["brokers"]}.get(victim) == "fenced",
+        timeout_s=SESSION_TIMEOUT_MS / 1000 + 15,
+    )
+    states = {b["node_id"]: b["state"] for b in overview(controller)["brokers"]}
+    assert list(states.values()).count("unfenced") == 2, states

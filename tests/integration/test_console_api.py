@@ -76,6 +76,15 @@ def test_console_overview(broker):
     time.sleep(1.2)  # a second sample, so rates and history exist
     o = ok(broker, "GET", "/v1/overview")
     assert len(o["brokers"]) == 1 and o["brokers"][0]["port"] == broker.port
+    # a single node: its own only broker, unfenced, and its own controller
+    # (DescribeQuorum answers it as the only voter, epoch 0, no Raft log)
+    [b] = o["brokers"]
+    assert (b["state"], b["fenced"], b["controller"], b["local"]) == ("unfenced", False, True, True), b
+    assert o["cluster_mode"] is False and o["controller_id"] == b["node_id"]
+    q = o["quorum"]
+    assert (q["leader_id"], q["epoch"], q["high_watermark"]) == (b["node_id"], 0, None), q
+    assert q["voters"] == [{"id": b["node_id"], "log_end_offset": None, "lag": None}], q
+    assert o["topics"] >= 1
     assert len(o["shards"]) == 2
     assert sum(s["partitions"] for s in o["shards"]) >= 4
     assert o["disk_bytes"] > 2000 and sum(s["bytes_in_total"] for s in o["shards"]) > 2000

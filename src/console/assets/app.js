@@ -88,6 +88,7 @@ window.addEventListener("hashchange", route);
 function overviewPage(live) {
   main.appendChild(h(`<div><h1>Overview</h1><div class="cards" id="ov-cards"></div>
     <h2>Brokers</h2><table id="ov-brokers"></table>
+    <h2>Controller quorum</h2><div class="muted" id="ov-quorum-info"></div><table id="ov-quorum"></table>
     <h2>Shards</h2><table id="ov-shards"></table>
     <h2>Throughput per shard</h2><div class="charts" id="ov-charts"></div></div>`));
   every(POLL_OVERVIEW_MS, async () => {
@@ -101,9 +102,11 @@ function overviewPage(live) {
       ["Brokers", o.brokers.length], ["Topics", o.topics], ["Shards", o.shards.length],
       ["Disk used", fmtBytes(o.disk_bytes)], ["In", fmtBytes(totalIn) + "/s"], ["Out", fmtBytes(totalOut) + "/s"],
     ].map(([l, v]) => `<div class="card"><div class="label">${l}</div><div class="value">${v}</div></div>`).join("");
-    document.getElementById("ov-brokers").innerHTML = "<tr><th>Node</th><th>Address</th><th>Rack</th><th>Role</th></tr>" +
-      o.brokers.map(b => `<tr><td>${b.node_id}</td><td>${escapeHtml(b.host)}:${b.port}</td><td>${escapeHtml(b.rack || "–")}</td>
-        <td>${b.controller ? "controller" : "broker"}</td></tr>`).join("");
+    document.getElementById("ov-brokers").innerHTML = "<tr><th>Node</th><th>Address</th><th>Rack</th><th>Role</th><th>State</th></tr>" +
+      o.brokers.map(b => `<tr data-broker="${b.node_id}"><td>${b.node_id}${b.local ? " (this node)" : ""}</td>
+        <td>${escapeHtml(b.host)}:${b.port}</td><td>${escapeHtml(b.rack || "–")}</td>
+        <td>${b.controller ? "active controller" : "broker"}</td><td class="state">${badge(b.state)}</td></tr>`).join("");
+    quorumView(o);
     document.getElementById("ov-shards").innerHTML = `<tr><th>Shard</th><th class="num">Partitions</th><th class="num">Disk</th>
       <th class="num">In/s</th><th class="num">Out/s</th><th class="num">Connections</th></tr>` +
       o.shards.map(s => `<tr><td>${s.shard}</td><td class="num">${s.partitions}</td><td class="num">${fmtBytes(s.disk_bytes)}</td>
@@ -116,6 +119,20 @@ function overviewPage(live) {
       { name: "out", points: points.map(p => [p.t, p.out]) },
     ], { title: `shard ${shard} (bytes/s)`, unit: "" })));
   });
+}
+
+// The controller quorum (DescribeQuorum): leader, epoch, high watermark and
+// each voter's log end and lag; a single node has no Raft log.
+function quorumView(o) {
+  const q = o.quorum, info = document.getElementById("ov-quorum-info"), table = document.getElementById("ov-quorum");
+  if (q.error) { info.textContent = "no quorum leader: " + q.error; table.innerHTML = ""; return; }
+  const num = n => n == null ? "–" : n;
+  info.textContent = o.cluster_mode
+    ? `leader ${q.leader_id}, epoch ${q.epoch}, high watermark ${num(q.high_watermark)}`
+    : `single node: node ${q.leader_id} is its own controller (no Raft quorum)`;
+  table.innerHTML = `<tr><th>Voter</th><th class="num">Log end</th><th class="num">Lag (entries)</th><th>Role</th></tr>` +
+    q.voters.map(v => `<tr data-voter="${v.id}"><td>${v.id}</td><td class="num">${num(v.log_end_offset)}</td>
+      <td class="num lag">${num(v.lag)}</td><td>${v.id === q.leader_id ? "leader" : "follower"}</td></tr>`).join("");
 }
 
 // ---- topics ------------------------------------------------------------------

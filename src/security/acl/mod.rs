@@ -100,16 +100,26 @@ pub fn parse_super_users(text: &str) -> Result<BTreeSet<String>, InvalidAcl> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
     {
-        match principal.split_once(':') {
-            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
-                users.insert(principal.to_string());
-            }
-            _ => {
-                return Err(InvalidAcl(format!(
-                    "super user {principal:?} is not Type:name (e.g. User:admin)"
-                )))
-            }
-        }
+        users.insert(
+            parse_principal(principal).map_err(|e| InvalidAcl(format!("super user {}", e.0)))?,
+        );
     }
     Ok(users)
+}
+
+/// Checks one principal is Kafka's `Type:name` (e.g. `User:console`),
+/// trimmed, with no list separator in it; the one home for the form that
+/// `--super-users` and `--admin-ui-principal` share.
+pub fn parse_principal(text: &str) -> Result<String, InvalidAcl> {
+    let principal = text.trim();
+    match principal.split_once(':') {
+        Some((kind, name))
+            if !kind.is_empty() && !name.is_empty() && !principal.contains([';', ',']) =>
+        {
+            Ok(principal.to_string())
+        }
+        _ => Err(InvalidAcl(format!(
+            "{principal:?} is not Type:name (e.g. User:admin)"
+        ))),
+    }
 }
