@@ -56,7 +56,7 @@ pub async fn call<R: Request>(
         Rc::new(listener),
         CONSOLE_CLIENT_ID.to_string(),
     ));
-    let mut answer = match handle_frame(shard.clone(), frame.freeze(), None, connection).await {
+    let mut answer = match handle_frame(shard.clone(), frame.freeze(), None, connection, 0).await {
         Outcome::Respond(bytes) => bytes,
         Outcome::RespondParts(parts) => contiguous(parts.into_parts()).await?,
         Outcome::NoResponse => {
