@@ -420,3 +420,30 @@ def test_quotas_cli_set_list_delete(broker):
     assert [(q["user"], q["key"]) for q in listed] == [("alice", "producer_byte_rate")]
     bad = cli(broker, "quotas", "set", "--user", "alice", check=False)
     assert bad.returncode == 2, bad
+
+
+def test_request_percentage_throttles_a_busy_client(broker):
+    """request_percentage: a client whose requests take more than 1 % of a
+    shard's time per second is throttled (Produce answers it), another
+    client is not."""
+    topic = "quota-requests"
+    clients.create_topic(broker.bootstrap, topic, partitions=1)
+    with raw(broker, "admin") as a:
+        assert alter_quotas(a, [([client("busy")], [("request_percentage", 1.0, False)])])[0][0] == 0
+    throttles = []
+    with raw(broker, "busy") as c:
+        # acks=1 produces wait for their fsync: well over 10 ms of
+        # handling time within a second, before 500 of them.
+        for _ in range(500):
+            code, throttle_ms, _ = produce_throttle(c, topic, b"r" * 1000)
+            assert code == 0
+            throttles.append(throttle_ms)
+            if throttle_ms > 0:
+                break
+    assert throttles[-1] > 0, f"never throttled in {len(throttles)} requests"
+    with raw(broker, "idle") as c:
+        assert produce_throttle(c, topic, b"r" * 1000)[:2] == (0, 0)
+    status, text = http_metrics(broker)
+    request_throttles = sum(float(v) for v in re.findall(
+        r'^corestream_quota_throttles_total\{shard="\d+",quota_type="request"\} (\S+)$', text, re.M))
+    assert request_throttles >= 1
