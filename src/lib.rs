@@ -27,6 +27,8 @@
 //!   sequence state.
 //! - [`txn`]: transactions — the coordinator, its `__transaction_state`
 //!   records and the COMMIT/ABORT markers.
+//! - [`quota`]: client quotas — entities, Kafka's precedence, windowed
+//!   rates and throttling by muting the connection (KIP-219).
 //! - [`clock`]: the clock seam — wall and monotonic time for decisions a
 //!   client can see, driven by hand in tests.
 //! - [`config`]: broker settings from flags, environment and a TOML file.
@@ -54,6 +56,7 @@ pub mod metadata;
 pub mod ops;
 pub mod producer;
 pub mod protocol;
+pub mod quota;
 pub mod replication;
 pub mod security;
 pub mod server;

@@ -3,7 +3,7 @@
 //! kafka-broker-api-versions.
 //!
 //! Commands: `cluster info`, `topics`, `configs`, `groups`, `users`,
-//! `acls`, `records`,
+//! `acls`, `quotas`, `records`,
 //! `lag`, `produce`, `consume`, `api-versions`, `bench` (see
 //! `corestream --help` and docs/CLI.md). The singular forms of the issue
 //! (`topic`, `config get|set|delete`, `group`, `record`) are aliases.
@@ -28,6 +28,7 @@ pub mod groups;
 pub mod member;
 pub mod output;
 pub mod produce;
+pub mod quotas;
 pub mod records;
 pub mod reset;
 pub mod topics;
@@ -91,6 +92,9 @@ pub enum Command {
     /// Kafka ACLs: list, add, remove (kafka-acls.sh's options).
     #[command(subcommand, visible_alias = "acl")]
     Acls(acls::AclsCommand),
+    /// Client quotas: list, set, delete (kafka-configs --entity-type users/clients).
+    #[command(subcommand, visible_alias = "quota")]
+    Quotas(quotas::QuotasCommand),
     /// Records: delete before an offset (kafka-delete-records).
     #[command(subcommand, visible_alias = "record")]
     Records(records::RecordsCommand),
@@ -134,6 +138,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Records(cmd) => records::run(&mut cluster, &out, cmd),
         Command::Users(cmd) => users::run(&mut cluster, &out, cmd),
         Command::Acls(cmd) => acls::run(&mut cluster, &out, cmd),
+        Command::Quotas(cmd) => quotas::run(&mut cluster, &out, cmd),
         Command::Lag(args) => groups::lag(&mut cluster, &out, &args),
         Command::Produce(args) => produce::run(&mut cluster, &args),
         Command::Consume(args) => consume::run(&mut cluster, &out, &args),

@@ -84,6 +84,9 @@ pub fn plan(
         MetaChange::AlterAcls { .. } => vec![ClusterCommand::SetAcls {
             acls: next.acls.bindings().cloned().collect(),
         }],
+        MetaChange::AlterClientQuotas { .. } => vec![ClusterCommand::SetClientQuotas {
+            quotas: next.client_quotas.to_persisted(),
+        }],
         MetaChange::AlterBrokerConfig { .. } => vec![ClusterCommand::SetBrokerConfigs {
             configs: BrokerConfigsRecord {
                 broker: next.broker_configs.broker.clone(),

@@ -95,6 +95,10 @@ pub struct ClusterState {
     /// DeleteAcls left them.
     #[serde(default)]
     pub acls: Vec<crate::security::acl::AclBinding>,
+    /// Client quotas (Kafka's ClientQuotaRecord), as AlterClientQuotas
+    /// left them.
+    #[serde(default)]
+    pub client_quotas: Vec<crate::quota::PersistedQuota>,
 }
 
 impl ClusterState {
@@ -152,6 +156,10 @@ impl ClusterState {
             }
             ClusterCommand::SetAcls { acls } => {
                 self.acls = acls.clone();
+                ClusterResponse::applied(true)
+            }
+            ClusterCommand::SetClientQuotas { quotas } => {
+                self.client_quotas = quotas.clone();
                 ClusterResponse::applied(true)
             }
             ClusterCommand::AllocateProducerIds { count } => {

@@ -35,6 +35,14 @@ pub fn snapshot_of(
         acls: Arc::new(crate::security::acl::AclIndex::new(
             state.acls.iter().cloned(),
         )),
+        // Checked when altered; a bad record (from a newer broker) is
+        // skipped rather than stopping the broker.
+        client_quotas: Arc::new(
+            crate::quota::ClientQuotas::from_persisted(&state.client_quotas).unwrap_or_else(|e| {
+                tracing::warn!("cluster metadata: client quotas ignored: {e}");
+                crate::quota::ClientQuotas::default()
+            }),
+        ),
         ..Default::default()
     };
     for (name, record) in &state.topics {

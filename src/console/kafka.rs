@@ -45,7 +45,7 @@ pub async fn call<R: Request>(
         .encode(&mut frame, version)
         .map_err(|e| ConsoleError::Internal(format!("encoding API {api} request: {e}")))?;
     let connection = console_connection(shard)?;
-    let mut answer = match handle_frame(shard.clone(), frame.freeze(), None, connection).await {
+    let mut answer = match handle_frame(shard.clone(), frame.freeze(), None, connection, 0).await {
         Outcome::Respond(bytes) => bytes,
         Outcome::RespondParts(parts) => contiguous(parts.into_parts()).await?,
         Outcome::NoResponse => {

@@ -29,6 +29,10 @@
 //! In a cluster, a partition led elsewhere is answered NOT_LEADER_OR_FOLLOWER
 //! with, from v16, the KIP-951 hint: the leader's id and epoch and its
 //! address (`handlers::leader_hint`).
+//!
+//! Client quotas (`quota`): a consumer's answered record bytes count
+//! against its `consumer_byte_rate`; over it, the answer carries
+//! `throttle_time_ms` and the connection is muted that long (KIP-219).
 
 use std::collections::BTreeSet;
 use crate::security::acl::{Operation, ResourceType};
@@ -141,7 +145,18 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
         (false, None) => NO_SESSION_ID,
     };
     drop(sessions);
+    // Client quotas (`quota`): a consumer's answered record bytes; a
+    // follower's fetches are replication, never throttled.
+    let quota_bytes = (ctx.shard.quotas_configured() && replica.is_none())
+        .then(|| replies.iter().map(records_len).sum::<usize>());
     let mut response = build_response(session_id, &partitions, &answer, replies);
+    response.throttle_time_ms = ctx.throttle_ms;
+    if let Some(bytes) = quota_bytes {
+        let client_id = ctx.client_id.as_deref().unwrap_or("");
+        let throttle_ms =
+            crate::quota::on_fetch_answered(&ctx.shard, &ctx.connection, client_id, bytes);
+        response.throttle_time_ms = response.throttle_time_ms.max(throttle_ms);
+    }
     if ctx.version >= FETCH_HINT_VERSION_MIN {
         add_leader_hints(&ctx.shard.snapshot(), &mut response);
     }

@@ -140,6 +140,9 @@ served_apis! {
         DescribeAcls => describe_acls,
         CreateAcls => create_acls,
         DeleteAcls => delete_acls,
+        // client quotas (src/quota/)
+        DescribeClientQuotas => describe_client_quotas,
+        AlterClientQuotas => alter_client_quotas,
     }
 }
 
@@ -162,6 +165,9 @@ pub struct RequestContext {
     /// The connection: its listener (whose address Metadata advertises),
     /// SASL state and principal.
     pub connection: Rc<crate::security::ConnectionContext>,
+    /// The quota throttle the connection's reader decided for this request
+    /// (`quota`), in ms; 0 when none applies. Produce and Fetch answer it.
+    pub throttle_ms: i32,
 }
 
 impl RequestContext {
@@ -275,6 +281,7 @@ pub async fn handle_frame(
     frame: Bytes,
     admission: Option<crate::server::request_order::Admission>,
     connection: Rc<crate::security::ConnectionContext>,
+    throttle_ms: i32,
 ) -> Outcome {
     use crate::ops::metrics;
     use crate::protocol::frame::FRAME_SIZE_PREFIX_BYTES;
@@ -285,7 +292,23 @@ pub async fn handle_frame(
     let _in_flight = metrics::request_started(api_key);
     let bytes_in = frame.len() + FRAME_SIZE_PREFIX_BYTES;
     let drop_every = shard.config.fault_drop_produce_response_every;
-    let mut outcome = handle_frame_uncounted(shard, frame, admission, connection).await;
+    // Only with quotas configured: what the request quota needs after
+    // the request (its client id and connection).
+    let quota = shard
+        .quotas_configured()
+        .then(|| (shard.clone(), connection.clone(), frame.clone()));
+    let mut outcome =
+        handle_frame_uncounted(shard, frame, admission, connection, throttle_ms).await;
+    if let Some((shard, connection, frame)) = quota {
+        let client_id = crate::quota::client_id_of(&frame);
+        crate::quota::on_request_handled(
+            &shard,
+            &connection,
+            api_key,
+            client_id,
+            started.elapsed(),
+        );
+    }
     if api_key == PRODUCE_API_KEY && drop_every > 0 && fault_drop_this_response(drop_every) {
         // Test-only fault injection (off by default): the records are
         // appended but the client never hears so, and retries.
@@ -320,6 +343,7 @@ async fn handle_frame_uncounted(
     mut frame: Bytes,
     admission: Option<crate::server::request_order::Admission>,
     connection: Rc<crate::security::ConnectionContext>,
+    throttle_ms: i32,
 ) -> Outcome {
     let header = match parse_request_header(&mut frame) {
         Ok(h) => h,
@@ -344,6 +368,7 @@ async fn handle_frame_uncounted(
         client_id: header.client_id.as_ref().map(|c| c.to_string()),
         admission,
         connection,
+        throttle_ms,
     };
     if crate::protocol::legacy::is_legacy(key, header.api_version) {
         return legacy::dispatch(ctx, key, &header, frame).await;

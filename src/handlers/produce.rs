@@ -18,6 +18,11 @@
 //! In a cluster, a partition led elsewhere is answered NOT_LEADER_OR_FOLLOWER
 //! with, from v10, the KIP-951 hint: the leader's id and epoch and its
 //! address (`handlers::leader_hint`).
+//!
+//! Client quotas (`quota`): the request's bytes count against the
+//! producer's `producer_byte_rate` when the connection reads it; over it,
+//! the answer carries `throttle_time_ms` and the connection is muted that
+//! long (KIP-219).
 
 use std::collections::BTreeSet;
 
@@ -122,7 +127,11 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
                 .with_partition_responses(join_all(partitions).await),
         });
     }
-    let mut response = ProduceResponse::default().with_responses(topics);
+    // The quota throttle the connection's reader decided when it read
+    // this request (`quota`); the connection is muted for it already.
+    let mut response = ProduceResponse::default()
+        .with_responses(topics)
+        .with_throttle_time_ms(ctx.throttle_ms);
     if ctx.version >= PRODUCE_HINT_VERSION_MIN && acks != 0 {
         add_leader_hints(&ctx.shard.snapshot(), &mut response);
     }

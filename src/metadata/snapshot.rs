@@ -123,6 +123,8 @@ pub struct Snapshot {
     /// ACLs, indexed for the per-request check (persisted with the
     /// topics; see `security::acl`).
     pub acls: Arc<crate::security::acl::AclIndex>,
+    /// Client quotas (persisted with the topics; see `quota`).
+    pub client_quotas: Arc<crate::quota::ClientQuotas>,
 }
 
 impl Snapshot {
@@ -285,6 +287,14 @@ impl Snapshot {
         let mut next = self.clone();
         next.version += 1;
         next.acls = Arc::new(acls);
+        next
+    }
+
+    /// A copy with these client quotas.
+    pub fn with_client_quotas(&self, quotas: crate::quota::ClientQuotas) -> Snapshot {
+        let mut next = self.clone();
+        next.version += 1;
+        next.client_quotas = Arc::new(quotas);
         next
     }
 

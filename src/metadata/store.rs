@@ -1,7 +1,7 @@
 //! Persistence of the metadata snapshot: `<data_dir>/meta/topics.json`.
 //!
 //! JSON because an operator can read it and it is tiny; it changes only on
-//! topic creation, deletion, config, user and ACL changes (topic overrides are stored
+//! topic creation, deletion, config, user, ACL and client quota changes (topic overrides are stored
 //! per topic as `configs`, Kafka names to text; dynamic broker configs
 //! under `broker_configs`, so they share the one durable write). It is written whole
 //! (temporary file, fsync, rename, fsync of the directory) so a crash leaves
@@ -67,6 +67,9 @@ pub struct PersistedState {
     /// ACLs (absent in files written before them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acls: Vec<crate::security::acl::AclBinding>,
+    /// Client quotas (absent in files written before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_quotas: Vec<crate::quota::PersistedQuota>,
 }
 
 /// One SASL user on disk: SCRAM credentials by mechanism name (salted and
@@ -146,6 +149,7 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
                 broker_configs: PersistedBrokerConfigs::default(),
                 users: Vec::new(),
                 acls: Vec::new(),
+                client_quotas: Vec::new(),
             };
             write_atomically(&data_dir.join(META_DIR_NAME), &fresh)?;
             fresh
@@ -161,6 +165,14 @@ pub fn load(data_dir: &Path, shards: usize) -> Result<Snapshot, MetadataError> {
         },
         users: Arc::new(users_from_disk(&path, state.users)?),
         acls: Arc::new(crate::security::acl::AclIndex::new(state.acls)),
+        client_quotas: Arc::new(
+            crate::quota::ClientQuotas::from_persisted(&state.client_quotas).map_err(
+                |message| MetadataError::Invalid {
+                    path: path.clone(),
+                    message,
+                },
+            )?,
+        ),
         ..Default::default()
     };
     for t in state.topics {
@@ -282,6 +294,7 @@ fn persisted(snapshot: &Snapshot) -> PersistedState {
             })
             .collect(),
         acls: snapshot.acls.bindings().cloned().collect(),
+        client_quotas: snapshot.client_quotas.to_persisted(),
     }
 }
 
@@ -367,6 +380,7 @@ mod tests {
                 },
                 users: Vec::new(),
                 acls: Vec::new(),
+                client_quotas: Vec::new(),
             },
         )
         .unwrap();
@@ -376,6 +390,32 @@ mod tests {
         assert_eq!(back.topic("t").unwrap().configs["retention.ms"], "1000");
         assert_eq!(back.broker_configs.broker["log.retention.ms"], "5000");
         assert!(back.broker_configs.cluster_default.is_empty());
+    }
+
+    #[test]
+    fn metadata_store_client_quotas_persist_and_are_checked_at_load() {
+        use crate::quota::{ClientQuotas, EntityName, QuotaEntity, QuotaType};
+        let dir = tempfile::tempdir().unwrap();
+        let s = load(dir.path(), 1).unwrap();
+        let mut quotas = ClientQuotas::default();
+        let entity = QuotaEntity {
+            user: Some(EntityName::Name("alice".into())),
+            client_id: Some(EntityName::Default),
+        };
+        quotas.set(&entity, QuotaType::Fetch, Some(2048.0));
+        save_blocking(dir.path(), &s.with_client_quotas(quotas.clone())).unwrap();
+        assert_eq!(*load(dir.path(), 1).unwrap().client_quotas, quotas);
+        let text = std::fs::read_to_string(topics_path(dir.path())).unwrap();
+        std::fs::write(
+            topics_path(dir.path()),
+            text.replace("consumer_byte_rate", "no_such_quota"),
+        )
+        .unwrap();
+        let message = load(dir.path(), 1).unwrap_err().to_string();
+        assert!(
+            message.contains("users/alice/clients/<default>"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -405,6 +445,7 @@ mod tests {
             }],
             users: Vec::new(),
             acls: Vec::new(),
+            client_quotas: Vec::new(),
         };
         write_atomically(&dir.join(META_DIR_NAME), &state).unwrap();
     }

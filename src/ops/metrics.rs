@@ -89,7 +89,14 @@ pub struct ShardMetrics {
     isr_expands: Cell<u64>,
     replication_fetched_bytes: Cell<u64>,
     acks_all_wait: RefCell<Histogram>,
+    /// Per quota type (`QuotaType::ALL` order): throttles answered.
+    quota_throttles: [Cell<u64>; QUOTA_TYPES],
+    /// Per quota type: throttle time answered, in ms.
+    quota_throttle_ms: [Cell<u64>; QUOTA_TYPES],
 }
+
+/// Quota types counted (`quota::QuotaType::ALL`).
+pub const QUOTA_TYPES: usize = crate::quota::QuotaType::ALL.len();
 
 /// API keys whose in-flight requests are counted one by one (Kafka's keys
 /// stay below 100); other keys count in the total only.
@@ -171,6 +178,19 @@ pub fn record_replication_fetch(bytes: usize) {
 /// write), whatever the outcome.
 pub fn record_acks_all_wait(elapsed: Duration) {
     with(|m| m.acks_all_wait.borrow_mut().observe(elapsed))
+}
+
+/// A request of a client over its `kind` quota was answered with a
+/// throttle of `ms` (nothing is counted for 0).
+pub fn record_quota_throttle(kind: crate::quota::QuotaType, ms: u64) {
+    if ms == 0 {
+        return;
+    }
+    let i = kind as usize;
+    with(|m| {
+        add(&m.quota_throttles[i], 1);
+        add(&m.quota_throttle_ms[i], ms);
+    })
 }
 
 /// A connection was accepted; the returned guard counts it open until dropped.
@@ -285,6 +305,10 @@ pub struct MetricsSnapshot {
     pub replication_fetched_bytes: u64,
     /// acks=all waits for the ISR.
     pub acks_all_wait: Histogram,
+    /// Throttles answered per quota type (`quota::QuotaType::ALL` order).
+    pub quota_throttles: [u64; QUOTA_TYPES],
+    /// Throttle time answered per quota type, in ms.
+    pub quota_throttle_ms: [u64; QUOTA_TYPES],
 }
 
 /// This shard's counters, copied.
@@ -304,6 +328,8 @@ pub fn snapshot() -> MetricsSnapshot {
         isr_expands: m.isr_expands.get(),
         replication_fetched_bytes: m.replication_fetched_bytes.get(),
         acks_all_wait: m.acks_all_wait.borrow().clone(),
+        quota_throttles: std::array::from_fn(|i| m.quota_throttles[i].get()),
+        quota_throttle_ms: std::array::from_fn(|i| m.quota_throttle_ms[i].get()),
     })
 }
 

@@ -49,6 +49,9 @@ pub struct ConnectionContext {
     pub sasl: RefCell<SaslSession>,
     /// Authentication failed: answer what is queued, then close.
     pub auth_failed: Cell<bool>,
+    /// Quota throttle (KIP-219): the reader reads no request before this
+    /// (`quota`).
+    pub muted_until: Cell<Option<std::time::Instant>>,
 }
 
 impl ConnectionContext {
@@ -61,7 +64,31 @@ impl ConnectionContext {
             principal: RefCell::new(ANONYMOUS_PRINCIPAL.to_string()),
             sasl: RefCell::new(SaslSession::default()),
             auth_failed: Cell::new(false),
+            muted_until: Cell::new(None),
         }
+    }
+
+    /// Mutes the connection for `ms` from now (a quota throttle), unless
+    /// it is already muted for longer.
+    pub fn mute_for(&self, ms: u64) {
+        if ms == 0 {
+            return;
+        }
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        if self.muted_until.get().is_none_or(|at| at < until) {
+            self.muted_until.set(Some(until));
+        }
+    }
+
+    /// The end of the connection's mute, if it is still muted; clears a
+    /// mute that is over.
+    pub fn muted(&self) -> Option<std::time::Instant> {
+        let until = self.muted_until.get()?;
+        if until <= std::time::Instant::now() {
+            self.muted_until.set(None);
+            return None;
+        }
+        Some(until)
     }
 
     /// Whether requests other than the SASL ones may run yet.

@@ -162,6 +162,13 @@ async fn run<R, W>(
 
     let reading = async move {
         loop {
+            // KIP-219: a throttled connection reads nothing until its
+            // throttle time is over (`quota`); one `Cell` read otherwise.
+            if let Some(until) = connection.muted() {
+                glommio::timer::sleep(until.saturating_duration_since(Instant::now())).await;
+                frames.restart_timers();
+                continue;
+            }
             let (frame, held) = match frames.next_frame().await {
                 Ok(next) => next,
                 Err(Stop::Eof) => return,
@@ -222,10 +229,17 @@ async fn run<R, W>(
             // Waits (reading nothing more) until the connection's earlier
             // requests allow this one to run.
             let admission = order.admit(Footprint::of(&frame)).await;
+            // Quotas are charged as the frame is read, before the next
+            // one is (`quota` module doc).
+            let throttle_ms = match shard.quotas_configured() {
+                true => crate::quota::on_request_read(&shard, &connection, &frame),
+                false => 0,
+            };
             let shard = shard.clone();
             let connection = connection.clone();
             let task = glommio::spawn_local(async move {
-                let outcome = handle_frame(shard, frame, Some(admission), connection).await;
+                let outcome =
+                    handle_frame(shard, frame, Some(admission), connection, throttle_ms).await;
                 drop(held);
                 outcome
             });
@@ -380,6 +394,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 }
             }
             self.fill().await?;
+        }
+    }
+
+    /// Restarts the request and idle timers after the connection was
+    /// muted: that wait was the broker's doing, not the client's.
+    fn restart_timers(&mut self) {
+        self.last_read = Instant::now();
+        if self.frame_started.is_some() {
+            self.frame_started = Some(self.last_read);
         }
     }
 

@@ -102,7 +102,7 @@ pub(super) async fn before_authentication(
             "closing connection: {api} request before SASL authentication");
         return None;
     }
-    Some(handle_frame(shard.clone(), frame, None, connection.clone()).await)
+    Some(handle_frame(shard.clone(), frame, None, connection.clone(), 0).await)
 }
 
 /// A raw SASL token as a size-prefixed frame.

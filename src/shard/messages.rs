@@ -236,6 +236,16 @@ pub enum MetaChange {
         /// ACLs to remove.
         deletions: Vec<crate::security::acl::AclBinding>,
     },
+    /// Set and remove client quota keys (AlterClientQuotas), already
+    /// validated: entity, key, new value (`None` removes it).
+    AlterClientQuotas {
+        /// The edits, applied in order.
+        edits: Vec<(
+            crate::quota::QuotaEntity,
+            crate::quota::QuotaType,
+            Option<f64>,
+        )>,
+    },
 }
 
 /// CreateTopics' "broker default" replication factor.

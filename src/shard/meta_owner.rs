@@ -379,6 +379,13 @@ pub fn next_snapshot(
             acls.extend(creations.iter().cloned());
             Ok(current.with_acls(crate::security::acl::AclIndex::new(acls)))
         }
+        MetaChange::AlterClientQuotas { edits } => {
+            let mut quotas = (*current.client_quotas).clone();
+            for (entity, kind, value) in edits {
+                quotas.set(entity, *kind, *value);
+            }
+            Ok(current.with_client_quotas(quotas))
+        }
         MetaChange::CreatePartitions { name, total } => {
             let Some(topic) = current.topic(name) else {
                 return Err((ResponseError::UnknownTopicOrPartition.code(), None));

@@ -139,6 +139,13 @@ impl Shard {
         self.snapshot.borrow().clone()
     }
 
+    /// Whether any client quota is configured: the one branch the request
+    /// path pays for quotas when there are none (`quota`).
+    #[inline]
+    pub fn quotas_configured(&self) -> bool {
+        !self.snapshot.borrow().client_quotas.is_empty()
+    }
+
     /// Every partition this shard owns (metrics, admin).
     pub fn local_partitions(&self) -> Vec<Rc<Partition>> {
         self.partitions.borrow().values().cloned().collect()

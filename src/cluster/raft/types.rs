@@ -71,6 +71,12 @@ pub enum ClusterCommand {
         /// Every ACL.
         acls: Vec<crate::security::acl::AclBinding>,
     },
+    /// Client quotas replaced (all of them: a change is rare and the set
+    /// small).
+    SetClientQuotas {
+        /// Every entity's quotas.
+        quotas: Vec<crate::quota::PersistedQuota>,
+    },
     /// A block of producer ids handed out; the response's value is its
     /// first id.
     AllocateProducerIds {
@@ -131,6 +137,9 @@ impl fmt::Display for ClusterCommand {
             ClusterCommand::SetBrokerConfigs { .. } => write!(f, "set broker configs"),
             ClusterCommand::SetUsers { users } => write!(f, "set {} SASL users", users.len()),
             ClusterCommand::SetAcls { acls } => write!(f, "set {} ACLs", acls.len()),
+            ClusterCommand::SetClientQuotas { quotas } => {
+                write!(f, "set client quotas of {} entities", quotas.len())
+            }
             ClusterCommand::AllocateProducerIds { count } => {
                 write!(f, "allocate {count} producer ids")
             }
