@@ -8,8 +8,9 @@
 //! PLAIN checks the password against the user's stored SCRAM credential
 //! (SCRAM-SHA-512 first, else SCRAM-SHA-256), as Redpanda does: the broker
 //! never stores a password in clear. That check runs PBKDF2 with the
-//! credential's iterations (4096 by default: about 2 ms of CPU for
-//! SHA-512, more at 16384), once per connection. It is too long for a
+//! credential's iterations (4096 by default: about 5 ms per login on the
+//! loaded 2-vCPU development VM, BENCHMARKS.md "Security"; four times that
+//! at 16384), once per connection. It is too long for a
 //! shard's executor thread (every partition of the shard would wait), so
 //! [`SaslSession::step`] does not run it: it answers
 //! [`SaslStep::CheckPlain`], the caller runs [`PlainCheck::verify`] where
