@@ -60,6 +60,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--target-rate", type=float, default=0.0, help="records/s, 0 = flat out")
     ap.add_argument("--timeout-s", type=float, default=600.0)
     ap.add_argument("--json", help="write the result here")
+    ap.add_argument("--client-conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra librdkafka setting for every client (security.protocol, "
+                         "ssl.ca.location, sasl.mechanism...; bench/security.py)")
     a = ap.parse_args(argv)
     if (a.records is None) == (a.duration_s is None):
         ap.error("give exactly one of --records and --duration-s")
@@ -94,9 +97,15 @@ class Samples:
             self.values[self.seen % LATENCY_SAMPLES_MAX] = ms
 
 
+def client_conf(a: argparse.Namespace) -> dict:
+    """--client-conf pairs (the listener's security settings)."""
+    return dict(kv.split("=", 1) for kv in a.client_conf)
+
+
 def producer(a: argparse.Namespace) -> Producer:
     return Producer(
         {
+            **client_conf(a),
             "bootstrap.servers": a.bootstrap,
             "acks": a.acks,
             "linger.ms": a.linger_ms,
@@ -113,6 +122,7 @@ def producer(a: argparse.Namespace) -> Producer:
 def consumer(a: argparse.Namespace, start: int) -> Consumer:
     c = Consumer(
         {
+            **client_conf(a),
             "bootstrap.servers": a.bootstrap,
             "group.id": "loadgen-unused",
             "enable.auto.commit": False,
@@ -226,7 +236,9 @@ def e2e_consumer(a: argparse.Namespace, stop, produced, ready, out) -> None:
 
 def result(a: argparse.Namespace, records: int, seconds: float, errors: int, lat: dict | None) -> dict:
     nbytes = records * a.record_bytes
-    config = {k: v for k, v in vars(a).items() if k not in ("json", "mode")}
+    # Settings may hold a password: the config keeps their names only.
+    config = {k: v for k, v in vars(a).items() if k not in ("json", "mode", "client_conf")}
+    config["client_conf_keys"] = sorted(client_conf(a))
     config["generator"] = "confluent-kafka (librdkafka), bench/loadgen.py"
     return {
         "mode": a.mode,

@@ -2,7 +2,8 @@
 //! with the `kafka-protocol` crate, and record batches from the test builder.
 //!
 //! `seeds_decode` checks every seed goes through the same path the
-//! `request_decode` target takes. To (re)write the corpus files:
+//! `request_decode` target takes; `sasl_seeds_are_op_streams` checks the
+//! `sasl_exchange` seeds follow that target's input format. To (re)write the corpus files:
 //! `cargo test --test fuzz_seed_corpus -- --ignored`.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -14,7 +15,8 @@ use kafka_protocol::messages::{
     metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData},
     ApiKey, ApiVersionsRequest, FetchRequest, FindCoordinatorRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, TopicName,
+    MetadataRequest, ProduceRequest, RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -131,6 +133,169 @@ fn batch_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// A request frame's body (after the size prefix), as `sasl_exchange`'s
+/// raw-frame op takes it.
+fn frame_body(key: ApiKey, version: i16, body: &impl Encodable) -> Vec<u8> {
+    frame(key, version, 1, body)[4..].to_vec()
+}
+
+/// One `sasl_exchange` op: `[op][len][payload]` (see that target's doc:
+/// op & 7 is 0 raw frame, 1 handshake (bit 3: v1), 2 token, 3 honest
+/// PLAIN, 4 honest client-first, 5 client-final with a computed proof,
+/// 6 client-final with the payload as proof).
+fn op(code: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u8::try_from(payload.len()).expect("payload under 256 bytes");
+    [&[code, len][..], payload].concat()
+}
+
+const HANDSHAKE_V0: u8 = 1;
+const HANDSHAKE_V1: u8 = 1 | 8;
+const PICK_PLAIN: u8 = 0;
+const PICK_SCRAM_256: u8 = 1;
+const PICK_SCRAM_512: u8 = 2;
+
+fn sasl_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let handshake = |version: i16, mechanism: &'static str| {
+        let request =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+        frame_body(ApiKey::SaslHandshake, version, &request)
+    };
+    let authenticate = |version: i16, token: &'static [u8]| {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(token));
+        frame_body(ApiKey::SaslAuthenticate, version, &request)
+    };
+    let metadata = frame_body(ApiKey::Metadata, 12, &MetadataRequest::default());
+    vec![
+        (
+            "plain_v1_right_password",
+            [vec![0], op(HANDSHAKE_V1, &[PICK_PLAIN]), op(3, &[0, 0, 0])].concat(),
+        ),
+        (
+            "plain_v0_raw_wrong_password",
+            [
+                vec![1],
+                op(HANDSHAKE_V0, &[PICK_PLAIN]),
+                op(3, &[2, 1, 1, b'x']),
+            ]
+            .concat(),
+        ),
+        (
+            "scram512_v1_right_password",
+            [
+                vec![0],
+                op(HANDSHAKE_V1, &[PICK_SCRAM_512]),
+                op(4 | 8, &[0, 0, b'a', b'b', b'c']),
+                op(5 | 16, &[0]),
+            ]
+            .concat(),
+        ),
+        (
+            "scram256_v0_raw_bob",
+            [
+                vec![1],
+                op(HANDSHAKE_V0, &[PICK_SCRAM_256]),
+                op(4, &[1, 2, b'n']),
+                op(5, &[0]),
+            ]
+            .concat(),
+        ),
+        (
+            "scram512_wrong_password_and_binding",
+            [
+                vec![0],
+                op(HANDSHAKE_V1, &[PICK_SCRAM_512]),
+                op(4, &[2, 1, b'z']),
+                op(5, &[3, b'n', b'o']),
+            ]
+            .concat(),
+        ),
+        (
+            "scram512_payload_proof",
+            [
+                vec![0],
+                op(HANDSHAKE_V1, &[PICK_SCRAM_512]),
+                op(4, &[0, 0, b'q']),
+                op(6, &[7; 64]),
+            ]
+            .concat(),
+        ),
+        (
+            "raw_frames_scram256",
+            [
+                vec![0],
+                op(0, &handshake(1, "SCRAM-SHA-256")),
+                op(0, &authenticate(2, b"n,,n=alice,r=abc")),
+                op(5, &[1, b'w']),
+            ]
+            .concat(),
+        ),
+        (
+            "raw_frames_plain_v0",
+            [
+                vec![1],
+                op(0, &handshake(0, "PLAIN")),
+                op(0, b"\0alice\0alice-pw"),
+            ]
+            .concat(),
+        ),
+        (
+            "metadata_before_authentication",
+            [vec![0], op(0, &metadata)].concat(),
+        ),
+        (
+            "unknown_mechanism",
+            [vec![0], op(HANDSHAKE_V1, b"\xffGSSAPI")].concat(),
+        ),
+    ]
+}
+
+#[test]
+fn sasl_seeds_are_op_streams() {
+    for (name, seed) in sasl_seeds() {
+        let mut rest = &seed[1..];
+        let mut ops = 0;
+        while let [code, len, tail @ ..] = rest {
+            let len = usize::from(*len);
+            assert!(len <= tail.len(), "{name}: op {ops} runs past the end");
+            let (payload, next) = tail.split_at(len);
+            if *code & 7 == 0 {
+                // A raw frame is a whole SASL-gate request (or a raw token).
+                let mut body = Bytes::copy_from_slice(payload);
+                if let Ok(header) = parse_request_header(&mut body) {
+                    let version = header.api_version;
+                    let whole = match header.api_key {
+                        Some(ApiKey::SaslHandshake) => {
+                            SaslHandshakeRequest::decode(&mut body, version).is_ok()
+                        }
+                        Some(ApiKey::SaslAuthenticate) => {
+                            SaslAuthenticateRequest::decode(&mut body, version).is_ok()
+                        }
+                        Some(ApiKey::Metadata) => {
+                            MetadataRequest::decode(&mut body, version).is_ok()
+                        }
+                        // A raw SASL token after a v0 handshake.
+                        _ => true,
+                    };
+                    let raw_token = !matches!(
+                        header.api_key,
+                        Some(ApiKey::SaslHandshake | ApiKey::SaslAuthenticate | ApiKey::Metadata)
+                    );
+                    assert!(
+                        whole && (raw_token || body.is_empty()),
+                        "{name}: frame {ops}"
+                    );
+                }
+            }
+            rest = next;
+            ops += 1;
+        }
+        assert!(
+            rest.is_empty() && ops > 0,
+            "{name}: ops do not tile the seed"
+        );
+    }
+}
+
 #[test]
 fn seeds_decode() {
     for (name, bytes) in request_seeds() {
@@ -165,6 +330,7 @@ fn write_fuzz_seed_corpus() {
     for (target, seeds) in [
         ("request_decode", request_seeds()),
         ("batch_validate", batch_seeds()),
+        ("sasl_exchange", sasl_seeds()),
     ] {
         let dir = root.join(target);
         std::fs::create_dir_all(&dir).unwrap();

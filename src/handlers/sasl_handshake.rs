@@ -11,6 +11,7 @@ use tracing::info;
 
 use super::{ApiSpec, RequestContext};
 use crate::security::sasl::{HandshakeError, SASL_MECHANISMS};
+use crate::security::ConnectionContext;
 
 /// Served versions.
 pub const API: ApiSpec = ApiSpec {
@@ -21,7 +22,16 @@ pub const API: ApiSpec = ApiSpec {
 
 /// Answers SaslHandshake.
 pub async fn handle(ctx: &RequestContext, request: SaslHandshakeRequest) -> SaslHandshakeResponse {
-    let connection = &ctx.connection;
+    answer(&ctx.connection, &request, ctx.version)
+}
+
+/// The answer to a SaslHandshake at `version` on `connection` (public for
+/// the SASL fuzz target).
+pub fn answer(
+    connection: &ConnectionContext,
+    request: &SaslHandshakeRequest,
+    version: i16,
+) -> SaslHandshakeResponse {
     let mechanisms = SASL_MECHANISMS
         .iter()
         .map(|m| StrBytes::from_static_str(m))
@@ -33,7 +43,7 @@ pub async fn handle(ctx: &RequestContext, request: SaslHandshakeRequest) -> Sasl
     let chosen = connection
         .sasl
         .borrow_mut()
-        .handshake(request.mechanism.as_str(), ctx.version);
+        .handshake(request.mechanism.as_str(), version);
     match chosen {
         Ok(()) => response,
         Err(HandshakeError::Unsupported) => {

@@ -8,8 +8,18 @@
 //! PLAIN checks the password against the user's stored SCRAM credential
 //! (SCRAM-SHA-512 first, else SCRAM-SHA-256), as Redpanda does: the broker
 //! never stores a password in clear. That check runs PBKDF2 with the
-//! credential's iterations (4096 by default, a few ms of one shard's CPU),
-//! once per connection.
+//! credential's iterations (4096 by default: about 5 ms per login on the
+//! loaded 2-vCPU development VM, BENCHMARKS.md "Security"; four times that
+//! at 16384), once per connection. It is too long for a
+//! shard's executor thread (every partition of the shard would wait), so
+//! [`SaslSession::step`] does not run it: it answers
+//! [`SaslStep::CheckPlain`], the caller runs [`PlainCheck::verify`] where
+//! it likes (the server: glommio's blocking thread pool,
+//! `handlers::sasl_authenticate`), and [`SaslSession::finish_plain`] takes
+//! the [`PlainVerified`] proof, which only a successful `verify` can make.
+//! A cache of verified passwords was the other way considered and not
+//! taken: it would keep a fast-to-brute-force image of each password in
+//! memory, which is what PBKDF2 is there to prevent.
 
 use std::collections::BTreeMap;
 
@@ -62,7 +72,7 @@ pub enum SaslSession {
 }
 
 /// What a token produced.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum SaslStep {
     /// Send this token back and expect another.
     Continue(Vec<u8>),
@@ -73,6 +83,57 @@ pub enum SaslStep {
         /// The last server token.
         reply: Vec<u8>,
     },
+    /// A well-formed PLAIN token: its password must be checked (PBKDF2)
+    /// with [`PlainCheck::verify`], then handed to
+    /// [`SaslSession::finish_plain`]. The session is not authenticated
+    /// until then.
+    CheckPlain(PlainCheck),
+}
+
+/// A PLAIN password waiting for its PBKDF2 check. `Send`, so the check can
+/// run on another thread; its `Debug` never shows the password.
+pub struct PlainCheck {
+    user: String,
+    password: Vec<u8>,
+    /// The credential PLAIN checks against; `None` for an unknown user
+    /// (which still fails only in `verify`, so both cases take a trip
+    /// through the same path).
+    credential: Option<(ScramMechanism, ScramCredential)>,
+}
+
+impl std::fmt::Debug for PlainCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PlainCheck {{ user: {:?}, .. }}", self.user)
+    }
+}
+
+/// Proof that a PLAIN password matched its user's credential: only
+/// [`PlainCheck::verify`] makes one.
+#[derive(Debug)]
+pub struct PlainVerified {
+    user: String,
+}
+
+impl PlainCheck {
+    /// The user name the token claims.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Runs PBKDF2 over the password with the credential's salt and
+    /// iterations and compares (constant time) with the stored key. CPU
+    /// bound for milliseconds: keep it off a shard's executor thread.
+    pub fn verify(self) -> Result<PlainVerified, SaslError> {
+        let ok = self
+            .credential
+            .as_ref()
+            .is_some_and(|(m, cred)| cred.matches_password(*m, &self.password));
+        if ok {
+            Ok(PlainVerified { user: self.user })
+        } else {
+            Err(SaslError::PlainFailed(self.user))
+        }
+    }
 }
 
 /// Why authentication failed. The log gets this text; the client gets
@@ -145,8 +206,10 @@ impl SaslSession {
         Ok(())
     }
 
-    /// One client token. On success the session is authenticated; on
-    /// failure it stays failed (the connection closes).
+    /// One client token. On `Done` the session is authenticated; on
+    /// `CheckPlain` it is once [`SaslSession::finish_plain`] takes the
+    /// verified password; on failure it stays failed (the connection
+    /// closes).
     pub fn step(&mut self, token: &[u8], users: &ScramUsers) -> Result<SaslStep, SaslError> {
         let step = match self {
             SaslSession::Exchanging {
@@ -181,6 +244,35 @@ impl SaslSession {
         }
         Ok(step)
     }
+
+    /// Completes a PLAIN exchange with its verified password: the session
+    /// is authenticated. Refused unless the session is still waiting for a
+    /// PLAIN token.
+    pub fn finish_plain(&mut self, verified: PlainVerified) -> Result<SaslStep, SaslError> {
+        if !matches!(
+            self,
+            SaslSession::Exchanging {
+                mechanism: Mechanism::Plain,
+                ..
+            }
+        ) {
+            return Err(SaslError::UnexpectedToken("not exchanging PLAIN"));
+        }
+        *self = SaslSession::Authenticated(verified.user.clone());
+        Ok(SaslStep::Done {
+            user: verified.user,
+            reply: Vec::new(),
+        })
+    }
+
+    /// [`SaslSession::step`] with any PLAIN check run right here, on this
+    /// thread: for tests and tools, never for a shard's executor.
+    pub fn step_inline(&mut self, token: &[u8], users: &ScramUsers) -> Result<SaslStep, SaslError> {
+        match self.step(token, users)? {
+            SaslStep::CheckPlain(check) => self.finish_plain(check.verify()?),
+            step => Ok(step),
+        }
+    }
 }
 
 /// A SaslHandshake that cannot be accepted.
@@ -192,7 +284,8 @@ pub enum HandshakeError {
     IllegalState,
 }
 
-/// PLAIN: `authzid NUL authcid NUL password`, checked against SCRAM.
+/// PLAIN: `authzid NUL authcid NUL password`, to be checked against the
+/// user's SCRAM credential.
 fn plain(token: &[u8], users: &ScramUsers) -> Result<SaslStep, SaslError> {
     if token.len() > PLAIN_TOKEN_BYTES_MAX {
         return Err(SaslError::PlainMalformed("token too long"));
@@ -215,20 +308,16 @@ fn plain(token: &[u8], users: &ScramUsers) -> Result<SaslStep, SaslError> {
             "authorization id differs from user",
         ));
     }
-    let credentials = users.get(user);
-    let ok = credentials.is_some_and(|c| {
+    let credential = users.get(user).and_then(|c| {
         [ScramMechanism::Sha512, ScramMechanism::Sha256]
             .into_iter()
-            .find_map(|m| c.get(&m).map(|cred| cred.matches_password(m, password)))
-            .unwrap_or(false)
+            .find_map(|m| c.get(&m).map(|cred| (m, cred.clone())))
     });
-    if !ok {
-        return Err(SaslError::PlainFailed(user.to_string()));
-    }
-    Ok(SaslStep::Done {
+    Ok(SaslStep::CheckPlain(PlainCheck {
         user: user.to_string(),
-        reply: Vec::new(),
-    })
+        password: password.to_vec(),
+        credential,
+    }))
 }
 
 #[cfg(test)]
@@ -248,14 +337,53 @@ mod tests {
     fn sasl_plain_right_password_authenticates_wrong_fails() {
         let mut s = SaslSession::default();
         s.handshake("PLAIN", 1).unwrap();
-        assert!(s.step(b"\0alice\0nope", &users()).is_err());
+        assert!(s.step_inline(b"\0alice\0nope", &users()).is_err());
+        assert!(!s.is_authenticated());
         let mut s = SaslSession::default();
         s.handshake("PLAIN", 1).unwrap();
         assert!(matches!(
-            s.step(b"\0alice\0pw", &users()),
+            s.step_inline(b"\0alice\0pw", &users()),
             Ok(SaslStep::Done { .. })
         ));
         assert!(s.is_authenticated());
+    }
+
+    #[test]
+    fn sasl_plain_is_not_authenticated_until_the_check_is_finished() {
+        let mut s = SaslSession::default();
+        s.handshake("PLAIN", 1).unwrap();
+        let Ok(SaslStep::CheckPlain(check)) = s.step(b"\0alice\0pw", &users()) else {
+            panic!("a well-formed PLAIN token asks for a check");
+        };
+        assert!(!s.is_authenticated());
+        assert_eq!(check.user(), "alice");
+        let verified = check.verify().unwrap();
+        assert!(matches!(
+            s.finish_plain(verified),
+            Ok(SaslStep::Done { .. })
+        ));
+        assert!(s.is_authenticated());
+        // A verified password for one session cannot finish another that
+        // is past PLAIN (or never chose it).
+        let mut other = SaslSession::default();
+        other.handshake("SCRAM-SHA-256", 1).unwrap();
+        let mut fresh = SaslSession::default();
+        fresh.handshake("PLAIN", 1).unwrap();
+        let Ok(SaslStep::CheckPlain(check)) = fresh.step(b"\0alice\0pw", &users()) else {
+            panic!("check expected");
+        };
+        assert!(other.finish_plain(check.verify().unwrap()).is_err());
+        assert!(!other.is_authenticated());
+    }
+
+    #[test]
+    fn sasl_plain_unknown_user_fails_in_verify() {
+        let mut s = SaslSession::default();
+        s.handshake("PLAIN", 1).unwrap();
+        assert_eq!(
+            s.step_inline(b"\0mallory\0pw", &users()).unwrap_err(),
+            SaslError::PlainFailed("mallory".into())
+        );
     }
 
     #[test]
@@ -270,9 +398,9 @@ mod tests {
     #[test]
     fn sasl_token_before_handshake_fails() {
         let mut s = SaslSession::default();
-        assert!(s.step(b"\0alice\0pw", &users()).is_err());
+        assert!(s.step_inline(b"\0alice\0pw", &users()).is_err());
         let mut s = SaslSession::default();
         s.handshake("PLAIN", 1).unwrap();
-        assert!(s.step(b"garbage-without-nul", &users()).is_err());
+        assert!(s.step_inline(b"garbage-without-nul", &users()).is_err());
     }
 }

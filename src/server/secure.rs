@@ -82,7 +82,9 @@ pub(super) async fn before_authentication(
     if connection.sasl.borrow().expects_raw_token() {
         let users = shard.snapshot().users.clone();
         // A failure is logged by `step`.
-        let reply = sasl_authenticate::step(connection, &frame, &users).ok()?;
+        let reply = sasl_authenticate::step(connection, &frame, &users)
+            .await
+            .ok()?;
         return Some(Outcome::Respond(size_prefixed(&reply)));
     }
     let key = frame

@@ -532,6 +532,49 @@ def scram_exchange(conn: kafka_raw.RawConn, mechanism: str, user: str, password:
     return code, final
 
 
+def plain_login(secure: Secure, user: str, password: str, raw: bool = False) -> int:
+    """A PLAIN login on a fresh SASL_PLAINTEXT connection: 0 when the broker
+    authenticates it (and then serves Metadata), else the error code (a raw
+    v0 token's failure is a close, reported as SASL_AUTHENTICATION_FAILED)."""
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    with sasl_conn(secure) as conn:
+        body = conn.roundtrip(SASL_HANDSHAKE, 0 if raw else 1, kafka_raw.Writer().string("PLAIN").bytes())
+        assert kafka_raw.Reader(body).int16() == 0
+        if raw:
+            conn.send_frame(token)
+            try:
+                (n,) = struct.unpack(">i", conn._recv_exact(4))
+            except (kafka_raw.ConnectionClosed, OSError):
+                return SASL_AUTHENTICATION_FAILED
+            assert n == 0
+        else:
+            body = conn.roundtrip(SASL_AUTHENTICATE, 1, kafka_raw.Writer().bytes_(token).bytes())
+            code = kafka_raw.Reader(body).int16()
+            if code != 0:
+                assert conn.wait_closed(10)
+                return code
+        assert len(conn.roundtrip(kafka_raw.METADATA, 1, kafka_raw.Writer().int32(0).bytes())) > 0
+        return 0
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["authenticate_v1", "raw_v0"])
+def test_plain_off_shard_check_wrong_after_right_and_old_password_after_change(secure, tmp_path, raw):
+    """PLAIN's PBKDF2 check runs on the blocking pool: a right password
+    then a wrong one (nothing of the first carries over), then the password
+    changed through AlterUserScramCredentials: the old one fails, the new
+    one works, from the next login on."""
+    assert plain_login(secure, ADMIN_USER, ADMIN_PASSWORD, raw) == 0
+    assert plain_login(secure, ADMIN_USER, ADMIN_PASSWORD + "x", raw) == SASL_AUTHENTICATION_FAILED
+    assert plain_login(secure, ADMIN_USER, ADMIN_PASSWORD, raw) == 0
+    pw = tmp_path / "pw"
+    pw.write_text("changed-secret")
+    cli(secure.broker, "users", "set", ADMIN_USER, "--mechanism", "SCRAM-SHA-512", "--password-file", str(pw))
+    assert plain_login(secure, ADMIN_USER, ADMIN_PASSWORD, raw) == SASL_AUTHENTICATION_FAILED
+    assert plain_login(secure, ADMIN_USER, "changed-secret", raw) == 0
+    wait_logged(secure.broker, f'PLAIN authentication failed for user "{ADMIN_USER}"')
+    assert "changed-secret" not in secure.broker.log_tail()
+
+
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
 def test_scram_by_hand_wrong_proof_really_fails(secure, tmp_path, mechanism):
     pw = tmp_path / "pw"
