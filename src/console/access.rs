@@ -112,6 +112,7 @@ fn console_context(shard: &Rc<Shard>) -> Result<RequestContext, ConsoleError> {
         client_id: Some(CONSOLE_CLIENT_ID.to_string()),
         admission: None,
         connection: console_connection(shard)?,
+        throttle_ms: 0,
     })
 }
 
