@@ -107,6 +107,11 @@ def test_compaction_compressed_latest_per_key(cleaner_broker, codec):
     (_, sentinel_offset, _), = produce_all(b.bootstrap, topic, [(b"sentinel", b"s", 0)])
     latest[b"sentinel"] = (sentinel_offset, b"s")
     before = closed_bytes(b, topic)
+    # librdkafka sends a batch uncompressed when compressing would not make
+    # it smaller (a batch of one or two records, on a loaded machine), so
+    # the codecs to keep are those the closed segments hold before cleaning.
+    codecs_before = batch_codecs(b, topic)
+    assert codec_ids[codec] in codecs_before, codecs_before
 
     read_uncommitted = {"isolation.level": "read_uncommitted"}
 
@@ -116,7 +121,10 @@ def test_compaction_compressed_latest_per_key(cleaner_broker, codec):
 
     got = wait_for("compaction to one record per key", cleaned)
     assert {r.key: (r.offset, r.value) for r in got} == latest, "latest value per key at its offset"
-    assert batch_codecs(b, topic) == {codec_ids[codec]}, "rewritten with the original codec"
+    codecs_after = batch_codecs(b, topic)
+    assert codec_ids[codec] in codecs_after and codecs_after <= codecs_before, (
+        f"rewritten with the original codecs: {codecs_before} -> {codecs_after}"
+    )
     after = closed_bytes(b, topic)
     # `before` is measured once the data is in closed segments; with
     # min.compaction.lag.ms the cleaner has normally not started yet.

@@ -68,16 +68,16 @@ def poll_until(consumers, done, on_msg=None, timeout_s: float = wait_s_max, tran
     while not done():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out; assignments: {[sorted(assigned(c)) for c in consumers]}")
+        # A batch per call: one message per 50 ms wait would make a member
+        # whose partitions are drained slow the others to a crawl.
         for c in consumers:
-            m = c.poll(0.05)
-            if m is None:
-                continue
-            if m.error() is not None:
-                if m.error().code() in (KafkaError._PARTITION_EOF, *transient):
-                    continue
-                raise KafkaException(m.error())
-            if on_msg is not None:
-                on_msg(c, m)
+            for m in c.consume(num_messages=500, timeout=0.05):
+                if m.error() is not None:
+                    if m.error().code() in (KafkaError._PARTITION_EOF, *transient):
+                        continue
+                    raise KafkaException(m.error())
+                if on_msg is not None:
+                    on_msg(c, m)
 
 
 def fill(bootstrap: str, topic: str, partitions: int, per_partition: int) -> set[bytes]:
