@@ -137,7 +137,8 @@ impl Fetcher {
                     }
                     if let Some(e) = lost {
                         conn = None;
-                        self.failed(&mut failures, &format!("list offsets: {e}")).await;
+                        self.failed(&mut failures, &format!("list offsets: {e}"))
+                            .await;
                     }
                 }
                 Err(e) => {
@@ -251,7 +252,10 @@ impl Fetcher {
                 let records = answer.records.unwrap_or_default();
                 crate::ops::metrics::record_replication_fetch(records.len());
                 let mut appended = p.append_replica(&records, answer.high_watermark).await;
-                if let Err(StorageError::NonContiguousReplica { expected, found, .. }) = appended {
+                if let Err(StorageError::NonContiguousReplica {
+                    expected, found, ..
+                }) = appended
+                {
                     // Reset to a log start inside a batch (module doc):
                     // start the empty log again at the batch's base.
                     let empty = p.log.log_start_offset() == p.log.next_offset();
@@ -290,8 +294,9 @@ impl Fetcher {
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(self.local))
             .with_topics(vec![topic]);
-        let response: ListOffsetsResponse =
-            conn.send(&request, LIST_OFFSETS_VERSION, FETCH_TIMEOUT).await?;
+        let response: ListOffsetsResponse = conn
+            .send(&request, LIST_OFFSETS_VERSION, FETCH_TIMEOUT)
+            .await?;
         let answer = response
             .topics
             .iter()

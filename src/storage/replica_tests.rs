@@ -375,7 +375,11 @@ fn reset_to_past_the_end_empties_the_log_and_continues_at_the_target() {
     );
     block_on(log.reset_to(500)).expect("reset");
     assert_eq!(
-        (log.log_start_offset(), log.next_offset(), log.high_watermark()),
+        (
+            log.log_start_offset(),
+            log.next_offset(),
+            log.high_watermark()
+        ),
         (500, 500, 500)
     );
     assert_eq!(log.segment_bases(), vec![500]);
@@ -442,5 +446,8 @@ fn crash_during_reset_to_leaves_the_old_log_or_an_empty_one() {
             break;
         }
     }
-    assert!(finished, "the reset never completed within the fault budget");
+    assert!(
+        finished,
+        "the reset never completed within the fault budget"
+    );
 }
