@@ -45,6 +45,19 @@ def isr(md: dict, topic: str) -> dict[int, list[int]]:
     return {p["partition"]: sorted(p["isr"]) for p in t["partitions"]}
 
 
+def kill_follower_out_of_isr(cluster: Cluster, topic: str, leader: int, follower: int) -> None:
+    """SIGKILL `follower` and wait until partition 0's leader dropped it
+    from the ISR (fenced, or lagging past replica.lag.time.max.ms)."""
+    cluster.nodes[follower].kill9()
+    cluster.wait_for(
+        "the dead follower out of the ISR",
+        lambda md: follower not in isr(md, topic)[0],
+        via=leader,
+        topics=[topic],
+        timeout_s=SESSION_TIMEOUT_MS / 1000 + LEADER_WAIT_S,
+    )
+
+
 def create_rf3(cluster: Cluster, topic: str, partitions: int, min_insync: int = 2) -> dict[int, int]:
     clients.create_topic(
         cluster.bootstrap(1),
@@ -113,14 +126,7 @@ def test_replication_rf3_min_insync_refuses_acks_all_but_not_acks_1(cluster):
         ok = c.produce(topic, 0, kafka_raw.record_batch_v2([(b"k", b"all-three")]), acks=-1)
     assert ok["error_code"] == 0, ok
 
-    cluster.nodes[follower].kill9()
-    cluster.wait_for(
-        "the dead follower out of the ISR",
-        lambda md: follower not in isr(md, topic)[0],
-        via=leader,
-        topics=[topic],
-        timeout_s=SESSION_TIMEOUT_MS / 1000 + LEADER_WAIT_S,
-    )
+    kill_follower_out_of_isr(cluster, topic, leader, follower)
     with cluster.nodes[leader].raw() as c:
         refused = c.produce(topic, 0, kafka_raw.record_batch_v2([(b"k", b"two")]), acks=-1)
         assert refused["error_code"] == NOT_ENOUGH_REPLICAS, refused
@@ -424,14 +430,7 @@ def test_replication_metrics_count_isr_changes_acks_all_waits_and_fetched_bytes(
     follower = next(i for i in cluster.nodes if i != leader)
     records = [(f"k{i}".encode(), b"x" * 100, 0) for i in range(200)]
     clients.produce_all(cluster.bootstrap(), topic, records, acks="all")
-    cluster.nodes[follower].kill9()
-    cluster.wait_for(
-        "the dead follower out of the ISR",
-        lambda md: follower not in isr(md, topic)[0],
-        via=leader,
-        topics=[topic],
-        timeout_s=SESSION_TIMEOUT_MS / 1000 + LEADER_WAIT_S,
-    )
+    kill_follower_out_of_isr(cluster, topic, leader, follower)
     cluster.nodes[follower].start()
     cluster.wait_for(
         "the follower back in the ISR",
@@ -493,14 +492,7 @@ def test_txn_markers_wait_for_the_isr_so_a_commit_is_not_visible_on_the_leader_a
     p.flush(30)
     coordinator = txn_coordinator(cluster, leader, txn_id)
     follower = next(i for i in cluster.nodes if i not in (leader, coordinator))
-    cluster.nodes[follower].kill9()
-    cluster.wait_for(
-        "the dead follower out of the ISR",
-        lambda md: follower not in isr(md, topic)[0],
-        via=leader,
-        topics=[topic],
-        timeout_s=SESSION_TIMEOUT_MS / 1000 + LEADER_WAIT_S,
-    )
+    kill_follower_out_of_isr(cluster, topic, leader, follower)
     with pytest.raises(KafkaException):
         p.commit_transaction(5)
     committed = {"isolation.level": "read_committed"}
@@ -553,12 +545,7 @@ def test_follower_behind_the_leaders_log_start_resets_its_log_and_rejoins_the_is
     follower = next(i for i in cluster.nodes if i != leader)
     first = [(None, f"a{i:05d}".encode() * 100, 0) for i in range(200)]
     clients.produce_all(cluster.bootstrap(), topic, first, acks="all")
-    cluster.nodes[follower].kill9()
-    cluster.wait_for(
-        "the dead follower out of the ISR",
-        lambda md: follower not in isr(md, topic)[0],
-        via=leader, topics=[topic], timeout_s=SESSION_TIMEOUT_MS / 1000 + LEADER_WAIT_S,
-    )
+    kill_follower_out_of_isr(cluster, topic, leader, follower)
     second = [(None, f"b{i:05d}".encode() * 100, 0) for i in range(400)]
     clients.produce_all(cluster.bootstrap(leader), topic, second, acks="all")
     cut = 500  # past the follower's end (200), in a later segment
