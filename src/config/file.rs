@@ -19,6 +19,7 @@ pub(super) struct FileConfig {
     pub(super) initial_user: Option<String>,
     pub(super) initial_user_password_file: Option<PathBuf>,
     pub(super) connection_failed_authentication_delay_ms: Option<u64>,
+    pub(super) connections_max_reauth_ms: Option<u64>,
     pub(super) admin_token_file: Option<PathBuf>,
     pub(super) authorizer: Option<String>,
     pub(super) super_users: Option<String>,

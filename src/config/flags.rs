@@ -221,6 +221,11 @@ pub struct Flags {
     /// close (Kafka's connection.failed.authentication.delay.ms; default 100).
     #[arg(long, env = "CORESTREAM_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]
     pub connection_failed_authentication_delay_ms: Option<u64>,
+    /// SASL sessions end after this many ms unless the client
+    /// re-authenticates on its connection (KIP-368, Kafka's
+    /// connections.max.reauth.ms; default 0, never; else at least 1000).
+    #[arg(long, env = "CORESTREAM_CONNECTIONS_MAX_REAUTH_MS")]
+    pub connections_max_reauth_ms: Option<u64>,
     /// File holding a bearer token the admin HTTP port then requires
     /// (`Authorization: Bearer ...`) on every route but health and readiness.
     #[arg(long, env = "CORESTREAM_ADMIN_TOKEN_FILE")]

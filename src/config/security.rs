@@ -28,6 +28,10 @@ pub(super) const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_DEFAULT: u64 = 100;
 /// Upper bound: the delay holds a connection (and the client's retry), so
 /// it must stay well inside the clients' request timeouts.
 pub(super) const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_MAX: u64 = 10_000;
+/// Shortest session accepted, ms: a client re-authenticates at 85-95 % of
+/// its session, and Kafka refuses a re-authentication within a second of
+/// the last, so a shorter one could not be kept alive.
+pub const CONNECTIONS_MAX_REAUTH_MS_MIN: u64 = 1_000;
 /// Shortest admin token accepted: a guessable token is no guard.
 pub(super) const ADMIN_TOKEN_BYTES_MIN: usize = 16;
 
@@ -87,6 +91,9 @@ pub struct SecurityConfig {
     pub initial_user_password_file: Option<PathBuf>,
     /// Wait before a failed SASL authentication is answered and closed.
     pub connection_failed_authentication_delay_ms: u64,
+    /// SASL sessions end after this unless re-authenticated (KIP-368,
+    /// Kafka's connections.max.reauth.ms); 0: they never end.
+    pub connections_max_reauth_ms: u64,
     /// Bearer token the admin HTTP port requires, when set.
     pub admin_token: Option<AdminToken>,
     /// The ACL authorizer (`authorizer = "acl"`); `None` allows every
@@ -107,6 +114,7 @@ impl Default for SecurityConfig {
             initial_user_password_file: None,
             connection_failed_authentication_delay_ms:
                 CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_DEFAULT,
+            connections_max_reauth_ms: 0,
             admin_token: None,
             authorizer: None,
             admin_ui_principal: crate::security::ANONYMOUS_PRINCIPAL.to_string(),
@@ -185,6 +193,18 @@ impl SecurityConfig {
                 format!("at most {CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_MAX} ms"),
             ));
         }
+        let connections_max_reauth_ms = flags
+            .connections_max_reauth_ms
+            .or(file.connections_max_reauth_ms)
+            .unwrap_or(0);
+        if connections_max_reauth_ms != 0
+            && connections_max_reauth_ms < CONNECTIONS_MAX_REAUTH_MS_MIN
+        {
+            return Err(invalid(
+                "connections-max-reauth-ms",
+                format!("0 (off) or at least {CONNECTIONS_MAX_REAUTH_MS_MIN} ms"),
+            ));
+        }
         let admin_token = match path(&flags.admin_token_file, &file.admin_token_file) {
             Some(p) => Some(read_admin_token(&p)?),
             None => None,
@@ -200,6 +220,7 @@ impl SecurityConfig {
             authorizer,
             admin_ui_principal,
             connection_failed_authentication_delay_ms: delay_ms,
+            connections_max_reauth_ms,
             admin_token,
             listeners,
             tls,

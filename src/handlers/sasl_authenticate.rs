@@ -2,8 +2,10 @@
 //! A failure answers SASL_AUTHENTICATION_FAILED with Kafka's generic
 //! message, logs the reason with the client's address (never a secret),
 //! and the connection closes after the answer. Success sets the
-//! connection's principal to `User:<name>`. `session_lifetime_ms` is 0:
-//! no re-authentication deadline (KIP-368 is not enforced yet).
+//! connection's principal to `User:<name>`. `session_lifetime_ms` is the
+//! session's length when `connections_max_reauth_ms` is set (KIP-368,
+//! `security::reauth`), else 0; a re-authentication ends here too, and
+//! must prove the session's user.
 //!
 //! A PLAIN password's PBKDF2 check (milliseconds of CPU) runs on glommio's
 //! blocking thread pool ([`verify_off_shard`]), one at a time per shard
@@ -20,7 +22,7 @@ use glommio::sync::Semaphore;
 use kafka_protocol::messages::{ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{ApiSpec, RequestContext};
 use crate::security::sasl::{PlainCheck, PlainVerified, SaslError, SaslStep};
@@ -71,7 +73,15 @@ where
         return response.with_error_code(ResponseError::IllegalSaslState.code());
     }
     match step_with(connection, &request.auth_bytes, users, verify).await {
-        Ok(reply) => response.with_auth_bytes(Bytes::from(reply)),
+        Ok(reply) => {
+            let lifetime_ms = match connection.sasl.borrow().is_authenticated() {
+                true => connection.session.lifetime_ms(),
+                false => 0,
+            };
+            response
+                .with_auth_bytes(Bytes::from(reply))
+                .with_session_lifetime_ms(lifetime_ms)
+        }
         Err(message) => response
             .with_error_code(ResponseError::SaslAuthenticationFailed.code())
             .with_error_message(Some(StrBytes::from_string(message))),
@@ -104,6 +114,11 @@ where
     F: Future<Output = Result<PlainVerified, SaslError>>,
 {
     let mechanism = connection.sasl.borrow().mechanism_name();
+    let reauthenticating = connection.sasl.borrow().is_reauthenticating();
+    let what = match reauthenticating {
+        true => "re-authentication",
+        false => "authentication",
+    };
     let stepped = connection.sasl.borrow_mut().step(token, users);
     let stepped = match stepped {
         Ok(SaslStep::CheckPlain(check)) => match verify(check).await {
@@ -115,6 +130,14 @@ where
     match stepped {
         Ok(SaslStep::Continue(reply)) => Ok(reply),
         Ok(SaslStep::Done { user, reply }) => {
+            connection.session.authenticated(std::time::Instant::now());
+            if reauthenticating {
+                // The same user (`SaslSession` checked): the principal stays.
+                debug!(peer = %connection.peer, listener = %connection.listener.protocol,
+                    mechanism, "re-authenticated User:{user}");
+                crate::ops::metrics::reauthentication();
+                return Ok(reply);
+            }
             info!(peer = %connection.peer, listener = %connection.listener.protocol,
                 mechanism, "authenticated User:{user}");
             *connection.principal.borrow_mut() = format!("User:{user}");
@@ -129,7 +152,7 @@ where
         }
         Err(e) => {
             warn!(peer = %connection.peer, listener = %connection.listener.protocol,
-                mechanism, "authentication failed: {e}");
+                mechanism, "{what} failed: {e}");
             connection.fail_authentication();
             Err(e.client_message(mechanism))
         }

@@ -3,6 +3,9 @@
 //! handles them); after v1 they come in SaslAuthenticate. On a listener
 //! without SASL the answer is ILLEGAL_SASL_STATE, as Kafka's. An
 //! unsupported mechanism is answered, then the connection closes (Kafka).
+//! On an authenticated connection a handshake starts a re-authentication
+//! (KIP-368, `security::reauth`) when sessions expire; otherwise it is an
+//! ILLEGAL_SASL_STATE and closes the connection.
 
 use kafka_protocol::messages::{ApiKey, SaslHandshakeRequest, SaslHandshakeResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -10,6 +13,7 @@ use kafka_protocol::ResponseError;
 use tracing::info;
 
 use super::{ApiSpec, RequestContext};
+use crate::security::sasl::Mechanism;
 use crate::security::sasl::{HandshakeError, SASL_MECHANISMS};
 use crate::security::ConnectionContext;
 
@@ -40,10 +44,12 @@ pub fn answer(
     if !connection.listener.protocol.uses_sasl() {
         return response.with_error_code(ResponseError::IllegalSaslState.code());
     }
-    let chosen = connection
-        .sasl
-        .borrow_mut()
-        .handshake(request.mechanism.as_str(), version);
+    let name = request.mechanism.as_str();
+    let authenticated = connection.sasl.borrow().is_authenticated();
+    let chosen = match authenticated {
+        true => begin_reauthentication(connection, name, version),
+        false => connection.sasl.borrow_mut().handshake(name, version),
+    };
     match chosen {
         Ok(()) => response,
         Err(HandshakeError::Unsupported) => {
@@ -56,5 +62,37 @@ pub fn answer(
             connection.fail_authentication();
             response.with_error_code(ResponseError::IllegalSaslState.code())
         }
+        Err(HandshakeError::MechanismChanged(was)) => {
+            // Kafka refuses it too; the handshake has no message field, so
+            // the reason is in the log.
+            info!(peer = %connection.peer, listener = %connection.listener.protocol,
+                "re-authentication with mechanism {name:?}, the session used {}: closing", was.name());
+            connection.fail_authentication();
+            response.with_error_code(ResponseError::UnsupportedSaslMechanism.code())
+        }
     }
+}
+
+/// A handshake on an authenticated connection: a re-authentication when
+/// sessions expire and the last one began long enough ago.
+fn begin_reauthentication(
+    connection: &ConnectionContext,
+    name: &str,
+    version: i16,
+) -> Result<(), HandshakeError> {
+    if let Err(refused) = connection
+        .session
+        .begin_reauthentication(std::time::Instant::now())
+    {
+        info!(peer = %connection.peer, listener = %connection.listener.protocol,
+            "SASL handshake on an authenticated connection: {refused}; closing");
+        return Err(HandshakeError::IllegalState);
+    }
+    let user = connection.principal();
+    let begun = connection.sasl.borrow_mut().reauthenticate(name, version);
+    if begun.is_ok() {
+        info!(peer = %connection.peer, listener = %connection.listener.protocol,
+            "re-authenticating {user} with {}", Mechanism::from_name(name).map_or("?", Mechanism::name));
+    }
+    begun
 }

@@ -42,7 +42,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     let mut out = String::new();
     render_process(&mut out, reports.len(), process);
     render_requests(&mut out, reports);
-    let per_shard: [ShardFamily; 25] = [
+    let per_shard: [ShardFamily; 27] = [
         (
             "corestream_isr_shrinks_total",
             "counter",
@@ -90,6 +90,18 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
             "counter",
             "SASL authentications refused (client address and reason in the log).",
             |r| r.metrics.authentication_failures,
+        ),
+        (
+            "corestream_reauthentications_total",
+            "counter",
+            "SASL sessions re-authenticated on their connection (KIP-368).",
+            |r| r.metrics.reauthentications,
+        ),
+        (
+            "corestream_expired_sessions_closed_total",
+            "counter",
+            "Connections closed because their SASL session ended before the client re-authenticated (connections_max_reauth_ms).",
+            |r| r.metrics.expired_sessions_closed,
         ),
         (
             "corestream_connections_open",

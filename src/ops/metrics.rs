@@ -80,6 +80,8 @@ pub struct ShardMetrics {
     cross_shard_messages: Cell<u64>,
     authentications: Cell<u64>,
     authentication_failures: Cell<u64>,
+    reauthentications: Cell<u64>,
+    expired_sessions_closed: Cell<u64>,
     requests_in_flight: Cell<u64>,
     /// In-flight requests per API key (keys below [`API_KEYS_TRACKED`]),
     /// for the log line of a stop whose drain timed out.
@@ -157,6 +159,17 @@ pub fn authentication(ok: bool) {
             1,
         )
     });
+}
+
+/// A SASL session was re-authenticated on its connection (KIP-368).
+pub fn reauthentication() {
+    with(|m| add(&m.reauthentications, 1));
+}
+
+/// A connection was closed because its SASL session ended before the
+/// client re-authenticated (KIP-368; Kafka's expired-connections-killed).
+pub fn expired_session_closed() {
+    with(|m| add(&m.expired_sessions_closed, 1));
 }
 
 /// The ISR of a partition this shard leads changed in a snapshot: a
@@ -293,6 +306,10 @@ pub struct MetricsSnapshot {
     /// SASL authentications refused (bad credentials, unknown user or
     /// mechanism, a SASL request out of order).
     pub authentication_failures: u64,
+    /// SASL sessions re-authenticated on their connection (KIP-368).
+    pub reauthentications: u64,
+    /// Connections closed because their SASL session ended (KIP-368).
+    pub expired_sessions_closed: u64,
     /// Requests being handled now.
     pub requests_in_flight: u64,
     /// Log flush fdatasync latency.
@@ -322,6 +339,8 @@ pub fn snapshot() -> MetricsSnapshot {
         cross_shard_messages: m.cross_shard_messages.get(),
         authentications: m.authentications.get(),
         authentication_failures: m.authentication_failures.get(),
+        reauthentications: m.reauthentications.get(),
+        expired_sessions_closed: m.expired_sessions_closed.get(),
         requests_in_flight: m.requests_in_flight.get(),
         fsync: m.fsync.borrow().clone(),
         isr_shrinks: m.isr_shrinks.get(),

@@ -8,6 +8,7 @@
 //! - `tls`: rustls server config, reloadable on SIGHUP, and the mTLS
 //!   principal.
 //! - `sasl` / `scram`: one connection's SASL state and the SCRAM exchange.
+//! - `reauth`: KIP-368 session lifetimes and re-authentication.
 //!   Credentials (salted, iterated; never a clear password) are part of the
 //!   metadata snapshot (`metadata::Snapshot::users`), changed through the
 //!   metadata owner like topics (`MetaChange::AlterScramCredentials`) and
@@ -21,6 +22,7 @@
 pub mod acl;
 pub mod initial_user;
 pub mod listener;
+pub mod reauth;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
@@ -52,6 +54,8 @@ pub struct ConnectionContext {
     /// Quota throttle (KIP-219): the reader reads no request before this
     /// (`quota`).
     pub muted_until: Cell<Option<std::time::Instant>>,
+    /// The SASL session's end (KIP-368, `reauth`).
+    pub session: reauth::SessionLifetime,
 }
 
 impl ConnectionContext {
@@ -65,7 +69,26 @@ impl ConnectionContext {
             sasl: RefCell::new(SaslSession::default()),
             auth_failed: Cell::new(false),
             muted_until: Cell::new(None),
+            session: reauth::SessionLifetime::default(),
         }
+    }
+
+    /// SASL sessions on this connection end after `max_reauth_ms` unless
+    /// the client re-authenticates (KIP-368; 0: they never end).
+    pub fn with_max_reauth_ms(mut self, max_reauth_ms: u64) -> ConnectionContext {
+        self.session = reauth::SessionLifetime::new(max_reauth_ms);
+        self
+    }
+
+    /// How long ago the authenticated SASL session ended (KIP-368), if it
+    /// has: the connection must then close. `None` while a
+    /// re-authentication runs (the old session cannot end under it), and
+    /// after one `Cell` read when sessions do not end.
+    #[inline]
+    pub fn session_expired_for(&self) -> Option<std::time::Duration> {
+        let at = self.session.expires_at()?;
+        let now = std::time::Instant::now();
+        (now >= at && self.sasl.borrow().is_authenticated()).then(|| now - at)
     }
 
     /// Mutes the connection for `ms` from now (a quota throttle), unless

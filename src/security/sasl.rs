@@ -43,6 +43,14 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    /// The SASL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Scram(m) => m.name(),
+        }
+    }
+
     /// By SASL name; `None` when not served.
     pub fn from_name(name: &str) -> Option<Mechanism> {
         if name.eq_ignore_ascii_case("PLAIN") {
@@ -66,9 +74,17 @@ pub enum SaslSession {
         raw: bool,
         /// SCRAM's state between its two messages.
         scram: Option<ScramServer>,
+        /// Re-authenticating (KIP-368) the session of this user: the
+        /// exchange must end with the same one.
+        reauth_of: Option<String>,
     },
-    /// Authenticated as this user.
-    Authenticated(String),
+    /// Authenticated.
+    Authenticated {
+        /// The user name (principal `User:<user>`).
+        user: String,
+        /// How: a re-authentication must use the same mechanism.
+        mechanism: Mechanism,
+    },
 }
 
 /// What a token produced.
@@ -149,6 +165,14 @@ pub enum SaslError {
     /// PLAIN with a wrong password or unknown user.
     #[error("PLAIN authentication failed for user {0:?}")]
     PlainFailed(String),
+    /// A re-authentication (KIP-368) ended as another user.
+    #[error("cannot change principals during re-authentication from User:{from} to User:{to}")]
+    PrincipalChanged {
+        /// The session's user.
+        from: String,
+        /// The user the new exchange proved.
+        to: String,
+    },
     /// The SCRAM exchange failed.
     #[error("{0}")]
     Scram(#[from] ScramError),
@@ -157,14 +181,20 @@ pub enum SaslError {
 impl SaslError {
     /// What the client is told (Kafka's wording; no hint which part was wrong).
     pub fn client_message(&self, mechanism: &str) -> String {
-        format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
+        match self {
+            // Kafka tells this one as it is: the credentials were valid.
+            SaslError::PrincipalChanged { from, to } => format!(
+                "Cannot change principals during re-authentication from User:{from} to User:{to}"
+            ),
+            _ => format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"),
+        }
     }
 }
 
 impl SaslSession {
     /// Whether the client is authenticated.
     pub fn is_authenticated(&self) -> bool {
-        matches!(self, SaslSession::Authenticated(_))
+        matches!(self, SaslSession::Authenticated { .. })
     }
 
     /// Whether the next frame is a raw token (v0 handshake done, not yet
@@ -176,16 +206,21 @@ impl SaslSession {
     /// The mechanism in use, for messages.
     pub fn mechanism_name(&self) -> &'static str {
         match self {
-            SaslSession::Exchanging {
-                mechanism: Mechanism::Plain,
-                ..
-            } => "PLAIN",
-            SaslSession::Exchanging {
-                mechanism: Mechanism::Scram(m),
-                ..
-            } => m.name(),
-            _ => "",
+            SaslSession::Exchanging { mechanism, .. }
+            | SaslSession::Authenticated { mechanism, .. } => mechanism.name(),
+            SaslSession::AwaitingHandshake => "",
         }
+    }
+
+    /// Whether a re-authentication (KIP-368) is under way.
+    pub fn is_reauthenticating(&self) -> bool {
+        matches!(
+            self,
+            SaslSession::Exchanging {
+                reauth_of: Some(_),
+                ..
+            }
+        )
     }
 
     /// A SaslHandshake: selects the mechanism. `Err` when it is not
@@ -195,13 +230,65 @@ impl SaslSession {
             return Err(HandshakeError::IllegalState);
         }
         let mechanism = Mechanism::from_name(name).ok_or(HandshakeError::Unsupported)?;
-        *self = SaslSession::Exchanging {
+        *self = SaslSession::exchanging(mechanism, version == 0, None);
+        Ok(())
+    }
+
+    /// A SaslHandshake on an authenticated session (KIP-368; the caller
+    /// checked that re-authentication is on and not too soon): the same
+    /// mechanism starts a new exchange that must prove the same user. A v0
+    /// handshake cannot re-authenticate (its raw tokens would be taken for
+    /// requests), as with Kafka.
+    pub fn reauthenticate(&mut self, name: &str, version: i16) -> Result<(), HandshakeError> {
+        let SaslSession::Authenticated { user, mechanism } = self else {
+            return Err(HandshakeError::IllegalState);
+        };
+        if version == 0 {
+            return Err(HandshakeError::IllegalState);
+        }
+        let asked = Mechanism::from_name(name).ok_or(HandshakeError::Unsupported)?;
+        if asked != *mechanism {
+            return Err(HandshakeError::MechanismChanged(*mechanism));
+        }
+        let user = std::mem::take(user);
+        *self = SaslSession::exchanging(asked, false, Some(user));
+        Ok(())
+    }
+
+    fn exchanging(mechanism: Mechanism, raw: bool, reauth_of: Option<String>) -> SaslSession {
+        SaslSession::Exchanging {
             mechanism,
-            raw: version == 0,
+            raw,
             scram: match mechanism {
                 Mechanism::Plain => None,
                 Mechanism::Scram(m) => Some(ScramServer::Start(m)),
             },
+            reauth_of,
+        }
+    }
+
+    /// The exchange proved `user`: the session is authenticated, unless it
+    /// re-authenticated another user (then it stays failed).
+    fn complete(&mut self, user: &str) -> Result<(), SaslError> {
+        let SaslSession::Exchanging {
+            mechanism,
+            reauth_of,
+            ..
+        } = self
+        else {
+            return Err(SaslError::UnexpectedToken("not exchanging"));
+        };
+        if let Some(from) = reauth_of.as_deref().filter(|from| *from != user) {
+            let error = SaslError::PrincipalChanged {
+                from: from.to_string(),
+                to: user.to_string(),
+            };
+            *self = SaslSession::AwaitingHandshake;
+            return Err(error);
+        }
+        *self = SaslSession::Authenticated {
+            user: user.to_string(),
+            mechanism: *mechanism,
         };
         Ok(())
     }
@@ -235,12 +322,12 @@ impl SaslSession {
             SaslSession::AwaitingHandshake => {
                 return Err(SaslError::UnexpectedToken("awaiting handshake"))
             }
-            SaslSession::Authenticated(_) => {
+            SaslSession::Authenticated { .. } => {
                 return Err(SaslError::UnexpectedToken("authenticated"))
             }
         };
         if let SaslStep::Done { user, .. } = &step {
-            *self = SaslSession::Authenticated(user.clone());
+            self.complete(user)?;
         }
         Ok(step)
     }
@@ -258,7 +345,7 @@ impl SaslSession {
         ) {
             return Err(SaslError::UnexpectedToken("not exchanging PLAIN"));
         }
-        *self = SaslSession::Authenticated(verified.user.clone());
+        self.complete(&verified.user)?;
         Ok(SaslStep::Done {
             user: verified.user,
             reply: Vec::new(),
@@ -282,6 +369,8 @@ pub enum HandshakeError {
     Unsupported,
     /// A second handshake (ILLEGAL_SASL_STATE).
     IllegalState,
+    /// A re-authentication asked for another mechanism than the session's.
+    MechanismChanged(Mechanism),
 }
 
 /// PLAIN: `authzid NUL authcid NUL password`, to be checked against the
@@ -402,5 +491,76 @@ mod tests {
         let mut s = SaslSession::default();
         s.handshake("PLAIN", 1).unwrap();
         assert!(s.step_inline(b"garbage-without-nul", &users()).is_err());
+    }
+    fn users_alice_and_bob() -> ScramUsers {
+        let mut u = users();
+        let c = ScramCredential::new(ScramMechanism::Sha256, b"pw2", 4096).unwrap();
+        u.entry("bob".into())
+            .or_default()
+            .insert(ScramMechanism::Sha256, c);
+        u
+    }
+
+    fn plain_session(token: &[u8], users: &ScramUsers) -> SaslSession {
+        let mut s = SaslSession::default();
+        s.handshake("PLAIN", 1).unwrap();
+        s.step_inline(token, users).unwrap();
+        assert!(s.is_authenticated());
+        s
+    }
+
+    #[test]
+    fn sasl_reauthenticate_same_user_same_mechanism_succeeds() {
+        let users = users_alice_and_bob();
+        let mut s = plain_session(b"\0alice\0pw", &users);
+        s.reauthenticate("PLAIN", 1).unwrap();
+        assert!(s.is_reauthenticating() && !s.is_authenticated());
+        assert!(matches!(
+            s.step_inline(b"\0alice\0pw", &users),
+            Ok(SaslStep::Done { .. })
+        ));
+        assert!(s.is_authenticated() && !s.is_reauthenticating());
+    }
+
+    #[test]
+    fn sasl_reauthenticate_as_another_user_fails() {
+        let users = users_alice_and_bob();
+        let mut s = plain_session(b"\0alice\0pw", &users);
+        s.reauthenticate("PLAIN", 1).unwrap();
+        let error = s.step_inline(b"\0bob\0pw2", &users).unwrap_err();
+        assert_eq!(
+            error,
+            SaslError::PrincipalChanged {
+                from: "alice".into(),
+                to: "bob".into()
+            }
+        );
+        assert!(error
+            .client_message("PLAIN")
+            .starts_with("Cannot change principals during re-authentication"));
+        assert!(!s.is_authenticated());
+    }
+
+    #[test]
+    fn sasl_reauthenticate_other_mechanism_or_v0_or_unauthenticated_refused() {
+        let users = users_alice_and_bob();
+        let mut s = plain_session(b"\0alice\0pw", &users);
+        assert_eq!(
+            s.reauthenticate("SCRAM-SHA-256", 1),
+            Err(HandshakeError::MechanismChanged(Mechanism::Plain))
+        );
+        assert_eq!(
+            s.reauthenticate("PLAIN", 0),
+            Err(HandshakeError::IllegalState)
+        );
+        assert!(
+            s.is_authenticated(),
+            "a refused re-authentication keeps the session"
+        );
+        let mut fresh = SaslSession::default();
+        assert_eq!(
+            fresh.reauthenticate("PLAIN", 1),
+            Err(HandshakeError::IllegalState)
+        );
     }
 }

@@ -72,6 +72,9 @@ pub const FETCHES_IN_FLIGHT_MAX: u64 = 2;
 
 /// Kafka's API key for Fetch, read from a frame's first two bytes.
 const FETCH_API_KEY: i16 = 1;
+/// SaslHandshake's key: on an authenticated connection it begins a
+/// re-authentication (KIP-368).
+const SASL_HANDSHAKE_API_KEY: i16 = 17;
 
 /// A request being handled, with the fetch slot it holds until its response
 /// is written.
@@ -116,7 +119,10 @@ pub async fn serve(
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
-    let connection = Rc::new(ConnectionContext::new(listener, peer));
+    let connection = Rc::new(
+        ConnectionContext::new(listener, peer)
+            .with_max_reauth_ms(shard.config.security.connections_max_reauth_ms),
+    );
     if !connection.listener.protocol.uses_tls() {
         // For raw reads (`read_waiting`) and vectored sends of multi-part
         // responses (send_parts.rs); the fd lives as long as the stream's halves.
@@ -189,7 +195,26 @@ async fn run<R, W>(
                 info!(shard = shard_id, %peer, "closing connection: broker is stopping");
                 return;
             }
-            if connection.needs_authentication() {
+            if let Some(ago) = connection.session_expired_for() {
+                // KIP-368: a request after the SASL session ended closes the
+                // connection (Kafka's broker does the same, whatever the
+                // client's version); the client reconnects and logs in anew.
+                info!(shard = shard_id, %peer, principal = %connection.principal(),
+                    "closing connection: SASL session ended {} ms ago and was not re-authenticated (connections_max_reauth_ms = {})",
+                    ago.as_millis(), connection.session.max_reauth_ms());
+                crate::ops::metrics::expired_session_closed();
+                return;
+            }
+            let api_key = match frame.get(..2) {
+                Some(b) => i16::from_be_bytes([b[0], b[1]]),
+                None => -1,
+            };
+            // A SaslHandshake on an authenticated SASL connection begins a
+            // re-authentication (KIP-368): it takes the same one-at-a-time
+            // path, which also closes the connection when it is refused.
+            let reauthenticating =
+                api_key == SASL_HANDSHAKE_API_KEY && connection.listener.protocol.uses_sasl();
+            if reauthenticating || connection.needs_authentication() {
                 // Before SASL authentication: one request at a time, only
                 // ApiVersions and the SASL ones (`secure.rs`).
                 let outcome =
@@ -216,8 +241,7 @@ async fn run<R, W>(
                 }
                 continue;
             }
-            let is_fetch =
-                frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == FETCH_API_KEY;
+            let is_fetch = api_key == FETCH_API_KEY;
             let fetch_slot = if is_fetch {
                 match fetch_slots.acquire_static_permit(1).await {
                     Ok(slot) => Some(slot),

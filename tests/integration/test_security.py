@@ -495,10 +495,12 @@ def json_users(secure: Secure) -> list[dict]:
 # ---------------------------------------------------------------- SCRAM by hand
 
 
-def scram_exchange(conn: kafka_raw.RawConn, mechanism: str, user: str, password: str) -> tuple[int, bytes]:
+def scram_exchange(conn: kafka_raw.RawConn, mechanism: str, user: str, password: str,
+                   lifetimes: list[int] | None = None) -> tuple[int, bytes]:
     """A SCRAM exchange written from RFC 5802 over SaslAuthenticate v1; the
     error code and the last server token. The server's signature is
-    checked when the broker says yes."""
+    checked when the broker says yes. Each answer's session_lifetime_ms
+    (KIP-368) is appended to `lifetimes` when given."""
     import base64
     import hashlib
     import hmac
@@ -511,7 +513,10 @@ def scram_exchange(conn: kafka_raw.RawConn, mechanism: str, user: str, password:
         r = kafka_raw.Reader(conn.roundtrip(SASL_AUTHENTICATE, 1, kafka_raw.Writer().bytes_(token).bytes()))
         code = r.int16()
         r.string()
-        return code, r.bytes_() or b""
+        token = r.bytes_() or b""
+        if lifetimes is not None:
+            lifetimes.append(r.int64())
+        return code, token
 
     bare = f"n={user},r={uuid.uuid4().hex}"
     code, first = authenticate(f"n,,{bare}".encode())
