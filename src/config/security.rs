@@ -10,6 +10,7 @@
 //! key: it comes from `CORESTREAM_INITIAL_USER_PASSWORD` or from the file
 //! named by `initial_user_password_file`, read at start.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::file::FileConfig;
@@ -249,18 +250,27 @@ fn resolve_authorizer(
     }
 }
 
+impl SecurityConfig {
+    /// Every Kafka listener: `listeners`, or the PLAINTEXT one `listen`
+    /// (advertised as `host:port`) stands for.
+    pub fn listeners_or(&self, listen: SocketAddr, host: &str, port: i32) -> Vec<Listener> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        vec![Listener {
+            protocol: SecurityProtocol::Plaintext,
+            bind: listen,
+            advertised_host: host.to_string(),
+            advertised_port: port,
+        }]
+    }
+}
+
 impl Config {
     /// Every Kafka listener: `listeners`, or the PLAINTEXT one `listen`
     /// stands for.
     pub fn listeners(&self) -> Vec<Listener> {
-        if !self.security.listeners.is_empty() {
-            return self.security.listeners.clone();
-        }
-        vec![Listener {
-            protocol: SecurityProtocol::Plaintext,
-            bind: self.listen,
-            advertised_host: self.advertised_host.clone(),
-            advertised_port: self.advertised_port,
-        }]
+        self.security
+            .listeners_or(self.listen, &self.advertised_host, self.advertised_port)
     }
 }
