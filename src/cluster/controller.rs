@@ -60,7 +60,10 @@ pub struct Controller {
 
 impl Controller {
     /// Sets the user to add while the cluster has none.
-    pub fn set_initial_user(&self, user: Option<(String, crate::security::scram::ScramCredential)>) {
+    pub fn set_initial_user(
+        &self,
+        user: Option<(String, crate::security::scram::ScramCredential)>,
+    ) {
         *self.initial_user.borrow_mut() = user;
     }
 

@@ -51,9 +51,10 @@ pub async fn join(shard: &Rc<Shard>, identity: NodeIdentity) -> Result<Rc<Member
     let (host, port) = endpoints
         .iter()
         .find(|e| e.name == config.inter_broker.listener.name())
-        .map_or((config.advertised_host.clone(), config.advertised_port), |e| {
-            (e.host.clone(), e.port)
-        });
+        .map_or(
+            (config.advertised_host.clone(), config.advertised_port),
+            |e| (e.host.clone(), e.port),
+        );
     let member = Member::new(
         MemberConfig {
             node_id,

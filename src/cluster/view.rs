@@ -207,16 +207,19 @@ mod endpoint_tests {
         let b = &snapshot.cluster.as_ref().unwrap().brokers[&1];
         assert_eq!(b.address_on("PLAINTEXT"), ("10.0.0.1", 9092));
         assert_eq!(b.address_on("SASL_SSL"), ("10.0.0.1", 9094));
-        assert_eq!(b.address_on("SSL"), ("10.0.0.1", 9094), "unknown: its one address");
+        assert_eq!(
+            b.address_on("SSL"),
+            ("10.0.0.1", 9094),
+            "unknown: its one address"
+        );
     }
 
     #[test]
     fn register_broker_record_and_command_without_endpoints_still_load() {
         // A snapshot and a log entry written before endpoints existed.
-        let record: crate::cluster::state::BrokerRecord = serde_json::from_str(
-            r#"{"host":"h","port":9092,"shards":2,"epoch":3,"fenced":false}"#,
-        )
-        .unwrap();
+        let record: crate::cluster::state::BrokerRecord =
+            serde_json::from_str(r#"{"host":"h","port":9092,"shards":2,"epoch":3,"fenced":false}"#)
+                .unwrap();
         assert!(record.endpoints.is_empty());
         let command: ClusterCommand = serde_json::from_str(
             r#"{"RegisterBroker":{"id":1,"host":"h","port":9092,"shards":2}}"#,

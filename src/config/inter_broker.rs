@@ -158,7 +158,10 @@ fn inter_broker_listener(
             .ok_or_else(|| {
                 invalid(
                     key,
-                    format!("{name:?} names no listener of this broker (listeners: {})", defined()),
+                    format!(
+                        "{name:?} names no listener of this broker (listeners: {})",
+                        defined()
+                    ),
                 )
             }),
         None => {
@@ -192,7 +195,9 @@ fn sasl_login(
         .ok_or_else(|| {
             invalid(
                 "inter-broker-username",
-                format!("the inter-broker listener {listener} uses SASL: set inter_broker_username"),
+                format!(
+                    "the inter-broker listener {listener} uses SASL: set inter_broker_username"
+                ),
             )
         })?;
     let password = match &input.password_file {
@@ -281,7 +286,10 @@ mod tests {
         );
         let two = listeners("SSL://127.0.0.1:9093,SASL_SSL://127.0.0.1:9094");
         let err = resolve(InterBrokerInput::default(), &two, true).unwrap_err();
-        assert!(err.to_string().contains("name the one brokers use"), "{err}");
+        assert!(
+            err.to_string().contains("name the one brokers use"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -295,7 +303,10 @@ mod tests {
             ..sasl_ssl_input()
         };
         let err = resolve(no_user, &l, true).unwrap_err();
-        assert!(err.to_string().contains("set inter_broker_username"), "{err}");
+        assert!(
+            err.to_string().contains("set inter_broker_username"),
+            "{err}"
+        );
         let no_password = InterBrokerInput {
             password_env: None,
             ..sasl_ssl_input()

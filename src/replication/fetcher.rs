@@ -376,8 +376,8 @@ impl Fetcher {
             ResponseError::ClusterAuthorizationFailed.code(),
         ];
         let mut answers = response.responses.iter().flat_map(|t| &t.partitions);
-        let denied = answers.clone().next().is_some()
-            && answers.all(|p| refused.contains(&p.error_code));
+        let denied =
+            answers.clone().next().is_some() && answers.all(|p| refused.contains(&p.error_code));
         let run = self.denials.get();
         match (denied, run) {
             (true, n) => {
@@ -394,7 +394,10 @@ impl Fetcher {
             }
             (false, 0) => {}
             (false, n) => {
-                info!(leader = self.leader, "replica fetch allowed again after {n} denials");
+                info!(
+                    leader = self.leader,
+                    "replica fetch allowed again after {n} denials"
+                );
                 self.denials.set(0);
             }
         }

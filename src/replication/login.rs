@@ -37,8 +37,8 @@ pub async fn login(
         user: sasl.username.clone(),
         message,
     };
-    let handshake = SaslHandshakeRequest::default()
-        .with_mechanism(StrBytes::from_static_str(mechanism));
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
     let answer = conn
         .send(&handshake, SASL_HANDSHAKE_VERSION, LOGIN_STEP_TIMEOUT)
         .await?;
@@ -88,10 +88,10 @@ async fn authenticate(
         .send(&request, SASL_AUTHENTICATE_VERSION, LOGIN_STEP_TIMEOUT)
         .await?;
     if answer.error_code != 0 {
-        let message = answer
-            .error_message
-            .as_ref()
-            .map_or_else(|| format!("error code {}", answer.error_code), |m| m.to_string());
+        let message = answer.error_message.as_ref().map_or_else(
+            || format!("error code {}", answer.error_code),
+            |m| m.to_string(),
+        );
         return Err(refused(conn, message));
     }
     Ok(answer)
@@ -102,5 +102,6 @@ fn utf8(
     bytes: &[u8],
     refused: &impl Fn(&BrokerConnection, String) -> ClientError,
 ) -> Result<String, ClientError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| refused(conn, "SCRAM message is not UTF-8".into()))
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| refused(conn, "SCRAM message is not UTF-8".into()))
 }

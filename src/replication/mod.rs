@@ -24,9 +24,9 @@
 //! A single node, and a partition with one replica, run none of this.
 
 pub mod client;
-pub mod login;
 pub mod fetcher;
 pub mod hw_checkpoint;
+pub mod login;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};

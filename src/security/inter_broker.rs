@@ -198,9 +198,7 @@ pub fn client_config(ca: &Path, verify_hostname: bool) -> Result<ClientConfig, T
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     let config = match verify_hostname {
-        true => builder
-            .with_webpki_verifier(webpki)
-            .with_no_client_auth(),
+        true => builder.with_webpki_verifier(webpki).with_no_client_auth(),
         false => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))

@@ -89,7 +89,11 @@ impl ScramClient {
         let without_proof = format!("c={GS2_HEADER_B64},r={nonce}");
         let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
         let signature = m.hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         let server_key = m.hmac(&salted, b"Server Key");
         let expected_signature = m.hmac(&server_key, auth_message.as_bytes());
         Ok((

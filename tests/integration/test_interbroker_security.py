@@ -70,7 +70,8 @@ class SecureCluster:
             ]
         self.cluster.start()
         self.wait_admin_login()
-        self.admin().alter_user_scram_credentials([UserScramCredentialUpsertion(
+        admin = self.admin()  # kept alive until the future is done
+        admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
             BROKER_USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), BROKER_PASSWORD.encode())
         ])[BROKER_USER].result(timeout=client_wait_s)
 
