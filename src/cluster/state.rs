@@ -323,6 +323,7 @@ mod tests {
             host: "localhost".into(),
             port: 9092 + id,
             shards: 2,
+            endpoints: Vec::new(),
         }
     }
 
