@@ -8,7 +8,8 @@
 //!   is older than `broker.session.timeout.ms`. A newly elected controller
 //!   starts every clock at its election, so a change of controller fences
 //!   no one by itself.
-//! - Names the cluster (`InitCluster`) when the log has no id yet.
+//! - Names the cluster (`InitCluster`) when the log has no id yet, and
+//!   adds its `--initial-user` when the cluster has no SASL user yet.
 //! - Serialises proposals: a change is checked against the current state
 //!   and its commands written before the next change is checked, so two
 //!   CreateTopics of one name cannot both pass the check.
@@ -52,9 +53,20 @@ pub struct Controller {
     /// How often leaderships move back to preferred replicas
     /// (`auto.leader.rebalance.enable`); `None`: never by itself.
     rebalance_every: Option<Duration>,
+    /// `--initial-user` and its credential, added while the cluster has
+    /// no user (`security::initial_user`).
+    initial_user: RefCell<Option<(String, crate::security::scram::ScramCredential)>>,
 }
 
 impl Controller {
+    /// Sets the user to add while the cluster has none.
+    pub fn set_initial_user(
+        &self,
+        user: Option<(String, crate::security::scram::ScramCredential)>,
+    ) {
+        *self.initial_user.borrow_mut() = user;
+    }
+
     /// A controller over a started Raft node.
     pub fn new(
         node_id: NodeId,
@@ -74,6 +86,7 @@ impl Controller {
             clocks_term: RefCell::new(None),
             proposals: futures::lock::Mutex::new(()),
             rebalance_every,
+            initial_user: RefCell::new(None),
         }
     }
 
@@ -112,12 +125,14 @@ impl Controller {
                 host,
                 port,
                 shards,
+                endpoints,
             } => {
                 let command = ClusterCommand::RegisterBroker {
                     id,
                     host,
                     port,
                     shards,
+                    endpoints,
                 };
                 match self.write(command).await {
                     Ok((index, epoch)) => {
@@ -302,6 +317,7 @@ impl Controller {
                     warn!("cannot name the cluster: {e}");
                 }
             }
+            self.add_initial_user().await;
             for id in self.expired_brokers() {
                 warn!(
                     broker = id,
@@ -320,6 +336,32 @@ impl Controller {
                 rebalanced_at = Instant::now();
                 self.rebalance().await;
             }
+        }
+    }
+
+    /// Adds `--initial-user` when the cluster has no user, once: under
+    /// the proposal lock, so an AlterUserScramCredentials in between is
+    /// not overwritten.
+    async fn add_initial_user(&self) {
+        let Some((name, credential)) = self.initial_user.borrow().clone() else {
+            return;
+        };
+        let _serial = self.proposals.lock().await;
+        if !self.state_machine.read(|state| state.users.is_empty()) {
+            self.initial_user.borrow_mut().take();
+            return;
+        }
+        let mut users = crate::security::ScramUsers::new();
+        users
+            .entry(name.clone())
+            .or_default()
+            .insert(crate::security::scram::ScramMechanism::Sha512, credential);
+        match self.write(ClusterCommand::SetUsers { users }).await {
+            Ok(_) => {
+                info!("initial user {name} added to the cluster (SCRAM-SHA-512)");
+                self.initial_user.borrow_mut().take();
+            }
+            Err(e) => warn!("cannot add the initial user {name}: {e}"),
         }
     }
 

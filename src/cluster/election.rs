@@ -210,6 +210,7 @@ mod tests {
                 host: "localhost".into(),
                 port: 9092 + id,
                 shards: 1,
+                endpoints: Vec::new(),
             });
         }
         for id in (1..=3).filter(|id| !live.contains(id)) {
@@ -290,6 +291,7 @@ mod tests {
             host: "localhost".into(),
             port: 9093,
             shards: 1,
+            endpoints: Vec::new(),
         });
         assert_eq!(leader_and_isr(&elected).0, 2);
         // No live replica at all: nothing to elect.

@@ -88,6 +88,8 @@ pub struct MemberConfig {
     pub host: String,
     /// Advertised Kafka port.
     pub port: i32,
+    /// Every listener's advertised endpoint.
+    pub endpoints: Vec<crate::metadata::BrokerEndpoint>,
     /// Controller addresses of the voters.
     pub voters: Vec<String>,
     /// The static log defaults (TOML).
@@ -223,6 +225,7 @@ impl Member {
                 host: self.config.host.clone(),
                 port: self.config.port,
                 shards: shard.shard_count() as u16,
+                endpoints: self.config.endpoints.clone(),
             };
             match self.call(&request).await? {
                 BrokerResponse::Registered { epoch, index } => {

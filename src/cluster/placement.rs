@@ -89,6 +89,7 @@ mod tests {
                 host: "h".into(),
                 port: 1,
                 shards,
+                endpoints: Vec::new(),
             });
         }
         state

@@ -138,6 +138,7 @@ mod tests {
                 host: "h".into(),
                 port: 1,
                 shards: 1,
+                endpoints: Vec::new(),
             });
         }
         state

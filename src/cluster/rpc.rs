@@ -32,6 +32,9 @@ pub enum BrokerRequest {
         port: i32,
         /// Shard count.
         shards: u16,
+        /// Every listener's advertised endpoint.
+        #[serde(default)]
+        endpoints: Vec<crate::metadata::BrokerEndpoint>,
     },
     /// Still alive, at this registration epoch.
     Heartbeat {

@@ -46,11 +46,21 @@ pub async fn join(shard: &Rc<Shard>, identity: NodeIdentity) -> Result<Rc<Member
         Some(_) => Some(start_controller(config).await?),
         None => None,
     };
+    let endpoints = registered_endpoints(config);
+    // The one address older code reads: the inter-broker listener's.
+    let (host, port) = endpoints
+        .iter()
+        .find(|e| e.name == config.inter_broker.listener.name())
+        .map_or(
+            (config.advertised_host.clone(), config.advertised_port),
+            |e| (e.host.clone(), e.port),
+        );
     let member = Member::new(
         MemberConfig {
             node_id,
-            host: config.advertised_host.clone(),
-            port: config.advertised_port,
+            host,
+            port,
+            endpoints,
             voters: config
                 .cluster
                 .voters
@@ -64,6 +74,20 @@ pub async fn join(shard: &Rc<Shard>, identity: NodeIdentity) -> Result<Rc<Member
     );
     glommio::spawn_local(member.clone().run(shard.clone())).detach();
     Ok(member)
+}
+
+/// Every listener's advertised endpoint, as the broker registers them.
+fn registered_endpoints(config: &Config) -> Vec<crate::metadata::BrokerEndpoint> {
+    config
+        .listeners()
+        .into_iter()
+        .map(|l| crate::metadata::BrokerEndpoint {
+            name: l.protocol.name().to_string(),
+            host: l.advertised_host,
+            port: l.advertised_port,
+            security_protocol: l.protocol.name().to_string(),
+        })
+        .collect()
 }
 
 async fn start_controller(config: &Config) -> Result<Rc<Controller>, String> {
@@ -113,6 +137,9 @@ async fn start_controller(config: &Config) -> Result<Rc<Controller>, String> {
             .auto_leader_rebalance_enable
             .then(|| Duration::from_secs(config.cluster.leader_imbalance_check_interval_s)),
     ));
+    let initial_user =
+        crate::security::initial_user::for_cluster(config).map_err(|e| e.to_string())?;
+    controller.set_initial_user(initial_user);
     glommio::spawn_local(transport::serve(
         listener,
         raft.clone(),

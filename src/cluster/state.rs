@@ -32,6 +32,10 @@ pub struct BrokerRecord {
     pub epoch: i64,
     /// Fenced: missed heartbeats or shut down; leads nothing.
     pub fenced: bool,
+    /// Every listener's advertised endpoint; absent in records written
+    /// before they were registered.
+    #[serde(default)]
+    pub endpoints: Vec<crate::metadata::BrokerEndpoint>,
 }
 
 /// One partition (Kafka's PartitionRecord).
@@ -118,6 +122,7 @@ impl ClusterState {
                 host,
                 port,
                 shards,
+                endpoints,
             } => {
                 let epoch = self.brokers.get(id).map_or(1, |b| b.epoch + 1);
                 let record = BrokerRecord {
@@ -126,6 +131,7 @@ impl ClusterState {
                     shards: *shards,
                     epoch,
                     fenced: false,
+                    endpoints: endpoints.clone(),
                 };
                 self.brokers.insert(*id, record);
                 self.lead_orphans(*id);
@@ -317,6 +323,7 @@ mod tests {
             host: "localhost".into(),
             port: 9092 + id,
             shards: 2,
+            endpoints: Vec::new(),
         }
     }
 

@@ -82,6 +82,7 @@ pub fn snapshot_of(
                 host: b.host.clone(),
                 port: b.port,
                 fenced: b.fenced,
+                endpoints: b.endpoints.clone().into(),
             };
             (*id, info)
         })
@@ -125,6 +126,7 @@ mod tests {
                 host: format!("b{id}"),
                 port: 9092,
                 shards: 2,
+                endpoints: Vec::new(),
             });
         }
         let partition = |broker: i32, shard: u16| PartitionRecord {
@@ -173,5 +175,59 @@ mod tests {
         );
         let cluster = fenced.cluster.as_ref().expect("cluster view");
         assert_eq!(cluster.live_brokers().count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+    use crate::cluster::raft::types::ClusterCommand;
+    use crate::metadata::BrokerEndpoint;
+
+    fn endpoint(name: &str, port: i32) -> BrokerEndpoint {
+        BrokerEndpoint {
+            name: name.into(),
+            host: "10.0.0.1".into(),
+            port,
+            security_protocol: name.into(),
+        }
+    }
+
+    #[test]
+    fn register_broker_endpoints_answer_per_listener_with_the_old_address_as_fallback() {
+        let mut state = ClusterState::default();
+        state.apply(&ClusterCommand::RegisterBroker {
+            id: 1,
+            host: "10.0.0.1".into(),
+            port: 9094,
+            shards: 1,
+            endpoints: vec![endpoint("PLAINTEXT", 9092), endpoint("SASL_SSL", 9094)],
+        });
+        let snapshot = snapshot_of(&state, 2, 1, 1, &LogDefaults::default(), 1);
+        let b = &snapshot.cluster.as_ref().unwrap().brokers[&1];
+        assert_eq!(b.address_on("PLAINTEXT"), ("10.0.0.1", 9092));
+        assert_eq!(b.address_on("SASL_SSL"), ("10.0.0.1", 9094));
+        assert_eq!(
+            b.address_on("SSL"),
+            ("10.0.0.1", 9094),
+            "unknown: its one address"
+        );
+    }
+
+    #[test]
+    fn register_broker_record_and_command_without_endpoints_still_load() {
+        // A snapshot and a log entry written before endpoints existed.
+        let record: crate::cluster::state::BrokerRecord =
+            serde_json::from_str(r#"{"host":"h","port":9092,"shards":2,"epoch":3,"fenced":false}"#)
+                .unwrap();
+        assert!(record.endpoints.is_empty());
+        let command: ClusterCommand = serde_json::from_str(
+            r#"{"RegisterBroker":{"id":1,"host":"h","port":9092,"shards":2}}"#,
+        )
+        .unwrap();
+        let ClusterCommand::RegisterBroker { endpoints, .. } = command else {
+            panic!("not a registration: {command:?}");
+        };
+        assert!(endpoints.is_empty());
     }
 }

@@ -217,6 +217,29 @@ pub struct Flags {
     /// File holding the initial user's password.
     #[arg(long, env = "CORESTREAM_INITIAL_USER_PASSWORD_FILE")]
     pub initial_user_password_file: Option<PathBuf>,
+    /// The listener other brokers connect to (Kafka's
+    /// inter.broker.listener.name; default PLAINTEXT, or the only listener).
+    #[arg(long, env = "CORESTREAM_INTER_BROKER_LISTENER_NAME")]
+    pub inter_broker_listener_name: Option<String>,
+    /// SASL mechanism brokers log in to each other with: PLAIN,
+    /// SCRAM-SHA-256 or SCRAM-SHA-512 (default).
+    #[arg(long, env = "CORESTREAM_SASL_MECHANISM_INTER_BROKER_PROTOCOL")]
+    pub sasl_mechanism_inter_broker_protocol: Option<String>,
+    /// This broker's user on a SASL inter-broker listener; its password
+    /// comes from CORESTREAM_INTER_BROKER_PASSWORD or --inter-broker-password-file.
+    #[arg(long, env = "CORESTREAM_INTER_BROKER_USERNAME")]
+    pub inter_broker_username: Option<String>,
+    /// File holding the inter-broker user's password.
+    #[arg(long, env = "CORESTREAM_INTER_BROKER_PASSWORD_FILE")]
+    pub inter_broker_password_file: Option<PathBuf>,
+    /// CA bundle (PEM) other brokers' certificates must chain to, for an
+    /// SSL or SASL_SSL inter-broker listener.
+    #[arg(long, env = "CORESTREAM_INTER_BROKER_TLS_CA")]
+    pub inter_broker_tls_ca: Option<PathBuf>,
+    /// `https` (default): a peer's certificate must name its advertised
+    /// host; empty: not checked (Kafka's ssl.endpoint.identification.algorithm).
+    #[arg(long, env = "CORESTREAM_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM")]
+    pub ssl_endpoint_identification_algorithm: Option<String>,
     /// How long a failed SASL authentication waits before its answer and
     /// close (Kafka's connection.failed.authentication.delay.ms; default 100).
     #[arg(long, env = "CORESTREAM_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]

@@ -94,6 +94,7 @@ mod cluster;
 mod connection_limits;
 mod file;
 mod flags;
+mod inter_broker;
 mod ops;
 mod security;
 mod table;
@@ -216,6 +217,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Listeners, TLS, the initial SASL user.
     pub security: SecurityConfig,
+    /// What this broker presents to its peers (`security::inter_broker`).
+    pub inter_broker: crate::security::inter_broker::InterBrokerConfig,
     /// The TOML file this came from (SIGHUP re-reads it).
     pub config_file: Option<PathBuf>,
     /// Broker-level topic defaults (`log.retention.ms`...) and the log
@@ -248,6 +251,12 @@ impl Config {
         let security = SecurityConfig::resolve(&flags, &file)?;
         let fault_abort_at = fault_point(&flags)?;
         let (listen, advertised_host, advertised_port) = resolve_addresses(&flags, &file)?;
+        let listeners = security.listeners_or(listen, &advertised_host, advertised_port);
+        let inter_broker = inter_broker::resolve(
+            inter_broker::InterBrokerInput::gather(&flags, &file),
+            &listeners,
+            !cluster.voters.is_empty(),
+        )?;
         check_tail_cache_reserve(b.tail_cache_bytes, b.shards, physical_memory_bytes())?;
         let offsets_retention_ms = flags
             .offsets_retention_ms
@@ -263,6 +272,7 @@ impl Config {
             ops,
             cluster,
             security,
+            inter_broker,
             config_file: flags.config.clone(),
             listen,
             advertised_host,

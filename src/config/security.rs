@@ -10,6 +10,7 @@
 //! key: it comes from `CORESTREAM_INITIAL_USER_PASSWORD` or from the file
 //! named by `initial_user_password_file`, read at start.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::file::FileConfig;
@@ -31,7 +32,7 @@ pub(super) const CONNECTION_FAILED_AUTHENTICATION_DELAY_MS_MAX: u64 = 10_000;
 /// Shortest session accepted, ms: a client re-authenticates at 85-95 % of
 /// its session, and Kafka refuses a re-authentication within a second of
 /// the last, so a shorter one could not be kept alive.
-pub const CONNECTIONS_MAX_REAUTH_MS_MIN: u64 = 1_000;
+pub(super) const CONNECTIONS_MAX_REAUTH_MS_MIN: u64 = 1_000;
 /// Shortest admin token accepted: a guessable token is no guard.
 pub(super) const ADMIN_TOKEN_BYTES_MIN: usize = 16;
 
@@ -270,18 +271,27 @@ fn resolve_authorizer(
     }
 }
 
+impl SecurityConfig {
+    /// Every Kafka listener: `listeners`, or the PLAINTEXT one `listen`
+    /// (advertised as `host:port`) stands for.
+    pub fn listeners_or(&self, listen: SocketAddr, host: &str, port: i32) -> Vec<Listener> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        vec![Listener {
+            protocol: SecurityProtocol::Plaintext,
+            bind: listen,
+            advertised_host: host.to_string(),
+            advertised_port: port,
+        }]
+    }
+}
+
 impl Config {
     /// Every Kafka listener: `listeners`, or the PLAINTEXT one `listen`
     /// stands for.
     pub fn listeners(&self) -> Vec<Listener> {
-        if !self.security.listeners.is_empty() {
-            return self.security.listeners.clone();
-        }
-        vec![Listener {
-            protocol: SecurityProtocol::Plaintext,
-            bind: self.listen,
-            advertised_host: self.advertised_host.clone(),
-            advertised_port: self.advertised_port,
-        }]
+        self.security
+            .listeners_or(self.listen, &self.advertised_host, self.advertised_port)
     }
 }

@@ -49,6 +49,7 @@ pub async fn handle(
         host: listener.advertised_host.clone(),
         port: listener.advertised_port,
         fenced: false,
+        endpoints: Default::default(),
     };
     // Kafka: DESCRIBE on the cluster.
     if !ctx.authorize_cluster(Operation::Describe) {
@@ -63,7 +64,12 @@ pub async fn handle(
         "",
         request.include_cluster_authorized_operations,
     );
-    let answer = describe(&snapshot, this_broker, &request);
+    let answer = describe(
+        &snapshot,
+        this_broker,
+        &request,
+        listener.protocol.name(),
+    );
     match answer.error_code {
         0 => answer.with_cluster_authorized_operations(operations),
         _ => answer,
@@ -72,11 +78,12 @@ pub async fn handle(
 
 /// The answer for a broker whose metadata is `snapshot`: on a single
 /// node, `this_broker` alone; in a cluster, every live broker and the
-/// active controller.
+/// active controller, at their addresses on `listener` (the client's).
 fn describe(
     snapshot: &Snapshot,
     this_broker: BrokerInfo,
     request: &DescribeClusterRequest,
+    listener: &str,
 ) -> DescribeClusterResponse {
     let refuse = |error: ResponseError, message: String| {
         DescribeClusterResponse::default()
@@ -115,10 +122,11 @@ fn describe(
     let brokers = brokers
         .into_iter()
         .map(|b| {
+            let (host, port) = b.address_on(listener);
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)
                 .with_is_fenced(b.fenced)
         })
         .collect();
@@ -146,6 +154,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9000 + id,
             fenced,
+            endpoints: Default::default(),
         }
     }
 
@@ -158,7 +167,7 @@ mod tests {
 
     #[test]
     fn describe_cluster_v0_v1_brokers_endpoint_answers_itself() {
-        let r = describe(&single_node(), broker(3, false), &request(ENDPOINT_TYPE_BROKER));
+        let r = describe(&single_node(), broker(3, false), &request(ENDPOINT_TYPE_BROKER), "PLAINTEXT");
         assert_eq!((r.error_code, r.endpoint_type), (0, ENDPOINT_TYPE_BROKER));
         assert_eq!(r.brokers.len(), 1);
         assert_eq!(r.controller_id, BrokerId(3));
@@ -180,13 +189,13 @@ mod tests {
                 .into_iter()
                 .collect(),
         }));
-        let r = describe(&snapshot, broker(1, false), &request(ENDPOINT_TYPE_BROKER));
+        let r = describe(&snapshot, broker(1, false), &request(ENDPOINT_TYPE_BROKER), "PLAINTEXT");
         let ids: Vec<i32> = r.brokers.iter().map(|b| b.broker_id.0).collect();
         assert_eq!(ids, vec![1, 2], "the fenced broker is left out");
         assert_eq!(r.controller_id, BrokerId(2));
         // v2 asks for fenced brokers too, each marked
         let with_fenced = request(ENDPOINT_TYPE_BROKER).with_include_fenced_brokers(true);
-        let r = describe(&snapshot, broker(1, false), &with_fenced);
+        let r = describe(&snapshot, broker(1, false), &with_fenced, "PLAINTEXT");
         let states: Vec<(i32, bool)> = r.brokers.iter().map(|b| (b.broker_id.0, b.is_fenced)).collect();
         assert_eq!(states, vec![(1, false), (2, false), (3, true)]);
         let mut buf = bytes::BytesMut::new();
@@ -195,10 +204,10 @@ mod tests {
 
     #[test]
     fn describe_cluster_v1_controllers_and_unknown_endpoint_types_refused() {
-        let r = describe(&single_node(), broker(0, false), &request(ENDPOINT_TYPE_CONTROLLER));
+        let r = describe(&single_node(), broker(0, false), &request(ENDPOINT_TYPE_CONTROLLER), "PLAINTEXT");
         assert_eq!(r.error_code, ResponseError::MismatchedEndpointType.code());
         assert!(r.brokers.is_empty());
-        let r = describe(&single_node(), broker(0, false), &request(7));
+        let r = describe(&single_node(), broker(0, false), &request(7), "PLAINTEXT");
         assert_eq!(r.error_code, ResponseError::UnsupportedEndpointType.code());
     }
 }

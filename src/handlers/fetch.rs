@@ -158,7 +158,11 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
         response.throttle_time_ms = response.throttle_time_ms.max(throttle_ms);
     }
     if ctx.version >= FETCH_HINT_VERSION_MIN {
-        add_leader_hints(&ctx.shard.snapshot(), &mut response);
+        add_leader_hints(
+            &ctx.shard.snapshot(),
+            ctx.connection.listener.protocol.name(),
+            &mut response,
+        );
     }
     response
 }
@@ -167,7 +171,12 @@ pub async fn handle(ctx: &RequestContext, request: FetchRequest) -> FetchRespons
 /// names the leader this broker knows of, and the response carries those
 /// leaders' addresses (`handlers::leader_hint`). Nothing to do on a single
 /// node.
-fn add_leader_hints(snapshot: &crate::metadata::Snapshot, response: &mut FetchResponseOut) {
+/// Addresses are those on `listener`, the client's.
+fn add_leader_hints(
+    snapshot: &crate::metadata::Snapshot,
+    listener: &str,
+    response: &mut FetchResponseOut,
+) {
     if snapshot.cluster.is_none() {
         return;
     }
@@ -195,11 +204,14 @@ fn add_leader_hints(snapshot: &crate::metadata::Snapshot, response: &mut FetchRe
     }
     response.node_endpoints = endpoints(snapshot, leaders)
         .into_iter()
-        .map(|b| NodeEndpointOut {
-            node_id: b.id,
-            host: b.host,
-            port: b.port,
-            rack: None,
+        .map(|b| {
+            let (host, port) = b.address_on(listener);
+            NodeEndpointOut {
+                node_id: b.id,
+                host: host.to_string(),
+                port,
+                rack: None,
+            }
         })
         .collect();
 }
@@ -328,6 +340,34 @@ fn summary(reply: &PartitionReply) -> PartitionResult {
     }
 }
 
+/// Log one refused replica fetch in this many (a refused follower retries
+/// every second: one line a few minutes per fetcher).
+const REPLICA_DENIED_LOG_EVERY: u64 = 100;
+
+thread_local! {
+    /// Replica fetches this shard refused, for [`REPLICA_DENIED_LOG_EVERY`].
+    static REPLICA_DENIALS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a replica fetch refused for want of CLUSTER_ACTION, and logs the
+/// first and then one in [`REPLICA_DENIED_LOG_EVERY`].
+fn replica_denied(ctx: &RequestContext) {
+    crate::ops::metrics::record_replica_fetch_denied();
+    let n = REPLICA_DENIALS.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    if n % REPLICA_DENIED_LOG_EVERY == 1 {
+        warn!(
+            principal = %ctx.connection.principal(),
+            peer = %ctx.connection.peer,
+            denied = n,
+            "replica fetch denied: the principal lacks CLUSTER_ACTION on the cluster \
+             (grant it, or make the broker user a super user); answered TOPIC_AUTHORIZATION_FAILED"
+        );
+    }
+}
+
 fn error_result(code: i16) -> PartitionResult {
     PartitionResult {
         records_bytes: 0,
@@ -346,6 +386,9 @@ fn error_result(code: i16) -> PartitionResult {
 fn resolve(ctx: &RequestContext, partitions: &[SessionPartition], from_replica: bool) -> Vec<Wanted> {
     let snapshot = ctx.shard.snapshot();
     let replica_allowed = from_replica && ctx.authorize_cluster(Operation::ClusterAction);
+    if from_replica && !replica_allowed && !partitions.is_empty() {
+        replica_denied(ctx);
+    }
     let allowed = |topic: &str| match from_replica {
         true => replica_allowed,
         false => ctx.authorize(Operation::Read, ResourceType::Topic, topic),

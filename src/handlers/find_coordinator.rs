@@ -76,6 +76,7 @@ fn leader_of(ctx: &RequestContext, topic: &str, count: i32, key: &str) -> Result
             host: ctx.connection.listener.advertised_host.clone(),
             port: ctx.connection.listener.advertised_port,
             fenced: false,
+            endpoints: Default::default(),
         });
     };
     let leader = match snapshot.locate(topic, partition_for(key, count)) {
@@ -83,9 +84,17 @@ fn leader_of(ctx: &RequestContext, topic: &str, count: i32, key: &str) -> Result
         PartitionLocation::Remote { leader, .. } => leader,
         PartitionLocation::Unknown => return Err(ResponseError::CoordinatorNotAvailable.code()),
     };
+    let listener = ctx.connection.listener.protocol.name();
     cluster
         .live_broker(leader)
-        .cloned()
+        .map(|b| {
+            let (host, port) = b.address_on(listener);
+            BrokerInfo {
+                host: host.to_string(),
+                port,
+                ..b.clone()
+            }
+        })
         .ok_or(ResponseError::CoordinatorNotAvailable.code())
 }
 

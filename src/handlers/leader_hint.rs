@@ -81,6 +81,7 @@ mod tests {
             host: format!("b{id}.example"),
             port: 9000 + id,
             fenced,
+            endpoints: Default::default(),
         }
     }
 

@@ -114,7 +114,10 @@ pub async fn handle(ctx: &RequestContext, request: MetadataRequest) -> MetadataR
         .collect();
     let snapshot = ctx.shard.snapshot();
     let (brokers, controller_id) = match &snapshot.cluster {
-        Some(cluster) => (cluster_brokers(cluster), cluster.controller_id),
+        Some(cluster) => (
+            cluster_brokers(cluster, ctx.connection.listener.protocol.name()),
+            cluster.controller_id,
+        ),
         None => (
             vec![MetadataResponseBroker::default()
                 .with_node_id(BrokerId(config.node_id))
@@ -151,14 +154,17 @@ fn may_describe(ctx: &RequestContext, topic: &str) -> bool {
 }
 
 /// The live brokers of a cluster, by id.
-fn cluster_brokers(cluster: &ClusterView) -> Vec<MetadataResponseBroker> {
+/// Each one's address is the one on `listener`, the listener the client
+/// came in on (Kafka's behaviour).
+fn cluster_brokers(cluster: &ClusterView, listener: &str) -> Vec<MetadataResponseBroker> {
     cluster
         .live_brokers()
         .map(|b| {
+            let (host, port) = b.address_on(listener);
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)
         })
         .collect()
 }

@@ -133,7 +133,11 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
         .with_responses(topics)
         .with_throttle_time_ms(ctx.throttle_ms);
     if ctx.version >= PRODUCE_HINT_VERSION_MIN && acks != 0 {
-        add_leader_hints(&ctx.shard.snapshot(), &mut response);
+        add_leader_hints(
+            &ctx.shard.snapshot(),
+            ctx.connection.listener.protocol.name(),
+            &mut response,
+        );
     }
     (acks != 0).then_some(response)
 }
@@ -141,7 +145,12 @@ pub async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Option<Pro
 /// KIP-951: every NOT_LEADER_OR_FOLLOWER partition names the leader this
 /// broker knows of, and the response carries those leaders' addresses
 /// (`handlers::leader_hint`). Nothing to do on a single node.
-fn add_leader_hints(snapshot: &crate::metadata::Snapshot, response: &mut ProduceResponse) {
+/// Addresses are those on `listener`, the client's.
+fn add_leader_hints(
+    snapshot: &crate::metadata::Snapshot,
+    listener: &str,
+    response: &mut ProduceResponse,
+) {
     if snapshot.cluster.is_none() {
         return;
     }
@@ -163,10 +172,11 @@ fn add_leader_hints(snapshot: &crate::metadata::Snapshot, response: &mut Produce
     response.node_endpoints = endpoints(snapshot, leaders)
         .into_iter()
         .map(|b| {
+            let (host, port) = b.address_on(listener);
             NodeEndpoint::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)
         })
         .collect();
 }

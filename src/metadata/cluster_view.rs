@@ -22,17 +22,49 @@ pub const REMOTE_SHARD: u16 = u16::MAX;
 /// Leader id of a partition that has no leader (Kafka's -1).
 pub const NO_LEADER: i32 = -1;
 
+/// One listener of a broker as it registered it (Kafka's
+/// BrokerRegistrationRequest Listeners: name, host, port, protocol).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerEndpoint {
+    /// Listener name (corestream's listener names are their protocols).
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+    /// Security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).
+    pub security_protocol: String,
+}
+
 /// A broker of the cluster as clients see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerInfo {
     /// `node.id`.
     pub id: i32,
-    /// Advertised host.
+    /// Advertised host of its inter-broker listener (what brokers
+    /// registered before per-listener endpoints gave as their one address).
     pub host: String,
-    /// Advertised port.
+    /// Advertised port of the same listener.
     pub port: i32,
     /// Fenced (missed its heartbeats, or shut down): listed nowhere.
     pub fenced: bool,
+    /// Every listener it registered; empty for a registration made before
+    /// endpoints were recorded.
+    pub endpoints: Arc<[BrokerEndpoint]>,
+}
+
+impl BrokerInfo {
+    /// Its address on listener `name`, as Kafka answers a client that came
+    /// in on that listener. A broker registered without endpoints (an
+    /// older snapshot) or without that listener answers its one address.
+    pub fn address_on(&self, name: &str) -> (&str, i32) {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .map_or((self.host.as_str(), self.port), |e| {
+                (e.host.as_str(), e.port)
+            })
+    }
 }
 
 /// The cluster around this broker.

@@ -22,7 +22,8 @@ pub mod topic_config;
 mod topic_name;
 
 pub use cluster_view::{
-    BrokerInfo, ClusterView, PartitionLocation, PartitionState, Placement, NO_LEADER, REMOTE_SHARD,
+    BrokerEndpoint, BrokerInfo, ClusterView, PartitionLocation, PartitionState, Placement,
+    NO_LEADER, REMOTE_SHARD,
 };
 pub use internal_topics::{is_internal_topic, INTERNAL_TOPICS};
 pub use snapshot::{PartitionId, ResolvedConfig, Snapshot, TopicMeta, SINGLE_NODE_LEADER_EPOCH};

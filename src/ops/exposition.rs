@@ -42,7 +42,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     let mut out = String::new();
     render_process(&mut out, reports.len(), process);
     render_requests(&mut out, reports);
-    let per_shard: [ShardFamily; 27] = [
+    let per_shard: [ShardFamily; 28] = [
         (
             "corestream_isr_shrinks_total",
             "counter",
@@ -60,6 +60,12 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
             "counter",
             "Record bytes this shard's followers fetched from their leaders.",
             |r| r.metrics.replication_fetched_bytes,
+        ),
+        (
+            "corestream_replica_fetches_denied_total",
+            "counter",
+            "Replica fetches refused: the follower's principal lacks CLUSTER_ACTION.",
+            |r| r.metrics.replica_fetches_denied,
         ),
         (
             "corestream_bytes_received_total",

@@ -90,6 +90,7 @@ pub struct ShardMetrics {
     isr_shrinks: Cell<u64>,
     isr_expands: Cell<u64>,
     replication_fetched_bytes: Cell<u64>,
+    replica_fetches_denied: Cell<u64>,
     acks_all_wait: RefCell<Histogram>,
     /// Per quota type (`QuotaType::ALL` order): throttles answered.
     quota_throttles: [Cell<u64>; QUOTA_TYPES],
@@ -180,6 +181,11 @@ pub fn record_isr_change(shrink: bool) {
         true => add(&m.isr_shrinks, 1),
         false => add(&m.isr_expands, 1),
     })
+}
+
+/// A replica fetch to this shard was refused (no CLUSTER_ACTION).
+pub fn record_replica_fetch_denied() {
+    with(|m| add(&m.replica_fetches_denied, 1))
 }
 
 /// A follower fetcher of this shard received `bytes` of record batches.
@@ -320,6 +326,8 @@ pub struct MetricsSnapshot {
     pub isr_expands: u64,
     /// Record bytes this shard's follower fetchers received.
     pub replication_fetched_bytes: u64,
+    /// Replica fetches refused for want of CLUSTER_ACTION.
+    pub replica_fetches_denied: u64,
     /// acks=all waits for the ISR.
     pub acks_all_wait: Histogram,
     /// Throttles answered per quota type (`quota::QuotaType::ALL` order).
@@ -346,6 +354,7 @@ pub fn snapshot() -> MetricsSnapshot {
         isr_shrinks: m.isr_shrinks.get(),
         isr_expands: m.isr_expands.get(),
         replication_fetched_bytes: m.replication_fetched_bytes.get(),
+        replica_fetches_denied: m.replica_fetches_denied.get(),
         acks_all_wait: m.acks_all_wait.borrow().clone(),
         quota_throttles: std::array::from_fn(|i| m.quota_throttles[i].get()),
         quota_throttle_ms: std::array::from_fn(|i| m.quota_throttle_ms[i].get()),

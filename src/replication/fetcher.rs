@@ -21,6 +21,15 @@
 //! a batch (DeleteRecords moves it to any offset); the leader then sends
 //! the whole batch, and the still empty log starts again at the batch's
 //! base offset to take it, as Kafka's follower does.
+//!
+//! The fetcher reaches the leader on its inter-broker listener with the
+//! broker's own TLS and SASL settings (`security::inter_broker`). A failed
+//! connection or login is retried with a doubling backoff up to
+//! [`RECONNECT_BACKOFF_MAX`], logged on the first failure and then once in
+//! [`FAILURE_LOG_EVERY`]. A leader that refuses the fetch for want of
+//! CLUSTER_ACTION (TOPIC_AUTHORIZATION_FAILED on every partition, Kafka's
+//! answer to a follower) is asked again after [`DENIED_BACKOFF`]: a grant
+//! takes effect within it, with no restart.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -52,6 +61,15 @@ pub const PARTITION_FETCH_MAX_BYTES: i32 = 4 * 1024 * 1024;
 pub const FETCH_MAX_WAIT_MS: i32 = 500;
 /// Wait before retrying after an error or with nothing to fetch.
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between reconnects: the backoff doubles from
+/// [`RETRY_BACKOFF`] up to this.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Wait after the leader refused the fetch for want of CLUSTER_ACTION.
+pub const DENIED_BACKOFF: Duration = Duration::from_secs(1);
+/// A failure run is logged on its first failure, then once in this many.
+pub const FAILURE_LOG_EVERY: u32 = 20;
+/// Replace a SASL connection this long before its session ends (KIP-368).
+const SESSION_END_MARGIN: Duration = Duration::from_secs(5);
 /// A fetch unanswered this long past its wait is given up (reconnect).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// ListOffsets version for the leader's log start: v4 carries
@@ -66,6 +84,8 @@ pub struct Fetcher {
     leader: i32,
     partitions: RefCell<Vec<Rc<Partition>>>,
     stopped: Cell<bool>,
+    /// Fetches in a row the leader refused (no CLUSTER_ACTION).
+    denials: Cell<u32>,
 }
 
 impl Fetcher {
@@ -76,6 +96,7 @@ impl Fetcher {
             leader,
             partitions: RefCell::new(Vec::new()),
             stopped: Cell::new(false),
+            denials: Cell::new(0),
         })
     }
 
@@ -99,18 +120,30 @@ impl Fetcher {
     async fn run(self: Rc<Self>, shard: Rc<Shard>) {
         let mut conn: Option<BrokerConnection> = None;
         let mut failures = 0u32;
+        let security = crate::security::inter_broker::peer_security();
+        let listener = shard.config.inter_broker.listener.name();
         while !self.stopped.get() {
             let partitions = self.partitions.borrow().clone();
             let addr = shard.snapshot().cluster.as_ref().and_then(|c| {
-                c.live_broker(self.leader)
-                    .map(|b| format!("{}:{}", b.host, b.port))
+                c.live_broker(self.leader).map(|b| {
+                    let (host, port) = b.address_on(listener);
+                    format!("{host}:{port}")
+                })
             });
             let (false, Some(addr)) = (partitions.is_empty(), addr) else {
                 glommio::timer::sleep(RETRY_BACKOFF).await;
                 continue;
             };
+            // A leader that moved, or a SASL session about to end: a new
+            // connection (and login).
+            if conn
+                .as_ref()
+                .is_some_and(|c| c.addr() != addr || c.session_ending(SESSION_END_MARGIN))
+            {
+                conn = None;
+            }
             if conn.is_none() {
-                match BrokerConnection::connect(&addr).await {
+                match BrokerConnection::connect_secured(&addr, &security).await {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         self.failed(&mut failures, &format!("connect: {e}")).await;
@@ -126,7 +159,11 @@ impl Fetcher {
                     failures = 0;
                     let mut behind = Vec::new();
                     if !self.take(&shard, response, &partitions, &mut behind).await {
-                        glommio::timer::sleep(RETRY_BACKOFF).await;
+                        let wait = match self.denials.get() {
+                            0 => RETRY_BACKOFF,
+                            _ => DENIED_BACKOFF,
+                        };
+                        glommio::timer::sleep(wait).await;
                     }
                     let mut lost = None;
                     for p in behind {
@@ -150,13 +187,19 @@ impl Fetcher {
         debug!(leader = self.leader, "replica fetcher stopped");
     }
 
-    /// Logs the first failure of a run (then every 50th) and backs off.
+    /// Logs the first failure of a run (then one in
+    /// [`FAILURE_LOG_EVERY`]) and backs off, doubling up to
+    /// [`RECONNECT_BACKOFF_MAX`].
     async fn failed(&self, failures: &mut u32, what: &str) {
-        if failures.is_multiple_of(50) {
-            warn!(leader = self.leader, "replica fetcher: {what} (retrying)");
+        if failures.is_multiple_of(FAILURE_LOG_EVERY) {
+            warn!(
+                leader = self.leader,
+                failures = *failures + 1,
+                "replica fetcher: {what} (retrying)"
+            );
         }
         *failures += 1;
-        glommio::timer::sleep(RETRY_BACKOFF).await;
+        glommio::timer::sleep(reconnect_backoff(*failures)).await;
     }
 
     fn request(&self, shard: &Shard, partitions: &[Rc<Partition>]) -> FetchRequest {
@@ -208,6 +251,9 @@ impl Fetcher {
                 code = response.error_code,
                 "replica fetch refused"
             );
+            return false;
+        }
+        if self.denied(&response) {
             return false;
         }
         let mut any_ok = false;
@@ -321,6 +367,43 @@ impl Fetcher {
         Ok(())
     }
 
+    /// Whether the leader refused every partition for want of
+    /// CLUSTER_ACTION; logs the first refusal of a run and one in
+    /// [`FAILURE_LOG_EVERY`], and the end of the run.
+    fn denied(&self, response: &FetchResponse) -> bool {
+        let refused = [
+            ResponseError::TopicAuthorizationFailed.code(),
+            ResponseError::ClusterAuthorizationFailed.code(),
+        ];
+        let mut answers = response.responses.iter().flat_map(|t| &t.partitions);
+        let denied =
+            answers.clone().next().is_some() && answers.all(|p| refused.contains(&p.error_code));
+        let run = self.denials.get();
+        match (denied, run) {
+            (true, n) => {
+                if n.is_multiple_of(FAILURE_LOG_EVERY) {
+                    warn!(
+                        leader = self.leader,
+                        denied = n + 1,
+                        "replica fetch denied by the leader: this broker's principal lacks \
+                         CLUSTER_ACTION on the cluster (retrying every {} ms)",
+                        DENIED_BACKOFF.as_millis()
+                    );
+                }
+                self.denials.set(n + 1);
+            }
+            (false, 0) => {}
+            (false, n) => {
+                info!(
+                    leader = self.leader,
+                    "replica fetch allowed again after {n} denials"
+                );
+                self.denials.set(0);
+            }
+        }
+        denied
+    }
+
     fn partition_error(&self, p: &Partition, code: i16) {
         let error = ResponseError::try_from_code(code);
         match error {
@@ -332,5 +415,27 @@ impl Fetcher {
             }
             _ => warn!(partition = %p.id, leader = self.leader, ?error, "replica fetch error"),
         }
+    }
+}
+
+/// The wait after the `failures`-th failure in a row: [`RETRY_BACKOFF`]
+/// doubled per failure, at most [`RECONNECT_BACKOFF_MAX`].
+fn reconnect_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_BACKOFF
+        .saturating_mul(1u32 << doublings)
+        .min(RECONNECT_BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetcher_reconnect_backoff_doubles_up_to_its_bound() {
+        assert_eq!(reconnect_backoff(1), RETRY_BACKOFF);
+        assert_eq!(reconnect_backoff(2), RETRY_BACKOFF * 2);
+        assert_eq!(reconnect_backoff(3), RETRY_BACKOFF * 4);
+        assert_eq!(reconnect_backoff(1_000), RECONNECT_BACKOFF_MAX);
     }
 }

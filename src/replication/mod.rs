@@ -26,6 +26,7 @@
 pub mod client;
 pub mod fetcher;
 pub mod hw_checkpoint;
+pub mod login;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};

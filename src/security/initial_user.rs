@@ -6,6 +6,13 @@
 //! loaded, and written to disk, before any shard starts: so no listener
 //! can accept a client before the user exists. Only when no user exists
 //! yet: a restart with the same flags changes nothing.
+//!
+//! In a cluster the users are the controller quorum's, not the data dir's:
+//! the active controller adds the initial user given to it
+//! (`Controller::run_duties`) when the cluster has no user yet, as one
+//! replicated `SetUsers`; every broker then has it. A broker that is not a
+//! voter ignores `--initial-user` (logged). Until the user exists, SASL
+//! logins (a client's or another broker's) fail and are retried.
 
 use tracing::info;
 
@@ -34,6 +41,29 @@ pub fn add(config: &Config, loaded: &mut Snapshot) -> Result<(), StartError> {
         .map_err(|e| StartError::InitialUser(format!("{name} not stored: {e}")))?;
     info!("initial user {name} added (SCRAM-SHA-512)");
     Ok(())
+}
+
+/// In a cluster: checks that the initial user's password can be read, so
+/// a missing one fails the start as on a single node.
+pub fn check_for_cluster(config: &Config) -> Result<(), StartError> {
+    let Some(name) = &config.security.initial_user else {
+        return Ok(());
+    };
+    if config.cluster.own_voter(config.node_id).is_none() {
+        tracing::warn!(
+            "--initial-user {name} ignored: in a cluster the controllers add the initial user"
+        );
+        return Ok(());
+    }
+    credential(config, name).map(|_| ())
+}
+
+/// The initial user and its SCRAM-SHA-512 credential, for the controller.
+pub fn for_cluster(config: &Config) -> Result<Option<(String, ScramCredential)>, StartError> {
+    match &config.security.initial_user {
+        Some(name) => Ok(Some((name.clone(), credential(config, name)?))),
+        None => Ok(None),
+    }
 }
 
 /// Reads the password and salts it.

@@ -5,6 +5,9 @@
 //! - `listener`: parsing `PROTOCOL://host:port` lists; each listener is
 //!   bound by every shard (SO_REUSEPORT) and advertises its own address to
 //!   the clients that came in on it.
+//! - `inter_broker`: what a broker presents to its peers (listener, SASL
+//!   login, the CA their certificates chain to); `scram_client` is the
+//!   client side of SCRAM it logs in with.
 //! - `tls`: rustls server config, reloadable on SIGHUP, and the mTLS
 //!   principal.
 //! - `sasl` / `scram`: one connection's SASL state and the SCRAM exchange.
@@ -21,10 +24,12 @@
 
 pub mod acl;
 pub mod initial_user;
+pub mod inter_broker;
 pub mod listener;
 pub mod reauth;
 pub mod sasl;
 pub mod scram;
+pub mod scram_client;
 pub mod tls;
 
 use std::cell::{Cell, RefCell};

@@ -99,12 +99,12 @@ impl ScramMechanism {
         self.digest_algorithm().output_len()
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(super) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         let key = hmac::Key::new(self.hmac_algorithm(), key);
         hmac::sign(&key, data).as_ref().to_vec()
     }
 
-    fn hash(self, data: &[u8]) -> Vec<u8> {
+    pub(super) fn hash(self, data: &[u8]) -> Vec<u8> {
         digest::digest(self.digest_algorithm(), data)
             .as_ref()
             .to_vec()
@@ -250,6 +250,13 @@ pub enum ScramError {
     /// The random source failed.
     #[error("random source failed")]
     Random,
+    /// Client side: the server ended the exchange with `e=...`.
+    #[error("the server refused: {0}")]
+    ServerError(String),
+    /// Client side: the server's signature is not the one the password
+    /// gives (the peer does not know the credential).
+    #[error("the server's signature does not match the password")]
+    ServerSignature,
 }
 
 /// The server's side of one SCRAM exchange.

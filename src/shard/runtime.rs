@@ -175,7 +175,12 @@ pub fn run_supervised(
     }
     // Dynamic broker configs persisted with the metadata go over the TOML's.
     loaded.log_defaults = Arc::new(config.log_defaults.with_dynamic(&loaded.broker_configs));
-    crate::security::initial_user::add(&config, &mut loaded)?;
+    match in_cluster {
+        // The controller adds it to the cluster's metadata (item 6 of
+        // issue 22): checked here so a missing password fails the start.
+        true => crate::security::initial_user::check_for_cluster(&config)?,
+        false => crate::security::initial_user::add(&config, &mut loaded)?,
+    }
     let snapshot = Arc::new(loaded);
     for listener in config.listeners() {
         check_port_free(listener.bind)?;
@@ -183,6 +188,7 @@ pub fn run_supervised(
     if let Some(files) = &config.security.tls {
         crate::security::tls::install(files).map_err(StartError::Tls)?;
     }
+    crate::security::inter_broker::install(&config.inter_broker).map_err(StartError::Tls)?;
     let admin_fd = bind_admin(&config)?;
     supervisor::block_signals();
     let partitions_per_shard: Vec<usize> = (0..config.shards)

@@ -9,8 +9,10 @@
 //!   elsewhere by WriteTxnMarkers v1 to its leader, whose handler appends
 //!   them as for a local partition (`markers::write_one`).
 //!
-//! Both open a connection per call (`replication::client`): they happen
-//! once per transaction and partition, not per record. A broker that
+//! Both open a connection per call (`replication::client`), to the peer's
+//! inter-broker listener with the broker's TLS and SASL login, as the
+//! fetchers do: they happen once per transaction and partition, not per
+//! record. A broker that
 //! cannot be reached answers COORDINATOR_NOT_AVAILABLE (verification: the
 //! producer retries) or an error the coordinator's marker loop retries.
 
@@ -28,7 +30,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::metadata::PartitionId;
 use crate::replication::client::BrokerConnection;
@@ -56,13 +58,24 @@ async fn exchange<R: Request>(
             .as_ref()
             .and_then(|c| c.live_broker(broker))
             .ok_or(unreachable)?;
-        format!("{}:{}", b.host, b.port)
+        let (host, port) = b.address_on(shard.config.inter_broker.listener.name());
+        format!("{host}:{port}")
     };
     let failed = |e: crate::replication::client::ClientError| {
-        debug!("transaction request to broker {broker}: {e}");
+        use crate::replication::client::ClientError;
+        match e {
+            // A misconfiguration, not a passing failure: say so.
+            ClientError::Authentication { .. } | ClientError::Tls { .. } => {
+                warn!("transaction request to broker {broker}: {e}")
+            }
+            _ => debug!("transaction request to broker {broker}: {e}"),
+        }
         unreachable
     };
-    let mut conn = BrokerConnection::connect(&addr).await.map_err(failed)?;
+    let security = crate::security::inter_broker::peer_security();
+    let mut conn = BrokerConnection::connect_secured(&addr, &security)
+        .await
+        .map_err(failed)?;
     conn.send(request, version, REMOTE_TXN_TIMEOUT)
         .await
         .map_err(failed)

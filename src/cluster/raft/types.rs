@@ -37,6 +37,10 @@ pub enum ClusterCommand {
         port: i32,
         /// Its shard count.
         shards: u16,
+        /// Every listener's advertised endpoint (absent in old log
+        /// entries).
+        #[serde(default)]
+        endpoints: Vec<crate::metadata::BrokerEndpoint>,
     },
     /// A broker missed its heartbeats or shut down: fenced, its
     /// leaderships moved.
