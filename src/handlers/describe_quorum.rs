@@ -101,7 +101,10 @@ pub async fn handle(ctx: &RequestContext, request: DescribeQuorumRequest) -> Des
         }
         None => (partition_error(ResponseError::NotLeaderOrFollower), Vec::new()),
     };
+    // The crate's default for a nullable string is "", Kafka's answer
+    // without an error is null.
     DescribeQuorumResponse::default()
+        .with_error_message(None)
         .with_topics(vec![TopicData::default()
             .with_topic_name(TopicName(StrBytes::from_static_str(CLUSTER_METADATA_TOPIC)))
             .with_partitions(vec![partition])])
@@ -178,6 +181,7 @@ fn from_status(status: &QuorumStatus) -> PartitionData {
         .collect();
     PartitionData::default()
         .with_partition_index(CLUSTER_METADATA_PARTITION)
+        .with_error_message(None)
         .with_leader_id(status.leader_id.map_or(BrokerId(-1), node))
         .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
         .with_high_watermark(status.committed_index as i64)
@@ -216,6 +220,7 @@ fn nodes(status: &QuorumStatus) -> Vec<Node> {
 fn single_node(node_id: i32) -> PartitionData {
     PartitionData::default()
         .with_partition_index(CLUSTER_METADATA_PARTITION)
+        .with_error_message(None)
         .with_leader_id(BrokerId(node_id))
         .with_leader_epoch(0)
         .with_high_watermark(-1)
@@ -310,6 +315,7 @@ mod tests {
             .map(|v| (v.replica_id.0, v.last_fetch_timestamp, v.last_caught_up_timestamp))
             .collect();
         assert_eq!(times, vec![(1, 1_000, -1), (2, 2_000, 2_000), (3, -1, -1)]);
+        assert_eq!(p.error_message, None, "null without an error, as Kafka answers");
         assert!(p
             .current_voters
             .iter()

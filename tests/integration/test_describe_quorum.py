@@ -136,7 +136,8 @@ def test_describe_quorum_v2_voters_observers_nodes_and_timestamps(cluster_with_o
         now_ms = int(time.time() * 1000)
         assert (a["error_code"], a["error_message"], a["topic"]) == (0, None, "__cluster_metadata"), a
         [p] = a["partitions"]
-        assert p["leader_id"] == controller and p["leader_epoch"] >= 1 and p["high_watermark"] > 0, p
+        assert p["error_message"] is None and p["leader_id"] == controller, p
+        assert p["leader_epoch"] >= 1 and p["high_watermark"] > 0, p
         voters = {v["id"]: v for v in p["voters"]}
         assert sorted(voters) == [1, 2, 3], p
         for v in voters.values():

@@ -19,9 +19,11 @@ import clients
 from test_cluster import LEADER_WAIT_S, leaders
 from test_replication import cluster, create_rf3, topic_name  # noqa: F401
 
-RECORDS_BEFORE = 100
-RECORDS_AFTER = 100
-KCAT_EXIT_WAIT_S = 90.0
+RECORDS = 2_000
+# The leader is stopped once this many are acknowledged, with most still
+# to come.
+RECORDS_BEFORE_MOVE = 100
+KCAT_EXIT_WAIT_S = 120.0
 # Longer than a leader move and a metadata refresh on a loaded machine.
 MESSAGE_TIMEOUT_MS = 60_000
 
@@ -34,13 +36,17 @@ def test_kcat_librdkafka_2_0_2_producer_follows_a_leader_move_and_loses_nothing(
     assert "librdkafka 2.0.2" in kcat_version(), kcat_version()
     topic = topic_name()
     old_leader = create_rf3(cluster, topic, 1)[0]
+    # kcat 1.7.1 reads stdin in large blocks, so the records are all given
+    # at once and kcat is slowed instead: one message queued at a time,
+    # each acks=all, so it is still producing when the leader goes.
     kcat = subprocess.Popen(
         [
             "kcat", "-b", cluster.bootstrap(), "-P", "-t", topic, "-p", "0",
             "-X", "acks=all",
             "-X", "enable.idempotence=true",
+            "-X", "queue.buffering.max.messages=1",
+            "-X", "linger.ms=0",
             "-X", f"message.timeout.ms={MESSAGE_TIMEOUT_MS}",
-            "-X", "topic.metadata.refresh.interval.ms=1000",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -48,29 +54,32 @@ def test_kcat_librdkafka_2_0_2_producer_follows_a_leader_move_and_loses_nothing(
     )
     try:
         assert kcat.stdin is not None
-        kcat.stdin.write(b"".join(b"v%05d\n" % i for i in range(RECORDS_BEFORE)))
-        kcat.stdin.flush()
-        # The first half is acknowledged by the old leader before it goes.
-        clients.wait_for(
-            "the first records written",
-            lambda: clients.watermarks(cluster.bootstrap(old_leader), topic, 0)[1] >= RECORDS_BEFORE,
-            timeout_s=LEADER_WAIT_S,
-        )
-        cluster.nodes[old_leader].stop()
-        # The second half goes to whichever broker kcat finds leading now,
-        # in small steps so some are in flight while it looks.
-        for start in range(RECORDS_BEFORE, RECORDS_BEFORE + RECORDS_AFTER, 10):
-            kcat.stdin.write(b"".join(b"v%05d\n" % i for i in range(start, start + 10)))
-            kcat.stdin.flush()
-            time.sleep(0.05)
+        kcat.stdin.write(b"".join(b"v%05d\n" % i for i in range(RECORDS)))
         kcat.stdin.close()
+        seen = {"hw": 0}
+
+        def some_written() -> bool:
+            seen["hw"] = clients.watermarks(cluster.bootstrap(old_leader), topic, 0)[1]
+            return seen["hw"] >= RECORDS_BEFORE_MOVE
+
+        try:
+            clients.wait_for("the first records written", some_written, timeout_s=LEADER_WAIT_S)
+        except AssertionError:
+            kcat.kill()
+            _, err = kcat.communicate(timeout=10)
+            raise AssertionError(f"kcat wrote too little; its stderr: {err.decode(errors='replace')[-3000:]}")
+        # The move must happen mid-stream for the test to mean anything.
+        assert seen["hw"] < RECORDS and kcat.poll() is None, f"kcat finished before the move ({seen})"
+        cluster.nodes[old_leader].stop()
         rc = kcat.wait(timeout=KCAT_EXIT_WAIT_S)
     finally:
         if kcat.poll() is None:
             kcat.kill()
             kcat.wait(timeout=10)
     stderr = kcat.stderr.read().decode(errors="replace") if kcat.stderr else ""
-    assert rc == 0 and "Delivery failed" not in stderr and "ERROR" not in stderr, (rc, stderr[-3000:])
+    # Transport errors to the stopped broker are expected (kcat prints
+    # them); a record not delivered is not.
+    assert rc == 0 and "Delivery failed" not in stderr, (rc, stderr[-3000:])
 
     live = [i for i in cluster.nodes if i != old_leader]
     md = cluster.wait_for(
@@ -80,7 +89,7 @@ def test_kcat_librdkafka_2_0_2_producer_follows_a_leader_move_and_loses_nothing(
         topics=[topic],
     )
     assert leaders(md, topic)[0] != old_leader
-    total = RECORDS_BEFORE + RECORDS_AFTER
+    total = RECORDS
     got = clients.consume_all(cluster.bootstrap(*live), topic, 1, expect=total)
     counts = Counter(r.value for r in got)
     wanted = {b"v%05d" % i for i in range(total)}
