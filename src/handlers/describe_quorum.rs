@@ -75,11 +75,13 @@ pub async fn handle(ctx: &RequestContext, request: DescribeQuorumRequest) -> Des
             && matches!(t.partitions.as_slice(), [p] if p.partition_index == CLUSTER_METADATA_PARTITION)
     );
     if !asks_quorum {
-        return refused(&request, ResponseError::UnknownTopicOrPartition);
+        let answer = refused(&request, ResponseError::UnknownTopicOrPartition);
+        return fit_version(answer, ctx.version);
     }
     // Kafka's authorizer: DESCRIBE on the cluster.
     if !ctx.authorize_cluster(crate::security::acl::Operation::Describe) {
-        return refused(&request, ResponseError::ClusterAuthorizationFailed);
+        let answer = refused(&request, ResponseError::ClusterAuthorizationFailed);
+        return fit_version(answer, ctx.version);
     }
     let node_id = ctx.shard.config.node_id;
     let status = ctx
@@ -101,14 +103,36 @@ pub async fn handle(ctx: &RequestContext, request: DescribeQuorumRequest) -> Des
         }
         None => (partition_error(ResponseError::NotLeaderOrFollower), Vec::new()),
     };
-    // The crate's default for a nullable string is "", Kafka's answer
-    // without an error is null.
-    DescribeQuorumResponse::default()
-        .with_error_message(None)
+    let answer = DescribeQuorumResponse::default()
         .with_topics(vec![TopicData::default()
             .with_topic_name(TopicName(StrBytes::from_static_str(CLUSTER_METADATA_TOPIC)))
             .with_partitions(vec![partition])])
-        .with_nodes(nodes)
+        .with_nodes(nodes);
+    fit_version(answer, ctx.version)
+}
+
+/// Below v2 the fields v2 added (Nodes, the ErrorMessages) stay at the
+/// crate's defaults, which is all it encodes there; from v2 an
+/// ErrorMessage without an error is null, as Kafka answers (the crate's
+/// default is "").
+fn fit_version(mut answer: DescribeQuorumResponse, version: i16) -> DescribeQuorumResponse {
+    let partitions = answer.topics.iter_mut().flat_map(|t| t.partitions.iter_mut());
+    if version < 2 {
+        let unset = PartitionData::default().error_message;
+        for p in partitions {
+            p.error_message = unset.clone();
+        }
+        answer.nodes.clear();
+        answer.error_message = DescribeQuorumResponse::default().error_message;
+        return answer;
+    }
+    for p in partitions.filter(|p| p.error_code == 0) {
+        p.error_message = None;
+    }
+    if answer.error_code == 0 {
+        answer.error_message = None;
+    }
+    answer
 }
 
 /// Every asked partition refused with `error`.
@@ -181,7 +205,6 @@ fn from_status(status: &QuorumStatus) -> PartitionData {
         .collect();
     PartitionData::default()
         .with_partition_index(CLUSTER_METADATA_PARTITION)
-        .with_error_message(None)
         .with_leader_id(status.leader_id.map_or(BrokerId(-1), node))
         .with_leader_epoch(i32::try_from(status.term).unwrap_or(i32::MAX))
         .with_high_watermark(status.committed_index as i64)
@@ -220,7 +243,6 @@ fn nodes(status: &QuorumStatus) -> Vec<Node> {
 fn single_node(node_id: i32) -> PartitionData {
     PartitionData::default()
         .with_partition_index(CLUSTER_METADATA_PARTITION)
-        .with_error_message(None)
         .with_leader_id(BrokerId(node_id))
         .with_leader_epoch(0)
         .with_high_watermark(-1)
@@ -306,7 +328,9 @@ mod tests {
                 .with_partitions(vec![from_status(&status)])])
             .with_nodes(nodes(&status));
         let mut buf = bytes::BytesMut::new();
-        response.encode(&mut buf, 2).expect("encodes");
+        fit_version(response.clone(), 2)
+            .encode(&mut buf, 2)
+            .expect("encodes");
         let back = DescribeQuorumResponse::decode(&mut buf.freeze(), 2).expect("decodes");
         let p = &back.topics[0].partitions[0];
         let times: Vec<_> = p
@@ -316,6 +340,7 @@ mod tests {
             .collect();
         assert_eq!(times, vec![(1, 1_000, -1), (2, 2_000, 2_000), (3, -1, -1)]);
         assert_eq!(p.error_message, None, "null without an error, as Kafka answers");
+        assert_eq!(back.error_message, None);
         assert!(p
             .current_voters
             .iter()
@@ -348,7 +373,9 @@ mod tests {
         );
         // v1 carries the timestamps but not the nodes.
         let mut buf = bytes::BytesMut::new();
-        response.encode(&mut buf, 1).expect("encodes");
+        fit_version(response, 1)
+            .encode(&mut buf, 1)
+            .expect("encodes");
         let v1 = DescribeQuorumResponse::decode(&mut buf.freeze(), 1).expect("decodes");
         assert!(v1.nodes.is_empty());
         assert_eq!(v1.topics[0].partitions[0].current_voters[1].last_caught_up_timestamp, 2_000);
@@ -364,6 +391,24 @@ mod tests {
         let p = single_node(7);
         assert_eq!((p.leader_id.0, p.leader_epoch, p.high_watermark), (7, 0, -1));
         assert_eq!(p.current_voters[0].replica_id.0, 7);
+    }
+
+    #[test]
+    fn describe_quorum_v0_v1_v2_errors_encode_at_every_version() {
+        // An error's message is a v2 field: below v2 it is left out.
+        let answer = DescribeQuorumResponse::default().with_topics(vec![TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str(CLUSTER_METADATA_TOPIC)))
+            .with_partitions(vec![partition_error(ResponseError::NotLeaderOrFollower)])]);
+        for version in API.min..=API.max {
+            let mut buf = bytes::BytesMut::new();
+            fit_version(answer.clone(), version)
+                .encode(&mut buf, version)
+                .expect("encodes");
+            let back = DescribeQuorumResponse::decode(&mut buf.freeze(), version).expect("decodes");
+            let p = &back.topics[0].partitions[0];
+            assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code(), "v{version}");
+            assert_eq!(p.error_message.is_some(), version >= 2, "v{version}");
+        }
     }
 
     #[test]
