@@ -12,7 +12,6 @@ confluent-kafka; this guards that path.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections import Counter
 
 import clients
