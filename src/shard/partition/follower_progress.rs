@@ -107,10 +107,11 @@ mod tests {
     #[test]
     fn follower_that_never_catches_up_leaves_after_lag_max_and_not_before() {
         let mut f = FollowerProgress::new(0);
-        // Keeps fetching, but always behind where the leader was.
-        let mut leader_end = 100;
+        // Keeps fetching, but always behind where the leader was at its
+        // previous fetch (100 offsets a second written, 50 fetched).
+        let mut leader_end = 1_000;
         for t in (1_000..=40_000).step_by(1_000) {
-            f.on_fetch(leader_end - 90, leader_end, t);
+            f.on_fetch(leader_end - 150, leader_end, t);
             leader_end += 100;
         }
         assert_eq!(f.caught_up_ms, 0, "never caught up since the start");
