@@ -8,6 +8,9 @@ this machine (issue 21's benchmark).
   run (acks=all waits for every ISR member whatever min.insync.replicas
   says, so its default of 1 is kept); throughput and the per-record ack latency (produce()
   to delivery report) p50/p99.
+- Copies: during the RF 3 produce, the followers' user-space copies per
+  replicated byte (`corestream_replication_copied_bytes_total` over
+  `corestream_replication_fetched_bytes_total`, from their /metrics).
 - Failover: SIGKILL the leader of the RF 3 partition, then the time until
   an acks=all produce (raw, 1 record, to whichever broker Metadata names)
   succeeds; the killed node is restarted and back in the ISR before the
@@ -17,6 +20,8 @@ Each node runs `--shards 1` (three brokers and the client share the two
 cores). Prints JSON; --json writes it to a file.
 
     python3 bench/replication.py [--runs 20] [--messages 20000]
+
+(`--runs 0` measures produce and copies only.)
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +106,18 @@ def partition0(md: dict | None, topic: str) -> dict | None:
     return None
 
 
+def replication_bytes(n: Node) -> tuple[float, float]:
+    """(fetched, copied) record bytes of `n`'s followers since it started."""
+    admin = n.args[n.args.index("--admin-listen") + 1]
+    text = urllib.request.urlopen(f"http://{admin}/metrics", timeout=10).read().decode()
+    total = {"corestream_replication_fetched_bytes_total": 0.0, "corestream_replication_copied_bytes_total": 0.0}
+    for line in text.splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name in total:
+            total[name] += float(line.rsplit(" ", 1)[1])
+    return total["corestream_replication_fetched_bytes_total"], total["corestream_replication_copied_bytes_total"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
@@ -131,8 +149,32 @@ def main() -> None:
                 and len(p["isr"]) == rf,
                 30.0,
             )
+            before = [replication_bytes(n) for n in nodes]
             result[f"rf{rf}"] = produce_run(bootstrap, topic, a.messages)
             print(f"rf {rf}: {result[f'rf{rf}']}", flush=True)
+            if rf == 3:
+                # Followers append asynchronously: wait until they hold it all.
+                leader = partition0(nodes[0].metadata([topic]), topic)["leader"]
+                wanted = a.messages * VALUE_BYTES * (NODES - 1)
+                wait(
+                    "followers fetched the run",
+                    lambda: sum(replication_bytes(n)[0] - b[0] for n, b in zip(nodes, before) if n.id != leader)
+                    >= wanted,
+                    60.0,
+                )
+                deltas = [
+                    tuple(x - y for x, y in zip(replication_bytes(n), b))
+                    for n, b in zip(nodes, before)
+                    if n.id != leader
+                ]
+                fetched = sum(d[0] for d in deltas)
+                copied = sum(d[1] for d in deltas)
+                result["follower_copies"] = {
+                    "fetched_bytes": fetched,
+                    "copied_bytes": copied,
+                    "copies_per_replicated_byte": round(copied / fetched, 3) if fetched else None,
+                }
+                print(f"follower copies: {result['follower_copies']}", flush=True)
         topic = f"repl-rf3-{os.getpid()}"
         failovers: list[float] = []
         for run in range(a.runs):
@@ -167,7 +209,7 @@ def main() -> None:
                 60.0,
             )
             print(f"failover {run}: {failovers[-1] * 1000:.0f} ms", flush=True)
-        result["failover"] = {
+        result["failover"] = None if not failovers else {
             "runs": len(failovers),
             "p50_ms": round(statistics.median(failovers) * 1000),
             "p99_ms": round(pct(failovers, 0.99) * 1000),

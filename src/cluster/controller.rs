@@ -50,12 +50,24 @@ pub struct Controller {
     clocks_term: RefCell<Option<u64>>,
     /// Serialises check-and-write of proposals.
     pub(super) proposals: futures::lock::Mutex<()>,
-    /// How often leaderships move back to preferred replicas
+    /// When leaderships move back to preferred replicas
     /// (`auto.leader.rebalance.enable`); `None`: never by itself.
-    rebalance_every: Option<Duration>,
+    pub(super) rebalance: Option<RebalancePolicy>,
     /// `--initial-user` and its credential, added while the cluster has
     /// no user (`security::initial_user`).
     initial_user: RefCell<Option<(String, crate::security::scram::ScramCredential)>>,
+}
+
+/// The automatic preferred-leader rebalance's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebalancePolicy {
+    /// How often the imbalance is checked
+    /// (`leader.imbalance.check.interval.seconds`).
+    pub every: Duration,
+    /// The share of a broker's preferred partitions that may be led
+    /// elsewhere before they move back, percent, 0..=100
+    /// (`leader.imbalance.per.broker.percentage`).
+    pub imbalance_percent: u32,
 }
 
 impl Controller {
@@ -74,7 +86,7 @@ impl Controller {
         state_machine: ClusterStateMachine,
         session_timeout: Duration,
         static_defaults: LogDefaults,
-        rebalance_every: Option<Duration>,
+        rebalance: Option<RebalancePolicy>,
     ) -> Controller {
         Controller {
             node_id,
@@ -85,7 +97,7 @@ impl Controller {
             heartbeats: RefCell::new(HashMap::new()),
             clocks_term: RefCell::new(None),
             proposals: futures::lock::Mutex::new(()),
-            rebalance_every,
+            rebalance,
             initial_user: RefCell::new(None),
         }
     }
@@ -284,6 +296,20 @@ impl Controller {
         Ok((written.log_id.index, written.data.value))
     }
 
+    /// Registered, unfenced brokers that are not `voters`, by id, with
+    /// their last heartbeat this term (DescribeQuorum's observers).
+    pub(super) fn observed_brokers(&self, voters: &[u64]) -> Vec<(i32, Option<Instant>)> {
+        let clocks = self.heartbeats.borrow();
+        self.state_machine.read(|state| {
+            state
+                .brokers
+                .iter()
+                .filter(|(id, b)| !b.fenced && !voters.contains(&(**id as u64)))
+                .map(|(id, _)| (*id, clocks.get(id).copied()))
+                .collect()
+        })
+    }
+
     /// On a new term as leader, every broker's clock starts now.
     fn start_clocks_if_new_term(&self) {
         let term = self.raft.metrics().borrow_watched().current_term;
@@ -330,8 +356,8 @@ impl Controller {
             }
             self.elect_unclean().await;
             if self
-                .rebalance_every
-                .is_some_and(|every| rebalanced_at.elapsed() >= every)
+                .rebalance
+                .is_some_and(|r| rebalanced_at.elapsed() >= r.every)
             {
                 rebalanced_at = Instant::now();
                 self.rebalance().await;

@@ -40,7 +40,10 @@ impl Controller {
     /// Moves leaderships back to preferred replicas (auto.leader.rebalance).
     pub(super) async fn rebalance(&self) {
         let _serial = self.proposals.lock().await;
-        let commands = self.state_machine.read(rebalance_elections);
+        let percent = self.rebalance.map_or(0, |r| r.imbalance_percent);
+        let commands = self
+            .state_machine
+            .read(|state| rebalance_elections(state, percent));
         for command in commands {
             self.write_election(command).await;
         }

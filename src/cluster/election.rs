@@ -21,20 +21,16 @@
 //!   the replicas that had them truncate when they return.
 //! - The **automatic rebalance** (`auto.leader.rebalance.enable`) moves a
 //!   broker's partitions back to it when more than
-//!   [`LEADER_IMBALANCE_PER_BROKER_PERCENT`] of the partitions it prefers
-//!   are led elsewhere (Kafka's leader.imbalance.per.broker.percentage
-//!   default; fixed here).
+//!   `leader.imbalance.per.broker.percentage` (default 10) of the
+//!   partitions it prefers are led elsewhere: Kafka's ratio, compared the
+//!   same way (strictly above), so 0 moves back any partition led away
+//!   and 100 never moves any.
 
 use kafka_protocol::ResponseError;
 
 use super::raft::types::ClusterCommand;
 use super::state::{ClusterState, PartitionRecord};
 use crate::metadata::NO_LEADER;
-
-/// A broker's share of its preferred partitions that may be led elsewhere
-/// before the automatic rebalance moves them back, percent (Kafka's
-/// leader.imbalance.per.broker.percentage default).
-pub const LEADER_IMBALANCE_PER_BROKER_PERCENT: usize = 10;
 
 /// ElectLeaders' election types (KIP-460).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,10 +151,10 @@ pub fn offline_unclean_elections(
 }
 
 /// The automatic rebalance's preferred-leader elections: for each broker
-/// whose preferred partitions are led elsewhere more than
-/// [`LEADER_IMBALANCE_PER_BROKER_PERCENT`] of the time, every one of them
-/// it may lead now.
-pub fn rebalance_elections(state: &ClusterState) -> Vec<ClusterCommand> {
+/// with more than `imbalance_percent` of its preferred partitions led
+/// elsewhere, every one of them it may lead now.
+pub fn rebalance_elections(state: &ClusterState, imbalance_percent: u32) -> Vec<ClusterCommand> {
+    let imbalance_percent = imbalance_percent as usize;
     // Per preferred broker: (partitions it prefers, led elsewhere).
     let mut counts: std::collections::BTreeMap<i32, (usize, usize)> = Default::default();
     for topic in state.topics.values() {
@@ -172,9 +168,9 @@ pub fn rebalance_elections(state: &ClusterState) -> Vec<ClusterCommand> {
         }
     }
     let imbalanced = |broker: i32| {
-        counts.get(&broker).is_some_and(|(total, elsewhere)| {
-            *elsewhere * 100 > *total * LEADER_IMBALANCE_PER_BROKER_PERCENT
-        })
+        counts
+            .get(&broker)
+            .is_some_and(|(total, elsewhere)| *elsewhere * 100 > *total * imbalance_percent)
     };
     let mut commands = Vec::new();
     for (name, topic) in &state.topics {
@@ -322,14 +318,48 @@ mod tests {
         ));
     }
 
+    /// Ten partitions preferring broker 1, the first `led_away` led by 2.
+    fn ten_preferring_broker_1(led_away: usize) -> ClusterState {
+        let mut state = state_with(1, &[1, 2, 3], &[1, 2, 3]);
+        let one = state.topics["t"].partitions[0].clone();
+        let topic = state.topics.get_mut("t").expect("created");
+        topic.partitions = (0..10)
+            .map(|i| PartitionRecord {
+                leader: if i < led_away { 2 } else { 1 },
+                ..one.clone()
+            })
+            .collect();
+        state
+    }
+
+    #[test]
+    fn rebalance_elections_leader_imbalance_per_broker_percentage_is_a_strict_threshold() {
+        // Kafka's rule: rebalance when led elsewhere / preferred > percent.
+        let moved = |led_away, percent| {
+            rebalance_elections(&ten_preferring_broker_1(led_away), percent).len()
+        };
+        // The default, 10%: one of ten led away is 10%, not above it.
+        assert_eq!(moved(1, 10), 0);
+        assert_eq!(moved(2, 10), 2, "20% > 10%: every one led away moves back");
+        // 0%: any partition led away moves back.
+        assert_eq!(moved(1, 0), 1);
+        assert_eq!(moved(0, 0), 0, "nothing led away, nothing to move");
+        // 25%: three of ten (30%) move, two (20%) do not.
+        assert_eq!(moved(2, 25), 0);
+        assert_eq!(moved(3, 25), 3);
+        // 100%: never, even with all ten led away.
+        assert_eq!(moved(10, 100), 0);
+        assert_eq!(moved(10, 99), 10);
+    }
+
     #[test]
     fn rebalance_elections_move_leadership_back_to_an_imbalanced_preferred_broker() {
         let state = state_with(2, &[1, 2, 3], &[1, 2, 3]);
-        let commands = rebalance_elections(&state);
+        let commands = rebalance_elections(&state, 10);
         assert_eq!(commands.len(), 1);
         let balanced = state_with(1, &[1, 2, 3], &[1, 2, 3]);
-        assert!(rebalance_elections(&balanced).is_empty());
+        assert!(rebalance_elections(&balanced, 10).is_empty());
         let not_in_sync = state_with(2, &[2, 3], &[1, 2, 3]);
-        assert!(rebalance_elections(&not_in_sync).is_empty());
+        assert!(rebalance_elections(&not_in_sync, 10).is_empty());
     }
 }

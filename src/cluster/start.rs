@@ -16,7 +16,7 @@ use std::time::Duration;
 use openraft::{BasicNode, Raft};
 use tracing::{info, warn};
 
-use super::controller::Controller;
+use super::controller::{Controller, RebalancePolicy};
 use super::identity::NodeIdentity;
 use super::member::{Member, MemberConfig};
 use super::raft::{ClusterStateMachine, NodeId, RaftLogStore};
@@ -135,7 +135,10 @@ async fn start_controller(config: &Config) -> Result<Rc<Controller>, String> {
         config
             .cluster
             .auto_leader_rebalance_enable
-            .then(|| Duration::from_secs(config.cluster.leader_imbalance_check_interval_s)),
+            .then_some(RebalancePolicy {
+                every: Duration::from_secs(config.cluster.leader_imbalance_check_interval_s),
+                imbalance_percent: config.cluster.leader_imbalance_per_broker_percentage,
+            }),
     ));
     let initial_user =
         crate::security::initial_user::for_cluster(config).map_err(|e| e.to_string())?;

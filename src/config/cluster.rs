@@ -31,6 +31,13 @@ pub const LEADER_IMBALANCE_CHECK_INTERVAL_S_DEFAULT: u64 = 300;
 /// Shortest imbalance check interval accepted, s (tests use it; a shorter
 /// one would move leaderships back while a restarted broker catches up).
 pub const LEADER_IMBALANCE_CHECK_INTERVAL_S_MIN: u64 = 1;
+/// Kafka's leader.imbalance.per.broker.percentage default: the share of
+/// a broker's preferred partitions that may be led elsewhere before the
+/// automatic rebalance moves them back, percent.
+pub const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT: u32 = 10;
+/// The largest share accepted, percent (100: never rebalance by itself,
+/// since no broker can have more than all of them led elsewhere).
+pub const LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_MAX: u32 = 100;
 /// Voters a quorum may name; Raft quorums are small by design.
 pub const CONTROLLER_VOTERS_MAX: usize = 9;
 
@@ -61,6 +68,8 @@ pub struct ClusterConfig {
     pub auto_leader_rebalance_enable: bool,
     /// leader.imbalance.check.interval.seconds
     pub leader_imbalance_check_interval_s: u64,
+    /// leader.imbalance.per.broker.percentage, 0..=100.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ClusterConfig {
@@ -73,6 +82,7 @@ impl Default for ClusterConfig {
             default_replication_factor: DEFAULT_REPLICATION_FACTOR_DEFAULT,
             auto_leader_rebalance_enable: AUTO_LEADER_REBALANCE_ENABLE_DEFAULT,
             leader_imbalance_check_interval_s: LEADER_IMBALANCE_CHECK_INTERVAL_S_DEFAULT,
+            leader_imbalance_per_broker_percentage: LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT,
         }
     }
 }
@@ -143,6 +153,18 @@ impl ClusterConfig {
                 ),
             ));
         }
+        let leader_imbalance_per_broker_percentage = flags
+            .leader_imbalance_per_broker_percentage
+            .or(file.leader_imbalance_per_broker_percentage)
+            .unwrap_or(LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT);
+        if leader_imbalance_per_broker_percentage > LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_MAX {
+            return Err(invalid(
+                "leader-imbalance-per-broker-percentage",
+                format!(
+                    "{leader_imbalance_per_broker_percentage} is above {LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_MAX}"
+                ),
+            ));
+        }
         let listen_text = flags
             .controller_listen
             .clone()
@@ -167,6 +189,7 @@ impl ClusterConfig {
             default_replication_factor,
             auto_leader_rebalance_enable,
             leader_imbalance_check_interval_s,
+            leader_imbalance_per_broker_percentage,
         })
     }
 
@@ -230,6 +253,36 @@ mod tests {
         for bad in ["1@h:1,1@h:2", "x@h:1", "1h:1", "-1@h:1", "1@h", ","] {
             assert!(parse_voters(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn leader_imbalance_per_broker_percentage_defaults_to_10_and_accepts_0_to_100() {
+        let resolve = |percent: Option<u32>| {
+            let flags = Flags {
+                leader_imbalance_per_broker_percentage: percent,
+                ..Flags::default()
+            };
+            ClusterConfig::resolve(&flags, &FileConfig::default(), 0)
+        };
+        assert_eq!(
+            resolve(None)
+                .unwrap()
+                .leader_imbalance_per_broker_percentage,
+            LEADER_IMBALANCE_PER_BROKER_PERCENTAGE_DEFAULT
+        );
+        for ok in [0, 25, 100] {
+            assert_eq!(
+                resolve(Some(ok))
+                    .unwrap()
+                    .leader_imbalance_per_broker_percentage,
+                ok
+            );
+        }
+        let err = resolve(Some(101)).unwrap_err().to_string();
+        assert!(
+            err.contains("leader-imbalance-per-broker-percentage") && err.contains("101"),
+            "{err}"
+        );
     }
 
     #[test]

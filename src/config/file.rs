@@ -74,6 +74,7 @@ pub(super) struct FileConfig {
     pub(super) unclean_leader_election_enable: Option<bool>,
     pub(super) auto_leader_rebalance_enable: Option<bool>,
     pub(super) leader_imbalance_check_interval_seconds: Option<u64>,
+    pub(super) leader_imbalance_per_broker_percentage: Option<u32>,
     /// Kafka's broker log settings as in server.properties: TOML reads
     /// `log.retention.hours = 168` as a dotted key, so `log.*`, `message.*`
     /// and `compression.*` arrive as tables (see `metadata::topic_config`).

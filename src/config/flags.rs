@@ -194,6 +194,11 @@ pub struct Flags {
     /// (Kafka's leader.imbalance.check.interval.seconds).
     #[arg(long, env = "CORESTREAM_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS")]
     pub leader_imbalance_check_interval_seconds: Option<u64>,
+    /// The share of a broker's preferred partitions that may be led
+    /// elsewhere before the controller moves them back, percent, 0..=100
+    /// (Kafka's leader.imbalance.per.broker.percentage).
+    #[arg(long, env = "CORESTREAM_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE")]
+    pub leader_imbalance_per_broker_percentage: Option<u32>,
     /// Kafka listeners, `PROTOCOL://HOST:PORT,...` with PLAINTEXT, SSL,
     /// SASL_PLAINTEXT or SASL_SSL (replaces --listen).
     #[arg(long, env = "CORESTREAM_LISTENERS")]

@@ -222,6 +222,7 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     render_fsync(&mut out, reports);
     render_partitions(&mut out, reports);
     render_replication(&mut out, reports);
+    super::replication_metrics::render(&mut out, reports);
     render_lags(&mut out, lags);
     out
 }
@@ -542,6 +543,7 @@ mod tests {
                     isr: 2,
                     replicas: 3,
                     follower_lag: vec![(2, 0), (3, 7)],
+                    lag_ms_max: 0,
                 }),
             }],
             tail_cache_bytes: 4096,

@@ -91,6 +91,7 @@ pub struct ShardMetrics {
     isr_expands: Cell<u64>,
     replication_fetched_bytes: Cell<u64>,
     replica_fetches_denied: Cell<u64>,
+    replication_copied_bytes: Cell<u64>,
     acks_all_wait: RefCell<Histogram>,
     /// Per quota type (`QuotaType::ALL` order): throttles answered.
     quota_throttles: [Cell<u64>; QUOTA_TYPES],
@@ -191,6 +192,12 @@ pub fn record_replica_fetch_denied() {
 /// A follower fetcher of this shard received `bytes` of record batches.
 pub fn record_replication_fetch(bytes: usize) {
     with(|m| add(&m.replication_fetched_bytes, bytes as u64))
+}
+
+/// A follower of this shard copied `bytes` in user space after the
+/// socket read while appending fetched batches (`ops::replication_metrics`).
+pub fn record_replication_copy(bytes: usize) {
+    with(|m| add(&m.replication_copied_bytes, bytes as u64))
 }
 
 /// An acks=all produce waited `elapsed` for the ISR (after its own durable
@@ -328,6 +335,9 @@ pub struct MetricsSnapshot {
     pub replication_fetched_bytes: u64,
     /// Replica fetches refused for want of CLUSTER_ACTION.
     pub replica_fetches_denied: u64,
+    /// Bytes its followers copied in user space after the socket read
+    /// while appending them.
+    pub replication_copied_bytes: u64,
     /// acks=all waits for the ISR.
     pub acks_all_wait: Histogram,
     /// Throttles answered per quota type (`quota::QuotaType::ALL` order).
@@ -355,6 +365,7 @@ pub fn snapshot() -> MetricsSnapshot {
         isr_expands: m.isr_expands.get(),
         replication_fetched_bytes: m.replication_fetched_bytes.get(),
         replica_fetches_denied: m.replica_fetches_denied.get(),
+        replication_copied_bytes: m.replication_copied_bytes.get(),
         acks_all_wait: m.acks_all_wait.borrow().clone(),
         quota_throttles: std::array::from_fn(|i| m.quota_throttles[i].get()),
         quota_throttle_ms: std::array::from_fn(|i| m.quota_throttle_ms[i].get()),
@@ -391,6 +402,10 @@ pub struct ReplicationStats {
     /// Each follower's node id and how many offsets it is behind the
     /// leader's durable end (its whole log until it first fetches).
     pub follower_lag: Vec<(i32, i64)>,
+    /// The longest any follower has not been caught up with the leader's
+    /// durable end, ms (0 when all hold it): what the ISR rule compares
+    /// with `replica.lag.time.max.ms`.
+    pub lag_ms_max: u64,
 }
 
 /// What one shard reports to a scrape.

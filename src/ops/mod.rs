@@ -8,7 +8,8 @@
 //!   the watchdog that pings every shard, and the bounded stop.
 //! - [`metrics`]: per-shard counters kept in thread-locals (no shared
 //!   locks), gathered by a scrape with `Shard::run_on` jobs; [`exposition`]
-//!   renders them in the Prometheus text format.
+//!   renders them in the Prometheus text format ([`replication_metrics`]:
+//!   follower lag in time and replication's user-space copies).
 //! - [`fatal`]: the daemon's panic hook: any panic aborts the process.
 //! - [`admin`]: the admin HTTP port (`admin_listen`) on shard 0: `/metrics`,
 //!   health and readiness, consumer lag as JSON, and the web console
@@ -24,4 +25,5 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod replication_metrics;
 pub mod supervisor;

@@ -234,6 +234,7 @@ def dashboard_metric_names() -> set[str]:
 CLUSTER_ONLY_METRICS = {
     "corestream_partition_under_replicated",
     "corestream_replica_lag_offsets",
+    "corestream_partition_replica_lag_seconds",
     "corestream_offline_partitions",
     "corestream_unclean_leader_elections_total",
     "corestream_clean_leader_elections_total",

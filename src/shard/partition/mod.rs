@@ -14,6 +14,7 @@
 //! the aborted index) are in [`txn`].
 
 mod epochs;
+mod follower_progress;
 mod read;
 mod replica;
 mod replica_ops;

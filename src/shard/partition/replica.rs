@@ -13,8 +13,9 @@
 //!   up to the durable end.
 //! - A follower is **caught up** when it fetched from at least the
 //!   leader's end as it was at its previous fetch (Kafka's
-//!   lastCaughtUpTime rule); one not caught up for
-//!   `replica.lag.time.max.ms` leaves the ISR, and one whose end reaches
+//!   lastCaughtUpTime rule, `follower_progress`); one not caught up for
+//!   `replica.lag.time.max.ms` and lacking part of the leader's log
+//!   leaves the ISR, and one whose end reaches
 //!   the high watermark rejoins. Both go through the controller with the
 //!   partition epoch (AlterPartition); the ISR here changes only when the
 //!   controller's answer arrives in a snapshot. While an addition is in
@@ -41,20 +42,9 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use kafka_protocol::ResponseError;
 
+use super::follower_progress::FollowerProgress;
 use super::Partition;
 use crate::metadata::PartitionState;
-
-/// A follower's progress as the leader sees it.
-#[derive(Debug, Clone, Copy)]
-struct FollowerProgress {
-    /// Its log end offset (its last fetch offset), -1 before a fetch.
-    end: i64,
-    /// When it last was caught up (monotonic ms).
-    caught_up_ms: u64,
-    /// When it last fetched, and the leader's end then.
-    last_fetch_ms: u64,
-    leader_end_at_last_fetch: i64,
-}
 
 /// An acks=all produce waiting for the high watermark.
 struct AckWaiter {
@@ -264,14 +254,7 @@ impl Partition {
                 return Err(ResponseError::OffsetOutOfRange.code());
             }
             let end = fetch_offset;
-            if end >= leader_end {
-                progress.caught_up_ms = now_ms;
-            } else if end >= progress.leader_end_at_last_fetch {
-                progress.caught_up_ms = progress.last_fetch_ms;
-            }
-            progress.end = end;
-            progress.last_fetch_ms = now_ms;
-            progress.leader_end_at_last_fetch = leader_end;
+            progress.on_fetch(end, leader_end, now_ms);
             let joins = !l.isr.contains(&replica)
                 && l.pending_isr.is_none()
                 && now_ms >= l.isr_retry_at_ms
@@ -297,10 +280,11 @@ impl Partition {
         if l.pending_isr.is_some() || now_ms < l.isr_retry_at_ms {
             return None;
         }
+        let leader_end = self.log.high_watermark();
         let lagging = |r: &i32| {
             l.followers
                 .get(r)
-                .is_none_or(|f| now_ms.saturating_sub(f.caught_up_ms) > lag_max_ms)
+                .is_none_or(|f| f.out_of_sync(leader_end, now_ms, lag_max_ms))
         };
         let kept: Vec<i32> = l
             .isr
@@ -383,8 +367,9 @@ impl Partition {
     }
 
     /// What /metrics shows of a partition this replica leads: ISR and
-    /// replica counts and each follower's lag in offsets behind the
-    /// leader's durable end; `None` unless it leads other replicas.
+    /// replica counts, each follower's lag in offsets behind the leader's
+    /// durable end and the longest lag in time (`follower_progress`);
+    /// `None` unless it leads other replicas.
     pub fn replication_stats(&self) -> Option<crate::ops::metrics::ReplicationStats> {
         let Role::Leader(l) = &*self.role.borrow() else {
             return None;
@@ -396,10 +381,13 @@ impl Partition {
             .map(|(id, f)| (*id, (end - f.end.max(0)).max(0)))
             .collect();
         follower_lag.sort_unstable();
+        let now_ms = crate::clock::monotonic_ms();
+        let lag_ms_max = l.followers.values().map(|f| f.lag_ms(end, now_ms)).max();
         Some(crate::ops::metrics::ReplicationStats {
             isr: l.isr.len(),
             replicas: l.replicas.len(),
             follower_lag,
+            lag_ms_max: lag_ms_max.unwrap_or(0),
         })
     }
 }
@@ -443,12 +431,9 @@ impl LeaderState {
         self.replicas = replicas.to_vec();
         self.followers.retain(|id, _| replicas.contains(id));
         for &r in replicas.iter().filter(|r| **r != self.local) {
-            self.followers.entry(r).or_insert(FollowerProgress {
-                end: -1,
-                caught_up_ms: now_ms,
-                last_fetch_ms: now_ms,
-                leader_end_at_last_fetch: -1,
-            });
+            self.followers
+                .entry(r)
+                .or_insert_with(|| FollowerProgress::new(now_ms));
         }
     }
 

@@ -39,8 +39,14 @@ impl Partition {
                 // its own clients write here now.
                 return Ok(());
             }
+            // User-space copies after the socket read (counted for
+            // docs/BENCHMARKS.md): one into the tail cache's staging
+            // buffer (the cache serves this data if this replica comes to
+            // lead), one into the segment's O_DIRECT buffer (`place`; the
+            // log takes all of `records` or nothing: whole batches).
             let mut owned = self.tail.writable_copy(records);
             self.log.append_replica(owned.as_mut_slice())?;
+            crate::ops::metrics::record_replication_copy(2 * records.len());
             self.tail.stage(owned.freeze());
             self.flush().await?;
         }
