@@ -6,11 +6,25 @@
 //! so a dashboard or alert written against a fresh broker finds its names;
 //! `tests/integration/test_metrics.py` parses the output with the
 //! Prometheus client's parser and checks every family listed in issue 7.
+//!
+//! This file holds `render`, the per-shard counter table and the request,
+//! fsync, partition and replication families; the process's own families
+//! (`process.rs`), client quota throttles (`quotas.rs`) and group lag
+//! (`lags.rs`) sit beside it, with the tests (`tests.rs`).
+
+mod lags;
+mod process;
+mod quotas;
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Write as _;
 
 use kafka_protocol::messages::ApiKey;
 
+use self::lags::render_lags;
+use self::process::render_process;
+use self::quotas::render_quota_throttles;
 use super::metrics::{
     escape_label, GroupLagStats, Histogram, PartitionStats, ProcessStats, ShardReport,
     LATENCY_BUCKETS_US,
@@ -227,96 +241,6 @@ pub fn render(reports: &[ShardReport], lags: &[GroupLagStats], process: &Process
     out
 }
 
-/// Client quota throttles per shard and quota type (`produce`, `fetch`,
-/// `request`): how many answers were throttled and for how long in all.
-fn render_quota_throttles(out: &mut String, reports: &[ShardReport]) {
-    use crate::quota::QuotaType;
-    type Read = fn(&ShardReport, usize) -> String;
-    let families: [(&str, &str, Read); 2] = [
-        (
-            "corestream_quota_throttles_total",
-            "Answers throttled for a client quota (KIP-219: throttle_time_ms set, connection muted).",
-            |r, i| r.metrics.quota_throttles[i].to_string(),
-        ),
-        (
-            "corestream_quota_throttle_seconds_total",
-            "Throttle time answered for client quotas.",
-            |r, i| format!("{:.3}", r.metrics.quota_throttle_ms[i] as f64 / 1000.0),
-        ),
-    ];
-    for (name, help, get) in families {
-        family(out, name, "counter", help);
-        for r in reports {
-            for (i, kind) in QuotaType::ALL.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "{name}{{shard=\"{}\",quota_type=\"{}\"}} {}",
-                    r.shard,
-                    kind.label(),
-                    get(r, i)
-                );
-            }
-        }
-    }
-}
-
-fn render_process(out: &mut String, shards: usize, process: &ProcessStats) {
-    family(
-        out,
-        "corestream_shards",
-        "gauge",
-        "Shards (executors) running.",
-    );
-    let _ = writeln!(out, "corestream_shards {shards}");
-    family(
-        out,
-        "corestream_ready",
-        "gauge",
-        "1 once start-up finished and no stop began.",
-    );
-    let _ = writeln!(out, "corestream_ready {}", u8::from(process.ready));
-    family(
-        out,
-        "corestream_uptime_seconds",
-        "gauge",
-        "Seconds since the process started.",
-    );
-    let _ = writeln!(
-        out,
-        "corestream_uptime_seconds {:.3}",
-        process.uptime_seconds
-    );
-    if let Some(rss) = process.resident_memory_bytes {
-        family(
-            out,
-            "corestream_resident_memory_bytes",
-            "gauge",
-            "Resident memory of the process.",
-        );
-        let _ = writeln!(out, "corestream_resident_memory_bytes {rss}");
-    }
-    if let Some(a) = process.allocator {
-        family(
-            out,
-            "corestream_allocator_allocated_bytes",
-            "gauge",
-            "Heap bytes allocated and not freed (glibc mallinfo2).",
-        );
-        let _ = writeln!(
-            out,
-            "corestream_allocator_allocated_bytes {}",
-            a.allocated_bytes
-        );
-        family(
-            out,
-            "corestream_allocator_mapped_bytes",
-            "gauge",
-            "Heap bytes the allocator holds from the kernel (glibc mallinfo2).",
-        );
-        let _ = writeln!(out, "corestream_allocator_mapped_bytes {}", a.mapped_bytes);
-    }
-}
-
 fn render_requests(out: &mut String, reports: &[ShardReport]) {
     family(
         out,
@@ -471,151 +395,6 @@ fn render_replication(out: &mut String, reports: &[ShardReport]) {
                 escape_label(&p.topic),
                 p.partition,
             );
-        }
-    }
-}
-
-fn render_lags(out: &mut String, lags: &[GroupLagStats]) {
-    family(
-        out,
-        "corestream_group_lag",
-        "gauge",
-        "Records between a group's committed offset and the high watermark.",
-    );
-    for l in lags {
-        let _ = writeln!(
-            out,
-            "corestream_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
-            escape_label(&l.group),
-            escape_label(&l.topic),
-            l.partition,
-            l.lag
-        );
-    }
-    family(
-        out,
-        "corestream_group_committed_offset",
-        "gauge",
-        "A group's committed offset.",
-    );
-    for l in lags {
-        let _ = writeln!(
-            out,
-            "corestream_group_committed_offset{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
-            escape_label(&l.group),
-            escape_label(&l.topic),
-            l.partition,
-            l.committed_offset
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::time::Duration;
-
-    use super::*;
-    use crate::ops::metrics::MetricsSnapshot;
-
-    fn sample() -> (Vec<ShardReport>, Vec<GroupLagStats>) {
-        let mut h = Histogram::default();
-        h.observe(Duration::from_micros(80));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(60));
-        let metrics = MetricsSnapshot {
-            requests: BTreeMap::from([(0, h)]),
-            bytes_in: 10,
-            bytes_out: 20,
-            ..Default::default()
-        };
-        let reports = vec![ShardReport {
-            shard: 1,
-            metrics,
-            partitions: vec![PartitionStats {
-                topic: "t".into(),
-                partition: 2,
-                high_watermark: 5,
-                log_end_offset: 5,
-                log_start_offset: 0,
-                size_bytes: 300,
-                replication: Some(crate::ops::metrics::ReplicationStats {
-                    isr: 2,
-                    replicas: 3,
-                    follower_lag: vec![(2, 0), (3, 7)],
-                    lag_ms_max: 0,
-                }),
-            }],
-            tail_cache_bytes: 4096,
-            tail_cache_reserved_bytes: 8 << 20,
-            ..Default::default()
-        }];
-        let lags = vec![GroupLagStats {
-            group: "g\"1".into(),
-            topic: "t".into(),
-            partition: 2,
-            committed_offset: 3,
-            lag: 2,
-        }];
-        (reports, lags)
-    }
-
-    #[test]
-    fn metrics_text_format_lines() {
-        let (reports, lags) = sample();
-        let text = render(&reports, &lags, &ProcessStats::default());
-        for line in [
-            "# TYPE corestream_requests_total counter",
-            "corestream_requests_total{shard=\"1\",api=\"Produce\"} 3",
-            "corestream_request_latency_seconds_bucket{shard=\"1\",api=\"Produce\",le=\"0.0001\"} 1",
-            "corestream_request_latency_seconds_bucket{shard=\"1\",api=\"Produce\",le=\"0.005\"} 2",
-            "corestream_request_latency_seconds_bucket{shard=\"1\",api=\"Produce\",le=\"+Inf\"} 3",
-            "corestream_request_latency_seconds_count{shard=\"1\",api=\"Produce\"} 3",
-            "corestream_bytes_received_total{shard=\"1\"} 10",
-            "corestream_partition_high_watermark{topic=\"t\",partition=\"2\",shard=\"1\"} 5",
-            "corestream_partition_size_bytes{topic=\"t\",partition=\"2\",shard=\"1\"} 300",
-            "corestream_partition_under_replicated{topic=\"t\",partition=\"2\",shard=\"1\"} 1",
-            "corestream_replica_lag_offsets{topic=\"t\",partition=\"2\",shard=\"1\",replica=\"3\"} 7",
-            "corestream_group_lag{group=\"g\\\"1\",topic=\"t\",partition=\"2\"} 2",
-            "# TYPE corestream_fsync_latency_seconds histogram",
-            "corestream_fsync_latency_seconds_count{shard=\"1\"} 0",
-            "corestream_tail_cache_hits_total{shard=\"1\"} 0",
-            "corestream_tail_cache_bytes{shard=\"1\"} 4096",
-            "corestream_tail_cache_reserved_bytes{shard=\"1\"} 8388608",
-            "corestream_tail_cache_unreserved_copy_bytes_total{shard=\"1\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
-        }
-    }
-
-    #[test]
-    fn metrics_text_format_is_well_formed() {
-        let (reports, lags) = sample();
-        let text = render(&reports, &lags, &ProcessStats::default());
-        let mut typed = std::collections::HashSet::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let name = rest.split(' ').next().unwrap();
-                assert!(
-                    typed.insert(name.to_string()),
-                    "family {name} declared twice"
-                );
-                continue;
-            }
-            if line.starts_with("# HELP ") {
-                continue;
-            }
-            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
-            value
-                .parse::<f64>()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}"));
-            let name = series.split('{').next().unwrap();
-            let family = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
-                .unwrap_or(name);
-            assert!(typed.contains(family), "sample {line:?} before its TYPE");
-            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
         }
     }
 }
