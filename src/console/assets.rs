@@ -12,11 +12,13 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 const APP_JS: &str = include_str!("assets/app.js");
 const CHART_JS: &str = include_str!("assets/chart.js");
+const FORMAT_JS: &str = include_str!("assets/format.js");
 
 /// Bound on what the console adds to the binary, in bytes.
 pub(super) const ASSETS_BYTES_MAX: usize = 1024 * 1024;
 const _: () = assert!(
-    INDEX_HTML.len() + STYLE_CSS.len() + APP_JS.len() + CHART_JS.len() < ASSETS_BYTES_MAX,
+    INDEX_HTML.len() + STYLE_CSS.len() + APP_JS.len() + CHART_JS.len() + FORMAT_JS.len()
+        < ASSETS_BYTES_MAX,
     "console assets over ASSETS_BYTES_MAX"
 );
 
@@ -27,6 +29,7 @@ pub(super) fn lookup(path: &str) -> Option<Response> {
         "/ui/style.css" => ("text/css; charset=utf-8", STYLE_CSS),
         "/ui/app.js" => ("text/javascript; charset=utf-8", APP_JS),
         "/ui/chart.js" => ("text/javascript; charset=utf-8", CHART_JS),
+        "/ui/format.js" => ("text/javascript; charset=utf-8", FORMAT_JS),
         _ => return None,
     };
     Some(Response {

@@ -49,20 +49,6 @@ function toast(msg, isError) {
   clearTimeout(toast.timer); toast.timer = setTimeout(() => { el.hidden = true; }, 4000);
 }
 function every(ms, fn) { fn(); timers.push(setInterval(fn, ms)); }
-function fmtBytes(n) {
-  if (n == null) return "–";
-  const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0;
-  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-  return (i ? n.toFixed(1) : n) + " " + u[i];
-}
-function fmtMs(ms) {
-  if (ms == null) return "–";
-  if (ms < 1000) return ms + " ms";
-  const s = ms / 1000;
-  if (s < 120) return s.toFixed(1) + " s";
-  if (s < 7200) return (s / 60).toFixed(1) + " min";
-  return (s / 3600).toFixed(1) + " h";
-}
 function fmtTime(ms) { return ms > 0 ? new Date(ms).toISOString().replace("T", " ").replace("Z", "") : "–"; }
 function badge(status) { return `<span class="badge ${escapeHtml(status)}">${escapeHtml(status)}</span>`; }
 function setStatus(text) { document.getElementById("status").textContent = text; }
@@ -100,7 +86,7 @@ function overviewPage(live) {
     const totalOut = o.shards.reduce((a, s) => a + s.bytes_out_per_s, 0);
     document.getElementById("ov-cards").innerHTML = [
       ["Brokers", o.brokers.length], ["Topics", o.topics], ["Shards", o.shards.length],
-      ["Disk used", fmtBytes(o.disk_bytes)], ["In", fmtBytes(totalIn) + "/s"], ["Out", fmtBytes(totalOut) + "/s"],
+      ["Disk used", fmtBytes(o.disk_bytes)], ["In", fmtRate(totalIn)], ["Out", fmtRate(totalOut)],
     ].map(([l, v]) => `<div class="card"><div class="label">${l}</div><div class="value">${v}</div></div>`).join("");
     document.getElementById("ov-brokers").innerHTML = "<tr><th>Node</th><th>Address</th><th>Rack</th><th>Role</th><th>State</th></tr>" +
       o.brokers.map(b => `<tr data-broker="${b.node_id}"><td>${b.node_id}${b.local ? " (this node)" : ""}</td>
