@@ -377,6 +377,15 @@ pub fn next_snapshot(
                 acls.remove(acl);
             }
             acls.extend(creations.iter().cloned());
+            let (count, max) = (acls.len(), crate::security::acl::ACLS_MAX);
+            if count > max && count > current.acls.len() {
+                return Err((
+                    ResponseError::PolicyViolation.code(),
+                    Some(format!(
+                        "creating these ACLs would make {count}, over the broker's limit of {max} (ACLS_MAX); delete some first"
+                    )),
+                ));
+            }
             Ok(current.with_acls(crate::security::acl::AclIndex::new(acls)))
         }
         MetaChange::AlterClientQuotas { edits } => {

@@ -2,12 +2,15 @@
 //! ([`AclIndex::authorize`]) with Kafka's rules.
 //!
 //! Per resource type, the ACLs are kept three ways: a hash map from
-//! literal name to its entries, the wildcard (`*`) entries, and the
-//! prefixed patterns. A check is then one hash lookup, the wildcard list
-//! and a scan of the prefixes (clusters carry few prefixed ACLs; a
-//! sorted prefix trie would replace the scan if that changed). The index
-//! is built once per ACL change, by every shard's snapshot, and is never
-//! mutated: readers need no lock.
+//! literal name to its entries, the wildcard (`*`) entries, and a hash map
+//! from prefix to its entries with the distinct prefix lengths beside it.
+//! A check is then one hash lookup for the literal name, the wildcard list,
+//! and one hash lookup per distinct prefix length up to the name's length
+//! (the name cut at that length): its cost follows how many prefix lengths
+//! are in use, not how many prefixed ACLs there are, which a scan of every
+//! prefix did. The index is built once per ACL change, by every shard's
+//! snapshot, and is never mutated: readers need no lock. How many ACLs
+//! there may be at all is capped ([`super::ACLS_MAX`]).
 //!
 //! The decision follows Kafka's `StandardAuthorizer`:
 //! 1. a super user is allowed everything (the caller checks; see
@@ -51,7 +54,22 @@ struct TypeIndex {
     /// LITERAL `*` ACLs.
     wildcard: Vec<Entry>,
     /// PREFIXED ACLs, by prefix.
-    prefixed: Vec<(Box<str>, Vec<Entry>)>,
+    prefixed: HashMap<Box<str>, Vec<Entry>>,
+    /// The distinct lengths of the prefixes in `prefixed`, in bytes,
+    /// ascending.
+    prefix_lens: Vec<usize>,
+}
+
+impl TypeIndex {
+    /// The entries of the PREFIXED ACLs whose prefix starts `name`.
+    fn prefixed_matching<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.prefix_lens
+            .iter()
+            .take_while(move |&&len| len <= name.len())
+            .filter_map(move |&len| name.get(..len)) // None off a char boundary
+            .filter_map(|prefix| self.prefixed.get(prefix))
+            .flatten()
+    }
 }
 
 /// Every ACL, in order (the stored set), and their lookup index.
@@ -88,13 +106,16 @@ impl AclIndex {
                     .entry(b.name.as_str().into())
                     .or_default()
                     .push(entry),
-                PatternType::Prefixed => {
-                    match index.prefixed.iter_mut().find(|(p, _)| **p == *b.name) {
-                        Some((_, entries)) => entries.push(entry),
-                        None => index.prefixed.push((b.name.as_str().into(), vec![entry])),
-                    }
-                }
+                PatternType::Prefixed => index
+                    .prefixed
+                    .entry(b.name.as_str().into())
+                    .or_default()
+                    .push(entry),
             }
+        }
+        for index in &mut by_type {
+            let lens: BTreeSet<usize> = index.prefixed.keys().map(|p| p.len()).collect();
+            index.prefix_lens = lens.into_iter().collect();
         }
         AclIndex { bindings, by_type }
     }
@@ -127,11 +148,7 @@ impl AclIndex {
     ) -> bool {
         let index = &self.by_type[resource_type.index()];
         let literal = index.literal.get(name).map(Vec::as_slice).unwrap_or(&[]);
-        let prefixed = index
-            .prefixed
-            .iter()
-            .filter(|(prefix, _)| name.starts_with(&**prefix))
-            .flat_map(|(_, entries)| entries.iter());
+        let prefixed = index.prefixed_matching(name);
         let mut any_acl = false;
         let mut allowed = false;
         for entry in literal.iter().chain(&index.wildcard).chain(prefixed) {
@@ -177,11 +194,7 @@ impl AclIndex {
         }
         let denied = |name: &str, prefix: bool| {
             let literal = index.literal.get(name).into_iter().flatten();
-            let prefixed = index
-                .prefixed
-                .iter()
-                .filter(|(p, _)| name.starts_with(&**p))
-                .flat_map(|(_, e)| e.iter());
+            let prefixed = index.prefixed_matching(name);
             // A DENY literal of the same name does not cover a prefix.
             let literal = literal.filter(|_| !prefix);
             let mut covering = prefixed.chain(literal);

@@ -29,6 +29,13 @@ pub use model::{
     CLUSTER_RESOURCE_NAME, WILDCARD, WILDCARD_PRINCIPAL,
 };
 
+/// Most ACLs the broker holds. Every shard keeps an index of all of them,
+/// rebuilt on each change, and a single node rewrites them all to
+/// `meta/topics.json` per change: a bound keeps that memory and that work
+/// bounded. Kafka clusters with tens of thousands of ACLs exist; a
+/// CreateAcls that would pass this is refused with POLICY_VIOLATION.
+pub const ACLS_MAX: usize = 100_000;
+
 /// The resource name [`AclAuthorizer::authorize_any`] asks about first
 /// (Kafka's `authorizeByResourceType` uses the same one).
 const UNNAMED_RESOURCE: &str = "hardcode";

@@ -445,3 +445,132 @@ fn acl_authorize_any_follows_allow_everyone_if_no_acl_found() {
     )]);
     assert!(!any(&open, &deny_all));
 }
+
+/// What the prefix index must answer: every PREFIXED ACL whose prefix
+/// starts the name, found by scanning them all.
+fn prefixed_by_scan(acls: &[AclBinding], principal: &str, op: Operation, name: &str) -> bool {
+    let matching: Vec<&AclBinding> = acls
+        .iter()
+        .filter(|a| name.starts_with(a.name.as_str()))
+        .collect();
+    let applies = |a: &&&AclBinding| a.principal == principal || a.principal == WILDCARD_PRINCIPAL;
+    if matching
+        .iter()
+        .filter(applies)
+        .any(|a| a.permission == Permission::Deny && a.operation.denies(op))
+    {
+        return false;
+    }
+    matching
+        .iter()
+        .filter(applies)
+        .any(|a| a.permission == Permission::Allow && a.operation.allows(op))
+}
+
+#[test]
+fn acl_prefixed_index_answers_as_a_scan_of_every_prefix() {
+    // Prefixes of many lengths, shared lengths, nested prefixes, DENYs, and
+    // a multi-byte name the index must not cut inside a character.
+    let mut acls = Vec::new();
+    for (i, prefix) in [
+        "o",
+        "or",
+        "ord",
+        "orders-",
+        "orders-eu-",
+        "pay",
+        "é",
+        "éa",
+        "x",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (principal, permission) = match i % 3 {
+            0 => (ALICE, Permission::Allow),
+            1 => (WILDCARD_PRINCIPAL, Permission::Allow),
+            _ => (BOB, Permission::Deny),
+        };
+        acls.push(acl(
+            ResourceType::Topic,
+            prefix,
+            PatternType::Prefixed,
+            principal,
+            Operation::Read,
+            permission,
+        ));
+    }
+    for n in 0..200 {
+        acls.push(allow_topic(
+            &format!("p{n:03}-"),
+            PatternType::Prefixed,
+            BOB,
+            Operation::Write,
+        ));
+    }
+    let index = AclIndex::new(acls.clone());
+    let names = [
+        "orders-eu-1",
+        "orders-us",
+        "ord",
+        "o",
+        "other",
+        "pay",
+        "payments",
+        "é",
+        "éa",
+        "éb",
+        "ü",
+        "",
+        "x",
+        "p007-a",
+        "p007",
+        "p19",
+        "p199-z",
+        "q",
+    ];
+    for name in names {
+        for principal in [ALICE, BOB, "User:carol"] {
+            for op in [Operation::Read, Operation::Write, Operation::Describe] {
+                assert_eq!(
+                    can(&index, principal, op, name),
+                    prefixed_by_scan(&acls, principal, op, name),
+                    "{principal} {op:?} on {name:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn acl_create_over_acls_max_is_refused_with_policy_violation() {
+    use crate::metadata::{LogDefaults, Snapshot};
+    use crate::shard::{next_snapshot, MetaChange};
+    let topic = |n: usize| {
+        allow_topic(
+            &format!("t{n}"),
+            PatternType::Literal,
+            ALICE,
+            Operation::Read,
+        )
+    };
+    let full = Snapshot::default().with_acls(AclIndex::new((0..super::ACLS_MAX).map(topic)));
+    let create = |creations: Vec<AclBinding>| MetaChange::AlterAcls {
+        creations,
+        deletions: Vec::new(),
+    };
+    let defaults = LogDefaults::default();
+    let refused = next_snapshot(&full, &create(vec![topic(super::ACLS_MAX)]), 1, &defaults);
+    let (code, message) = refused.err().expect("one over ACLS_MAX is refused");
+    assert_eq!(code, kafka_protocol::ResponseError::PolicyViolation.code());
+    assert!(message.unwrap_or_default().contains("ACLS_MAX"));
+    // Re-creating one that exists adds nothing: allowed at the cap.
+    let same = next_snapshot(&full, &create(vec![topic(0)]), 1, &defaults);
+    assert_eq!(same.expect("no growth").acls.len(), super::ACLS_MAX);
+    // Replacing one (a deletion and a creation in one change) too.
+    let replace = MetaChange::AlterAcls {
+        creations: vec![topic(super::ACLS_MAX)],
+        deletions: vec![topic(0)],
+    };
+    assert!(next_snapshot(&full, &replace, 1, &defaults).is_ok());
+}
