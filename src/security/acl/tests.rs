@@ -561,7 +561,9 @@ fn acl_create_over_acls_max_is_refused_with_policy_violation() {
     };
     let defaults = LogDefaults::default();
     let refused = next_snapshot(&full, &create(vec![topic(super::ACLS_MAX)]), 1, &defaults);
-    let (code, message) = refused.err().expect("one over ACLS_MAX is refused");
+    let Err((code, message)) = refused else {
+        panic!("one over ACLS_MAX is refused");
+    };
     assert_eq!(code, kafka_protocol::ResponseError::PolicyViolation.code());
     assert!(message.unwrap_or_default().contains("ACLS_MAX"));
     // Re-creating one that exists adds nothing: allowed at the cap.
