@@ -33,6 +33,7 @@ fn sample() -> (Vec<ShardReport>, Vec<GroupLagStats>) {
                 isr: 2,
                 replicas: 3,
                 follower_lag: vec![(2, 0), (3, 7)],
+                lag_ms_max: 0,
             }),
         }],
         tail_cache_bytes: 4096,
