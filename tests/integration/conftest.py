@@ -32,15 +32,23 @@ def broker_binary() -> Path:
     return path
 
 
+# Every port `free_port` handed out in this process. Brokers made with
+# start=False (a cluster's nodes) pick their ports before any is bound, and
+# the kernel may hand out a just-closed port again: two nodes once got the
+# same listener port, and with SO_REUSEPORT both bound it.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(avoid: int | None = None) -> int:
-    """A port free now. The kernel may hand out a just-closed port again,
-    so a second pick for the same broker passes the first as `avoid` (the
-    listener and the admin port once came out equal)."""
+    """A port free now and never handed out before in this process (the
+    kernel may hand out a just-closed port again; `avoid` is kept for
+    callers that name the port to stay away from)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port != avoid:
+        if port != avoid and port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
             return port
 
 
