@@ -45,6 +45,26 @@ pub async fn save(
         .await
 }
 
+/// Removes the snapshot when it covers offsets at or past `end`, before a
+/// replica's log is truncated to `end` (a divergent tail dropped): such a
+/// snapshot describes batches the log is about to lose, and once the log
+/// grows past its offset again with the new leader's batches, a rebuild
+/// would start from it and never replay the new batches below its offset,
+/// so a retry of one of them would not be seen as a duplicate. Kafka drops
+/// such snapshots on truncation too. Returns whether one was removed.
+pub async fn discard_from(dir: &Path, end: i64) -> std::io::Result<bool> {
+    match load(dir).await {
+        Some(p) if p.offset > end => {
+            let path = dir.join(PRODUCER_STATE_FILE_NAME);
+            glommio::executor()
+                .spawn_blocking(move || std::fs::remove_file(path))
+                .await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 async fn load(dir: &Path) -> Option<Persisted> {
     let path: PathBuf = dir.join(PRODUCER_STATE_FILE_NAME);
     let bytes = glommio::executor()
@@ -123,4 +143,30 @@ pub async fn rebuild<D: Disk>(
         }
     }
     Ok((table, snapshot_at))
+}
+
+#[cfg(test)]
+mod discard_tests {
+    use super::*;
+
+    #[test]
+    fn producer_snapshot_discarded_only_when_past_the_truncation_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = glommio::LocalExecutorBuilder::default().make().unwrap();
+        ex.run(async {
+            let path = dir.path().join(PRODUCER_STATE_FILE_NAME);
+            save(dir.path(), 100, ProducerStateTable::default())
+                .await
+                .unwrap();
+            // Truncating to 100 or past it keeps a snapshot valid below 100.
+            assert!(!discard_from(dir.path(), 100).await.unwrap());
+            assert!(!discard_from(dir.path(), 150).await.unwrap());
+            assert!(path.exists());
+            // Truncating below it removes it.
+            assert!(discard_from(dir.path(), 99).await.unwrap());
+            assert!(!path.exists());
+            // No snapshot: nothing to do.
+            assert!(!discard_from(dir.path(), 0).await.unwrap());
+        });
+    }
 }

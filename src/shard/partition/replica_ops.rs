@@ -66,6 +66,21 @@ impl Partition {
         if offset >= before {
             return Ok(false);
         }
+        // Before the log: a crash between the two then leaves a log the
+        // next rebuild replays from its start, never a stale snapshot.
+        if let Err(e) = crate::producer::snapshot::discard_from(self.log.dir(), offset).await {
+            // Keeping it could hide a duplicate after the next leadership:
+            // refuse the truncation (the fetcher retries).
+            return Err(StorageError::Io {
+                op: "remove producer snapshot before truncation",
+                path: self
+                    .log
+                    .dir()
+                    .join(crate::producer::snapshot::PRODUCER_STATE_FILE_NAME),
+                position: None,
+                source: e,
+            });
+        }
         self.log.truncate_to(offset).await?;
         self.tail.clear();
         self.tail.publish(self.log.high_watermark());
