@@ -340,34 +340,6 @@ fn summary(reply: &PartitionReply) -> PartitionResult {
     }
 }
 
-/// Log one refused replica fetch in this many (a refused follower retries
-/// every second: one line a few minutes per fetcher).
-const REPLICA_DENIED_LOG_EVERY: u64 = 100;
-
-thread_local! {
-    /// Replica fetches this shard refused, for [`REPLICA_DENIED_LOG_EVERY`].
-    static REPLICA_DENIALS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-/// Counts a replica fetch refused for want of CLUSTER_ACTION, and logs the
-/// first and then one in [`REPLICA_DENIED_LOG_EVERY`].
-fn replica_denied(ctx: &RequestContext) {
-    crate::ops::metrics::record_replica_fetch_denied();
-    let n = REPLICA_DENIALS.with(|c| {
-        c.set(c.get() + 1);
-        c.get()
-    });
-    if n % REPLICA_DENIED_LOG_EVERY == 1 {
-        warn!(
-            principal = %ctx.connection.principal(),
-            peer = %ctx.connection.peer,
-            denied = n,
-            "replica fetch denied: the principal lacks CLUSTER_ACTION on the cluster \
-             (grant it, or make the broker user a super user); answered TOPIC_AUTHORIZATION_FAILED"
-        );
-    }
-}
-
 fn error_result(code: i16) -> PartitionResult {
     PartitionResult {
         records_bytes: 0,
@@ -387,7 +359,7 @@ fn resolve(ctx: &RequestContext, partitions: &[SessionPartition], from_replica: 
     let snapshot = ctx.shard.snapshot();
     let replica_allowed = from_replica && ctx.authorize_cluster(Operation::ClusterAction);
     if from_replica && !replica_allowed && !partitions.is_empty() {
-        replica_denied(ctx);
+        crate::replication::denials::record(&ctx.connection);
     }
     let allowed = |topic: &str| match from_replica {
         true => replica_allowed,

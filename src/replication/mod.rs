@@ -24,6 +24,7 @@
 //! A single node, and a partition with one replica, run none of this.
 
 pub mod client;
+pub mod denials;
 pub mod fetcher;
 pub mod hw_checkpoint;
 pub mod login;
